@@ -1,0 +1,134 @@
+//! One HTTP request/response pair (or one opaque TLS connection), as reassembled from
+//! the spool. This is the type every later stage works on: masking, size budgets,
+//! reports (table, JSON, HAR) and exports (OTLP).
+
+use std::net::SocketAddr;
+
+/// How the bytes of an exchange were seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsKind {
+    /// Plaintext socket.
+    None,
+    /// Plaintext read from OpenSSL's `SSL_read`/`SSL_write` hooks.
+    OpenSsl,
+    /// Plaintext read from GnuTLS's record hooks.
+    GnuTls,
+    /// Encrypted and not readable: only SNI, sizes and timing are known.
+    Opaque,
+}
+
+impl TlsKind {
+    /// The SPEC.md spelling of the `tls` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsKind::None => "none",
+            TlsKind::OpenSsl => "openssl",
+            TlsKind::GnuTls => "gnutls",
+            TlsKind::Opaque => "opaque",
+        }
+    }
+}
+
+/// A captured body: the prefix that was copied, and the full size on the wire.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Body {
+    /// The captured prefix (after transfer decoding; content encoding is left as is).
+    pub bytes: Vec<u8>,
+    /// Full decoded size, even when `bytes` is shorter.
+    pub size: u64,
+    /// `bytes` is a prefix of the body: the rest was counted, not copied (or was dropped
+    /// later by a size budget).
+    pub truncated: bool,
+}
+
+/// One exchange. Header names keep their wire spelling and order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    /// Process that made the call.
+    pub pid: u32,
+    /// Connection it travelled on (unique across processes of one spool).
+    pub conn_id: u64,
+    /// Position of the exchange on its connection (0 for the first).
+    pub seq: u32,
+    /// First request byte written, ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// First request byte written → last response byte read (or last activity seen).
+    pub duration_ns: u64,
+    /// `None` for opaque TLS.
+    pub method: Option<String>,
+    /// `"http"` or `"https"`.
+    pub scheme: &'static str,
+    /// From the `Host` header, else SNI, else the peer address.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// Request target without the query (`/a/b`); `None` for opaque TLS.
+    pub path: Option<String>,
+    /// The query without `?`, when there is one.
+    pub query: Option<String>,
+    /// `"1.0"`, `"1.1"`, `"2"`.
+    pub http_version: Option<String>,
+    /// Final response status (1xx interim responses are not kept here).
+    pub status: Option<u16>,
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
+    pub request_body: Option<Body>,
+    pub response_body: Option<Body>,
+    /// Bytes each way on the wire (ciphertext for opaque TLS).
+    pub request_wire_bytes: u64,
+    pub response_wire_bytes: u64,
+    /// True if any captured field was cut to a limit.
+    pub truncated: bool,
+    /// Peer socket address, when known.
+    pub peer: Option<SocketAddr>,
+    pub tls: TlsKind,
+    /// TLS server name, when any.
+    pub sni: Option<String>,
+    /// Why the exchange is incomplete (`"no response"`, `"connection reset"`, ...).
+    pub error: Option<String>,
+}
+
+impl Exchange {
+    /// The full URL with its query, as the request named it (not yet masked).
+    pub fn url(&self) -> Option<String> {
+        let path = self.path.as_deref()?;
+        let host = self.host.as_deref().unwrap_or("unknown");
+        let default_port = if self.scheme == "https" { 443 } else { 80 };
+        let mut url = String::with_capacity(host.len() + path.len() + 16);
+        url.push_str(self.scheme);
+        url.push_str("://");
+        if host.contains(':') && !host.starts_with('[') {
+            url.push('[');
+            url.push_str(host);
+            url.push(']');
+        } else {
+            url.push_str(host);
+        }
+        if let Some(p) = self.port.filter(|&p| p != default_port) {
+            url.push(':');
+            url.push_str(&p.to_string());
+        }
+        url.push_str(path);
+        if let Some(q) = &self.query {
+            url.push('?');
+            url.push_str(q);
+        }
+        Some(url)
+    }
+
+    /// The value of the first request header with this name (case-insensitive).
+    pub fn request_header(&self, name: &str) -> Option<&str> {
+        header(&self.request_headers, name)
+    }
+
+    /// The value of the first response header with this name (case-insensitive).
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        header(&self.response_headers, name)
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}

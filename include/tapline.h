@@ -1,0 +1,217 @@
+/*
+ * tapline.h — the tapline spool record format.
+ *
+ * libtapline.so (the LD_PRELOAD library) appends records to spool files; the
+ * `tapline` binary (Lambda extension and CLI) reads them. This header is the one
+ * contract between the two halves, for writers and readers in other languages.
+ * The Rust definitions live in record/src/ (crate tapline-record); the test
+ * extension/tests/header_matches.rs fails when this file and they disagree.
+ *
+ * ---------------------------------------------------------------------------
+ * Files
+ * ---------------------------------------------------------------------------
+ * Spool directory: $TAPLINE_SPOOL_DIR (default /tmp/tapline), mode 0700.
+ * Each writing process appends to its own files, mode 0600, created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC:
+ *
+ *     <pid>-<seq>.tlr         seq = 0, 1, 2 ... (a new file at the size cap)
+ *
+ * A file is a sequence of records. Each record is appended with a single
+ * write(v) on an O_APPEND descriptor, so records of different threads never
+ * interleave. A write that fails part-way (disk full) leaves a torn record; the
+ * reader skips it and resynchronises on the next magic. A process that was
+ * forked opens files under its own pid.
+ *
+ * ---------------------------------------------------------------------------
+ * Records
+ * ---------------------------------------------------------------------------
+ * All integers little-endian. Every record is a 48-byte header followed by its
+ * payload, zero-padded so that `length` is a multiple of 8.
+ *
+ * The CRC is CRC-32 (IEEE 802.3, as zlib's crc32) over header bytes 4..12,
+ * then bytes 16..length (rest of the header, payload, padding).
+ *
+ * The magic is the record's commit word: a writer into shared memory writes
+ * everything else first and stores the magic last (release order). A reader
+ * that finds a zero word where a record should start has reached the end of
+ * what is committed.
+ */
+#ifndef TAPLINE_H
+#define TAPLINE_H
+
+#include <stdint.h>
+
+#define TL_MAGIC          0x31524C54u /* "TLR1" */
+#define TL_VERSION        1
+#define TL_HEADER_LEN     48
+#define TL_ALIGN          8
+#define TL_MAX_RECORD_LEN (1u << 20)
+
+struct tl_header {
+    uint32_t magic;    /*  0: TL_MAGIC; the commit word                        */
+    uint16_t version;  /*  4: TL_VERSION                                       */
+    uint16_t type;     /*  6: enum tl_record_type                              */
+    uint32_t length;   /*  8: whole record incl. header and padding, %8 == 0   */
+    uint32_t crc32;    /* 12: see above                                        */
+    uint64_t wall_ns;  /* 16: CLOCK_REALTIME, ns since the epoch               */
+    uint64_t mono_ns;  /* 24: CLOCK_MONOTONIC, ns                              */
+    uint32_t pid;      /* 32: writing process                                  */
+    uint32_t tid;      /* 36: writing thread (gettid)                          */
+    uint64_t conn_id;  /* 40: connection, 0 for process records; unique across
+                        *     processes: (pid << 32) | per-process counter     */
+};
+
+enum tl_record_type {
+    TL_PROC_START  = 1, /* first record of every file                         */
+    TL_CONN_OPEN   = 2, /* a connection was classified as HTTP/1.x or TLS     */
+    TL_DATA        = 3, /* captured bytes of a message part                   */
+    TL_MSG_END     = 4, /* an HTTP message is complete, or was cut off        */
+    TL_CONN_CLOSE  = 5, /* the connection ended                               */
+    TL_TLS_INFO    = 6, /* facts from a TLS library hook                      */
+    TL_DROPS       = 7, /* records lost since the last DROPS record           */
+    TL_LIFECYCLE   = 8, /* Lambda Runtime API: invocation fetched / answered  */
+    TL_NAME_LOOKUP = 9, /* getaddrinfo: name -> addresses                     */
+};
+
+enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
+
+enum tl_protocol {
+    TL_PROTO_HTTP1         = 1, /* plaintext HTTP/1.x on a socket                */
+    TL_PROTO_TLS           = 2, /* TLS ciphertext on a socket                    */
+    TL_PROTO_H2C           = 3, /* HTTP/2 prior knowledge: counted, not framed   */
+    TL_PROTO_TLS_PLAINTEXT = 4, /* HTTP/1.x plaintext from a TLS library hook    */
+};
+
+enum tl_part {
+    TL_PART_HEAD = 1, /* start line + header fields, as on the wire             */
+    TL_PART_BODY = 2, /* body content after transfer decoding                   */
+    TL_PART_RAW  = 3, /* first bytes before classification (TLS ClientHello)    */
+};
+
+struct tl_addr {      /* how addresses are stored inside payloads               */
+    uint16_t family;  /* 2 = AF_INET, 10 = AF_INET6, 0 = unknown                */
+    uint16_t port;    /* host order (little-endian like everything else)       */
+    uint8_t addr[16]; /* IPv4 in the first 4 bytes                              */
+};
+
+/* TL_PROC_START: 16 bytes, then cmdline_len bytes of argv joined by NUL. */
+struct tl_proc_start {
+    uint32_t ppid;
+    uint32_t cmdline_len;
+    uint32_t file_seq;
+    uint32_t flags;
+};
+
+/* TL_CONN_OPEN: 64 bytes. Written when the first bytes classify a connection
+ * (not at connect(), so connections that never carry HTTP or TLS leave no
+ * trace). */
+struct tl_conn_open {
+    int32_t  fd;              /*  0: socket fd, -1 if known only by TLS object */
+    uint8_t  protocol;        /*  4: enum tl_protocol                          */
+    uint8_t  flags;           /*  5                                            */
+    uint16_t peer_family;     /*  6                                            */
+    uint64_t connect_wall_ns; /*  8: connect() time, else first write         */
+    uint64_t connect_mono_ns; /* 16                                            */
+    uint8_t  peer_addr[16];   /* 24                                            */
+    uint16_t peer_port;       /* 40                                            */
+    uint16_t local_port;      /* 42                                            */
+    uint16_t local_family;    /* 44                                            */
+    uint16_t reserved;        /* 46                                            */
+    uint8_t  local_addr[16];  /* 48                                            */
+};
+
+/* TL_DATA: 24 bytes, then `len` captured bytes.
+ * A message's head is captured up to the head limit (32 KiB); its decoded body
+ * up to TAPLINE_MAX_BODY bytes. Bytes beyond are counted in TL_MSG_END, not
+ * copied. `offset` places the bytes within the head or the decoded body. */
+struct tl_data {
+    uint8_t  dir;     /*  0: enum tl_direction                                 */
+    uint8_t  part;    /*  1: enum tl_part                                      */
+    uint16_t flags;   /*  2: 0                                                 */
+    uint32_t msg_seq; /*  4: message index in this direction: 0, 1, 2 ...      */
+    uint64_t offset;  /*  8                                                    */
+    uint32_t len;     /* 16                                                    */
+    uint32_t reserved;/* 20                                                    */
+};
+
+/* TL_MSG_END: 56 bytes. The header's time is when the last byte of the
+ * message was written/read; start_* when its first byte was. The k-th
+ * response that is not 1xx (101 excepted) answers the k-th request. */
+#define TL_MSG_HEAD_TRUNCATED 0x01 /* head longer than the head limit          */
+#define TL_MSG_BODY_TRUNCATED 0x02 /* body longer than TAPLINE_MAX_BODY        */
+#define TL_MSG_CHUNKED        0x04 /* Transfer-Encoding: chunked               */
+#define TL_MSG_UNTIL_CLOSE    0x08 /* body ended by the connection closing     */
+#define TL_MSG_INCOMPLETE     0x10 /* connection ended before the message did  */
+#define TL_MSG_NO_BODY        0x20 /* no body by rule (HEAD, 1xx, 204, 304)    */
+#define TL_MSG_MALFORMED      0x40 /* unparseable; connection no longer framed */
+struct tl_msg_end {
+    uint8_t  dir;           /*  0                                              */
+    uint8_t  reserved0;     /*  1                                              */
+    uint16_t flags;         /*  2: TL_MSG_*                                    */
+    uint32_t msg_seq;       /*  4                                              */
+    uint64_t head_len;      /*  8: head bytes on the wire                      */
+    uint64_t body_len;      /* 16: body bytes after transfer decoding          */
+    uint64_t wire_len;      /* 24: all bytes of the message on the wire        */
+    uint64_t start_wall_ns; /* 32                                              */
+    uint64_t start_mono_ns; /* 40                                              */
+    uint16_t status;        /* 48: response status, 0 for requests             */
+    uint16_t reserved1;     /* 50                                              */
+    uint32_t reserved2;     /* 52                                              */
+};
+
+/* TL_CONN_CLOSE: 40 bytes. */
+#define TL_CLOSE_CLOSED    1 /* close(), SSL_free(), gnutls_deinit()             */
+#define TL_CLOSE_PEER_EOF  2 /* a read returned 0                                */
+#define TL_CLOSE_ERROR     3 /* a read or write failed with `errno`              */
+#define TL_CLOSE_UNTRACKED 4 /* framing lost; nothing more is captured           */
+#define TL_CLOSE_UPGRADED  5 /* 101 Switching Protocols, or a CONNECT tunnel     */
+struct tl_conn_close {
+    uint8_t  reason;            /*  0: TL_CLOSE_*                              */
+    uint8_t  protocol;          /*  1: enum tl_protocol                        */
+    uint16_t reserved;          /*  2                                          */
+    int32_t  errno_value;       /*  4                                          */
+    uint64_t bytes_out;         /*  8: bytes written on the socket             */
+    uint64_t bytes_in;          /* 16: bytes read from the socket              */
+    uint64_t first_out_wall_ns; /* 24                                          */
+    uint64_t last_in_wall_ns;   /* 32                                          */
+};
+
+/* TL_TLS_INFO: 12 bytes, then sni_len bytes of server name, then alpn_len
+ * bytes of the selected ALPN protocol. */
+#define TL_TLS_OPENSSL 1
+#define TL_TLS_GNUTLS  2
+struct tl_tls_info {
+    uint8_t  library;  /*  0: TL_TLS_*                                         */
+    uint8_t  flags;    /*  1                                                   */
+    uint16_t sni_len;  /*  2                                                   */
+    uint16_t alpn_len; /*  4                                                   */
+    uint16_t reserved; /*  6                                                   */
+    int32_t  fd;       /*  8: socket under the TLS object, -1 if unknown       */
+};
+
+/* TL_DROPS: 16 bytes; counts since this process's previous TL_DROPS. */
+struct tl_drops {
+    uint64_t records;
+    uint64_t bytes;
+};
+
+/* TL_LIFECYCLE: 8 bytes, then id_len bytes of the Lambda request id. */
+#define TL_LIFECYCLE_INVOCATION_NEXT     1
+#define TL_LIFECYCLE_INVOCATION_RESPONSE 2
+#define TL_LIFECYCLE_INVOCATION_ERROR    3
+struct tl_lifecycle {
+    uint8_t  event;
+    uint8_t  reserved0;
+    uint16_t id_len;
+    uint32_t reserved1;
+};
+
+/* TL_NAME_LOOKUP: 8 bytes, name_len bytes of host name zero-padded to 8,
+ * then `count` addresses of 20 bytes (struct tl_addr, port 0). */
+struct tl_name_lookup {
+    uint16_t name_len;
+    uint16_t count;
+    uint32_t reserved;
+};
+
+#endif /* TAPLINE_H */

@@ -1,0 +1,474 @@
+//! The spool record format, shared by the writer (`libtapline.so`, in the traced
+//! process) and the reader (`tapline`, the extension and CLI).
+//!
+//! `include/tapline.h` documents the same layout for C writers and readers; a test
+//! (`tests/header_matches.rs`) fails when the two disagree.
+//!
+//! Why a hand-rolled, fixed layout: the writer runs inside hooked libc calls, where it may
+//! not allocate and must not block. Every record is a 48-byte header followed by a
+//! payload, padded to 8 bytes, so that it can be written with one `writev` (file spool)
+//! or one reservation + `memcpy` (shared segments). The first word is the magic and is
+//! written last in segment mode: it is the record's commit word, and a zero word means
+//! "nothing committed here (yet)".
+//!
+//! The reader treats spool bytes as untrusted: [`RecordIter`] checks magic, version,
+//! length and CRC, skips what is torn or corrupt, and resynchronises on the next magic.
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// `"TLR1"` read as a little-endian `u32`: the first four bytes of every record.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"TLR1");
+/// Format version in every header. A reader skips records of versions it does not know.
+pub const VERSION: u16 = 1;
+/// Size of the fixed header that starts every record.
+pub const HEADER_LEN: usize = 48;
+/// Every record's total length is a multiple of this.
+pub const ALIGN: usize = 8;
+/// Largest record a reader accepts; writers never produce more.
+pub const MAX_RECORD_LEN: usize = 1 << 20;
+
+/// What a record describes. Numbers are stable: a new type gets a new number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum RecordType {
+    /// First record of every spool file: who is writing (ppid, command line).
+    ProcStart = 1,
+    /// A traced connection: fd, peer and local address, what the sniffer saw.
+    ConnOpen = 2,
+    /// Captured bytes of one HTTP message part (head or decoded body), or raw bytes.
+    Data = 3,
+    /// One HTTP message is complete (or was cut off): its sizes and first-byte time.
+    MsgEnd = 4,
+    /// The connection ended: why, and the bytes each way.
+    ConnClose = 5,
+    /// TLS facts from a TLS library hook: library, server name, ALPN.
+    TlsInfo = 6,
+    /// Records this process could not write since the last record that was written.
+    Drops = 7,
+    /// Lambda Runtime API lifecycle: the runtime fetched or answered an invocation.
+    Lifecycle = 8,
+    /// A name lookup (`getaddrinfo`) and the addresses it returned.
+    NameLookup = 9,
+}
+
+impl RecordType {
+    pub fn from_u16(v: u16) -> Option<Self> {
+        Some(match v {
+            1 => Self::ProcStart,
+            2 => Self::ConnOpen,
+            3 => Self::Data,
+            4 => Self::MsgEnd,
+            5 => Self::ConnClose,
+            6 => Self::TlsInfo,
+            7 => Self::Drops,
+            8 => Self::Lifecycle,
+            9 => Self::NameLookup,
+            _ => return None,
+        })
+    }
+}
+
+/// Direction of bytes on a connection, from the traced process's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Direction {
+    /// Written by the process: requests.
+    Egress = 0,
+    /// Read by the process: responses.
+    Ingress = 1,
+}
+
+impl Direction {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Egress),
+            1 => Some(Self::Ingress),
+            _ => None,
+        }
+    }
+}
+
+/// What the sniffer decided a connection carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Protocol {
+    Http1 = 1,
+    /// TLS seen on the socket (ciphertext). Plaintext, when a TLS hook sees it, arrives
+    /// on a connection of its own kind below.
+    Tls = 2,
+    /// HTTP/2 with prior knowledge (`PRI * HTTP/2.0`): counted, not framed.
+    H2c = 3,
+    /// Plaintext HTTP/1.x read from a TLS library (OpenSSL, GnuTLS).
+    TlsPlaintext = 4,
+}
+
+impl Protocol {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Http1,
+            2 => Self::Tls,
+            3 => Self::H2c,
+            4 => Self::TlsPlaintext,
+            _ => return None,
+        })
+    }
+}
+
+/// Which part of an HTTP message a [`Data`] record carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Part {
+    /// Start line and header fields, as on the wire, including the blank line.
+    Head = 1,
+    /// Body content after transfer decoding (chunk framing removed).
+    Body = 2,
+    /// First bytes a connection wrote before the sniffer classified it (a TLS
+    /// ClientHello, say), as on the wire.
+    Raw = 3,
+}
+
+impl Part {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Head,
+            2 => Self::Body,
+            3 => Self::Raw,
+            _ => return None,
+        })
+    }
+}
+
+/// `MsgEnd.flags` bits.
+pub mod msg_flags {
+    /// The head was longer than the head limit; only its prefix was captured.
+    pub const HEAD_TRUNCATED: u16 = 1;
+    /// The body was longer than `TAPLINE_MAX_BODY`; only its prefix was captured.
+    pub const BODY_TRUNCATED: u16 = 2;
+    /// `Transfer-Encoding: chunked`.
+    pub const CHUNKED: u16 = 4;
+    /// Body delimited by the connection closing (HTTP/1.0 style).
+    pub const UNTIL_CLOSE: u16 = 8;
+    /// The connection ended (or framing was lost) before the message was complete.
+    pub const INCOMPLETE: u16 = 16;
+    /// The message has no body by rule (HEAD response, 1xx, 204, 304, no length on a request).
+    pub const NO_BODY: u16 = 32;
+    /// The framer could not parse the message; the connection is no longer followed.
+    pub const MALFORMED: u16 = 64;
+}
+
+/// `ConnClose.reason` values.
+pub mod close_reason {
+    /// The process called `close` (or `SSL_free`, `gnutls_deinit`).
+    pub const CLOSED: u8 = 1;
+    /// A read returned 0: the peer closed its side.
+    pub const PEER_EOF: u8 = 2;
+    /// A read or write failed with `errno` (ECONNRESET, EPIPE, ...).
+    pub const ERROR: u8 = 3;
+    /// The framer lost track (unparseable bytes); nothing more will be captured.
+    pub const UNTRACKED: u8 = 4;
+    /// The protocol switched away from HTTP/1.x (101 Switching Protocols, CONNECT).
+    pub const UPGRADED: u8 = 5;
+}
+
+/// `TlsInfo.library` values.
+pub mod tls_library {
+    pub const OPENSSL: u8 = 1;
+    pub const GNUTLS: u8 = 2;
+}
+
+/// `Lifecycle.event` values (Lambda Runtime API calls seen in the runtime process).
+pub mod lifecycle_event {
+    /// The runtime received an invocation (`GET .../invocation/next` answered).
+    pub const INVOCATION_NEXT: u8 = 1;
+    /// The runtime posted the invocation's response.
+    pub const INVOCATION_RESPONSE: u8 = 2;
+    /// The runtime posted an invocation error.
+    pub const INVOCATION_ERROR: u8 = 3;
+}
+
+/// Why a record could not be read at some offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Fewer bytes than the header or the length announces: maybe still being written.
+    Incomplete,
+    /// The commit word is zero: nothing was committed at this offset (yet).
+    Uncommitted,
+    /// Not a record start (wrong magic), or a length that cannot be right.
+    BadFrame,
+    /// The CRC does not match: torn or corrupted.
+    BadChecksum,
+    /// A valid frame of a version this reader does not know.
+    UnknownVersion,
+}
+
+/// The fixed header that starts every record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub version: u16,
+    pub rtype: u16,
+    /// Total record length, header and padding included; a multiple of [`ALIGN`].
+    pub length: u32,
+    pub crc32: u32,
+    /// `CLOCK_REALTIME` when the record was made, in ns since the Unix epoch.
+    pub wall_ns: u64,
+    /// `CLOCK_MONOTONIC` at the same moment (orders records across threads).
+    pub mono_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    /// The connection this record belongs to; 0 for records about the process.
+    pub conn_id: u64,
+}
+
+/// Rounds a payload length up so that header + payload is a multiple of [`ALIGN`].
+pub const fn padded_len(payload_len: usize) -> usize {
+    (HEADER_LEN + payload_len + ALIGN - 1) & !(ALIGN - 1)
+}
+
+const ZERO_PAD: [u8; ALIGN] = [0; ALIGN];
+
+impl Header {
+    /// A header for a payload of `payload_len` bytes (CRC filled in by [`Header::seal`]).
+    pub fn new(rtype: RecordType, payload_len: usize, wall_ns: u64, mono_ns: u64) -> Self {
+        Header {
+            version: VERSION,
+            rtype: rtype as u16,
+            length: padded_len(payload_len) as u32,
+            crc32: 0,
+            wall_ns,
+            mono_ns,
+            pid: 0,
+            tid: 0,
+            conn_id: 0,
+        }
+    }
+
+    /// Encodes the header with the given magic word (the real [`MAGIC`], or 0 while a
+    /// segment writer has not committed yet).
+    pub fn encode(&self, magic: u32) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..4].copy_from_slice(&magic.to_le_bytes());
+        b[4..6].copy_from_slice(&self.version.to_le_bytes());
+        b[6..8].copy_from_slice(&self.rtype.to_le_bytes());
+        b[8..12].copy_from_slice(&self.length.to_le_bytes());
+        b[12..16].copy_from_slice(&self.crc32.to_le_bytes());
+        b[16..24].copy_from_slice(&self.wall_ns.to_le_bytes());
+        b[24..32].copy_from_slice(&self.mono_ns.to_le_bytes());
+        b[32..36].copy_from_slice(&self.pid.to_le_bytes());
+        b[36..40].copy_from_slice(&self.tid.to_le_bytes());
+        b[40..48].copy_from_slice(&self.conn_id.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Header {
+        Header {
+            version: le16(b, 4),
+            rtype: le16(b, 6),
+            length: le32(b, 8),
+            crc32: le32(b, 12),
+            wall_ns: le64(b, 16),
+            mono_ns: le64(b, 24),
+            pid: le32(b, 32),
+            tid: le32(b, 36),
+            conn_id: le64(b, 40),
+        }
+    }
+
+    /// Computes the CRC over the encoded header (bytes 4..12 and 16..48), the payload
+    /// parts in order, and the zero padding; stores it and returns the sealed header
+    /// bytes (with [`MAGIC`]) and the number of padding bytes to append.
+    ///
+    /// The payload parts must add up to the `payload_len` given to [`Header::new`].
+    pub fn seal(&mut self, parts: &[&[u8]]) -> ([u8; HEADER_LEN], usize) {
+        let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+        let pad = self.length as usize - HEADER_LEN - payload_len;
+        let bytes = self.encode(MAGIC);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&bytes[4..12]);
+        h.update(&bytes[16..HEADER_LEN]);
+        for p in parts {
+            h.update(p);
+        }
+        h.update(&ZERO_PAD[..pad]);
+        self.crc32 = h.finalize();
+        (self.encode(MAGIC), pad)
+    }
+
+    /// The zero bytes that pad a record's payload to [`ALIGN`].
+    pub fn padding(pad: usize) -> &'static [u8] {
+        &ZERO_PAD[..pad]
+    }
+}
+
+/// One record read from a spool: its header and its payload (padding included; the
+/// payload decoders read only what they need).
+#[derive(Clone, Copy, Debug)]
+pub struct RawRecord<'a> {
+    pub header: Header,
+    pub payload: &'a [u8],
+}
+
+/// Reads the record that starts at `buf[0]`.
+///
+/// Returns the record and its total length, or why none could be read there.
+pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
+    if buf.len() < 4 {
+        return Err(if buf.iter().all(|&b| b == 0) {
+            ParseError::Uncommitted
+        } else {
+            ParseError::Incomplete
+        });
+    }
+    let magic = le32(buf, 0);
+    if magic == 0 {
+        return Err(ParseError::Uncommitted);
+    }
+    if magic != MAGIC {
+        return Err(ParseError::BadFrame);
+    }
+    if buf.len() < HEADER_LEN {
+        return Err(ParseError::Incomplete);
+    }
+    let header = Header::decode(buf);
+    let len = header.length as usize;
+    if len < HEADER_LEN || len % ALIGN != 0 || len > MAX_RECORD_LEN {
+        return Err(ParseError::BadFrame);
+    }
+    if buf.len() < len {
+        return Err(ParseError::Incomplete);
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&buf[4..12]);
+    h.update(&buf[16..len]);
+    if h.finalize() != header.crc32 {
+        return Err(ParseError::BadChecksum);
+    }
+    if header.version != VERSION {
+        return Err(ParseError::UnknownVersion);
+    }
+    Ok((
+        RawRecord {
+            header,
+            payload: &buf[HEADER_LEN..len],
+        },
+        len,
+    ))
+}
+
+/// What [`RecordIter`] met while walking a buffer.
+#[derive(Clone, Copy, Debug)]
+pub enum Item<'a> {
+    Record { offset: usize, record: RawRecord<'a> },
+    /// `len` bytes at `offset` were not a readable record and were skipped.
+    Skipped { offset: usize, len: usize },
+}
+
+/// Walks a buffer of concatenated records, skipping torn or corrupt stretches.
+///
+/// At a zero commit word it stops (see [`RecordIter::stopped_at`]) unless constructed
+/// with `skip_zeros`, because in a shared segment that is where committed data ends. A
+/// trailing record that is only partly there stops the walk too: the writer may still be
+/// appending it.
+pub struct RecordIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    skip_zeros: bool,
+    stop: Option<(usize, ParseError)>,
+}
+
+impl<'a> RecordIter<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        RecordIter {
+            buf,
+            pos: 0,
+            skip_zeros: false,
+            stop: None,
+        }
+    }
+
+    /// A walker that treats zero words as garbage to skip (a plain spool file, read
+    /// after every writer is gone).
+    pub fn skipping_zeros(buf: &'a [u8]) -> Self {
+        RecordIter {
+            skip_zeros: true,
+            ..Self::new(buf)
+        }
+    }
+
+    /// Where the walk stopped and why, once it returned `None` before the end.
+    pub fn stopped_at(&self) -> Option<(usize, ParseError)> {
+        self.stop
+    }
+
+    /// The offset of the next byte not yet consumed.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Offset of the next candidate record start after `from`: the next magic, or the
+    /// end of the buffer.
+    fn resync(&self, from: usize) -> usize {
+        let magic = MAGIC.to_le_bytes();
+        let mut i = from;
+        while i + 4 <= self.buf.len() {
+            if self.buf[i] == magic[0] && self.buf[i + 1..i + 4] == magic[1..] {
+                return i;
+            }
+            i += 1;
+        }
+        self.buf.len()
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Item<'a>;
+
+    fn next(&mut self) -> Option<Item<'a>> {
+        if self.stop.is_some() || self.pos >= self.buf.len() {
+            return None;
+        }
+        let start = self.pos;
+        match parse_record(&self.buf[start..]) {
+            Ok((record, len)) => {
+                self.pos = start + len;
+                Some(Item::Record {
+                    offset: start,
+                    record,
+                })
+            }
+            Err(ParseError::Uncommitted) if !self.skip_zeros => {
+                self.stop = Some((start, ParseError::Uncommitted));
+                None
+            }
+            Err(ParseError::Incomplete) if !self.skip_zeros => {
+                self.stop = Some((start, ParseError::Incomplete));
+                None
+            }
+            Err(_) => {
+                let next = self.resync(start + 1);
+                self.pos = next;
+                Some(Item::Skipped {
+                    offset: start,
+                    len: next - start,
+                })
+            }
+        }
+    }
+}
+
+fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn le64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+pub mod payload;
+pub use payload::*;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+use crate::*;
+
+fn make(rtype: RecordType, parts: &[&[u8]]) -> [u8; 256] {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut h = Header::new(rtype, len, 11, 22);
+    h.pid = 7;
+    h.tid = 8;
+    h.conn_id = 9;
+    let (bytes, pad) = h.seal(parts);
+    let mut out = [0u8; 256];
+    let mut at = 0;
+    for p in core::iter::once(&bytes[..])
+        .chain(parts.iter().copied())
+        .chain(core::iter::once(Header::padding(pad)))
+    {
+        out[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    assert_eq!(at, h.length as usize);
+    out
+}
+
+#[test]
+fn roundtrip_data_record() {
+    let d = Data {
+        dir: 0,
+        part: Part::Head as u8,
+        flags: 0,
+        msg_seq: 3,
+        offset: 0,
+        len: 5,
+    };
+    let fixed = d.encode();
+    let buf = make(RecordType::Data, &[&fixed, b"GET /"]);
+    let (rec, len) = parse_record(&buf).expect("valid record");
+    assert_eq!(len, padded_len(Data::LEN + 5));
+    assert_eq!(rec.header.rtype, RecordType::Data as u16);
+    assert_eq!((rec.header.pid, rec.header.tid, rec.header.conn_id), (7, 8, 9));
+    let (d2, bytes) = Data::decode(rec.payload).expect("data payload");
+    assert_eq!(d2, d);
+    assert_eq!(bytes, b"GET /");
+}
+
+#[test]
+fn every_flipped_bit_is_caught() {
+    let fixed = MsgEnd {
+        dir: 1,
+        flags: 0,
+        msg_seq: 0,
+        head_len: 10,
+        body_len: 20,
+        wire_len: 30,
+        start_wall_ns: 1,
+        start_mono_ns: 2,
+        status: 200,
+    }
+    .encode();
+    let buf = make(RecordType::MsgEnd, &[&fixed]);
+    let len = padded_len(MsgEnd::LEN);
+    for bit in 0..len * 8 {
+        let mut b = buf;
+        b[bit / 8] ^= 1 << (bit % 8);
+        assert!(parse_record(&b[..len]).is_err(), "bit {bit} not caught");
+    }
+}
+
+#[test]
+fn iter_resyncs_after_garbage_and_stops_at_zero() {
+    let rec = make(RecordType::Drops, &[&Drops { records: 1, bytes: 2 }.encode()]);
+    let len = padded_len(Drops::LEN);
+    let mut buf = [0u8; 512];
+    buf[..len].copy_from_slice(&rec[..len]);
+    buf[len..len + 13].copy_from_slice(b"garbage bytes");
+    buf[len + 13..2 * len + 13].copy_from_slice(&rec[..len]);
+    // A torn copy: only half of the record.
+    buf[2 * len + 13..2 * len + 13 + len / 2].copy_from_slice(&rec[..len / 2]);
+    buf[2 * len + 13 + len / 2..3 * len + 13 + len / 2].copy_from_slice(&rec[..len]);
+    let end = 3 * len + 13 + len / 2;
+
+    let mut it = RecordIter::new(&buf[..end + 8]);
+    let items: [_; 5] = core::array::from_fn(|_| it.next());
+    assert!(matches!(items[0], Some(Item::Record { offset: 0, .. })));
+    assert!(matches!(items[1], Some(Item::Skipped { len: 13, .. })));
+    assert!(matches!(items[2], Some(Item::Record { .. })));
+    assert!(matches!(items[3], Some(Item::Skipped { .. })));
+    assert!(matches!(items[4], Some(Item::Record { .. })));
+    assert!(it.next().is_none());
+    assert_eq!(it.stopped_at(), Some((end, ParseError::Uncommitted)));
+}
+
+#[test]
+fn partial_tail_is_incomplete_not_corrupt() {
+    let rec = make(RecordType::Drops, &[&Drops { records: 1, bytes: 2 }.encode()]);
+    let len = padded_len(Drops::LEN);
+    for cut in 5..len {
+        assert_eq!(
+            parse_record(&rec[..cut]).err(),
+            Some(ParseError::Incomplete),
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn payload_roundtrips() {
+    let open = ConnOpen {
+        fd: 5,
+        protocol: Protocol::Http1 as u8,
+        flags: 0,
+        connect_wall_ns: 1,
+        connect_mono_ns: 2,
+        peer: WireAddr { family: AF_INET, port: 8080, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] },
+        local: WireAddr { family: AF_INET, port: 40000, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] },
+    };
+    assert_eq!(ConnOpen::decode(&open.encode()), Some(open));
+    let close = ConnClose {
+        reason: close_reason::ERROR,
+        protocol: 1,
+        errno: 104,
+        bytes_out: 3,
+        bytes_in: 4,
+        first_out_wall_ns: 5,
+        last_in_wall_ns: 6,
+    };
+    assert_eq!(ConnClose::decode(&close.encode()), Some(close));
+    let tls = TlsInfo { library: 1, flags: 0, sni_len: 9, alpn_len: 8, fd: -1 };
+    let mut p = [0u8; 64];
+    p[..TlsInfo::LEN].copy_from_slice(&tls.encode());
+    p[TlsInfo::LEN..TlsInfo::LEN + 9].copy_from_slice(b"localhost");
+    p[TlsInfo::LEN + 9..TlsInfo::LEN + 17].copy_from_slice(b"http/1.1");
+    let (t, sni, alpn) = TlsInfo::decode(&p).expect("tls");
+    assert_eq!((t, sni, alpn), (tls, &b"localhost"[..], &b"http/1.1"[..]));
+}

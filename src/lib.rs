@@ -1,0 +1,1 @@
+//! libtapline.so
