@@ -10,9 +10,9 @@ use tapline_record::{
     close_reason, ConnClose, ConnOpen, Data, Direction, Part, Protocol, WireAddr,
 };
 
-use crate::conn::{self, state, ConnInfo, Slot};
+use crate::conn::{self, origin, state, ConnInfo, Slot};
 use crate::http1::{FrameSink, MessageEnd, Role, Stamp, Verdict};
-use crate::{config, spool};
+use crate::{config, spool, tls};
 
 /// How many first bytes of a TLS connection are kept (the ClientHello, for SNI/ALPN).
 const RAW_HELLO_LIMIT: usize = 2048;
@@ -100,19 +100,78 @@ pub unsafe fn on_connect(fd: i32, addr: *const libc::sockaddr, len: libc::sockle
         local,
         connect: spool::now(),
     };
-    slot.start(conn::new_conn_id(spool::pid()), info);
+    slot.start(conn::new_conn_id(spool::pid()), origin::SOCKET, info);
 }
 
-/// The process wrote `done` bytes of `bytes` to `fd`.
+/// The process wrote `done` bytes of `bytes` to socket `fd`.
 pub fn on_egress(fd: i32, bytes: Bytes<'_>, done: usize) {
     let Some(slot) = conn::slot(fd) else { return };
+    egress(slot, bytes, done, |_, _| {});
+    tls::note_inner_socket(fd);
+}
+
+/// The process read `done` bytes into `bytes` from socket `fd`.
+pub fn on_ingress(fd: i32, bytes: Bytes<'_>, done: usize) {
+    let Some(slot) = conn::slot(fd) else { return };
+    ingress(slot, bytes, done);
+    tls::note_inner_socket(fd);
+}
+
+/// A read on socket `fd` returned 0: the peer closed its side.
+pub fn on_eof(fd: i32) {
+    if let Some(slot) = conn::slot(fd) {
+        eof(slot);
+    }
+}
+
+/// A read or write on socket `fd` failed with `errno`.
+pub fn on_error(fd: i32, errno: i32) {
+    if let Some(slot) = conn::slot(fd) {
+        error(slot, errno);
+    }
+}
+
+/// The conn id in `fd`'s slot now (read before the real `close`).
+pub fn conn_id_of(fd: i32) -> u64 {
+    conn::slot(fd).map_or(0, |s| s.conn_id.load(Ordering::Acquire))
+}
+
+/// `close(fd)` returned. `conn_id` is what the slot held before the call: if another
+/// thread connected a new socket on the same number meanwhile, leave that one alone.
+pub fn on_close(fd: i32, conn_id: u64) {
+    spool::file::descriptor_closed(fd, fd);
+    if let Some(slot) = conn::slot(fd) {
+        close(slot, conn_id);
+    }
+}
+
+/// `close_range(lo, hi)` returned: forget every connection in the range.
+pub fn on_close_range(lo: u32, hi: u32) {
+    let hi_fd = hi.min(conn::MAX_FDS as u32 - 1);
+    spool::file::descriptor_closed(
+        lo.min(i32::MAX as u32) as i32,
+        hi.min(i32::MAX as u32) as i32,
+    );
+    let mut fd = lo;
+    while fd <= hi_fd {
+        if known(fd as i32) {
+            on_close(fd as i32, conn_id_of(fd as i32));
+        }
+        fd += 1;
+    }
+}
+
+/// Bytes written on a followed connection (a socket, or a TLS session's plaintext).
+/// `on_open` runs right after the connection's `ConnOpen` is written, if this call
+/// classified it (the TLS hooks add their `TlsInfo` there).
+pub fn egress(slot: &Slot, bytes: Bytes<'_>, done: usize, on_open: impl FnOnce(u64, Stamp)) {
     if done == 0 {
         return;
     }
     let now = spool::now();
     let mut st = slot.state.load(Ordering::Acquire);
     if st == state::PENDING {
-        st = classify(slot, bytes.first(done), now);
+        st = classify(slot, bytes.first(done), now, on_open);
     }
     match st {
         state::HTTP => {
@@ -124,9 +183,8 @@ pub fn on_egress(fd: i32, bytes: Bytes<'_>, done: usize) {
     }
 }
 
-/// The process read `done` bytes into `bytes` from `fd`.
-pub fn on_ingress(fd: i32, bytes: Bytes<'_>, done: usize) {
-    let Some(slot) = conn::slot(fd) else { return };
+/// Bytes read on a followed connection.
+pub fn ingress(slot: &Slot, bytes: Bytes<'_>, done: usize) {
     let now = spool::now();
     match slot.state.load(Ordering::Acquire) {
         state::PENDING => {
@@ -147,9 +205,8 @@ pub fn on_ingress(fd: i32, bytes: Bytes<'_>, done: usize) {
     }
 }
 
-/// A read on `fd` returned 0: the peer closed its side.
-pub fn on_eof(fd: i32) {
-    let Some(slot) = conn::slot(fd) else { return };
+/// The peer closed its side: a close-delimited response is complete.
+pub fn eof(slot: &Slot) {
     if slot.state.load(Ordering::Acquire) != state::HTTP || slot.eof.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -160,9 +217,9 @@ pub fn on_eof(fd: i32) {
     });
 }
 
-/// A read or write on `fd` failed with `errno`. Connection-ending errors end the
-/// connection; EAGAIN, EINTR and the like change nothing.
-pub fn on_error(fd: i32, errno: i32) {
+/// A read or write failed with `errno`. Connection-ending errors end the connection;
+/// EAGAIN, EINTR and the like change nothing.
+pub fn error(slot: &Slot, errno: i32) {
     if !matches!(
         errno,
         libc::ECONNRESET
@@ -175,7 +232,6 @@ pub fn on_error(fd: i32, errno: i32) {
     ) {
         return;
     }
-    let Some(slot) = conn::slot(fd) else { return };
     let st = slot.state.load(Ordering::Acquire);
     if matches!(st, state::HTTP | state::TLS | state::H2C)
         && slot
@@ -187,16 +243,9 @@ pub fn on_error(fd: i32, errno: i32) {
     }
 }
 
-/// The conn id in `fd`'s slot now (read before the real `close`).
-pub fn conn_id_of(fd: i32) -> u64 {
-    conn::slot(fd).map_or(0, |s| s.conn_id.load(Ordering::Acquire))
-}
-
-/// `close(fd)` returned. `conn_id` is what the slot held before the call: if another
-/// thread connected a new socket on the same number meanwhile, leave that one alone.
-pub fn on_close(fd: i32, conn_id: u64) {
-    spool::file::descriptor_closed(fd, fd);
-    let Some(slot) = conn::slot(fd) else { return };
+/// The connection was closed by the process (or its TLS session freed). Does nothing
+/// if the slot now belongs to another connection than `conn_id`.
+pub fn close(slot: &Slot, conn_id: u64) {
     if slot.conn_id.load(Ordering::Acquire) != conn_id {
         return;
     }
@@ -211,28 +260,14 @@ pub fn on_close(fd: i32, conn_id: u64) {
     }
 }
 
-/// `close_range(lo, hi)` returned: forget every connection in the range.
-pub fn on_close_range(lo: u32, hi: u32) {
-    let hi_fd = hi.min(conn::MAX_FDS as u32 - 1);
-    spool::file::descriptor_closed(
-        lo.min(i32::MAX as u32) as i32,
-        hi.min(i32::MAX as u32) as i32,
-    );
-    let mut fd = lo;
-    while fd <= hi_fd {
-        if known(fd as i32) {
-            on_close(fd as i32, conn_id_of(fd as i32));
-        }
-        fd += 1;
-    }
-}
-
 /// Decides from the first bytes written what a PENDING connection carries, and writes
 /// its `ConnOpen` (and, for TLS, the ClientHello) when it is worth following.
-fn classify(slot: &Slot, first: &[u8], now: Stamp) -> u8 {
+fn classify(slot: &Slot, first: &[u8], now: Stamp, on_open: impl FnOnce(u64, Stamp)) -> u8 {
+    let from_tls = slot.origin.load(Ordering::Relaxed) != origin::SOCKET;
     let (new_state, protocol) = match sniff(first) {
+        Some(Protocol::Http1) if from_tls => (state::HTTP, Protocol::TlsPlaintext),
         Some(p @ Protocol::Http1) => (state::HTTP, p),
-        Some(p @ Protocol::Tls) => (state::TLS, p),
+        Some(p @ Protocol::Tls) if !from_tls => (state::TLS, p),
         Some(p @ Protocol::H2c) => (state::H2C, p),
         _ => (state::IGNORED, Protocol::Http1),
     };
@@ -263,6 +298,7 @@ fn classify(slot: &Slot, first: &[u8], now: Stamp) -> u8 {
         local: info.local,
     };
     spool::conn_open(conn_id, &open, now);
+    on_open(conn_id, now);
     if new_state == state::TLS {
         let hello = &first[..first.len().min(RAW_HELLO_LIMIT)];
         let fixed = Data {

@@ -47,9 +47,21 @@ pub struct ConnInfo {
     pub connect: Stamp,
 }
 
+/// Where a slot's bytes come from.
+pub mod origin {
+    /// A socket's own bytes (libc hooks).
+    pub const SOCKET: u8 = 0;
+    /// Plaintext of a TLS session (OpenSSL hooks).
+    pub const OPENSSL: u8 = 1;
+    /// Plaintext of a TLS session (GnuTLS hooks).
+    pub const GNUTLS: u8 = 2;
+}
+
 #[repr(C)]
 pub struct Slot {
     pub state: AtomicU8,
+    /// One of [`origin`]; set by `start`.
+    pub origin: AtomicU8,
     /// A read returned 0 (the peer closed its side).
     pub eof: AtomicBool,
     busy: [AtomicBool; 2],
@@ -112,7 +124,7 @@ pub fn new_conn_id(pid: u32) -> u64 {
 impl Slot {
     /// Starts following a freshly connected socket. Returns false if the slot is in use
     /// by another thread right now (then the connection is not followed).
-    pub fn start(&self, conn_id: u64, info: ConnInfo) -> bool {
+    pub fn start(&self, conn_id: u64, origin: u8, info: ConnInfo) -> bool {
         if !self.lock(0) {
             return false;
         }
@@ -134,6 +146,7 @@ impl Slot {
         self.head_bits.store(0, Ordering::Relaxed);
         self.connect_bits.store(0, Ordering::Relaxed);
         self.conn_id.store(conn_id, Ordering::Relaxed);
+        self.origin.store(origin, Ordering::Relaxed);
         self.unlock(1);
         self.unlock(0);
         self.state.store(state::PENDING, Ordering::Release);

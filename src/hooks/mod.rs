@@ -6,7 +6,9 @@
 //! thread, hand what happened to [`crate::capture`] inside a panic boundary; restore
 //! errno; return the real result. Capture may be skipped, never fail the call.
 
+pub mod gnutls;
 pub mod libc;
+pub mod openssl;
 
 use core::cell::Cell;
 use core::panic::AssertUnwindSafe;
