@@ -12,7 +12,7 @@ use tapline_record::{
 
 use crate::conn::{self, origin, state, ConnInfo, Slot};
 use crate::http1::{FrameSink, MessageEnd, Role, Stamp, Verdict};
-use crate::{config, spool, tls};
+use crate::{config, names, spool, tls};
 
 /// How many first bytes of a TLS connection are kept (the ClientHello, for SNI/ALPN).
 const RAW_HELLO_LIMIT: usize = 2048;
@@ -297,6 +297,9 @@ fn classify(slot: &Slot, first: &[u8], now: Stamp, on_open: impl FnOnce(u64, Sta
         peer: info.peer,
         local: info.local,
     };
+    if !from_tls {
+        names::emit_for(conn_id, &info.peer, now);
+    }
     spool::conn_open(conn_id, &open, now);
     on_open(conn_id, now);
     if new_state == state::TLS {
@@ -463,6 +466,15 @@ impl FrameSink for RecordSink {
     fn end(&mut self, end: &MessageEnd) {
         spool::msg_end(self.conn_id, self.dir as u8, end, self.at);
     }
+}
+
+/// An IPv4/IPv6 address from a `sockaddr`, or `None` for other families.
+///
+/// # Safety
+/// `addr` must be valid for `len` bytes.
+pub unsafe fn peer_of(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<WireAddr> {
+    // SAFETY: forwarded.
+    unsafe { wire_addr(addr, len) }
 }
 
 /// A TCP peer address from a `sockaddr`, or `None` for other families.

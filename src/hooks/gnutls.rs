@@ -148,7 +148,7 @@ fn transport_fd(session: *mut c_void) -> c_int {
     )
 }
 
-fn server_name<'a>(session: *mut c_void, buf: &'a mut [u8; 256]) -> &'a [u8] {
+fn server_name(session: *mut c_void, buf: &mut [u8; 256]) -> &[u8] {
     let mut len: size_t = buf.len();
     let mut ty: c_uint = 0;
     let r = call_real!(
