@@ -4,5 +4,6 @@
 //! never linked in here.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod exchange;
 pub mod mask;

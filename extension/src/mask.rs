@@ -709,7 +709,7 @@ fn scan_string_end(input: &[u8], start: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::exchange::TlsKind;
     use serde_json::Value;
