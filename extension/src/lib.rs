@@ -6,4 +6,5 @@
 
 pub mod budget;
 pub mod exchange;
+pub mod export;
 pub mod mask;
