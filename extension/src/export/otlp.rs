@@ -484,3 +484,383 @@ fn tls_config(ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, ExportError>
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::outbox::tests::TempDir;
+    use crate::mask::tests::exchange;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/export/testdata");
+
+    struct Reply {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    }
+
+    fn ok() -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![],
+            body: b"{}".to_vec(),
+        }
+    }
+
+    #[derive(Debug)]
+    struct Received {
+        path: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Received {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// A one-request-per-connection HTTP/1.1 server on 127.0.0.1 that answers with
+    /// `replies` in order, then returns what it received.
+    fn serve(
+        replies: Vec<Reply>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> (u16, thread::JoinHandle<Vec<Received>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = thread::spawn(move || {
+            let mut got = Vec::new();
+            for reply in replies {
+                let (tcp, _) = listener.accept().unwrap();
+                tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                match &tls {
+                    Some(cfg) => {
+                        let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+                        let mut s = rustls::StreamOwned::new(conn, tcp);
+                        got.push(exchange_one(&mut s, &reply));
+                        s.conn.send_close_notify();
+                        let _ = s.flush();
+                    }
+                    None => {
+                        let mut s = tcp;
+                        got.push(exchange_one(&mut s, &reply));
+                    }
+                }
+            }
+            got
+        });
+        (port, handle)
+    }
+
+    fn exchange_one<S: Read + Write>(s: &mut S, reply: &Reply) -> Received {
+        let mut r = BufReader::new(&mut *s);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let path = line.split(' ').nth(1).unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap();
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        drop(r);
+        let mut resp = format!(
+            "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+            reply.status,
+            reply.body.len()
+        );
+        for (k, v) in &reply.headers {
+            resp.push_str(&format!("{k}: {v}\r\n"));
+        }
+        resp.push_str("\r\n");
+        s.write_all(resp.as_bytes()).unwrap();
+        s.write_all(&reply.body).unwrap();
+        s.flush().unwrap();
+        Received {
+            path,
+            headers,
+            body,
+        }
+    }
+
+    fn config(endpoint: &str) -> OtlpConfig {
+        let mut c = OtlpConfig::from_lookup(Some(endpoint), |_| None).unwrap();
+        c.timeout = Duration::from_secs(5);
+        c.max_elapsed = Duration::from_secs(8);
+        c
+    }
+
+    fn resource() -> Resource {
+        Resource::from_lookup("test-svc", |_| None)
+    }
+
+    fn spans_in(body: &[u8]) -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn config_endpoints_headers_protocol() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = OtlpConfig::from_lookup(None, env(&[])).unwrap();
+        assert_eq!(
+            (c.endpoint.as_str(), c.encoding),
+            ("http://localhost:4318/v1/traces", Encoding::Json)
+        );
+        let c = OtlpConfig::from_lookup(
+            None,
+            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c.example:4318/")]),
+        )
+        .unwrap();
+        assert_eq!(c.endpoint, "https://c.example:4318/v1/traces");
+        let c = OtlpConfig::from_lookup(
+            None,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://c.example/custom",
+                ),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "api-key=a%20b%2Cc , x-team=core,bad,=v",
+                ),
+                ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "X-Team=traces"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.endpoint, "http://c.example/custom");
+        assert_eq!(c.encoding, Encoding::Protobuf);
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert_eq!(
+            c.headers,
+            vec![
+                ("api-key".to_string(), "a b,c".to_string()),
+                ("X-Team".to_string(), "traces".to_string())
+            ]
+        );
+        let c = OtlpConfig::from_lookup(
+            Some("http://127.0.0.1:9/v1/traces"),
+            env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://x")]),
+        )
+        .unwrap();
+        assert_eq!(c.endpoint, "http://127.0.0.1:9/v1/traces");
+        assert!(
+            OtlpConfig::from_lookup(None, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).is_err()
+        );
+        assert!(OtlpConfig::from_lookup(Some("ftp://x"), env(&[])).is_err());
+    }
+
+    #[test]
+    fn success_json_with_headers_from_env() {
+        let (port, server) = serve(vec![ok()], None);
+        let mut c = OtlpConfig::from_lookup(Some(&format!("http://127.0.0.1:{port}")), |k| {
+            (k == "OTEL_EXPORTER_OTLP_HEADERS")
+                .then(|| "authorization=Bearer%20abc,x-tenant=t1".to_string())
+        })
+        .unwrap();
+        c.max_elapsed = Duration::from_secs(8);
+        let exporter = OtlpExporter::new(c).unwrap();
+        let out = exporter
+            .export(&[exchange(), exchange()], &resource())
+            .unwrap();
+        assert_eq!((out.spans, out.attempts, out.rejected_spans), (2, 1, 0));
+        let got = server.join().unwrap();
+        assert_eq!(got[0].path, "/v1/traces");
+        assert_eq!(got[0].header("content-type"), Some("application/json"));
+        assert_eq!(got[0].header("authorization"), Some("Bearer abc"));
+        assert_eq!(got[0].header("x-tenant"), Some("t1"));
+        let spans = spans_in(&got[0].body);
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[0]["name"], "POST");
+        assert_ne!(spans[0]["traceId"], spans[1]["traceId"]);
+    }
+
+    #[test]
+    fn partial_success_is_read() {
+        let reply = Reply {
+            status: 200,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: br#"{"partialSuccess":{"rejectedSpans":"1","errorMessage":"too old"}}"#.to_vec(),
+        };
+        let (port, server) = serve(vec![reply], None);
+        let exporter = OtlpExporter::new(config(&format!("http://127.0.0.1:{port}"))).unwrap();
+        let out = exporter.export(&[exchange()], &resource()).unwrap();
+        assert_eq!(
+            (out.rejected_spans, out.partial_message.as_deref()),
+            (1, Some("too old"))
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn retry_after_503_then_success() {
+        let busy = Reply {
+            status: 503,
+            headers: vec![("Retry-After", "1".into())],
+            body: b"busy".to_vec(),
+        };
+        let (port, server) = serve(vec![busy, ok()], None);
+        let exporter = OtlpExporter::new(config(&format!("http://127.0.0.1:{port}"))).unwrap();
+        let t = Instant::now();
+        let out = exporter.export(&[exchange()], &resource()).unwrap();
+        assert_eq!(out.attempts, 2);
+        assert!(
+            t.elapsed() >= Duration::from_secs(1),
+            "Retry-After honoured"
+        );
+        let got = server.join().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].body, got[1].body);
+    }
+
+    #[test]
+    fn bad_request_not_retried_not_kept() {
+        let bad = Reply {
+            status: 400,
+            headers: vec![],
+            body: b"malformed".to_vec(),
+        };
+        let (port, server) = serve(vec![bad], None);
+        let dir = TempDir::new("otlp-400");
+        let exporter = OtlpExporter::new(config(&format!("http://127.0.0.1:{port}")))
+            .unwrap()
+            .with_outbox(Outbox::new(&dir.0));
+        match exporter.export(&[exchange()], &resource()) {
+            Err(ExportError::Status {
+                status: 400,
+                attempts: 1,
+                body,
+            }) => assert_eq!(body, "malformed"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(server.join().unwrap().len(), 1);
+        assert!(exporter.outbox().unwrap().pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unreachable_collector_bounded_and_kept_then_sent_first() {
+        // A port that was just free: nothing listens there.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = TempDir::new("otlp-down");
+        let mut c = config(&format!("http://127.0.0.1:{port}"));
+        c.max_elapsed = Duration::from_secs(3);
+        let exporter = OtlpExporter::new(c)
+            .unwrap()
+            .with_outbox(Outbox::new(&dir.0));
+        let t = Instant::now();
+        let err = exporter.export(&[exchange()], &resource()).unwrap_err();
+        // Bounded: within max_elapsed plus one attempt's slack (generous on a busy box).
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        let ExportError::Deferred { cause, path } = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            matches!(*cause, ExportError::Transport { attempts: 3, .. }),
+            "{cause:?}"
+        );
+        assert!(path.starts_with(dir.0.join("outbox")) && path.exists());
+
+        // The collector is back: the kept batch goes first, then the new one.
+        let listener = TcpListener::bind(("127.0.0.1", port));
+        let Ok(listener) = listener else { return }; // port taken meanwhile: nothing more to check
+        drop(listener);
+        let (port2, server) = serve(vec![ok(), ok()], None);
+        let mut c = config(&format!("http://127.0.0.1:{port2}"));
+        c.max_elapsed = Duration::from_secs(8);
+        let exporter = OtlpExporter::new(c)
+            .unwrap()
+            .with_outbox(Outbox::new(&dir.0));
+        let mut second = exchange();
+        second.method = Some("GET".into());
+        let out = exporter.export(&[second], &resource()).unwrap();
+        assert_eq!(out.outbox_sent, 1);
+        let got = server.join().unwrap();
+        assert_eq!(spans_in(&got[0].body)[0]["name"], "POST");
+        assert_eq!(spans_in(&got[1].body)[0]["name"], "GET");
+        assert!(exporter.outbox().unwrap().pending().unwrap().is_empty());
+    }
+
+    fn tls_server_config() -> Arc<rustls::ServerConfig> {
+        let certs = rustls_pemfile::certs(
+            &mut &std::fs::read(format!("{TESTDATA}/server.pem")).unwrap()[..],
+        )
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+        let key = rustls_pemfile::private_key(
+            &mut &std::fs::read(format!("{TESTDATA}/server.key")).unwrap()[..],
+        )
+        .unwrap()
+        .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn https_with_test_ca_and_protobuf() {
+        let (port, server) = serve(vec![ok()], Some(tls_server_config()));
+        let mut c = config(&format!("https://127.0.0.1:{port}"));
+        c.ca_files = vec![PathBuf::from(format!("{TESTDATA}/ca.pem"))];
+        c.encoding = Encoding::Protobuf;
+        let exporter = OtlpExporter::new(c).unwrap();
+        let out = exporter.export(&[exchange()], &resource()).unwrap();
+        assert_eq!(out.attempts, 1);
+        let got = server.join().unwrap();
+        assert_eq!(
+            got[0].header("content-type"),
+            Some("application/x-protobuf")
+        );
+        assert!(!got[0].body.is_empty());
+    }
+
+    #[test]
+    fn https_untrusted_certificate_fails() {
+        let (port, server) = serve(vec![ok()], Some(tls_server_config()));
+        let mut c = config(&format!("https://127.0.0.1:{port}"));
+        c.max_attempts = 1;
+        let exporter = OtlpExporter::new(c).unwrap();
+        let err = exporter.export(&[exchange()], &resource()).unwrap_err();
+        assert!(matches!(err, ExportError::Transport { .. }), "{err:?}");
+        // the server thread saw a failed handshake; it may panic on read: ignore it
+        let _ = server.join();
+    }
+}
