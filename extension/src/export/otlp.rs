@@ -491,7 +491,7 @@ mod tests {
     use crate::export::outbox::tests::TempDir;
     use crate::mask::tests::exchange;
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpListener;
 
     const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/export/testdata");
 
