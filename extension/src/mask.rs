@@ -128,6 +128,13 @@ impl Masker {
         })
     }
 
+    /// Masks every exchange of a batch, in place.
+    pub fn mask_all(&self, exchanges: &mut [Exchange]) {
+        for ex in exchanges {
+            self.mask(ex);
+        }
+    }
+
     /// Masks everything in `ex` that can hold a secret, in place.
     pub fn mask(&self, ex: &mut Exchange) {
         let scrub = [ex.host.as_deref(), ex.sni.as_deref()]
