@@ -861,6 +861,21 @@ pub(crate) mod tests {
                 r#"{"body":"user=a&password=b"}"#,
                 r#"{"body":"user=a&password=****"}"#,
             ),
+            // cut inside escapes: in a key, in a secret, in a \u sequence
+            (r#"{"pass\"#, r#"{"pass\"#),
+            (r#"{"password":"ab\u00"#, r#"{"password":"****""#),
+            (r#"{"password":"\ud83d\ude0"#, r#"{"password":"****""#),
+            (r#"{"a":"x","password""#, r#"{"a":"x","password""#),
+            (
+                r#"{"a":"x","password" : -"#,
+                r#"{"a":"x","password" : "****""#,
+            ),
+            (r#"[[{"k":1},{"token":[1,2"#, r#"[[{"k":1},{"token":"****""#),
+            // a sensitive key inside a masked object's harmless sibling stays harmless
+            (
+                r#"{"x":{"y":"password"},"z":"token"}"#,
+                r#"{"x":{"y":"password"},"z":"token"}"#,
+            ),
             ("not json at all", "not json at all"),
         ];
         for (input, want) in cases {

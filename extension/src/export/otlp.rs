@@ -813,6 +813,26 @@ mod tests {
         assert!(exporter.outbox().unwrap().pending().unwrap().is_empty());
     }
 
+    #[test]
+    fn silent_collector_costs_at_most_max_elapsed() {
+        // Accepts connections (the kernel's backlog does) but never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dir = TempDir::new("otlp-silent");
+        let mut c = config(&format!("http://127.0.0.1:{port}"));
+        c.timeout = Duration::from_millis(800);
+        c.max_elapsed = Duration::from_millis(2000);
+        let exporter = OtlpExporter::new(c)
+            .unwrap()
+            .with_outbox(Outbox::new(&dir.0));
+        let t = Instant::now();
+        let err = exporter.export(&[exchange()], &resource()).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+        assert!(matches!(err, ExportError::Deferred { .. }), "{err:?}");
+        assert_eq!(exporter.outbox().unwrap().pending().unwrap().len(), 1);
+        drop(listener);
+    }
+
     fn tls_server_config() -> Arc<rustls::ServerConfig> {
         let certs = rustls_pemfile::certs(
             &mut &std::fs::read(format!("{TESTDATA}/server.pem")).unwrap()[..],
