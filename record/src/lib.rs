@@ -471,6 +471,7 @@ fn le64(b: &[u8], at: usize) -> u64 {
 }
 
 pub mod payload;
+pub mod segment;
 pub use payload::*;
 
 #[cfg(test)]
