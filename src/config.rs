@@ -18,6 +18,22 @@ pub const DEFAULT_FILE_BYTES: u64 = 64 << 20;
 /// records are dropped and counted (the disk must never fill because of us).
 pub const DEFAULT_PROCESS_BYTES: u64 = 1 << 30;
 
+/// Default for `TAPLINE_SEGMENT_BYTES`: size of a shared spool segment.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
+/// Default for `TAPLINE_SPOOL_MAX_SEGMENTS`: claimed segments the whole spool directory
+/// may hold (all processes together); past it, records are dropped and counted.
+pub const DEFAULT_MAX_SEGMENTS: u64 = 64;
+
+/// How records reach the spool (`TAPLINE_SPOOL_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpoolMode {
+    /// One `writev` per record into `<pid>-<seq>.tlr` (`spool/file.rs`).
+    File,
+    /// Reservation + `memcpy` into shared segments `<pid>-<seq>.tls` (`spool/segment.rs`),
+    /// falling back to `File` where segments cannot be mapped. The default.
+    Segment,
+}
+
 const DIR_CAP: usize = 512;
 
 struct DirBuf(UnsafeCell<[u8; DIR_CAP]>);
@@ -32,6 +48,9 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static MAX_BODY: AtomicU64 = AtomicU64::new(DEFAULT_MAX_BODY);
 static FILE_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_FILE_BYTES);
 static PROCESS_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_PROCESS_BYTES);
+static SEGMENT_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_SEGMENT_BYTES);
+static MAX_SEGMENTS: AtomicU64 = AtomicU64::new(DEFAULT_MAX_SEGMENTS);
+static FILE_MODE: AtomicBool = AtomicBool::new(false);
 
 /// Reads the environment. `inert` is true in processes that must never be captured
 /// (the tapline binary itself).
@@ -46,6 +65,20 @@ pub fn init(inert: bool) {
     if let Some(n) = env(c"TAPLINE_SPOOL_MAX_BYTES").and_then(parse_u64) {
         PROCESS_BYTES.store(n, Ordering::Relaxed);
     }
+    if let Some(n) = env(c"TAPLINE_SEGMENT_BYTES").and_then(parse_u64) {
+        let n = n.clamp(
+            tapline_record::segment::MIN_SEGMENT_BYTES,
+            tapline_record::segment::MAX_SEGMENT_BYTES,
+        );
+        SEGMENT_BYTES.store(n & !4095, Ordering::Relaxed);
+    }
+    if let Some(n) = env(c"TAPLINE_SPOOL_MAX_SEGMENTS").and_then(parse_u64) {
+        MAX_SEGMENTS.store(n, Ordering::Relaxed);
+    }
+    FILE_MODE.store(
+        env(c"TAPLINE_SPOOL_MODE") == Some(b"file"),
+        Ordering::Relaxed,
+    );
     crate::lambda::init(env(c"AWS_LAMBDA_RUNTIME_API"));
     let dir = env(c"TAPLINE_SPOOL_DIR")
         .filter(|d| !d.is_empty() && d.len() < DIR_CAP - 64)
@@ -69,6 +102,22 @@ pub fn max_body() -> u64 {
 
 pub fn file_bytes() -> u64 {
     FILE_BYTES.load(Ordering::Relaxed)
+}
+
+pub fn segment_bytes() -> u64 {
+    SEGMENT_BYTES.load(Ordering::Relaxed)
+}
+
+pub fn max_segments() -> u64 {
+    MAX_SEGMENTS.load(Ordering::Relaxed)
+}
+
+pub fn spool_mode() -> SpoolMode {
+    if FILE_MODE.load(Ordering::Relaxed) {
+        SpoolMode::File
+    } else {
+        SpoolMode::Segment
+    }
 }
 
 pub fn process_bytes() -> u64 {

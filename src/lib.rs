@@ -64,6 +64,64 @@ extern "C" fn after_fork_child() {
     let _ = std::panic::catch_unwind(spool::after_fork_child);
 }
 
+/// Appends one record through the spool writer, as the hooks do: for the stress tests
+/// and benchmarks (which `dlopen` the library), and for programs that want to add a
+/// record of their own. `mode`: 0 = the configured writer, 1 = the file writer,
+/// 2 = the segment writer. Returns 1 if the record was written, 0 if it was dropped
+/// (and counted), -1 for bad arguments.
+///
+/// # Safety
+/// `payload` must be valid for reads of `len` bytes (or `len` must be 0).
+#[cfg(all(feature = "hooks", not(test)))]
+#[no_mangle]
+pub unsafe extern "C" fn tapline_spool_append(
+    mode: libc::c_int,
+    rtype: u16,
+    conn_id: u64,
+    payload: *const u8,
+    len: usize,
+) -> libc::c_int {
+    std::panic::catch_unwind(|| {
+        let Some(rtype) = tapline_record::RecordType::from_u16(rtype) else {
+            return -1;
+        };
+        if !config::active() || (payload.is_null() && len != 0) {
+            return -1;
+        }
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: the caller guarantees `payload` is readable for `len` bytes.
+            unsafe { core::slice::from_raw_parts(payload, len) }
+        };
+        let mode = match mode {
+            0 => config::spool_mode(),
+            1 => config::SpoolMode::File,
+            2 => config::SpoolMode::Segment,
+            _ => return -1,
+        };
+        spool::record_with(mode, rtype, conn_id, spool::now(), &[bytes]) as libc::c_int
+    })
+    .unwrap_or(-1)
+}
+
+/// The writer the configured mode resolves to now: 1 = file, 2 = segment (for tests).
+#[cfg(all(feature = "hooks", not(test)))]
+#[no_mangle]
+pub extern "C" fn tapline_spool_mode() -> libc::c_int {
+    match spool::active_mode() {
+        config::SpoolMode::File => 1,
+        config::SpoolMode::Segment => 2,
+    }
+}
+
+/// Records dropped and not yet reported by a `Drops` record, by both writers.
+#[cfg(all(feature = "hooks", not(test)))]
+#[no_mangle]
+pub extern "C" fn tapline_spool_dropped() -> u64 {
+    spool::file::dropped().0 + spool::segment::dropped().0
+}
+
 /// The `tapline` binary (extension and CLI) must never capture itself, even if it was
 /// started with the library preloaded (a function-wide `LD_PRELOAD` in Lambda reaches
 /// extensions too).

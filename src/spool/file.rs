@@ -74,7 +74,7 @@ pub fn init() {
     CMDLINE_LEN.store(len as u32, Ordering::Release);
 }
 
-fn cmdline() -> &'static [u8] {
+pub(crate) fn cmdline() -> &'static [u8] {
     let len = CMDLINE_LEN.load(Ordering::Acquire) as usize;
     // SAFETY: bytes up to `len` were written before the release store and never change.
     unsafe { &(&*CMDLINE.0.get())[..len] }
@@ -112,12 +112,12 @@ pub fn is_spool_fd(fd: c_int) -> bool {
 
 /// Appends one record. `parts` is the payload in pieces (fixed part, captured bytes);
 /// the header's type, times, pid, tid and conn id are already set.
-pub fn append(header: &mut Header, parts: &[&[u8]]) {
+pub fn append(header: &mut Header, parts: &[&[u8]]) -> bool {
     let len = header.length as u64;
     if !write_record(header, parts) {
         DROPPED_RECORDS.fetch_add(1, Ordering::Relaxed);
         DROPPED_BYTES.fetch_add(len, Ordering::Relaxed);
-        return;
+        return false;
     }
     let records = DROPPED_RECORDS.load(Ordering::Relaxed);
     if records > 0 {
@@ -137,6 +137,7 @@ pub fn append(header: &mut Header, parts: &[&[u8]]) {
             DROPPED_BYTES.fetch_add(bytes + h.length as u64, Ordering::Relaxed);
         }
     }
+    true
 }
 
 /// Records and bytes dropped and not yet reported (for tests and benchmarks).
@@ -325,6 +326,29 @@ fn open_file(header: &Header) -> Option<c_int> {
     Some(fd)
 }
 
+/// Opens the spool directory (making it if missing) after checking that it is ours;
+/// for the segment spool, which works relative to it.
+pub(crate) fn open_spool_dir() -> Option<c_int> {
+    let dir = config::spool_dir();
+    let mut path = [0u8; 600];
+    if dir.len() + 1 > path.len() {
+        return None;
+    }
+    path[..dir.len()].copy_from_slice(dir);
+    // SAFETY: `path` holds the directory followed by a NUL (the buffer is zeroed).
+    let made = unsafe { libc::mkdir(path.as_ptr() as *const _, 0o700) };
+    if made != 0 && raw::errno() != libc::EEXIST {
+        return None;
+    }
+    if !directory_is_ours(&path) {
+        return None;
+    }
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `path` is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr() as *const _, flags) };
+    (fd >= 0).then_some(fd)
+}
+
 /// The spool directory must be a real directory (not a symlink), owned by us, and not
 /// writable by others.
 fn directory_is_ours(path: &[u8]) -> bool {
@@ -339,7 +363,7 @@ fn directory_is_ours(path: &[u8]) -> bool {
     (st.st_mode & libc::S_IFMT) == libc::S_IFDIR && st.st_uid == me && (st.st_mode & 0o022) == 0
 }
 
-fn write_decimal(out: &mut [u8], mut v: u64) -> usize {
+pub(crate) fn write_decimal(out: &mut [u8], mut v: u64) -> usize {
     let mut digits = [0u8; 20];
     let mut n = 0;
     loop {

@@ -2,14 +2,18 @@
 //!
 //! Each function builds one record's fixed payload on the stack and passes borrowed
 //! slices (the caller's own buffer for captured bytes) to the writer: at most one copy
-//! of the bytes, made by the kernel.
+//! of the bytes — a `memcpy` into a shared segment ([`segment`], the default), or the
+//! kernel's copy of a `writev` ([`file`], the fallback where segments cannot be mapped,
+//! or with `TAPLINE_SPOOL_MODE=file`).
 
 pub mod file;
+pub mod segment;
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, Ordering};
 use tapline_record::{ConnClose, ConnOpen, Data, Header, MsgEnd, RecordType, TlsInfo};
 
+use crate::config::{self, SpoolMode};
 use crate::http1::{MessageEnd, Stamp};
 use crate::sys::raw;
 
@@ -32,6 +36,7 @@ pub fn after_fork_child() {
     set_pid();
     let _ = TID.try_with(|t| t.set(0));
     file::after_fork_child();
+    segment::after_fork_child();
 }
 
 pub fn pid() -> u32 {
@@ -65,14 +70,42 @@ fn header(rtype: RecordType, payload_len: usize, conn_id: u64, at: Stamp) -> Hea
     h
 }
 
-/// Writes one record of any type; `parts` is its payload in pieces.
-pub fn record(rtype: RecordType, conn_id: u64, at: Stamp, parts: &[&[u8]]) {
+/// Writes one record of any type; `parts` is its payload in pieces. True if it was
+/// written (false: dropped and counted, or too large to be a record).
+pub fn record(rtype: RecordType, conn_id: u64, at: Stamp, parts: &[&[u8]]) -> bool {
+    record_with(config::spool_mode(), rtype, conn_id, at, parts)
+}
+
+/// [`record`] through a given writer (benchmarks compare them in one process).
+pub fn record_with(
+    mode: SpoolMode,
+    rtype: RecordType,
+    conn_id: u64,
+    at: Stamp,
+    parts: &[&[u8]],
+) -> bool {
     let len = parts.iter().map(|p| p.len()).sum();
     if len + tapline_record::HEADER_LEN > tapline_record::MAX_RECORD_LEN {
-        return;
+        return false;
     }
     let mut h = header(rtype, len, conn_id, at);
-    file::append(&mut h, parts);
+    if mode == SpoolMode::Segment {
+        match segment::append(&mut h, parts) {
+            segment::Outcome::Written => return true,
+            segment::Outcome::Dropped => return false,
+            segment::Outcome::Unsupported => {}
+        }
+    }
+    file::append(&mut h, parts)
+}
+
+/// The writer records go to now: the configured one, unless segments turned out to be
+/// impossible here.
+pub fn active_mode() -> SpoolMode {
+    match config::spool_mode() {
+        SpoolMode::Segment if !segment::unsupported() => SpoolMode::Segment,
+        _ => SpoolMode::File,
+    }
 }
 
 pub fn conn_open(conn_id: u64, open: &ConnOpen, at: Stamp) {

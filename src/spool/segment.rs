@@ -1,0 +1,693 @@
+//! The segment spool: records appended into shared, pre-faulted spool files with one
+//! atomic add and one `memcpy` — no syscall, no lock on the hot path.
+//!
+//! Why: a `writev` per record costs a syscall (~0.2 µs) plus the kernel's copy into the
+//! page cache; a 1 MiB hand-off to a new file costs ~130 µs. A segment is a file created
+//! at its full size (blocks allocated with `fallocate`, so a write into the mapping can
+//! never meet a full disk and `SIGBUS`), mapped `MAP_SHARED` and write-faulted once
+//! (`MADV_POPULATE_WRITE`), so appending is `memcpy` into memory the reader sees through
+//! the page cache. The protocol (tapline.h, `tapline_record::segment`): reserve with
+//! `fetch_add` on the header's `reserve` word; store `length`, then `pid`; copy the rest;
+//! store the magic last with release order.
+//!
+//! Segments are made ahead of need by the reader (`free-*.tls`, zero-filled so their
+//! pages are allocated and cached); a writer claims one with an atomic rename and only
+//! makes its own when none is ready. The claim happens at the first record and at each
+//! rotation, never in the constructor.
+//!
+//! The invariant that keeps unmapping safe: a thread touches a mapping only between
+//! incrementing its slot's `inflight` counter and decrementing it, and only after
+//! checking (after the increment, in sequentially consistent order) that the slot is
+//! still the current one. The thread that retires a slot unmaps it only once it has
+//! seen `inflight == 0` after the slot stopped being current.
+//!
+//! After `fork`, the child keeps appending to the segment it shares with its parent
+//! (it registers its pid in the segment's writer table; its records carry its pid) and
+//! claims segments of its own, `<child pid>-<seq>.tls`, from then on.
+//!
+//! Every failure drops the record and counts it; a `Drops` record reports the count
+//! once writing works again. A filesystem that cannot allocate or map makes the process
+//! fall back to the file spool (`file.rs`) for good.
+
+use core::ptr;
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
+use libc::c_int;
+use tapline_record::segment::{field, SegmentHeader, State, DATA_START, MAX_WRITERS};
+use tapline_record::{Drops, Header, ProcStart, RecordType, HEADER_LEN, MAGIC};
+
+use super::file;
+use crate::config;
+use crate::sys::raw;
+
+/// Mappings a process can hold at once: the current segment and retired ones that a
+/// slow thread may still be copying into.
+const SLOTS: usize = 4;
+const NONE: usize = usize::MAX;
+
+const EMPTY: u8 = 0;
+const ACTIVE: u8 = 1;
+const RETIRED: u8 = 2;
+
+struct Slot {
+    base: AtomicPtr<u8>,
+    size: AtomicU64,
+    /// Threads of this process between "I use this slot" and "I am done with it".
+    inflight: AtomicU32,
+    state: AtomicU8,
+}
+
+impl Slot {
+    const fn new() -> Slot {
+        Slot {
+            base: AtomicPtr::new(ptr::null_mut()),
+            size: AtomicU64::new(0),
+            inflight: AtomicU32::new(0),
+            state: AtomicU8::new(EMPTY),
+        }
+    }
+}
+
+static SLOT: [Slot; SLOTS] = [const { Slot::new() }; SLOTS];
+/// Index of the slot new records go to, or `NONE`.
+static CURRENT: AtomicUsize = AtomicUsize::new(NONE);
+/// Held by the one thread that moves the process to its next segment.
+static SWITCHING: AtomicBool = AtomicBool::new(false);
+/// Next segment sequence number of this process.
+static SEQ: AtomicU32 = AtomicU32::new(0);
+/// Bytes of segments this process claimed (against `TAPLINE_SPOOL_MAX_BYTES`).
+static CLAIMED_BYTES: AtomicU64 = AtomicU64::new(0);
+/// After a failed claim, no new attempt before this monotonic time (ns).
+static RETRY_AFTER: AtomicU64 = AtomicU64::new(0);
+/// Set when this filesystem cannot hold segments: the file spool takes over.
+static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+/// Set in a forked child: its next record in the shared segment is preceded by a
+/// `ProcStart` of its own.
+static NEED_PROC_START: AtomicBool = AtomicBool::new(false);
+static DROPPED_RECORDS: AtomicU64 = AtomicU64::new(0);
+static DROPPED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// How long to wait after a failed claim (disk full, directory bound) before trying again.
+const RETRY_NS: u64 = 100_000_000;
+
+/// What happened to a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Written,
+    /// Dropped and counted.
+    Dropped,
+    /// Segments cannot work here; the caller writes the record with the file spool.
+    Unsupported,
+}
+
+/// Segments cannot be used on this filesystem (the file spool is used instead).
+pub fn unsupported() -> bool {
+    UNSUPPORTED.load(Ordering::Relaxed)
+}
+
+/// Appends one record; see [`file::append`] for the arguments.
+pub fn append(header: &mut Header, parts: &[&[u8]]) -> Outcome {
+    if UNSUPPORTED.load(Ordering::Relaxed) {
+        return Outcome::Unsupported;
+    }
+    let len = u64::from(header.length);
+    if NEED_PROC_START.load(Ordering::Relaxed) && NEED_PROC_START.swap(false, Ordering::Relaxed) {
+        // A forked child writing into the segment it shares with its parent.
+        let (mut h, start, cmd) = proc_start(header, u32::MAX);
+        if !write_record(&mut h, &[&start, cmd]) {
+            NEED_PROC_START.store(true, Ordering::Relaxed);
+        }
+    }
+    if !write_record(header, parts) {
+        DROPPED_RECORDS.fetch_add(1, Ordering::Relaxed);
+        DROPPED_BYTES.fetch_add(len, Ordering::Relaxed);
+        if UNSUPPORTED.load(Ordering::Relaxed) {
+            return Outcome::Unsupported;
+        }
+        return Outcome::Dropped;
+    }
+    if DROPPED_RECORDS.load(Ordering::Relaxed) > 0 {
+        let records = DROPPED_RECORDS.swap(0, Ordering::Relaxed);
+        let bytes = DROPPED_BYTES.swap(0, Ordering::Relaxed);
+        let payload = Drops { records, bytes }.encode();
+        let mut h = Header::new(
+            RecordType::Drops,
+            payload.len(),
+            header.wall_ns,
+            header.mono_ns,
+        );
+        h.pid = header.pid;
+        h.tid = header.tid;
+        if !write_record(&mut h, &[&payload]) {
+            DROPPED_RECORDS.fetch_add(records + 1, Ordering::Relaxed);
+            DROPPED_BYTES.fetch_add(bytes + u64::from(h.length), Ordering::Relaxed);
+        }
+    }
+    Outcome::Written
+}
+
+/// The `ProcStart` record that opens every segment (and a forked child's first records
+/// in a segment it shares).
+fn proc_start(at: &Header, seq: u32) -> (Header, [u8; ProcStart::LEN], &'static [u8]) {
+    let cmd = file::cmdline();
+    let start = ProcStart {
+        // SAFETY: getppid has no preconditions.
+        ppid: unsafe { libc::getppid() } as u32,
+        cmdline_len: cmd.len() as u32,
+        file_seq: seq,
+        flags: 0,
+    }
+    .encode();
+    let mut h = Header::new(
+        RecordType::ProcStart,
+        start.len() + cmd.len(),
+        at.wall_ns,
+        at.mono_ns,
+    );
+    h.pid = at.pid;
+    h.tid = at.tid;
+    (h, start, cmd)
+}
+
+/// Records and bytes dropped and not yet reported (for tests and benchmarks).
+pub fn dropped() -> (u64, u64) {
+    (
+        DROPPED_RECORDS.load(Ordering::Relaxed),
+        DROPPED_BYTES.load(Ordering::Relaxed),
+    )
+}
+
+fn write_record(header: &mut Header, parts: &[&[u8]]) -> bool {
+    let (head, pad) = header.seal(parts);
+    let len = u64::from(header.length);
+    if len > config::segment_bytes() - DATA_START {
+        return false;
+    }
+    for _ in 0..3 {
+        let cur = CURRENT.load(Ordering::SeqCst);
+        if cur == NONE {
+            if !switch(NONE, header) {
+                return false;
+            }
+            continue;
+        }
+        let slot = &SLOT[cur];
+        slot.inflight.fetch_add(1, Ordering::SeqCst);
+        if CURRENT.load(Ordering::SeqCst) != cur {
+            slot.inflight.fetch_sub(1, Ordering::Release);
+            continue;
+        }
+        let base = slot.base.load(Ordering::Acquire);
+        let size = slot.size.load(Ordering::Relaxed);
+        // SAFETY: `base` maps `size` bytes and stays mapped while our `inflight` count is
+        // held (module invariant); the segment header was initialised before the slot
+        // was published.
+        let done = unsafe { commit(base, size, &head, parts, pad) };
+        slot.inflight.fetch_sub(1, Ordering::Release);
+        if done {
+            return true;
+        }
+        if !switch(cur, header) {
+            return false;
+        }
+    }
+    false
+}
+
+/// Views the aligned word at `base + at` as an atomic.
+///
+/// # Safety
+/// `base + at` must be mapped, 8-aligned for `AtomicU64` (4 for `AtomicU32`), and only
+/// ever accessed atomically by concurrent writers.
+unsafe fn atomic_u64<'a>(base: *mut u8, at: usize) -> &'a AtomicU64 {
+    // SAFETY: the caller guarantees mapping and alignment.
+    unsafe { AtomicU64::from_ptr(base.add(at) as *mut u64) }
+}
+
+/// See [`atomic_u64`].
+///
+/// # Safety
+/// As for [`atomic_u64`], with 4-byte alignment.
+unsafe fn atomic_u32<'a>(base: *mut u8, at: usize) -> &'a AtomicU32 {
+    // SAFETY: the caller guarantees mapping and alignment.
+    unsafe { AtomicU32::from_ptr(base.add(at) as *mut u32) }
+}
+
+/// Reserves space in the segment at `base` and writes the sealed record there.
+/// Returns false (and marks the segment full) when it does not fit.
+///
+/// # Safety
+/// `base` maps a segment of `size` bytes with an initialised header, for the whole call.
+unsafe fn commit(
+    base: *mut u8,
+    size: u64,
+    head: &[u8; HEADER_LEN],
+    parts: &[&[u8]],
+    pad: usize,
+) -> bool {
+    let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    // SAFETY: header words are 8-aligned within the mapped first page.
+    let reserve = unsafe { atomic_u64(base, field::RESERVE) };
+    let off = reserve.fetch_add(u64::from(len), Ordering::Relaxed);
+    if off + u64::from(len) > size {
+        if off <= size {
+            // Ours is the one reservation that crossed the end: say where records end.
+            // SAFETY: as above.
+            unsafe {
+                atomic_u64(base, field::DATA_END).store(off, Ordering::Release);
+                atomic_u32(base, field::STATE).store(State::Full as u32, Ordering::Release);
+            }
+        }
+        return false;
+    }
+    // SAFETY: [off, off + len) lies within the mapping and was reserved for us alone;
+    // `off` is 8-aligned because DATA_START and every record length are.
+    unsafe {
+        let rec = base.add(off as usize);
+        // Version and type, then length, then pid: a reader that meets this record
+        // uncommitted learns how long it is and whose it is.
+        ptr::copy_nonoverlapping(head.as_ptr().add(4), rec.add(4), 4);
+        atomic_u32(rec, 8).store(len, Ordering::Relaxed);
+        let pid = u32::from_le_bytes([head[32], head[33], head[34], head[35]]);
+        atomic_u32(rec, 32).store(pid, Ordering::Release);
+        ptr::copy_nonoverlapping(head.as_ptr().add(12), rec.add(12), 20);
+        ptr::copy_nonoverlapping(head.as_ptr().add(36), rec.add(36), HEADER_LEN - 36);
+        let mut at = HEADER_LEN;
+        for p in parts {
+            ptr::copy_nonoverlapping(p.as_ptr(), rec.add(at), p.len());
+            at += p.len();
+        }
+        ptr::write_bytes(rec.add(at), 0, pad);
+        atomic_u32(rec, 0).store(MAGIC, Ordering::Release);
+    }
+    true
+}
+
+/// Moves the process from the segment in slot `from` (or from none) to a new one.
+/// Exactly one thread switches; the others do not wait for it (their record is dropped
+/// unless the switch already happened).
+fn switch(from: usize, at: &Header) -> bool {
+    if SWITCHING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return CURRENT.load(Ordering::SeqCst) != from;
+    }
+    let ok = CURRENT.load(Ordering::SeqCst) != from || install_next(from, at);
+    SWITCHING.store(false, Ordering::Release);
+    ok
+}
+
+/// Called with `SWITCHING` held.
+fn install_next(from: usize, at: &Header) -> bool {
+    reclaim_retired();
+    let now = at.mono_ns;
+    if now < RETRY_AFTER.load(Ordering::Relaxed) {
+        return false;
+    }
+    let Some(idx) = (0..SLOTS).find(|&i| SLOT[i].state.load(Ordering::Relaxed) == EMPTY) else {
+        return false;
+    };
+    let (base, size, seq) = match claim_segment(at.pid) {
+        Ok(m) => m,
+        Err(Failure::Unsupported) => {
+            UNSUPPORTED.store(true, Ordering::Relaxed);
+            return false;
+        }
+        Err(Failure::Unavailable) => {
+            RETRY_AFTER.store(now + RETRY_NS, Ordering::Relaxed);
+            return false;
+        }
+    };
+    // Every segment opens with who writes it; nobody else sees it yet.
+    let (mut h, start, cmd) = proc_start(at, seq);
+    let parts: [&[u8]; 2] = [&start, cmd];
+    let (head, pad) = h.seal(&parts);
+    // SAFETY: `base` maps the freshly claimed segment of `size` bytes, header written.
+    unsafe { commit(base, size, &head, &parts, pad) };
+    let slot = &SLOT[idx];
+    slot.base.store(base, Ordering::Release);
+    slot.size.store(size, Ordering::Relaxed);
+    slot.state.store(ACTIVE, Ordering::Relaxed);
+    CURRENT.store(idx, Ordering::SeqCst);
+    if from != NONE {
+        SLOT[from].state.store(RETIRED, Ordering::Relaxed);
+        reclaim_retired();
+    }
+    true
+}
+
+/// Unmaps retired slots no thread of this process is using any more, after taking
+/// this process off their writer tables. Called with `SWITCHING` held.
+fn reclaim_retired() {
+    for slot in &SLOT {
+        if slot.state.load(Ordering::Relaxed) != RETIRED
+            || slot.inflight.load(Ordering::SeqCst) != 0
+        {
+            continue;
+        }
+        let base = slot.base.load(Ordering::Acquire);
+        let size = slot.size.load(Ordering::Relaxed);
+        // SAFETY: the slot is retired and unused (inflight 0 after it stopped being
+        // current), so nobody in this process touches the mapping any more.
+        unsafe {
+            unregister(base, super::pid());
+            libc::munmap(base as *mut libc::c_void, size as usize);
+        }
+        slot.base.store(ptr::null_mut(), Ordering::Relaxed);
+        slot.state.store(EMPTY, Ordering::Relaxed);
+    }
+}
+
+/// Adds `pid` to the segment's writer table. False if the table is full.
+///
+/// # Safety
+/// `base` maps a segment header.
+unsafe fn register(base: *mut u8, pid: u32) -> bool {
+    (0..MAX_WRITERS).any(|i| {
+        // SAFETY: the writer table lies in the mapped first page, 4-aligned.
+        let w = unsafe { atomic_u32(base, field::WRITERS + 4 * i) };
+        w.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    })
+}
+
+/// Takes `pid` off the segment's writer table.
+///
+/// # Safety
+/// `base` maps a segment header.
+unsafe fn unregister(base: *mut u8, pid: u32) {
+    for i in 0..MAX_WRITERS {
+        // SAFETY: as in `register`.
+        let w = unsafe { atomic_u32(base, field::WRITERS + 4 * i) };
+        let _ = w.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// In the child after `fork` (one thread left): threads that were copying in the parent
+/// do not exist here; keep the shared segment if the child can register as its writer.
+pub fn after_fork_child() {
+    SWITCHING.store(false, Ordering::Relaxed);
+    for slot in &SLOT {
+        slot.inflight.store(0, Ordering::Relaxed);
+    }
+    let cur = CURRENT.load(Ordering::Relaxed);
+    if cur != NONE {
+        let base = SLOT[cur].base.load(Ordering::Relaxed);
+        // SAFETY: the current slot's mapping was inherited from the parent.
+        let shared = unsafe { register(base, super::pid()) };
+        if !shared {
+            SLOT[cur].state.store(RETIRED, Ordering::Relaxed);
+            CURRENT.store(NONE, Ordering::SeqCst);
+        }
+        NEED_PROC_START.store(shared, Ordering::Relaxed);
+    }
+    SEQ.store(0, Ordering::Relaxed);
+    CLAIMED_BYTES.store(0, Ordering::Relaxed);
+    RETRY_AFTER.store(0, Ordering::Relaxed);
+    DROPPED_RECORDS.store(0, Ordering::Relaxed);
+    DROPPED_BYTES.store(0, Ordering::Relaxed);
+}
+
+enum Failure {
+    /// No segment now (disk full, directory or process bound reached, a race): retry later.
+    Unavailable,
+    /// This filesystem cannot allocate or map segments.
+    Unsupported,
+}
+
+/// A path-sized buffer on the stack.
+struct Name {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Name {
+    fn new() -> Name {
+        Name {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+    fn push(&mut self, s: &[u8]) {
+        let n = s.len().min(self.buf.len() - 1 - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+    fn push_decimal(&mut self, v: u64) {
+        let mut digits = [0u8; 20];
+        let n = file::write_decimal(&mut digits, v);
+        self.push(&digits[..n]);
+    }
+    /// NUL-terminated (the buffer is zeroed and never filled to its last byte).
+    fn as_ptr(&self) -> *const libc::c_char {
+        self.buf.as_ptr() as *const libc::c_char
+    }
+    #[cfg(test)]
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// What a scan of the spool directory found.
+struct DirScan {
+    /// Claimed segments (`<pid>-<seq>.tls`) of all processes.
+    claimed: u64,
+    /// Up to `FREE_MAX` names of segments made ahead of need.
+    free: [Name; FREE_MAX],
+    nfree: usize,
+}
+const FREE_MAX: usize = 4;
+
+/// Claims a segment: a ready one if the reader made some, else a new one.
+fn claim_segment(pid: u32) -> Result<(*mut u8, u64, u32), Failure> {
+    let Some(dirfd) = file::open_spool_dir() else {
+        return Err(Failure::Unavailable);
+    };
+    let result = claim_in(dirfd, pid);
+    raw::close(dirfd);
+    result
+}
+
+fn claim_in(dirfd: c_int, pid: u32) -> Result<(*mut u8, u64, u32), Failure> {
+    let scan = scan_dir(dirfd);
+    if scan.claimed >= config::max_segments() {
+        return Err(Failure::Unavailable);
+    }
+    let want = config::segment_bytes();
+    if CLAIMED_BYTES.load(Ordering::Relaxed) + want > config::process_bytes() {
+        return Err(Failure::Unavailable);
+    }
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    // Set up under a name readers ignore, publish under the final name when ready.
+    let mut tmp = Name::new();
+    tmp.push(b".claim-");
+    tmp.push_decimal(u64::from(pid));
+    tmp.push(b"-");
+    tmp.push_decimal(u64::from(seq));
+    let mut fd = -1;
+    for free in &scan.free[..scan.nfree] {
+        if rename_noreplace(dirfd, free, &tmp) {
+            fd = open_checked(dirfd, &tmp);
+            if fd >= 0 {
+                break;
+            }
+            // SAFETY: NUL-terminated name relative to our directory.
+            unsafe { libc::unlinkat(dirfd, tmp.as_ptr(), 0) };
+        }
+    }
+    let size = if fd >= 0 {
+        file_size(fd)
+    } else {
+        fd = create_allocated(dirfd, &tmp, want)?;
+        want
+    };
+    // SAFETY: mapping a descriptor we own, of `size` bytes that are allocated on disk.
+    let base = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd,
+            0,
+        )
+    };
+    raw::close(fd);
+    if base == libc::MAP_FAILED {
+        let e = raw::errno();
+        // SAFETY: as above.
+        unsafe { libc::unlinkat(dirfd, tmp.as_ptr(), 0) };
+        return Err(if e == libc::ENOMEM || e == libc::EAGAIN {
+            Failure::Unavailable
+        } else {
+            Failure::Unsupported
+        });
+    }
+    // Fault the pages in for writing now, so that the first write to each page does
+    // not take a write-protect fault later (MAP_POPULATE alone maps shared pages
+    // read-only). Older kernels lack it: then the first writes fault, nothing worse.
+    // SAFETY: `base` maps `size` bytes.
+    unsafe { libc::madvise(base, size as usize, libc::MADV_POPULATE_WRITE) };
+    let base = base as *mut u8;
+    let header = SegmentHeader::claimed(size, pid, seq);
+    // SAFETY: the first page is mapped and nobody else knows this file yet.
+    unsafe { ptr::copy_nonoverlapping(header.as_ptr(), base, header.len()) };
+    let mut name = Name::new();
+    name.push_decimal(u64::from(pid));
+    name.push(b"-");
+    name.push_decimal(u64::from(seq));
+    name.push(b".tls");
+    if !rename_noreplace(dirfd, &tmp, &name) {
+        // SAFETY: `base` maps `size` bytes; the name is NUL-terminated.
+        unsafe {
+            libc::munmap(base as *mut libc::c_void, size as usize);
+            libc::unlinkat(dirfd, tmp.as_ptr(), 0);
+        }
+        return Err(Failure::Unavailable);
+    }
+    CLAIMED_BYTES.fetch_add(size, Ordering::Relaxed);
+    Ok((base, size, seq))
+}
+
+/// Creates `name` with `size` bytes allocated (so that writes through the mapping can
+/// never hit a full disk).
+fn create_allocated(dirfd: c_int, name: &Name, size: u64) -> Result<c_int, Failure> {
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: NUL-terminated name relative to our directory.
+    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags, 0o600 as libc::c_uint) };
+    if fd < 0 {
+        return Err(Failure::Unavailable);
+    }
+    // SAFETY: fallocate on a descriptor we own.
+    if unsafe { libc::fallocate(fd, 0, 0, size as libc::off_t) } != 0 {
+        let e = raw::errno();
+        raw::close(fd);
+        // SAFETY: as above.
+        unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) };
+        return Err(match e {
+            libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL | libc::ENODEV => Failure::Unsupported,
+            _ => Failure::Unavailable,
+        });
+    }
+    Ok(fd)
+}
+
+/// Opens a claimed ready-made segment and checks that it is ours, a regular file of a
+/// sane size, and fully allocated. Returns -1 otherwise.
+fn open_checked(dirfd: c_int, name: &Name) -> c_int {
+    let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: NUL-terminated name relative to our directory.
+    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
+    if fd < 0 {
+        return -1;
+    }
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is writable; `fd` is ours.
+    let ok = unsafe { libc::fstat(fd, &mut st) } == 0
+        && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+        // SAFETY: geteuid has no preconditions.
+        && st.st_uid == unsafe { libc::geteuid() }
+        && (tapline_record::segment::MIN_SEGMENT_BYTES..=tapline_record::segment::MAX_SEGMENT_BYTES)
+            .contains(&(st.st_size as u64))
+        && st.st_size % 4096 == 0
+        && (st.st_blocks as u64) * 512 >= st.st_size as u64;
+    if !ok {
+        raw::close(fd);
+        return -1;
+    }
+    fd
+}
+
+fn file_size(fd: c_int) -> u64 {
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is writable; `fd` is ours.
+    unsafe { libc::fstat(fd, &mut st) };
+    st.st_size as u64
+}
+
+/// `renameat2(RENAME_NOREPLACE)`: atomic, and never replaces a file (a dead process of
+/// the same pid may have left an unread segment under the same name).
+fn rename_noreplace(dirfd: c_int, from: &Name, to: &Name) -> bool {
+    // SAFETY: NUL-terminated names relative to our directory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            dirfd,
+            from.as_ptr(),
+            dirfd,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    r == 0
+}
+
+/// Counts claimed segments and collects a few ready-made ones, with `getdents64` into a
+/// stack buffer (no allocation, no `opendir`).
+fn scan_dir(dirfd: c_int) -> DirScan {
+    let mut scan = DirScan {
+        claimed: 0,
+        free: [Name::new(), Name::new(), Name::new(), Name::new()],
+        nfree: 0,
+    };
+    // SAFETY: rewinding a directory descriptor we own.
+    unsafe { libc::lseek(dirfd, 0, libc::SEEK_SET) };
+    let mut buf = [0u64; 512];
+    loop {
+        // SAFETY: `buf` is writable for its size in bytes.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dirfd,
+                buf.as_mut_ptr(),
+                core::mem::size_of_val(&buf),
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        // SAFETY: the kernel wrote `n` bytes of dirent64 records into `buf`.
+        let bytes = unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const u8, n as usize) };
+        let mut at = 0;
+        while at + 19 < bytes.len() {
+            let reclen = u16::from_le_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
+            if reclen == 0 || at + reclen > bytes.len() {
+                break;
+            }
+            let name = &bytes[at + 19..at + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name.ends_with(b".tls") {
+                if name.starts_with(b"free-") {
+                    if scan.nfree < FREE_MAX && name.len() < 60 {
+                        scan.free[scan.nfree].push(name);
+                        scan.nfree += 1;
+                    }
+                } else if name.first().is_some_and(u8::is_ascii_digit) {
+                    scan.claimed += 1;
+                }
+            }
+            at += reclen;
+        }
+    }
+    scan
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_nul_terminated_and_bounded() {
+        let mut n = super::Name::new();
+        n.push(b"free-");
+        n.push_decimal(123);
+        assert_eq!(n.bytes(), b"free-123");
+        for _ in 0..20 {
+            n.push(b"0123456789");
+        }
+        assert_eq!(n.len, 63);
+        assert_eq!(n.buf[63], 0);
+    }
+}
