@@ -8,3 +8,4 @@ pub mod budget;
 pub mod exchange;
 pub mod export;
 pub mod mask;
+pub mod segment;

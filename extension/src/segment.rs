@@ -1,0 +1,391 @@
+//! Shared spool segments (`<pid>-<seq>.tls`), read while their writers run.
+//!
+//! Why this is not the plain file reader: a segment is filled by reservation, so the
+//! bytes below its `reserve` word can be a record still being copied (its writer lives:
+//! come back later), a record whose writer was killed mid-copy (skip it), or a record
+//! committed late, after records behind it (it must still be read, once). The walk over
+//! those cases is pure and lives in [`tapline_record::segment`]; this module does the
+//! I/O: positional reads (`pread`, so this crate stays free of `unsafe` — the page cache
+//! makes the writers' stores visible to `read` just as to a mapping), liveness from
+//! `/proc`, deleting segments that are finished, and making segments ahead of need so
+//! that writers never pay for creating and faulting one on their hot path.
+//!
+//! A committed record is returned only after its CRC checked. A read that catches a
+//! record between its commit word and the rest (possible: `read` copies in no
+//! particular order) is retried on a later read before the record is called corrupt.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use tapline_record::segment::{
+    field, SegmentHeader, Step, Walk, DATA_START, FREE_PREFIX, SUFFIX,
+};
+use tapline_record::{parse_record, RawRecord, MAGIC};
+
+/// Is the process alive (and not a zombie)? From `/proc/<pid>/stat`.
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    match stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next()) {
+        Some('Z') | Some('X') | None => false,
+        Some(_) => true,
+    }
+}
+
+/// Liveness answers cached for one poll (a process does not come back to life).
+#[derive(Default)]
+struct AliveCache(HashMap<u32, bool>);
+
+impl AliveCache {
+    fn alive(&mut self, pid: u32) -> bool {
+        *self.0.entry(pid).or_insert_with(|| process_alive(pid))
+    }
+}
+
+/// Counts of what reading segments met.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentStats {
+    /// Committed records returned.
+    pub records: u64,
+    /// Reservations abandoned by a writer that died before committing.
+    pub holes: u64,
+    pub hole_bytes: u64,
+    /// Bytes that were not records (corrupt, or unknown-length holes of dead writers).
+    pub garbage_bytes: u64,
+    /// Committed records whose CRC failed on every read.
+    pub corrupt: u64,
+    /// Segments finished (fully read, no writer can add to them) and deleted.
+    pub deleted: u64,
+}
+
+/// A reservation not committed yet when last seen.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    offset: u64,
+    len: u32,
+    pid: u32,
+    /// Reads that saw its commit word but bytes that did not check.
+    bad_reads: u8,
+}
+
+/// Where the reader is in one segment.
+struct Cursor {
+    file: File,
+    pos: u64,
+    pending: Vec<Pending>,
+}
+
+/// Follows every segment of a spool directory: each poll returns the records committed
+/// since the previous one, and deletes segments that are finished.
+pub struct SegmentFollower {
+    dir: PathBuf,
+    cursors: BTreeMap<String, Cursor>,
+    finished: BTreeSet<String>,
+    delete_finished: bool,
+    pub stats: SegmentStats,
+}
+
+/// Sort key for `<pid>-<seq>.tls`: numeric, so a writer's segments are read in order.
+fn segment_order(name: &str) -> (u64, u64, String) {
+    let stem = name.strip_suffix(SUFFIX).unwrap_or(name);
+    if let Some((pid, seq)) = stem.split_once('-') {
+        if let (Ok(pid), Ok(seq)) = (pid.parse(), seq.parse()) {
+            return (pid, seq, String::new());
+        }
+    }
+    (u64::MAX, 0, name.to_owned())
+}
+
+/// Is `name` a claimed segment (not a ready-made one, not one being set up)?
+pub fn is_segment_name(name: &str) -> bool {
+    name.ends_with(SUFFIX) && name.as_bytes().first().is_some_and(u8::is_ascii_digit)
+}
+
+impl SegmentFollower {
+    /// `delete_finished`: remove segments once they are fully read and no writer can
+    /// add to them (the spool's disk use stays bounded).
+    pub fn new(dir: &Path, delete_finished: bool) -> Self {
+        SegmentFollower {
+            dir: dir.to_owned(),
+            cursors: BTreeMap::new(),
+            finished: BTreeSet::new(),
+            delete_finished,
+            stats: SegmentStats::default(),
+        }
+    }
+
+    /// Reads every record committed since the last poll and hands each to `sink`
+    /// (segment name, record). Never blocks on a writer: what is not committed yet is
+    /// looked at again on the next poll.
+    pub fn poll(&mut self, sink: &mut dyn FnMut(&str, RawRecord<'_>)) -> io::Result<()> {
+        let mut names: Vec<String> = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            // Regular files only (the type from the directory entry: a symlink is not
+            // followed).
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_segment_name(&name) && !self.finished.contains(&name) {
+                names.push(name);
+            }
+        }
+        names.sort_by_key(|n| segment_order(n));
+        let mut alive = AliveCache::default();
+        for name in names {
+            if !self.cursors.contains_key(&name) {
+                let file = match File::open(self.dir.join(&name)) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                let cursor = Cursor {
+                    file,
+                    pos: DATA_START,
+                    pending: Vec::new(),
+                };
+                self.cursors.insert(name.clone(), cursor);
+            }
+            let cursor = self.cursors.get_mut(&name).expect("inserted above");
+            let done = poll_segment(cursor, &name, &mut alive, &mut self.stats, sink)?;
+            if done {
+                self.cursors.remove(&name);
+                self.finished.insert(name.clone());
+                if self.delete_finished {
+                    match fs::remove_file(self.dir.join(&name)) {
+                        Ok(()) => self.stats.deleted += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Segments currently being followed (not finished).
+    pub fn open_segments(&self) -> usize {
+        self.cursors.len()
+    }
+}
+
+/// Reads `len` bytes at `offset`; `None` if the file is shorter.
+fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; len];
+    match file.read_exact_at(&mut buf, offset) {
+        Ok(()) => Ok(Some(buf)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One poll of one segment. Returns true when the segment is finished: no writer can
+/// add to it and everything in it was read or skipped.
+fn poll_segment(
+    cursor: &mut Cursor,
+    name: &str,
+    alive: &mut AliveCache,
+    stats: &mut SegmentStats,
+    sink: &mut dyn FnMut(&str, RawRecord<'_>),
+) -> io::Result<bool> {
+    let Some(page) = read_at(&cursor.file, 0, field::END)? else {
+        return Ok(false);
+    };
+    let Some(header) = SegmentHeader::parse(&page) else {
+        // Not a segment (or not one this reader knows): leave it alone.
+        return Ok(false);
+    };
+    let writers_alive = header.writer_pids().any(|p| alive.alive(p));
+    let limit = header.limit();
+
+    // Reservations seen uncommitted before: committed now, or abandoned?
+    let mut still = Vec::new();
+    for mut p in std::mem::take(&mut cursor.pending) {
+        let Some(bytes) = read_at(&cursor.file, p.offset, p.len as usize)? else {
+            still.push(p);
+            continue;
+        };
+        let magic = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        if magic == MAGIC {
+            match parse_record(&bytes) {
+                Ok((rec, _)) => {
+                    stats.records += 1;
+                    sink(name, rec);
+                }
+                Err(_) if p.bad_reads == 0 => {
+                    p.bad_reads += 1;
+                    still.push(p);
+                }
+                Err(_) => stats.corrupt += 1,
+            }
+        } else if alive.alive(p.pid) {
+            still.push(p);
+        } else {
+            stats.holes += 1;
+            stats.hole_bytes += u64::from(p.len);
+        }
+    }
+    cursor.pending = still;
+
+    if cursor.pos < limit {
+        let Some(bytes) = read_at(&cursor.file, cursor.pos, (limit - cursor.pos) as usize)? else {
+            return Ok(false);
+        };
+        let base = cursor.pos;
+        let mut walk = Walk::new(&bytes, base, |pid| alive.alive(pid), writers_alive);
+        let mut next_pos = base + bytes.len() as u64;
+        for step in &mut walk {
+            match step {
+                Step::Record { offset, len } => {
+                    let at = (offset - base) as usize;
+                    let (rec, _) = parse_record(&bytes[at..at + len as usize])
+                        .expect("the walk checked this record");
+                    stats.records += 1;
+                    sink(name, rec);
+                }
+                Step::Pending { offset, len, pid } => cursor.pending.push(Pending {
+                    offset,
+                    len,
+                    pid,
+                    bad_reads: 0,
+                }),
+                Step::Recheck { offset, len } => {
+                    let at = (offset - base) as usize;
+                    let pid = u32::from_le_bytes(
+                        bytes[at + 32..at + 36].try_into().expect("4 bytes"),
+                    );
+                    cursor.pending.push(Pending {
+                        offset,
+                        len,
+                        pid,
+                        bad_reads: 0,
+                    });
+                }
+                Step::Hole { len, .. } => {
+                    stats.holes += 1;
+                    stats.hole_bytes += u64::from(len);
+                }
+                Step::Garbage { len, .. } => stats.garbage_bytes += u64::from(len),
+                Step::Wait { offset } => {
+                    next_pos = offset;
+                    break;
+                }
+            }
+        }
+        cursor.pos = next_pos;
+    }
+    let closed = header.is_full() || !writers_alive;
+    Ok(closed && cursor.pos >= limit && cursor.pending.is_empty())
+}
+
+/// What one segment file holds, read at once (the batch reader: `tapline run` after the
+/// program exited, `tapline show`).
+#[derive(Clone, Debug, Default)]
+pub struct SegmentContents {
+    /// The committed records, as concatenated frames (what a `.tlr` file would hold).
+    pub frames: Vec<u8>,
+    pub stats: SegmentStats,
+    /// Reservations of writers that still live and have not committed yet.
+    pub pending: u64,
+    /// False if the bytes are not a segment this reader knows.
+    pub valid: bool,
+}
+
+/// Reads the committed records of a whole segment file's bytes, skipping what dead
+/// writers left uncommitted.
+pub fn read_segment(bytes: &[u8]) -> SegmentContents {
+    let mut out = SegmentContents::default();
+    let Some(header) = SegmentHeader::parse(bytes) else {
+        return out;
+    };
+    out.valid = true;
+    let mut alive = AliveCache::default();
+    let writers_alive = header.writer_pids().any(|p| alive.alive(p));
+    let limit = (header.limit() as usize).min(bytes.len());
+    let start = DATA_START as usize;
+    if limit <= start {
+        return out;
+    }
+    let data = &bytes[start..limit];
+    let walk = Walk::new(data, DATA_START, |pid| alive.alive(pid), writers_alive);
+    for step in walk {
+        match step {
+            Step::Record { offset, len } => {
+                let at = (offset - DATA_START) as usize;
+                out.frames.extend_from_slice(&data[at..at + len as usize]);
+                out.stats.records += 1;
+            }
+            Step::Pending { .. } => out.pending += 1,
+            Step::Hole { len, .. } => {
+                out.stats.holes += 1;
+                out.stats.hole_bytes += u64::from(len);
+            }
+            Step::Garbage { len, .. } => out.stats.garbage_bytes += u64::from(len),
+            Step::Recheck { .. } => out.stats.corrupt += 1,
+            Step::Wait { .. } => break,
+        }
+    }
+    out
+}
+
+/// Keeps `want` ready-made segments of `size` bytes in `dir`, so that writers claim one
+/// with a rename instead of creating and faulting their own on their hot path.
+///
+/// Each is written full of zeros (its blocks are allocated and its pages are in the
+/// page cache) under a name writers ignore, then published as `free-<pid>-<n>.tls` with
+/// a rename. Also removes set-up leftovers (`.claim-<pid>-*`) of processes that died.
+/// Returns how many it made.
+pub fn make_free_segments(dir: &Path, want: usize, size: u64) -> io::Result<usize> {
+    let mut have = 0;
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with(FREE_PREFIX) && name.ends_with(SUFFIX) {
+            have += 1;
+        } else if let Some(rest) = name.strip_prefix(".claim-") {
+            let pid = rest.split('-').next().and_then(|p| p.parse().ok());
+            if pid.is_some_and(|p| !process_alive(p)) {
+                let _ = fs::remove_file(dir.join(&name));
+            }
+        }
+    }
+    let zeros = vec![0u8; size as usize];
+    let mut made = 0;
+    let me = std::process::id();
+    while have + made < want {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let tmp = dir.join(format!(".free-{me}-{stamp}.tmp"));
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let written = io::Write::write_all(&mut file, &zeros);
+        drop(file);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        fs::rename(&tmp, dir.join(format!("{FREE_PREFIX}{me}-{stamp}{SUFFIX}")))?;
+        made += 1;
+    }
+    Ok(made)
+}
+
+/// Removes what `make_free_segments` made and no writer claimed (at shutdown).
+pub fn remove_free_segments(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with(FREE_PREFIX) && name.ends_with(SUFFIX) {
+            let _ = fs::remove_file(dir.join(name));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! Stress test of the segment spool: the real `libtapline.so` writer (loaded with
+//! `dlopen`, driven through its `tapline_spool_append` entry point) in several forked
+//! processes of 8 threads each, sharing segments, against the real reader
+//! (`tapline::segment::SegmentFollower`) consuming and deleting concurrently.
+//!
+//! Why `dlopen` and not a Rust copy of the writer: the library is a cdylib only, and
+//! what must be proven is the writer as shipped — its claim and rotation, its fork
+//! handler, its drop counting — not a re-implementation of it.
+//!
+//! Variants (each in a fresh process of this binary, so each gets its own library
+//! instance and spool directory):
+//! - `shared`: 4 processes × 8 threads append 1,000,000 records of random sizes. Every
+//!   record the writer says it wrote is read exactly once, byte-identical; every record
+//!   it says it dropped is never read; rotations and deletions happen.
+//! - `killed`: the same, with two writer processes killed by SIGKILL at random moments.
+//!   Holes are skipped; everything that was committed is intact and read once.
+//! - `disk-full`: the spool directory on a 6 MiB tmpfs that is nearly full (a private
+//!   mount namespace, through `unshare`): records are dropped and counted, the program
+//!   goes on, and once space is freed writing resumes with a `Drops` record.
+//!
+//! Run: `cargo test -p tapline --test segment_stress` (add `-- quick` for 100,000
+//! records).
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use tapline::segment::{make_free_segments, SegmentFollower};
+use tapline_record::RecordType;
+
+const PROCS: usize = 4;
+const THREADS: usize = 8;
+const SEGMENT_BYTES: u64 = 1 << 20;
+const MAX_PAYLOAD: usize = 1000;
+
+/// `tapline_spool_append(mode, rtype, conn_id, payload, len) -> 1 written, 0 dropped`.
+type AppendFn = unsafe extern "C" fn(i32, u16, u64, *const u8, usize) -> i32;
+type CountFn = unsafe extern "C" fn() -> u64;
+type ModeFn = unsafe extern "C" fn() -> i32;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Ok(role) = std::env::var("SEGMENT_STRESS_ROLE") {
+        let total: usize = std::env::var("SEGMENT_STRESS_TOTAL")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        match role.as_str() {
+            "shared" => stress(total, false),
+            "killed" => stress(total, true),
+            "disk-full" => disk_full(),
+            other => panic!("unknown role {other}"),
+        }
+        return;
+    }
+    // `cargo test` passes harness flags (--quiet, test filters ...): ignore them.
+    let quick = args.iter().any(|a| a == "quick");
+    let total = if quick { 100_000 } else { 1_000_000 };
+    let lib = library();
+    let mut failed = false;
+    for role in ["shared", "killed", "disk-full"] {
+        let t0 = Instant::now();
+        let me = std::env::current_exe().expect("own path");
+        let mut cmd = if role == "disk-full" {
+            match namespace_runner() {
+                Some(mut c) => {
+                    c.arg(&me);
+                    c
+                }
+                None => {
+                    println!(
+                        "segment_stress {role}: SKIPPED (no way to mount a private tmpfs: \
+                         neither `unshare -rm` nor root)"
+                    );
+                    continue;
+                }
+            }
+        } else {
+            Command::new(&me)
+        };
+        let status = cmd
+            .env("SEGMENT_STRESS_ROLE", role)
+            .env("SEGMENT_STRESS_TOTAL", total.to_string())
+            .env("SEGMENT_STRESS_LIB", &lib)
+            .status()
+            .expect("run variant");
+        println!(
+            "segment_stress {role}: {} in {:.1}s",
+            if status.success() { "ok" } else { "FAILED" },
+            t0.elapsed().as_secs_f64()
+        );
+        failed |= !status.success();
+    }
+    assert!(!failed, "a segment stress variant failed");
+}
+
+/// Builds libtapline.so (same profile as this test) and returns its path.
+fn library() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "libtapline", "--lib"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo build libtapline");
+    assert!(status.success(), "building libtapline.so failed");
+    let lib = profile_dir.join("libtapline.so");
+    assert!(lib.exists(), "{} missing", lib.display());
+    lib
+}
+
+/// A command prefix that runs a program in a private mount namespace where it may
+/// mount a tmpfs: `unshare -rm` (unprivileged user namespace), or `unshare -m` as root.
+fn namespace_runner() -> Option<Command> {
+    for args in [&["-rm", "true"][..], &["-m", "true"][..]] {
+        let ok = Command::new("unshare")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            let mut c = Command::new("unshare");
+            c.arg(args[0]);
+            return Some(c);
+        }
+    }
+    None
+}
+
+struct Library {
+    append: AppendFn,
+    dropped: CountFn,
+}
+
+/// Loads the library with the given environment (read by its constructor).
+fn load(dir: &Path, env: &[(&str, String)]) -> Library {
+    std::env::set_var("TAPLINE_SPOOL_DIR", dir);
+    for (k, v) in env {
+        std::env::set_var(k, v);
+    }
+    let path = std::env::var("SEGMENT_STRESS_LIB").expect("SEGMENT_STRESS_LIB");
+    let path = CString::new(path).expect("path");
+    // SAFETY: loading a library by path; its constructor only reads the environment.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    assert!(!handle.is_null(), "dlopen libtapline.so failed");
+    let sym = |name: &std::ffi::CStr| {
+        // SAFETY: `handle` is a live library handle; the name is NUL-terminated.
+        let p = unsafe { libc::dlsym(handle, name.as_ptr()) };
+        assert!(!p.is_null(), "missing symbol {name:?}");
+        p
+    };
+    let append = sym(c"tapline_spool_append");
+    let dropped = sym(c"tapline_spool_dropped");
+    let mode = sym(c"tapline_spool_mode");
+    // SAFETY: the symbols are the library's exported functions of these signatures.
+    let lib = unsafe {
+        Library {
+            append: std::mem::transmute::<*mut libc::c_void, AppendFn>(append),
+            dropped: std::mem::transmute::<*mut libc::c_void, CountFn>(dropped),
+        }
+    };
+    // SAFETY: as above.
+    let mode: ModeFn = unsafe { std::mem::transmute::<*mut libc::c_void, ModeFn>(mode) };
+    // SAFETY: no arguments, no preconditions.
+    assert_eq!(unsafe { mode() }, 2, "the library is not in segment mode");
+    lib
+}
+
+fn spool_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tapline-stress-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("spool dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    dir
+}
+
+/// The payload of record `id`: its id, then bytes derived from it, of a size derived
+/// from it (so the reader can check every byte without being told).
+fn payload(id: u64, out: &mut Vec<u8>) {
+    let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    x ^= x >> 29;
+    let len = 8 + (x % (MAX_PAYLOAD as u64 + 1)) as usize;
+    out.clear();
+    out.extend_from_slice(&id.to_le_bytes());
+    let mut s = x;
+    while out.len() < len {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        out.extend_from_slice(&s.to_le_bytes()[..(len - out.len()).min(8)]);
+    }
+}
+
+/// Shared, zeroed memory that survives `fork` (children report what they wrote here).
+fn shared_bytes(n: usize) -> &'static [AtomicU8] {
+    // SAFETY: a fresh anonymous shared mapping of `n` bytes, never unmapped.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            n,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    // SAFETY: the mapping is `n` zeroed bytes, valid for the program's life; AtomicU8
+    // has the size and alignment of u8.
+    unsafe { std::slice::from_raw_parts(p as *const AtomicU8, n) }
+}
+
+const UNKNOWN: u8 = 0;
+const WRITTEN: u8 = 1;
+const DROPPED: u8 = 2;
+
+fn stress(total: usize, kill: bool) {
+    let dir = spool_dir(if kill { "killed" } else { "shared" });
+    make_free_segments(&dir, 2, SEGMENT_BYTES).expect("free segments");
+    let lib = load(
+        &dir,
+        &[
+            ("TAPLINE_SEGMENT_BYTES", SEGMENT_BYTES.to_string()),
+            ("TAPLINE_SPOOL_MAX_SEGMENTS", "48".into()),
+            ("TAPLINE_SPOOL_MAX_BYTES", (1u64 << 50).to_string()),
+        ],
+    );
+    let per_thread = total / (PROCS * THREADS);
+    let n = PROCS * THREADS * per_thread + 1;
+    let status = shared_bytes(n);
+    let mut buf = Vec::new();
+
+    // The parent writes first, so that the children inherit its segment and share it.
+    let parent_id = (n - 1) as u64;
+    payload(parent_id, &mut buf);
+    // SAFETY: `buf` is readable for its length.
+    let r = unsafe {
+        (lib.append)(0, RecordType::Data as u16, parent_id, buf.as_ptr(), buf.len())
+    };
+    status[parent_id as usize].store(if r == 1 { WRITTEN } else { DROPPED }, Ordering::SeqCst);
+
+    let mut children = Vec::new();
+    for p in 0..PROCS {
+        // SAFETY: this process is single-threaded here; the child only runs the writer
+        // threads below and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let append = lib.append;
+                    std::thread::spawn(move || {
+                        let mut buf = Vec::new();
+                        for k in 0..per_thread {
+                            let id = ((p * THREADS + t) * per_thread + k) as u64;
+                            payload(id, &mut buf);
+                            // SAFETY: `buf` is readable for its length.
+                            let r = unsafe {
+                                append(0, RecordType::Data as u16, id, buf.as_ptr(), buf.len())
+                            };
+                            let s = if r == 1 { WRITTEN } else { DROPPED };
+                            status[id as usize].store(s, Ordering::SeqCst);
+                            if k % 64 == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                let _ = t.join();
+            }
+            // SAFETY: leaving the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(0) };
+        }
+        children.push(pid);
+    }
+
+    // The reader, concurrently: poll, check, delete, keep ready-made segments coming.
+    let mut seen = vec![false; n];
+    let mut segments = std::collections::BTreeSet::new();
+    let mut bad = 0u64;
+    let mut dups = 0u64;
+    let mut follower = SegmentFollower::new(&dir, true);
+    let mut kills: Vec<(usize, Duration)> = if kill {
+        vec![(0, Duration::from_millis(300)), (2, Duration::from_millis(900))]
+    } else {
+        Vec::new()
+    };
+    let mut killed = Vec::new();
+    let mut running = children.len();
+    let mut quiet_polls = 0;
+    let t0 = Instant::now();
+    let mut expected = Vec::new();
+    loop {
+        let before = follower.stats.records;
+        follower
+            .poll(&mut |name, rec| {
+                segments.insert(name.to_owned());
+                if rec.header.rtype != RecordType::Data as u16 {
+                    return; // ProcStart, Drops
+                }
+                let id = rec.header.conn_id;
+                if id as usize >= n {
+                    bad += 1;
+                    return;
+                }
+                payload(id, &mut expected);
+                if &rec.payload[..expected.len()] != expected.as_slice()
+                    || rec.payload[expected.len()..].iter().any(|&b| b != 0)
+                {
+                    bad += 1;
+                }
+                if std::mem::replace(&mut seen[id as usize], true) {
+                    dups += 1;
+                }
+            })
+            .expect("poll");
+        let _ = make_free_segments(&dir, 2, SEGMENT_BYTES);
+        kills.retain(|&(child, at)| {
+            if t0.elapsed() < at {
+                return true;
+            }
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(children[child], libc::SIGKILL) };
+            killed.push(child);
+            false
+        });
+        for pid in children.iter_mut().filter(|p| **p > 0) {
+            // SAFETY: reaping our own child without blocking.
+            if unsafe { libc::waitpid(*pid, std::ptr::null_mut(), libc::WNOHANG) } == *pid {
+                *pid = -*pid;
+                running -= 1;
+            }
+        }
+        let progressed = follower.stats.records != before;
+        if running == 0 && !progressed {
+            quiet_polls += 1;
+            if quiet_polls >= 3 {
+                break;
+            }
+        } else {
+            quiet_polls = 0;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(600), "stress test timed out");
+        if !progressed {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    // Check: written → seen exactly once; dropped → never seen; unknown (only in
+    // processes that were killed) → at most once.
+    let mut written = 0u64;
+    let mut dropped = 0u64;
+    let mut lost = 0u64;
+    let mut ghost = 0u64;
+    let mut unknown_seen = 0u64;
+    let mut unknown = 0u64;
+    for (id, s) in status.iter().enumerate() {
+        match s.load(Ordering::SeqCst) {
+            WRITTEN => {
+                written += 1;
+                lost += u64::from(!seen[id]);
+            }
+            DROPPED => {
+                dropped += 1;
+                ghost += u64::from(seen[id]);
+            }
+            _ => {
+                let proc_ = id / (THREADS * per_thread);
+                assert!(
+                    killed.contains(&proc_),
+                    "record {id} of a process that was not killed has no status"
+                );
+                unknown += 1;
+                unknown_seen += u64::from(seen[id]);
+            }
+        }
+    }
+    let st = follower.stats;
+    println!(
+        "  {} records: written {written}, dropped {dropped}, \
+         unwritten in killed processes {unknown} (of them read: {unknown_seen}); \
+         read {} data records in {} segments, deleted {}, holes {} ({} bytes), \
+         garbage {} bytes, corrupt {}; lost {lost}, ghosts {ghost}, duplicates {dups}, \
+         bad bytes {bad}",
+        n,
+        seen.iter().filter(|&&s| s).count(),
+        segments.len(),
+        st.deleted,
+        st.holes,
+        st.hole_bytes,
+        st.garbage_bytes,
+        st.corrupt,
+    );
+    assert_eq!(lost, 0, "records written but never read");
+    assert_eq!(ghost, 0, "records dropped but read");
+    assert_eq!(dups, 0, "records read twice");
+    assert_eq!(bad, 0, "records read with wrong bytes");
+    assert_eq!(st.corrupt, 0, "committed records that never checked");
+    assert!(segments.len() > 10, "too few rotations");
+    assert!(st.deleted > 10, "too few deletions");
+    assert!(written > n as u64 / 2, "most records were dropped");
+    if kill {
+        assert_eq!(killed.len(), 2);
+        assert!(unknown > 0);
+    } else {
+        assert_eq!(unknown, 0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The spool on a nearly full 6 MiB tmpfs: drops are counted, the program goes on, and
+/// writing resumes (with a `Drops` record) once the reader frees space.
+fn disk_full() {
+    let dir = spool_dir("diskfull");
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m,mode=0700", "tapline-full"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mount tmpfs");
+    // Leave about 2.5 MiB free: room for two 1 MiB segments, not more.
+    let filler = dir.join("filler");
+    std::fs::write(&filler, vec![1u8; 3_500_000]).expect("filler");
+    let lib = load(
+        &dir,
+        &[
+            ("TAPLINE_SEGMENT_BYTES", SEGMENT_BYTES.to_string()),
+            ("TAPLINE_SPOOL_MAX_BYTES", (1u64 << 50).to_string()),
+        ],
+    );
+    let mut buf = Vec::new();
+    let (mut written, mut dropped) = (0u64, 0u64);
+    for id in 0..10_000u64 {
+        payload(id, &mut buf);
+        // SAFETY: `buf` is readable for its length.
+        match unsafe { (lib.append)(0, RecordType::Data as u16, id, buf.as_ptr(), buf.len()) } {
+            1 => written += 1,
+            _ => dropped += 1,
+        }
+    }
+    // SAFETY: no arguments.
+    let counted = unsafe { (lib.dropped)() };
+    println!("  full disk: written {written}, dropped {dropped}, library counted {counted}");
+    assert!(written > 1000, "segments that fit were used");
+    assert!(dropped > 1000, "no drops on a full disk");
+    assert_eq!(counted, dropped, "every drop is counted");
+
+    // The reader consumes and deletes; space comes back; writing resumes.
+    let mut follower = SegmentFollower::new(&dir, true);
+    let mut read = 0u64;
+    follower
+        .poll(&mut |_, rec| read += u64::from(rec.header.rtype == RecordType::Data as u16))
+        .expect("poll");
+    assert_eq!(read, written, "every written record is read");
+    std::fs::remove_file(&filler).expect("rm filler");
+    std::thread::sleep(Duration::from_millis(150)); // past the writer's retry pause
+    let mut resumed = 0;
+    for id in 0..2000u64 {
+        payload(id, &mut buf);
+        // SAFETY: `buf` is readable for its length.
+        resumed += unsafe { (lib.append)(0, RecordType::Data as u16, id, buf.as_ptr(), buf.len()) };
+    }
+    assert!(resumed > 1900, "writing resumed: {resumed}");
+    let mut reported = 0u64;
+    follower
+        .poll(&mut |_, rec| {
+            if rec.header.rtype == RecordType::Drops as u16 {
+                reported += u64::from_le_bytes(rec.payload[..8].try_into().expect("8 bytes"));
+            }
+        })
+        .expect("poll");
+    println!("  after space came back: {resumed} written, Drops record reports {reported}");
+    assert_eq!(reported, dropped, "the Drops record reports every dropped record");
+    // The mount goes away with this process's private namespace.
+}
