@@ -404,19 +404,16 @@ impl Connection {
                 !matches!(status, Some(s) if (100..200).contains(&s) && s != 101)
             })
             .collect();
-        let last_request = self
-            .requests
-            .keys()
-            .next_back()
-            .map_or(0, |&k| k as usize + 1);
-        let count = last_request.max(finals.len());
-        for k in 0..count {
-            let req = u32::try_from(k).ok().and_then(|k| self.requests.get(&k));
-            let resp = finals.get(k);
-            if req.is_none() && resp.is_none() {
-                continue;
-            }
-            out.push(self.exchange(k as u32, req, resp.map(|(m, h)| (*m, h.as_ref()))));
+        // Walk the request numbers that exist and the final responses' ranks, not
+        // 0..max: msg_seq is untrusted and may be huge.
+        let mut keys: Vec<u32> = self.requests.keys().copied().collect();
+        keys.extend((0..finals.len()).filter_map(|k| u32::try_from(k).ok()));
+        keys.sort_unstable();
+        keys.dedup();
+        for k in keys {
+            let req = self.requests.get(&k);
+            let resp = usize::try_from(k).ok().and_then(|k| finals.get(k));
+            out.push(self.exchange(k, req, resp.map(|(m, h)| (*m, h.as_ref()))));
         }
     }
 
