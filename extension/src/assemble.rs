@@ -254,11 +254,9 @@ impl Connection {
             c.last_wall_ns = c.last_wall_ns.max(e.meta.wall_ns);
             c.last_mono_ns = c.last_mono_ns.max(e.meta.mono_ns);
             match &e.record {
-                SpoolRecord::ConnOpen(o) => {
-                    if c.open.is_none() {
-                        c.open = Some(*o);
-                        c.pid = e.meta.pid;
-                    }
+                SpoolRecord::ConnOpen(o) if c.open.is_none() => {
+                    c.open = Some(*o);
+                    c.pid = e.meta.pid;
                 }
                 SpoolRecord::ConnClose(cl) => {
                     c.close = Some(*cl);

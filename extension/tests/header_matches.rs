@@ -173,7 +173,10 @@ fn parse_header(text: &str) -> CHeader {
 }
 
 /// Encoded Rust values with distinct field values, and what each C field must read.
-fn layouts() -> Vec<(&'static str, Vec<u8>, Vec<(&'static str, u64)>)> {
+/// A C struct name, a Rust encoding of it, and (C field, value it must hold).
+type Layout = (&'static str, Vec<u8>, Vec<(&'static str, u64)>);
+
+fn layouts() -> Vec<Layout> {
     let mut peer = [0u8; 16];
     peer[0] = 0xA1;
     let mut local = [0u8; 16];
