@@ -421,9 +421,14 @@ fn run_child(o: &RunOptions, lib: &Path, spool_dir: &Path) -> Result<i32, RunErr
         signal_hook::flag::register_conditional_default(sig, Arc::clone(&child_done))
             .map_err(RunError::Signals)?;
     }
-    let program = &o.command[0];
+    let Some((program, args)) = o.command.split_first() else {
+        return Err(RunError::Spawn {
+            program: OsString::new(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "no command given"),
+        });
+    };
     let mut cmd = Command::new(program);
-    cmd.args(&o.command[1..])
+    cmd.args(args)
         .env(
             "LD_PRELOAD",
             prepend_preload(lib, std::env::var_os("LD_PRELOAD")),
