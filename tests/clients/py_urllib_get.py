@@ -21,7 +21,7 @@ req = urllib.request.Request(base + "/hello?from=urllib", headers={"X-Tapline-Te
 with urllib.request.urlopen(req) as r:
     print("GET", r.status, r.headers["X-Echo-Query"], r.read().decode().strip())
 
-payload = b"name=tapline&value=" + b"x" * 3000
+payload = b"field=tapline&filler=" + b"x" * 3000
 req = urllib.request.Request(base + "/echo?from=urllib", data=payload, method="POST",
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
 with urllib.request.urlopen(req) as r:
