@@ -1,1 +1,83 @@
-//! libtapline.so
+//! libtapline.so — records the HTTP traffic of the process it is preloaded into.
+//!
+//! Loaded with `LD_PRELOAD` (by `wrapper.sh` in Lambda, by `tapline run` locally), it
+//! interposes libc's socket calls, follows the TCP connections this process opens,
+//! frames HTTP/1.x on the fly and appends compact records to a spool directory that the
+//! `tapline` binary reads later. On the caller's thread it does the least it can: one
+//! table lookup for a socket it does not follow; for one it does, a framer step, at most
+//! one copy of the bytes it keeps (made by the kernel, in `writev`), and one append.
+//!
+//! Layout: [`hooks`] holds the thin `extern "C"` shims; [`capture`] the logic they call;
+//! [`conn`] the per-fd table; [`http1`] the framer; [`spool`] records and the writer;
+//! [`sys`] symbol resolution and raw syscalls; [`config`] the environment.
+//!
+//! Rules (DEVELOPERS.md): a hook calls the real function exactly once, first, and returns
+//! its result and errno unchanged; no panic crosses `extern "C"`; no lock, no allocation
+//! and no lazily initialised thread-local on the hook path; no threads; survive `fork`;
+//! never exit or abort the host.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod capture;
+pub mod config;
+pub mod conn;
+#[cfg(all(feature = "hooks", not(test)))]
+pub mod hooks;
+pub mod http1;
+pub mod spool;
+pub mod sys;
+
+/// The constructor: runs when the dynamic loader maps the library, before `main`.
+///
+/// It resolves the real libc functions eagerly (while the process is single-threaded),
+/// reads the configuration, maps the connection table and registers the `fork` handler.
+/// It writes nothing to disk: a process that never speaks HTTP leaves no spool file.
+#[cfg(all(feature = "hooks", not(test)))]
+extern "C" fn tapline_init() {
+    let _ = std::panic::catch_unwind(|| {
+        hooks::libc::resolve_all();
+        spool::set_pid();
+        let inert = is_tapline_binary();
+        config::init(inert);
+        if !config::active() {
+            return;
+        }
+        spool::file::init();
+        conn::init();
+        // SAFETY: registering a plain extern "C" handler; no preconditions.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+    });
+}
+
+#[cfg(all(feature = "hooks", not(test)))]
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = tapline_init;
+
+/// In the child of `fork`: only the forking thread exists. It gets its own pid, thread
+/// id and spool files; the connections it inherited go on under their ids.
+#[cfg(all(feature = "hooks", not(test)))]
+extern "C" fn after_fork_child() {
+    let _ = std::panic::catch_unwind(spool::after_fork_child);
+}
+
+/// The `tapline` binary (extension and CLI) must never capture itself, even if it was
+/// started with the library preloaded (a function-wide `LD_PRELOAD` in Lambda reaches
+/// extensions too).
+#[cfg(all(feature = "hooks", not(test)))]
+fn is_tapline_binary() -> bool {
+    let mut buf = [0u8; 4096];
+    // SAFETY: `buf` is writable for its length; the path is NUL-terminated.
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+        )
+    };
+    if n <= 0 {
+        return false;
+    }
+    let path = &buf[..n as usize];
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    name == b"tapline"
+}

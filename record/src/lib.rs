@@ -330,7 +330,7 @@ pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
     }
     let header = Header::decode(buf);
     let len = header.length as usize;
-    if len < HEADER_LEN || len % ALIGN != 0 || len > MAX_RECORD_LEN {
+    if len < HEADER_LEN || !len.is_multiple_of(ALIGN) || len > MAX_RECORD_LEN {
         return Err(ParseError::BadFrame);
     }
     if buf.len() < len {
@@ -357,7 +357,10 @@ pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
 /// What [`RecordIter`] met while walking a buffer.
 #[derive(Clone, Copy, Debug)]
 pub enum Item<'a> {
-    Record { offset: usize, record: RawRecord<'a> },
+    Record {
+        offset: usize,
+        record: RawRecord<'a>,
+    },
     /// `len` bytes at `offset` were not a readable record and were skipped.
     Skipped { offset: usize, len: usize },
 }

@@ -35,7 +35,10 @@ fn roundtrip_data_record() {
     let (rec, len) = parse_record(&buf).expect("valid record");
     assert_eq!(len, padded_len(Data::LEN + 5));
     assert_eq!(rec.header.rtype, RecordType::Data as u16);
-    assert_eq!((rec.header.pid, rec.header.tid, rec.header.conn_id), (7, 8, 9));
+    assert_eq!(
+        (rec.header.pid, rec.header.tid, rec.header.conn_id),
+        (7, 8, 9)
+    );
     let (d2, bytes) = Data::decode(rec.payload).expect("data payload");
     assert_eq!(d2, d);
     assert_eq!(bytes, b"GET /");
@@ -66,7 +69,14 @@ fn every_flipped_bit_is_caught() {
 
 #[test]
 fn iter_resyncs_after_garbage_and_stops_at_zero() {
-    let rec = make(RecordType::Drops, &[&Drops { records: 1, bytes: 2 }.encode()]);
+    let rec = make(
+        RecordType::Drops,
+        &[&Drops {
+            records: 1,
+            bytes: 2,
+        }
+        .encode()],
+    );
     let len = padded_len(Drops::LEN);
     let mut buf = [0u8; 512];
     buf[..len].copy_from_slice(&rec[..len]);
@@ -90,7 +100,14 @@ fn iter_resyncs_after_garbage_and_stops_at_zero() {
 
 #[test]
 fn partial_tail_is_incomplete_not_corrupt() {
-    let rec = make(RecordType::Drops, &[&Drops { records: 1, bytes: 2 }.encode()]);
+    let rec = make(
+        RecordType::Drops,
+        &[&Drops {
+            records: 1,
+            bytes: 2,
+        }
+        .encode()],
+    );
     let len = padded_len(Drops::LEN);
     for cut in 5..len {
         assert_eq!(
@@ -109,8 +126,16 @@ fn payload_roundtrips() {
         flags: 0,
         connect_wall_ns: 1,
         connect_mono_ns: 2,
-        peer: WireAddr { family: AF_INET, port: 8080, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] },
-        local: WireAddr { family: AF_INET, port: 40000, addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] },
+        peer: WireAddr {
+            family: AF_INET,
+            port: 8080,
+            addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        },
+        local: WireAddr {
+            family: AF_INET,
+            port: 40000,
+            addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        },
     };
     assert_eq!(ConnOpen::decode(&open.encode()), Some(open));
     let close = ConnClose {
@@ -123,7 +148,13 @@ fn payload_roundtrips() {
         last_in_wall_ns: 6,
     };
     assert_eq!(ConnClose::decode(&close.encode()), Some(close));
-    let tls = TlsInfo { library: 1, flags: 0, sni_len: 9, alpn_len: 8, fd: -1 };
+    let tls = TlsInfo {
+        library: 1,
+        flags: 0,
+        sni_len: 9,
+        alpn_len: 8,
+        fd: -1,
+    };
     let mut p = [0u8; 64];
     p[..TlsInfo::LEN].copy_from_slice(&tls.encode());
     p[TlsInfo::LEN..TlsInfo::LEN + 9].copy_from_slice(b"localhost");

@@ -1,0 +1,522 @@
+//! What happens after a hooked call returned: the safe logic behind the `extern "C"`
+//! shims in [`crate::hooks`].
+//!
+//! Each function is told what the real call did (bytes done, error) and updates the
+//! connection table, frames HTTP/1.x and emits records. It never changes what the caller
+//! sees; the shim has already saved the result and errno, and restores errno after.
+
+use core::sync::atomic::Ordering;
+use tapline_record::{
+    close_reason, ConnClose, ConnOpen, Data, Direction, Part, Protocol, WireAddr,
+};
+
+use crate::conn::{self, state, ConnInfo, Slot};
+use crate::http1::{FrameSink, MessageEnd, Role, Stamp, Verdict};
+use crate::{config, spool};
+
+/// How many first bytes of a TLS connection are kept (the ClientHello, for SNI/ALPN).
+const RAW_HELLO_LIMIT: usize = 2048;
+
+/// The bytes a call moved: one buffer, or a vector of them (`writev`, `sendmsg`...).
+#[derive(Clone, Copy)]
+pub enum Bytes<'a> {
+    One(&'a [u8]),
+    Vectored(&'a [libc::iovec]),
+}
+
+impl<'a> Bytes<'a> {
+    /// Calls `f` on each piece, in order, up to `done` bytes in all.
+    fn each(&self, done: usize, mut f: impl FnMut(&'a [u8])) {
+        match *self {
+            Bytes::One(b) => f(&b[..done.min(b.len())]),
+            Bytes::Vectored(iov) => {
+                let mut left = done;
+                for v in iov {
+                    if left == 0 {
+                        break;
+                    }
+                    if v.iov_base.is_null() || v.iov_len == 0 {
+                        continue;
+                    }
+                    let n = left.min(v.iov_len);
+                    // SAFETY: the caller's iovec describes memory valid for `iov_len`
+                    // bytes, of which the call just read or wrote the first `n`.
+                    f(unsafe { core::slice::from_raw_parts(v.iov_base as *const u8, n) });
+                    left -= n;
+                }
+            }
+        }
+    }
+
+    /// The first non-empty piece (what the sniffer looks at).
+    fn first(&self, done: usize) -> &'a [u8] {
+        let mut first: &'a [u8] = &[];
+        self.each(done, |p| {
+            if first.is_empty() {
+                first = p;
+            }
+        });
+        first
+    }
+}
+
+/// Is this fd one whose traffic we look at? (The shims' fast path.)
+#[inline]
+pub fn interesting(fd: i32) -> bool {
+    match conn::slot(fd) {
+        Some(s) => matches!(
+            s.state.load(Ordering::Relaxed),
+            state::PENDING | state::HTTP | state::TLS | state::H2C
+        ),
+        None => false,
+    }
+}
+
+/// Is this fd in the table at all (including ignored connections)?
+#[inline]
+pub fn known(fd: i32) -> bool {
+    conn::slot(fd).is_some_and(|s| s.state.load(Ordering::Relaxed) != state::FREE)
+}
+
+/// `connect` succeeded or is in progress on `fd`.
+///
+/// # Safety
+/// `addr` must be valid for `len` bytes (it was just passed to the real `connect`).
+pub unsafe fn on_connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) {
+    let Some(slot) = conn::slot(fd) else { return };
+    if addr.is_null() {
+        return;
+    }
+    // SAFETY: the caller guarantees `addr` is valid for `len` bytes.
+    let peer = unsafe { wire_addr(addr, len) };
+    let Some(peer) = peer else { return };
+    if !is_stream_socket(fd) {
+        return;
+    }
+    let local = local_addr(fd).unwrap_or_default();
+    let info = ConnInfo {
+        fd,
+        peer,
+        local,
+        connect: spool::now(),
+    };
+    slot.start(conn::new_conn_id(spool::pid()), info);
+}
+
+/// The process wrote `done` bytes of `bytes` to `fd`.
+pub fn on_egress(fd: i32, bytes: Bytes<'_>, done: usize) {
+    let Some(slot) = conn::slot(fd) else { return };
+    if done == 0 {
+        return;
+    }
+    let now = spool::now();
+    let mut st = slot.state.load(Ordering::Acquire);
+    if st == state::PENDING {
+        st = classify(slot, bytes.first(done), now);
+    }
+    match st {
+        state::HTTP => {
+            count(slot, 0, done, now);
+            frame(slot, 0, bytes, done, now);
+        }
+        state::TLS | state::H2C => count(slot, 0, done, now),
+        _ => {}
+    }
+}
+
+/// The process read `done` bytes into `bytes` from `fd`.
+pub fn on_ingress(fd: i32, bytes: Bytes<'_>, done: usize) {
+    let Some(slot) = conn::slot(fd) else { return };
+    let now = spool::now();
+    match slot.state.load(Ordering::Acquire) {
+        state::PENDING => {
+            // The server spoke first: not HTTP or TLS from a client of ours.
+            let _ = slot.state.compare_exchange(
+                state::PENDING,
+                state::IGNORED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        state::HTTP => {
+            count(slot, 1, done, now);
+            frame(slot, 1, bytes, done, now);
+        }
+        state::TLS | state::H2C => count(slot, 1, done, now),
+        _ => {}
+    }
+}
+
+/// A read on `fd` returned 0: the peer closed its side.
+pub fn on_eof(fd: i32) {
+    let Some(slot) = conn::slot(fd) else { return };
+    if slot.state.load(Ordering::Acquire) != state::HTTP || slot.eof.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let now = spool::now();
+    let conn_id = slot.conn_id.load(Ordering::Relaxed);
+    slot.with_framer(1, |fr, _| {
+        fr.finish_on_close(&mut RecordSink::new(conn_id, Direction::Ingress, now))
+    });
+}
+
+/// A read or write on `fd` failed with `errno`. Connection-ending errors end the
+/// connection; EAGAIN, EINTR and the like change nothing.
+pub fn on_error(fd: i32, errno: i32) {
+    if !matches!(
+        errno,
+        libc::ECONNRESET
+            | libc::EPIPE
+            | libc::ETIMEDOUT
+            | libc::ECONNABORTED
+            | libc::EHOSTUNREACH
+            | libc::ENETUNREACH
+            | libc::ENETDOWN
+    ) {
+        return;
+    }
+    let Some(slot) = conn::slot(fd) else { return };
+    let st = slot.state.load(Ordering::Acquire);
+    if matches!(st, state::HTTP | state::TLS | state::H2C)
+        && slot
+            .state
+            .compare_exchange(st, state::ENDED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        end_connection(slot, st, close_reason::ERROR, errno, spool::now());
+    }
+}
+
+/// The conn id in `fd`'s slot now (read before the real `close`).
+pub fn conn_id_of(fd: i32) -> u64 {
+    conn::slot(fd).map_or(0, |s| s.conn_id.load(Ordering::Acquire))
+}
+
+/// `close(fd)` returned. `conn_id` is what the slot held before the call: if another
+/// thread connected a new socket on the same number meanwhile, leave that one alone.
+pub fn on_close(fd: i32, conn_id: u64) {
+    spool::file::descriptor_closed(fd, fd);
+    let Some(slot) = conn::slot(fd) else { return };
+    if slot.conn_id.load(Ordering::Acquire) != conn_id {
+        return;
+    }
+    let st = slot.state.swap(state::FREE, Ordering::AcqRel);
+    if matches!(st, state::HTTP | state::TLS | state::H2C) {
+        let reason = if slot.eof.load(Ordering::Relaxed) {
+            close_reason::PEER_EOF
+        } else {
+            close_reason::CLOSED
+        };
+        end_connection(slot, st, reason, 0, spool::now());
+    }
+}
+
+/// `close_range(lo, hi)` returned: forget every connection in the range.
+pub fn on_close_range(lo: u32, hi: u32) {
+    let hi_fd = hi.min(conn::MAX_FDS as u32 - 1);
+    spool::file::descriptor_closed(
+        lo.min(i32::MAX as u32) as i32,
+        hi.min(i32::MAX as u32) as i32,
+    );
+    let mut fd = lo;
+    while fd <= hi_fd {
+        if known(fd as i32) {
+            on_close(fd as i32, conn_id_of(fd as i32));
+        }
+        fd += 1;
+    }
+}
+
+/// Decides from the first bytes written what a PENDING connection carries, and writes
+/// its `ConnOpen` (and, for TLS, the ClientHello) when it is worth following.
+fn classify(slot: &Slot, first: &[u8], now: Stamp) -> u8 {
+    let (new_state, protocol) = match sniff(first) {
+        Some(p @ Protocol::Http1) => (state::HTTP, p),
+        Some(p @ Protocol::Tls) => (state::TLS, p),
+        Some(p @ Protocol::H2c) => (state::H2C, p),
+        _ => (state::IGNORED, Protocol::Http1),
+    };
+    if slot
+        .state
+        .compare_exchange(
+            state::PENDING,
+            new_state,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        return slot.state.load(Ordering::Acquire);
+    }
+    if new_state == state::IGNORED {
+        return new_state;
+    }
+    let info = slot.info();
+    let conn_id = slot.conn_id.load(Ordering::Relaxed);
+    let open = ConnOpen {
+        fd: info.fd,
+        protocol: protocol as u8,
+        flags: 0,
+        connect_wall_ns: info.connect.wall_ns,
+        connect_mono_ns: info.connect.mono_ns,
+        peer: info.peer,
+        local: info.local,
+    };
+    spool::conn_open(conn_id, &open, now);
+    if new_state == state::TLS {
+        let hello = &first[..first.len().min(RAW_HELLO_LIMIT)];
+        let fixed = Data {
+            dir: Direction::Egress as u8,
+            part: Part::Raw as u8,
+            flags: 0,
+            msg_seq: 0,
+            offset: 0,
+            len: hello.len() as u32,
+        };
+        spool::data(conn_id, &fixed, hello, now);
+    }
+    new_state
+}
+
+/// What the first bytes of a client connection say it carries.
+pub fn sniff(first: &[u8]) -> Option<Protocol> {
+    if first.len() >= 3 && first[0] == 0x16 && first[1] == 0x03 && first[2] <= 0x04 {
+        return Some(Protocol::Tls);
+    }
+    if first.starts_with(b"PRI * HTTP/2.0") {
+        return Some(Protocol::H2c);
+    }
+    // An HTTP/1.x request line: METHOD SP target. Methods are upper-case tokens.
+    let method_len = first.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    if (3..=16).contains(&method_len) && first.get(method_len) == Some(&b' ') {
+        let rest = &first[method_len + 1..];
+        let target = rest.first().copied();
+        let connect = &first[..method_len] == b"CONNECT";
+        let absolute = |scheme: &[u8]| {
+            let n = rest.len().min(scheme.len());
+            n > 0 && rest[..n] == scheme[..n]
+        };
+        if matches!(target, Some(b'/') | Some(b'*') | None)
+            || absolute(b"http://")
+            || absolute(b"https://")
+            || (connect && is_authority_start(target))
+        {
+            return Some(Protocol::Http1);
+        }
+    }
+    None
+}
+
+/// CONNECT's target is `host:port`.
+fn is_authority_start(b: Option<u8>) -> bool {
+    b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'[')
+}
+
+fn count(slot: &Slot, dir: usize, done: usize, now: Stamp) {
+    slot.bytes[dir].fetch_add(done as u64, Ordering::Relaxed);
+    if dir == 0 {
+        let _ = slot.first_out_wall.compare_exchange(
+            0,
+            now.wall_ns,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    } else {
+        slot.last_in_wall.store(now.wall_ns, Ordering::Relaxed);
+    }
+}
+
+/// Feeds the bytes to the direction's framer; stops following on a verdict.
+fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
+    let conn_id = slot.conn_id.load(Ordering::Relaxed);
+    let (direction, role) = if dir == 0 {
+        (Direction::Egress, Role::Request)
+    } else {
+        (Direction::Ingress, Role::Response)
+    };
+    let max_body = config::max_body();
+    let verdict = slot.with_framer(dir, |fr, kinds| {
+        let mut sink = RecordSink::new(conn_id, direction, now);
+        let mut verdict = Verdict::Continue;
+        bytes.each(done, |piece| {
+            if verdict == Verdict::Continue {
+                verdict = fr.feed(role, piece, now, max_body, kinds, &mut sink);
+            }
+        });
+        verdict
+    });
+    let reason = match verdict {
+        Some(Verdict::Continue) => return,
+        Some(Verdict::Upgraded) => close_reason::UPGRADED,
+        // Malformed, or another thread was in the framer: we missed bytes.
+        Some(Verdict::Malformed) | None => close_reason::UNTRACKED,
+    };
+    if slot
+        .state
+        .compare_exchange(
+            state::HTTP,
+            state::ENDED,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+    {
+        end_connection(slot, state::HTTP, reason, 0, now);
+    }
+}
+
+/// Writes the end of a connection: cut-off messages, then `ConnClose`.
+fn end_connection(slot: &Slot, was: u8, reason: u8, errno: i32, now: Stamp) {
+    let conn_id = slot.conn_id.load(Ordering::Relaxed);
+    if was == state::HTTP {
+        for (dir, direction) in [(0, Direction::Egress), (1, Direction::Ingress)] {
+            slot.with_framer(dir, |fr, _| {
+                fr.finish_on_close(&mut RecordSink::new(conn_id, direction, now))
+            });
+        }
+    }
+    let protocol = match was {
+        state::TLS => Protocol::Tls,
+        state::H2C => Protocol::H2c,
+        _ => Protocol::Http1,
+    };
+    let close = ConnClose {
+        reason,
+        protocol: protocol as u8,
+        errno,
+        bytes_out: slot.bytes[0].load(Ordering::Relaxed),
+        bytes_in: slot.bytes[1].load(Ordering::Relaxed),
+        first_out_wall_ns: slot.first_out_wall.load(Ordering::Relaxed),
+        last_in_wall_ns: slot.last_in_wall.load(Ordering::Relaxed),
+    };
+    spool::conn_close(conn_id, &close, now);
+}
+
+/// Framer output → spool records for one connection and direction.
+pub struct RecordSink {
+    conn_id: u64,
+    dir: Direction,
+    at: Stamp,
+}
+
+impl RecordSink {
+    pub fn new(conn_id: u64, dir: Direction, at: Stamp) -> Self {
+        RecordSink { conn_id, dir, at }
+    }
+
+    fn data(&self, part: Part, msg_seq: u32, offset: u64, bytes: &[u8]) {
+        let fixed = Data {
+            dir: self.dir as u8,
+            part: part as u8,
+            flags: 0,
+            msg_seq,
+            offset,
+            len: bytes.len() as u32,
+        };
+        spool::data(self.conn_id, &fixed, bytes, self.at);
+    }
+}
+
+impl FrameSink for RecordSink {
+    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
+        self.data(Part::Head, msg_seq, offset, bytes);
+    }
+    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
+        self.data(Part::Body, msg_seq, offset, bytes);
+    }
+    fn end(&mut self, end: &MessageEnd) {
+        spool::msg_end(self.conn_id, self.dir as u8, end, self.at);
+    }
+}
+
+/// A TCP peer address from a `sockaddr`, or `None` for other families.
+///
+/// # Safety
+/// `addr` must be valid for `len` bytes.
+unsafe fn wire_addr(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<WireAddr> {
+    let len = len as usize;
+    if len < core::mem::size_of::<libc::sa_family_t>() {
+        return None;
+    }
+    // SAFETY: at least the family field is readable.
+    let family = unsafe { (*addr).sa_family } as i32;
+    match family {
+        libc::AF_INET if len >= core::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: family and length say this is a sockaddr_in; read unaligned.
+            let sin = unsafe { core::ptr::read_unaligned(addr as *const libc::sockaddr_in) };
+            let mut a = [0u8; 16];
+            a[..4].copy_from_slice(&sin.sin_addr.s_addr.to_ne_bytes());
+            Some(WireAddr {
+                family: tapline_record::AF_INET,
+                port: u16::from_be(sin.sin_port),
+                addr: a,
+            })
+        }
+        libc::AF_INET6 if len >= core::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: family and length say this is a sockaddr_in6; read unaligned.
+            let sin6 = unsafe { core::ptr::read_unaligned(addr as *const libc::sockaddr_in6) };
+            Some(WireAddr {
+                family: tapline_record::AF_INET6,
+                port: u16::from_be(sin6.sin6_port),
+                addr: sin6.sin6_addr.s6_addr,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn is_stream_socket(fd: i32) -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ty` and `len` are valid for getsockopt to write.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut ty as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    r == 0 && ty == libc::SOCK_STREAM
+}
+
+fn local_addr(fd: i32) -> Option<WireAddr> {
+    // SAFETY: an all-zero sockaddr_storage is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
+    let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `ss` is large enough for any address; `len` says so.
+    let r = unsafe { libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: getsockname wrote `len` valid bytes into `ss`.
+    unsafe { wire_addr(&ss as *const _ as *const libc::sockaddr, len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffer_classifies_first_bytes() {
+        assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(sniff(b"OPTIONS * HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(
+            sniff(b"CONNECT example.test:443 HTTP/1.1\r\n"),
+            Some(Protocol::Http1)
+        );
+        assert_eq!(sniff(b"GET http://x/ HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(sniff(b"\x16\x03\x01\x02\x00\x01"), Some(Protocol::Tls));
+        assert_eq!(
+            sniff(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            Some(Protocol::H2c)
+        );
+        assert_eq!(sniff(b"SSH-2.0-OpenSSH_9\r\n"), None);
+        assert_eq!(sniff(b"*1\r\n$4\r\nPING\r\n"), None);
+        assert_eq!(sniff(b"HELO there\r\n"), None);
+        assert_eq!(sniff(b"HELO host\r\n"), None);
+        assert_eq!(sniff(b"\x00\x00\x00\x08\x04\xd2\x16\x2f"), None);
+        assert_eq!(sniff(b""), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! Settings read once, in the constructor, from the environment.
+//!
+//! The hook path reads them through atomics; the spool directory path lives in a fixed
+//! buffer written before `READY` is published and never again (except after `fork`,
+//! when only one thread exists).
+
+use core::cell::UnsafeCell;
+use core::ffi::CStr;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Default for `TAPLINE_MAX_BODY`: body bytes kept per message.
+pub const DEFAULT_MAX_BODY: u64 = 8192;
+/// Default for `TAPLINE_SPOOL_DIR`.
+pub const DEFAULT_SPOOL_DIR: &[u8] = b"/tmp/tapline";
+/// Default for `TAPLINE_SPOOL_FILE_BYTES`: a new spool file is started past this size.
+pub const DEFAULT_FILE_BYTES: u64 = 64 << 20;
+/// Default for `TAPLINE_SPOOL_MAX_BYTES`: what one process may write in all; past it,
+/// records are dropped and counted (the disk must never fill because of us).
+pub const DEFAULT_PROCESS_BYTES: u64 = 1 << 30;
+
+const DIR_CAP: usize = 512;
+
+struct DirBuf(UnsafeCell<[u8; DIR_CAP]>);
+// SAFETY: written only by `init` before READY is released; read only after READY is
+// acquired.
+unsafe impl Sync for DirBuf {}
+
+static SPOOL_DIR: DirBuf = DirBuf(UnsafeCell::new([0; DIR_CAP]));
+static SPOOL_DIR_LEN: AtomicU64 = AtomicU64::new(0);
+static READY: AtomicBool = AtomicBool::new(false);
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static MAX_BODY: AtomicU64 = AtomicU64::new(DEFAULT_MAX_BODY);
+static FILE_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_FILE_BYTES);
+static PROCESS_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_PROCESS_BYTES);
+
+/// Reads the environment. `inert` is true in processes that must never be captured
+/// (the tapline binary itself).
+pub fn init(inert: bool) {
+    let disabled = env(c"TAPLINE_DISABLE").is_some_and(|v| !v.is_empty() && v != b"0");
+    if let Some(n) = env(c"TAPLINE_MAX_BODY").and_then(parse_u64) {
+        MAX_BODY.store(n, Ordering::Relaxed);
+    }
+    if let Some(n) = env(c"TAPLINE_SPOOL_FILE_BYTES").and_then(parse_u64) {
+        FILE_BYTES.store(n.max(4096), Ordering::Relaxed);
+    }
+    if let Some(n) = env(c"TAPLINE_SPOOL_MAX_BYTES").and_then(parse_u64) {
+        PROCESS_BYTES.store(n, Ordering::Relaxed);
+    }
+    let dir = env(c"TAPLINE_SPOOL_DIR")
+        .filter(|d| !d.is_empty() && d.len() < DIR_CAP - 64)
+        .unwrap_or(DEFAULT_SPOOL_DIR);
+    // SAFETY: READY is not yet published, so no reader looks at the buffer now.
+    unsafe { (&mut *SPOOL_DIR.0.get())[..dir.len()].copy_from_slice(dir) };
+    SPOOL_DIR_LEN.store(dir.len() as u64, Ordering::Relaxed);
+    ACTIVE.store(!disabled && !inert, Ordering::Relaxed);
+    READY.store(true, Ordering::Release);
+}
+
+/// True when hooks should capture (configured, not disabled, not inert).
+#[inline]
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed) && READY.load(Ordering::Acquire)
+}
+
+pub fn max_body() -> u64 {
+    MAX_BODY.load(Ordering::Relaxed)
+}
+
+pub fn file_bytes() -> u64 {
+    FILE_BYTES.load(Ordering::Relaxed)
+}
+
+pub fn process_bytes() -> u64 {
+    PROCESS_BYTES.load(Ordering::Relaxed)
+}
+
+/// The spool directory, without a trailing NUL.
+pub fn spool_dir() -> &'static [u8] {
+    if !READY.load(Ordering::Acquire) {
+        return DEFAULT_SPOOL_DIR;
+    }
+    let len = SPOOL_DIR_LEN.load(Ordering::Relaxed) as usize;
+    // SAFETY: READY was acquired: the buffer is fully written and never changes again.
+    unsafe { &(&*SPOOL_DIR.0.get())[..len] }
+}
+
+fn env(name: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: getenv with a NUL-terminated name; the constructor runs before the program
+    // can call setenv from other threads.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: getenv returned a NUL-terminated string that lives in the environment.
+    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
+fn parse_u64(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, &b| {
+        b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parse_u64_accepts_digits_only() {
+        assert_eq!(super::parse_u64(b"8192"), Some(8192));
+        assert_eq!(super::parse_u64(b""), None);
+        assert_eq!(super::parse_u64(b"12k"), None);
+        assert_eq!(super::parse_u64(b"99999999999999999999"), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! The connection table: per-fd state for the sockets this process connected.
+//!
+//! A fixed array indexed by fd, mapped once in the constructor (anonymous,
+//! `MAP_NORESERVE`: pages are only backed once an fd number is used). All-zero memory is
+//! a free slot, so there is nothing to initialise. The hook path on an fd we do not
+//! follow costs one bounds check and one atomic load.
+//!
+//! No locks: each slot has a `busy` flag per direction, taken with one compare-exchange
+//! around a framer step. A thread that finds it taken (two threads writing one socket at
+//! once, which HTTP/1 clients do not do) skips capture and the connection stops being
+//! followed, because a framer that missed bytes would mis-frame everything after.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use tapline_record::WireAddr;
+
+use crate::http1::{Framer, RequestKinds, Stamp};
+
+/// Highest fd number followed (exclusive).
+pub const MAX_FDS: usize = 65536;
+
+/// Slot states.
+pub mod state {
+    /// Not a connection we follow.
+    pub const FREE: u8 = 0;
+    /// Connected (TCP, by this process); first bytes not seen yet.
+    pub const PENDING: u8 = 1;
+    /// Carries HTTP/1.x: framed.
+    pub const HTTP: u8 = 2;
+    /// Carries TLS: counted (plaintext comes from the TLS hooks, if at all).
+    pub const TLS: u8 = 3;
+    /// HTTP/2 with prior knowledge: counted.
+    pub const H2C: u8 = 4;
+    /// Some other protocol: ignored until closed.
+    pub const IGNORED: u8 = 5;
+    /// Was followed, then framing stopped (error, upgrade, unparseable): ignored.
+    pub const ENDED: u8 = 6;
+}
+
+/// What is known about a connection from `connect` on. Written while both busy flags
+/// are held and before the state is published; read-only afterwards.
+#[derive(Clone, Copy, Default)]
+pub struct ConnInfo {
+    pub fd: i32,
+    pub peer: WireAddr,
+    pub local: WireAddr,
+    pub connect: Stamp,
+}
+
+#[repr(C)]
+pub struct Slot {
+    pub state: AtomicU8,
+    /// A read returned 0 (the peer closed its side).
+    pub eof: AtomicBool,
+    busy: [AtomicBool; 2],
+    pub conn_id: AtomicU64,
+    /// Bytes written / read on the socket.
+    pub bytes: [AtomicU64; 2],
+    pub first_out_wall: AtomicU64,
+    pub last_in_wall: AtomicU64,
+    /// [`RequestKinds`], shared by the two directions.
+    head_bits: AtomicU64,
+    connect_bits: AtomicU64,
+    info: UnsafeCell<ConnInfo>,
+    framers: [UnsafeCell<Framer>; 2],
+}
+
+// SAFETY: the UnsafeCells are only accessed under the protocol documented on each
+// accessor (busy flags, publish-before-use through `state`).
+unsafe impl Sync for Slot {}
+
+static TABLE: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
+static NEXT_CONN: AtomicU32 = AtomicU32::new(1);
+
+/// Maps the table. Called once from the constructor; on failure nothing is followed.
+pub fn init() {
+    let bytes = MAX_FDS * core::mem::size_of::<Slot>();
+    // SAFETY: an anonymous private mapping; the result is checked below.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p != libc::MAP_FAILED {
+        TABLE.store(p as *mut Slot, Ordering::Release);
+    }
+}
+
+/// The slot of `fd`, if the table exists and `fd` is in range.
+#[inline]
+pub fn slot(fd: i32) -> Option<&'static Slot> {
+    let t = TABLE.load(Ordering::Acquire);
+    if t.is_null() || fd < 0 || fd as usize >= MAX_FDS {
+        return None;
+    }
+    // SAFETY: `t` maps MAX_FDS zero-initialised slots for the life of the process, and
+    // all-zero bytes are a valid `Slot` (atomics and plain integers; Framer's zero state
+    // is `Framer::new()`).
+    Some(unsafe { &*t.add(fd as usize) })
+}
+
+/// A new connection id, unique across the processes sharing a spool.
+pub fn new_conn_id(pid: u32) -> u64 {
+    (u64::from(pid) << 32) | u64::from(NEXT_CONN.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Slot {
+    /// Starts following a freshly connected socket. Returns false if the slot is in use
+    /// by another thread right now (then the connection is not followed).
+    pub fn start(&self, conn_id: u64, info: ConnInfo) -> bool {
+        if !self.lock(0) {
+            return false;
+        }
+        if !self.lock(1) {
+            self.unlock(0);
+            return false;
+        }
+        // SAFETY: both busy flags are held: no other thread touches the cells.
+        unsafe {
+            *self.info.get() = info;
+            *self.framers[0].get() = Framer::new();
+            *self.framers[1].get() = Framer::new();
+        }
+        self.eof.store(false, Ordering::Relaxed);
+        self.bytes[0].store(0, Ordering::Relaxed);
+        self.bytes[1].store(0, Ordering::Relaxed);
+        self.first_out_wall.store(0, Ordering::Relaxed);
+        self.last_in_wall.store(0, Ordering::Relaxed);
+        self.head_bits.store(0, Ordering::Relaxed);
+        self.connect_bits.store(0, Ordering::Relaxed);
+        self.conn_id.store(conn_id, Ordering::Relaxed);
+        self.unlock(1);
+        self.unlock(0);
+        self.state.store(state::PENDING, Ordering::Release);
+        true
+    }
+
+    /// What `connect` recorded. Only meaningful once the state is not FREE.
+    pub fn info(&self) -> ConnInfo {
+        // SAFETY: written before the state left FREE (release), and the caller observed
+        // that state (acquire); `start` is the only writer.
+        unsafe { *self.info.get() }
+    }
+
+    /// Runs `f` on the framer of `dir` (0 egress, 1 ingress) with the shared request
+    /// kinds, if no other thread is using it. Returns `None` when it was busy.
+    pub fn with_framer<R>(
+        &self,
+        dir: usize,
+        f: impl FnOnce(&mut Framer, &mut RequestKinds) -> R,
+    ) -> Option<R> {
+        if !self.lock(dir) {
+            return None;
+        }
+        let mut kinds = RequestKinds {
+            head_bits: self.head_bits.load(Ordering::Acquire),
+            connect_bits: self.connect_bits.load(Ordering::Acquire),
+        };
+        // SAFETY: the busy flag of `dir` is held: this thread is the framer's only user.
+        let framer = unsafe { &mut *self.framers[dir].get() };
+        let r = f(framer, &mut kinds);
+        if dir == 0 {
+            self.head_bits.store(kinds.head_bits, Ordering::Release);
+            self.connect_bits
+                .store(kinds.connect_bits, Ordering::Release);
+        }
+        self.unlock(dir);
+        Some(r)
+    }
+
+    fn lock(&self, dir: usize) -> bool {
+        self.busy[dir]
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn unlock(&self, dir: usize) {
+        self.busy[dir].store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,66 @@
+//! The `extern "C"` shims: the functions this library exports in place of libc's (and,
+//! in later modules, TLS libraries').
+//!
+//! Every shim follows one pattern: call the real function exactly once, first; keep its
+//! return value and errno; then, unless we are already inside our own code on this
+//! thread, hand what happened to [`crate::capture`] inside a panic boundary; restore
+//! errno; return the real result. Capture may be skipped, never fail the call.
+
+pub mod libc;
+
+use core::cell::Cell;
+use core::panic::AssertUnwindSafe;
+
+use crate::sys::raw;
+
+thread_local! {
+    /// "We are inside tapline on this thread: pass through." Set around every capture
+    /// step so that our own syscalls (the spool write) and anything a capture step calls
+    /// never re-enter capture. `const` and without `Drop`: no lazy initialisation and no
+    /// destructor, so it is safe to touch during thread start-up and teardown.
+    static IN_TAPLINE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a capture step after a real call: guarded against re-entry, with errno saved and
+/// restored, and with any panic caught (a panic must never cross `extern "C"`).
+#[inline]
+pub fn after(step: impl FnOnce()) {
+    if !crate::config::active() {
+        return;
+    }
+    let entered = IN_TAPLINE
+        .try_with(|g| {
+            if g.get() {
+                false
+            } else {
+                g.set(true);
+                true
+            }
+        })
+        .unwrap_or(false);
+    if !entered {
+        return;
+    }
+    let saved = raw::errno();
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(step));
+    raw::set_errno(saved);
+    let _ = IN_TAPLINE.try_with(|g| g.set(false));
+}
+
+/// Calls the real function behind a [`RealFn`](crate::sys::resolve::RealFn) cast to its
+/// C signature, or evaluates `$fallback` when no real function exists.
+macro_rules! call_real {
+    ($real:expr, fn($($ty:ty),*) -> $ret:ty, ($($arg:expr),*), $fallback:expr) => {{
+        match $real.get() {
+            Some(addr) => {
+                // SAFETY: `addr` is the address of the C function of this exact name in
+                // another loaded object, whose signature is the one given here.
+                let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { core::mem::transmute(addr) };
+                // SAFETY: the arguments are the caller's, passed on unchanged.
+                unsafe { f($($arg),*) }
+            }
+            None => $fallback,
+        }
+    }};
+}
+pub(crate) use call_real;

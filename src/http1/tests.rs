@@ -1,0 +1,373 @@
+use super::*;
+use tapline_record::msg_flags as f;
+
+#[derive(Default, Debug)]
+struct Collect {
+    heads: Vec<(u32, Vec<u8>)>,
+    bodies: Vec<(u32, Vec<u8>)>,
+    ends: Vec<MessageEnd>,
+}
+
+impl FrameSink for Collect {
+    fn head(&mut self, seq: u32, offset: u64, bytes: &[u8]) {
+        match self.heads.iter_mut().find(|(s, _)| *s == seq) {
+            Some((_, h)) => {
+                assert_eq!(h.len() as u64, offset, "head fragments in order");
+                h.extend_from_slice(bytes)
+            }
+            None => {
+                assert_eq!(offset, 0);
+                self.heads.push((seq, bytes.to_vec()))
+            }
+        }
+    }
+    fn body(&mut self, seq: u32, offset: u64, bytes: &[u8]) {
+        match self.bodies.iter_mut().find(|(s, _)| *s == seq) {
+            Some((_, b)) => {
+                assert_eq!(b.len() as u64, offset, "body fragments in order");
+                b.extend_from_slice(bytes)
+            }
+            None => {
+                assert_eq!(offset, 0);
+                self.bodies.push((seq, bytes.to_vec()))
+            }
+        }
+    }
+    fn end(&mut self, end: &MessageEnd) {
+        self.ends.push(*end);
+    }
+}
+
+struct Conn {
+    req: Framer,
+    resp: Framer,
+    kinds: RequestKinds,
+    max_body: u64,
+}
+
+impl Conn {
+    fn new() -> Self {
+        Conn {
+            req: Framer::new(),
+            resp: Framer::new(),
+            kinds: RequestKinds::default(),
+            max_body: 8192,
+        }
+    }
+    /// Requests go to a sink of their own: message numbers are per direction.
+    fn send(&mut self, data: &[u8], _responses: &mut Collect) -> Verdict {
+        let mut requests = Collect::default();
+        self.req.feed(
+            Role::Request,
+            data,
+            Stamp::default(),
+            self.max_body,
+            &mut self.kinds,
+            &mut requests,
+        )
+    }
+    fn recv(&mut self, data: &[u8], out: &mut Collect) -> Verdict {
+        self.resp.feed(
+            Role::Response,
+            data,
+            Stamp::default(),
+            self.max_body,
+            &mut self.kinds,
+            out,
+        )
+    }
+}
+
+/// Feeds `data` in pieces of every size from 1 to `data.len()` and checks each split
+/// gives the same events as one call.
+fn all_splits(role: Role, data: &[u8], kinds: RequestKinds, max_body: u64) -> Collect {
+    let mut whole = Collect::default();
+    let mut k = kinds;
+    Framer::new().feed(role, data, Stamp::default(), max_body, &mut k, &mut whole);
+    for step in 1..data.len() {
+        let mut fr = Framer::new();
+        let mut out = Collect::default();
+        let mut k = kinds;
+        for piece in data.chunks(step) {
+            fr.feed(role, piece, Stamp::default(), max_body, &mut k, &mut out);
+        }
+        assert_eq!(out.heads, whole.heads, "heads differ at step {step}");
+        assert_eq!(out.bodies, whole.bodies, "bodies differ at step {step}");
+        assert_eq!(out.ends, whole.ends, "ends differ at step {step}");
+    }
+    whole
+}
+
+#[test]
+fn get_request_has_no_body() {
+    let req = b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let out = all_splits(Role::Request, req, RequestKinds::default(), 8192);
+    assert_eq!(out.heads, vec![(0, req.to_vec())]);
+    assert_eq!(out.ends.len(), 1);
+    assert_eq!(out.ends[0].head_len, req.len() as u64);
+    assert_eq!(out.ends[0].flags, f::NO_BODY);
+}
+
+#[test]
+fn content_length_body_and_pipelining() {
+    let data = b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /y HTTP/1.1\r\n\r\n";
+    let out = all_splits(Role::Request, data, RequestKinds::default(), 8192);
+    assert_eq!(out.ends.len(), 2);
+    assert_eq!(out.bodies, vec![(0, b"hello".to_vec())]);
+    assert_eq!(out.ends[0].body_len, 5);
+    assert_eq!(out.ends[1].msg_seq, 1);
+    assert_eq!(out.heads[1], (1, b"GET /y HTTP/1.1\r\n\r\n".to_vec()));
+}
+
+#[test]
+fn chunked_with_extensions_and_trailers() {
+    let data = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+    let out = all_splits(Role::Response, data, RequestKinds::default(), 8192);
+    assert_eq!(out.ends.len(), 2);
+    let body: Vec<u8> = out
+        .bodies
+        .iter()
+        .filter(|(s, _)| *s == 0)
+        .flat_map(|(_, b)| b.clone())
+        .collect();
+    assert_eq!(body, b"hello world");
+    assert_eq!(out.ends[0].body_len, 11);
+    assert_eq!(out.ends[0].flags & f::CHUNKED, f::CHUNKED);
+    assert_eq!(out.ends[0].status, 200);
+    let first_len = data.len() - b"HTTP/1.1 204 No Content\r\n\r\n".len();
+    assert_eq!(out.ends[0].wire_len, first_len as u64);
+    assert_eq!(out.ends[1].status, 204);
+    assert_eq!(out.ends[1].flags, f::NO_BODY);
+}
+
+#[test]
+fn body_capture_is_limited_and_counted() {
+    let mut data = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec();
+    data.extend(std::iter::repeat_n(b'z', 100));
+    let out = all_splits(Role::Response, &data, RequestKinds::default(), 10);
+    assert_eq!(out.bodies, vec![(0, vec![b'z'; 10])]);
+    assert_eq!(out.ends[0].body_len, 100);
+    assert_eq!(out.ends[0].flags & f::BODY_TRUNCATED, f::BODY_TRUNCATED);
+}
+
+#[test]
+fn head_response_and_interim_continue() {
+    let mut c = Conn::new();
+    let mut out = Collect::default();
+    c.send(b"HEAD / HTTP/1.1\r\n\r\nPOST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", &mut out);
+    c.send(b"abc", &mut out);
+    // HEAD's response announces a length but has no body; then 100, then the final.
+    c.recv(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n",
+        &mut out,
+    );
+    c.recv(
+        b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        &mut out,
+    );
+    let resp: Vec<_> = out.ends.iter().filter(|e| e.status != 0).collect();
+    assert_eq!(resp.len(), 3);
+    assert_eq!(
+        (resp[0].status, resp[0].flags, resp[0].body_len),
+        (200, f::NO_BODY, 0)
+    );
+    assert_eq!((resp[1].status, resp[1].flags), (100, f::NO_BODY));
+    assert_eq!(
+        (resp[2].status, resp[2].body_len, resp[2].msg_seq),
+        (201, 2, 2)
+    );
+}
+
+#[test]
+fn close_delimited_response_ends_on_close() {
+    let mut fr = Framer::new();
+    let mut out = Collect::default();
+    let mut k = RequestKinds::default();
+    let v = fr.feed(
+        Role::Response,
+        b"HTTP/1.0 200 OK\r\n\r\nabcdef",
+        Stamp::default(),
+        8192,
+        &mut k,
+        &mut out,
+    );
+    assert_eq!(v, Verdict::Continue);
+    assert!(out.ends.is_empty());
+    fr.finish_on_close(&mut out);
+    assert_eq!(out.ends[0].body_len, 6);
+    assert_eq!(out.ends[0].flags, f::UNTIL_CLOSE);
+}
+
+#[test]
+fn cut_off_message_is_incomplete() {
+    let mut fr = Framer::new();
+    let mut out = Collect::default();
+    let mut k = RequestKinds::default();
+    fr.feed(
+        Role::Response,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        Stamp::default(),
+        8192,
+        &mut k,
+        &mut out,
+    );
+    fr.finish_on_close(&mut out);
+    assert_eq!(out.ends[0].flags, f::INCOMPLETE);
+    assert_eq!(out.ends[0].body_len, 3);
+}
+
+#[test]
+fn not_http_is_malformed() {
+    for bad in [
+        &b"SSH-2.0-OpenSSH\r\n"[..],
+        b"HTTP/2 200\r\n",
+        b"\x16\x03\x01\x00",
+    ] {
+        let mut fr = Framer::new();
+        let mut out = Collect::default();
+        let mut k = RequestKinds::default();
+        let v = fr.feed(
+            Role::Response,
+            bad,
+            Stamp::default(),
+            8192,
+            &mut k,
+            &mut out,
+        );
+        assert_eq!(v, Verdict::Malformed, "{bad:?}");
+        assert!(fr.is_stopped());
+    }
+    let mut fr = Framer::new();
+    let mut out = Collect::default();
+    let mut k = RequestKinds::default();
+    let v = fr.feed(
+        Role::Request,
+        b"get / HTTP/1.1\r\n\r\n",
+        Stamp::default(),
+        8192,
+        &mut k,
+        &mut out,
+    );
+    assert_eq!(v, Verdict::Malformed);
+}
+
+#[test]
+fn bad_chunk_size_is_malformed() {
+    let mut fr = Framer::new();
+    let mut out = Collect::default();
+    let mut k = RequestKinds::default();
+    let v = fr.feed(
+        Role::Response,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        Stamp::default(),
+        8192,
+        &mut k,
+        &mut out,
+    );
+    assert_eq!(v, Verdict::Malformed);
+    assert_eq!(out.ends[0].flags & f::MALFORMED, f::MALFORMED);
+}
+
+#[test]
+fn switching_protocols_and_connect_stop_framing() {
+    let mut c = Conn::new();
+    let mut out = Collect::default();
+    c.send(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", &mut out);
+    assert_eq!(
+        c.recv(
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello",
+            &mut out
+        ),
+        Verdict::Upgraded
+    );
+
+    let mut c = Conn::new();
+    let mut out = Collect::default();
+    c.send(b"CONNECT h:443 HTTP/1.1\r\n\r\n", &mut out);
+    assert_eq!(
+        c.recv(
+            b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01",
+            &mut out
+        ),
+        Verdict::Upgraded
+    );
+}
+
+#[test]
+fn long_head_is_truncated_but_framed() {
+    let mut data = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+    data.extend(std::iter::repeat_n(b'a', 40_000));
+    data.extend_from_slice(b"\r\nContent-Length: 2\r\n\r\nhi");
+    let mut fr = Framer::new();
+    let mut out = Collect::default();
+    let mut k = RequestKinds::default();
+    fr.feed(
+        Role::Request,
+        &data,
+        Stamp::default(),
+        8192,
+        &mut k,
+        &mut out,
+    );
+    assert_eq!(out.heads[0].1.len() as u64, HEAD_CAPTURE_LIMIT);
+    assert_eq!(out.ends[0].flags & f::HEAD_TRUNCATED, f::HEAD_TRUNCATED);
+    assert_eq!(out.bodies, vec![(0, b"hi".to_vec())]);
+}
+
+#[test]
+fn zero_state_is_new() {
+    // The connection table keeps framers in zeroed memory.
+    let f = Framer::new();
+    assert!(f.is_idle());
+    assert_eq!(f.messages(), 0);
+    assert_eq!(Framer::default().phase, Phase::Idle);
+}
+
+/// Random bytes and random splits never panic (the hook must never panic).
+#[test]
+fn garbage_never_panics() {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let seeds: [&[u8]; 3] = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+        b"",
+    ];
+    for round in 0..3000 {
+        let mut data = seeds[round % 3].to_vec();
+        let n = (next() % 200) as usize;
+        for _ in 0..n {
+            let r = next();
+            data.push(match r % 5 {
+                0 => b'\r',
+                1 => b'\n',
+                2 => b"0123456789abcdef;:"[(r >> 8) as usize % 18],
+                _ => (r >> 16) as u8,
+            });
+        }
+        let role = if round % 2 == 0 {
+            Role::Response
+        } else {
+            Role::Request
+        };
+        let mut fr = Framer::new();
+        let mut out = Collect::default();
+        let mut k = RequestKinds {
+            head_bits: next(),
+            connect_bits: next(),
+        };
+        let mut i = 0;
+        while i < data.len() {
+            let step = 1 + (next() % 17) as usize;
+            let end = (i + step).min(data.len());
+            fr.feed(role, &data[i..end], Stamp::default(), 64, &mut k, &mut out);
+            i = end;
+        }
+        fr.finish_on_close(&mut out);
+    }
+}

@@ -1,0 +1,357 @@
+//! The file spool: each record appended to this process's spool file with one `writev`
+//! on an `O_APPEND` descriptor, so records of different threads never interleave.
+//!
+//! Files are `<dir>/<pid>-<seq>.tlr`, mode 0600, in a directory of mode 0700 that must
+//! belong to us (a directory another user planted in `/tmp` is refused). The file is
+//! opened on the first record, not at load, so processes that never speak HTTP leave no
+//! file. Past the per-file cap the writer moves to a new file by `dup3`-ing it over the
+//! same descriptor number, so a thread that still holds the old number writes to one of
+//! the two files, never to a closed or reused descriptor.
+//!
+//! Every failure (no directory, read-only, disk full, over the per-process cap) drops
+//! the record and counts it; a `Drops` record says how many once writing works again.
+//! Nothing here blocks except the write itself, and nothing here can fail the host call.
+
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use libc::c_int;
+use tapline_record::{Drops, Header, ProcStart, RecordType, HEADER_LEN};
+
+use crate::config;
+use crate::sys::raw;
+
+/// The open spool file, or -1.
+static FD: AtomicI32 = AtomicI32::new(-1);
+/// Next file sequence number for this process.
+static FILE_SEQ: AtomicU32 = AtomicU32::new(0);
+/// Bytes written to the current file.
+static FILE_WRITTEN: AtomicU64 = AtomicU64::new(0);
+/// Bytes written by this process in all.
+static TOTAL_WRITTEN: AtomicU64 = AtomicU64::new(0);
+/// Set while one thread moves to the next file.
+static ROTATING: AtomicBool = AtomicBool::new(false);
+/// After a failed open, no new attempt before this monotonic time (ns).
+static RETRY_AFTER: AtomicU64 = AtomicU64::new(0);
+static DROPPED_RECORDS: AtomicU64 = AtomicU64::new(0);
+static DROPPED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// How long to wait after a failed open before trying again.
+const RETRY_NS: u64 = 1_000_000_000;
+
+const CMDLINE_CAP: usize = 1024;
+struct Cmdline(core::cell::UnsafeCell<[u8; CMDLINE_CAP]>);
+// SAFETY: written once in `init` (constructor, before any record), read-only after.
+unsafe impl Sync for Cmdline {}
+static CMDLINE: Cmdline = Cmdline(core::cell::UnsafeCell::new([0; CMDLINE_CAP]));
+static CMDLINE_LEN: AtomicU32 = AtomicU32::new(0);
+
+/// Reads what the `ProcStart` record will say about this process.
+pub fn init() {
+    // SAFETY: the path is NUL-terminated; open has no other preconditions.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/cmdline".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: the constructor is the only writer, before any record is written.
+    let buf = unsafe { &mut *CMDLINE.0.get() };
+    let mut len = 0usize;
+    while len < CMDLINE_CAP {
+        let n = raw::read(fd, &mut buf[len..]);
+        if n <= 0 {
+            break;
+        }
+        len += n as usize;
+    }
+    raw::close(fd);
+    // Drop the trailing NUL of the last argument.
+    while len > 0 && buf[len - 1] == 0 {
+        len -= 1;
+    }
+    CMDLINE_LEN.store(len as u32, Ordering::Release);
+}
+
+fn cmdline() -> &'static [u8] {
+    let len = CMDLINE_LEN.load(Ordering::Acquire) as usize;
+    // SAFETY: bytes up to `len` were written before the release store and never change.
+    unsafe { &(&*CMDLINE.0.get())[..len] }
+}
+
+/// In the child after `fork`: the inherited descriptor is the parent's file. Forget it
+/// (closing our copy) so that the child opens files under its own pid.
+pub fn after_fork_child() {
+    let fd = FD.swap(-1, Ordering::AcqRel);
+    if fd >= 0 {
+        raw::close(fd);
+    }
+    FILE_SEQ.store(0, Ordering::Relaxed);
+    FILE_WRITTEN.store(0, Ordering::Relaxed);
+    TOTAL_WRITTEN.store(0, Ordering::Relaxed);
+    ROTATING.store(false, Ordering::Relaxed);
+    RETRY_AFTER.store(0, Ordering::Relaxed);
+    DROPPED_RECORDS.store(0, Ordering::Relaxed);
+    DROPPED_BYTES.store(0, Ordering::Relaxed);
+}
+
+/// The program closed a descriptor (or a range). If it was ours, forget it: the number
+/// may be handed to the program's next `open`, and we must never write there.
+pub fn descriptor_closed(lo: c_int, hi: c_int) {
+    let fd = FD.load(Ordering::Acquire);
+    if fd >= 0 && fd >= lo && fd <= hi {
+        let _ = FD.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// True if `fd` is the spool file (the library's own writes must not be traced).
+pub fn is_spool_fd(fd: c_int) -> bool {
+    fd >= 0 && FD.load(Ordering::Relaxed) == fd
+}
+
+/// Appends one record. `parts` is the payload in pieces (fixed part, captured bytes);
+/// the header's type, times, pid, tid and conn id are already set.
+pub fn append(header: &mut Header, parts: &[&[u8]]) {
+    let len = header.length as u64;
+    if !write_record(header, parts) {
+        DROPPED_RECORDS.fetch_add(1, Ordering::Relaxed);
+        DROPPED_BYTES.fetch_add(len, Ordering::Relaxed);
+        return;
+    }
+    let records = DROPPED_RECORDS.load(Ordering::Relaxed);
+    if records > 0 {
+        let records = DROPPED_RECORDS.swap(0, Ordering::Relaxed);
+        let bytes = DROPPED_BYTES.swap(0, Ordering::Relaxed);
+        let payload = Drops { records, bytes }.encode();
+        let mut h = Header::new(
+            RecordType::Drops,
+            payload.len(),
+            header.wall_ns,
+            header.mono_ns,
+        );
+        h.pid = header.pid;
+        h.tid = header.tid;
+        if !write_record(&mut h, &[&payload]) {
+            DROPPED_RECORDS.fetch_add(records + 1, Ordering::Relaxed);
+            DROPPED_BYTES.fetch_add(bytes + h.length as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Records and bytes dropped and not yet reported (for tests and benchmarks).
+pub fn dropped() -> (u64, u64) {
+    (
+        DROPPED_RECORDS.load(Ordering::Relaxed),
+        DROPPED_BYTES.load(Ordering::Relaxed),
+    )
+}
+
+fn write_record(header: &mut Header, parts: &[&[u8]]) -> bool {
+    let len = header.length as u64;
+    if TOTAL_WRITTEN.load(Ordering::Relaxed) + len > config::process_bytes() {
+        return false;
+    }
+    let Some(fd) = current_fd(header) else {
+        return false;
+    };
+    if !writev_record(fd, header, parts) {
+        return false;
+    }
+    TOTAL_WRITTEN.fetch_add(len, Ordering::Relaxed);
+    let written = FILE_WRITTEN.fetch_add(len, Ordering::Relaxed) + len;
+    if written > config::file_bytes() {
+        rotate(fd, header);
+    }
+    true
+}
+
+/// Seals the header and writes header, payload parts and padding with one `writev`.
+fn writev_record(fd: c_int, header: &mut Header, parts: &[&[u8]]) -> bool {
+    const MAX_PARTS: usize = 4;
+    if parts.len() > MAX_PARTS {
+        return false;
+    }
+    let (head, pad) = header.seal(parts);
+    let padding = Header::padding(pad);
+    let empty = libc::iovec {
+        iov_base: core::ptr::null_mut(),
+        iov_len: 0,
+    };
+    let mut iov = [empty; MAX_PARTS + 2];
+    iov[0] = libc::iovec {
+        iov_base: head.as_ptr() as *mut _,
+        iov_len: HEADER_LEN,
+    };
+    let mut n = 1;
+    for p in parts.iter().chain(core::iter::once(&padding)) {
+        if !p.is_empty() {
+            iov[n] = libc::iovec {
+                iov_base: p.as_ptr() as *mut _,
+                iov_len: p.len(),
+            };
+            n += 1;
+        }
+    }
+    let ret = raw::writev(fd, &iov[..n]);
+    if ret == header.length as isize {
+        return true;
+    }
+    if ret < 0 && raw::errno() == libc::EBADF {
+        // Someone closed our descriptor behind our back: open a new file next time.
+        let _ = FD.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+    }
+    false
+}
+
+/// The open spool descriptor, opening the first file if needed.
+fn current_fd(header: &Header) -> Option<c_int> {
+    let fd = FD.load(Ordering::Acquire);
+    if fd >= 0 {
+        return Some(fd);
+    }
+    if header.mono_ns < RETRY_AFTER.load(Ordering::Relaxed) {
+        return None;
+    }
+    let Some(new_fd) = open_file(header) else {
+        RETRY_AFTER.store(header.mono_ns + RETRY_NS, Ordering::Relaxed);
+        return None;
+    };
+    match FD.compare_exchange(-1, new_fd, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            FILE_WRITTEN.store(0, Ordering::Relaxed);
+            Some(new_fd)
+        }
+        Err(winner) => {
+            // Another thread opened a file at the same moment: use theirs. Ours holds only
+            // a ProcStart record; the reader tolerates such a file, but remove it anyway.
+            raw::close(new_fd);
+            Some(winner)
+        }
+    }
+}
+
+/// Moves to the next file once the current one is over its cap.
+fn rotate(old_fd: c_int, header: &Header) {
+    if ROTATING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    if FD.load(Ordering::Acquire) == old_fd {
+        if let Some(new_fd) = open_file(header) {
+            // SAFETY: dup3 onto a descriptor we own: atomically makes `old_fd` refer to
+            // the new file; threads writing to `old_fd` meanwhile reach one of the two.
+            let r = unsafe { libc::syscall(libc::SYS_dup3, new_fd, old_fd, libc::O_CLOEXEC) };
+            raw::close(new_fd);
+            if r >= 0 {
+                FILE_WRITTEN.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+    ROTATING.store(false, Ordering::Release);
+}
+
+/// Creates the next spool file (and the directory if missing) and writes its
+/// `ProcStart` record. Returns the descriptor, moved above the low numbers programs use.
+fn open_file(header: &Header) -> Option<c_int> {
+    let dir = config::spool_dir();
+    let mut path = [0u8; 600];
+    if dir.len() + 40 > path.len() {
+        return None;
+    }
+    path[..dir.len()].copy_from_slice(dir);
+    // SAFETY: `path` holds the directory followed by a NUL (the buffer is zeroed).
+    let made = unsafe { libc::mkdir(path.as_ptr() as *const _, 0o700) };
+    if made != 0 && raw::errno() != libc::EEXIST {
+        return None;
+    }
+    if !directory_is_ours(&path) {
+        return None;
+    }
+    let seq = FILE_SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut at = dir.len();
+    path[at] = b'/';
+    at += 1;
+    at += write_decimal(&mut path[at..], u64::from(header.pid));
+    path[at] = b'-';
+    at += 1;
+    at += write_decimal(&mut path[at..], u64::from(seq));
+    path[at..at + 4].copy_from_slice(b".tlr");
+    path[at + 4] = 0;
+    let flags = libc::O_WRONLY
+        | libc::O_CREAT
+        | libc::O_EXCL
+        | libc::O_APPEND
+        | libc::O_NOFOLLOW
+        | libc::O_CLOEXEC;
+    // SAFETY: `path` is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr() as *const _, flags, 0o600 as libc::c_uint) };
+    if fd < 0 {
+        return None;
+    }
+    // Keep clear of the small numbers a program expects to get from its own opens.
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 512) };
+    let fd = if high >= 0 {
+        raw::close(fd);
+        high
+    } else {
+        fd
+    };
+    let cmd = cmdline();
+    let start = ProcStart {
+        // SAFETY: getppid has no preconditions.
+        ppid: unsafe { libc::getppid() } as u32,
+        cmdline_len: cmd.len() as u32,
+        file_seq: seq,
+        flags: 0,
+    }
+    .encode();
+    let mut h = Header::new(
+        RecordType::ProcStart,
+        start.len() + cmd.len(),
+        header.wall_ns,
+        header.mono_ns,
+    );
+    h.pid = header.pid;
+    h.tid = header.tid;
+    if !writev_record(fd, &mut h, &[&start, cmd]) {
+        raw::close(fd);
+        return None;
+    }
+    TOTAL_WRITTEN.fetch_add(h.length as u64, Ordering::Relaxed);
+    Some(fd)
+}
+
+/// The spool directory must be a real directory (not a symlink), owned by us, and not
+/// writable by others.
+fn directory_is_ours(path: &[u8]) -> bool {
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated; `st` is writable.
+    if unsafe { libc::lstat(path.as_ptr() as *const _, &mut st) } != 0 {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    (st.st_mode & libc::S_IFMT) == libc::S_IFDIR && st.st_uid == me && (st.st_mode & 0o022) == 0
+}
+
+fn write_decimal(out: &mut [u8], mut v: u64) -> usize {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        out[i] = digits[n - 1 - i];
+    }
+    n
+}

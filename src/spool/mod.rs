@@ -1,0 +1,111 @@
+//! Turning what the capture layer saw into records, and handing them to the writer.
+//!
+//! Each function builds one record's fixed payload on the stack and passes borrowed
+//! slices (the caller's own buffer for captured bytes) to the writer: at most one copy
+//! of the bytes, made by the kernel.
+
+pub mod file;
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU32, Ordering};
+use tapline_record::{ConnClose, ConnOpen, Data, Header, MsgEnd, RecordType, TlsInfo};
+
+use crate::http1::{MessageEnd, Stamp};
+use crate::sys::raw;
+
+static PID: AtomicU32 = AtomicU32::new(0);
+
+thread_local! {
+    /// This thread's kernel id, cached (0 = not yet known). A `const` cell without
+    /// `Drop`: no lazy initialisation, no destructor at thread exit.
+    static TID: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Caches the pid (constructor, and the child after `fork`).
+pub fn set_pid() {
+    // SAFETY: getpid has no preconditions.
+    PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+}
+
+/// In the child after `fork`: new pid, new thread id, new files.
+pub fn after_fork_child() {
+    set_pid();
+    let _ = TID.try_with(|t| t.set(0));
+    file::after_fork_child();
+}
+
+pub fn pid() -> u32 {
+    PID.load(Ordering::Relaxed)
+}
+
+fn tid() -> u32 {
+    TID.try_with(|t| {
+        let v = t.get();
+        if v != 0 {
+            return v;
+        }
+        let v = raw::gettid();
+        t.set(v);
+        v
+    })
+    .unwrap_or(0)
+}
+
+/// The current time, as records carry it.
+pub fn now() -> Stamp {
+    let (wall_ns, mono_ns) = raw::now();
+    Stamp { wall_ns, mono_ns }
+}
+
+fn header(rtype: RecordType, payload_len: usize, conn_id: u64, at: Stamp) -> Header {
+    let mut h = Header::new(rtype, payload_len, at.wall_ns, at.mono_ns);
+    h.pid = pid();
+    h.tid = tid();
+    h.conn_id = conn_id;
+    h
+}
+
+fn emit(rtype: RecordType, conn_id: u64, at: Stamp, parts: &[&[u8]]) {
+    let len = parts.iter().map(|p| p.len()).sum();
+    if len + tapline_record::HEADER_LEN > tapline_record::MAX_RECORD_LEN {
+        return;
+    }
+    let mut h = header(rtype, len, conn_id, at);
+    file::append(&mut h, parts);
+}
+
+pub fn conn_open(conn_id: u64, open: &ConnOpen, at: Stamp) {
+    emit(RecordType::ConnOpen, conn_id, at, &[&open.encode()]);
+}
+
+pub fn data(conn_id: u64, fixed: &Data, bytes: &[u8], at: Stamp) {
+    emit(RecordType::Data, conn_id, at, &[&fixed.encode(), bytes]);
+}
+
+pub fn msg_end(conn_id: u64, dir: u8, end: &MessageEnd, at: Stamp) {
+    let fixed = MsgEnd {
+        dir,
+        flags: end.flags,
+        msg_seq: end.msg_seq,
+        head_len: end.head_len,
+        body_len: end.body_len,
+        wire_len: end.wire_len,
+        start_wall_ns: end.start.wall_ns,
+        start_mono_ns: end.start.mono_ns,
+        status: end.status,
+    };
+    emit(RecordType::MsgEnd, conn_id, at, &[&fixed.encode()]);
+}
+
+pub fn conn_close(conn_id: u64, close: &ConnClose, at: Stamp) {
+    emit(RecordType::ConnClose, conn_id, at, &[&close.encode()]);
+}
+
+pub fn tls_info(conn_id: u64, info: &TlsInfo, sni: &[u8], alpn: &[u8], at: Stamp) {
+    emit(
+        RecordType::TlsInfo,
+        conn_id,
+        at,
+        &[&info.encode(), sni, alpn],
+    );
+}
