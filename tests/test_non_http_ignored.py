@@ -12,6 +12,7 @@ def test_non_http_traffic_reports_zero_exchanges(c_programs, run_traced, run_pla
     assert plain.returncode == 0, plain.stderr
     proc, exs = run_traced([exe, echo_port])
     assert proc.returncode == 0, proc.stderr
+    assert b"libtapline mapped: yes" in proc.stderr, proc.stderr
     assert proc.stdout == plain.stdout
     assert proc.stdout.decode().splitlines() == ["udp ok", "unix ok", "tcp line protocol ok",
                                                  "file ok"]
@@ -24,6 +25,7 @@ def test_non_http_traffic_then_one_http_request_reports_exactly_it(c_programs, r
     _, echo_port = echo_server
     proc, exs = run_traced([exe, echo_port, http_port])
     assert proc.returncode == 0, proc.stderr
+    assert b"libtapline mapped: yes" in proc.stderr, proc.stderr
     assert b"http control ok (got response)" in proc.stdout
     assert len(exs) == 1, [e.get("url") for e in exs]
     ex = one(exs, "/hello?from=c-control")

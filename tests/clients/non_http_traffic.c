@@ -49,6 +49,16 @@ int main(int argc, char **argv) {
         return 2;
     }
     char buf[4096];
+    {
+        /* to stderr: whether libtapline.so is in this process (a run without it proves nothing) */
+        FILE *maps = fopen("/proc/self/maps", "r");
+        char line[512];
+        int mapped = 0;
+        while (maps && fgets(line, sizeof line, maps))
+            if (strstr(line, "libtapline")) mapped = 1;
+        if (maps) fclose(maps);
+        fprintf(stderr, "libtapline mapped: %s\n", mapped ? "yes" : "no");
+    }
 
     /* UDP to ourselves: sendto/recvfrom, send/recv on a connected UDP socket */
     int u = socket(AF_INET, SOCK_DGRAM, 0);
