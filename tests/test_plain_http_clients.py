@@ -292,3 +292,18 @@ def test_perl_http_tiny(run_traced, http_server, http_port):
     post = one(exs, "/echo?from=perl")
     assert post["request_body_size"] == 1800
     assert body_bytes(post, "request") == b"p" * 1800
+
+
+def test_ruby_net_http(run_traced, http_server, http_port):
+    require_tool("ruby")
+    proc, exs = run_traced(["ruby", CLIENTS / "ruby_net_http.rb", http_server])
+    assert proc.returncode == 0, proc.stderr
+    assert len(exs) == 2, [e.get("url") for e in exs]
+    get = one(exs, "/hello?from=ruby")
+    assert_hello(get, http_port, "from=ruby")
+    assert header(get["request_headers"], "X-Tapline-Test") == "ruby"
+    post = one(exs, "/echo?from=ruby")
+    assert post["method"] == "POST"
+    assert post["request_body_size"] == 2200
+    assert body_bytes(post, "request") == b"r" * 2200
+    assert json.loads(body_bytes(post, "response"))["size"] == 2200
