@@ -66,3 +66,20 @@ def test_children_by_subprocess_posix_spawn_and_fork_keep_their_own_pid(run_trac
         assert es[0]["pid"] == expected_pid, f"{role} reported under pid {es[0]['pid']}"
         assert es[0]["status"] == 200
         assert body_bytes(es[0], "response") == HELLO_BODY
+
+
+def test_connect_on_one_thread_io_on_another_with_fd_churn(c_programs, run_traced,
+                                                           http_port):
+    """Java HttpClient's pattern (non-blocking connect on one thread, writev/read on
+    another) while other threads reuse fd numbers: exactly one exchange per request,
+    nothing phantom (seen: extra `"request not captured"` exchanges)."""
+    exe = c_programs("handoff_threads_fd_churn")
+    n = 200
+    proc, exs = run_traced([exe, http_port, n])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().strip() == f"exchanges ok: {n} of {n}"
+    urls = Counter(e.get("url") for e in exs)
+    expected = {f"http://127.0.0.1:{http_port}/hello?from=handoff&i={i}" for i in range(n)}
+    assert set(urls) == expected, f"unexpected: {[(u, c) for u, c in urls.items() if u not in expected]}"
+    assert max(urls.values()) == 1
+    assert all(e["status"] == 200 and e["error"] is None for e in exs)
