@@ -32,7 +32,7 @@ _SCRUB = ("LD_PRELOAD", "TAPLINE_SPOOL_DIR", "TAPLINE_DISABLE", "TAPLINE_MAX_BOD
           "TAPLINE_MASK_REGEX", "TAPLINE_SCRUB_DOMAINS", "http_proxy", "https_proxy",
           "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
 
-DEFAULT_TIMEOUT = 180
+DEFAULT_TIMEOUT = 60  # per program run; a hang must not eat the CI budget
 
 
 def clean_env(extra=None):
@@ -306,7 +306,7 @@ def c_programs(tmp_path_factory):
         if name not in built:
             src = CLIENTS / f"{name}.c"
             exe = outdir / name
-            subprocess.run(["gcc", "-O1", "-Wall", "-Werror", "-o", str(exe), str(src)],
+            subprocess.run(["gcc", "-O1", "-Wall", "-Werror", "-pthread", "-o", str(exe), str(src)],
                            check=True, stdin=subprocess.DEVNULL)
             built[name] = str(exe)
         return built[name]

@@ -11,7 +11,7 @@ def test_8_threads_x_50_keepalive_requests_are_paired_exactly(run_traced, http_s
                                                               http_port):
     threads, per = 8, 50
     proc, exs = run_traced([sys.executable, CLIENTS / "py_threads_keepalive.py", http_server,
-                            threads, per], timeout=300)
+                            threads, per], timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().startswith(f"requests={threads * per} errors=0")
     assert len(exs) == threads * per
