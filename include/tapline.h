@@ -176,8 +176,11 @@ struct tl_conn_close {
     uint64_t last_in_wall_ns;   /* 32                                          */
 };
 
-/* TL_TLS_INFO: 12 bytes, then sni_len bytes of server name, then alpn_len
- * bytes of the selected ALPN protocol. */
+/* TL_TLS_INFO: 24 bytes, then sni_len bytes of server name, then alpn_len
+ * bytes of the selected ALPN protocol. Written right after the ConnOpen of a
+ * plaintext (TL_PROTO_TLS_PLAINTEXT) connection. When socket_conn_id names the
+ * ciphertext connection of the same socket, readers report the plaintext one
+ * and drop that opaque twin. */
 #define TL_TLS_OPENSSL 1
 #define TL_TLS_GNUTLS  2
 struct tl_tls_info {
@@ -187,6 +190,8 @@ struct tl_tls_info {
     uint16_t alpn_len; /*  4                                                   */
     uint16_t reserved; /*  6                                                   */
     int32_t  fd;       /*  8: socket under the TLS object, -1 if unknown       */
+    uint32_t reserved1;      /* 12                                             */
+    uint64_t socket_conn_id; /* 16: conn_id of the socket's TLS connection, 0   */
 };
 
 /* TL_DROPS: 16 bytes; counts since this process's previous TL_DROPS. */

@@ -10,9 +10,10 @@ use tapline_record::{
     close_reason, ConnClose, ConnOpen, Data, Direction, Part, Protocol, WireAddr,
 };
 
-use crate::conn::{self, state, ConnInfo, Slot};
+use crate::conn::{self, origin, state, ConnInfo, Slot};
 use crate::http1::{FrameSink, MessageEnd, Role, Stamp, Verdict};
-use crate::{config, spool};
+use crate::lambda::LifecycleSink;
+use crate::{config, names, spool, tls};
 
 /// How many first bytes of a TLS connection are kept (the ClientHello, for SNI/ALPN).
 const RAW_HELLO_LIMIT: usize = 2048;
@@ -100,19 +101,78 @@ pub unsafe fn on_connect(fd: i32, addr: *const libc::sockaddr, len: libc::sockle
         local,
         connect: spool::now(),
     };
-    slot.start(conn::new_conn_id(spool::pid()), info);
+    slot.start(conn::new_conn_id(spool::pid()), origin::SOCKET, info);
 }
 
-/// The process wrote `done` bytes of `bytes` to `fd`.
+/// The process wrote `done` bytes of `bytes` to socket `fd`.
 pub fn on_egress(fd: i32, bytes: Bytes<'_>, done: usize) {
     let Some(slot) = conn::slot(fd) else { return };
+    egress(slot, bytes, done, |_, _| {});
+    tls::note_inner_socket(fd);
+}
+
+/// The process read `done` bytes into `bytes` from socket `fd`.
+pub fn on_ingress(fd: i32, bytes: Bytes<'_>, done: usize) {
+    let Some(slot) = conn::slot(fd) else { return };
+    ingress(slot, bytes, done);
+    tls::note_inner_socket(fd);
+}
+
+/// A read on socket `fd` returned 0: the peer closed its side.
+pub fn on_eof(fd: i32) {
+    if let Some(slot) = conn::slot(fd) {
+        eof(slot);
+    }
+}
+
+/// A read or write on socket `fd` failed with `errno`.
+pub fn on_error(fd: i32, errno: i32) {
+    if let Some(slot) = conn::slot(fd) {
+        error(slot, errno);
+    }
+}
+
+/// The conn id in `fd`'s slot now (read before the real `close`).
+pub fn conn_id_of(fd: i32) -> u64 {
+    conn::slot(fd).map_or(0, |s| s.conn_id.load(Ordering::Acquire))
+}
+
+/// `close(fd)` returned. `conn_id` is what the slot held before the call: if another
+/// thread connected a new socket on the same number meanwhile, leave that one alone.
+pub fn on_close(fd: i32, conn_id: u64) {
+    spool::file::descriptor_closed(fd, fd);
+    if let Some(slot) = conn::slot(fd) {
+        close(slot, conn_id);
+    }
+}
+
+/// `close_range(lo, hi)` returned: forget every connection in the range.
+pub fn on_close_range(lo: u32, hi: u32) {
+    let hi_fd = hi.min(conn::MAX_FDS as u32 - 1);
+    spool::file::descriptor_closed(
+        lo.min(i32::MAX as u32) as i32,
+        hi.min(i32::MAX as u32) as i32,
+    );
+    let mut fd = lo;
+    while fd <= hi_fd {
+        if known(fd as i32) {
+            on_close(fd as i32, conn_id_of(fd as i32));
+        }
+        fd += 1;
+    }
+}
+
+/// Bytes written on a followed connection (a socket, or a TLS session's plaintext).
+/// `on_open` runs right after the connection's `ConnOpen` is written, if this call
+/// classified it (the TLS hooks add their `TlsInfo` there).
+pub fn egress(slot: &Slot, bytes: Bytes<'_>, done: usize, on_open: impl FnOnce(u64, Stamp)) {
     if done == 0 {
         return;
     }
     let now = spool::now();
     let mut st = slot.state.load(Ordering::Acquire);
     if st == state::PENDING {
-        st = classify(slot, bytes.first(done), now);
+        st = classify(slot, bytes.first(done), now, on_open);
     }
     match st {
         state::HTTP => {
@@ -124,9 +184,8 @@ pub fn on_egress(fd: i32, bytes: Bytes<'_>, done: usize) {
     }
 }
 
-/// The process read `done` bytes into `bytes` from `fd`.
-pub fn on_ingress(fd: i32, bytes: Bytes<'_>, done: usize) {
-    let Some(slot) = conn::slot(fd) else { return };
+/// Bytes read on a followed connection.
+pub fn ingress(slot: &Slot, bytes: Bytes<'_>, done: usize) {
     let now = spool::now();
     match slot.state.load(Ordering::Acquire) {
         state::PENDING => {
@@ -147,22 +206,21 @@ pub fn on_ingress(fd: i32, bytes: Bytes<'_>, done: usize) {
     }
 }
 
-/// A read on `fd` returned 0: the peer closed its side.
-pub fn on_eof(fd: i32) {
-    let Some(slot) = conn::slot(fd) else { return };
+/// The peer closed its side: a close-delimited response is complete.
+pub fn eof(slot: &Slot) {
     if slot.state.load(Ordering::Acquire) != state::HTTP || slot.eof.swap(true, Ordering::AcqRel) {
         return;
     }
     let now = spool::now();
     let conn_id = slot.conn_id.load(Ordering::Relaxed);
-    slot.with_framer(1, |fr, _| {
+    slot.with_framer(1, |fr, _, _| {
         fr.finish_on_close(&mut RecordSink::new(conn_id, Direction::Ingress, now))
     });
 }
 
-/// A read or write on `fd` failed with `errno`. Connection-ending errors end the
-/// connection; EAGAIN, EINTR and the like change nothing.
-pub fn on_error(fd: i32, errno: i32) {
+/// A read or write failed with `errno`. Connection-ending errors end the connection;
+/// EAGAIN, EINTR and the like change nothing.
+pub fn error(slot: &Slot, errno: i32) {
     if !matches!(
         errno,
         libc::ECONNRESET
@@ -175,7 +233,6 @@ pub fn on_error(fd: i32, errno: i32) {
     ) {
         return;
     }
-    let Some(slot) = conn::slot(fd) else { return };
     let st = slot.state.load(Ordering::Acquire);
     if matches!(st, state::HTTP | state::TLS | state::H2C)
         && slot
@@ -187,16 +244,9 @@ pub fn on_error(fd: i32, errno: i32) {
     }
 }
 
-/// The conn id in `fd`'s slot now (read before the real `close`).
-pub fn conn_id_of(fd: i32) -> u64 {
-    conn::slot(fd).map_or(0, |s| s.conn_id.load(Ordering::Acquire))
-}
-
-/// `close(fd)` returned. `conn_id` is what the slot held before the call: if another
-/// thread connected a new socket on the same number meanwhile, leave that one alone.
-pub fn on_close(fd: i32, conn_id: u64) {
-    spool::file::descriptor_closed(fd, fd);
-    let Some(slot) = conn::slot(fd) else { return };
+/// The connection was closed by the process (or its TLS session freed). Does nothing
+/// if the slot now belongs to another connection than `conn_id`.
+pub fn close(slot: &Slot, conn_id: u64) {
     if slot.conn_id.load(Ordering::Acquire) != conn_id {
         return;
     }
@@ -211,28 +261,14 @@ pub fn on_close(fd: i32, conn_id: u64) {
     }
 }
 
-/// `close_range(lo, hi)` returned: forget every connection in the range.
-pub fn on_close_range(lo: u32, hi: u32) {
-    let hi_fd = hi.min(conn::MAX_FDS as u32 - 1);
-    spool::file::descriptor_closed(
-        lo.min(i32::MAX as u32) as i32,
-        hi.min(i32::MAX as u32) as i32,
-    );
-    let mut fd = lo;
-    while fd <= hi_fd {
-        if known(fd as i32) {
-            on_close(fd as i32, conn_id_of(fd as i32));
-        }
-        fd += 1;
-    }
-}
-
 /// Decides from the first bytes written what a PENDING connection carries, and writes
 /// its `ConnOpen` (and, for TLS, the ClientHello) when it is worth following.
-fn classify(slot: &Slot, first: &[u8], now: Stamp) -> u8 {
+fn classify(slot: &Slot, first: &[u8], now: Stamp, on_open: impl FnOnce(u64, Stamp)) -> u8 {
+    let from_tls = slot.origin.load(Ordering::Relaxed) != origin::SOCKET;
     let (new_state, protocol) = match sniff(first) {
+        Some(Protocol::Http1) if from_tls => (state::HTTP, Protocol::TlsPlaintext),
         Some(p @ Protocol::Http1) => (state::HTTP, p),
-        Some(p @ Protocol::Tls) => (state::TLS, p),
+        Some(p @ Protocol::Tls) if !from_tls => (state::TLS, p),
         Some(p @ Protocol::H2c) => (state::H2C, p),
         _ => (state::IGNORED, Protocol::Http1),
     };
@@ -262,7 +298,11 @@ fn classify(slot: &Slot, first: &[u8], now: Stamp) -> u8 {
         peer: info.peer,
         local: info.local,
     };
+    if !from_tls {
+        names::emit_for(conn_id, &info.peer, now);
+    }
     spool::conn_open(conn_id, &open, now);
+    on_open(conn_id, now);
     if new_state == state::TLS {
         let hello = &first[..first.len().min(RAW_HELLO_LIMIT)];
         let fixed = Data {
@@ -335,13 +375,24 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
         (Direction::Ingress, Role::Response)
     };
     let max_body = config::max_body();
-    let verdict = slot.with_framer(dir, |fr, kinds| {
+    let runtime_api = dir == 0 && slot.runtime_api.load(Ordering::Relaxed);
+    let verdict = slot.with_framer(dir, |fr, kinds, pending| {
         let mut sink = RecordSink::new(conn_id, direction, now);
         let mut verdict = Verdict::Continue;
         bytes.each(done, |piece| {
-            if verdict == Verdict::Continue {
-                verdict = fr.feed(role, piece, now, max_body, kinds, &mut sink);
+            if verdict != Verdict::Continue {
+                return;
             }
+            verdict = if runtime_api {
+                let mut watch = LifecycleSink {
+                    inner: &mut sink,
+                    pending: &mut *pending,
+                    at: now,
+                };
+                fr.feed(role, piece, now, max_body, kinds, &mut watch)
+            } else {
+                fr.feed(role, piece, now, max_body, kinds, &mut sink)
+            };
         });
         verdict
     });
@@ -370,7 +421,7 @@ fn end_connection(slot: &Slot, was: u8, reason: u8, errno: i32, now: Stamp) {
     let conn_id = slot.conn_id.load(Ordering::Relaxed);
     if was == state::HTTP {
         for (dir, direction) in [(0, Direction::Egress), (1, Direction::Ingress)] {
-            slot.with_framer(dir, |fr, _| {
+            slot.with_framer(dir, |fr, _, _| {
                 fr.finish_on_close(&mut RecordSink::new(conn_id, direction, now))
             });
         }
@@ -427,6 +478,15 @@ impl FrameSink for RecordSink {
     fn end(&mut self, end: &MessageEnd) {
         spool::msg_end(self.conn_id, self.dir as u8, end, self.at);
     }
+}
+
+/// An IPv4/IPv6 address from a `sockaddr`, or `None` for other families.
+///
+/// # Safety
+/// `addr` must be valid for `len` bytes.
+pub unsafe fn peer_of(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<WireAddr> {
+    // SAFETY: forwarded.
+    unsafe { wire_addr(addr, len) }
 }
 
 /// A TCP peer address from a `sockaddr`, or `None` for other families.

@@ -15,6 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, 
 use tapline_record::WireAddr;
 
 use crate::http1::{Framer, RequestKinds, Stamp};
+use crate::lambda::Pending;
 
 /// Highest fd number followed (exclusive).
 pub const MAX_FDS: usize = 65536;
@@ -47,9 +48,23 @@ pub struct ConnInfo {
     pub connect: Stamp,
 }
 
+/// Where a slot's bytes come from.
+pub mod origin {
+    /// A socket's own bytes (libc hooks).
+    pub const SOCKET: u8 = 0;
+    /// Plaintext of a TLS session (OpenSSL hooks).
+    pub const OPENSSL: u8 = 1;
+    /// Plaintext of a TLS session (GnuTLS hooks).
+    pub const GNUTLS: u8 = 2;
+}
+
 #[repr(C)]
 pub struct Slot {
     pub state: AtomicU8,
+    /// The peer is the Lambda Runtime API: requests are watched for lifecycle posts.
+    pub runtime_api: AtomicBool,
+    /// One of [`origin`]; set by `start`.
+    pub origin: AtomicU8,
     /// A read returned 0 (the peer closed its side).
     pub eof: AtomicBool,
     busy: [AtomicBool; 2],
@@ -63,6 +78,8 @@ pub struct Slot {
     connect_bits: AtomicU64,
     info: UnsafeCell<ConnInfo>,
     framers: [UnsafeCell<Framer>; 2],
+    /// A Runtime API response post awaiting its request's end (egress only).
+    pending: UnsafeCell<Pending>,
 }
 
 // SAFETY: the UnsafeCells are only accessed under the protocol documented on each
@@ -112,7 +129,7 @@ pub fn new_conn_id(pid: u32) -> u64 {
 impl Slot {
     /// Starts following a freshly connected socket. Returns false if the slot is in use
     /// by another thread right now (then the connection is not followed).
-    pub fn start(&self, conn_id: u64, info: ConnInfo) -> bool {
+    pub fn start(&self, conn_id: u64, origin: u8, info: ConnInfo) -> bool {
         if !self.lock(0) {
             return false;
         }
@@ -125,7 +142,10 @@ impl Slot {
             *self.info.get() = info;
             *self.framers[0].get() = Framer::new();
             *self.framers[1].get() = Framer::new();
+            *self.pending.get() = Pending::new();
         }
+        self.runtime_api
+            .store(crate::lambda::is_runtime_api(&info.peer), Ordering::Relaxed);
         self.eof.store(false, Ordering::Relaxed);
         self.bytes[0].store(0, Ordering::Relaxed);
         self.bytes[1].store(0, Ordering::Relaxed);
@@ -134,6 +154,7 @@ impl Slot {
         self.head_bits.store(0, Ordering::Relaxed);
         self.connect_bits.store(0, Ordering::Relaxed);
         self.conn_id.store(conn_id, Ordering::Relaxed);
+        self.origin.store(origin, Ordering::Relaxed);
         self.unlock(1);
         self.unlock(0);
         self.state.store(state::PENDING, Ordering::Release);
@@ -152,7 +173,7 @@ impl Slot {
     pub fn with_framer<R>(
         &self,
         dir: usize,
-        f: impl FnOnce(&mut Framer, &mut RequestKinds) -> R,
+        f: impl FnOnce(&mut Framer, &mut RequestKinds, &mut Pending) -> R,
     ) -> Option<R> {
         if !self.lock(dir) {
             return None;
@@ -163,7 +184,14 @@ impl Slot {
         };
         // SAFETY: the busy flag of `dir` is held: this thread is the framer's only user.
         let framer = unsafe { &mut *self.framers[dir].get() };
-        let r = f(framer, &mut kinds);
+        let mut no_pending = Pending::new();
+        let pending = if dir == 0 {
+            // SAFETY: `pending` belongs to the egress direction, whose flag is held.
+            unsafe { &mut *self.pending.get() }
+        } else {
+            &mut no_pending
+        };
+        let r = f(framer, &mut kinds, pending);
         if dir == 0 {
             self.head_bits.store(kinds.head_bits, Ordering::Release);
             self.connect_bits

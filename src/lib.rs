@@ -23,8 +23,11 @@ pub mod conn;
 #[cfg(all(feature = "hooks", not(test)))]
 pub mod hooks;
 pub mod http1;
+pub mod lambda;
+pub mod names;
 pub mod spool;
 pub mod sys;
+pub mod tls;
 
 /// The constructor: runs when the dynamic loader maps the library, before `main`.
 ///
@@ -43,6 +46,7 @@ extern "C" fn tapline_init() {
         }
         spool::file::init();
         conn::init();
+        tls::init();
         // SAFETY: registering a plain extern "C" handler; no preconditions.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     });

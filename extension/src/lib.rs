@@ -4,4 +4,7 @@
 //! never linked in here.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod exchange;
+pub mod export;
+pub mod mask;

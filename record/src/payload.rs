@@ -267,8 +267,9 @@ impl ConnClose {
     }
 }
 
-/// `TlsInfo`: fixed 8 bytes, then `sni_len` bytes of server name and `alpn_len` bytes
-/// of the selected ALPN protocol.
+/// `TlsInfo`: fixed 24 bytes, then `sni_len` bytes of server name and `alpn_len` bytes
+/// of the selected ALPN protocol. Written once per plaintext TLS connection, right
+/// after its `ConnOpen`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlsInfo {
     /// One of [`tls_library`](crate::tls_library).
@@ -278,10 +279,13 @@ pub struct TlsInfo {
     pub alpn_len: u16,
     /// The socket fd the TLS object writes to, or -1 when unknown (custom or memory BIO).
     pub fd: i32,
+    /// The conn id of that socket's own (ciphertext) connection, 0 when unknown. A
+    /// reader reports the plaintext and drops the opaque twin.
+    pub socket_conn_id: u64,
 }
 
 impl TlsInfo {
-    pub const LEN: usize = 12;
+    pub const LEN: usize = 24;
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
         b[0] = self.library;
@@ -289,6 +293,7 @@ impl TlsInfo {
         b[2..4].copy_from_slice(&self.sni_len.to_le_bytes());
         b[4..6].copy_from_slice(&self.alpn_len.to_le_bytes());
         b[8..12].copy_from_slice(&self.fd.to_le_bytes());
+        b[16..24].copy_from_slice(&self.socket_conn_id.to_le_bytes());
         b
     }
     /// Returns the fixed part, the server name and the ALPN bytes.
@@ -302,6 +307,7 @@ impl TlsInfo {
             sni_len: le16(p, 2),
             alpn_len: le16(p, 4),
             fd: le32(p, 8) as i32,
+            socket_conn_id: le64(p, 16),
         };
         let sni_end = Self::LEN + t.sni_len as usize;
         let sni = p.get(Self::LEN..sni_end)?;

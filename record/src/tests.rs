@@ -154,6 +154,7 @@ fn payload_roundtrips() {
         sni_len: 9,
         alpn_len: 8,
         fd: -1,
+        socket_conn_id: 77,
     };
     let mut p = [0u8; 64];
     p[..TlsInfo::LEN].copy_from_slice(&tls.encode());

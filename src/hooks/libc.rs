@@ -33,6 +33,7 @@ pub static REAL_RECVMSG: RealFn = RealFn::new(c"recvmsg");
 pub static REAL_READ_CHK: RealFn = RealFn::new(c"__read_chk");
 pub static REAL_RECV_CHK: RealFn = RealFn::new(c"__recv_chk");
 pub static REAL_RECVFROM_CHK: RealFn = RealFn::new(c"__recvfrom_chk");
+pub static REAL_GETADDRINFO: RealFn = RealFn::new(c"getaddrinfo");
 
 /// Resolves every libc function now, in the constructor, while the process is young.
 pub fn resolve_all() {
@@ -53,6 +54,7 @@ pub fn resolve_all() {
         &REAL_READ_CHK,
         &REAL_RECV_CHK,
         &REAL_RECVFROM_CHK,
+        &REAL_GETADDRINFO,
     ] {
         f.resolve();
     }
@@ -434,4 +436,58 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
     // SAFETY: the real recvmsg accepted `msg` and filled `ret` bytes of its iovecs.
     received(fd, ret, flags, || unsafe { message(msg) });
     ret
+}
+
+/// Name lookups are remembered (in memory only) so that a connection to one of the
+/// returned addresses can be named; see [`crate::names`].
+#[no_mangle]
+pub unsafe extern "C" fn getaddrinfo(
+    node: *const libc::c_char,
+    service: *const libc::c_char,
+    hints: *const libc::addrinfo,
+    res: *mut *mut libc::addrinfo,
+) -> c_int {
+    let ret = call_real!(
+        REAL_GETADDRINFO,
+        fn(
+            *const libc::c_char,
+            *const libc::c_char,
+            *const libc::addrinfo,
+            *mut *mut libc::addrinfo,
+        ) -> c_int,
+        (node, service, hints, res),
+        libc::EAI_SYSTEM
+    );
+    if ret == 0 && !node.is_null() && !res.is_null() {
+        // SAFETY: on success `*res` is a valid addrinfo list and `node` a C string.
+        after(|| unsafe { remember_lookup(node, *res) });
+    }
+    ret
+}
+
+/// # Safety
+/// `node` is a NUL-terminated string; `list` a valid addrinfo list (or NULL).
+unsafe fn remember_lookup(node: *const libc::c_char, mut list: *const libc::addrinfo) {
+    let mut addrs = [tapline_record::WireAddr::default(); 8];
+    let mut n = 0;
+    while !list.is_null() && n < addrs.len() {
+        // SAFETY: a node of the list getaddrinfo returned.
+        let ai = unsafe { &*list };
+        if !ai.ai_addr.is_null() {
+            // SAFETY: ai_addr is valid for ai_addrlen bytes.
+            if let Some(a) = unsafe { capture::peer_of(ai.ai_addr, ai.ai_addrlen) } {
+                if !addrs[..n]
+                    .iter()
+                    .any(|b| b.addr == a.addr && b.family == a.family)
+                {
+                    addrs[n] = a;
+                    n += 1;
+                }
+            }
+        }
+        list = ai.ai_next;
+    }
+    // SAFETY: `node` is NUL-terminated.
+    let name = unsafe { core::ffi::CStr::from_ptr(node) }.to_bytes();
+    crate::names::remember(name, &addrs[..n]);
 }

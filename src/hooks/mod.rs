@@ -6,7 +6,9 @@
 //! thread, hand what happened to [`crate::capture`] inside a panic boundary; restore
 //! errno; return the real result. Capture may be skipped, never fail the call.
 
+pub mod gnutls;
 pub mod libc;
+pub mod openssl;
 
 use core::cell::Cell;
 use core::panic::AssertUnwindSafe;
@@ -50,7 +52,7 @@ pub fn after(step: impl FnOnce()) {
 /// Calls the real function behind a [`RealFn`](crate::sys::resolve::RealFn) cast to its
 /// C signature, or evaluates `$fallback` when no real function exists.
 macro_rules! call_real {
-    ($real:expr, fn($($ty:ty),*) -> $ret:ty, ($($arg:expr),*), $fallback:expr) => {{
+    ($real:expr, fn($($ty:ty),* $(,)?) -> $ret:ty, ($($arg:expr),*), $fallback:expr) => {{
         match $real.get() {
             Some(addr) => {
                 // SAFETY: `addr` is the address of the C function of this exact name in

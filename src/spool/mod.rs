@@ -65,7 +65,8 @@ fn header(rtype: RecordType, payload_len: usize, conn_id: u64, at: Stamp) -> Hea
     h
 }
 
-fn emit(rtype: RecordType, conn_id: u64, at: Stamp, parts: &[&[u8]]) {
+/// Writes one record of any type; `parts` is its payload in pieces.
+pub fn record(rtype: RecordType, conn_id: u64, at: Stamp, parts: &[&[u8]]) {
     let len = parts.iter().map(|p| p.len()).sum();
     if len + tapline_record::HEADER_LEN > tapline_record::MAX_RECORD_LEN {
         return;
@@ -75,11 +76,11 @@ fn emit(rtype: RecordType, conn_id: u64, at: Stamp, parts: &[&[u8]]) {
 }
 
 pub fn conn_open(conn_id: u64, open: &ConnOpen, at: Stamp) {
-    emit(RecordType::ConnOpen, conn_id, at, &[&open.encode()]);
+    record(RecordType::ConnOpen, conn_id, at, &[&open.encode()]);
 }
 
 pub fn data(conn_id: u64, fixed: &Data, bytes: &[u8], at: Stamp) {
-    emit(RecordType::Data, conn_id, at, &[&fixed.encode(), bytes]);
+    record(RecordType::Data, conn_id, at, &[&fixed.encode(), bytes]);
 }
 
 pub fn msg_end(conn_id: u64, dir: u8, end: &MessageEnd, at: Stamp) {
@@ -94,15 +95,15 @@ pub fn msg_end(conn_id: u64, dir: u8, end: &MessageEnd, at: Stamp) {
         start_mono_ns: end.start.mono_ns,
         status: end.status,
     };
-    emit(RecordType::MsgEnd, conn_id, at, &[&fixed.encode()]);
+    record(RecordType::MsgEnd, conn_id, at, &[&fixed.encode()]);
 }
 
 pub fn conn_close(conn_id: u64, close: &ConnClose, at: Stamp) {
-    emit(RecordType::ConnClose, conn_id, at, &[&close.encode()]);
+    record(RecordType::ConnClose, conn_id, at, &[&close.encode()]);
 }
 
 pub fn tls_info(conn_id: u64, info: &TlsInfo, sni: &[u8], alpn: &[u8], at: Stamp) {
-    emit(
+    record(
         RecordType::TlsInfo,
         conn_id,
         at,

@@ -1,0 +1,182 @@
+//! TLS sessions: plaintext connections keyed by the TLS library's session object
+//! (`SSL*`, `gnutls_session_t`).
+//!
+//! Why key by the session and not by the fd: `SSL_get_fd` is -1 for custom BIOs (curl,
+//! rust native-tls) and memory BIOs (Python asyncio, Node), so the session object is the
+//! one identity every case has. The socket is learnt when it can be: from the library
+//! (`SSL_get_fd`, `gnutls_transport_get_int`) or from the socket call made *inside* the
+//! TLS call on the same thread (see [`enter`] and [`note_inner_socket`]). Knowing it
+//! gives the peer address and lets the reader drop the socket's opaque twin.
+//!
+//! The table is fixed-size open addressing, mapped once; keys are claimed with one
+//! compare-exchange. A full table means the session is not followed (never a failure).
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use crate::conn::{self, state, ConnInfo, Slot};
+use crate::spool;
+
+/// Sessions followed at once.
+pub const SESSIONS: usize = 4096;
+/// Longest probe sequence before giving up on a lookup or insert.
+const MAX_PROBE: usize = 64;
+const EMPTY: usize = 0;
+const TOMBSTONE: usize = 1;
+
+#[repr(C)]
+pub struct Session {
+    key: AtomicUsize,
+    pub slot: Slot,
+}
+
+static TABLE: AtomicPtr<Session> = AtomicPtr::new(core::ptr::null_mut());
+
+thread_local! {
+    /// The TLS session whose library call is running on this thread (0 if none).
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+    /// The socket used inside the current TLS call.
+    static INNER_FD: Cell<i32> = const { Cell::new(-1) };
+}
+
+/// Maps the session table (constructor).
+pub fn init() {
+    let bytes = SESSIONS * core::mem::size_of::<Session>();
+    // SAFETY: an anonymous private mapping; the result is checked below.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p != libc::MAP_FAILED {
+        TABLE.store(p as *mut Session, Ordering::Release);
+    }
+}
+
+fn entry(i: usize) -> Option<&'static Session> {
+    let t = TABLE.load(Ordering::Acquire);
+    if t.is_null() {
+        return None;
+    }
+    // SAFETY: `t` maps SESSIONS zeroed sessions for the process's life; zero bytes are
+    // a valid Session (an EMPTY key and a free slot); `i` is reduced modulo SESSIONS.
+    Some(unsafe { &*t.add(i % SESSIONS) })
+}
+
+fn home(key: usize) -> usize {
+    ((key as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize
+}
+
+/// The session followed for `key`, if any.
+pub fn find(key: usize) -> Option<&'static Session> {
+    if key <= TOMBSTONE {
+        return None;
+    }
+    let h = home(key);
+    for i in 0..MAX_PROBE {
+        let e = entry(h + i)?;
+        match e.key.load(Ordering::Acquire) {
+            EMPTY => return None,
+            k if k == key => return Some(e),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The session for `key`, claiming a free entry for it if it has none. The bool says
+/// the entry is new (its slot must be started).
+pub fn find_or_insert(key: usize) -> Option<(&'static Session, bool)> {
+    if let Some(e) = find(key) {
+        return Some((e, false));
+    }
+    if key <= TOMBSTONE {
+        return None;
+    }
+    let h = home(key);
+    for i in 0..MAX_PROBE {
+        let e = entry(h + i)?;
+        let k = e.key.load(Ordering::Acquire);
+        if (k == EMPTY || k == TOMBSTONE)
+            && e.key
+                .compare_exchange(k, key, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some((e, true));
+        }
+    }
+    None
+}
+
+/// Forgets `key` (the session was freed; its address may be reused).
+pub fn remove(e: &Session, key: usize) {
+    let _ = e
+        .key
+        .compare_exchange(key, TOMBSTONE, Ordering::AcqRel, Ordering::Relaxed);
+}
+
+/// Marks `key` as the TLS session whose call runs on this thread, before the real TLS
+/// call; returns what to pass to [`leave`]. Two thread-local stores, nothing else.
+#[inline]
+pub fn enter(key: usize) -> usize {
+    let _ = INNER_FD.try_with(|c| c.set(-1));
+    CURRENT.try_with(|c| c.replace(key)).unwrap_or(0)
+}
+
+/// Ends what [`enter`] began.
+#[inline]
+pub fn leave(prev: usize) {
+    let _ = CURRENT.try_with(|c| c.set(prev));
+}
+
+/// A followed socket carried bytes: if a TLS call is running on this thread, that TLS
+/// session writes to (or reads from) this socket.
+pub fn note_inner_socket(fd: i32) {
+    if CURRENT.try_with(|c| c.get()).unwrap_or(0) != 0 {
+        let _ = INNER_FD.try_with(|c| c.set(fd));
+    }
+}
+
+/// The socket seen inside the TLS call that just returned, if any.
+pub fn inner_socket() -> Option<i32> {
+    let fd = INNER_FD.try_with(|c| c.get()).unwrap_or(-1);
+    (fd >= 0).then_some(fd)
+}
+
+/// What a new plaintext connection knows about its socket: fd, peer, and the socket's
+/// own conn id (when the socket is followed as TLS ciphertext).
+pub struct SocketFacts {
+    pub info: ConnInfo,
+    pub socket_conn_id: u64,
+}
+
+/// Gathers [`SocketFacts`] for a socket fd (-1: unknown).
+pub fn socket_facts(fd: i32) -> SocketFacts {
+    let mut info = ConnInfo {
+        fd,
+        connect: spool::now(),
+        ..ConnInfo::default()
+    };
+    let mut socket_conn_id = 0;
+    if let Some(s) = conn::slot(fd) {
+        let st = s.state.load(Ordering::Acquire);
+        if st != state::FREE {
+            let known = s.info();
+            info.peer = known.peer;
+            info.local = known.local;
+            info.connect = known.connect;
+            if st == state::TLS {
+                socket_conn_id = s.conn_id.load(Ordering::Relaxed);
+            }
+        }
+    }
+    SocketFacts {
+        info,
+        socket_conn_id,
+    }
+}
