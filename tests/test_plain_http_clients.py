@@ -307,3 +307,17 @@ def test_ruby_net_http(run_traced, http_server, http_port):
     assert post["request_body_size"] == 2200
     assert body_bytes(post, "request") == b"r" * 2200
     assert json.loads(body_bytes(post, "response"))["size"] == 2200
+
+
+def test_c_nonblocking_connect_to_v4_mapped_ipv6(c_programs, run_traced, http_port):
+    """AF_INET6 socket, EINPROGRESS connect to ::ffff:127.0.0.1, writev + read, keep-alive
+    (what Java's HttpClient does, without the JVM)."""
+    exe = c_programs("nonblocking_connect_v6mapped")
+    proc, exs = run_traced([exe, http_port, 3])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().splitlines()[0] == "connect: in progress"
+    assert len(exs) == 3, [e.get("url") for e in exs]
+    for i in range(3):
+        ex = one(exs, f"from=c-v6mapped&i={i}")
+        assert_hello(ex, http_port, f"from=c-v6mapped&i={i}")
+        assert header(ex["request_headers"], "User-Agent") == "nonblocking-c"
