@@ -485,6 +485,24 @@ fn run_child(o: &RunOptions, lib: &Path, spool_dir: &Path) -> Result<i32, RunErr
             source: io::Error::new(io::ErrorKind::InvalidInput, "no command given"),
         });
     };
+    // Segments made ahead of need: the program's first record claims one with a rename
+    // instead of creating and faulting its own; a helper thread keeps two ready.
+    let segment_bytes = std::env::var("TAPLINE_SEGMENT_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::segment::DEFAULT_SEGMENT_BYTES);
+    let _ = crate::segment::make_free_segments(spool_dir, 2, segment_bytes);
+    let refill = {
+        let done = Arc::clone(&child_done);
+        let dir = spool_dir.to_owned();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let _ = crate::segment::make_free_segments(&dir, 2, segment_bytes);
+            }
+            let _ = crate::segment::remove_free_segments(&dir);
+        })
+    };
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env(
@@ -497,6 +515,7 @@ fn run_child(o: &RunOptions, lib: &Path, spool_dir: &Path) -> Result<i32, RunErr
         source,
     });
     child_done.store(true, Ordering::SeqCst);
+    let _ = refill.join();
     let status = status?;
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => code,
@@ -623,7 +642,9 @@ impl SpoolDir {
         }
         if let Ok(listing) = std::fs::read_dir(&self.path) {
             for entry in listing.flatten() {
-                if entry.file_name().as_bytes().ends_with(b".tlr") {
+                let name = entry.file_name();
+                let name = name.as_bytes();
+                if name.ends_with(b".tlr") || name.ends_with(b".tls") {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }

@@ -25,6 +25,9 @@ use tapline_record::segment::{
 };
 use tapline_record::{parse_record, RawRecord, MAGIC};
 
+/// The library's default segment size (`TAPLINE_SEGMENT_BYTES`).
+pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
+
 /// Is the process alive (and not a zombie)? From `/proc/<pid>/stat`.
 pub fn process_alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -1,4 +1,5 @@
-//! The spool reader: every `*.tlr` file of a spool directory, as typed records.
+//! The spool reader: every `*.tlr` file and every shared segment (`*.tls`, read through
+//! [`crate::segment`]) of a spool directory, as typed records.
 //!
 //! Why a module of its own: spool bytes are untrusted input (a process may have been
 //! killed mid-write, a disk may have filled up, anyone who can write the directory can
@@ -210,6 +211,7 @@ pub struct Spool {
 /// by name. Reading order matters only as a tie-break after monotonic time.
 fn file_order(name: &str) -> (u8, u64, u64, String) {
     let stem = name.strip_suffix(".tlr").unwrap_or(name);
+    let stem = stem.strip_suffix(".tls").unwrap_or(stem);
     if let Some((pid, seq)) = stem.split_once('-') {
         if let (Ok(pid), Ok(seq)) = (pid.parse::<u64>(), seq.parse::<u64>()) {
             return (0, pid, seq, String::new());
@@ -219,7 +221,9 @@ fn file_order(name: &str) -> (u8, u64, u64, String) {
 }
 
 impl Spool {
-    /// Reads every `*.tlr` file of `dir` (other files and subdirectories are ignored).
+    /// Reads every `*.tlr` file and every claimed segment (`<pid>-<seq>.tls`) of `dir`
+    /// (other files and subdirectories are ignored). A segment contributes its
+    /// committed records; what dead writers left uncommitted is counted as skipped.
     ///
     /// Only failing to list the directory is an error; a file that cannot be read is
     /// reported in its [`FileStats::error`] and the others are still read.
@@ -235,7 +239,7 @@ impl Spool {
                 source,
             })?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.ends_with(".tlr") {
+            if !name.ends_with(".tlr") && !crate::segment::is_segment_name(&name) {
                 continue;
             }
             if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
@@ -246,6 +250,9 @@ impl Spool {
         let mut spool = Spool::default();
         for name in names {
             match std::fs::read(dir.join(&name)) {
+                Ok(bytes) if crate::segment::is_segment_name(&name) => {
+                    spool.add_segment(&name, &bytes)
+                }
                 Ok(bytes) => spool.add_file(&name, &bytes),
                 Err(e) => spool.files.push(FileStats {
                     name,
@@ -265,6 +272,20 @@ impl Spool {
             spool.add_file(name, bytes);
         }
         spool
+    }
+
+    /// Appends the committed records of one segment file's bytes.
+    pub fn add_segment(&mut self, name: &str, bytes: &[u8]) {
+        let contents = crate::segment::read_segment(bytes);
+        self.add_file(name, &contents.frames);
+        if let Some(stats) = self.files.last_mut() {
+            let s = contents.stats;
+            stats.skipped_stretches += s.holes + u64::from(s.garbage_bytes > 0) + s.corrupt;
+            stats.skipped_bytes += s.hole_bytes + s.garbage_bytes;
+            if !contents.valid {
+                stats.error = Some("not a tapline segment".into());
+            }
+        }
     }
 
     /// Appends the records of one file.
