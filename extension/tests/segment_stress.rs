@@ -215,7 +215,6 @@ fn shared_bytes(n: usize) -> &'static [AtomicU8] {
     unsafe { std::slice::from_raw_parts(p as *const AtomicU8, n) }
 }
 
-const UNKNOWN: u8 = 0;
 const WRITTEN: u8 = 1;
 const DROPPED: u8 = 2;
 
@@ -231,18 +230,33 @@ fn stress(total: usize, kill: bool) {
         ],
     );
     let per_thread = total / (PROCS * THREADS);
-    let n = PROCS * THREADS * per_thread + 1;
+    let n = PROCS * THREADS * per_thread + 3;
     let status = shared_bytes(n);
     let mut buf = Vec::new();
 
     // The parent writes first, so that the children inherit its segment and share it.
-    let parent_id = (n - 1) as u64;
+    let parent_id = (n - 3) as u64;
+    let (hole_id, late_id) = ((n - 2) as u64, (n - 1) as u64);
     payload(parent_id, &mut buf);
     // SAFETY: `buf` is readable for its length.
     let r = unsafe {
         (lib.append)(0, RecordType::Data as u16, parent_id, buf.as_ptr(), buf.len())
     };
     status[parent_id as usize].store(if r == 1 { WRITTEN } else { DROPPED }, Ordering::SeqCst);
+
+    // Two writers that follow tapline.h by hand in the shared segment: one is killed
+    // between its reservation and its commit (a hole), one commits 300 ms late.
+    let mut hand = Vec::new();
+    for (id, late) in [(hole_id, false), (late_id, true)] {
+        // SAFETY: single-threaded here; the child only runs `hand_writer` and exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            hand_writer(&dir, id, late);
+        }
+        hand.push(pid);
+    }
+    status[hole_id as usize].store(DROPPED, Ordering::SeqCst);
 
     let mut children = Vec::new();
     for p in 0..PROCS {
@@ -331,6 +345,16 @@ fn stress(total: usize, kill: bool) {
             killed.push(child);
             false
         });
+        for pid in hand.iter_mut().filter(|p| **p > 0) {
+            let mut st = 0;
+            // SAFETY: reaping our own child without blocking.
+            if unsafe { libc::waitpid(*pid, &mut st, libc::WNOHANG) } == *pid {
+                if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+                    status[late_id as usize].store(WRITTEN, Ordering::SeqCst);
+                }
+                *pid = -*pid;
+            }
+        }
         for pid in children.iter_mut().filter(|p| **p > 0) {
             // SAFETY: reaping our own child without blocking.
             if unsafe { libc::waitpid(*pid, std::ptr::null_mut(), libc::WNOHANG) } == *pid {
@@ -339,7 +363,7 @@ fn stress(total: usize, kill: bool) {
             }
         }
         let progressed = follower.stats.records != before;
-        if running == 0 && !progressed {
+        if running == 0 && hand.iter().all(|&p| p < 0) && !progressed {
             quiet_polls += 1;
             if quiet_polls >= 3 {
                 break;
@@ -403,6 +427,8 @@ fn stress(total: usize, kill: bool) {
     assert_eq!(dups, 0, "records read twice");
     assert_eq!(bad, 0, "records read with wrong bytes");
     assert_eq!(st.corrupt, 0, "committed records that never checked");
+    assert!(seen[late_id as usize], "the late commit was read");
+    assert!(st.holes >= 1, "the killed hand writer's hole was skipped");
     assert!(segments.len() > 10, "too few rotations");
     assert!(st.deleted > 10, "too few deletions");
     assert!(written > n as u64 / 2, "most records were dropped");
@@ -413,6 +439,75 @@ fn stress(total: usize, kill: bool) {
         assert_eq!(unknown, 0);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// In a forked child: reserve space for record `id` in the parent's current segment
+/// and store its length and pid, as tapline.h says; then either die (SIGKILL, leaving
+/// a hole) or wait 300 ms and commit. Never returns.
+fn hand_writer(dir: &Path, id: u64, late: bool) -> ! {
+    use std::sync::atomic::{AtomicU32, AtomicU64};
+    use tapline_record::segment::field;
+    // SAFETY: no preconditions.
+    let (me, parent) = unsafe { (libc::getpid() as u32, libc::getppid() as u32) };
+    let prefix = format!("{parent}-");
+    let name = std::fs::read_dir(dir)
+        .expect("spool dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix) && n.ends_with(".tls"))
+        .max_by_key(|n| {
+            n[prefix.len()..n.len() - 4]
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
+        .expect("the parent's segment");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join(name))
+        .expect("open segment");
+    let size = file.metadata().expect("stat").len() as usize;
+    use std::os::fd::AsRawFd;
+    // SAFETY: mapping the whole segment file, shared, for the rest of this process.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    } as *mut u8;
+    assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
+    let mut payload_bytes = Vec::new();
+    payload(id, &mut payload_bytes);
+    let mut h = tapline_record::Header::new(RecordType::Data, payload_bytes.len(), 1, 2);
+    h.pid = me;
+    h.conn_id = id;
+    let (head, pad) = h.seal(&[&payload_bytes]);
+    let len = h.length as u64;
+    // SAFETY: the header words are mapped and 8-aligned; the reserved range is ours.
+    unsafe {
+        let reserve = AtomicU64::from_ptr(base.add(field::RESERVE) as *mut u64);
+        let off = reserve.fetch_add(len, Ordering::Relaxed);
+        if off + len > size as u64 {
+            libc::_exit(1);
+        }
+        let rec = base.add(off as usize);
+        std::ptr::copy_nonoverlapping(head.as_ptr().add(4), rec.add(4), 4);
+        AtomicU32::from_ptr(rec.add(8) as *mut u32).store(h.length, Ordering::Relaxed);
+        AtomicU32::from_ptr(rec.add(32) as *mut u32).store(me, Ordering::Release);
+        if !late {
+            libc::kill(me as i32, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        std::ptr::copy_nonoverlapping(head.as_ptr().add(12), rec.add(12), 20);
+        std::ptr::copy_nonoverlapping(head.as_ptr().add(36), rec.add(36), 12);
+        std::ptr::copy_nonoverlapping(payload_bytes.as_ptr(), rec.add(48), payload_bytes.len());
+        std::ptr::write_bytes(rec.add(48 + payload_bytes.len()), 0, pad);
+        AtomicU32::from_ptr(rec as *mut u32).store(tapline_record::MAGIC, Ordering::Release);
+        libc::_exit(0);
+    }
 }
 
 /// The spool on a nearly full 6 MiB tmpfs: drops are counted, the program goes on, and
