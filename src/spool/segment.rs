@@ -88,8 +88,9 @@ static NEED_PROC_START: AtomicBool = AtomicBool::new(false);
 static DROPPED_RECORDS: AtomicU64 = AtomicU64::new(0);
 static DROPPED_BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// How long to wait after a failed claim (disk full, directory bound) before trying again.
-const RETRY_NS: u64 = 100_000_000;
+/// How long to wait after a failed claim (disk full, directory bound) before trying
+/// again: a claim attempt costs a directory scan, so not at every record.
+const RETRY_NS: u64 = 10_000_000;
 
 /// What happened to a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,446 @@
+//! How fast can a traced process hand captured bytes to the reader? One program, one
+//! run, the same machine: each way of handing over N bytes, as a ratio to the physical
+//! floor — `memcpy` of the same bytes into memory that is already faulted in.
+//!
+//! Rows (payloads of 1 MiB and of 256 bytes, a typical captured head):
+//! - `http`: POST to a local HTTP server (another process) that acknowledges each body
+//!   (keep-alive connection: the best case for this row).
+//! - `file`: write to a new file in /tmp, then read it back.
+//! - `ipc`: a Unix-domain socket to a reader process that acknowledges each message.
+//! - `tapline file`: the library's per-record `writev` spool (`TAPLINE_SPOOL_MODE=file`).
+//! - `tapline segment`: the library's shared-segment spool (the default), with ready-made
+//!   segments kept by a helper thread as `tapline run` does; segment rotations (claim +
+//!   map of the next 4 MiB segment) are included in the average.
+//!
+//! A record holds at most 1 MiB including its header, so 1 MiB goes to the spool as 16
+//! records of 64 KiB, as the capture layer would cut it.
+//!
+//! Run: `cargo bench -p tapline --bench handoff` (builds release `libtapline.so`).
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type AppendFn = unsafe extern "C" fn(i32, u16, u64, *const u8, usize) -> i32;
+
+const MODE_FILE: i32 = 1;
+const MODE_SEGMENT: i32 = 2;
+const DATA: u16 = 3;
+const SEGMENT_BYTES: u64 = 4 << 20;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("handoff: bench");
+        return;
+    }
+    let lib = library();
+    let dir = std::env::temp_dir().join(format!("tapline-handoff-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("spool dir");
+    set_mode_0700(&dir);
+    std::env::set_var("TAPLINE_SPOOL_DIR", &dir);
+    std::env::set_var("TAPLINE_SPOOL_MAX_BYTES", (1u64 << 50).to_string());
+    std::env::set_var("TAPLINE_SPOOL_MAX_SEGMENTS", "100000");
+    std::env::set_var("TAPLINE_SPOOL_FILE_BYTES", (1u64 << 40).to_string());
+    let append = load(&lib);
+
+    let http = HttpServer::start();
+    let ipc = IpcReader::start();
+
+    println!("tapline hand-off benchmark: ratio to memcpy into already-faulted memory");
+    println!("(best of 5 rounds per row; 2 CPUs shared with the readers)\n");
+    for &(size, iters) in &[(1usize << 20, 200usize), (256usize, 200_000usize)] {
+        let payload: Vec<u8> = (0..size).map(|i| (i * 131 % 251) as u8).collect();
+        let floor = best(|| memcpy_floor(&payload, iters));
+        let mut rows: Vec<(&str, f64)> = Vec::new();
+        let http_iters = if size > 4096 { iters } else { iters / 10 };
+        rows.push(("http POST + ack", best(|| http.post(&payload, http_iters))));
+        let file_iters = if size > 4096 { iters } else { iters / 10 };
+        rows.push(("new file + read back", best(|| file_roundtrip(&dir, &payload, file_iters))));
+        rows.push(("unix socket + ack", best(|| ipc.send(&payload, iters))));
+        let file_mode = best(|| {
+            clear_records(&dir);
+            spool(append, MODE_FILE, &payload, iters)
+        });
+        rows.push(("tapline file (writev)", file_mode));
+        clear_records(&dir);
+        let refill = Refill::start(&dir);
+        let segment_mode = best(|| {
+            clear_records(&dir);
+            spool(append, MODE_SEGMENT, &payload, iters)
+        });
+        rows.push(("tapline segment", segment_mode));
+        refill.stop();
+        clear_records(&dir);
+        println!("payload {}:", human(size));
+        println!("  {:<24} {:>12}   1.00x", "memcpy (floor)", ns(floor));
+        for (name, t) in rows {
+            println!("  {:<24} {:>12} {:>7.2}x", name, ns(t), t / floor);
+        }
+        println!();
+    }
+    segment_setup_costs(&dir);
+    http.stop();
+    ipc.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Best (lowest) of 5 measurements, in ns per hand-off.
+fn best(mut f: impl FnMut() -> f64) -> f64 {
+    (0..5).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+fn ns(t: f64) -> String {
+    if t >= 10_000.0 {
+        format!("{:.1} µs", t / 1000.0)
+    } else {
+        format!("{t:.0} ns")
+    }
+}
+
+fn human(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+fn set_mode_0700(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+}
+
+/// Builds release libtapline.so and returns its path.
+fn library() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(cargo)
+        .args(["build", "-q", "--release", "-p", "libtapline", "--lib"])
+        .current_dir(&root)
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building libtapline.so failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("release/libtapline.so")
+}
+
+fn load(lib: &Path) -> AppendFn {
+    let path = CString::new(lib.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: loading a library by path; its constructor only reads the environment.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    assert!(!handle.is_null(), "dlopen {}", lib.display());
+    // SAFETY: `handle` is live; the name is NUL-terminated.
+    let p = unsafe { libc::dlsym(handle, c"tapline_spool_append".as_ptr()) };
+    assert!(!p.is_null(), "tapline_spool_append missing");
+    // SAFETY: the exported function has this signature.
+    unsafe { std::mem::transmute::<*mut libc::c_void, AppendFn>(p) }
+}
+
+/// The floor: `memcpy` into already-faulted memory, at advancing offsets of a 4 MiB
+/// region (as appends to a segment advance).
+fn memcpy_floor(payload: &[u8], iters: usize) -> f64 {
+    let region = 4 << 20;
+    let mut dst = vec![1u8; region];
+    let mut at = 0;
+    let t = Instant::now();
+    for _ in 0..iters {
+        if at + payload.len() > region {
+            at = 0;
+        }
+        dst[at..at + payload.len()].copy_from_slice(payload);
+        std::hint::black_box(&mut dst);
+        at += (payload.len() + 48 + 7) & !7;
+    }
+    t.elapsed().as_nanos() as f64 / iters as f64
+}
+
+/// The library's spool writers, through its exported append.
+fn spool(append: AppendFn, mode: i32, payload: &[u8], iters: usize) -> f64 {
+    let chunk = 64 << 10;
+    let t = Instant::now();
+    for i in 0..iters {
+        for part in payload.chunks(chunk) {
+            // SAFETY: `part` is readable for its length.
+            let r = unsafe { append(mode, DATA, i as u64, part.as_ptr(), part.len()) };
+            assert_eq!(r, 1, "record dropped in the benchmark");
+        }
+    }
+    t.elapsed().as_nanos() as f64 / iters as f64
+}
+
+/// Removes the records written so far (not timed).
+fn clear_records(dir: &Path) {
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tlr") || tapline::segment::is_segment_name(&name) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Keeps two ready-made segments in the spool, as `tapline run` does.
+struct Refill {
+    dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Refill {
+    fn start(dir: &Path) -> Refill {
+        tapline::segment::make_free_segments(dir, 2, SEGMENT_BYTES).expect("free segments");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let d = dir.to_owned();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let _ = tapline::segment::make_free_segments(&d, 2, SEGMENT_BYTES);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Refill {
+            dir: dir.to_owned(),
+            stop,
+            thread,
+        }
+    }
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        let _ = tapline::segment::remove_free_segments(&self.dir);
+    }
+}
+
+/// Write a new file in the spool's filesystem (/tmp), read it back.
+fn file_roundtrip(dir: &Path, payload: &[u8], iters: usize) -> f64 {
+    let mut back = vec![0u8; payload.len()];
+    let mut total = Duration::ZERO;
+    for i in 0..iters {
+        let path = dir.join(format!("handoff-{i}.bin"));
+        let t = Instant::now();
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(payload))
+            .expect("write");
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_exact(&mut back))
+            .expect("read back");
+        total += t.elapsed();
+        let _ = std::fs::remove_file(&path);
+    }
+    total.as_nanos() as f64 / iters as f64
+}
+
+/// A local HTTP server in another process: reads each request's body, answers 200.
+struct HttpServer {
+    pid: libc::pid_t,
+    stream: std::cell::RefCell<std::net::TcpStream>,
+}
+
+impl HttpServer {
+    fn start() -> HttpServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // SAFETY: the child only serves the listener and exits with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.set_nodelay(true);
+                let mut body = vec![0u8; 2 << 20];
+                'conn: loop {
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        let mut b = [0u8; 1];
+                        if s.read(&mut b).unwrap_or(0) == 0 {
+                            break 'conn;
+                        }
+                        head.push(b[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if s.read_exact(&mut body[..len]).is_err() {
+                        break;
+                    }
+                    if s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(0) };
+        }
+        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        HttpServer {
+            pid,
+            stream: std::cell::RefCell::new(stream),
+        }
+    }
+
+    fn post(&self, payload: &[u8], iters: usize) -> f64 {
+        let mut s = self.stream.borrow_mut();
+        let head = format!(
+            "POST /capture HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+            payload.len()
+        );
+        let mut reply = [0u8; 38];
+        let t = Instant::now();
+        for _ in 0..iters {
+            s.write_all(head.as_bytes()).expect("post head");
+            s.write_all(payload).expect("post body");
+            s.read_exact(&mut reply).expect("ack");
+        }
+        t.elapsed().as_nanos() as f64 / iters as f64
+    }
+
+    fn stop(self) {
+        drop(self.stream);
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+    }
+}
+
+/// A reader process on a Unix-domain socket: reads each message (length-prefixed),
+/// answers one byte.
+struct IpcReader {
+    pid: libc::pid_t,
+    stream: std::cell::RefCell<UnixStream>,
+}
+
+impl IpcReader {
+    fn start() -> IpcReader {
+        let (mine, theirs) = UnixStream::pair().expect("socketpair");
+        // SAFETY: the child only serves its socket and exits with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            drop(mine);
+            let mut s = theirs;
+            let mut buf = vec![0u8; 2 << 20];
+            loop {
+                let mut len = [0u8; 8];
+                if s.read_exact(&mut len).is_err() {
+                    break;
+                }
+                let n = u64::from_le_bytes(len) as usize;
+                if s.read_exact(&mut buf[..n]).is_err() || s.write_all(b"k").is_err() {
+                    break;
+                }
+            }
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(0) };
+        }
+        drop(theirs);
+        IpcReader {
+            pid,
+            stream: std::cell::RefCell::new(mine),
+        }
+    }
+
+    fn send(&self, payload: &[u8], iters: usize) -> f64 {
+        let mut s = self.stream.borrow_mut();
+        let mut ack = [0u8; 1];
+        let t = Instant::now();
+        for _ in 0..iters {
+            s.write_all(&(payload.len() as u64).to_le_bytes())
+                .expect("len");
+            s.write_all(payload).expect("payload");
+            s.read_exact(&mut ack).expect("ack");
+        }
+        t.elapsed().as_nanos() as f64 / iters as f64
+    }
+
+    fn stop(self) {
+        drop(self.stream);
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+    }
+}
+
+/// What claiming a segment costs, paid at a process's first record and at each
+/// rotation: mapping a ready-made (cached) segment with MAP_POPULATE, then write-faulting
+/// it (MADV_POPULATE_WRITE), versus making one from nothing (fallocate + the same).
+fn segment_setup_costs(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let size = SEGMENT_BYTES as usize;
+    let map = |f: &std::fs::File| -> (Duration, Duration) {
+        let t = Instant::now();
+        // SAFETY: mapping `size` bytes of a file we own; unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let populate = t.elapsed();
+        let t = Instant::now();
+        // SAFETY: `p` maps `size` bytes.
+        unsafe { libc::madvise(p, size, libc::MADV_POPULATE_WRITE) };
+        let write_fault = t.elapsed();
+        // SAFETY: as above.
+        unsafe { libc::munmap(p, size) };
+        (populate, write_fault)
+    };
+    let mut ready = Vec::new();
+    let mut fresh = Vec::new();
+    for i in 0..5 {
+        let path = dir.join(format!("setup-ready-{i}"));
+        std::fs::write(&path, vec![0u8; size]).expect("ready segment");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        ready.push(map(&f));
+        let path2 = dir.join(format!("setup-fresh-{i}"));
+        let f2 = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path2)
+            .expect("create");
+        let t = Instant::now();
+        // SAFETY: fallocate on a file we own.
+        unsafe { libc::fallocate(f2.as_raw_fd(), 0, 0, size as libc::off_t) };
+        let alloc = t.elapsed();
+        let (p, w) = map(&f2);
+        fresh.push((alloc + p, w));
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&path2);
+    }
+    let med = |v: &mut Vec<(Duration, Duration)>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (rp, rw) = med(&mut ready);
+    let (fp, fw) = med(&mut fresh);
+    println!("segment setup, 4 MiB (median of 5):");
+    println!(
+        "  ready-made (cached): mmap+MAP_POPULATE {:.0} µs, MADV_POPULATE_WRITE {:.0} µs",
+        rp.as_secs_f64() * 1e6,
+        rw.as_secs_f64() * 1e6
+    );
+    println!(
+        "  made on the spot:    fallocate+mmap+MAP_POPULATE {:.0} µs, MADV_POPULATE_WRITE {:.0} µs",
+        fp.as_secs_f64() * 1e6,
+        fw.as_secs_f64() * 1e6
+    );
+}
