@@ -14,13 +14,61 @@
  * Each writing process appends to its own files, mode 0600, created with
  * O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC:
  *
- *     <pid>-<seq>.tlr         seq = 0, 1, 2 ... (a new file at the size cap)
+ *     <pid>-<seq>.tls         shared segments (the default; see "Segments")
+ *     <pid>-<seq>.tlr         record files (the fallback, TAPLINE_SPOOL_MODE=file)
  *
- * A file is a sequence of records. Each record is appended with a single
- * write(v) on an O_APPEND descriptor, so records of different threads never
- * interleave. A write that fails part-way (disk full) leaves a torn record; the
- * reader skips it and resynchronises on the next magic. A process that was
- * forked opens files under its own pid.
+ * seq = 0, 1, 2 ... per process. A record file is a sequence of records, each
+ * appended with a single write(v) on an O_APPEND descriptor, so records of
+ * different threads never interleave. A write that fails part-way (disk full)
+ * leaves a torn record; the reader skips it and resynchronises on the next
+ * magic. A process that was forked opens files under its own pid.
+ *
+ * ---------------------------------------------------------------------------
+ * Segments
+ * ---------------------------------------------------------------------------
+ * A segment is a file created at its full size (TAPLINE_SEGMENT_BYTES, 4 MiB by
+ * default, blocks allocated), mapped MAP_SHARED by every process that writes to
+ * it. The first 4096 bytes are struct tl_segment_header; records follow from
+ * offset TL_SEG_DATA_START, back to back, each 8-aligned, up to `reserve` (or
+ * `data_end` once the segment is full). Fields marked "atomic" are only ever
+ * accessed with atomic operations.
+ *
+ * Appending a record of `len` bytes (len = its padded length):
+ *   1. off = atomic_fetch_add(&hdr->reserve, len)             (relaxed)
+ *   2. if off + len > hdr->size: the record does not fit. If off <= size, this
+ *      was the one reservation that crossed the end: store data_end = off
+ *      (release), then state = TL_SEG_FULL (release). Move to another segment.
+ *   3. store the record's version and type (bytes 4..8), then `length`
+ *      (atomic, relaxed), then `pid` (atomic, release): a reader that meets the
+ *      record before it is committed learns how long it is and whose it is.
+ *   4. copy the rest of the header (CRC included), the payload and the padding.
+ *   5. atomic_store(&rec->magic, TL_MAGIC, release): the commit.
+ * No lock and no system call. A reader takes a record only once its magic is
+ * set and its CRC checks. At an uncommitted record (magic 0) it waits while
+ * process `pid` lives and skips `length` bytes once it is gone (a writer
+ * killed between 1 and 5 leaves such a hole); records behind a hole may be
+ * read before it, so a record committed late is still read, once. If `pid` is
+ * still 0 (the writer stopped right after step 1), the reader waits while any
+ * process in `writers` lives, then resynchronises on the next 8-aligned
+ * committed record or named reservation.
+ *
+ * Writers: a process registers its pid in a free `writers` slot (compare-and-
+ * swap from 0) before it writes; a child forked while its parent held a segment
+ * registers itself in the fork handler and goes on writing to it (its records
+ * carry its own pid), then claims segments of its own. A process clears its slot
+ * when it is done with a full segment. A reader deletes a segment once it is
+ * full (or no registered writer lives) and everything up to its end was read.
+ *
+ * Segments are made ahead of need by the reader (tapline run, the Lambda
+ * extension) as free-<anything>.tls, fully written with zeros (allocated and in
+ * the page cache). A writer claims one by renaming it (renameat2 with
+ * RENAME_NOREPLACE; losers try the next) to .claim-<pid>-<seq>, writes the
+ * header, and publishes it as <pid>-<seq>.tls with another rename: a reader
+ * never sees a segment without its header. With none ready, the writer creates
+ * its own (fallocate). Where segments cannot be allocated or mapped, the
+ * library falls back to record files. The directory holds at most
+ * TAPLINE_SPOOL_MAX_SEGMENTS claimed segments; past that, and when the disk is
+ * full, records are dropped and counted (TL_DROPS), never waited for.
  *
  * ---------------------------------------------------------------------------
  * Records
@@ -74,6 +122,30 @@ enum tl_record_type {
 };
 
 enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
+
+#define TL_SEG_MAGIC       0x3130304745534C54ull /* "TLSEG001"                */
+#define TL_SEG_VERSION     1
+#define TL_SEG_DATA_START  4096
+#define TL_SEG_MAX_WRITERS 16
+#define TL_SEG_FRESH       0 /* state: made ahead, not claimed                */
+#define TL_SEG_CLAIMED     1 /* state: writers append here                    */
+#define TL_SEG_FULL        2 /* state: no more records; data_end is set       */
+
+/* The first 128 bytes of a segment file (the rest of its first page is 0). */
+struct tl_segment_header {
+    uint64_t magic;      /*  0: TL_SEG_MAGIC                                  */
+    uint32_t version;    /*  8: TL_SEG_VERSION                                */
+    uint32_t data_start; /* 12: TL_SEG_DATA_START                             */
+    uint64_t size;       /* 16: file size, header included                    */
+    uint64_t reserve;    /* 24: atomic: next free offset (runs past `size`)   */
+    uint32_t state;      /* 32: atomic: TL_SEG_*                              */
+    uint32_t creator;    /* 36: pid of the process that claimed it            */
+    uint64_t data_end;   /* 40: atomic: 0, then where records end (when full) */
+    uint32_t seq;        /* 48: the creator's segment number                  */
+    uint32_t reserved0;  /* 52                                                */
+    uint64_t reserved1;  /* 56                                                */
+    uint32_t writers[16];/* 64: atomic: pids that may write here, 0 = free    */
+};
 
 enum tl_protocol {
     TL_PROTO_HTTP1         = 1, /* plaintext HTTP/1.x on a socket                */

@@ -20,9 +20,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use tapline_record::segment::{
-    field, SegmentHeader, Step, Walk, DATA_START, FREE_PREFIX, SUFFIX,
-};
+use tapline_record::segment::{field, SegmentHeader, Step, Walk, DATA_START, FREE_PREFIX, SUFFIX};
 use tapline_record::{parse_record, RawRecord, MAGIC};
 
 /// The library's default segment size (`TAPLINE_SEGMENT_BYTES`).
@@ -33,7 +31,10 @@ pub fn process_alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
-    match stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next()) {
+    match stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next())
+    {
         Some('Z') | Some('X') | None => false,
         Some(_) => true,
     }
@@ -259,9 +260,8 @@ fn poll_segment(
                 }),
                 Step::Recheck { offset, len } => {
                     let at = (offset - base) as usize;
-                    let pid = u32::from_le_bytes(
-                        bytes[at + 32..at + 36].try_into().expect("4 bytes"),
-                    );
+                    let pid =
+                        u32::from_le_bytes(bytes[at + 32..at + 36].try_into().expect("4 bytes"));
                     cursor.pending.push(Pending {
                         offset,
                         len,

@@ -406,6 +406,13 @@ fn mismatches(text: &str) -> Vec<String> {
     use rec::{close_reason as cr, lifecycle_event as le, msg_flags as mf, tls_library as tl};
     for (name, v) in [
         ("TL_MAGIC", u64::from(rec::MAGIC)),
+        ("TL_SEG_MAGIC", rec::segment::SEGMENT_MAGIC),
+        ("TL_SEG_VERSION", u64::from(rec::segment::SEGMENT_VERSION)),
+        ("TL_SEG_DATA_START", rec::segment::DATA_START),
+        ("TL_SEG_MAX_WRITERS", rec::segment::MAX_WRITERS as u64),
+        ("TL_SEG_FRESH", rec::segment::State::Fresh as u64),
+        ("TL_SEG_CLAIMED", rec::segment::State::Claimed as u64),
+        ("TL_SEG_FULL", rec::segment::State::Full as u64),
         ("TL_VERSION", u64::from(rec::VERSION)),
         ("TL_HEADER_LEN", rec::HEADER_LEN as u64),
         ("TL_ALIGN", rec::ALIGN as u64),
@@ -539,6 +546,53 @@ fn mismatches(text: &str) -> Vec<String> {
         }
     }
     bad
+}
+
+/// The segment header's field offsets in C against `tapline_record::segment::field`.
+fn segment_mismatches(text: &str) -> Vec<String> {
+    use rec::segment::field as f;
+    let h = parse_header(text);
+    let Some(s) = h.structs.get("tl_segment_header") else {
+        return vec!["struct tl_segment_header: missing from the header".into()];
+    };
+    let mut bad = Vec::new();
+    for (name, off, size) in [
+        ("magic", f::MAGIC, 8),
+        ("version", f::VERSION, 4),
+        ("data_start", f::DATA_START, 4),
+        ("size", f::SIZE, 8),
+        ("reserve", f::RESERVE, 8),
+        ("state", f::STATE, 4),
+        ("creator", f::CREATOR, 4),
+        ("data_end", f::DATA_END, 8),
+        ("seq", f::SEQ, 4),
+        ("writers", f::WRITERS, 4 * rec::segment::MAX_WRITERS),
+    ] {
+        match s.fields.get(name) {
+            Some(&(o, n)) if (o, n) == (off, size) => {}
+            got => bad.push(format!(
+                "tl_segment_header.{name}: C {got:?}, Rust ({off}, {size})"
+            )),
+        }
+    }
+    if s.size != f::END {
+        bad.push(format!(
+            "tl_segment_header: {} bytes in C, {} in Rust",
+            s.size,
+            f::END
+        ));
+    }
+    bad
+}
+
+#[test]
+fn segment_header_matches_the_rust_definitions() {
+    let bad = segment_mismatches(HEADER);
+    assert!(
+        bad.is_empty(),
+        "segment header disagrees:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]

@@ -99,7 +99,10 @@ fn main() {
 /// Builds libtapline.so (same profile as this test) and returns its path.
 fn library() -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "-q", "-p", "libtapline", "--lib"])
@@ -240,7 +243,13 @@ fn stress(total: usize, kill: bool) {
     payload(parent_id, &mut buf);
     // SAFETY: `buf` is readable for its length.
     let r = unsafe {
-        (lib.append)(0, RecordType::Data as u16, parent_id, buf.as_ptr(), buf.len())
+        (lib.append)(
+            0,
+            RecordType::Data as u16,
+            parent_id,
+            buf.as_ptr(),
+            buf.len(),
+        )
     };
     status[parent_id as usize].store(if r == 1 { WRITTEN } else { DROPPED }, Ordering::SeqCst);
 
@@ -306,7 +315,10 @@ fn stress(total: usize, kill: bool) {
     let mut dups = 0u64;
     let mut follower = SegmentFollower::new(&dir, true);
     let mut kills: Vec<(usize, Duration)> = if kill {
-        vec![(0, Duration::from_millis(300)), (2, Duration::from_millis(900))]
+        vec![
+            (0, Duration::from_millis(300)),
+            (2, Duration::from_millis(900)),
+        ]
     } else {
         Vec::new()
     };
@@ -375,7 +387,10 @@ fn stress(total: usize, kill: bool) {
         } else {
             quiet_polls = 0;
         }
-        assert!(t0.elapsed() < Duration::from_secs(600), "stress test timed out");
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "stress test timed out"
+        );
         if !progressed {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -458,11 +473,7 @@ fn hand_writer(dir: &Path, id: u64, late: bool) -> ! {
         .expect("spool dir")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.starts_with(&prefix) && n.ends_with(".tls"))
-        .max_by_key(|n| {
-            n[prefix.len()..n.len() - 4]
-                .parse::<u64>()
-                .unwrap_or(0)
-        })
+        .max_by_key(|n| n[prefix.len()..n.len() - 4].parse::<u64>().unwrap_or(0))
         .expect("the parent's segment");
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -576,6 +587,9 @@ fn disk_full() {
         })
         .expect("poll");
     println!("  after space came back: {resumed} written, Drops record reports {reported}");
-    assert_eq!(reported, dropped, "the Drops record reports every dropped record");
+    assert_eq!(
+        reported, dropped,
+        "the Drops record reports every dropped record"
+    );
     // The mount goes away with this process's private namespace.
 }

@@ -107,7 +107,7 @@ impl SegmentHeader {
         let data_start = u64::from(le32(b, field::DATA_START));
         if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&size)
             || data_start != DATA_START
-            || size % ALIGN as u64 != 0
+            || !size.is_multiple_of(ALIGN as u64)
         {
             return None;
         }
