@@ -130,11 +130,7 @@ impl Slot {
     /// Starts following a freshly connected socket. Returns false if the slot is in use
     /// by another thread right now (then the connection is not followed).
     pub fn start(&self, conn_id: u64, origin: u8, info: ConnInfo) -> bool {
-        if !self.lock(0) {
-            return false;
-        }
-        if !self.lock(1) {
-            self.unlock(0);
+        if !self.lock_both() {
             return false;
         }
         // SAFETY: both busy flags are held: no other thread touches the cells.
@@ -199,6 +195,42 @@ impl Slot {
         }
         self.unlock(dir);
         Some(r)
+    }
+
+    /// Runs `f` on both framers while holding both busy flags: how a connection's end
+    /// is written. Waits a bounded moment for a thread still inside a framer step.
+    pub fn finish<R>(&self, f: impl FnOnce(&mut Framer, &mut Framer) -> R) -> Option<R> {
+        if !self.lock_both() {
+            return None;
+        }
+        // SAFETY: both busy flags are held: this thread is the framers' only user.
+        let (egress, ingress) =
+            unsafe { (&mut *self.framers[0].get(), &mut *self.framers[1].get()) };
+        let r = f(egress, ingress);
+        self.unlock(1);
+        self.unlock(0);
+        Some(r)
+    }
+
+    /// Takes both busy flags, waiting (spinning, bounded to some tens of microseconds)
+    /// for a thread that is finishing a framer step or a connection's end. Only the rare
+    /// paths use it (connect, end of connection); the data path never waits.
+    fn lock_both(&self) -> bool {
+        const SPINS: u32 = 20_000;
+        for dir in 0..2 {
+            let mut n = 0;
+            while !self.lock(dir) {
+                n += 1;
+                if n == SPINS {
+                    if dir == 1 {
+                        self.unlock(0);
+                    }
+                    return false;
+                }
+                core::hint::spin_loop();
+            }
+        }
+        true
     }
 
     fn lock(&self, dir: usize) -> bool {

@@ -637,7 +637,15 @@ fn link_tls_sockets(conns: &mut [Connection]) {
         .filter(|(_, c)| c.protocol() == Some(Protocol::Tls))
         .map(|(i, c)| {
             let closed = c.close.is_some();
-            (i, c.conn_id, c.pid, c.fd(), c.first_mono_ns, c.last_mono_ns, closed)
+            (
+                i,
+                c.conn_id,
+                c.pid,
+                c.fd(),
+                c.first_mono_ns,
+                c.last_mono_ns,
+                closed,
+            )
         })
         .collect();
     for (si, socket_conn, pid, fd, from, to, closed) in sockets {

@@ -364,7 +364,10 @@ fn export_otlp(endpoint: Option<&str>, exchanges: &[Exchange]) -> Result<(), Run
         outcome.spans,
         exporter.config().endpoint,
         if outcome.outbox_sent > 0 {
-            format!(" (and {} kept batch(es) from the outbox)", outcome.outbox_sent)
+            format!(
+                " (and {} kept batch(es) from the outbox)",
+                outcome.outbox_sent
+            )
         } else {
             String::new()
         }

@@ -153,16 +153,20 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    let followed = capture::known(fd) || crate::spool::file::is_spool_fd(fd);
-    let conn_id = if followed { capture::conn_id_of(fd) } else { 0 };
+    let ours = crate::spool::file::is_spool_fd(fd);
+    let detached = if capture::known(fd) {
+        capture::detach(fd)
+    } else {
+        None
+    };
     let ret = call_real!(
         REAL_CLOSE,
         fn(c_int) -> c_int,
         (fd),
         sys(libc::SYS_close, [fd as usize, 0, 0, 0, 0, 0]) as c_int
     );
-    if followed {
-        after(|| capture::on_close(fd, conn_id));
+    if detached.is_some() || ours {
+        after(|| capture::on_close(fd, detached));
     }
     ret
 }
