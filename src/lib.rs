@@ -47,6 +47,8 @@ extern "C" fn tapline_init() {
         spool::file::init();
         conn::init();
         tls::init();
+        // OpenSSL inside the executable itself (node): inline hooks, or nothing.
+        let _ = hooks::inline::install();
         // SAFETY: registering a plain extern "C" handler; no preconditions.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     });
