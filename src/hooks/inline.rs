@@ -149,30 +149,23 @@ pub fn install() -> Result<(), Skipped> {
         stub.discard();
         return Err(Skipped::Protection);
     }
-    if let Err(e) = swap_in(&patches, libc::PROT_READ | libc::PROT_EXEC) {
-        // The stub page stays mapped: a run of patches already in place may use it.
-        return Err(e);
+    // The handlers find the real functions and the session queries before any patch
+    // can send a call to them.
+    for (i, t) in TRAMPOLINES.iter().enumerate() {
+        t.0.store(stub.addr + i * SLOT, Ordering::Release);
     }
-    for (i, (_, handler)) in targets().iter().enumerate() {
-        let _ = handler;
-        TRAMPOLINES[i]
-            .0
-            .store(stub.addr + i * SLOT, Ordering::Release);
+    for (slot, name) in [
+        (&MAIN_SSL_GET_FD, c"SSL_get_fd"),
+        (&MAIN_SSL_GET_ERROR, c"SSL_get_error"),
+        (&MAIN_SSL_GET_SERVERNAME, c"SSL_get_servername"),
+        (&MAIN_SSL_GET0_ALPN_SELECTED, c"SSL_get0_alpn_selected"),
+    ] {
+        slot.0
+            .store(exe.symbol(name).unwrap_or(0), Ordering::Release);
     }
-    MAIN_SSL_GET_FD
-        .0
-        .store(exe.symbol(c"SSL_get_fd").unwrap_or(0), Ordering::Release);
-    MAIN_SSL_GET_ERROR
-        .0
-        .store(exe.symbol(c"SSL_get_error").unwrap_or(0), Ordering::Release);
-    MAIN_SSL_GET_SERVERNAME.0.store(
-        exe.symbol(c"SSL_get_servername").unwrap_or(0),
-        Ordering::Release,
-    );
-    MAIN_SSL_GET0_ALPN_SELECTED.0.store(
-        exe.symbol(c"SSL_get0_alpn_selected").unwrap_or(0),
-        Ordering::Release,
-    );
+    // On failure the stub page stays mapped: a run of patches already moved into
+    // place jumps to it.
+    swap_in(&patches, libc::PROT_READ | libc::PROT_EXEC)?;
     Ok(())
 }
 
