@@ -24,6 +24,7 @@ pub mod conn;
 pub mod hooks;
 pub mod http1;
 pub mod inline_plan;
+pub mod lambda;
 pub mod names;
 pub mod spool;
 pub mod sys;

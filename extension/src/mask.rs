@@ -778,6 +778,7 @@ pub(crate) mod tests {
             truncated: false,
             peer: Some("127.0.0.1:443".parse().unwrap()),
             tls: TlsKind::OpenSsl,
+            alpn: None,
             sni: Some("api.example.com".into()),
             error: None,
         }
