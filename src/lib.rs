@@ -23,6 +23,7 @@ pub mod conn;
 #[cfg(all(feature = "hooks", not(test)))]
 pub mod hooks;
 pub mod http1;
+pub mod inline_plan;
 pub mod lambda;
 pub mod names;
 pub mod spool;
@@ -47,6 +48,8 @@ extern "C" fn tapline_init() {
         spool::file::init();
         conn::init();
         tls::init();
+        // OpenSSL inside the executable itself (node): inline hooks, or nothing.
+        let _ = hooks::inline::install();
         // SAFETY: registering a plain extern "C" handler; no preconditions.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     });

@@ -43,6 +43,35 @@ const TLSEXT_NAMETYPE_HOST_NAME: c_int = 0;
 /// itself does on failure.
 const NO_REAL_FUNCTION: c_int = -1;
 
+/// Where the session queries (`SSL_get_fd`, `SSL_get_error`, `SSL_get_servername`,
+/// `SSL_get0_alpn_selected`) are found: in the shared libssl for the interposed
+/// symbols ([`INTERPOSED`]); in the main executable for the inline hooks, where
+/// `RTLD_NEXT` and the loaded-objects fallback cannot see them.
+pub(crate) struct SessionQueries {
+    pub get_fd: &'static dyn Resolved,
+    pub get_error: &'static dyn Resolved,
+    pub get_servername: &'static dyn Resolved,
+    pub get0_alpn_selected: &'static dyn Resolved,
+}
+
+/// A function address found once (see [`RealFn`]).
+pub(crate) trait Resolved: Sync {
+    fn get(&self) -> Option<usize>;
+}
+
+impl Resolved for RealFn {
+    fn get(&self) -> Option<usize> {
+        RealFn::get(self)
+    }
+}
+
+static INTERPOSED: SessionQueries = SessionQueries {
+    get_fd: &REAL_SSL_GET_FD,
+    get_error: &REAL_SSL_GET_ERROR,
+    get_servername: &REAL_SSL_GET_SERVERNAME,
+    get0_alpn_selected: &REAL_SSL_GET0_ALPN_SELECTED,
+};
+
 #[no_mangle]
 pub unsafe extern "C" fn SSL_write(ssl: *mut c_void, buf: *const c_void, num: c_int) -> c_int {
     let prev = tls::enter(ssl as usize);
@@ -53,10 +82,8 @@ pub unsafe extern "C" fn SSL_write(ssl: *mut c_void, buf: *const c_void, num: c_
         NO_REAL_FUNCTION
     );
     tls::leave(prev);
-    if ret > 0 {
-        // SAFETY: SSL_write consumed `ret` bytes of `buf`.
-        after(|| on_plaintext(ssl, 0, unsafe { bytes(buf, ret as usize) }, ret as usize));
-    }
+    // SAFETY: `buf` is the caller's buffer that SSL_write just returned `ret` for.
+    unsafe { after_write(&INTERPOSED, ssl, buf, ret) };
     ret
 }
 
@@ -75,12 +102,8 @@ pub unsafe extern "C" fn SSL_write_ex(
         0
     );
     tls::leave(prev);
-    if ret == 1 && !written.is_null() {
-        // SAFETY: on success SSL_write_ex stored the count in `*written`.
-        let n = unsafe { *written };
-        // SAFETY: and consumed that many bytes of `buf`.
-        after(|| on_plaintext(ssl, 0, unsafe { bytes(buf, n) }, n));
-    }
+    // SAFETY: the caller's arguments, which SSL_write_ex just returned `ret` for.
+    unsafe { after_write_ex(&INTERPOSED, ssl, buf, ret, written) };
     ret
 }
 
@@ -94,12 +117,8 @@ pub unsafe extern "C" fn SSL_read(ssl: *mut c_void, buf: *mut c_void, num: c_int
         NO_REAL_FUNCTION
     );
     tls::leave(prev);
-    if ret > 0 {
-        // SAFETY: SSL_read wrote `ret` bytes into `buf`.
-        after(|| on_plaintext(ssl, 1, unsafe { bytes(buf, ret as usize) }, ret as usize));
-    } else if ret == 0 {
-        after(|| on_peer_closed(ssl));
-    }
+    // SAFETY: `buf` is the caller's buffer that SSL_read just returned `ret` for.
+    unsafe { after_read(&INTERPOSED, ssl, buf, ret) };
     ret
 }
 
@@ -118,24 +137,98 @@ pub unsafe extern "C" fn SSL_read_ex(
         0
     );
     tls::leave(prev);
-    if ret == 1 && !readbytes.is_null() {
-        // SAFETY: on success SSL_read_ex stored the count in `*readbytes`.
-        let n = unsafe { *readbytes };
-        // SAFETY: and wrote that many bytes into `buf`.
-        after(|| on_plaintext(ssl, 1, unsafe { bytes(buf, n) }, n));
-    } else if ret == 0 {
-        after(|| {
-            if tls::find(ssl as usize).is_some() && ssl_error(ssl, ret) == SSL_ERROR_ZERO_RETURN {
-                on_peer_closed(ssl)
-            }
-        });
-    }
+    // SAFETY: the caller's arguments, which SSL_read_ex just returned `ret` for.
+    unsafe { after_read_ex(&INTERPOSED, ssl, buf, ret, readbytes) };
     ret
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn SSL_free(ssl: *mut c_void) {
     call_real!(REAL_SSL_FREE, fn(*mut c_void) -> (), (ssl), ());
+    after_free(ssl);
+}
+
+/// `SSL_write` on `ssl` returned `ret`.
+///
+/// # Safety
+/// `buf` must be the buffer passed to that call.
+pub(crate) unsafe fn after_write(
+    q: &SessionQueries,
+    ssl: *mut c_void,
+    buf: *const c_void,
+    ret: c_int,
+) {
+    if ret > 0 {
+        // SAFETY: SSL_write consumed `ret` bytes of `buf`.
+        after(|| on_plaintext(q, ssl, 0, unsafe { bytes(buf, ret as usize) }, ret as usize));
+    }
+}
+
+/// `SSL_write_ex` on `ssl` returned `ret`.
+///
+/// # Safety
+/// `buf` and `written` must be the pointers passed to that call.
+pub(crate) unsafe fn after_write_ex(
+    q: &SessionQueries,
+    ssl: *mut c_void,
+    buf: *const c_void,
+    ret: c_int,
+    written: *const size_t,
+) {
+    if ret == 1 && !written.is_null() {
+        // SAFETY: on success SSL_write_ex stored the count in `*written`.
+        let n = unsafe { *written };
+        // SAFETY: and consumed that many bytes of `buf`.
+        after(|| on_plaintext(q, ssl, 0, unsafe { bytes(buf, n) }, n));
+    }
+}
+
+/// `SSL_read` on `ssl` returned `ret`.
+///
+/// # Safety
+/// `buf` must be the buffer passed to that call.
+pub(crate) unsafe fn after_read(
+    q: &SessionQueries,
+    ssl: *mut c_void,
+    buf: *mut c_void,
+    ret: c_int,
+) {
+    if ret > 0 {
+        // SAFETY: SSL_read wrote `ret` bytes into `buf`.
+        after(|| on_plaintext(q, ssl, 1, unsafe { bytes(buf, ret as usize) }, ret as usize));
+    } else if ret == 0 {
+        after(|| on_peer_closed(ssl));
+    }
+}
+
+/// `SSL_read_ex` on `ssl` returned `ret`.
+///
+/// # Safety
+/// `buf` and `readbytes` must be the pointers passed to that call.
+pub(crate) unsafe fn after_read_ex(
+    q: &SessionQueries,
+    ssl: *mut c_void,
+    buf: *mut c_void,
+    ret: c_int,
+    readbytes: *const size_t,
+) {
+    if ret == 1 && !readbytes.is_null() {
+        // SAFETY: on success SSL_read_ex stored the count in `*readbytes`.
+        let n = unsafe { *readbytes };
+        // SAFETY: and wrote that many bytes into `buf`.
+        after(|| on_plaintext(q, ssl, 1, unsafe { bytes(buf, n) }, n));
+    } else if ret == 0 {
+        after(|| {
+            if tls::find(ssl as usize).is_some() && ssl_error(q, ssl, ret) == SSL_ERROR_ZERO_RETURN
+            {
+                on_peer_closed(ssl)
+            }
+        });
+    }
+}
+
+/// `SSL_free(ssl)` returned: the session ends.
+pub(crate) fn after_free(ssl: *mut c_void) {
     after(|| end_session(ssl as usize));
 }
 
@@ -150,7 +243,7 @@ unsafe fn bytes<'a>(buf: *const c_void, n: usize) -> Bytes<'a> {
 }
 
 /// Plaintext moved through `ssl` (dir 0: written, 1: read).
-fn on_plaintext(ssl: *mut c_void, dir: usize, data: Bytes<'_>, n: usize) {
+fn on_plaintext(q: &SessionQueries, ssl: *mut c_void, dir: usize, data: Bytes<'_>, n: usize) {
     let key = ssl as usize;
     if dir == 1 {
         // Reads never start following a session: a server reads first, and a client
@@ -164,7 +257,7 @@ fn on_plaintext(ssl: *mut c_void, dir: usize, data: Bytes<'_>, n: usize) {
         return;
     };
     if new {
-        let fd = match ssl_get_fd(ssl) {
+        let fd = match ssl_get_fd(q, ssl) {
             fd if fd >= 0 => fd,
             _ => tls::inner_socket().unwrap_or(-1),
         };
@@ -175,8 +268,8 @@ fn on_plaintext(ssl: *mut c_void, dir: usize, data: Bytes<'_>, n: usize) {
     capture::egress(&s.slot, data, n, |conn_id, now| {
         let fd = s.slot.info().fd;
         let facts = tls::socket_facts(fd);
-        let sni = servername(ssl);
-        let alpn = alpn_selected(ssl);
+        let sni = servername(q, ssl);
+        let alpn = alpn_selected(q, ssl);
         let info = TlsInfo {
             library: tls_library::OPENSSL,
             flags: 0,
@@ -203,23 +296,18 @@ fn end_session(key: usize) {
     }
 }
 
-fn ssl_get_fd(ssl: *mut c_void) -> c_int {
-    call_real!(REAL_SSL_GET_FD, fn(*mut c_void) -> c_int, (ssl), -1)
+fn ssl_get_fd(q: &SessionQueries, ssl: *mut c_void) -> c_int {
+    call_real!(q.get_fd, fn(*mut c_void) -> c_int, (ssl), -1)
 }
 
-fn ssl_error(ssl: *mut c_void, ret: c_int) -> c_int {
-    call_real!(
-        REAL_SSL_GET_ERROR,
-        fn(*mut c_void, c_int) -> c_int,
-        (ssl, ret),
-        -1
-    )
+fn ssl_error(q: &SessionQueries, ssl: *mut c_void, ret: c_int) -> c_int {
+    call_real!(q.get_error, fn(*mut c_void, c_int) -> c_int, (ssl, ret), -1)
 }
 
 /// The SNI this client sent, capped at 255 bytes (a DNS name's limit).
-fn servername<'a>(ssl: *mut c_void) -> &'a [u8] {
+fn servername<'a>(q: &SessionQueries, ssl: *mut c_void) -> &'a [u8] {
     let p: *const c_char = call_real!(
-        REAL_SSL_GET_SERVERNAME,
+        q.get_servername,
         fn(*mut c_void, c_int) -> *const c_char,
         (ssl, TLSEXT_NAMETYPE_HOST_NAME),
         core::ptr::null()
@@ -233,11 +321,11 @@ fn servername<'a>(ssl: *mut c_void) -> &'a [u8] {
 }
 
 /// The ALPN protocol the server selected, if any.
-fn alpn_selected<'a>(ssl: *mut c_void) -> &'a [u8] {
+fn alpn_selected<'a>(q: &SessionQueries, ssl: *mut c_void) -> &'a [u8] {
     let mut data: *const u8 = core::ptr::null();
     let mut len: c_uint = 0;
     call_real!(
-        REAL_SSL_GET0_ALPN_SELECTED,
+        q.get0_alpn_selected,
         fn(*mut c_void, *mut *const u8, *mut c_uint) -> (),
         (ssl, &mut data, &mut len),
         ()
