@@ -12,6 +12,7 @@ use tapline_record::{
 
 use crate::conn::{self, origin, state, ConnInfo, Slot};
 use crate::http1::{FrameSink, MessageEnd, Role, Stamp, Verdict};
+use crate::lambda::LifecycleSink;
 use crate::{config, names, spool, tls};
 
 /// How many first bytes of a TLS connection are kept (the ClientHello, for SNI/ALPN).
@@ -212,7 +213,7 @@ pub fn eof(slot: &Slot) {
     }
     let now = spool::now();
     let conn_id = slot.conn_id.load(Ordering::Relaxed);
-    slot.with_framer(1, |fr, _| {
+    slot.with_framer(1, |fr, _, _| {
         fr.finish_on_close(&mut RecordSink::new(conn_id, Direction::Ingress, now))
     });
 }
@@ -374,13 +375,24 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
         (Direction::Ingress, Role::Response)
     };
     let max_body = config::max_body();
-    let verdict = slot.with_framer(dir, |fr, kinds| {
+    let runtime_api = dir == 0 && slot.runtime_api.load(Ordering::Relaxed);
+    let verdict = slot.with_framer(dir, |fr, kinds, pending| {
         let mut sink = RecordSink::new(conn_id, direction, now);
         let mut verdict = Verdict::Continue;
         bytes.each(done, |piece| {
-            if verdict == Verdict::Continue {
-                verdict = fr.feed(role, piece, now, max_body, kinds, &mut sink);
+            if verdict != Verdict::Continue {
+                return;
             }
+            verdict = if runtime_api {
+                let mut watch = LifecycleSink {
+                    inner: &mut sink,
+                    pending: &mut *pending,
+                    at: now,
+                };
+                fr.feed(role, piece, now, max_body, kinds, &mut watch)
+            } else {
+                fr.feed(role, piece, now, max_body, kinds, &mut sink)
+            };
         });
         verdict
     });
@@ -409,7 +421,7 @@ fn end_connection(slot: &Slot, was: u8, reason: u8, errno: i32, now: Stamp) {
     let conn_id = slot.conn_id.load(Ordering::Relaxed);
     if was == state::HTTP {
         for (dir, direction) in [(0, Direction::Egress), (1, Direction::Ingress)] {
-            slot.with_framer(dir, |fr, _| {
+            slot.with_framer(dir, |fr, _, _| {
                 fr.finish_on_close(&mut RecordSink::new(conn_id, direction, now))
             });
         }

@@ -46,6 +46,7 @@ pub fn init(inert: bool) {
     if let Some(n) = env(c"TAPLINE_SPOOL_MAX_BYTES").and_then(parse_u64) {
         PROCESS_BYTES.store(n, Ordering::Relaxed);
     }
+    crate::lambda::init(env(c"AWS_LAMBDA_RUNTIME_API"));
     let dir = env(c"TAPLINE_SPOOL_DIR")
         .filter(|d| !d.is_empty() && d.len() < DIR_CAP - 64)
         .unwrap_or(DEFAULT_SPOOL_DIR);

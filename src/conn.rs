@@ -15,6 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, 
 use tapline_record::WireAddr;
 
 use crate::http1::{Framer, RequestKinds, Stamp};
+use crate::lambda::Pending;
 
 /// Highest fd number followed (exclusive).
 pub const MAX_FDS: usize = 65536;
@@ -60,6 +61,8 @@ pub mod origin {
 #[repr(C)]
 pub struct Slot {
     pub state: AtomicU8,
+    /// The peer is the Lambda Runtime API: requests are watched for lifecycle posts.
+    pub runtime_api: AtomicBool,
     /// One of [`origin`]; set by `start`.
     pub origin: AtomicU8,
     /// A read returned 0 (the peer closed its side).
@@ -75,6 +78,8 @@ pub struct Slot {
     connect_bits: AtomicU64,
     info: UnsafeCell<ConnInfo>,
     framers: [UnsafeCell<Framer>; 2],
+    /// A Runtime API response post awaiting its request's end (egress only).
+    pending: UnsafeCell<Pending>,
 }
 
 // SAFETY: the UnsafeCells are only accessed under the protocol documented on each
@@ -137,7 +142,10 @@ impl Slot {
             *self.info.get() = info;
             *self.framers[0].get() = Framer::new();
             *self.framers[1].get() = Framer::new();
+            *self.pending.get() = Pending::new();
         }
+        self.runtime_api
+            .store(crate::lambda::is_runtime_api(&info.peer), Ordering::Relaxed);
         self.eof.store(false, Ordering::Relaxed);
         self.bytes[0].store(0, Ordering::Relaxed);
         self.bytes[1].store(0, Ordering::Relaxed);
@@ -165,7 +173,7 @@ impl Slot {
     pub fn with_framer<R>(
         &self,
         dir: usize,
-        f: impl FnOnce(&mut Framer, &mut RequestKinds) -> R,
+        f: impl FnOnce(&mut Framer, &mut RequestKinds, &mut Pending) -> R,
     ) -> Option<R> {
         if !self.lock(dir) {
             return None;
@@ -176,7 +184,14 @@ impl Slot {
         };
         // SAFETY: the busy flag of `dir` is held: this thread is the framer's only user.
         let framer = unsafe { &mut *self.framers[dir].get() };
-        let r = f(framer, &mut kinds);
+        let mut no_pending = Pending::new();
+        let pending = if dir == 0 {
+            // SAFETY: `pending` belongs to the egress direction, whose flag is held.
+            unsafe { &mut *self.pending.get() }
+        } else {
+            &mut no_pending
+        };
+        let r = f(framer, &mut kinds, pending);
         if dir == 0 {
             self.head_bits.store(kinds.head_bits, Ordering::Release);
             self.connect_bits

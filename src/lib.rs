@@ -23,6 +23,7 @@ pub mod conn;
 #[cfg(all(feature = "hooks", not(test)))]
 pub mod hooks;
 pub mod http1;
+pub mod lambda;
 pub mod names;
 pub mod spool;
 pub mod sys;
