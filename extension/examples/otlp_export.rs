@@ -42,6 +42,7 @@ fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchan
         peer: "127.0.0.1:443".parse::<SocketAddr>().ok(),
         tls: TlsKind::OpenSsl,
         sni: Some(host.into()),
+        alpn: None,
         error: None,
     }
 }

@@ -83,6 +83,9 @@ pub struct Exchange {
     pub tls: TlsKind,
     /// TLS server name, when any.
     pub sni: Option<String>,
+    /// ALPN protocol(s): the one a TLS library selected, or (opaque TLS) the ones the
+    /// ClientHello offered, comma-separated.
+    pub alpn: Option<String>,
     /// Why the exchange is incomplete (`"no response"`, `"connection reset"`, ...).
     pub error: Option<String>,
 }
@@ -113,6 +116,49 @@ impl Exchange {
             url.push_str(q);
         }
         Some(url)
+    }
+
+    /// The URL without a path for exchanges that have none (opaque TLS, h2c):
+    /// `https://host[:port]`; otherwise the same as [`Exchange::url`].
+    pub fn url_or_origin(&self) -> Option<String> {
+        if self.path.is_some() {
+            return self.url();
+        }
+        let host = self.host.as_deref()?;
+        let default_port = if self.scheme == "https" { 443 } else { 80 };
+        let mut url = format!("{}://", self.scheme);
+        if host.contains(':') && !host.starts_with('[') {
+            url.push('[');
+            url.push_str(host);
+            url.push(']');
+        } else {
+            url.push_str(host);
+        }
+        if let Some(p) = self.port.filter(|&p| p != default_port) {
+            url.push(':');
+            url.push_str(&p.to_string());
+        }
+        Some(url)
+    }
+
+    /// Full request body size (SPEC `request_body_size`): the decoded body size, or
+    /// for opaque TLS the bytes written on the socket.
+    pub fn request_body_size(&self) -> u64 {
+        match (&self.request_body, self.tls) {
+            (_, TlsKind::Opaque) => self.request_wire_bytes,
+            (Some(b), _) => b.size,
+            (None, _) => 0,
+        }
+    }
+
+    /// Full response body size (SPEC `response_body_size`): the decoded body size, or
+    /// for opaque TLS the bytes read from the socket.
+    pub fn response_body_size(&self) -> u64 {
+        match (&self.response_body, self.tls) {
+            (_, TlsKind::Opaque) => self.response_wire_bytes,
+            (Some(b), _) => b.size,
+            (None, _) => 0,
+        }
     }
 
     /// The value of the first request header with this name (case-insensitive).

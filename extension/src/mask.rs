@@ -779,6 +779,7 @@ pub(crate) mod tests {
             peer: Some("127.0.0.1:443".parse().unwrap()),
             tls: TlsKind::OpenSsl,
             sni: Some("api.example.com".into()),
+            alpn: None,
             error: None,
         }
     }

@@ -98,7 +98,8 @@ impl Event {
         let kind = str_of("eventType").ok_or_else(|| bad("no eventType".into()))?;
         match kind.to_ascii_uppercase().as_str() {
             "INVOKE" => Ok(Event::Invoke(Invoke {
-                request_id: str_of("requestId").ok_or_else(|| bad("INVOKE without requestId".into()))?,
+                request_id: str_of("requestId")
+                    .ok_or_else(|| bad("INVOKE without requestId".into()))?,
                 deadline_ms,
                 invoked_function_arn: str_of("invokedFunctionArn"),
                 xray: v
@@ -202,7 +203,10 @@ impl ExtensionsClient {
         let resp = self
             .agent
             .get(&self.url("event/next"))
-            .set("Lambda-Extension-Identifier", self.identifier.as_deref().unwrap_or(""))
+            .set(
+                "Lambda-Extension-Identifier",
+                self.identifier.as_deref().unwrap_or(""),
+            )
             .call()
             .map_err(|e| call_error(WHAT, e))?;
         let body = read_body(resp).map_err(|e| ApiError::Transport {
@@ -214,15 +218,24 @@ impl ExtensionsClient {
 
     /// `POST init/error` (during init) or `POST exit/error` (later): the extension cannot
     /// work and says why; Lambda fails the init or resets the environment. Exit after.
-    pub fn report_error(&self, phase: ErrorPhase, error_type: &str, message: &str) -> Result<(), ApiError> {
+    pub fn report_error(
+        &self,
+        phase: ErrorPhase,
+        error_type: &str,
+        message: &str,
+    ) -> Result<(), ApiError> {
         let (path, what) = match phase {
             ErrorPhase::Init => ("init/error", "init/error"),
             ErrorPhase::Exit => ("exit/error", "exit/error"),
         };
-        let body = serde_json::json!({"errorMessage": message, "errorType": error_type}).to_string();
+        let body =
+            serde_json::json!({"errorMessage": message, "errorType": error_type}).to_string();
         self.agent
             .post(&self.url(path))
-            .set("Lambda-Extension-Identifier", self.identifier.as_deref().unwrap_or(""))
+            .set(
+                "Lambda-Extension-Identifier",
+                self.identifier.as_deref().unwrap_or(""),
+            )
             .set("Lambda-Extension-Function-Error-Type", error_type)
             .set("Content-Type", "application/json")
             .send_string(&body)
@@ -243,7 +256,12 @@ pub(crate) fn call_error(what: &'static str, e: ureq::Error) -> ApiError {
         ureq::Error::Status(status, resp) => ApiError::Status {
             what,
             status,
-            body: resp.into_string().unwrap_or_default().chars().take(512).collect(),
+            body: resp
+                .into_string()
+                .unwrap_or_default()
+                .chars()
+                .take(512)
+                .collect(),
         },
         ureq::Error::Transport(t) => ApiError::Transport {
             what,
@@ -301,7 +319,11 @@ mod tests {
         for (json, want) in cases {
             assert_eq!(&Event::parse(json.as_bytes()).unwrap(), want, "{json}");
         }
-        for bad in [r#"{"eventType":"PING"}"#, "nope", r#"{"eventType":"INVOKE"}"#] {
+        for bad in [
+            r#"{"eventType":"PING"}"#,
+            "nope",
+            r#"{"eventType":"INVOKE"}"#,
+        ] {
             assert!(Event::parse(bad.as_bytes()).is_err(), "{bad}");
         }
     }

@@ -9,7 +9,7 @@
 //! remembered and the extension woken through the wake FIFO, so it waits on one thing.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,7 +65,10 @@ impl TelemetryListener {
     /// Binds (port chosen by the system; 9001 is Lambda's) and serves in a thread.
     pub fn start(waker: Waker) -> Result<Self, TelemetryError> {
         let (listener, host) = bind().map_err(TelemetryError::Listen)?;
-        let port = listener.local_addr().map_err(TelemetryError::Listen)?.port();
+        let port = listener
+            .local_addr()
+            .map_err(TelemetryError::Listen)?
+            .port();
         let done = RuntimeDone::default();
         let shared = (done.clone(), Arc::new(waker));
         std::thread::Builder::new()
@@ -96,7 +99,10 @@ impl TelemetryListener {
         });
         client
             .agent()
-            .put(&format!("http://{}/2022-07-01/telemetry", client.runtime_api()))
+            .put(&format!(
+                "http://{}/2022-07-01/telemetry",
+                client.runtime_api()
+            ))
             .set(
                 "Lambda-Extension-Identifier",
                 client.identifier().unwrap_or(""),
@@ -128,7 +134,9 @@ fn bind() -> io::Result<(TcpListener, String)> {
 /// HTTP/1.1 requests on one connection (keep-alive), each answered 200.
 fn serve(conn: TcpStream, done: &RuntimeDone, waker: &Waker) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(300)));
-    let Ok(mut out) = conn.try_clone() else { return };
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
     let mut input = BufReader::new(conn);
     while let Some(body) = read_request(&mut input) {
         let ids = runtime_done_ids(&body);

@@ -105,7 +105,10 @@ impl WakeFifo {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let ready = {
             let mut fds = [PollFd::new(self.reader.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            ) {
                 Ok(n) => n > 0,
                 Err(nix::Error::EINTR) => false,
                 Err(e) => return Err(WakeError::Poll(e)),

@@ -223,7 +223,11 @@ async fn proxy_connection(client: TcpStream, upstream: std::net::SocketAddr) {
             .lines()
             .next()
             .is_some_and(|l| l.contains("/runtime/invocation/next"));
-        if server.get_mut().write_all(&[head.as_bytes(), &body].concat()).await.is_err()
+        if server
+            .get_mut()
+            .write_all(&[head.as_bytes(), &body].concat())
+            .await
+            .is_err()
         {
             return;
         }
@@ -243,7 +247,11 @@ async fn proxy_connection(client: TcpStream, upstream: std::net::SocketAddr) {
                 .collect::<Vec<_>>()
                 .join("\r\n");
         }
-        if client.get_mut().write_all(&[rhead.as_bytes(), &rbody].concat()).await.is_err()
+        if client
+            .get_mut()
+            .write_all(&[rhead.as_bytes(), &rbody].concat())
+            .await
+            .is_err()
         {
             return;
         }

@@ -1,0 +1,72 @@
+//! `--format json`: one JSON object per line, one line per exchange, with the fields
+//! SPEC.md lists (plus `conn_id` and `alpn`). Tools parse this, so every field is
+//! always present (`null` when unknown) and names never change.
+
+use std::io::{self, Write};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::exchange::{Body, Exchange};
+
+/// Writes one line per exchange.
+pub fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
+    for x in exchanges {
+        serde_json::to_writer(&mut *out, &to_value(x))?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// A body as SPEC.md wants it: UTF-8 text, or base64 with an encoding marker.
+pub(crate) fn body_text(body: Option<&Body>) -> (Value, Value) {
+    match body {
+        None => (Value::Null, Value::Null),
+        Some(b) => match std::str::from_utf8(&b.bytes) {
+            Ok(text) => (Value::from(text), Value::Null),
+            Err(_) => (
+                Value::from(base64::engine::general_purpose::STANDARD.encode(&b.bytes)),
+                Value::from("base64"),
+            ),
+        },
+    }
+}
+
+fn headers(h: &[(String, String)]) -> Value {
+    Value::Array(h.iter().map(|(n, v)| json!([n, v])).collect())
+}
+
+/// The JSON object for one exchange.
+pub fn to_value(x: &Exchange) -> Value {
+    let (request_body, request_body_encoding) = body_text(x.request_body.as_ref());
+    let (response_body, response_body_encoding) = body_text(x.response_body.as_ref());
+    let opaque = x.method.is_none();
+    json!({
+        "pid": x.pid,
+        "start_unix_ns": x.start_unix_ns,
+        "duration_ns": x.duration_ns,
+        "method": x.method,
+        "url": x.url_or_origin(),
+        "scheme": x.scheme,
+        "host": x.host,
+        "port": x.port,
+        "path": x.path,
+        "http_version": x.http_version,
+        "status": x.status,
+        "request_headers": if opaque { Value::Null } else { headers(&x.request_headers) },
+        "response_headers": if opaque { Value::Null } else { headers(&x.response_headers) },
+        "request_body": request_body,
+        "request_body_encoding": request_body_encoding,
+        "response_body": response_body,
+        "response_body_encoding": response_body_encoding,
+        "request_body_size": x.request_body_size(),
+        "response_body_size": x.response_body_size(),
+        "truncated": x.truncated,
+        "peer": x.peer.map(|p| p.to_string()),
+        "tls": x.tls.as_str(),
+        "sni": x.sni,
+        "error": x.error,
+        "conn_id": x.conn_id,
+        "alpn": x.alpn,
+    })
+}
