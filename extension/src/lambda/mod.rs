@@ -337,8 +337,15 @@ impl Extension {
                 None => std::thread::sleep(wait),
             }
         }
+        let work_start = now_unix_ns();
         self.ingest(false);
-        self.report(Some(&id), None);
+        let n = self.report(Some(&id), None);
+        // One line per invocation: what was reported, and when the work ran (the e2e
+        // test checks it ran after the response and before Next).
+        log(format_args!(
+            "invocation {id}: {n} exchange(s) reported; work {work_start}..{}",
+            now_unix_ns()
+        ));
         if let Some(tail) = &mut self.tail {
             tail.delete_consumed();
         }
@@ -355,7 +362,8 @@ impl Extension {
             );
             left.saturating_sub(SHUTDOWN_MARGIN)
         });
-        self.report(None, deadline.or(Some(Duration::from_millis(1500))));
+        let n = self.report(None, deadline.or(Some(Duration::from_millis(1500))));
+        log(format_args!("shutdown: {n} exchange(s) reported"));
         if let Some(tail) = &mut self.tail {
             tail.delete_consumed();
         }
@@ -385,7 +393,7 @@ impl Extension {
     /// Builds, masks, budgets and sends one report: the invocation spans that are due
     /// (`current`, or all at shutdown) and every final exchange not yet reported.
     /// `shutdown_budget` bounds the export at shutdown.
-    fn report(&mut self, current: Option<&str>, shutdown_budget: Option<Duration>) {
+    fn report(&mut self, current: Option<&str>, shutdown_budget: Option<Duration>) -> usize {
         let mut exchanges = std::mem::take(&mut self.unreported);
         self.masker.mask_all(&mut exchanges);
         let outcome = self.budget.apply(&mut exchanges);
@@ -443,6 +451,7 @@ impl Extension {
             }
         }
         self.send(&batch, &lines, shutdown_budget);
+        exchanges.len()
     }
 
     fn ctx(&self, request_id: &str) -> Option<&InvocationCtx> {

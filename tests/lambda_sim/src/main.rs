@@ -149,6 +149,13 @@ async fn main() {
                 };
                 sim.graceful_shutdown(reason).await;
                 say(&out, format!("shutdown {}", now_ns())).await;
+                // Stay up (the proxy too) until told to quit: the SHUTDOWN event may
+                // still be on its way to the extensions.
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.trim() == "quit" {
+                        break;
+                    }
+                }
                 return;
             }
             "quit" => return,
