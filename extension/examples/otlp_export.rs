@@ -41,8 +41,8 @@ fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchan
         truncated: false,
         peer: "127.0.0.1:443".parse::<SocketAddr>().ok(),
         tls: TlsKind::OpenSsl,
-        sni: Some(host.into()),
         alpn: None,
+        sni: Some(host.into()),
         error: None,
     }
 }

@@ -212,6 +212,7 @@ struct Connection {
     tls_sni: Option<String>,
     tls_alpn: Option<String>,
     tls_fd: i32,
+    tls_socket_conn: Option<u64>,
     raw: Fragments,
     requests: BTreeMap<u32, Message>,
     responses: BTreeMap<u32, Message>,
@@ -239,6 +240,7 @@ impl Connection {
             tls_sni: None,
             tls_alpn: None,
             tls_fd: -1,
+            tls_socket_conn: None,
             raw: Fragments::default(),
             requests: BTreeMap::new(),
             responses: BTreeMap::new(),
@@ -254,11 +256,9 @@ impl Connection {
             c.last_wall_ns = c.last_wall_ns.max(e.meta.wall_ns);
             c.last_mono_ns = c.last_mono_ns.max(e.meta.mono_ns);
             match &e.record {
-                SpoolRecord::ConnOpen(o) => {
-                    if c.open.is_none() {
-                        c.open = Some(*o);
-                        c.pid = e.meta.pid;
-                    }
+                SpoolRecord::ConnOpen(o) if c.open.is_none() => {
+                    c.open = Some(*o);
+                    c.pid = e.meta.pid;
                 }
                 SpoolRecord::ConnClose(cl) => {
                     c.close = Some(*cl);
@@ -269,7 +269,9 @@ impl Connection {
                     sni,
                     alpn,
                     fd,
+                    socket_conn_id,
                 } => {
+                    c.tls_socket_conn = c.tls_socket_conn.or(*socket_conn_id);
                     c.tls_library = c.tls_library.or(*library);
                     c.tls_sni = c.tls_sni.take().or_else(|| sni.clone());
                     c.tls_alpn = c.tls_alpn.take().or_else(|| alpn.clone());
@@ -404,19 +406,16 @@ impl Connection {
                 !matches!(status, Some(s) if (100..200).contains(&s) && s != 101)
             })
             .collect();
-        let last_request = self
-            .requests
-            .keys()
-            .next_back()
-            .map_or(0, |&k| k as usize + 1);
-        let count = last_request.max(finals.len());
-        for k in 0..count {
-            let req = u32::try_from(k).ok().and_then(|k| self.requests.get(&k));
-            let resp = finals.get(k);
-            if req.is_none() && resp.is_none() {
-                continue;
-            }
-            out.push(self.exchange(k as u32, req, resp.map(|(m, h)| (*m, h.as_ref()))));
+        // Walk the request numbers that exist and the final responses' ranks, not
+        // 0..max: msg_seq is untrusted and may be huge.
+        let mut keys: Vec<u32> = self.requests.keys().copied().collect();
+        keys.extend((0..finals.len()).filter_map(|k| u32::try_from(k).ok()));
+        keys.sort_unstable();
+        keys.dedup();
+        for k in keys {
+            let req = self.requests.get(&k);
+            let resp = usize::try_from(k).ok().and_then(|k| finals.get(k));
+            out.push(self.exchange(k, req, resp.map(|(m, h)| (*m, h.as_ref()))));
         }
     }
 
@@ -632,25 +631,47 @@ fn wire_len(m: &Message) -> u64 {
 /// Marries TLS sockets to the plaintext connections seen through TLS hooks on the same
 /// fd of the same process while the socket was open, so that each is reported once.
 fn link_tls_sockets(conns: &mut [Connection]) {
-    let sockets: Vec<(usize, u32, i32, u64, u64, bool)> = conns
+    let sockets: Vec<(usize, u64, u32, i32, u64, u64, bool)> = conns
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.protocol() == Some(Protocol::Tls) && c.fd() >= 0)
+        .filter(|(_, c)| c.protocol() == Some(Protocol::Tls))
         .map(|(i, c)| {
             let closed = c.close.is_some();
-            (i, c.pid, c.fd(), c.first_mono_ns, c.last_mono_ns, closed)
+            (
+                i,
+                c.conn_id,
+                c.pid,
+                c.fd(),
+                c.first_mono_ns,
+                c.last_mono_ns,
+                closed,
+            )
         })
         .collect();
-    for (si, pid, fd, from, to, closed) in sockets {
+    for (si, socket_conn, pid, fd, from, to, closed) in sockets {
         let (peer, sni) = {
             let s = &conns[si];
             (s.peer(), s.client_hello().0)
         };
         let mut linked = false;
         for c in conns.iter_mut() {
-            let plaintext = c.protocol() == Some(Protocol::TlsPlaintext);
+            let plaintext = c.protocol() == Some(Protocol::TlsPlaintext)
+                || (c.protocol() == Some(Protocol::H2c) && c.tls_library.is_some());
+            if !plaintext {
+                continue;
+            }
             let overlaps = c.first_mono_ns >= from && (!closed || c.first_mono_ns <= to);
-            if plaintext && c.pid == pid && c.fd() == fd && overlaps {
+            // The library named the socket; else the same fd in the same process at the
+            // same time; else (memory BIOs: no fd) the same server name at the same time.
+            let named = c.tls_socket_conn == Some(socket_conn);
+            let same_fd = fd >= 0 && c.pid == pid && c.fd() == fd && overlaps;
+            let same_name = c.fd() < 0
+                && c.tls_socket_conn.is_none()
+                && c.pid == pid
+                && overlaps
+                && sni.is_some()
+                && c.tls_sni == sni;
+            if named || same_fd || same_name {
                 if c.open.and_then(|o| o.peer).is_none() {
                     c.socket_peer = peer;
                 }

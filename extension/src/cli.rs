@@ -24,6 +24,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::assemble::assemble;
+use crate::budget::Budget;
+use crate::exchange::Exchange;
+use crate::export::{ExportError, OtlpExporter, Outbox, Resource};
+use crate::mask::{MaskError, Masker};
 use crate::report::{self, Format};
 use crate::spool::{Spool, SpoolError};
 
@@ -264,6 +268,9 @@ pub enum RunError {
         source: io::Error,
     },
     Signals(io::Error),
+    /// `TAPLINE_MASK_REGEX` is not a valid pattern: nothing is printed unmasked.
+    Mask(MaskError),
+    Export(ExportError),
 }
 
 impl fmt::Display for RunError {
@@ -282,6 +289,8 @@ impl fmt::Display for RunError {
                 write!(f, "cannot run {}: {source}", program.to_string_lossy())
             }
             RunError::Spool(e) => e.fmt(f),
+            RunError::Mask(e) => write!(f, "masking is misconfigured, no report written: {e}"),
+            RunError::Export(e) => e.fmt(f),
             RunError::Output { path: Some(p), source } => {
                 write!(f, "cannot write the report to {}: {source}", p.display())
             }
@@ -319,11 +328,55 @@ pub fn execute(inv: Invocation) -> i32 {
 /// `tapline show DIR`.
 pub fn show(o: &ShowOptions) -> Result<(), RunError> {
     let spool = Spool::read_dir(&o.dir).map_err(RunError::Spool)?;
-    write_report(&o.report, &spool)
+    let assembly = prepare(&spool)?;
+    write_report(&o.report, &spool, &assembly)
 }
 
-fn write_report(r: &ReportOptions, spool: &Spool) -> Result<(), RunError> {
-    let assembly = assemble(spool);
+/// Reassembles the spool, then masks and budgets every exchange: nothing below this
+/// point (reports, exports) ever sees an unmasked secret.
+fn prepare(spool: &Spool) -> Result<crate::assemble::Assembly, RunError> {
+    let masker = Masker::from_env().map_err(RunError::Mask)?;
+    let mut assembly = assemble(spool);
+    masker.mask_all(&mut assembly.exchanges);
+    Budget::from_env().apply(&mut assembly.exchanges);
+    Ok(assembly)
+}
+
+/// `--otlp [ENDPOINT]`: one batch of CLIENT spans; a batch that cannot be sent is kept in
+/// the outbox of the default spool directory (the run's own spool is removed) and sent
+/// first next time.
+fn export_otlp(endpoint: Option<&str>, exchanges: &[Exchange]) -> Result<(), RunError> {
+    let outbox_home = std::env::var_os("TAPLINE_SPOOL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/tapline"));
+    let exporter = OtlpExporter::from_env(endpoint)
+        .map_err(RunError::Export)?
+        .with_outbox(Outbox::new(&outbox_home));
+    let resource = Resource::from_env("tapline");
+    let outcome = exporter
+        .export(exchanges, &resource)
+        .map_err(RunError::Export)?;
+    eprintln!(
+        "tapline: exported {} span(s) to {}{}",
+        outcome.spans,
+        exporter.config().endpoint,
+        if outcome.outbox_sent > 0 {
+            format!(
+                " (and {} kept batch(es) from the outbox)",
+                outcome.outbox_sent
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn write_report(
+    r: &ReportOptions,
+    spool: &Spool,
+    assembly: &crate::assemble::Assembly,
+) -> Result<(), RunError> {
     let out_err = |source| RunError::Output {
         path: r.output.clone(),
         source,
@@ -391,13 +444,21 @@ pub fn run(o: &RunOptions) -> i32 {
     };
     let report = Spool::read_dir(&spool.path)
         .map_err(RunError::Spool)
-        .and_then(|s| write_report(&o.report, &s));
-    if let Err(e) = report {
+        .and_then(|s| {
+            let assembly = prepare(&s)?;
+            write_report(&o.report, &s, &assembly)?;
+            Ok(assembly)
+        });
+    match report {
+        Ok(assembly) => {
+            if let Some(endpoint) = &o.otlp {
+                if let Err(e) = export_otlp(endpoint.as_deref(), &assembly.exchanges) {
+                    eprintln!("tapline: otlp: {e}");
+                }
+            }
+        }
         // The program's status still wins: tapline must not change what a script sees.
-        eprintln!("tapline: {e}");
-    }
-    if o.otlp.is_some() {
-        eprintln!("tapline: OTLP export not available in this build");
+        Err(e) => eprintln!("tapline: {e}"),
     }
     if o.keep_spool {
         eprintln!("tapline: spool kept in {}", spool.path.display());
@@ -418,9 +479,14 @@ fn run_child(o: &RunOptions, lib: &Path, spool_dir: &Path) -> Result<i32, RunErr
         signal_hook::flag::register_conditional_default(sig, Arc::clone(&child_done))
             .map_err(RunError::Signals)?;
     }
-    let program = &o.command[0];
+    let Some((program, args)) = o.command.split_first() else {
+        return Err(RunError::Spawn {
+            program: OsString::new(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "no command given"),
+        });
+    };
     let mut cmd = Command::new(program);
-    cmd.args(&o.command[1..])
+    cmd.args(args)
         .env(
             "LD_PRELOAD",
             prepend_preload(lib, std::env::var_os("LD_PRELOAD")),

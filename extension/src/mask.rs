@@ -778,8 +778,8 @@ pub(crate) mod tests {
             truncated: false,
             peer: Some("127.0.0.1:443".parse().unwrap()),
             tls: TlsKind::OpenSsl,
-            sni: Some("api.example.com".into()),
             alpn: None,
+            sni: Some("api.example.com".into()),
             error: None,
         }
     }

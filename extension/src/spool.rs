@@ -157,6 +157,9 @@ pub enum SpoolRecord {
         sni: Option<String>,
         alpn: Option<String>,
         fd: i32,
+        /// The conn id of the socket's own (ciphertext) connection, when the library
+        /// knew it.
+        socket_conn_id: Option<u64>,
     },
     Drops {
         records: u64,
@@ -387,6 +390,7 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
                 sni: text(sni),
                 alpn: text(alpn),
                 fd: t.fd,
+                socket_conn_id: (t.socket_conn_id != 0).then_some(t.socket_conn_id),
             }
         }
         RecordType::Drops => {

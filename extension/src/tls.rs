@@ -162,10 +162,7 @@ pub fn parse_client_hello(raw: &[u8]) -> Result<ClientHello, ClientHelloError> {
     let (extensions, complete) = r.take_up_to(usize::from(ext_len));
     hello.partial = !complete;
     let mut r = Reader { buf: extensions };
-    loop {
-        let (Some(ext_type), Some(len)) = (r.u16(), r.u16()) else {
-            break;
-        };
+    while let (Some(ext_type), Some(len)) = (r.u16(), r.u16()) {
         let Some(ext) = r.take(usize::from(len)) else {
             hello.partial = true;
             break;

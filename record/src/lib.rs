@@ -330,7 +330,7 @@ pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
     }
     let header = Header::decode(buf);
     let len = header.length as usize;
-    if len < HEADER_LEN || !len.is_multiple_of(ALIGN) || len > MAX_RECORD_LEN {
+    if len < HEADER_LEN || len & (ALIGN - 1) != 0 || len > MAX_RECORD_LEN {
         return Err(ParseError::BadFrame);
     }
     if buf.len() < len {

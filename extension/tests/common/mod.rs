@@ -233,6 +233,7 @@ impl SpoolWriter {
             sni_len: sni.len() as u16,
             alpn_len: alpn.len() as u16,
             fd,
+            socket_conn_id: 0,
         };
         self.record(
             RecordType::TlsInfo,

@@ -1,0 +1,575 @@
+//! `include/tapline.h` is the record format's contract for C writers and readers;
+//! `tapline-record` is the Rust one. This test parses the header (its `#define`s, enum
+//! values, struct layouts and "N bytes" comments) and fails on any difference: constant
+//! values, struct sizes, and the offset of every field, checked by encoding a Rust value
+//! with distinct field values and reading each field back at the C offset.
+
+use std::collections::BTreeMap;
+
+use tapline_record as rec;
+
+const HEADER: &str = include_str!("../../include/tapline.h");
+
+/// One parsed C struct: fields with (offset, size), and total size, laid out by the C
+/// rules for these fixed-width types (natural alignment).
+#[derive(Debug, Default)]
+struct CStruct {
+    fields: BTreeMap<String, (usize, usize)>,
+    size: usize,
+}
+
+#[derive(Debug, Default)]
+struct CHeader {
+    defines: BTreeMap<String, u64>,
+    enums: BTreeMap<String, u64>,
+    structs: BTreeMap<String, CStruct>,
+    /// `TL_DATA: 24 bytes` style comments: record name → documented payload size.
+    documented_sizes: BTreeMap<String, usize>,
+    problems: Vec<String>,
+}
+
+fn strip_block_comments(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("/*") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find("*/") {
+            Some(j) => rest = &rest[i + j + 2..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn parse_int(v: &str) -> Option<u64> {
+    let v = v
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .trim();
+    if let Some((a, b)) = v.split_once("<<") {
+        return Some(parse_int(a)? << parse_int(b)?);
+    }
+    let v = v.trim_end_matches(['u', 'U', 'l', 'L']);
+    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+fn c_type_size(t: &str) -> Option<usize> {
+    Some(match t {
+        "uint8_t" | "int8_t" => 1,
+        "uint16_t" | "int16_t" => 2,
+        "uint32_t" | "int32_t" => 4,
+        "uint64_t" | "int64_t" => 8,
+        _ => return None,
+    })
+}
+
+fn parse_header(text: &str) -> CHeader {
+    let mut h = CHeader::default();
+    // Documented payload sizes, from the comments.
+    for line in text.lines() {
+        let l = line.trim().trim_start_matches("/*").trim();
+        if let Some((name, rest)) = l.split_once(':') {
+            if name.starts_with("TL_") && !name.contains(' ') {
+                if let Some(n) = rest.trim().split(' ').next().and_then(|n| n.parse().ok()) {
+                    if rest
+                        .trim()
+                        .split(' ')
+                        .nth(1)
+                        .is_some_and(|w| w.starts_with("byte"))
+                    {
+                        h.documented_sizes.insert(name.to_owned(), n);
+                    }
+                }
+            }
+        }
+    }
+    let code = strip_block_comments(text);
+    for line in code.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("#define") {
+            if let (Some(name), Some(value)) = (words.next(), words.next()) {
+                let value = std::iter::once(value)
+                    .chain(words)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                match parse_int(&value) {
+                    Some(v) => {
+                        h.defines.insert(name.to_owned(), v);
+                    }
+                    None if name == "TAPLINE_H" => {}
+                    None => h
+                        .problems
+                        .push(format!("cannot read #define {name} {value}")),
+                }
+            }
+        }
+    }
+    // enum bodies
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("enum ") {
+        rest = &rest[i + 5..];
+        let (Some(open), Some(close)) = (rest.find('{'), rest.find('}')) else {
+            break;
+        };
+        for entry in rest[open + 1..close].split(',') {
+            if let Some((name, value)) = entry.split_once('=') {
+                match parse_int(value) {
+                    Some(v) => {
+                        h.enums.insert(name.trim().to_owned(), v);
+                    }
+                    None => h.problems.push(format!("cannot read enum entry {entry:?}")),
+                }
+            }
+        }
+        rest = &rest[close..];
+    }
+    // struct bodies
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("struct ") {
+        rest = &rest[i + 7..];
+        let Some(open) = rest.find('{') else { break };
+        let name = rest[..open].trim().to_owned();
+        let Some(close) = rest.find("};") else { break };
+        let mut s = CStruct::default();
+        let mut max_align = 1;
+        for decl in rest[open + 1..close].split(';') {
+            let decl = decl.trim();
+            if decl.is_empty() {
+                continue;
+            }
+            let mut parts = decl.split_whitespace();
+            let (Some(ty), Some(field)) = (parts.next(), parts.next()) else {
+                h.problems
+                    .push(format!("struct {name}: cannot read {decl:?}"));
+                continue;
+            };
+            let Some(elem) = c_type_size(ty) else {
+                h.problems.push(format!("struct {name}: unknown type {ty}"));
+                continue;
+            };
+            let (field, count) = match field.split_once('[') {
+                Some((f, n)) => (f, parse_int(n.trim_end_matches(']')).unwrap_or(0) as usize),
+                None => (field, 1),
+            };
+            max_align = max_align.max(elem);
+            let offset = s.size.div_ceil(elem) * elem;
+            if offset != s.size {
+                h.problems
+                    .push(format!("struct {name}: implicit padding before {field}"));
+            }
+            s.fields.insert(field.to_owned(), (offset, elem * count));
+            s.size = offset + elem * count;
+        }
+        s.size = s.size.div_ceil(max_align) * max_align;
+        h.structs.insert(name, s);
+        rest = &rest[close..];
+    }
+    h
+}
+
+/// Encoded Rust values with distinct field values, and what each C field must read.
+/// A C struct name, a Rust encoding of it, and (C field, value it must hold).
+type Layout = (&'static str, Vec<u8>, Vec<(&'static str, u64)>);
+
+fn layouts() -> Vec<Layout> {
+    let mut peer = [0u8; 16];
+    peer[0] = 0xA1;
+    let mut local = [0u8; 16];
+    local[0] = 0xB2;
+    let mut header = rec::Header::new(
+        rec::RecordType::Data,
+        0,
+        0x1111_2222_3333_4444,
+        0x5555_6666_7777_8888,
+    );
+    header.pid = 0x0102_0304;
+    header.tid = 0x0506_0708;
+    header.conn_id = 0x0A0B_0C0D_0E0F_1011;
+    header.crc32 = 0xDEAD_BEEF;
+    vec![
+        (
+            "tl_header",
+            header.encode(rec::MAGIC).to_vec(),
+            vec![
+                ("magic", u64::from(rec::MAGIC)),
+                ("version", u64::from(rec::VERSION)),
+                ("type", rec::RecordType::Data as u64),
+                ("length", rec::padded_len(0) as u64),
+                ("crc32", 0xDEAD_BEEF),
+                ("wall_ns", 0x1111_2222_3333_4444),
+                ("mono_ns", 0x5555_6666_7777_8888),
+                ("pid", 0x0102_0304),
+                ("tid", 0x0506_0708),
+                ("conn_id", 0x0A0B_0C0D_0E0F_1011),
+            ],
+        ),
+        (
+            "tl_proc_start",
+            rec::ProcStart {
+                ppid: 11,
+                cmdline_len: 22,
+                file_seq: 33,
+                flags: 44,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("ppid", 11),
+                ("cmdline_len", 22),
+                ("file_seq", 33),
+                ("flags", 44),
+            ],
+        ),
+        (
+            "tl_conn_open",
+            rec::ConnOpen {
+                fd: 0x0123_4567,
+                protocol: 0x89,
+                flags: 0xAB,
+                connect_wall_ns: 0x1000_2000_3000_4000,
+                connect_mono_ns: 0x5000_6000_7000_8000,
+                peer: rec::WireAddr {
+                    family: 0x0C0D,
+                    port: 0x0E0F,
+                    addr: peer,
+                },
+                local: rec::WireAddr {
+                    family: 0x1213,
+                    port: 0x1415,
+                    addr: local,
+                },
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("fd", 0x0123_4567),
+                ("protocol", 0x89),
+                ("flags", 0xAB),
+                ("peer_family", 0x0C0D),
+                ("connect_wall_ns", 0x1000_2000_3000_4000),
+                ("connect_mono_ns", 0x5000_6000_7000_8000),
+                ("peer_addr", 0xA1),
+                ("peer_port", 0x0E0F),
+                ("local_port", 0x1415),
+                ("local_family", 0x1213),
+                ("local_addr", 0xB2),
+            ],
+        ),
+        (
+            "tl_data",
+            rec::Data {
+                dir: 1,
+                part: 2,
+                flags: 0x0304,
+                msg_seq: 0x0506_0708,
+                offset: 0x0102_0304_0506_0708,
+                len: 0x0A0B_0C0D,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("dir", 1),
+                ("part", 2),
+                ("flags", 0x0304),
+                ("msg_seq", 0x0506_0708),
+                ("offset", 0x0102_0304_0506_0708),
+                ("len", 0x0A0B_0C0D),
+            ],
+        ),
+        (
+            "tl_msg_end",
+            rec::MsgEnd {
+                dir: 1,
+                flags: 0x0203,
+                msg_seq: 0x0405_0607,
+                head_len: 0x11,
+                body_len: 0x22,
+                wire_len: 0x33,
+                start_wall_ns: 0x44,
+                start_mono_ns: 0x55,
+                status: 0x0666,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("dir", 1),
+                ("flags", 0x0203),
+                ("msg_seq", 0x0405_0607),
+                ("head_len", 0x11),
+                ("body_len", 0x22),
+                ("wire_len", 0x33),
+                ("start_wall_ns", 0x44),
+                ("start_mono_ns", 0x55),
+                ("status", 0x0666),
+            ],
+        ),
+        (
+            "tl_conn_close",
+            rec::ConnClose {
+                reason: 3,
+                protocol: 4,
+                errno: 0x0102_0304,
+                bytes_out: 0x55,
+                bytes_in: 0x66,
+                first_out_wall_ns: 0x77,
+                last_in_wall_ns: 0x88,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("reason", 3),
+                ("protocol", 4),
+                ("errno_value", 0x0102_0304),
+                ("bytes_out", 0x55),
+                ("bytes_in", 0x66),
+                ("first_out_wall_ns", 0x77),
+                ("last_in_wall_ns", 0x88),
+            ],
+        ),
+        (
+            "tl_tls_info",
+            rec::TlsInfo {
+                library: 2,
+                flags: 3,
+                sni_len: 0x0405,
+                alpn_len: 0x0607,
+                fd: 0x0809_0A0B,
+                socket_conn_id: 0x1112_1314_1516_1718,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("library", 2),
+                ("flags", 3),
+                ("sni_len", 0x0405),
+                ("alpn_len", 0x0607),
+                ("fd", 0x0809_0A0B),
+                ("socket_conn_id", 0x1112_1314_1516_1718),
+            ],
+        ),
+        (
+            "tl_drops",
+            rec::Drops {
+                records: 0x1234,
+                bytes: 0x5678,
+            }
+            .encode()
+            .to_vec(),
+            vec![("records", 0x1234), ("bytes", 0x5678)],
+        ),
+        (
+            "tl_lifecycle",
+            rec::Lifecycle {
+                event: 3,
+                id_len: 0x0405,
+            }
+            .encode()
+            .to_vec(),
+            vec![("event", 3), ("id_len", 0x0405)],
+        ),
+        (
+            "tl_name_lookup",
+            rec::NameLookup {
+                name_len: 0x0102,
+                count: 0x0304,
+            }
+            .encode()
+            .to_vec(),
+            vec![("name_len", 0x0102), ("count", 0x0304)],
+        ),
+        (
+            "tl_addr",
+            rec::NameLookup::encode_addr(&rec::WireAddr {
+                family: 0x0A0B,
+                port: 0x0C0D,
+                addr: peer,
+            })
+            .to_vec(),
+            vec![("family", 0x0A0B), ("port", 0x0C0D), ("addr", 0xA1)],
+        ),
+    ]
+}
+
+fn mismatches(text: &str) -> Vec<String> {
+    let h = parse_header(text);
+    let mut bad = h.problems.clone();
+    let mut expect = |map: &BTreeMap<String, u64>, name: &str, rust: u64| match map.get(name) {
+        Some(&c) if c == rust => {}
+        Some(&c) => bad.push(format!("{name}: header says {c}, Rust says {rust}")),
+        None => bad.push(format!("{name}: missing from the header")),
+    };
+    use rec::{close_reason as cr, lifecycle_event as le, msg_flags as mf, tls_library as tl};
+    for (name, v) in [
+        ("TL_MAGIC", u64::from(rec::MAGIC)),
+        ("TL_VERSION", u64::from(rec::VERSION)),
+        ("TL_HEADER_LEN", rec::HEADER_LEN as u64),
+        ("TL_ALIGN", rec::ALIGN as u64),
+        ("TL_MAX_RECORD_LEN", rec::MAX_RECORD_LEN as u64),
+        ("TL_MSG_HEAD_TRUNCATED", u64::from(mf::HEAD_TRUNCATED)),
+        ("TL_MSG_BODY_TRUNCATED", u64::from(mf::BODY_TRUNCATED)),
+        ("TL_MSG_CHUNKED", u64::from(mf::CHUNKED)),
+        ("TL_MSG_UNTIL_CLOSE", u64::from(mf::UNTIL_CLOSE)),
+        ("TL_MSG_INCOMPLETE", u64::from(mf::INCOMPLETE)),
+        ("TL_MSG_NO_BODY", u64::from(mf::NO_BODY)),
+        ("TL_MSG_MALFORMED", u64::from(mf::MALFORMED)),
+        ("TL_CLOSE_CLOSED", u64::from(cr::CLOSED)),
+        ("TL_CLOSE_PEER_EOF", u64::from(cr::PEER_EOF)),
+        ("TL_CLOSE_ERROR", u64::from(cr::ERROR)),
+        ("TL_CLOSE_UNTRACKED", u64::from(cr::UNTRACKED)),
+        ("TL_CLOSE_UPGRADED", u64::from(cr::UPGRADED)),
+        ("TL_TLS_OPENSSL", u64::from(tl::OPENSSL)),
+        ("TL_TLS_GNUTLS", u64::from(tl::GNUTLS)),
+        (
+            "TL_LIFECYCLE_INVOCATION_NEXT",
+            u64::from(le::INVOCATION_NEXT),
+        ),
+        (
+            "TL_LIFECYCLE_INVOCATION_RESPONSE",
+            u64::from(le::INVOCATION_RESPONSE),
+        ),
+        (
+            "TL_LIFECYCLE_INVOCATION_ERROR",
+            u64::from(le::INVOCATION_ERROR),
+        ),
+    ] {
+        expect(&h.defines, name, v);
+    }
+    use rec::RecordType as T;
+    for (name, v) in [
+        ("TL_PROC_START", T::ProcStart as u64),
+        ("TL_CONN_OPEN", T::ConnOpen as u64),
+        ("TL_DATA", T::Data as u64),
+        ("TL_MSG_END", T::MsgEnd as u64),
+        ("TL_CONN_CLOSE", T::ConnClose as u64),
+        ("TL_TLS_INFO", T::TlsInfo as u64),
+        ("TL_DROPS", T::Drops as u64),
+        ("TL_LIFECYCLE", T::Lifecycle as u64),
+        ("TL_NAME_LOOKUP", T::NameLookup as u64),
+        ("TL_EGRESS", rec::Direction::Egress as u64),
+        ("TL_INGRESS", rec::Direction::Ingress as u64),
+        ("TL_PROTO_HTTP1", rec::Protocol::Http1 as u64),
+        ("TL_PROTO_TLS", rec::Protocol::Tls as u64),
+        ("TL_PROTO_H2C", rec::Protocol::H2c as u64),
+        ("TL_PROTO_TLS_PLAINTEXT", rec::Protocol::TlsPlaintext as u64),
+        ("TL_PART_HEAD", rec::Part::Head as u64),
+        ("TL_PART_BODY", rec::Part::Body as u64),
+        ("TL_PART_RAW", rec::Part::Raw as u64),
+    ] {
+        expect(&h.enums, name, v);
+    }
+    // Every TL_ enum value in the header is one the Rust side knows.
+    for (name, v) in &h.enums {
+        let known = match name.as_str() {
+            n if n.starts_with("TL_PROTO_") => rec::Protocol::from_u8(*v as u8).is_some(),
+            n if n.starts_with("TL_PART_") => rec::Part::from_u8(*v as u8).is_some(),
+            "TL_EGRESS" | "TL_INGRESS" => rec::Direction::from_u8(*v as u8).is_some(),
+            _ => rec::RecordType::from_u16(*v as u16).is_some(),
+        };
+        if !known {
+            bad.push(format!("{name} = {v}: unknown to tapline-record"));
+        }
+    }
+
+    for (name, rust_len) in [
+        ("tl_header", rec::HEADER_LEN),
+        ("tl_proc_start", rec::ProcStart::LEN),
+        ("tl_conn_open", rec::ConnOpen::LEN),
+        ("tl_data", rec::Data::LEN),
+        ("tl_msg_end", rec::MsgEnd::LEN),
+        ("tl_conn_close", rec::ConnClose::LEN),
+        ("tl_tls_info", rec::TlsInfo::LEN),
+        ("tl_drops", rec::Drops::LEN),
+        ("tl_lifecycle", rec::Lifecycle::LEN),
+        ("tl_name_lookup", rec::NameLookup::LEN),
+        ("tl_addr", rec::NameLookup::ADDR_LEN),
+    ] {
+        match h.structs.get(name) {
+            Some(s) if s.size == rust_len => {}
+            Some(s) => bad.push(format!(
+                "struct {name}: {} bytes in C, {rust_len} in Rust",
+                s.size
+            )),
+            None => bad.push(format!("struct {name}: missing from the header")),
+        }
+        let record_name = name.to_ascii_uppercase();
+        if let Some(&doc) = h.documented_sizes.get(&record_name) {
+            if doc != rust_len {
+                bad.push(format!(
+                    "{record_name}: comment says {doc} bytes, Rust says {rust_len}"
+                ));
+            }
+        }
+    }
+
+    for (name, bytes, fields) in layouts() {
+        let Some(s) = h.structs.get(name) else {
+            continue;
+        };
+        if s.fields.len() > fields.len() + 3 {
+            bad.push(format!(
+                "struct {name}: fields not checked: {:?}",
+                s.fields.keys()
+            ));
+        }
+        for (field, want) in fields {
+            let Some(&(off, size)) = s.fields.get(field) else {
+                bad.push(format!("struct {name}: no field {field}"));
+                continue;
+            };
+            let width = size.min(8);
+            let Some(slice) = bytes.get(off..off + width) else {
+                bad.push(format!(
+                    "struct {name}.{field}: offset {off} beyond the Rust encoding"
+                ));
+                continue;
+            };
+            let mut le = [0u8; 8];
+            le[..width].copy_from_slice(slice);
+            let got = u64::from_le_bytes(le);
+            // Arrays: compare the first byte only.
+            let got = if size > 8 { got & 0xFF } else { got };
+            if got != want {
+                bad.push(format!("struct {name}.{field} at offset {off}: Rust wrote {got:#x}, expected {want:#x}"));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn header_matches_the_rust_definitions() {
+    let bad = mismatches(HEADER);
+    assert!(
+        bad.is_empty(),
+        "include/tapline.h and tapline-record disagree:\n{}",
+        bad.join("\n")
+    );
+    // The parser found what it should (a parser that finds nothing would pass).
+    let h = parse_header(HEADER);
+    assert!(
+        h.defines.len() >= 20 && h.enums.len() >= 18 && h.structs.len() >= 11,
+        "{h:?}"
+    );
+}
+
+#[test]
+fn the_check_catches_drift() {
+    for (from, to) in [
+        ("TL_DATA        = 3", "TL_DATA        = 33"),
+        ("#define TL_MSG_CHUNKED        0x04", "#define TL_MSG_CHUNKED        0x40"),
+        ("    uint64_t head_len;      /*  8", "    uint32_t head_len;      /*  8"),
+        // Two fields swapped.
+        ("    uint32_t pid;      /* 32: writing process                                  */\n    uint32_t tid;", "    uint32_t tid;      /* 32 */\n    uint32_t pid;"),
+        ("TL_PROTO_H2C           = 3", "TL_PROTO_H2C           = 9"),
+        ("/* TL_DATA: 24 bytes", "/* TL_DATA: 28 bytes"),
+    ] {
+        assert!(HEADER.contains(from), "fixture text {from:?} no longer in the header");
+        let changed = HEADER.replacen(from, to, 1);
+        assert!(!mismatches(&changed).is_empty(), "changing {from:?} → {to:?} went unnoticed");
+    }
+}
