@@ -115,7 +115,10 @@ pub fn run() -> i32 {
                 deadline_ms,
             }) => {
                 ext.on_shutdown(deadline_ms);
-                log(format_args!("shutdown ({reason:?}) done"));
+                log(format_args!(
+                    "shutdown ({reason:?}) done at {} ms, deadline {deadline_ms} ms",
+                    now_unix_ns() / 1_000_000
+                ));
                 return 0;
             }
             Err(e) => {
