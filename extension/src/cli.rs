@@ -313,10 +313,7 @@ pub fn execute(inv: Invocation) -> i32 {
             println!("tapline {}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Invocation::Extension => {
-            eprintln!("tapline: the Lambda extension is not yet implemented in this build");
-            EXIT_USAGE
-        }
+        Invocation::Extension => crate::lambda::run(),
         Invocation::Show(o) => match show(&o) {
             Ok(()) => 0,
             Err(e) => {

@@ -13,6 +13,7 @@ pub mod budget;
 pub mod cli;
 pub mod exchange;
 pub mod export;
+pub mod lambda;
 pub mod mask;
 pub mod report;
 pub mod spool;
