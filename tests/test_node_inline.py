@@ -317,11 +317,6 @@ def test_http2_client_recorded_as_h2(tmp_path, pki, h2_port):
         assert (x["http_version"], x["alpn"], x["sni"]) == ("2", "h2", "localhost")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reader: an H2c connection opened by a TLS hook is reported tls 'none', "
-    "scheme http (extension/src/assemble.rs counted_only)",
-)
 def test_http2_over_openssl_reported_as_https_openssl(tmp_path, pki, h2_port):
     code = """
     const http2 = require('http2'); const fs = require('fs');

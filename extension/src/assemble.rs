@@ -383,7 +383,12 @@ impl Connection {
                 return;
             }
             Some(Protocol::H2c) if self.requests.is_empty() && self.responses.is_empty() => {
-                out.push(self.counted_only(TlsKind::None, Some("2")));
+                // h2c on a socket, or HTTP/2 plaintext from a TLS hook (ALPN h2).
+                let tls = match self.tls_library {
+                    Some(_) => self.tls_kind(),
+                    None => TlsKind::None,
+                };
+                out.push(self.counted_only(tls, Some("2")));
                 return;
             }
             _ => {}
@@ -440,10 +445,10 @@ impl Connection {
         let (bytes_out, bytes_in) = self
             .close
             .map_or((raw.len() as u64, 0), |c| (c.bytes_out, c.bytes_in));
-        let scheme = if tls == TlsKind::Opaque {
-            "https"
-        } else {
+        let scheme = if tls == TlsKind::None {
             "http"
+        } else {
+            "https"
         };
         let (host, port) = match (&sni, peer) {
             (Some(s), _) => (Some(s.clone()), Some(peer.map_or(443, |p| p.port()))),
