@@ -29,6 +29,8 @@ static SPOOL_DIR: DirBuf = DirBuf(UnsafeCell::new([0; DIR_CAP]));
 static SPOOL_DIR_LEN: AtomicU64 = AtomicU64::new(0);
 static READY: AtomicBool = AtomicBool::new(false);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// `TAPLINE_INLINE=0` turns the inline hooks off (node then shows opaque TLS).
+static INLINE: AtomicBool = AtomicBool::new(true);
 static MAX_BODY: AtomicU64 = AtomicU64::new(DEFAULT_MAX_BODY);
 static FILE_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_FILE_BYTES);
 static PROCESS_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_PROCESS_BYTES);
@@ -37,6 +39,7 @@ static PROCESS_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_PROCESS_BYTES);
 /// (the tapline binary itself).
 pub fn init(inert: bool) {
     let disabled = env(c"TAPLINE_DISABLE").is_some_and(|v| !v.is_empty() && v != b"0");
+    INLINE.store(env(c"TAPLINE_INLINE") != Some(b"0"), Ordering::Relaxed);
     if let Some(n) = env(c"TAPLINE_MAX_BODY").and_then(parse_u64) {
         MAX_BODY.store(n, Ordering::Relaxed);
     }
@@ -61,6 +64,11 @@ pub fn init(inert: bool) {
 #[inline]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed) && READY.load(Ordering::Acquire)
+}
+
+/// Whether inline hooks may be installed (`TAPLINE_INLINE`, default on).
+pub fn inline_hooks() -> bool {
+    INLINE.load(Ordering::Relaxed)
 }
 
 pub fn max_body() -> u64 {

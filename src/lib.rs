@@ -49,7 +49,9 @@ extern "C" fn tapline_init() {
         conn::init();
         tls::init();
         // OpenSSL inside the executable itself (node): inline hooks, or nothing.
-        let _ = hooks::inline::install();
+        if config::inline_hooks() {
+            let _ = hooks::inline::install();
+        }
         // SAFETY: registering a plain extern "C" handler; no preconditions.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     });
