@@ -235,7 +235,7 @@ fn resolve_target(ra: usize) -> Target {
 }
 
 /// The table entry of the libssl loaded at `base` (file `path`), filled on first use.
-fn copy_for(base: usize, path: *const c_char) -> Option<usize> {
+fn copy_for(base: usize, path: &CStr) -> Option<usize> {
     for (i, c) in COPIES.iter().enumerate() {
         let b = c.base.load(Ordering::Acquire);
         if b == base {

@@ -145,8 +145,10 @@ fn lookup_in_loaded_objects(name: &CStr) -> Option<usize> {
     None
 }
 
-/// The object (base address, path) that contains `addr`, if any.
-pub fn object_of(addr: usize) -> Option<(usize, *const libc::c_char)> {
+/// The object (base address, path) that contains `addr`, if any. The path is the
+/// loader's own string: valid while the object stays loaded (libraries we look up,
+/// libssl and its callers, are not unloaded while their functions run).
+pub fn object_of(addr: usize) -> Option<(usize, &'static CStr)> {
     let mut info = libc::Dl_info {
         dli_fname: core::ptr::null(),
         dli_fbase: core::ptr::null_mut(),
@@ -155,20 +157,25 @@ pub fn object_of(addr: usize) -> Option<(usize, *const libc::c_char)> {
     };
     // SAFETY: dladdr only reads the address and fills `info`.
     let ok = unsafe { libc::dladdr(addr as *const c_void, &mut info) };
-    (ok != 0 && !info.dli_fbase.is_null()).then_some((info.dli_fbase as usize, info.dli_fname))
+    if ok == 0 || info.dli_fbase.is_null() || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated string owned by the loader (see above).
+    let path = unsafe { CStr::from_ptr(info.dli_fname) };
+    Some((info.dli_fbase as usize, path))
 }
 
 /// `name` as the object at `path` sees it: `dlsym` on that object's handle searches the
 /// object and its own dependencies (its local scope), not the global scope where we
 /// sit. This is how a caller loaded `RTLD_LOCAL` with its own libssl finds *its* copy.
 /// `None` if not found there, or if the answer is one of our own functions.
-pub fn lookup_in_object(path: *const libc::c_char, name: &CStr) -> Option<usize> {
-    if path.is_null() {
+pub fn lookup_in_object(path: &CStr, name: &CStr) -> Option<usize> {
+    if path.is_empty() {
         return None;
     }
-    // SAFETY: `path` is a loader-owned NUL-terminated string of a loaded object;
-    // RTLD_NOLOAD never loads anything, it only returns a handle (or NULL).
-    let handle = unsafe { libc::dlopen(path, libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+    // SAFETY: a NUL-terminated path; RTLD_NOLOAD never loads anything, it only
+    // returns a handle to an object already loaded (or NULL).
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
     if handle.is_null() {
         return None;
     }

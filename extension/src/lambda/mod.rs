@@ -413,7 +413,7 @@ impl Extension {
             .invocations
             .iter()
             .enumerate()
-            .filter(|(_, c)| !c.span_sent && current.map_or(true, |id| id == c.invoke.request_id))
+            .filter(|(_, c)| !c.span_sent && current.is_none_or(|id| id == c.invoke.request_id))
             .map(|(i, _)| i)
             .collect();
         for i in due {

@@ -442,7 +442,7 @@ impl Windows {
             let Some(open) = w.opened_unix_ns else {
                 continue;
             };
-            if open <= start_unix_ns && best.map_or(true, |b| b.opened_unix_ns < Some(open)) {
+            if open <= start_unix_ns && best.is_none_or(|b| b.opened_unix_ns < Some(open)) {
                 best = Some(w);
             }
         }
