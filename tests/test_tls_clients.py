@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+import spool_dump  # noqa: E402
+
 from conftest import (CLIENTS, HELLO_BODY, REPO, SERVERS, ServerProcess, _release_dir,
                       body_bytes, header, one, pattern, require_tool)
 
@@ -360,13 +363,34 @@ def test_wget_gnutls_sni(run_traced, tls_base, ca_bundle):
         f"GnuTLS exchange has sni={exs[0]['sni']!r}, the ClientHello said localhost")
 
 
+@pytest.mark.parametrize("client", ["curl", "wget"])
+def test_tls_info_record_names_the_server(client, run_traced, tls_base, ca_bundle, tmp_path):
+    """The library's own TLS_INFO record carries the SNI the client set (tapline.h), not
+    only the reader's fallback to the ClientHello seen on the socket. GnuTLS: the name
+    cannot come from gnutls_server_name_get, which refuses client sessions
+    (GNUTLS_E_INVALID_REQUEST); it has to be remembered from gnutls_server_name_set."""
+    require_tool(client)
+    url = f"{tls_base}/hello?from={client}-tlsinfo"
+    cmd = {"curl": ["curl", "-sS", "--cacert", ca_bundle, url],
+           "wget": ["wget", "-q", "-O", "-", "--ca-certificate", ca_bundle, url]}[client]
+    spool = tmp_path / "kept-spool"
+    proc, exs = run_traced(cmd, extra_args=("--spool-dir", str(spool), "--keep-spool"))
+    assert proc.returncode == 0, proc.stderr
+    assert len(exs) == 1 and exs[0]["sni"] == "localhost", urls(exs)
+    infos = spool_dump.tls_infos(spool)
+    lib = {"curl": "openssl", "wget": "gnutls"}[client]
+    assert [i["library"] for i in infos] == [lib], infos
+    assert infos[0]["sni"] == "localhost", f"TLS_INFO from the {lib} hook: {infos}"
+    assert infos[0]["socket_conn_id"] != 0, infos
+
+
 def test_node_https_inline_hooks(run_traced, tls_base, tls_port, ca_bundle):
     require_tool("node")
     proc, exs = run_traced(["node", CLIENTS / "node_https_get.js", tls_base],
                            env={"NODE_EXTRA_CA_CERTS": ca_bundle})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().splitlines() == [
-        "GET 200 from=node-https hello, tapline", "POST 200 3034"]
+        "GET 200 from=node-https hello, tapline", "POST 200 3028"]
     assert_all_plaintext(exs, "openssl", 2)
     one_conn(exs)
     get = one(exs, "/hello?")
@@ -390,13 +414,13 @@ def test_node_https_opaque_without_inline_hooks(run_traced, tls_base, tls_port, 
     t1 = time.time_ns()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().splitlines() == [
-        "GET 200 from=node-https hello, tapline", "POST 200 3034"]
+        "GET 200 from=node-https hello, tapline", "POST 200 3028"]
     # one keep-alive connection: one opaque exchange, nothing else
     assert len(exs) == 1, urls(exs)
     ex = exs[0]
     assert_opaque(ex, tls_port, t0, t1)
-    # the POST's 3034-byte body went out encrypted on this connection
-    assert ex["request_body_size"] > 3034 + MIN_CLIENT_HELLO
+    # the POST's 3028-byte body went out encrypted on this connection
+    assert ex["request_body_size"] > 3028 + MIN_CLIENT_HELLO
     assert ex["response_body_size"] > len(HELLO_BODY)
 
 

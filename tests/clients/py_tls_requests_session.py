@@ -8,9 +8,10 @@ import requests
 
 ca, base, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with requests.Session() as s:
-    s.verify = ca
     for i in range(n):
+        # verify per request: REQUESTS_CA_BUNDLE in the environment would win over
+        # Session.verify
         r = s.get(f"{base}/hello?i={i}", headers={"X-Tapline-Test": f"tls-session-{i}"},
-                  timeout=20)
+                  verify=ca, timeout=20)
         r.raise_for_status()
         print(i, r.headers["X-Echo-Query"], r.headers["X-Client-Port"], r.text.strip())
