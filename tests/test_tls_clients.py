@@ -590,3 +590,26 @@ def test_server_hangs_up_in_handshake_fails_the_same(client, run_plain, run_prel
         assert e["tls"] == "opaque", urls(exs)
         assert e["peer"] in peers_for(hangup_port)
         assert e["duration_ns"] >= 0
+
+
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+def test_server_hangs_up_in_handshake_is_reported_as_reset(client, run_traced, hangup_port,
+                                                           ca_bundle):
+    """The server reads part of the ClientHello and closes with it unread (a TCP reset):
+    one opaque exchange, nothing received, and `error` says why (SPEC: "why the exchange
+    is incomplete"). The library records the reset (CONN_CLOSE, errno ECONNRESET)."""
+    if TOOLS[client]:
+        require_tool(TOOLS[client])
+    base = f"https://localhost:{hangup_port}"
+    cmd, env = _client_cmds(base, ca_bundle, "/hello?from=hangup-error", True)[client]
+    if client == "wget":
+        cmd = cmd[:1] + ["--tries=1"] + cmd[1:]
+    proc, exs = run_traced(cmd, env=env)
+    assert proc.returncode != 0
+    assert len(exs) == 1, urls(exs)
+    ex = exs[0]
+    assert ex["tls"] == "opaque" and ex["sni"] == "localhost"
+    assert ex["request_body_size"] >= MIN_CLIENT_HELLO
+    assert ex["response_body_size"] == 0
+    assert ex["error"] in ("connection reset", "connection closed"), (
+        f"opaque exchange of a reset handshake has error={ex['error']!r}")
