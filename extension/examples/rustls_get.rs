@@ -26,7 +26,9 @@ fn main() {
     });
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.expect("PEM certificate")).expect("CA certificate");
+        roots
+            .add(cert.expect("PEM certificate"))
+            .expect("CA certificate");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
