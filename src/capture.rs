@@ -167,6 +167,28 @@ pub fn on_close(fd: i32, detached: Option<Detached>) {
     }
 }
 
+/// The process is exiting (`exit`, return from `main`): every connection still open
+/// gets its end written — cut-off messages, and a `ConnClose` with the byte counts,
+/// which opaque TLS connections need most (Java's pool and node's sockets are often
+/// still open at exit). `_exit` and fatal signals skip this; the reader copes.
+pub fn flush_at_exit() {
+    let now = spool::now();
+    let end = |slot: &'static Slot| {
+        let st = slot.state.load(Ordering::Acquire);
+        if matches!(st, state::HTTP | state::TLS | state::H2C)
+            && slot
+                .state
+                .compare_exchange(st, state::ENDED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let conn_id = slot.conn_id.load(Ordering::Relaxed);
+            end_connection(slot, conn_id, st, close_reason::AT_EXIT, 0, now);
+        }
+    };
+    tls::each_session(|s| end(&s.slot));
+    conn::each_slot(end);
+}
+
 /// `close_range(lo, hi)` returned: forget every connection in the range.
 pub fn on_close_range(lo: u32, hi: u32) {
     let hi_fd = hi.min(conn::MAX_FDS as u32 - 1);

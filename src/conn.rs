@@ -11,7 +11,9 @@
 //! followed, because a framer that missed bytes would mis-frame everything after.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use tapline_record::WireAddr;
 
 use crate::http1::{Framer, RequestKinds, Stamp};
@@ -88,6 +90,8 @@ unsafe impl Sync for Slot {}
 
 static TABLE: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
 static NEXT_CONN: AtomicU32 = AtomicU32::new(1);
+/// One past the highest fd ever followed: the exit handler scans only this far.
+static FD_END: AtomicUsize = AtomicUsize::new(0);
 
 /// Maps the table. Called once from the constructor; on failure nothing is followed.
 pub fn init() {
@@ -119,6 +123,16 @@ pub fn slot(fd: i32) -> Option<&'static Slot> {
     // all-zero bytes are a valid `Slot` (atomics and plain integers; Framer's zero state
     // is `Framer::new()`).
     Some(unsafe { &*t.add(fd as usize) })
+}
+
+/// Calls `f` on the slot of every fd that was ever followed.
+pub fn each_slot(mut f: impl FnMut(&'static Slot)) {
+    let end = FD_END.load(Ordering::Relaxed).min(MAX_FDS);
+    for fd in 0..end {
+        if let Some(s) = slot(fd as i32) {
+            f(s);
+        }
+    }
 }
 
 /// A new connection id, unique across the processes sharing a spool.
@@ -154,6 +168,9 @@ impl Slot {
         self.unlock(1);
         self.unlock(0);
         self.state.store(state::PENDING, Ordering::Release);
+        if info.fd >= 0 {
+            FD_END.fetch_max(info.fd as usize + 1, Ordering::Relaxed);
+        }
         true
     }
 

@@ -62,6 +62,21 @@ extern "C" fn tapline_init() {
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = tapline_init;
 
+/// The destructor: runs from `exit` (and a return from `main`), after `atexit`
+/// handlers. Writes the end of every connection still open.
+#[cfg(all(feature = "hooks", not(test)))]
+extern "C" fn tapline_fini() {
+    if config::active() {
+        // `after` guards against re-entry, keeps errno and catches panics.
+        hooks::after(capture::flush_at_exit);
+    }
+}
+
+#[cfg(all(feature = "hooks", not(test)))]
+#[used]
+#[link_section = ".fini_array"]
+static FINI: extern "C" fn() = tapline_fini;
+
 /// In the child of `fork`: only the forking thread exists. It gets its own pid, thread
 /// id and spool files; the connections it inherited go on under their ids.
 #[cfg(all(feature = "hooks", not(test)))]

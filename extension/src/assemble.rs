@@ -445,6 +445,17 @@ impl Connection {
         let (bytes_out, bytes_in) = self
             .close
             .map_or((raw.len() as u64, 0), |c| (c.bytes_out, c.bytes_in));
+        // Without a close record the byte counts are unknown (only the ClientHello is):
+        // say so rather than report them as if they were the traffic.
+        let error = match self.close.map(|c| c.reason) {
+            None => Some("connection still open when capture ended"),
+            Some(CloseReason::Error(ECONNRESET)) => Some("connection reset"),
+            Some(CloseReason::Error(_)) => Some("connection error"),
+            Some(CloseReason::PeerEof | CloseReason::Closed) if bytes_in == 0 => {
+                Some("no response")
+            }
+            _ => None,
+        };
         let scheme = if tls == TlsKind::None {
             "http"
         } else {
@@ -480,7 +491,7 @@ impl Connection {
             tls,
             sni,
             alpn: self.tls_alpn.clone().or(alpn),
-            error: None,
+            error: error.map(str::to_owned),
         }
     }
 
