@@ -11,6 +11,7 @@ Also TAPLINE_SCRUB_DOMAINS: an exchange with a scrubbed host keeps its method, p
 status and sizes, and no headers, query or bodies.
 """
 
+import base64
 import json
 import secrets
 import subprocess
@@ -83,10 +84,28 @@ def run_secret_client(tapline_bin, tmp_path, http_server, https_server, ca_bundl
     return proc, report
 
 
+def decoded_bodies(report, fmt):
+    """Bodies a report holds in base64 (not greppable as they stand), decoded."""
+    out = []
+    if fmt == "json":
+        for line in report.decode().splitlines():
+            e = json.loads(line)
+            out += [body_bytes(e, side) or b"" for side in ("request", "response")]
+    elif fmt == "har":
+        for en in json.loads(report)["log"]["entries"]:
+            for holder in (en["request"].get("postData"), en["response"]["content"]):
+                if holder and holder.get("text") and "base64" in (
+                        holder.get("encoding"), holder.get("_encoding")):
+                    out.append(base64.b64decode(holder["text"]))
+    return out
+
+
 def check_everything(proc, report, receiver, s, fmt):
     assert_no_secrets("stdout", proc.stdout, s)
     assert_no_secrets("stderr", proc.stderr, s)
     assert_no_secrets(f"{fmt} report", report, s)
+    for i, body in enumerate(decoded_bodies(report, fmt)):
+        assert_no_secrets(f"{fmt} report, decoded body {i}", body, s)
     records = receiver.records()
     assert records, "the OTLP receiver got nothing"
     assert [r["error"] for r in records] == [None] * len(records), records
@@ -198,6 +217,35 @@ def test_har_report_and_otlp_mask_every_planted_secret(
     posted = [en["request"]["postData"]["text"] for en in entries
               if "postData" in en["request"]]
     assert any('"password": "****"' in t for t in posted), posted
+
+
+def test_json_body_cut_inside_a_character_stays_text_and_masked(run_traced, http_server,
+                                                               tmp_path):
+    """The capture cuts a UTF-8 JSON body at TAPLINE_MAX_BODY in the middle of a
+    two-byte character: the report keeps the body as text (the partial character
+    dropped), not as base64 — base64 would hide the body from the reader, and from any
+    audit that greps reports for secrets — and the token before the cut is masked."""
+    require_tool("curl")
+    token = "utftok-" + secrets.token_hex(16)
+    head = f'{{"token": "{token}", "name": "'
+    pad = "a" if (MAX_BODY - len(head.encode())) % 2 == 0 else ""
+    body = head + pad + "\u00e9" * 600 + '"}'
+    assert (MAX_BODY - len((head + pad).encode())) % 2 == 1  # the cut splits an é
+    f = tmp_path / "utf.json"
+    f.write_bytes(body.encode())
+    proc, exs = run_traced(["curl", "-sS", "-o", "/dev/null", "-H", "X-Quiet: 1",
+                            "-H", "Content-Type: application/json; charset=utf-8",
+                            "--data-binary", f"@{f}", f"{http_server}/echo"],
+                           env={"TAPLINE_MAX_BODY": str(MAX_BODY)})
+    assert proc.returncode == 0, proc.stderr
+    (e,) = exs
+    got = body_bytes(e, "request")
+    assert token.encode() not in got
+    assert got.startswith(b'{"token": "****", "name": "'), got[:80]
+    assert e["request_body_size"] == len(body.encode())
+    assert e["truncated"] is True
+    assert e["request_body_encoding"] is None, "a cut UTF-8 text body reported as base64"
+    assert e["request_body"].endswith("\u00e9"), e["request_body"][-20:]
 
 
 # --- TAPLINE_SCRUB_DOMAINS -----------------------------------------------------------------
