@@ -195,3 +195,26 @@ def test_unreachable_collector_keeps_batch_then_sends_it_next_time(
                     [f"http://127.0.0.1:{http_port}/hello?run=second"]], urls
     assert [p for p in (spool_home / "outbox").iterdir()
             if p.suffix in (".json", ".pb", ".bin")] == []
+
+
+def test_silent_collector_costs_bounded_time_and_keeps_batch(
+        tapline_bin, tmp_path, http_server):
+    """A collector that accepts connections and never answers (the socket listens, nobody
+    accepts): the export gives up within its deadline and keeps the batch. The bound is
+    the subprocess timeout, not a measured duration."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        spool_home = tmp_path / "spool-home"
+        proc = tapline_otlp(
+            tapline_bin, tmp_path, f"curl -sS -o /dev/null '{http_server}/hello?run=silent'",
+            f"http://127.0.0.1:{silent.getsockname()[1]}", spool_home=spool_home,
+            env={"OTEL_EXPORTER_OTLP_TIMEOUT": "1000", "TAPLINE_OTLP_MAX_ELAPSED_MS": "3000"},
+            timeout=30)
+    finally:
+        silent.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "kept" in proc.stderr, proc.stderr
+    kept = list((spool_home / "outbox").glob("*.json"))
+    assert len(kept) == 1 and b"run=silent" in kept[0].read_bytes(), kept
