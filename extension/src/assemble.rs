@@ -481,6 +481,7 @@ impl Connection {
             sni,
             alpn: self.tls_alpn.clone().or(alpn),
             error: None,
+            aws: None,
         }
     }
 
@@ -599,6 +600,7 @@ impl Connection {
             sni,
             alpn: self.tls_alpn.clone(),
             error: error.map(str::to_owned),
+            aws: None,
         }
     }
 }
