@@ -131,7 +131,7 @@ def test_consumer_links_to_producer_in_the_same_environment(flow_lam, moto_sqs):
     event = sqs_event(sqs, url)
     assert event["Records"][0]["messageId"] == message_id
     # Without the trace header: only the extension's memory can join them.
-    del event["Records"][0]["attributes"]["AWSTraceHeader"]
+    event["Records"][0]["attributes"].pop("AWSTraceHeader", None)
     rid, resp, _ = env.invoke(event)
     assert json.loads(resp[4]) == {"consumed": [message_id]}
     env.shutdown()
