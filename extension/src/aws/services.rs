@@ -174,7 +174,7 @@ impl Service {
     pub fn from_target_prefix(prefix: &str) -> Option<Service> {
         SERVICES
             .iter()
-            .find(|i| i.target_prefixes.iter().any(|p| *p == prefix))
+            .find(|i| i.target_prefixes.contains(&prefix))
             .map(|i| i.service.clone())
     }
 }

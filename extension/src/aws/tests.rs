@@ -223,7 +223,17 @@ fn sns_kinesis_eventbridge_sfn() {
 
 #[test]
 fn s3_rest_both_styles() {
-    let table: &[(&str, &str, &str, Option<&str>, &str, &str, &str)] = &[
+    /// method, host, path, query, operation, bucket, key
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let table: &[Row] = &[
         // method, host, path, query, operation, bucket, key
         (
             "PUT",
