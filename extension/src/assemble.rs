@@ -492,6 +492,7 @@ impl Connection {
             sni,
             alpn: self.tls_alpn.clone().or(alpn),
             error: error.map(str::to_owned),
+            aws: None,
         }
     }
 
@@ -610,6 +611,7 @@ impl Connection {
             sni,
             alpn: self.tls_alpn.clone(),
             error: error.map(str::to_owned),
+            aws: None,
         }
     }
 }

@@ -96,7 +96,7 @@ fn show_json_has_exactly_the_spec_fields() {
     }
     for k in &keys {
         assert!(
-            spec.contains(k) || ["conn_id", "alpn"].contains(k),
+            spec.contains(k) || ["conn_id", "alpn", "aws"].contains(k),
             "unexpected field {k}"
         );
     }

@@ -97,6 +97,14 @@ def summarize(req):
                         "end_unix_ns": s.end_time_unix_nano,
                         "attributes": attributes(s.attributes),
                         "status": {"code": s.status.code, "message": s.status.message},
+                        "links": [
+                            {
+                                "trace_id": l.trace_id.hex(),
+                                "span_id": l.span_id.hex(),
+                                "attributes": attributes(l.attributes),
+                            }
+                            for l in s.links
+                        ],
                     }
                 )
     return out

@@ -18,6 +18,7 @@
 //! always calling Next promptly: the function's responses never depend on us.
 
 pub mod api;
+pub mod flows;
 pub mod telemetry;
 pub mod wake;
 pub mod window;
@@ -180,6 +181,8 @@ struct Extension {
     resource: Resource,
     sink: Sink,
     invoked: u64,
+    /// Messages this environment produced, for links from its own consumers.
+    produced: flows::ProducedMessages,
 }
 
 impl Extension {
@@ -237,6 +240,7 @@ impl Extension {
             resource,
             sink,
             invoked: 0,
+            produced: flows::ProducedMessages::default(),
             spool_dir,
         };
         ext.prepare_spool();
@@ -398,6 +402,7 @@ impl Extension {
     /// `shutdown_budget` bounds the export at shutdown.
     fn report(&mut self, current: Option<&str>, shutdown_budget: Option<Duration>) -> usize {
         let mut exchanges = std::mem::take(&mut self.unreported);
+        crate::aws::recognise_all(&mut exchanges);
         self.masker.mask_all(&mut exchanges);
         let outcome = self.budget.apply(&mut exchanges);
         if outcome.bytes_after < outcome.bytes_before {
@@ -421,6 +426,7 @@ impl Extension {
             batch.push(span);
             self.invocations[i].span_sent = true;
         }
+        let mut produced = Vec::new();
         for ex in &exchanges {
             let (ctx, phase) = match self.windows.attribute(ex.start_unix_ns) {
                 Attribution::During(id) => (self.ctx(id), "invocation"),
@@ -431,8 +437,14 @@ impl Extension {
                 trace_id: c.trace.trace_id,
                 span_id: Some(c.span_id),
             }));
-            batch.add_exchange(ex);
-            if let Some(last) = batch.spans.last_mut() {
+            let at = batch.spans.len();
+            let trace_id = batch.add_exchange(ex).trace_id;
+            if let Some(a) = &ex.aws {
+                for id in &a.message_ids {
+                    produced.push((a.service.name(), id.as_str(), trace_id));
+                }
+            }
+            if let Some(last) = batch.spans.get_mut(at) {
                 if let Some(c) = ctx {
                     last.attributes.push(KeyValue::string(
                         "faas.invocation_id",
@@ -452,6 +464,9 @@ impl Extension {
                 }
                 lines.push(v.to_string());
             }
+        }
+        for (service, id, trace) in produced {
+            self.produced.record(service, id, trace);
         }
         self.send(&batch, &lines, shutdown_budget);
         exchanges.len()
@@ -509,15 +524,34 @@ impl Extension {
             .and_then(|w| w.closed_unix_ns)
             .unwrap_or_else(now_unix_ns)
             .max(start);
-        let mut attrs = vec![
-            KeyValue::string("faas.invocation_id", c.invoke.request_id.clone()),
-            KeyValue::string("faas.trigger", trigger(w.map_or(&[][..], |w| &w.event))),
+        let trigger = crate::aws::trigger::parse(w.map_or(&[][..], |w| &w.event));
+        let links = flows::links(&trigger, &self.produced);
+        let mut attrs = vec![KeyValue::string(
+            "faas.invocation_id",
+            c.invoke.request_id.clone(),
+        )];
+        attrs.extend(
+            flows::trigger_attributes(&trigger)
+                .into_iter()
+                .map(|mut kv| {
+                    // The event's own URL path can carry what the masker would hide.
+                    if let crate::export::span::AnyValue::String(v) = &mut kv.value {
+                        if kv.key == "url.path" {
+                            if let Some(m) = self.masker.mask_url(v) {
+                                *v = m;
+                            }
+                        }
+                    }
+                    kv
+                }),
+        );
+        attrs.extend([
             KeyValue::bool("faas.coldstart", c.coldstart),
             KeyValue::string("cloud.provider", "aws"),
             KeyValue::string("cloud.platform", "aws_lambda"),
             KeyValue::string("faas.name", self.function_name.clone()),
             KeyValue::string("faas.version", self.function_version.clone()),
-        ];
+        ]);
         if let Some(arn) = &c.invoke.invoked_function_arn {
             attrs.push(KeyValue::string("cloud.resource_id", arn.clone()));
             attrs.push(KeyValue::string("aws.lambda.invoked_arn", arn.clone()));
@@ -541,6 +575,7 @@ impl Extension {
             attributes: attrs,
             status,
             status_message: message,
+            links,
         }
     }
 }
@@ -548,32 +583,7 @@ impl Extension {
 /// `faas.trigger` from the shape of the event (its captured prefix: the JSON may be cut,
 /// so this looks for telltale keys rather than parsing).
 pub fn trigger(event: &[u8]) -> &'static str {
-    let s = String::from_utf8_lossy(&event[..event.len().min(4096)]);
-    let has = |needle: &str| s.contains(needle);
-    let source = |name: &str| {
-        has(&format!("\"eventSource\":\"aws:{name}\""))
-            || has(&format!("\"eventSource\": \"aws:{name}\""))
-            || has(&format!("\"EventSource\":\"aws:{name}\""))
-            || has(&format!("\"EventSource\": \"aws:{name}\""))
-    };
-    if has("\"requestContext\"")
-        && (has("\"httpMethod\"") || has("\"http\"") || has("\"routeKey\""))
-    {
-        "http"
-    } else if ["sqs", "sns", "kinesis", "kafka", "mq"]
-        .iter()
-        .any(|n| source(n))
-    {
-        "pubsub"
-    } else if ["s3", "dynamodb"].iter().any(|n| source(n)) {
-        "datasource"
-    } else if has("\"Scheduled Event\"") {
-        "timer"
-    } else if has("\"source\":\"aws.") || has("\"source\": \"aws.") {
-        "pubsub"
-    } else {
-        "other"
-    }
+    crate::aws::trigger::parse(event).kind.faas_trigger()
 }
 
 #[cfg(test)]

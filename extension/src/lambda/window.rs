@@ -516,6 +516,7 @@ mod tests {
             sni: None,
             alpn: None,
             error: None,
+            aws: None,
         }
     }
 
