@@ -141,7 +141,7 @@ class Lambda:
     """One emulated execution environment: simulator, extension, runtime, receiver."""
 
     def __init__(self, build, servers, tmp, layer=True, spool=None, timeout_ms=3000,
-                 with_extension=True):
+                 with_extension=True, gate=None, ext_env=None):
         self.tmp = tmp
         self.events = queue.Queue()
         self.lines = []
@@ -153,6 +153,10 @@ class Lambda:
         while not (os.path.exists(port_file) and open(port_file).read().strip()):
             time.sleep(0.02)
         otlp_port = open(port_file).read().strip()
+        if gate:
+            # The extension exports through the gate, which can hold an export.
+            gate.upstream = int(otlp_port)
+            otlp_port = str(gate.port)
 
         self.sim = subprocess.Popen(
             [os.path.join(build, "tapline-lambda-sim"), "--timeout-ms", str(timeout_ms)],
@@ -181,7 +185,8 @@ class Lambda:
         self.ext_log = open(os.path.join(tmp, "extension.log"), "w+")
         self.extension = None
         if layer and with_extension:
-            ext_env = dict(env, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp_port}")
+            ext_env = dict(env, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp_port}",
+                           **(ext_env or {}))
             self.extension = subprocess.Popen(
                 [os.path.join(opt, "extensions", "tapline")],
                 env=ext_env, stdout=self.ext_log, stderr=subprocess.STDOUT)
@@ -248,6 +253,11 @@ class Lambda:
                 out.extend(rec.get("spans", []))
         return out
 
+    def ext_log_text(self):
+        self.ext_log.flush()
+        with open(self.ext_log.name) as f:
+            return f.read()
+
     def logs(self):
         parts = []
         for f in (self.ext_log, self.runtime_log):
@@ -261,6 +271,54 @@ class Lambda:
             if p and p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+class Gate:
+    """An OTLP hop between the extension and the receiver that, once armed, holds the
+    next export until the test releases it: tapline's processing of that invocation
+    cannot finish (the extension exports synchronously, then calls Next) while it is
+    held, for as long as the test likes. No clock is involved."""
+
+    def __init__(self):
+        self.upstream = None
+        self.armed = threading.Event()
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        gate = self
+
+        class Hop(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if gate.armed.is_set() and not gate.arrived.is_set():
+                    gate.arrived.set()
+                    # Bounded only so that a broken test cannot hang forever.
+                    gate.release.wait(timeout=120)
+                import http.client
+                c = http.client.HTTPConnection("127.0.0.1", gate.upstream, timeout=30)
+                c.request("POST", self.path, body=body,
+                          headers={"Content-Type": self.headers.get("Content-Type", "")})
+                r = c.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                self.send_header("Content-Type", r.getheader("Content-Type", "text/plain"))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                c.close()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hop)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
 
 
 def xray_trace_id(header):
@@ -387,3 +445,58 @@ def test_function_unaffected_by_a_broken_layer(lam, tmp_path):
     # The extension absent (wrapper.sh and the library still preload, no spool dir).
     absent = lam(with_extension=False)
     assert responses(absent) == baseline, absent.logs()
+
+
+def test_response_reaches_the_caller_while_tapline_is_still_working(lam):
+    """Item 2 of the Lambda issue, proved by construction rather than by timing: the
+    export of one invocation is held (the gate), so tapline's processing of it cannot
+    be done; the caller must still get its response, and the extension must not call
+    Next (end the invocation) until that processing is done."""
+    gate = Gate()
+    try:
+        # Per-attempt and overall export limits well beyond the test's life: the gate,
+        # not a timeout, decides when the export ends.
+        env = lam(gate=gate, ext_env={"OTEL_EXPORTER_OTLP_TIMEOUT": "120000",
+                                      "TAPLINE_OTLP_MAX_ELAPSED_MS": "120000"})
+        rid0, resp0, _ = env.invoke({"n": 0})  # the cold start, not held
+        assert resp0[2] == "success", env.logs()
+
+        gate.armed.set()
+        env.send("invoke " + json.dumps({"n": 1}))
+        rid = env.expect("enqueued")[1]
+        # tapline is working on this invocation: its export reached the gate and waits.
+        assert gate.arrived.wait(timeout=60), env.logs()
+        # ... and the caller gets the response all the same.
+        resp = env.expect("response")
+        assert resp[1] == rid and resp[2] == "success", (resp, env.logs())
+        assert json.loads(resp[4])["statuses"] == [200, 200]
+        # The invocation is not over: the extension has not called Next, because its
+        # work for the invocation (the export) is not finished.
+        held = [l for l in env.lines if l.startswith(f"ready {rid} ")]
+        assert not held, (env.lines, env.logs())
+        assert not [l for l in env.ext_log_text().splitlines() if f"invocation {rid}:" in l]
+        # Let the export finish: the extension then calls Next, with nothing else
+        # (no further invocation, no deadline) needed to make it do so.
+        gate.release.set()
+        ready = env.expect("ready")
+        assert ready[1] == rid
+        # The simulator's event log: response, then the end of the invocation.
+        order = [l.split(" ", 2)[0] for l in env.lines if f" {rid} " in l or l.endswith(f" {rid}")]
+        assert order.index("response") < order.index("ready"), env.lines
+        # The extension's own account: work ended after the caller had its response
+        # and before Next (all three are readings of the same wall clock).
+        line = [l for l in env.ext_log_text().splitlines() if f"invocation {rid}:" in l]
+        assert line, env.logs()
+        start, end = (int(x) for x in line[0].rsplit("work ", 1)[1].split(".."))
+        assert int(resp[3]) <= end <= int(ready[2]), (resp[3], start, end, ready[2])
+
+        env.shutdown()
+        assert env.extension.wait(timeout=10) == 0, env.logs()
+        spans = env.spans()
+        inv = [s for s in spans if s["kind"] == 2
+               and s["attributes"].get("faas.invocation_id") == rid]
+        assert len(inv) == 1, (spans, env.logs())
+        children = [s for s in spans if s.get("parent_span_id") == inv[0]["span_id"]]
+        assert len(children) == 2, (children, env.logs())
+    finally:
+        gate.close()
