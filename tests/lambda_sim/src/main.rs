@@ -16,7 +16,7 @@
 //! Protocol — stdin, one command per line:
 //!
 //! ```text
-//! invoke <json>           enqueue an invocation; prints `enqueued <id>`, then
+//! invoke <json>           enqueue an invocation; prints `enqueued <id> <unix_ns>`, then
 //!                         `response <id> <status> <received_unix_ns> <payload json>` when
 //!                         the runtime answers (what the caller sees), then
 //!                         `ready <id> <unix_ns> <overhead_ms>` when every extension has
@@ -100,8 +100,9 @@ async fn main() {
             "invoke" => {
                 let payload: serde_json::Value =
                     serde_json::from_str(rest).unwrap_or(serde_json::Value::Null);
+                let at = now_ns();
                 let id = sim.enqueue_payload(payload).await;
-                say(&out, format!("enqueued {id}")).await;
+                say(&out, format!("enqueued {id} {at}")).await;
                 let (sim, out) = (sim.clone(), out.clone());
                 tokio::spawn(async move { follow(sim, out, id).await });
             }
