@@ -237,6 +237,7 @@ struct tl_msg_end {
 #define TL_CLOSE_ERROR     3 /* a read or write failed with `errno`              */
 #define TL_CLOSE_UNTRACKED 4 /* framing lost; nothing more is captured           */
 #define TL_CLOSE_UPGRADED  5 /* 101 Switching Protocols, or a CONNECT tunnel     */
+#define TL_CLOSE_AT_EXIT   6 /* still open when the process exited             */
 struct tl_conn_close {
     uint8_t  reason;            /*  0: TL_CLOSE_*                              */
     uint8_t  protocol;          /*  1: enum tl_protocol                        */

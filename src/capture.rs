@@ -132,18 +132,61 @@ pub fn on_error(fd: i32, errno: i32) {
     }
 }
 
-/// The conn id in `fd`'s slot now (read before the real `close`).
-pub fn conn_id_of(fd: i32) -> u64 {
-    conn::slot(fd).map_or(0, |s| s.conn_id.load(Ordering::Acquire))
+/// A connection taken out of the table just before the real `close`, so that a thread
+/// that is handed the same fd number the moment it is free never feeds its bytes to
+/// this connection. Only the state word changes before the call: capture is skipped,
+/// never added.
+#[derive(Clone, Copy)]
+pub struct Detached {
+    state: u8,
+    conn_id: u64,
 }
 
-/// `close(fd)` returned. `conn_id` is what the slot held before the call: if another
-/// thread connected a new socket on the same number meanwhile, leave that one alone.
-pub fn on_close(fd: i32, conn_id: u64) {
+/// Detaches `fd`'s connection (call before the real `close`).
+#[inline]
+pub fn detach(fd: i32) -> Option<Detached> {
+    let slot = conn::slot(fd)?;
+    let conn_id = slot.conn_id.load(Ordering::Acquire);
+    let st = slot.state.swap(state::FREE, Ordering::AcqRel);
+    (st != state::FREE).then_some(Detached { state: st, conn_id })
+}
+
+/// `close(fd)` returned; `detached` is what [`detach`] took out before the call.
+pub fn on_close(fd: i32, detached: Option<Detached>) {
     spool::file::descriptor_closed(fd, fd);
-    if let Some(slot) = conn::slot(fd) {
-        close(slot, conn_id);
+    let (Some(slot), Some(d)) = (conn::slot(fd), detached) else {
+        return;
+    };
+    if matches!(d.state, state::HTTP | state::TLS | state::H2C) {
+        let reason = if slot.eof.load(Ordering::Relaxed) {
+            close_reason::PEER_EOF
+        } else {
+            close_reason::CLOSED
+        };
+        end_connection(slot, d.conn_id, d.state, reason, 0, spool::now());
     }
+}
+
+/// The process is exiting (`exit`, return from `main`): every connection still open
+/// gets its end written — cut-off messages, and a `ConnClose` with the byte counts,
+/// which opaque TLS connections need most (Java's pool and node's sockets are often
+/// still open at exit). `_exit` and fatal signals skip this; the reader copes.
+pub fn flush_at_exit() {
+    let now = spool::now();
+    let end = |slot: &'static Slot| {
+        let st = slot.state.load(Ordering::Acquire);
+        if matches!(st, state::HTTP | state::TLS | state::H2C)
+            && slot
+                .state
+                .compare_exchange(st, state::ENDED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let conn_id = slot.conn_id.load(Ordering::Relaxed);
+            end_connection(slot, conn_id, st, close_reason::AT_EXIT, 0, now);
+        }
+    };
+    tls::each_session(|s| end(&s.slot));
+    conn::each_slot(end);
 }
 
 /// `close_range(lo, hi)` returned: forget every connection in the range.
@@ -156,7 +199,7 @@ pub fn on_close_range(lo: u32, hi: u32) {
     let mut fd = lo;
     while fd <= hi_fd {
         if known(fd as i32) {
-            on_close(fd as i32, conn_id_of(fd as i32));
+            on_close(fd as i32, detach(fd as i32));
         }
         fd += 1;
     }
@@ -188,15 +231,22 @@ pub fn egress(slot: &Slot, bytes: Bytes<'_>, done: usize, on_open: impl FnOnce(u
 pub fn ingress(slot: &Slot, bytes: Bytes<'_>, done: usize) {
     let now = spool::now();
     match slot.state.load(Ordering::Acquire) {
-        state::PENDING => {
-            // The server spoke first: not HTTP or TLS from a client of ours.
-            let _ = slot.state.compare_exchange(
-                state::PENDING,
-                state::IGNORED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+        // A response read before the request's write was captured: the write and the read
+        // run on different threads (Java's HttpClient, async runtimes) and the reader won
+        // the race to capture. The bytes say HTTP/1.x as clearly as a request would.
+        state::PENDING
+            if slot.origin.load(Ordering::Relaxed) == origin::SOCKET
+                && bytes.first(done).starts_with(b"HTTP/1.")
+                && open_as(slot, state::HTTP, Protocol::Http1, &[], now, |_, _| {})
+                    == state::HTTP =>
+        {
+            count(slot, 1, done, now);
+            frame(slot, 1, bytes, done, now);
         }
+        // Anything else read first classifies nothing: a server that speaks first (SMTP,
+        // MySQL) is ignored once the client's first write is not HTTP or TLS; and such a
+        // read may be one that was in flight on the same fd number before it was closed
+        // and reused.
         state::HTTP => {
             count(slot, 1, done, now);
             frame(slot, 1, bytes, done, now);
@@ -240,7 +290,8 @@ pub fn error(slot: &Slot, errno: i32) {
             .compare_exchange(st, state::ENDED, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
     {
-        end_connection(slot, st, close_reason::ERROR, errno, spool::now());
+        let conn_id = slot.conn_id.load(Ordering::Relaxed);
+        end_connection(slot, conn_id, st, close_reason::ERROR, errno, spool::now());
     }
 }
 
@@ -257,7 +308,7 @@ pub fn close(slot: &Slot, conn_id: u64) {
         } else {
             close_reason::CLOSED
         };
-        end_connection(slot, st, reason, 0, spool::now());
+        end_connection(slot, conn_id, st, reason, 0, spool::now());
     }
 }
 
@@ -272,6 +323,20 @@ fn classify(slot: &Slot, first: &[u8], now: Stamp, on_open: impl FnOnce(u64, Sta
         Some(p @ Protocol::H2c) => (state::H2C, p),
         _ => (state::IGNORED, Protocol::Http1),
     };
+    open_as(slot, new_state, protocol, first, now, on_open)
+}
+
+/// Moves a PENDING connection to `new_state` and announces it. Returns the state the
+/// connection is in afterwards (another thread may have classified it first).
+fn open_as(
+    slot: &Slot,
+    new_state: u8,
+    protocol: Protocol,
+    first: &[u8],
+    now: Stamp,
+    on_open: impl FnOnce(u64, Stamp),
+) -> u8 {
+    let from_tls = slot.origin.load(Ordering::Relaxed) != origin::SOCKET;
     if slot
         .state
         .compare_exchange(
@@ -412,26 +477,20 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
         )
         .is_ok()
     {
-        end_connection(slot, state::HTTP, reason, 0, now);
+        end_connection(slot, conn_id, state::HTTP, reason, 0, now);
     }
 }
 
-/// Writes the end of a connection: cut-off messages, then `ConnClose`.
-fn end_connection(slot: &Slot, was: u8, reason: u8, errno: i32, now: Stamp) {
-    let conn_id = slot.conn_id.load(Ordering::Relaxed);
-    if was == state::HTTP {
-        for (dir, direction) in [(0, Direction::Egress), (1, Direction::Ingress)] {
-            slot.with_framer(dir, |fr, _, _| {
-                fr.finish_on_close(&mut RecordSink::new(conn_id, direction, now))
-            });
-        }
-    }
+/// Writes the end of a connection: cut-off messages, then `ConnClose`. Holds both
+/// framers meanwhile, so that a new connection on the same fd number cannot reset the
+/// slot under it.
+fn end_connection(slot: &Slot, conn_id: u64, was: u8, reason: u8, errno: i32, now: Stamp) {
     let protocol = match was {
         state::TLS => Protocol::Tls,
         state::H2C => Protocol::H2c,
         _ => Protocol::Http1,
     };
-    let close = ConnClose {
+    let close = |slot: &Slot| ConnClose {
         reason,
         protocol: protocol as u8,
         errno,
@@ -440,7 +499,28 @@ fn end_connection(slot: &Slot, was: u8, reason: u8, errno: i32, now: Stamp) {
         first_out_wall_ns: slot.first_out_wall.load(Ordering::Relaxed),
         last_in_wall_ns: slot.last_in_wall.load(Ordering::Relaxed),
     };
-    spool::conn_close(conn_id, &close, now);
+    let finished = slot.finish(|egress, ingress| {
+        if slot.conn_id.load(Ordering::Relaxed) != conn_id {
+            return None; // the slot already belongs to a newer connection
+        }
+        if was == state::HTTP {
+            egress.finish_on_close(&mut RecordSink::new(conn_id, Direction::Egress, now));
+            ingress.finish_on_close(&mut RecordSink::new(conn_id, Direction::Ingress, now));
+        }
+        Some(close(slot))
+    });
+    let record = match finished {
+        Some(Some(c)) => c,
+        // Newer connection, or the framers stayed busy: counts are not ours to read.
+        _ => ConnClose {
+            bytes_out: 0,
+            bytes_in: 0,
+            first_out_wall_ns: 0,
+            last_in_wall_ns: 0,
+            ..close(slot)
+        },
+    };
+    spool::conn_close(conn_id, &record, now);
 }
 
 /// Framer output → spool records for one connection and direction.

@@ -45,6 +45,8 @@ static SPOOL_DIR: DirBuf = DirBuf(UnsafeCell::new([0; DIR_CAP]));
 static SPOOL_DIR_LEN: AtomicU64 = AtomicU64::new(0);
 static READY: AtomicBool = AtomicBool::new(false);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// `TAPLINE_INLINE=0` turns the inline hooks off (node then shows opaque TLS).
+static INLINE: AtomicBool = AtomicBool::new(true);
 static MAX_BODY: AtomicU64 = AtomicU64::new(DEFAULT_MAX_BODY);
 static FILE_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_FILE_BYTES);
 static PROCESS_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_PROCESS_BYTES);
@@ -56,6 +58,7 @@ static FILE_MODE: AtomicBool = AtomicBool::new(false);
 /// (the tapline binary itself).
 pub fn init(inert: bool) {
     let disabled = env(c"TAPLINE_DISABLE").is_some_and(|v| !v.is_empty() && v != b"0");
+    INLINE.store(env(c"TAPLINE_INLINE") != Some(b"0"), Ordering::Relaxed);
     if let Some(n) = env(c"TAPLINE_MAX_BODY").and_then(parse_u64) {
         MAX_BODY.store(n, Ordering::Relaxed);
     }
@@ -94,6 +97,11 @@ pub fn init(inert: bool) {
 #[inline]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed) && READY.load(Ordering::Acquire)
+}
+
+/// Whether inline hooks may be installed (`TAPLINE_INLINE`, default on).
+pub fn inline_hooks() -> bool {
+    INLINE.load(Ordering::Relaxed)
 }
 
 pub fn max_body() -> u64 {

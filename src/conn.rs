@@ -11,7 +11,9 @@
 //! followed, because a framer that missed bytes would mis-frame everything after.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use tapline_record::WireAddr;
 
 use crate::http1::{Framer, RequestKinds, Stamp};
@@ -88,6 +90,8 @@ unsafe impl Sync for Slot {}
 
 static TABLE: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
 static NEXT_CONN: AtomicU32 = AtomicU32::new(1);
+/// One past the highest fd ever followed: the exit handler scans only this far.
+static FD_END: AtomicUsize = AtomicUsize::new(0);
 
 /// Maps the table. Called once from the constructor; on failure nothing is followed.
 pub fn init() {
@@ -121,6 +125,16 @@ pub fn slot(fd: i32) -> Option<&'static Slot> {
     Some(unsafe { &*t.add(fd as usize) })
 }
 
+/// Calls `f` on the slot of every fd that was ever followed.
+pub fn each_slot(mut f: impl FnMut(&'static Slot)) {
+    let end = FD_END.load(Ordering::Relaxed).min(MAX_FDS);
+    for fd in 0..end {
+        if let Some(s) = slot(fd as i32) {
+            f(s);
+        }
+    }
+}
+
 /// A new connection id, unique across the processes sharing a spool.
 pub fn new_conn_id(pid: u32) -> u64 {
     (u64::from(pid) << 32) | u64::from(NEXT_CONN.fetch_add(1, Ordering::Relaxed))
@@ -130,11 +144,7 @@ impl Slot {
     /// Starts following a freshly connected socket. Returns false if the slot is in use
     /// by another thread right now (then the connection is not followed).
     pub fn start(&self, conn_id: u64, origin: u8, info: ConnInfo) -> bool {
-        if !self.lock(0) {
-            return false;
-        }
-        if !self.lock(1) {
-            self.unlock(0);
+        if !self.lock_both() {
             return false;
         }
         // SAFETY: both busy flags are held: no other thread touches the cells.
@@ -158,6 +168,9 @@ impl Slot {
         self.unlock(1);
         self.unlock(0);
         self.state.store(state::PENDING, Ordering::Release);
+        if info.fd >= 0 {
+            FD_END.fetch_max(info.fd as usize + 1, Ordering::Relaxed);
+        }
         true
     }
 
@@ -199,6 +212,42 @@ impl Slot {
         }
         self.unlock(dir);
         Some(r)
+    }
+
+    /// Runs `f` on both framers while holding both busy flags: how a connection's end
+    /// is written. Waits a bounded moment for a thread still inside a framer step.
+    pub fn finish<R>(&self, f: impl FnOnce(&mut Framer, &mut Framer) -> R) -> Option<R> {
+        if !self.lock_both() {
+            return None;
+        }
+        // SAFETY: both busy flags are held: this thread is the framers' only user.
+        let (egress, ingress) =
+            unsafe { (&mut *self.framers[0].get(), &mut *self.framers[1].get()) };
+        let r = f(egress, ingress);
+        self.unlock(1);
+        self.unlock(0);
+        Some(r)
+    }
+
+    /// Takes both busy flags, waiting (spinning, bounded to some tens of microseconds)
+    /// for a thread that is finishing a framer step or a connection's end. Only the rare
+    /// paths use it (connect, end of connection); the data path never waits.
+    fn lock_both(&self) -> bool {
+        const SPINS: u32 = 20_000;
+        for dir in 0..2 {
+            let mut n = 0;
+            while !self.lock(dir) {
+                n += 1;
+                if n == SPINS {
+                    if dir == 1 {
+                        self.unlock(0);
+                    }
+                    return false;
+                }
+                core::hint::spin_loop();
+            }
+        }
+        true
     }
 
     fn lock(&self, dir: usize) -> bool {

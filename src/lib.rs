@@ -23,6 +23,7 @@ pub mod conn;
 #[cfg(all(feature = "hooks", not(test)))]
 pub mod hooks;
 pub mod http1;
+pub mod inline_plan;
 pub mod lambda;
 pub mod names;
 pub mod spool;
@@ -47,6 +48,10 @@ extern "C" fn tapline_init() {
         spool::file::init();
         conn::init();
         tls::init();
+        // OpenSSL inside the executable itself (node): inline hooks, or nothing.
+        if config::inline_hooks() {
+            let _ = hooks::inline::install();
+        }
         // SAFETY: registering a plain extern "C" handler; no preconditions.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     });
@@ -56,6 +61,21 @@ extern "C" fn tapline_init() {
 #[used]
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = tapline_init;
+
+/// The destructor: runs from `exit` (and a return from `main`), after `atexit`
+/// handlers. Writes the end of every connection still open.
+#[cfg(all(feature = "hooks", not(test)))]
+extern "C" fn tapline_fini() {
+    if config::active() {
+        // `after` guards against re-entry, keeps errno and catches panics.
+        hooks::after(capture::flush_at_exit);
+    }
+}
+
+#[cfg(all(feature = "hooks", not(test)))]
+#[used]
+#[link_section = ".fini_array"]
+static FINI: extern "C" fn() = tapline_fini;
 
 /// In the child of `fork`: only the forking thread exists. It gets its own pid, thread
 /// id and spool files; the connections it inherited go on under their ids.

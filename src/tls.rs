@@ -113,6 +113,17 @@ pub fn find_or_insert(key: usize) -> Option<(&'static Session, bool)> {
     None
 }
 
+/// Calls `f` on every session followed now.
+pub fn each_session(mut f: impl FnMut(&'static Session)) {
+    for i in 0..SESSIONS {
+        if let Some(e) = entry(i) {
+            if e.key.load(Ordering::Acquire) > TOMBSTONE {
+                f(e);
+            }
+        }
+    }
+}
+
 /// Forgets `key` (the session was freed; its address may be reused).
 pub fn remove(e: &Session, key: usize) {
     let _ = e
@@ -178,5 +189,80 @@ pub fn socket_facts(fd: i32) -> SocketFacts {
     SocketFacts {
         info,
         socket_conn_id,
+    }
+}
+
+/// Server names set on client sessions (`gnutls_server_name_set`), kept until the
+/// session sends its first plaintext: GnuTLS answers `gnutls_server_name_get` only on
+/// the server side, so the client's SNI must be caught when it is set. A small ring
+/// keyed by session; a lookup validates the entry with its sequence word.
+struct NameEntry {
+    seq: AtomicUsize,
+    key: AtomicUsize,
+    len: AtomicUsize,
+    words: [core::sync::atomic::AtomicU64; NAME_WORDS],
+}
+
+const NAME_RING: usize = 64;
+const NAME_WORDS: usize = 32;
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO_WORD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_NAME: NameEntry = NameEntry {
+    seq: AtomicUsize::new(0),
+    key: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+    words: [ZERO_WORD; NAME_WORDS],
+};
+static NAMES: [NameEntry; NAME_RING] = [NO_NAME; NAME_RING];
+static NEXT_NAME: AtomicUsize = AtomicUsize::new(0);
+
+/// Remembers the server name a client session asked for.
+pub fn remember_server_name(key: usize, name: &[u8]) {
+    let name = &name[..name.len().min(NAME_WORDS * 8)];
+    let e = &NAMES[NEXT_NAME.fetch_add(1, Ordering::Relaxed) % NAME_RING];
+    e.seq.fetch_add(1, Ordering::AcqRel);
+    e.key.store(key, Ordering::Relaxed);
+    for (i, w) in e.words.iter().enumerate() {
+        let mut word = [0u8; 8];
+        let from = (i * 8).min(name.len());
+        let to = (from + 8).min(name.len());
+        word[..to - from].copy_from_slice(&name[from..to]);
+        w.store(u64::from_le_bytes(word), Ordering::Relaxed);
+    }
+    e.len.store(name.len(), Ordering::Relaxed);
+    e.seq.fetch_add(1, Ordering::Release);
+}
+
+/// The server name remembered for `key`, copied into `out`; its length (0 if none).
+pub fn server_name(key: usize, out: &mut [u8; NAME_WORDS * 8]) -> usize {
+    let newest = NEXT_NAME.load(Ordering::Relaxed);
+    for back in 1..=NAME_RING {
+        let e = &NAMES[(newest + NAME_RING * 2 - back) % NAME_RING];
+        let before = e.seq.load(Ordering::Acquire);
+        if before == 0 || before & 1 == 1 || e.key.load(Ordering::Relaxed) != key {
+            continue;
+        }
+        let len = e.len.load(Ordering::Relaxed).min(out.len());
+        for (i, w) in e.words.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        if e.seq.load(Ordering::Acquire) == before {
+            return len;
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_names_are_found_by_session() {
+        super::remember_server_name(0x1000, b"api.example.test");
+        super::remember_server_name(0x2000, b"other.example.test");
+        let mut buf = [0u8; 256];
+        let n = super::server_name(0x1000, &mut buf);
+        assert_eq!(&buf[..n], b"api.example.test");
+        assert_eq!(super::server_name(0x3000, &mut buf), 0);
     }
 }

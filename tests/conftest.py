@@ -177,6 +177,73 @@ def echo_server():
     srv.stop()
 
 
+class OtlpReceiver:
+    """tests/servers/otlp_receiver.py as a subprocess: decodes every POST with the
+    official OTLP protobuf definitions, records one JSON line per request (headers,
+    spans, decode errors) and keeps each raw body."""
+
+    def __init__(self, tmp_path, name, args=(), timeout=300):
+        self.dir = tmp_path / name
+        self.dir.mkdir()
+        self.out = self.dir / "requests.jsonl"
+        self.raw_dir = self.dir / "raw"
+        port_file = self.dir / "port"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SERVERS / "otlp_receiver.py"), "--out", str(self.out),
+             "--raw-dir", str(self.raw_dir), "--port-file", str(port_file),
+             "--timeout", str(timeout), *map(str, args)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+            stdin=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()  # the port, once listening
+        if not line.strip().isdigit():
+            self.proc.kill()
+            raise RuntimeError(f"otlp receiver did not start: {line!r} {self.proc.stderr.read()}")
+        self.port = int(line)
+        self.scheme = "https" if "--cert" in map(str, args) else "http"
+        self.endpoint = f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def records(self):
+        """One dict per POST received, in order."""
+        if not self.out.exists():
+            return []
+        return [json.loads(l) for l in self.out.read_text().splitlines() if l.strip()]
+
+    def accepted(self):
+        """Records the receiver answered 200 (decoded without error)."""
+        return [r for r in self.records() if r.get("answered") == 200]
+
+    def spans(self):
+        return [s for r in self.accepted() for s in r.get("spans", [])]
+
+    def raw_bodies(self):
+        if not self.raw_dir.exists():
+            return []
+        return [p.read_bytes() for p in sorted(self.raw_dir.glob("*.bin"))]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def otlp_receiver(tmp_path):
+    """otlp_receiver(*args) -> OtlpReceiver (args: --fail N, --cert/--key, ...)."""
+    started = []
+
+    def start(*args):
+        r = OtlpReceiver(tmp_path, f"otlp-{len(started)}", args)
+        started.append(r)
+        return r
+    yield start
+    for r in started:
+        r.stop()
+
+
 # --- the product under test --------------------------------------------------------------
 
 def _release_dir():

@@ -23,7 +23,7 @@
 //! the connection).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use tapline_record::{msg_flags, Direction, Part, Protocol};
@@ -84,8 +84,29 @@ pub struct Assembly {
     pub totals: Totals,
 }
 
+/// Where the reassembly of a connection begins when the exchanges before it were
+/// already handed out and the records of their messages dropped (the Lambda
+/// extension's [`crate::lambda::window::SpoolTail`] does this for keep-alive
+/// connections that live for many invocations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnStart {
+    /// The first request left (`msg_seq` in the egress direction): exchanges
+    /// `0..request` are gone, and the next exchange is number `request`.
+    pub request: u32,
+    /// The first response left (`msg_seq` in the ingress direction): the first
+    /// `request` final responses, and every interim one before them, are gone.
+    pub response: u32,
+}
+
 /// Builds every exchange the spool holds.
 pub fn assemble(spool: &Spool) -> Assembly {
+    assemble_from(spool, &HashMap::new())
+}
+
+/// Like [`assemble`], but each connection named in `starts` is reassembled from that
+/// point on: its records of earlier messages are ignored (whether or not they are still
+/// there), and its exchanges keep their position numbers (`seq`) on the connection.
+pub fn assemble_from(spool: &Spool, starts: &HashMap<u64, ConnStart>) -> Assembly {
     let mut totals = Totals {
         files: spool.files.len() as u64,
         ..Totals::default()
@@ -121,7 +142,8 @@ pub fn assemble(spool: &Spool) -> Assembly {
         .into_iter()
         .map(|(conn_id, mut entries)| {
             entries.sort_by_key(|e| (e.meta.mono_ns, e.meta.file, e.meta.index));
-            Connection::build(conn_id, &entries)
+            let start = starts.get(&conn_id).copied().unwrap_or_default();
+            Connection::build(conn_id, start, &entries)
         })
         .collect();
     link_tls_sockets(&mut conns);
@@ -204,6 +226,8 @@ impl Message {
 /// One connection's records, sorted out.
 struct Connection {
     conn_id: u64,
+    /// Messages before these were handed out already (see [`ConnStart`]).
+    start: ConnStart,
     pid: u32,
     open: Option<ConnectionOpen>,
     close: Option<ConnectionClose>,
@@ -228,10 +252,11 @@ struct Connection {
 }
 
 impl Connection {
-    fn build(conn_id: u64, entries: &[&SpoolEntry]) -> Connection {
+    fn build(conn_id: u64, start: ConnStart, entries: &[&SpoolEntry]) -> Connection {
         let first = entries.first().map(|e| e.meta);
         let mut c = Connection {
             conn_id,
+            start,
             pid: first.map_or(0, |m| m.pid),
             open: None,
             close: None,
@@ -279,6 +304,9 @@ impl Connection {
                         c.tls_fd = *fd;
                     }
                 }
+                SpoolRecord::Data(f) if f.part != Part::Raw && c.before_start(f.dir, f.msg_seq) => {
+                }
+                SpoolRecord::MsgEnd(m) if c.before_start(m.dir, m.msg_seq) => {}
                 SpoolRecord::Data(f) => c.add_fragment(f, e.meta.wall_ns),
                 SpoolRecord::MsgEnd(m) => {
                     let msg = c.message(m.dir, m.msg_seq);
@@ -291,6 +319,14 @@ impl Connection {
             }
         }
         c
+    }
+
+    /// True for a message whose exchange was handed out before [`Self::start`].
+    fn before_start(&self, dir: Direction, seq: u32) -> bool {
+        match dir {
+            Direction::Egress => seq < self.start.request,
+            Direction::Ingress => seq < self.start.response,
+        }
     }
 
     fn message(&mut self, dir: Direction, seq: u32) -> &mut Message {
@@ -383,7 +419,12 @@ impl Connection {
                 return;
             }
             Some(Protocol::H2c) if self.requests.is_empty() && self.responses.is_empty() => {
-                out.push(self.counted_only(TlsKind::None, Some("2")));
+                // h2c on a socket, or HTTP/2 plaintext from a TLS hook (ALPN h2).
+                let tls = match self.tls_library {
+                    Some(_) => self.tls_kind(),
+                    None => TlsKind::None,
+                };
+                out.push(self.counted_only(tls, Some("2")));
                 return;
             }
             _ => {}
@@ -407,14 +448,19 @@ impl Connection {
             })
             .collect();
         // Walk the request numbers that exist and the final responses' ranks, not
-        // 0..max: msg_seq is untrusted and may be huge.
+        // 0..max: msg_seq is untrusted and may be huge. Both count from the start (the
+        // exchanges before it were handed out already).
+        let first = self.start.request;
         let mut keys: Vec<u32> = self.requests.keys().copied().collect();
-        keys.extend((0..finals.len()).filter_map(|k| u32::try_from(k).ok()));
+        keys.extend((0..finals.len()).filter_map(|k| u32::try_from(k).ok()?.checked_add(first)));
         keys.sort_unstable();
         keys.dedup();
         for k in keys {
             let req = self.requests.get(&k);
-            let resp = usize::try_from(k).ok().and_then(|k| finals.get(k));
+            let resp = k
+                .checked_sub(first)
+                .and_then(|r| usize::try_from(r).ok())
+                .and_then(|r| finals.get(r));
             out.push(self.exchange(k, req, resp.map(|(m, h)| (*m, h.as_ref()))));
         }
     }
@@ -440,10 +486,21 @@ impl Connection {
         let (bytes_out, bytes_in) = self
             .close
             .map_or((raw.len() as u64, 0), |c| (c.bytes_out, c.bytes_in));
-        let scheme = if tls == TlsKind::Opaque {
-            "https"
-        } else {
+        // Without a close record the byte counts are unknown (only the ClientHello is):
+        // say so rather than report them as if they were the traffic.
+        let error = match self.close.map(|c| c.reason) {
+            None => Some("connection still open when capture ended"),
+            Some(CloseReason::Error(ECONNRESET)) => Some("connection reset"),
+            Some(CloseReason::Error(_)) => Some("connection error"),
+            Some(CloseReason::PeerEof | CloseReason::Closed) if bytes_in == 0 => {
+                Some("no response")
+            }
+            _ => None,
+        };
+        let scheme = if tls == TlsKind::None {
             "http"
+        } else {
+            "https"
         };
         let (host, port) = match (&sni, peer) {
             (Some(s), _) => (Some(s.clone()), Some(peer.map_or(443, |p| p.port()))),
@@ -475,7 +532,8 @@ impl Connection {
             tls,
             sni,
             alpn: self.tls_alpn.clone().or(alpn),
-            error: None,
+            error: error.map(str::to_owned),
+            aws: None,
         }
     }
 
@@ -594,6 +652,7 @@ impl Connection {
             sni,
             alpn: self.tls_alpn.clone(),
             error: error.map(str::to_owned),
+            aws: None,
         }
     }
 }

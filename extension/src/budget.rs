@@ -179,21 +179,39 @@ impl Budget {
 
 /// Shortens a body's captured bytes to `max`, backing off to a UTF-8 character
 /// boundary when the bytes are text. True if it cut.
+///
+/// A body the capture already cut (the library keeps `TAPLINE_MAX_BODY` bytes, wherever
+/// that falls) may end inside a character although it is text: that partial character
+/// is dropped too, even when nothing else needs cutting, so that the prefix is reported
+/// as text rather than as base64 of bytes that are "not UTF-8" only at their last byte.
 fn cut_body(body: &mut Body, max: usize) -> bool {
+    // Text: valid UTF-8, or valid up to an incomplete sequence at the very end.
+    let is_text = match std::str::from_utf8(&body.bytes) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    };
     if body.bytes.len() <= max {
+        if body.truncated && is_text {
+            drop_partial_char(&mut body.bytes);
+        }
         return false;
     }
-    let mut end = max;
-    if let Err(e) = std::str::from_utf8(&body.bytes[..max]) {
-        // Text cut inside a character: drop the partial character. Binary (an invalid
-        // sequence before the cut) is cut where it is.
-        if e.error_len().is_none() && std::str::from_utf8(&body.bytes).is_ok() {
-            end = e.valid_up_to();
-        }
+    body.bytes.truncate(max);
+    if is_text {
+        // Binary (an invalid sequence before the end) is cut where it is.
+        drop_partial_char(&mut body.bytes);
     }
-    body.bytes.truncate(end);
     body.truncated = true;
     true
+}
+
+/// Drops an incomplete UTF-8 sequence at the end of otherwise valid text.
+fn drop_partial_char(bytes: &mut Vec<u8>) {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        if e.error_len().is_none() {
+            bytes.truncate(e.valid_up_to());
+        }
+    }
 }
 
 fn keep_within(headers: &mut Vec<(String, String)>, cap: usize) {
@@ -292,6 +310,42 @@ mod tests {
             (2, 1)
         );
         assert!(ex.truncated);
+    }
+
+    #[test]
+    fn text_cut_by_the_capture_inside_a_character_stays_text() {
+        // "é" is two bytes; the capture kept 5 bytes of a longer body: "aé" + half an "é".
+        let mut b = Body {
+            bytes: "aéé".as_bytes()[..4].to_vec(),
+            size: 40,
+            truncated: true,
+        };
+        assert!(!cut_body(&mut b, 100));
+        assert_eq!(b.bytes, "aé".as_bytes());
+        // The same when the budget cuts too.
+        let mut b = Body {
+            bytes: "aééé".as_bytes()[..6].to_vec(),
+            size: 40,
+            truncated: true,
+        };
+        assert!(cut_body(&mut b, 4));
+        assert_eq!(b.bytes, "aé".as_bytes());
+        // A complete body is left as it is, even one ending in a broken character.
+        let mut b = Body {
+            bytes: "aé".as_bytes()[..2].to_vec(),
+            size: 2,
+            truncated: false,
+        };
+        assert!(!cut_body(&mut b, 100));
+        assert_eq!(b.bytes.len(), 2);
+        // Binary that the capture cut stays byte for byte.
+        let mut b = Body {
+            bytes: vec![0xff, b'a', 0xc3],
+            size: 40,
+            truncated: true,
+        };
+        assert!(!cut_body(&mut b, 100));
+        assert_eq!(b.bytes, vec![0xff, b'a', 0xc3]);
     }
 
     #[test]

@@ -313,10 +313,7 @@ pub fn execute(inv: Invocation) -> i32 {
             println!("tapline {}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Invocation::Extension => {
-            eprintln!("tapline: the Lambda extension is not yet implemented in this build");
-            EXIT_USAGE
-        }
+        Invocation::Extension => crate::lambda::run(),
         Invocation::Show(o) => match show(&o) {
             Ok(()) => 0,
             Err(e) => {
@@ -340,6 +337,8 @@ pub fn show(o: &ShowOptions) -> Result<(), RunError> {
 fn prepare(spool: &Spool) -> Result<crate::assemble::Assembly, RunError> {
     let masker = Masker::from_env().map_err(RunError::Mask)?;
     let mut assembly = assemble(spool);
+    // Recognition reads the raw requests; it keeps only names, and masking follows.
+    crate::aws::recognise_all(&mut assembly.exchanges);
     masker.mask_all(&mut assembly.exchanges);
     Budget::from_env().apply(&mut assembly.exchanges);
     Ok(assembly)

@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+use crate::aws::AwsCall;
+
 /// How the bytes of an exchange were seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsKind {
@@ -88,6 +90,8 @@ pub struct Exchange {
     pub alpn: Option<String>,
     /// Why the exchange is incomplete (`"no response"`, `"connection reset"`, ...).
     pub error: Option<String>,
+    /// The AWS API call this exchange is, when it is one ([`crate::aws::recognise`]).
+    pub aws: Option<AwsCall>,
 }
 
 impl Exchange {

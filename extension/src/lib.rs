@@ -9,10 +9,12 @@
 #![forbid(unsafe_code)]
 
 pub mod assemble;
+pub mod aws;
 pub mod budget;
 pub mod cli;
 pub mod exchange;
 pub mod export;
+pub mod lambda;
 pub mod mask;
 pub mod report;
 pub mod segment;
@@ -26,7 +28,8 @@ pub fn check_spool_bytes(files: &[&[u8]]) -> assemble::Assembly {
     let names: Vec<String> = (0..files.len()).map(|i| format!("1-{i}.tlr")).collect();
     let spool =
         spool::Spool::from_files(names.iter().map(String::as_str).zip(files.iter().copied()));
-    let assembly = assemble::assemble(&spool);
+    let mut assembly = assemble::assemble(&spool);
+    aws::recognise_all(&mut assembly.exchanges);
     let mut sink = std::io::sink();
     for format in [
         report::Format::Table,

@@ -137,10 +137,23 @@ impl Masker {
 
     /// Masks everything in `ex` that can hold a secret, in place.
     pub fn mask(&self, ex: &mut Exchange) {
+        // A secret-holding service is scrubbed by its host name, or — for local and VPC
+        // endpoints — by what the request was recognised as.
         let scrub = [ex.host.as_deref(), ex.sni.as_deref()]
             .into_iter()
             .flatten()
-            .any(|h| self.is_scrubbed_host(h));
+            .any(|h| self.is_scrubbed_host(h))
+            || ex.aws.as_ref().is_some_and(|a| {
+                let name = a.service.signing_name();
+                self.scrub_domains.iter().any(|d| d == name)
+            });
+        if let Some(call) = &mut ex.aws {
+            for (_, value) in &mut call.resource {
+                if let Some(masked) = self.mask_url(value) {
+                    *value = masked;
+                }
+            }
+        }
         if scrub {
             scrub_exchange(ex);
         }
@@ -781,6 +794,7 @@ pub(crate) mod tests {
             alpn: None,
             sni: Some("api.example.com".into()),
             error: None,
+            aws: None,
         }
     }
 

@@ -70,6 +70,8 @@ pub enum CloseReason {
     Error(i32),
     Untracked,
     Upgraded,
+    /// Still open when the traced process exited.
+    AtExit,
 }
 
 /// Which TLS library a `TlsInfo` record came from.
@@ -387,6 +389,7 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
                 rec::close_reason::ERROR => CloseReason::Error(c.errno),
                 rec::close_reason::UNTRACKED => CloseReason::Untracked,
                 rec::close_reason::UPGRADED => CloseReason::Upgraded,
+                rec::close_reason::AT_EXIT => CloseReason::AtExit,
                 _ => return None,
             };
             SpoolRecord::ConnClose(ConnectionClose {

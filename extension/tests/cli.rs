@@ -96,7 +96,7 @@ fn show_json_has_exactly_the_spec_fields() {
     }
     for k in &keys {
         assert!(
-            spec.contains(k) || ["conn_id", "alpn"].contains(k),
+            spec.contains(k) || ["conn_id", "alpn", "aws"].contains(k),
             "unexpected field {k}"
         );
     }
@@ -211,9 +211,13 @@ fn usage_errors_exit_2() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
-    let out = tapline().arg("extension").output().unwrap();
+    let out = tapline()
+        .arg("extension")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not yet implemented in this build"));
+    assert!(stderr(&out).contains("AWS_LAMBDA_RUNTIME_API is not set"));
     assert!(tapline()
         .arg("--version")
         .output()
@@ -249,9 +253,14 @@ fn run_passes_status_output_and_environment_through() {
         "echo \"out:$LD_PRELOAD\"; cp {} \"$TAPLINE_SPOOL_DIR/\"; echo err >&2; exit 7",
         spool_file.display()
     );
+    // The collector is a closed loopback port: the export fails, is reported, and the
+    // batch is kept in the outbox of the spool directory named here.
+    let outbox_home = temp_dir("outbox");
     let out = tapline()
         .env("TAPLINE_LIB", &lib)
         .env("LD_PRELOAD", "/nonexistent/other.so")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .env("TAPLINE_SPOOL_DIR", &outbox_home)
         .args([
             "run", "--format", "json", "--otlp", "--", "sh", "-c", &script,
         ])
@@ -267,10 +276,12 @@ fn run_passes_status_output_and_environment_through() {
     );
     let err = stderr(&out);
     assert!(err.contains("\"method\":\"POST\""), "{err}");
-    assert!(
-        err.contains("OTLP export not available in this build"),
-        "{err}"
-    );
+    assert!(err.contains("tapline: otlp:"), "{err}");
+    let kept = std::fs::read_dir(outbox_home.join("outbox"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    std::fs::remove_dir_all(&outbox_home).unwrap();
+    assert!(kept >= 1, "the failed batch was not kept: {err}");
 
     let killed = tapline()
         .env("TAPLINE_LIB", stand_in_library().unwrap())

@@ -168,6 +168,8 @@ pub mod close_reason {
     pub const UNTRACKED: u8 = 4;
     /// The protocol switched away from HTTP/1.x (101 Switching Protocols, CONNECT).
     pub const UPGRADED: u8 = 5;
+    /// Still open when the process exited (written by the library's exit handler).
+    pub const AT_EXIT: u8 = 6;
 }
 
 /// `TlsInfo.library` values.

@@ -21,6 +21,7 @@ static REAL_DEINIT: RealFn = RealFn::new(c"gnutls_deinit");
 static REAL_TRANSPORT_GET_INT: RealFn = RealFn::new(c"gnutls_transport_get_int");
 static REAL_SERVER_NAME_GET: RealFn = RealFn::new(c"gnutls_server_name_get");
 static REAL_ALPN_SELECTED: RealFn = RealFn::new(c"gnutls_alpn_get_selected_protocol");
+static REAL_SERVER_NAME_SET: RealFn = RealFn::new(c"gnutls_server_name_set");
 
 /// GNUTLS_E_INTERNAL_ERROR: what we return if the real function cannot be found.
 const E_INTERNAL: ssize_t = -59;
@@ -80,6 +81,29 @@ pub unsafe extern "C" fn gnutls_record_recv(
                 capture::eof(&s.slot);
             }
         });
+    }
+    ret
+}
+
+/// The client names its server here; GnuTLS will not tell us later (its
+/// `gnutls_server_name_get` answers on the server side only).
+#[no_mangle]
+pub unsafe extern "C" fn gnutls_server_name_set(
+    session: *mut c_void,
+    kind: c_uint,
+    name: *const c_void,
+    len: size_t,
+) -> c_int {
+    let ret = call_real!(
+        REAL_SERVER_NAME_SET,
+        fn(*mut c_void, c_uint, *const c_void, size_t) -> c_int,
+        (session, kind, name, len),
+        E_INTERNAL as c_int
+    );
+    if ret == 0 && kind == GNUTLS_NAME_DNS && !name.is_null() {
+        // SAFETY: GnuTLS accepted `len` bytes at `name` as the server name.
+        let bytes = unsafe { core::slice::from_raw_parts(name as *const u8, len.min(256)) };
+        after(|| tls::remember_server_name(session as usize, bytes));
     }
     ret
 }
@@ -149,6 +173,10 @@ fn transport_fd(session: *mut c_void) -> c_int {
 }
 
 fn server_name(session: *mut c_void, buf: &mut [u8; 256]) -> &[u8] {
+    let n = tls::server_name(session as usize, buf);
+    if n > 0 {
+        return &buf[..n];
+    }
     let mut len: size_t = buf.len();
     let mut ty: c_uint = 0;
     let r = call_real!(

@@ -34,6 +34,7 @@ pub static REAL_READ_CHK: RealFn = RealFn::new(c"__read_chk");
 pub static REAL_RECV_CHK: RealFn = RealFn::new(c"__recv_chk");
 pub static REAL_RECVFROM_CHK: RealFn = RealFn::new(c"__recvfrom_chk");
 pub static REAL_GETADDRINFO: RealFn = RealFn::new(c"getaddrinfo");
+pub static REAL_SYSCALL: RealFn = RealFn::new(c"syscall");
 
 /// Resolves every libc function now, in the constructor, while the process is young.
 pub fn resolve_all() {
@@ -55,6 +56,7 @@ pub fn resolve_all() {
         &REAL_RECV_CHK,
         &REAL_RECVFROM_CHK,
         &REAL_GETADDRINFO,
+        &REAL_SYSCALL,
     ] {
         f.resolve();
     }
@@ -153,16 +155,20 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    let followed = capture::known(fd) || crate::spool::file::is_spool_fd(fd);
-    let conn_id = if followed { capture::conn_id_of(fd) } else { 0 };
+    let ours = crate::spool::file::is_spool_fd(fd);
+    let detached = if capture::known(fd) {
+        capture::detach(fd)
+    } else {
+        None
+    };
     let ret = call_real!(
         REAL_CLOSE,
         fn(c_int) -> c_int,
         (fd),
         sys(libc::SYS_close, [fd as usize, 0, 0, 0, 0, 0]) as c_int
     );
-    if followed {
-        after(|| capture::on_close(fd, conn_id));
+    if detached.is_some() || ours {
+        after(|| capture::on_close(fd, detached));
     }
     ret
 }
@@ -490,4 +496,58 @@ unsafe fn remember_lookup(node: *const libc::c_char, mut list: *const libc::addr
     // SAFETY: `node` is NUL-terminated.
     let name = unsafe { core::ffi::CStr::from_ptr(node) }.to_bytes();
     crate::names::remember(name, &addrs[..n]);
+}
+
+/// `syscall(SYS_close, fd)`: libuv (node) closes sockets this way, not with `close`.
+/// Declared with six fixed arguments after the number: on x86-64 and AArch64 Linux a
+/// variadic call passes them in the same registers, and glibc's `syscall` reads exactly
+/// these. Every other system call passes straight through (one comparison).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[no_mangle]
+pub unsafe extern "C" fn syscall(
+    nr: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+) -> libc::c_long {
+    let closing = nr == libc::SYS_close;
+    let fd = a1 as c_int;
+    let detached = if closing && capture::known(fd) {
+        capture::detach(fd)
+    } else {
+        None
+    };
+    let ret = call_real!(
+        REAL_SYSCALL,
+        fn(
+            libc::c_long,
+            libc::c_long,
+            libc::c_long,
+            libc::c_long,
+            libc::c_long,
+            libc::c_long,
+            libc::c_long,
+        ) -> libc::c_long,
+        (nr, a1, a2, a3, a4, a5, a6),
+        sys(
+            nr,
+            [
+                a1 as usize,
+                a2 as usize,
+                a3 as usize,
+                a4 as usize,
+                a5 as usize,
+                a6 as usize
+            ]
+        ) as libc::c_long
+    );
+    if closing && (detached.is_some() || crate::spool::file::is_spool_fd(fd)) {
+        after(|| capture::on_close(fd, detached));
+    } else if nr == libc::SYS_close_range && ret == 0 && (a3 & 4) == 0 {
+        after(|| capture::on_close_range(a1 as u32, a2 as u32));
+    }
+    ret
 }

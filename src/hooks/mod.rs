@@ -7,6 +7,7 @@
 //! errno; return the real result. Capture may be skipped, never fail the call.
 
 pub mod gnutls;
+pub mod inline;
 pub mod libc;
 pub mod openssl;
 

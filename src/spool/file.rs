@@ -242,9 +242,9 @@ fn rotate(old_fd: c_int, header: &Header) {
     }
     if FD.load(Ordering::Acquire) == old_fd {
         if let Some(new_fd) = open_file(header) {
-            // SAFETY: dup3 onto a descriptor we own: atomically makes `old_fd` refer to
-            // the new file; threads writing to `old_fd` meanwhile reach one of the two.
-            let r = unsafe { libc::syscall(libc::SYS_dup3, new_fd, old_fd, libc::O_CLOEXEC) };
+            // dup3 onto a descriptor we own atomically makes `old_fd` refer to the new
+            // file; threads writing to `old_fd` meanwhile reach one of the two.
+            let r = raw::dup3(new_fd, old_fd, libc::O_CLOEXEC);
             raw::close(new_fd);
             if r >= 0 {
                 FILE_WRITTEN.store(0, Ordering::Relaxed);

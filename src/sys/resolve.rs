@@ -144,3 +144,44 @@ fn lookup_in_loaded_objects(name: &CStr) -> Option<usize> {
     }
     None
 }
+
+/// The object (base address, path) that contains `addr`, if any. The path is the
+/// loader's own string: valid while the object stays loaded (libraries we look up,
+/// libssl and its callers, are not unloaded while their functions run).
+pub fn object_of(addr: usize) -> Option<(usize, &'static CStr)> {
+    let mut info = libc::Dl_info {
+        dli_fname: core::ptr::null(),
+        dli_fbase: core::ptr::null_mut(),
+        dli_sname: core::ptr::null(),
+        dli_saddr: core::ptr::null_mut(),
+    };
+    // SAFETY: dladdr only reads the address and fills `info`.
+    let ok = unsafe { libc::dladdr(addr as *const c_void, &mut info) };
+    if ok == 0 || info.dli_fbase.is_null() || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated string owned by the loader (see above).
+    let path = unsafe { CStr::from_ptr(info.dli_fname) };
+    Some((info.dli_fbase as usize, path))
+}
+
+/// `name` as the object at `path` sees it: `dlsym` on that object's handle searches the
+/// object and its own dependencies (its local scope), not the global scope where we
+/// sit. This is how a caller loaded `RTLD_LOCAL` with its own libssl finds *its* copy.
+/// `None` if not found there, or if the answer is one of our own functions.
+pub fn lookup_in_object(path: &CStr, name: &CStr) -> Option<usize> {
+    if path.is_empty() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated path; RTLD_NOLOAD never loads anything, it only
+    // returns a handle to an object already loaded (or NULL).
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+    if handle.is_null() {
+        return None;
+    }
+    // SAFETY: a valid handle and a NUL-terminated name.
+    let p = unsafe { libc::dlsym(handle, name.as_ptr()) } as usize;
+    // SAFETY: balances the reference the NOLOAD dlopen took.
+    unsafe { libc::dlclose(handle) };
+    (p != 0 && !is_ours(p)).then_some(p)
+}

@@ -17,10 +17,15 @@ prefix byte for byte. Routes (the query string never changes the route):
   GET  /status/N         status N
   GET  /headers          the request headers as a JSON array of [name, value]
   GET  /slow             headers, a pause, then the body (for streaming clients)
+  GET  /set-cookie       sets the cookie `session=SET_COOKIE_SECRET` (Set-Cookie)
+  GET  /drop             reads the request, then closes the connection without answering
   HEAD any path          the GET headers, no body
 
 Every response carries X-Test-Server, X-Echo-Query, X-Request-Path and X-Client-Port
-(the client's source port: which connection carried the request).
+(the client's source port: which connection carried the request). A request with the
+header `X-Quiet: 1` gets neither X-Echo-Query nor X-Request-Path: the masking tests plant
+secrets in the query, and a server that echoes them in an innocent-looking header would
+leak them past any masking.
 """
 
 import argparse
@@ -35,6 +40,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 HELLO_BODY = b"hello, tapline\n"
+# The secret cookie value /set-cookie hands out (the masking tests grep for it).
+SET_COOKIE_SECRET = "srvcookie-5d1f0b7e9a2c4e6f8b3d"
 ALPHABET = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 
 
@@ -59,8 +66,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _common_headers(self, query):
         self.send_header("X-Test-Server", "tapline-tests")
-        self.send_header("X-Echo-Query", query)
-        self.send_header("X-Request-Path", self.path)
+        if self.headers.get("X-Quiet") != "1":
+            self.send_header("X-Echo-Query", query)
+            self.send_header("X-Request-Path", self.path)
         self.send_header("X-Client-Port", str(self.client_address[1]))
 
     def _send(self, status, body, content_type="text/plain", extra=()):
@@ -116,6 +124,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, body, "application/json")
         if path == "/slow":
             return self._send_slow(query)
+        if path == "/set-cookie":
+            cookie = f"session={SET_COOKIE_SECRET}; Path=/; HttpOnly"
+            return self._send(200, b"cookie set\n", extra=[("Set-Cookie", cookie)])
+        if path == "/drop":
+            self.close_connection = True
+            return None
         return self._send(404, b"not found\n")
 
     def do_POST(self):

@@ -12,6 +12,9 @@ first — as an OTLP collector does. A body that does not decode gets HTTP 400 a
 One JSON line per request goes to --out: path, headers, content type, error, resource
 attributes and spans (name, kind, ids in hex, times, attributes as plain values, status).
 
+With --raw-dir, each request body is also saved as it arrived (`NNNN.bin`, in order), so
+that tests can search the bytes on the wire, not only what decoded.
+
 Listens on 127.0.0.1 only. Optional: HTTPS (--cert/--key), answering 503 with
 Retry-After first (--fail N --retry-after S), a partial success (--reject N). Exits by
 itself after --max-requests requests or --timeout seconds (default 60).
@@ -94,6 +97,14 @@ def summarize(req):
                         "end_unix_ns": s.end_time_unix_nano,
                         "attributes": attributes(s.attributes),
                         "status": {"code": s.status.code, "message": s.status.message},
+                        "links": [
+                            {
+                                "trace_id": l.trace_id.hex(),
+                                "span_id": l.span_id.hex(),
+                                "attributes": attributes(l.attributes),
+                            }
+                            for l in s.links
+                        ],
                     }
                 )
     return out
@@ -135,6 +146,11 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         }
         with srv.lock:
             srv.requests += 1
+            if srv.args.raw_dir:
+                raw = os.path.join(srv.args.raw_dir, f"{srv.requests:04d}.bin")
+                with open(raw, "wb") as f:
+                    f.write(body)
+                record["raw"] = raw
             failing = srv.fail_left > 0
             if failing:
                 srv.fail_left -= 1
@@ -187,6 +203,7 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--port-file", help="write the bound port here once listening")
     p.add_argument("--out", required=True, help="JSON lines, one per request")
+    p.add_argument("--raw-dir", help="save each request body here, as received")
     p.add_argument("--cert", help="PEM certificate: serve HTTPS")
     p.add_argument("--key", help="PEM private key for --cert")
     p.add_argument("--fail", type=int, default=0, help="answer 503 to the first N requests")
@@ -196,6 +213,8 @@ def main():
     p.add_argument("--timeout", type=float, default=60.0, help="exit after this many seconds")
     args = p.parse_args()
 
+    if args.raw_dir:
+        os.makedirs(args.raw_dir, exist_ok=True)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Receiver)
     srv.args = args
     srv.lock = threading.Lock()

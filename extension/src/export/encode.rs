@@ -110,6 +110,20 @@ fn span_json(s: &Span) -> Value {
     if !s.status_message.is_empty() {
         v["status"]["message"] = Value::String(s.status_message.clone());
     }
+    if !s.links.is_empty() {
+        v["links"] = Value::Array(
+            s.links
+                .iter()
+                .map(|l| {
+                    json!({
+                        "traceId": l.trace_id.to_hex(),
+                        "spanId": l.span_id.to_hex(),
+                        "attributes": attrs_json(&l.attributes),
+                    })
+                })
+                .collect(),
+        );
+    }
     v
 }
 
@@ -195,6 +209,15 @@ fn span_pb(s: &Span) -> Vec<u8> {
     put_fixed64(&mut out, 8, s.end_unix_ns);
     for kv in &s.attributes {
         put_message(&mut out, 9, &key_value_pb(kv));
+    }
+    for l in &s.links {
+        let mut link = Vec::new();
+        put_bytes(&mut link, 1, &l.trace_id.0);
+        put_bytes(&mut link, 2, &l.span_id.0);
+        for kv in &l.attributes {
+            put_message(&mut link, 4, &key_value_pb(kv));
+        }
+        put_message(&mut out, 13, &link);
     }
     let mut status = Vec::new();
     if !s.status_message.is_empty() {

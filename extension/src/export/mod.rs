@@ -13,4 +13,6 @@ pub mod span;
 pub use encode::Encoding;
 pub use otlp::{ExportError, ExportOutcome, OtlpConfig, OtlpExporter};
 pub use outbox::Outbox;
-pub use span::{ParentContext, Resource, Span, SpanBatch, SpanId, SpanKind, StatusCode, TraceId};
+pub use span::{
+    Link, ParentContext, Resource, Span, SpanBatch, SpanId, SpanKind, StatusCode, TraceId,
+};

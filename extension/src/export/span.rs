@@ -101,6 +101,12 @@ pub struct KeyValue {
 }
 
 impl KeyValue {
+    pub fn strings(key: &str, values: impl IntoIterator<Item = String>) -> Self {
+        KeyValue {
+            key: key.to_string(),
+            value: AnyValue::Array(values.into_iter().map(AnyValue::String).collect()),
+        }
+    }
     pub fn string(key: &str, value: impl Into<String>) -> Self {
         KeyValue {
             key: key.to_string(),
@@ -139,6 +145,35 @@ pub enum StatusCode {
     Error = 2,
 }
 
+/// A link from a span to another (a consumer's invocation to the producer's call).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub attributes: Vec<KeyValue>,
+}
+
+/// The span id a produced message's span gets: derived from the message id, so that a
+/// consumer — in another process, another function — can link to it knowing only the
+/// message id and the producer's trace (`AWSTraceHeader`). FNV-1a over
+/// `"{service}/{id}"`, then the splitmix64 finaliser; never zero.
+pub fn message_span_id(service: &str, id: &str) -> SpanId {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in service
+        .bytes()
+        .chain(std::iter::once(b'/'))
+        .chain(id.bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = h;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    SpanId((if z == 0 { 1 } else { z }).to_be_bytes())
+}
+
 /// One span, ready to encode.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Span {
@@ -152,6 +187,7 @@ pub struct Span {
     pub attributes: Vec<KeyValue>,
     pub status: StatusCode,
     pub status_message: String,
+    pub links: Vec<Link>,
 }
 
 /// The resource every span of a batch shares (`service.name`, ...).
@@ -327,16 +363,50 @@ impl SpanBatch {
         }
     }
 
-    /// Adds the CLIENT span of one (already masked) exchange.
+    /// Adds the CLIENT span of one (already masked) exchange. An AWS call that
+    /// produced one message gets the message's span id ([`message_span_id`]); one that
+    /// produced several gets a PRODUCER child span per message, each with its
+    /// message's span id. Returns the exchange's span (the last one pushed is a child
+    /// when there are several messages).
     pub fn add_exchange(&mut self, ex: &Exchange) -> &Span {
         let (trace_id, parent_span_id) = match self.parent {
             Some(p) => (p.trace_id, p.span_id),
             None => (self.ids.trace_id(), None),
         };
-        let span_id = self.ids.span_id();
+        let ids = ex.aws.as_ref().map_or(&[][..], |a| &a.message_ids[..]);
+        let span_id = match (ex.aws.as_ref(), ids) {
+            (Some(a), [one]) => message_span_id(a.service.name(), one),
+            _ => self.ids.span_id(),
+        };
         let span = exchange_span(ex, trace_id, span_id, parent_span_id);
-        self.spans.push(span);
-        &self.spans[self.spans.len() - 1]
+        let at = self.spans.len();
+        if let (Some(a), true) = (ex.aws.as_ref(), ids.len() > 1) {
+            let children: Vec<Span> = ids
+                .iter()
+                .map(|id| Span {
+                    trace_id,
+                    span_id: message_span_id(a.service.name(), id),
+                    parent_span_id: Some(span_id),
+                    name: format!("{} message", a.name()),
+                    kind: SpanKind::Producer,
+                    start_unix_ns: span.start_unix_ns,
+                    end_unix_ns: span.end_unix_ns,
+                    attributes: vec![
+                        KeyValue::string("rpc.system", "aws-api"),
+                        KeyValue::string("rpc.service", a.service.name()),
+                        KeyValue::string("messaging.message.id", id.clone()),
+                    ],
+                    status: StatusCode::Unset,
+                    status_message: String::new(),
+                    links: Vec::new(),
+                })
+                .collect();
+            self.spans.push(span);
+            self.spans.extend(children);
+        } else {
+            self.spans.push(span);
+        }
+        &self.spans[at]
     }
 }
 
@@ -350,6 +420,9 @@ pub fn exchange_span(
     let mut attrs = Vec::with_capacity(16);
     let opaque = ex.tls == TlsKind::Opaque || ex.method.is_none();
     let name = match (&ex.method, opaque) {
+        (Some(_), false) if ex.aws.is_some() => {
+            ex.aws.as_ref().map_or_else(String::new, |a| a.name())
+        }
         (Some(m), false) if HTTP_METHODS.contains(&m.as_str()) => m.clone(),
         (Some(_), false) => "HTTP".to_string(),
         _ => match ex.sni.as_deref().or(ex.host.as_deref()) {
@@ -428,6 +501,9 @@ pub fn exchange_span(
     if ex.truncated {
         attrs.push(KeyValue::bool("tapline.truncated", true));
     }
+    if let Some(a) = &ex.aws {
+        aws_attributes(a, &mut attrs);
+    }
 
     let error_type = match (&ex.error, ex.status) {
         (Some(e), _) => Some(e.clone()),
@@ -447,17 +523,76 @@ pub fn exchange_span(
         }
         None => (StatusCode::Unset, String::new()),
     };
+    let kind = match &ex.aws {
+        Some(a) if !a.message_ids.is_empty() => SpanKind::Producer,
+        _ => SpanKind::Client,
+    };
     Span {
         trace_id,
         span_id,
         parent_span_id,
         name,
-        kind: SpanKind::Client,
+        kind,
         start_unix_ns: ex.start_unix_ns,
         end_unix_ns: ex.start_unix_ns.saturating_add(ex.duration_ns),
         attributes: attrs,
         status,
         status_message,
+        links: Vec::new(),
+    }
+}
+
+/// The OpenTelemetry AWS SDK attributes of a recognised call.
+fn aws_attributes(a: &crate::aws::AwsCall, attrs: &mut Vec<KeyValue>) {
+    attrs.push(KeyValue::string("rpc.system", "aws-api"));
+    attrs.push(KeyValue::string("rpc.service", a.service.name()));
+    attrs.push(KeyValue::string("rpc.method", a.operation.clone()));
+    if let Some(r) = &a.region {
+        attrs.push(KeyValue::string("cloud.region", r.clone()));
+    }
+    if let Some(id) = &a.request_id {
+        attrs.push(KeyValue::string("aws.request_id", id.clone()));
+    }
+    if let Some(id) = &a.extended_request_id {
+        attrs.push(KeyValue::string("aws.extended_request_id", id.clone()));
+    }
+    let mut keys: Vec<&str> = Vec::new();
+    for (k, _) in &a.resource {
+        if !keys.contains(k) {
+            keys.push(k);
+        }
+    }
+    for k in keys {
+        let values: Vec<String> = a.resource_values(k).map(str::to_string).collect();
+        // Table names are an array by convention; anything else is a string unless it
+        // repeats.
+        if k == "aws.dynamodb.table_names" || values.len() > 1 {
+            attrs.push(KeyValue::strings(k, values));
+        } else if let Some(v) = values.into_iter().next() {
+            attrs.push(KeyValue::string(k, v));
+        }
+    }
+    match a.message_ids.as_slice() {
+        [] => {}
+        [one] => attrs.push(KeyValue::string("messaging.message.id", one.clone())),
+        many => attrs.push(KeyValue::strings("aws.message_ids", many.to_vec())),
+    }
+    let system = match a.service {
+        crate::aws::Service::Sqs => Some("aws_sqs"),
+        crate::aws::Service::Sns => Some("aws_sns"),
+        crate::aws::Service::Kinesis => Some("aws_kinesis"),
+        crate::aws::Service::EventBridge => Some("aws_eventbridge"),
+        _ => None,
+    };
+    if let (Some(s), false) = (system, a.message_ids.is_empty()) {
+        attrs.push(KeyValue::string("messaging.system", s));
+        attrs.push(KeyValue::string("messaging.operation.type", "send"));
+        if a.message_ids.len() > 1 {
+            attrs.push(KeyValue::int(
+                "messaging.batch.message_count",
+                clamp_i64(a.message_ids.len() as u64),
+            ));
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::aws::AwsCall;
 use crate::exchange::{Body, Exchange};
 
 /// Writes one line per exchange.
@@ -68,5 +69,32 @@ pub fn to_value(x: &Exchange) -> Value {
         "error": x.error,
         "conn_id": x.conn_id,
         "alpn": x.alpn,
+        "aws": x.aws.as_ref().map(aws_value),
+    })
+}
+
+/// The `aws` object: what the exchange is as an AWS API call.
+pub fn aws_value(a: &AwsCall) -> Value {
+    let mut resource = serde_json::Map::new();
+    for (k, v) in &a.resource {
+        match resource.get_mut(*k) {
+            Some(Value::Array(list)) => list.push(v.clone().into()),
+            Some(one) => *one = json!([one.clone(), v]),
+            None if *k == "aws.dynamodb.table_names" => {
+                resource.insert((*k).to_string(), json!([v]));
+            }
+            None => {
+                resource.insert((*k).to_string(), v.clone().into());
+            }
+        }
+    }
+    json!({
+        "service": a.service.name(),
+        "operation": a.operation,
+        "region": a.region,
+        "resource": resource,
+        "request_id": a.request_id,
+        "extended_request_id": a.extended_request_id,
+        "message_ids": a.message_ids,
     })
 }

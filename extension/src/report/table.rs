@@ -59,6 +59,12 @@ pub fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
 fn row(x: &Exchange, t0: u64) -> [String; 8] {
     let offset = x.start_unix_ns.saturating_sub(t0);
     let method = match (&x.method, x.tls) {
+        // An AWS API call is named by its operation (`DynamoDB.PutItem`), the HTTP
+        // method being always POST or a REST verb that says less.
+        (Some(_), _) if x.aws.is_some() => x
+            .aws
+            .as_ref()
+            .map_or_else(String::new, |a| escape(&a.name())),
         (Some(m), _) => escape(m),
         (None, TlsKind::Opaque) => "TLS".to_owned(),
         (None, _) => "-".to_owned(),

@@ -1,0 +1,635 @@
+//! The AWS Lambda external extension (`tapline extension`, or `/opt/extensions/tapline`
+//! started with no arguments).
+//!
+//! Why it is shaped like this: the caller gets its response when the runtime posts it,
+//! but the invocation — and the bill — ends only when the runtime and every extension
+//! have called Next. So on INVOKE the extension waits (on the wake FIFO, [`wake`]) until
+//! the runtime has posted that request's outcome ([`window`]: a `Lifecycle` record or the
+//! POST exchange itself; [`telemetry`]'s `platform.runtimeDone` when the runtime is not
+//! traced; the deadline as the last resort), then reads the spool, builds the
+//! invocation's spans, masks, budgets, exports with a short timeout, and calls Next at
+//! once. Work never happens before the response, and nothing waits on the collector
+//! longer than `TAPLINE_OTLP_MAX_ELAPSED_MS`: what is not delivered stays in the outbox
+//! for the next invocation or for SHUTDOWN.
+//!
+//! Only configuration the user must fix (an invalid mask pattern, an unusable OTLP
+//! setting) goes to `init/error`; everything else — no spool directory, no FIFO, no
+//! Telemetry API — is logged, and the extension carries on doing what it still can,
+//! always calling Next promptly: the function's responses never depend on us.
+
+pub mod api;
+pub mod flows;
+pub mod telemetry;
+pub mod wake;
+pub mod window;
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::budget::Budget;
+use crate::exchange::Exchange;
+use crate::export::span::KeyValue;
+use crate::export::{
+    OtlpConfig, OtlpExporter, Outbox, ParentContext, Resource, Span, SpanBatch, SpanId, SpanKind,
+    StatusCode, TraceId,
+};
+use crate::mask::Masker;
+
+use api::{ErrorPhase, Event, ExtensionsClient, Invoke, Registration};
+use telemetry::{RuntimeDone, TelemetryListener};
+use wake::WakeFifo;
+use window::{is_runtime_api, Attribution, Outcome, SpoolTail, Windows};
+
+/// Where the library writes and the extension reads, unless `TAPLINE_SPOOL_DIR` says.
+pub const DEFAULT_SPOOL_DIR: &str = "/tmp/tapline";
+/// Per-attempt OTLP timeout for the extension unless `OTEL_EXPORTER_OTLP_TIMEOUT` says:
+/// every millisecond here is billed and delays the next invocation.
+const DEFAULT_OTLP_TIMEOUT_MS: &str = "1000";
+const DEFAULT_OTLP_MAX_ELAPSED_MS: &str = "1500";
+/// How long one wait on the FIFO lasts before the spool is looked at anyway (a lost
+/// wake-up costs at most this).
+const RECHECK: Duration = Duration::from_millis(50);
+/// Kept back from the SHUTDOWN deadline for exiting.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(200);
+/// Invocations remembered for late exchanges.
+const REMEMBERED: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+    #[error("TAPLINE_MASK_REGEX: {0}")]
+    Mask(#[from] crate::mask::MaskError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+}
+
+fn now_unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn log(msg: std::fmt::Arguments<'_>) {
+    eprintln!("tapline: {msg}");
+}
+
+/// Runs the extension until SHUTDOWN; returns the exit status.
+pub fn run() -> i32 {
+    let started = Instant::now();
+    let name = extension_name();
+    let mut client = match ExtensionsClient::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            log(format_args!("{e}"));
+            return 2;
+        }
+    };
+    let registration = match client.register(&name) {
+        Ok(r) => r,
+        Err(e) => {
+            log(format_args!("cannot register with the Extensions API: {e}"));
+            return 1;
+        }
+    };
+    log(format_args!(
+        "extension registered as {name} in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    let mut ext = match Extension::new(&client, registration) {
+        Ok(x) => x,
+        Err(e) => {
+            log(format_args!("configuration error: {e}"));
+            let _ =
+                client.report_error(ErrorPhase::Init, "Extension.ConfigInvalid", &e.to_string());
+            return 1;
+        }
+    };
+    loop {
+        match client.next_event() {
+            Ok(Event::Invoke(inv)) => ext.on_invoke(inv),
+            Ok(Event::Shutdown {
+                reason,
+                deadline_ms,
+            }) => {
+                ext.on_shutdown(deadline_ms);
+                log(format_args!(
+                    "shutdown ({reason:?}) done at {} ms, deadline {deadline_ms} ms",
+                    now_unix_ns() / 1_000_000
+                ));
+                return 0;
+            }
+            Err(e) => {
+                // Next failing means the API is gone (the environment is going away) or
+                // answered something we do not understand: neither gets better by
+                // asking again at full speed.
+                log(format_args!("event/next: {e}"));
+                let _ =
+                    client.report_error(ErrorPhase::Exit, "Extension.NextFailed", &e.to_string());
+                ext.on_shutdown(0);
+                return 1;
+            }
+        }
+    }
+}
+
+/// The name Lambda knows us by: our executable's file name.
+fn extension_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "tapline".to_string())
+}
+
+/// An invocation we were told about (INVOKE), and what its span needs.
+struct InvocationCtx {
+    invoke: Invoke,
+    trace: ParentContext,
+    span_id: SpanId,
+    coldstart: bool,
+    received_unix_ns: u64,
+    /// Its SERVER span has been exported (or handed to the outbox).
+    span_sent: bool,
+}
+
+/// Where exchanges go once they are final.
+enum Sink {
+    Otlp(Box<OtlpConfig>, Option<Outbox>),
+    /// No OTLP endpoint configured: JSON lines on stdout (CloudWatch Logs in Lambda).
+    Stdout,
+}
+
+struct Extension {
+    runtime_api: String,
+    function_name: String,
+    function_version: String,
+    spool_dir: PathBuf,
+    tail: Option<SpoolTail>,
+    wake: Option<WakeFifo>,
+    runtime_done: Option<RuntimeDone>,
+    windows: Windows,
+    invocations: VecDeque<InvocationCtx>,
+    /// Final user exchanges not yet reported.
+    unreported: Vec<Exchange>,
+    masker: Masker,
+    budget: Budget,
+    resource: Resource,
+    sink: Sink,
+    invoked: u64,
+    /// Messages this environment produced, for links from its own consumers.
+    produced: flows::ProducedMessages,
+}
+
+impl Extension {
+    fn new(client: &ExtensionsClient, reg: Registration) -> Result<Self, LambdaError> {
+        let masker = Masker::from_env()?;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let spool_dir = PathBuf::from(env("TAPLINE_SPOOL_DIR").unwrap_or(DEFAULT_SPOOL_DIR.into()));
+        let sink = if env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+            || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
+        {
+            let config = OtlpConfig::from_lookup(None, |k| {
+                env(k).or_else(|| match k {
+                    "OTEL_EXPORTER_OTLP_TIMEOUT" => Some(DEFAULT_OTLP_TIMEOUT_MS.into()),
+                    "TAPLINE_OTLP_MAX_ELAPSED_MS" => Some(DEFAULT_OTLP_MAX_ELAPSED_MS.into()),
+                    _ => None,
+                })
+            })?;
+            OtlpExporter::new(config.clone())?; // fail at init, not at the first export
+            Sink::Otlp(Box::new(config), None)
+        } else {
+            Sink::Stdout
+        };
+        let function_name = reg
+            .function_name
+            .or_else(|| env("AWS_LAMBDA_FUNCTION_NAME"))
+            .unwrap_or_else(|| "lambda".into());
+        let function_version = reg
+            .function_version
+            .or_else(|| env("AWS_LAMBDA_FUNCTION_VERSION"))
+            .unwrap_or_else(|| "$LATEST".into());
+        let mut resource = Resource::from_env(&function_name);
+        resource.attributes.extend([
+            KeyValue::string("cloud.provider", "aws"),
+            KeyValue::string("cloud.platform", "aws_lambda"),
+            KeyValue::string("faas.name", function_name.clone()),
+            KeyValue::string("faas.version", function_version.clone()),
+        ]);
+        if let Some(region) = env("AWS_REGION") {
+            resource
+                .attributes
+                .push(KeyValue::string("cloud.region", region));
+        }
+        let mut ext = Extension {
+            runtime_api: client.runtime_api().to_string(),
+            function_name,
+            function_version,
+            tail: None,
+            wake: None,
+            runtime_done: None,
+            windows: Windows::default(),
+            invocations: VecDeque::new(),
+            unreported: Vec::new(),
+            masker,
+            budget: Budget::from_env(),
+            resource,
+            sink,
+            invoked: 0,
+            produced: flows::ProducedMessages::default(),
+            spool_dir,
+        };
+        ext.prepare_spool();
+        if let Sink::Otlp(_, outbox) = &mut ext.sink {
+            if ext.tail.is_some() {
+                *outbox = Some(Outbox::new(&ext.spool_dir));
+            }
+        }
+        ext.start_telemetry(client);
+        Ok(ext)
+    }
+
+    /// The spool directory (0700, so the function finds it) and the wake FIFO. Failing
+    /// either leaves the extension running with less: no spool, nothing to report.
+    fn prepare_spool(&mut self) {
+        let dir = &self.spool_dir;
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
+            log(format_args!(
+                "cannot create spool directory {}: {e}; nothing will be captured",
+                dir.display()
+            ));
+            return;
+        }
+        match WakeFifo::create(dir) {
+            Ok(w) => self.wake = Some(w),
+            Err(e) => log(format_args!("{e}; polling the spool instead")),
+        }
+        self.tail = Some(SpoolTail::new(dir));
+    }
+
+    fn start_telemetry(&mut self, client: &ExtensionsClient) {
+        let Some(waker) = self.wake.as_ref().and_then(|w| w.waker().ok()) else {
+            return;
+        };
+        match TelemetryListener::start(waker) {
+            Ok(l) => match l.subscribe(client) {
+                Ok(()) => self.runtime_done = Some(l.done),
+                Err(e) => log(format_args!("{e}; no runtimeDone fallback")),
+            },
+            Err(e) => log(format_args!("{e}; no runtimeDone fallback")),
+        }
+    }
+
+    fn on_invoke(&mut self, invoke: Invoke) {
+        self.invoked += 1;
+        let mut ids = SpanBatch::new(Resource::default());
+        let trace = invoke
+            .xray
+            .as_deref()
+            .and_then(TraceId::from_xray)
+            .unwrap_or_else(|| ParentContext {
+                trace_id: ids.new_trace_id(),
+                span_id: None,
+            });
+        let id = invoke.request_id.clone();
+        let deadline_unix_ns = invoke.deadline_ms.saturating_mul(1_000_000);
+        if self.invocations.len() >= REMEMBERED {
+            self.invocations.pop_front();
+        }
+        self.invocations.push_back(InvocationCtx {
+            invoke,
+            trace,
+            span_id: ids.new_span_id(),
+            coldstart: self.invoked == 1,
+            received_unix_ns: now_unix_ns(),
+            span_sent: false,
+        });
+        if self.tail.is_none() {
+            return; // nothing captured: call Next at once
+        }
+        // Wait for the runtime to have posted this invocation's outcome.
+        loop {
+            self.ingest(false);
+            if self.windows.is_closed(&id)
+                || self.runtime_done.as_ref().is_some_and(|d| d.contains(&id))
+            {
+                break;
+            }
+            let now = now_unix_ns();
+            if deadline_unix_ns != 0 && now >= deadline_unix_ns {
+                log(format_args!("{id}: no response seen before the deadline"));
+                break;
+            }
+            let left = Duration::from_nanos(deadline_unix_ns.saturating_sub(now));
+            let wait = if deadline_unix_ns == 0 {
+                RECHECK
+            } else {
+                RECHECK.min(left)
+            };
+            match &mut self.wake {
+                Some(w) => {
+                    if let Err(e) = w.wait(wait) {
+                        log(format_args!("{e}"));
+                        self.wake = None;
+                    }
+                }
+                None => std::thread::sleep(wait),
+            }
+        }
+        let work_start = now_unix_ns();
+        self.ingest(false);
+        let n = self.report(Some(&id), None);
+        // One line per invocation: what was reported, and when the work ran (the e2e
+        // test checks it ran after the response and before Next).
+        log(format_args!(
+            "invocation {id}: {n} exchange(s) reported; work {work_start}..{}",
+            now_unix_ns()
+        ));
+        if let Some(tail) = &mut self.tail {
+            tail.delete_consumed();
+        }
+    }
+
+    fn on_shutdown(&mut self, deadline_ms: u64) {
+        // The runtime is gone: whatever is pending is final.
+        self.ingest(true);
+        let deadline = (deadline_ms != 0).then(|| {
+            let left = Duration::from_nanos(
+                deadline_ms
+                    .saturating_mul(1_000_000)
+                    .saturating_sub(now_unix_ns()),
+            );
+            left.saturating_sub(SHUTDOWN_MARGIN)
+        });
+        let n = self.report(None, deadline.or(Some(Duration::from_millis(1500))));
+        log(format_args!("shutdown: {n} exchange(s) reported"));
+        if let Some(tail) = &mut self.tail {
+            tail.delete_consumed();
+        }
+    }
+
+    /// Reads the spool: lifecycle marks and runtime exchanges feed the windows, user
+    /// exchanges wait in `unreported`.
+    fn ingest(&mut self, flush: bool) {
+        let Some(tail) = &mut self.tail else { return };
+        if let Err(e) = tail.read_new() {
+            log(format_args!("{e}"));
+        }
+        for mark in tail.take_lifecycle() {
+            self.windows.observe_lifecycle(&mark);
+        }
+        let mut fresh = tail.take_final(flush);
+        fresh.sort_by_key(|x| (x.start_unix_ns, x.pid, x.conn_id, x.seq));
+        for ex in fresh {
+            if is_runtime_api(&ex, &self.runtime_api) {
+                self.windows.observe_runtime(&ex);
+            } else {
+                self.unreported.push(ex);
+            }
+        }
+    }
+
+    /// Builds, masks, budgets and sends one report: the invocation spans that are due
+    /// (`current`, or all at shutdown) and every final exchange not yet reported.
+    /// `shutdown_budget` bounds the export at shutdown.
+    fn report(&mut self, current: Option<&str>, shutdown_budget: Option<Duration>) -> usize {
+        let mut exchanges = std::mem::take(&mut self.unreported);
+        crate::aws::recognise_all(&mut exchanges);
+        self.masker.mask_all(&mut exchanges);
+        let outcome = self.budget.apply(&mut exchanges);
+        if outcome.bytes_after < outcome.bytes_before {
+            log(format_args!(
+                "size budget: {} -> {} bytes",
+                outcome.bytes_before, outcome.bytes_after
+            ));
+        }
+        let mut batch = SpanBatch::new(self.resource.clone());
+        let mut lines = Vec::new();
+        // Invocation spans due now.
+        let due: Vec<usize> = self
+            .invocations
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.span_sent && current.is_none_or(|id| id == c.invoke.request_id))
+            .map(|(i, _)| i)
+            .collect();
+        for i in due {
+            let span = self.invocation_span(&self.invocations[i]);
+            batch.push(span);
+            self.invocations[i].span_sent = true;
+        }
+        let mut produced = Vec::new();
+        for ex in &exchanges {
+            let (ctx, phase) = match self.windows.attribute(ex.start_unix_ns) {
+                Attribution::During(id) => (self.ctx(id), "invocation"),
+                Attribution::After(id) => (self.ctx(id), "after_response"),
+                Attribution::Init => (None, "init"),
+            };
+            batch.set_parent(ctx.map(|c| ParentContext {
+                trace_id: c.trace.trace_id,
+                span_id: Some(c.span_id),
+            }));
+            let at = batch.spans.len();
+            let trace_id = batch.add_exchange(ex).trace_id;
+            if let Some(a) = &ex.aws {
+                for id in &a.message_ids {
+                    produced.push((a.service.name(), id.as_str(), trace_id));
+                }
+            }
+            if let Some(last) = batch.spans.get_mut(at) {
+                if let Some(c) = ctx {
+                    last.attributes.push(KeyValue::string(
+                        "faas.invocation_id",
+                        c.invoke.request_id.clone(),
+                    ));
+                }
+                last.attributes
+                    .push(KeyValue::string("tapline.lambda.phase", phase));
+            }
+            if matches!(self.sink, Sink::Stdout) {
+                let mut v = crate::report::json::to_value(ex);
+                if let (Some(c), Some(o)) = (ctx, v.as_object_mut()) {
+                    o.insert(
+                        "faas.invocation_id".into(),
+                        c.invoke.request_id.clone().into(),
+                    );
+                }
+                lines.push(v.to_string());
+            }
+        }
+        for (service, id, trace) in produced {
+            self.produced.record(service, id, trace);
+        }
+        self.send(&batch, &lines, shutdown_budget);
+        exchanges.len()
+    }
+
+    fn ctx(&self, request_id: &str) -> Option<&InvocationCtx> {
+        self.invocations
+            .iter()
+            .find(|c| c.invoke.request_id == request_id)
+    }
+
+    fn send(&self, batch: &SpanBatch, lines: &[String], budget: Option<Duration>) {
+        match &self.sink {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                for l in lines {
+                    let _ = writeln!(out, "{l}");
+                }
+                let _ = out.flush();
+            }
+            Sink::Otlp(config, outbox) => {
+                let mut config = (**config).clone();
+                if let Some(b) = budget {
+                    config.max_elapsed = config.max_elapsed.min(b);
+                    config.timeout = config.timeout.min(b.max(Duration::from_millis(1)));
+                }
+                let exporter = match OtlpExporter::new(config) {
+                    Ok(x) => x,
+                    Err(e) => return log(format_args!("otlp: {e}")),
+                };
+                let exporter = match outbox {
+                    Some(o) => exporter.with_outbox(o.clone()),
+                    None => exporter,
+                };
+                match exporter.export_batch(batch) {
+                    Ok(o) if o.outbox_sent > 0 => log(format_args!(
+                        "otlp: sent {} spans and {} earlier batch(es)",
+                        o.spans, o.outbox_sent
+                    )),
+                    Ok(_) => {}
+                    Err(e) => log(format_args!("otlp: {e}")),
+                }
+            }
+        }
+    }
+
+    /// The SERVER span of one invocation.
+    fn invocation_span(&self, c: &InvocationCtx) -> Span {
+        let w = self.windows.get(&c.invoke.request_id);
+        let start = w
+            .and_then(|w| w.opened_unix_ns)
+            .unwrap_or(c.received_unix_ns)
+            .min(c.received_unix_ns);
+        let end = w
+            .and_then(|w| w.closed_unix_ns)
+            .unwrap_or_else(now_unix_ns)
+            .max(start);
+        let trigger = crate::aws::trigger::parse(w.map_or(&[][..], |w| &w.event));
+        let links = flows::links(&trigger, &self.produced);
+        let mut attrs = vec![KeyValue::string(
+            "faas.invocation_id",
+            c.invoke.request_id.clone(),
+        )];
+        attrs.extend(
+            flows::trigger_attributes(&trigger)
+                .into_iter()
+                .map(|mut kv| {
+                    // The event's own URL path can carry what the masker would hide.
+                    if let crate::export::span::AnyValue::String(v) = &mut kv.value {
+                        if kv.key == "url.path" {
+                            if let Some(m) = self.masker.mask_url(v) {
+                                *v = m;
+                            }
+                        }
+                    }
+                    kv
+                }),
+        );
+        attrs.extend([
+            KeyValue::bool("faas.coldstart", c.coldstart),
+            KeyValue::string("cloud.provider", "aws"),
+            KeyValue::string("cloud.platform", "aws_lambda"),
+            KeyValue::string("faas.name", self.function_name.clone()),
+            KeyValue::string("faas.version", self.function_version.clone()),
+        ]);
+        if let Some(arn) = &c.invoke.invoked_function_arn {
+            attrs.push(KeyValue::string("cloud.resource_id", arn.clone()));
+            attrs.push(KeyValue::string("aws.lambda.invoked_arn", arn.clone()));
+            if let Some(account) = arn.split(':').nth(4).filter(|a| !a.is_empty()) {
+                attrs.push(KeyValue::string("cloud.account.id", account));
+            }
+        }
+        let (status, message) = match w.and_then(|w| w.outcome) {
+            Some(Outcome::Response) => (StatusCode::Unset, String::new()),
+            Some(Outcome::Error) => (StatusCode::Error, "the function returned an error".into()),
+            None => (StatusCode::Error, "no response from the runtime".into()),
+        };
+        Span {
+            trace_id: c.trace.trace_id,
+            span_id: c.span_id,
+            parent_span_id: c.trace.span_id,
+            name: self.function_name.clone(),
+            kind: SpanKind::Server,
+            start_unix_ns: start,
+            end_unix_ns: end,
+            attributes: attrs,
+            status,
+            status_message: message,
+            links,
+        }
+    }
+}
+
+/// `faas.trigger` from the shape of the event (its captured prefix: the JSON may be cut,
+/// so this looks for telltale keys rather than parsing).
+pub fn trigger(event: &[u8]) -> &'static str {
+    crate::aws::trigger::parse(event).kind.faas_trigger()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_from_event_shapes() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"version":"2.0","routeKey":"GET /x","requestContext":{"http":{"method":"GET"}}}"#,
+                "http",
+            ),
+            (
+                r#"{"resource":"/","httpMethod":"GET","requestContext":{"stage":"p"}}"#,
+                "http",
+            ),
+            (
+                r#"{"Records":[{"messageId":"1","eventSource":"aws:sqs","body":"x"}]}"#,
+                "pubsub",
+            ),
+            (
+                r#"{"Records":[{"EventSource":"aws:sns","Sns":{}}]}"#,
+                "pubsub",
+            ),
+            (
+                r#"{"Records":[{"eventVersion":"2.1","eventSource": "aws:s3","s3":{}}]}"#,
+                "datasource",
+            ),
+            (
+                r#"{"Records":[{"eventSource":"aws:dynamodb"}]}"#,
+                "datasource",
+            ),
+            (
+                r#"{"source":"aws.events","detail-type":"Scheduled Event"}"#,
+                "timer",
+            ),
+            (
+                r#"{"source":"aws.ec2","detail-type":"EC2 Instance State-change"}"#,
+                "pubsub",
+            ),
+            (r#"{"key":"value"}"#, "other"),
+            ("", "other"),
+        ];
+        for (event, want) in cases {
+            assert_eq!(trigger(event.as_bytes()), *want, "{event}");
+        }
+    }
+}

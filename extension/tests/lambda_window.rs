@@ -1,0 +1,240 @@
+//! The Lambda extension's spool tail over a long-lived environment: keep-alive
+//! connections that span every invocation (the runtime's own to the Runtime API, an
+//! SDK's pool) must not make it grow, and every exchange is handed out exactly once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use common::{SpoolWriter, MS};
+use tapline::exchange::Exchange;
+use tapline::lambda::window::SpoolTail;
+use tapline_record::{msg_flags, Direction, Protocol};
+
+const INVOCATIONS: u32 = 1000;
+/// Most records the tail may hold between rounds, whatever the number of invocations:
+/// the connections' own records plus the runtime's pending `GET next` plus a user
+/// response still arriving.
+const BOUND: usize = 16;
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(tag: &str) -> Dir {
+    let d = std::env::temp_dir().join(format!("tapline-window-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    Dir(d)
+}
+
+fn next_response(id: &str, i: u32) -> (String, Vec<u8>) {
+    let body = format!("{{\"i\":{i}}}").into_bytes();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: {id}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    (head, body)
+}
+
+#[test]
+fn keep_alive_connections_stay_bounded_over_many_invocations() {
+    let dir = temp_dir("keepalive");
+    let path = dir.0.join("4242-0.tlr");
+    let mut file = std::fs::File::create(&path).expect("spool file");
+    let mut w = SpoolWriter::new(4242);
+    let runtime = w.conn_id(1);
+    let user = w.conn_id(2);
+    let api = "127.0.0.1:9001";
+    let get_next =
+        "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n\r\n";
+
+    // Init: the runtime opens its connection and long-polls for the first event; the
+    // user code opens a pooled connection.
+    w.open(runtime, Protocol::Http1, 3, api);
+    w.request(runtime, 0, get_next, b"");
+    w.open(user, Protocol::Http1, 4, "127.0.0.1:8080");
+
+    let mut tail = SpoolTail::new(&dir.0);
+    let mut got: Vec<Exchange> = Vec::new();
+    let mut max_retained = 0;
+    let mut user_resp_seq = 0u32;
+    let mut late_user_end: Option<(u32, u64, u64)> = None;
+    let mut fresh_conns = 0u32;
+    for i in 0..INVOCATIONS {
+        let id = format!("req-{i:04}");
+        // A response from the last round whose end is read only now.
+        if let Some((seq, start, len)) = late_user_end.take() {
+            w.tick(MS).end(
+                user,
+                Direction::Ingress,
+                seq,
+                len - 3,
+                3,
+                len,
+                0,
+                200,
+                start,
+            );
+        }
+        let (head, body) = next_response(&id, i);
+        w.tick(MS).response(runtime, 2 * i, &head, &body);
+
+        // The function: one call on the pooled connection (every other one with a
+        // `100 Continue` first), and every tenth invocation a call on a new connection.
+        let uhead = format!("POST /u?i={i} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+        w.tick(MS).request(user, i, &uhead, b"{}");
+        if i % 2 == 0 {
+            w.message(
+                user,
+                Direction::Ingress,
+                user_resp_seq,
+                "HTTP/1.1 100 Continue\r\n\r\n",
+                b"",
+                msg_flags::NO_BODY,
+            );
+            user_resp_seq += 1;
+        }
+        let rhead = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
+        let rbody = format!("{:03}", i % 1000);
+        if i % 7 == 3 {
+            // Head and body now, the end in the next round (after the runtime posted).
+            let start = w.now;
+            w.data(
+                user,
+                Direction::Ingress,
+                tapline_record::Part::Head,
+                user_resp_seq,
+                0,
+                rhead.as_bytes(),
+            );
+            w.data(
+                user,
+                Direction::Ingress,
+                tapline_record::Part::Body,
+                user_resp_seq,
+                0,
+                rbody.as_bytes(),
+            );
+            late_user_end = Some((user_resp_seq, start, (rhead.len() + 3) as u64));
+        } else {
+            w.response(user, user_resp_seq, rhead, rbody.as_bytes());
+        }
+        user_resp_seq += 1;
+        if i % 10 == 0 {
+            fresh_conns += 1;
+            let c = w.conn_id(100 + fresh_conns);
+            w.open(c, Protocol::Http1, 5, "127.0.0.1:8081");
+            w.request(
+                c,
+                0,
+                &format!("GET /fresh?i={i} HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n\r\n"),
+                b"",
+            );
+            w.response(c, 0, "HTTP/1.1 204 No Content\r\n\r\n", b"");
+            w.closed(c);
+        }
+
+        // The runtime posts the result and long-polls again.
+        let post = format!(
+            "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: {api}\r\nContent-Length: 2\r\n\r\n"
+        );
+        w.tick(MS).request(runtime, 2 * i + 1, &post, b"ok");
+        w.response(
+            runtime,
+            2 * i + 1,
+            "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n",
+            b"",
+        );
+        w.tick(MS).request(runtime, 2 * i + 2, get_next, b"");
+
+        // The extension's round for this invocation.
+        file.write_all(&w.bytes).expect("append");
+        w.bytes.clear();
+        assert!(tail.read_new().expect("read") > 0);
+        got.extend(tail.take_final(false));
+        // A second look with nothing new changes nothing.
+        assert!(tail.take_final(false).is_empty());
+        max_retained = max_retained.max(tail.retained_records());
+        assert!(
+            tail.retained_records() <= BOUND,
+            "invocation {i}: {} records retained",
+            tail.retained_records()
+        );
+    }
+    assert!(tail.retained_connections() <= 2);
+    // Shutdown: the pending long poll is final now.
+    got.extend(tail.take_final(true));
+    assert_eq!(tail.retained_records(), 0);
+    assert_eq!(tail.retained_connections(), 0);
+    eprintln!("most records retained between rounds: {max_retained}");
+
+    let mut by_conn: BTreeMap<u64, Vec<&Exchange>> = BTreeMap::new();
+    for x in &got {
+        by_conn.entry(x.conn_id).or_default().push(x);
+    }
+    // Each exchange once: positions 0..n on each connection, no gaps, no repeats.
+    for (conn, xs) in &mut by_conn {
+        xs.sort_by_key(|x| x.seq);
+        let seqs: Vec<u32> = xs.iter().map(|x| x.seq).collect();
+        let want: Vec<u32> = (0..xs.len() as u32).collect();
+        assert_eq!(seqs, want, "connection {conn:#x}");
+    }
+
+    let rt = &by_conn[&runtime];
+    assert_eq!(rt.len(), 2 * INVOCATIONS as usize + 1);
+    for i in 0..INVOCATIONS {
+        let id = format!("req-{i:04}");
+        let next = rt[2 * i as usize];
+        assert_eq!(
+            next.path.as_deref(),
+            Some("/2018-06-01/runtime/invocation/next")
+        );
+        assert_eq!(
+            next.response_header("Lambda-Runtime-Aws-Request-Id"),
+            Some(id.as_str())
+        );
+        let body = next.response_body.as_ref().expect("event");
+        assert_eq!(body.bytes, format!("{{\"i\":{i}}}").into_bytes());
+        assert_eq!(next.error, None);
+        let post = rt[2 * i as usize + 1];
+        assert_eq!(
+            post.path.as_deref(),
+            Some(format!("/2018-06-01/runtime/invocation/{id}/response").as_str())
+        );
+        assert_eq!(post.status, Some(202));
+    }
+    let last = rt.last().expect("last");
+    assert_eq!(last.status, None);
+    assert_eq!(last.error.as_deref(), Some("no response"));
+
+    let us = &by_conn[&user];
+    assert_eq!(us.len(), INVOCATIONS as usize);
+    for (i, x) in us.iter().enumerate() {
+        assert_eq!(x.query.as_deref(), Some(format!("i={i}").as_str()));
+        assert_eq!(x.status, Some(200), "user exchange {i}");
+        let body = x.response_body.as_ref().expect("body");
+        assert_eq!(body.bytes, format!("{:03}", i % 1000).into_bytes());
+        assert_eq!(x.error, None);
+    }
+
+    let fresh: Vec<&&Exchange> = by_conn
+        .iter()
+        .filter(|(c, _)| **c != runtime && **c != user)
+        .flat_map(|(_, xs)| xs)
+        .collect();
+    assert_eq!(fresh.len(), fresh_conns as usize);
+    assert!(fresh.iter().all(|x| x.status == Some(204)));
+    assert_eq!(
+        got.len(),
+        rt.len() + us.len() + fresh.len(),
+        "nothing else handed out"
+    );
+}

@@ -1,0 +1,177 @@
+"""Flows across Lambda functions: a producer function sends to SQS (moto_server on
+127.0.0.1) from boto3; a consumer invocation gets that message in an SQS event built
+from moto's real ReceiveMessage answer. The consumer's invocation span must link to the
+producer's `SQS.SendMessage` span:
+
+- in the same execution environment, by message id (the extension remembers what it
+  exported);
+- in another function (another extension), by the `AWSTraceHeader` the message carries
+  plus the message id (the producer's span id is derived from it).
+
+Reuses the emulator machinery of tests/test_lambda_e2e.py (simulator, extension from an
+`opt/extensions/` folder, runtime through wrapper.sh, loopback OTLP receiver).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+import test_lambda_e2e as e2e
+from conftest import clean_env, require_tool
+from test_lambda_e2e import build, servers  # noqa: F401  (fixtures)
+
+boto3 = pytest.importorskip("boto3")
+
+FLOW_HANDLER = r'''
+import json, os
+import boto3
+
+def handle(event, context):
+    if "Records" in event:
+        return {"consumed": [r["messageId"] for r in event["Records"]]}
+    sqs = boto3.client("sqs", endpoint_url="http://127.0.0.1:" + os.environ["FLOW_MOTO_PORT"],
+                       region_name="us-east-1", aws_access_key_id="test",
+                       aws_secret_access_key="test")
+    url = sqs.get_queue_url(QueueName="flow-jobs")["QueueUrl"]
+    # What the X-Ray SDK does in a traced function: the trace travels with the message.
+    r = sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"order": event.get("n", 0)}),
+                         MessageSystemAttributes={"AWSTraceHeader": {
+                             "DataType": "String",
+                             "StringValue": os.environ.get("_X_AMZN_TRACE_ID", "")}})
+    return {"message_id": r["MessageId"], "trace": os.environ.get("_X_AMZN_TRACE_ID", "")}
+'''
+
+
+@pytest.fixture
+def moto_sqs():
+    exe = require_tool("moto_server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "moto_server"
+            time.sleep(0.1)
+    sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    url = sqs.create_queue(QueueName="flow-jobs")["QueueUrl"]
+    yield port, sqs, url
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def flow_lam(build, servers, tmp_path, monkeypatch, moto_sqs):  # noqa: F811
+    monkeypatch.setattr(e2e, "HANDLER", FLOW_HANDLER)
+    monkeypatch.setenv("FLOW_MOTO_PORT", str(moto_sqs[0]))
+    made = []
+
+    def make(**kw):
+        d = os.path.join(str(tmp_path), f"env{len(made)}")
+        os.makedirs(d)
+        env = e2e.Lambda(build, servers, d, **kw)
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        env.close()
+
+
+def sqs_event(sqs, url):
+    """The Lambda SQS event for the next message on the queue, from moto's answer."""
+    msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1,
+                               MessageSystemAttributeNames=["All"],
+                               MessageAttributeNames=["All"])["Messages"]
+    m = msgs[0]
+    attrs = {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000)),
+             "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+             "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000))}
+    attrs.update(m.get("Attributes", {}))
+    return {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": attrs, "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:flow-jobs",
+        "awsRegion": "us-east-1"}]}
+
+
+def producer_span(env, message_id):
+    spans = [s for s in env.spans() if s["name"] == "SQS.SendMessage"
+             and s["attributes"].get("messaging.message.id") == message_id]
+    assert len(spans) == 1, (env.spans(), env.logs())
+    return spans[0]
+
+
+def consumer_span(env, rid):
+    spans = [s for s in env.spans() if s["kind"] == 2
+             and s["attributes"].get("faas.invocation_id") == rid]
+    assert len(spans) == 1, (env.spans(), env.logs())
+    return spans[0]
+
+
+def test_consumer_links_to_producer_in_the_same_environment(flow_lam, moto_sqs):
+    _, sqs, url = moto_sqs
+    env = flow_lam()
+    _, resp, _ = env.invoke({"n": 1})
+    assert resp[2] == "success", env.logs()
+    message_id = json.loads(resp[4])["message_id"]
+    event = sqs_event(sqs, url)
+    assert event["Records"][0]["messageId"] == message_id
+    # Without the trace header: only the extension's memory can join them.
+    event["Records"][0]["attributes"].pop("AWSTraceHeader", None)
+    rid, resp, _ = env.invoke(event)
+    assert json.loads(resp[4]) == {"consumed": [message_id]}
+    env.shutdown()
+
+    prod = producer_span(env, message_id)
+    assert prod["attributes"]["aws.sqs.queue_url"] == url
+    cons = consumer_span(env, rid)
+    attrs = cons["attributes"]
+    assert attrs["faas.trigger"] == "pubsub"
+    assert attrs["aws.lambda.event_source"] == "aws:sqs"
+    assert attrs["messaging.destination.name"] == "flow-jobs"
+    assert attrs["messaging.message.id"] == message_id
+    links = cons["links"]
+    assert [(l["trace_id"], l["span_id"]) for l in links] == \
+        [(prod["trace_id"], prod["span_id"])], (links, prod)
+    assert links[0]["attributes"]["messaging.message.id"] == message_id
+    assert links[0]["attributes"]["tapline.link.via"] == "message_id"
+
+
+def test_consumer_function_links_to_producer_function_by_trace_header(flow_lam, moto_sqs):
+    _, sqs, url = moto_sqs
+    producer = flow_lam()
+    _, resp, _ = producer.invoke({"n": 2})
+    assert resp[2] == "success", producer.logs()
+    body = json.loads(resp[4])
+    message_id = body["message_id"]
+    producer.shutdown()
+    prod = producer_span(producer, message_id)
+    assert prod["trace_id"] == e2e.xray_trace_id(body["trace"])
+
+    # The consumer is another function: another extension, which never saw the producer.
+    consumer = flow_lam()
+    event = sqs_event(sqs, url)
+    assert event["Records"][0]["attributes"]["AWSTraceHeader"] == body["trace"]
+    rid, resp, _ = consumer.invoke(event)
+    assert resp[2] == "success", consumer.logs()
+    consumer.shutdown()
+    cons = consumer_span(consumer, rid)
+    assert cons["trace_id"] != prod["trace_id"]
+    links = cons["links"]
+    assert [(l["trace_id"], l["span_id"]) for l in links] == \
+        [(prod["trace_id"], prod["span_id"])], (links, prod)
+    assert links[0]["attributes"]["tapline.link.via"] == "AWSTraceHeader"

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Prints the records of a tapline spool directory (include/tapline.h), one per line:
+for reading what the library wrote when a test fails. Usage: spool_dump.py DIR"""
+import struct
+import sys
+from pathlib import Path
+
+TYPES = {1: "PROC_START", 2: "CONN_OPEN", 3: "DATA", 4: "MSG_END", 5: "CONN_CLOSE",
+         6: "TLS_INFO", 7: "DROPS", 8: "LIFECYCLE", 9: "NAME_LOOKUP"}
+PROTO = {1: "http1", 2: "tls", 3: "h2c", 4: "tls-plaintext"}
+PART = {1: "head", 2: "body", 3: "raw"}
+CLOSE = {1: "closed", 2: "peer-eof", 3: "error", 4: "untracked", 5: "upgraded"}
+
+
+def describe(rtype, p):
+    if rtype == 2:
+        fd, proto, flags, fam = struct.unpack_from("<iBBH", p)
+        port, lport = struct.unpack_from("<HH", p, 40)
+        return f"fd={fd} proto={PROTO.get(proto, proto)} peer_port={port} local_port={lport}"
+    if rtype == 3:
+        d, part, _f, seq, off, n = struct.unpack_from("<BBHIQI", p)
+        data = p[24:24 + n]
+        return (f"{'in' if d else 'out'} {PART.get(part, part)} seq={seq} off={off} len={n} "
+                f"{data[:60]!r}")
+    if rtype == 4:
+        d, _r, flags, seq, hl, bl, wl, sw, sm, st = struct.unpack_from("<BBHIQQQQQH", p)
+        return (f"{'in' if d else 'out'} seq={seq} flags={flags:#x} head={hl} body={bl} "
+                f"wire={wl} status={st}")
+    if rtype == 5:
+        reason, proto, _r, err, bo, bi, fo, li = struct.unpack_from("<BBHiQQQQ", p)
+        return (f"{CLOSE.get(reason, reason)} proto={PROTO.get(proto, proto)} errno={err} "
+                f"bytes_out={bo} bytes_in={bi}")
+    if rtype == 6:
+        lib, flags, sl, al, _r, fd, _r1, sc = struct.unpack_from("<BBHHHiIQ", p)
+        sni = p[24:24 + sl]
+        alpn = p[24 + sl:24 + sl + al]
+        return (f"lib={'openssl' if lib == 1 else 'gnutls' if lib == 2 else lib} fd={fd} "
+                f"sni={sni!r} alpn={alpn!r} socket_conn={sc:#x}")
+    if rtype == 1:
+        ppid, clen = struct.unpack_from("<II", p)
+        cmd = p[16:16 + clen].replace(b"\x00", b" ")[:80]
+        return f"ppid={ppid} cmd={cmd!r}"
+    return f"{len(p)} payload bytes"
+
+
+def records(path):
+    """(type name, conn_id, payload bytes, header dict) of each record of one file."""
+    buf = Path(path).read_bytes()
+    off = 0
+    while off + 48 <= len(buf):
+        magic, ver, rtype, length, crc, wall, mono, pid, tid, conn = struct.unpack_from(
+            "<IHHIIQQIIQ", buf, off)
+        if magic != 0x31524C54 or length < 48:
+            return
+        yield (TYPES.get(rtype, rtype), conn, buf[off + 48:off + length],
+               {"offset": off, "type": rtype, "wall_ns": wall, "mono_ns": mono, "pid": pid,
+                "tid": tid})
+        off += length
+
+
+def tls_infos(spool_dir):
+    """The TLS_INFO records of a spool: [{library, fd, sni, alpn, socket_conn_id}]."""
+    out = []
+    for f in sorted(Path(spool_dir).glob("*.tlr")):
+        for name, conn, p, _h in records(f):
+            if name == "TLS_INFO":
+                lib, _fl, sl, al, _r, fd, _r1, sc = struct.unpack_from("<BBHHHiIQ", p)
+                out.append({"conn_id": conn, "library": {1: "openssl", 2: "gnutls"}.get(lib, lib),
+                            "fd": fd, "sni": p[24:24 + sl].decode(errors="replace"),
+                            "alpn": p[24 + sl:24 + sl + al].decode(errors="replace"),
+                            "socket_conn_id": sc})
+    return out
+
+
+def dump(path):
+    for name, conn, p, h in records(path):
+        print(f"{Path(path).name}@{h['offset']} mono={h['mono_ns']} tid={h['tid']} "
+              f"conn={conn:#x} {name} {describe(h['type'], p)}")
+
+
+if __name__ == "__main__":
+    for f in sorted(Path(sys.argv[1]).glob("*.tlr")):
+        dump(f)
