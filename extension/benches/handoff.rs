@@ -20,7 +20,8 @@
 //! A record holds at most 1 MiB including its header, so 1 MiB goes to the spool as 16
 //! records of 64 KiB, as the capture layer would cut it.
 //!
-//! Run: `cargo bench -p tapline --bench handoff` (builds release `libtapline.so`).
+//! Run: `cargo bench -p tapline --bench handoff` (builds release `libtapline.so`);
+//! `HANDOFF_DIR=/dev/shm cargo bench ...` puts the spool and the files on tmpfs.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -44,7 +45,11 @@ fn main() {
         return;
     }
     let lib = library();
-    let dir = std::env::temp_dir().join(format!("tapline-handoff-{}", std::process::id()));
+    // HANDOFF_DIR=/dev/shm compares a tmpfs spool (no writeback) with the default /tmp.
+    let base = std::env::var_os("HANDOFF_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("tapline-handoff-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("spool dir");
     set_mode_0700(&dir);
@@ -58,6 +63,7 @@ fn main() {
     let ipc = IpcReader::start();
 
     println!("tapline hand-off benchmark: ratio to memcpy into already-faulted memory");
+    println!("spool and files in {}", base.display());
     println!("(best of 5 rounds per row; 2 CPUs shared with the readers)\n");
     for &(size, iters) in &[(1usize << 20, 200usize), (256usize, 200_000usize)] {
         let payload: Vec<u8> = (0..size).map(|i| (i * 131 % 251) as u8).collect();

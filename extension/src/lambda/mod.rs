@@ -67,6 +67,18 @@ pub enum LambdaError {
     Export(#[from] crate::export::ExportError),
 }
 
+/// Keeps two ready-made segments in the spool (after the invocation's work, before
+/// Next: the function is not running then).
+fn refill_segments(dir: &std::path::Path) {
+    let size = std::env::var("TAPLINE_SEGMENT_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::segment::DEFAULT_SEGMENT_BYTES);
+    if let Err(e) = crate::segment::make_free_segments(dir, 2, size) {
+        log(format_args!("cannot make spool segments ahead: {e}"));
+    }
+}
+
 fn now_unix_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -272,6 +284,9 @@ impl Extension {
             Ok(w) => self.wake = Some(w),
             Err(e) => log(format_args!("{e}; polling the spool instead")),
         }
+        // Segments made ahead of need, so that the function's first record (and each
+        // rotation) claims one with a rename instead of faulting in its own.
+        refill_segments(dir);
         self.tail = Some(SpoolTail::new(dir));
     }
 
@@ -356,6 +371,7 @@ impl Extension {
         if let Some(tail) = &mut self.tail {
             tail.delete_consumed();
         }
+        refill_segments(&self.spool_dir);
     }
 
     fn on_shutdown(&mut self, deadline_ms: u64) {

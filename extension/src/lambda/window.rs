@@ -127,6 +127,10 @@ pub struct SpoolTail {
     /// TLS socket connections whose plaintext another connection reports.
     twins: HashSet<u64>,
     lifecycle: Vec<LifecycleMark>,
+    /// Shared segments (`*.tls`): read as they are committed, deleted when finished.
+    segments: crate::segment::SegmentFollower,
+    /// Segment name → (index in `pending.files`, records read from it).
+    segment_files: HashMap<String, (usize, usize)>,
     /// Stretches of garbage skipped, over the life of the tail.
     pub skipped_bytes: u64,
 }
@@ -141,6 +145,8 @@ impl SpoolTail {
             conns: HashMap::new(),
             twins: HashSet::new(),
             lifecycle: Vec::new(),
+            segments: crate::segment::SegmentFollower::new(dir, true),
+            segment_files: HashMap::new(),
             skipped_bytes: 0,
         }
     }
@@ -162,7 +168,59 @@ impl SpoolTail {
         for name in names {
             new += self.read_file(&name);
         }
+        new += self.read_segments();
         Ok(new)
+    }
+
+    /// Records committed to shared segments since the last call. Segments that are
+    /// finished are deleted by the follower (their records live on in memory).
+    fn read_segments(&mut self) -> usize {
+        let mut entries = Vec::new();
+        let pending = &mut self.pending;
+        let files = &mut self.segment_files;
+        let twins = &mut self.twins;
+        let skipped_before =
+            self.segments.stats.garbage_bytes + self.segments.stats.hole_bytes;
+        let polled = self.segments.poll(&mut |name, record| {
+            let (file, index) = files.entry(name.to_string()).or_insert_with(|| {
+                pending.files.push(FileStats {
+                    name: name.to_string(),
+                    ..FileStats::default()
+                });
+                (pending.files.len() - 1, 0)
+            });
+            let h = record.header;
+            let meta = RecordMeta {
+                wall_ns: h.wall_ns,
+                mono_ns: h.mono_ns,
+                pid: h.pid,
+                tid: h.tid,
+                conn_id: h.conn_id,
+                file: *file,
+                index: *index,
+            };
+            *index += 1;
+            if h.rtype == RecordType::TlsInfo as u16 {
+                if let Some((info, _, _)) = TlsInfo::decode(record.payload) {
+                    if info.socket_conn_id != 0 {
+                        twins.insert(info.socket_conn_id);
+                    }
+                }
+            }
+            if let Some(rec) = spool::decode(h.rtype, record.payload) {
+                entries.push(SpoolEntry { meta, record: rec });
+            }
+        });
+        if polled.is_err() {
+            return 0;
+        }
+        self.skipped_bytes +=
+            self.segments.stats.garbage_bytes + self.segments.stats.hole_bytes - skipped_before;
+        let n = entries.len();
+        for e in entries {
+            self.absorb(e);
+        }
+        n
     }
 
     fn read_file(&mut self, name: &str) -> usize {
