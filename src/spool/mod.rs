@@ -93,7 +93,7 @@ pub fn record_with(
         match segment::append(&mut h, parts) {
             segment::Outcome::Written => return true,
             segment::Outcome::Dropped => return false,
-            segment::Outcome::Unsupported => {}
+            segment::Outcome::Unsupported | segment::Outcome::Busy => {}
         }
     }
     file::append(&mut h, parts)

@@ -100,6 +100,10 @@ pub enum Outcome {
     Dropped,
     /// Segments cannot work here; the caller writes the record with the file spool.
     Unsupported,
+    /// Another thread is moving the process to its next segment right now (its first
+    /// one, or past a full one): rather than wait for it, the caller writes this record
+    /// with the file spool (the reader merges both by time).
+    Busy,
 }
 
 /// Segments cannot be used on this filesystem (the file spool is used instead).
@@ -116,11 +120,16 @@ pub fn append(header: &mut Header, parts: &[&[u8]]) -> Outcome {
     if NEED_PROC_START.load(Ordering::Relaxed) && NEED_PROC_START.swap(false, Ordering::Relaxed) {
         // A forked child writing into the segment it shares with its parent.
         let (mut h, start, cmd) = proc_start(header, u32::MAX);
-        if !write_record(&mut h, &[&start, cmd]) {
+        if write_record(&mut h, &[&start, cmd]).is_err() {
             NEED_PROC_START.store(true, Ordering::Relaxed);
         }
     }
-    if !write_record(header, parts) {
+    let written = match write_record(header, parts) {
+        Ok(()) => true,
+        Err(Busy) => return Outcome::Busy,
+        Err(Failed) => false,
+    };
+    if !written {
         DROPPED_RECORDS.fetch_add(1, Ordering::Relaxed);
         DROPPED_BYTES.fetch_add(len, Ordering::Relaxed);
         if UNSUPPORTED.load(Ordering::Relaxed) {
@@ -140,7 +149,7 @@ pub fn append(header: &mut Header, parts: &[&[u8]]) -> Outcome {
         );
         h.pid = header.pid;
         h.tid = header.tid;
-        if !write_record(&mut h, &[&payload]) {
+        if write_record(&mut h, &[&payload]).is_err() {
             DROPPED_RECORDS.fetch_add(records + 1, Ordering::Relaxed);
             DROPPED_BYTES.fetch_add(bytes + u64::from(h.length), Ordering::Relaxed);
         }
@@ -179,18 +188,25 @@ pub fn dropped() -> (u64, u64) {
     )
 }
 
-fn write_record(header: &mut Header, parts: &[&[u8]]) -> bool {
+/// Why a record did not go into a segment.
+enum NotWritten {
+    /// Another thread is switching segments.
+    Busy,
+    /// No segment (bounds, disk full, unsupported) or too large.
+    Failed,
+}
+use NotWritten::{Busy, Failed};
+
+fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> {
     let (head, pad) = header.seal(parts);
     let len = u64::from(header.length);
     if len > config::segment_bytes() - DATA_START {
-        return false;
+        return Err(Failed);
     }
     for _ in 0..3 {
         let cur = CURRENT.load(Ordering::SeqCst);
         if cur == NONE {
-            if !switch(NONE, header) {
-                return false;
-            }
+            switch(NONE, header)?;
             continue;
         }
         let slot = &SLOT[cur];
@@ -207,13 +223,11 @@ fn write_record(header: &mut Header, parts: &[&[u8]]) -> bool {
         let done = unsafe { commit(base, size, &head, parts, pad) };
         slot.inflight.fetch_sub(1, Ordering::Release);
         if done {
-            return true;
+            return Ok(());
         }
-        if !switch(cur, header) {
-            return false;
-        }
+        switch(cur, header)?;
     }
-    false
+    Err(Failed)
 }
 
 /// Views the aligned word at `base + at` as an atomic.
@@ -286,18 +300,26 @@ unsafe fn commit(
 }
 
 /// Moves the process from the segment in slot `from` (or from none) to a new one.
-/// Exactly one thread switches; the others do not wait for it (their record is dropped
-/// unless the switch already happened).
-fn switch(from: usize, at: &Header) -> bool {
+/// Exactly one thread switches; the others do not wait for it (`Busy`: their record
+/// goes to the file spool, unless the switch already happened).
+fn switch(from: usize, at: &Header) -> Result<(), NotWritten> {
     if SWITCHING
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
-        return CURRENT.load(Ordering::SeqCst) != from;
+        return if CURRENT.load(Ordering::SeqCst) != from {
+            Ok(())
+        } else {
+            Err(Busy)
+        };
     }
     let ok = CURRENT.load(Ordering::SeqCst) != from || install_next(from, at);
     SWITCHING.store(false, Ordering::Release);
-    ok
+    if ok {
+        Ok(())
+    } else {
+        Err(Failed)
+    }
 }
 
 /// Called with `SWITCHING` held.

@@ -43,13 +43,31 @@ def describe(rtype, p):
     return f"{len(p)} payload bytes"
 
 
+SEG_MAGIC = int.from_bytes(b"TLSEG001", "little")
+
+
+def spool_files(spool_dir):
+    """Record files and shared segments (include/tapline.h, "Files" and "Segments")."""
+    d = Path(spool_dir)
+    return sorted(list(d.glob("*.tlr")) + [p for p in d.glob("[0-9]*.tls")])
+
+
 def records(path):
-    """(type name, conn_id, payload bytes, header dict) of each record of one file."""
+    """(type name, conn_id, payload bytes, header dict) of each record of one file: a
+    record file, or a segment (records from data_start to reserve/data_end; a reservation
+    never committed, magic 0 with its length set, is skipped)."""
     buf = Path(path).read_bytes()
-    off = 0
-    while off + 48 <= len(buf):
+    off, end = 0, len(buf)
+    if len(buf) >= 48 and struct.unpack_from("<Q", buf, 0)[0] == SEG_MAGIC:
+        data_start, size, reserve, state, _c, data_end = struct.unpack_from("<IQQIIQ", buf, 12)
+        off = data_start
+        end = min(data_end if state == 2 and data_end else reserve, size, len(buf))
+    while off + 48 <= end:
         magic, ver, rtype, length, crc, wall, mono, pid, tid, conn = struct.unpack_from(
             "<IHHIIQQIIQ", buf, off)
+        if magic == 0 and length >= 48 and length % 8 == 0:
+            off += length
+            continue
         if magic != 0x31524C54 or length < 48:
             return
         yield (TYPES.get(rtype, rtype), conn, buf[off + 48:off + length],
@@ -61,7 +79,7 @@ def records(path):
 def tls_infos(spool_dir):
     """The TLS_INFO records of a spool: [{library, fd, sni, alpn, socket_conn_id}]."""
     out = []
-    for f in sorted(Path(spool_dir).glob("*.tlr")):
+    for f in spool_files(spool_dir):
         for name, conn, p, _h in records(f):
             if name == "TLS_INFO":
                 lib, _fl, sl, al, _r, fd, _r1, sc = struct.unpack_from("<BBHHHiIQ", p)
@@ -79,5 +97,5 @@ def dump(path):
 
 
 if __name__ == "__main__":
-    for f in sorted(Path(sys.argv[1]).glob("*.tlr")):
+    for f in spool_files(sys.argv[1]):
         dump(f)

@@ -179,8 +179,7 @@ impl SpoolTail {
         let pending = &mut self.pending;
         let files = &mut self.segment_files;
         let twins = &mut self.twins;
-        let skipped_before =
-            self.segments.stats.garbage_bytes + self.segments.stats.hole_bytes;
+        let skipped_before = self.segments.stats.garbage_bytes + self.segments.stats.hole_bytes;
         let polled = self.segments.poll(&mut |name, record| {
             let (file, index) = files.entry(name.to_string()).or_insert_with(|| {
                 pending.files.push(FileStats {
