@@ -65,7 +65,7 @@ fn main() {
     println!("tapline hand-off benchmark: ratio to memcpy into already-faulted memory");
     println!("spool and files in {}", base.display());
     println!("(best of 5 rounds per row; 2 CPUs shared with the readers)\n");
-    for &(size, iters) in &[(1usize << 20, 200usize), (256usize, 200_000usize)] {
+    for &(size, iters) in &[(1usize << 20, 100usize), (256usize, 100_000usize)] {
         let payload: Vec<u8> = (0..size).map(|i| (i * 131 % 251) as u8).collect();
         let floor = best(|| memcpy_floor(&payload, iters));
         let mut rows: Vec<(&str, f64)> = Vec::new();
