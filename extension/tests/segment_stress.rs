@@ -80,12 +80,23 @@ fn main() {
         } else {
             Command::new(&me)
         };
-        let status = cmd
+        let mut child = cmd
             .env("SEGMENT_STRESS_ROLE", role)
             .env("SEGMENT_STRESS_TOTAL", total.to_string())
             .env("SEGMENT_STRESS_LIB", &lib)
-            .status()
+            .spawn()
             .expect("run variant");
+        let status = child.wait().expect("wait variant");
+        // A failed variant (or the disk-full one, whose tmpfs mount point stays behind)
+        // leaves its spool directory: remove it.
+        if let Ok(listing) = std::fs::read_dir(std::env::temp_dir()) {
+            let ours = format!("tapline-stress-{}-", child.id());
+            for e in listing.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&ours) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         println!(
             "segment_stress {role}: {} in {:.1}s",
             if status.success() { "ok" } else { "FAILED" },
@@ -218,6 +229,7 @@ fn shared_bytes(n: usize) -> &'static [AtomicU8] {
     unsafe { std::slice::from_raw_parts(p as *const AtomicU8, n) }
 }
 
+const UNKNOWN: u8 = 0;
 const WRITTEN: u8 = 1;
 const DROPPED: u8 = 2;
 
@@ -314,10 +326,12 @@ fn stress(total: usize, kill: bool) {
     let mut bad = 0u64;
     let mut dups = 0u64;
     let mut follower = SegmentFollower::new(&dir, true);
-    let mut kills: Vec<(usize, Duration)> = if kill {
+    // Kill two writer processes mid-run: once their first thread has written a third,
+    // and a half, of its records (moments that do not depend on the machine's speed).
+    let mut kills: Vec<(usize, usize)> = if kill {
         vec![
-            (0, Duration::from_millis(300)),
-            (2, Duration::from_millis(900)),
+            (0, per_thread / 3),
+            (2, 2 * THREADS * per_thread + per_thread / 2),
         ]
     } else {
         Vec::new()
@@ -337,7 +351,7 @@ fn stress(total: usize, kill: bool) {
             .expect("poll");
         let _ = make_free_segments(&dir, 2, SEGMENT_BYTES);
         kills.retain(|&(child, at)| {
-            if t0.elapsed() < at {
+            if status[at].load(Ordering::SeqCst) == UNKNOWN {
                 return true;
             }
             // SAFETY: signalling our own child.
