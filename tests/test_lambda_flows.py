@@ -8,8 +8,9 @@ producer's `SQS.SendMessage` span:
 - in another function (another extension), by the `AWSTraceHeader` the message carries
   plus the message id (the producer's span id is derived from it).
 
-Reuses the emulator machinery of tests/test_lambda_e2e.py (simulator, extension from an
-`opt/extensions/` folder, runtime through wrapper.sh, loopback OTLP receiver).
+Reuses the emulator machinery of tests/lambda_sim/harness.py and the fixtures of
+tests/test_lambda_e2e.py (simulator, extension from an `opt/extensions/` folder, runtime
+through wrapper.sh, loopback OTLP receiver).
 """
 
 import json
@@ -21,9 +22,9 @@ import urllib.request
 
 import pytest
 
-import test_lambda_e2e as e2e
 from conftest import clean_env, require_tool
-from test_lambda_e2e import build, servers  # noqa: F401  (fixtures)
+from test_lambda_e2e import build, servers, xray_trace_id  # noqa: F401  (fixtures; harness path)
+from harness import Lambda  # noqa: E402
 
 boto3 = pytest.importorskip("boto3")
 
@@ -74,14 +75,13 @@ def moto_sqs():
 
 @pytest.fixture
 def flow_lam(build, servers, tmp_path, monkeypatch, moto_sqs):  # noqa: F811
-    monkeypatch.setattr(e2e, "HANDLER", FLOW_HANDLER)
     monkeypatch.setenv("FLOW_MOTO_PORT", str(moto_sqs[0]))
     made = []
 
     def make(**kw):
         d = os.path.join(str(tmp_path), f"env{len(made)}")
         os.makedirs(d)
-        env = e2e.Lambda(build, servers, d, **kw)
+        env = Lambda(build, servers, d, handler=FLOW_HANDLER, **kw)
         made.append(env)
         return env
 
@@ -160,7 +160,7 @@ def test_consumer_function_links_to_producer_function_by_trace_header(flow_lam, 
     message_id = body["message_id"]
     producer.shutdown()
     prod = producer_span(producer, message_id)
-    assert prod["trace_id"] == e2e.xray_trace_id(body["trace"])
+    assert prod["trace_id"] == xray_trace_id(body["trace"])
 
     # The consumer is another function: another extension, which never saw the producer.
     consumer = flow_lam()
