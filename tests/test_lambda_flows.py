@@ -49,28 +49,12 @@ def handle(event, context):
 
 
 @pytest.fixture
-def moto_sqs():
-    exe = require_tool("moto_server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "moto_server"
-            time.sleep(0.1)
+def moto_sqs(moto):
+    port = moto
     sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                        aws_access_key_id="test", aws_secret_access_key="test")
     url = sqs.create_queue(QueueName="flow-jobs")["QueueUrl"]
     yield port, sqs, url
-    proc.kill()
-    proc.wait()
 
 
 @pytest.fixture
