@@ -173,20 +173,23 @@ pub fn on_close(fd: i32, detached: Option<Detached>) {
 /// still open at exit). `_exit` and fatal signals skip this; the reader copes.
 pub fn flush_at_exit() {
     let now = spool::now();
-    let end = |slot: &'static Slot| {
-        let st = slot.state.load(Ordering::Acquire);
-        if matches!(st, state::HTTP | state::TLS | state::H2C)
-            && slot
-                .state
-                .compare_exchange(st, state::ENDED, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            let conn_id = slot.conn_id.load(Ordering::Relaxed);
-            end_connection(slot, conn_id, st, close_reason::AT_EXIT, 0, now);
-        }
-    };
-    tls::each_session(|s| end(&s.slot));
-    conn::each_slot(end);
+    tls::each_session(|s| end_if_followed(&s.slot, close_reason::AT_EXIT, 0, now));
+    conn::each_slot(|slot| end_if_followed(slot, close_reason::AT_EXIT, 0, now));
+}
+
+/// Ends a connection that is being followed (exactly once: the state moves to ENDED
+/// first, so a concurrent ender loses the race and writes nothing).
+fn end_if_followed(slot: &Slot, reason: u8, errno: i32, now: Stamp) {
+    let st = slot.state.load(Ordering::Acquire);
+    if matches!(st, state::HTTP | state::TLS | state::H2C)
+        && slot
+            .state
+            .compare_exchange(st, state::ENDED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        let conn_id = slot.conn_id.load(Ordering::Relaxed);
+        end_connection(slot, conn_id, st, reason, errno, now);
+    }
 }
 
 /// `close_range(lo, hi)` returned: forget every connection in the range.
@@ -283,16 +286,7 @@ pub fn error(slot: &Slot, errno: i32) {
     ) {
         return;
     }
-    let st = slot.state.load(Ordering::Acquire);
-    if matches!(st, state::HTTP | state::TLS | state::H2C)
-        && slot
-            .state
-            .compare_exchange(st, state::ENDED, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-    {
-        let conn_id = slot.conn_id.load(Ordering::Relaxed);
-        end_connection(slot, conn_id, st, close_reason::ERROR, errno, spool::now());
-    }
+    end_if_followed(slot, close_reason::ERROR, errno, spool::now());
 }
 
 /// The connection was closed by the process (or its TLS session freed). Does nothing

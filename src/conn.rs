@@ -95,19 +95,7 @@ static FD_END: AtomicUsize = AtomicUsize::new(0);
 
 /// Maps the table. Called once from the constructor; on failure nothing is followed.
 pub fn init() {
-    let bytes = MAX_FDS * core::mem::size_of::<Slot>();
-    // SAFETY: an anonymous private mapping; the result is checked below.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p != libc::MAP_FAILED {
+    if let Some(p) = crate::sys::map_zeroed(MAX_FDS * core::mem::size_of::<Slot>()) {
         TABLE.store(p as *mut Slot, Ordering::Release);
     }
 }

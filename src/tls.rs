@@ -41,19 +41,7 @@ thread_local! {
 
 /// Maps the session table (constructor).
 pub fn init() {
-    let bytes = SESSIONS * core::mem::size_of::<Session>();
-    // SAFETY: an anonymous private mapping; the result is checked below.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p != libc::MAP_FAILED {
+    if let Some(p) = crate::sys::map_zeroed(SESSIONS * core::mem::size_of::<Session>()) {
         TABLE.store(p as *mut Session, Ordering::Release);
     }
 }

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -414,3 +415,31 @@ def assert_hello(ex, port, query, *, method="GET", pid=None):
 
 __all__ = ["HELLO_BODY", "pattern", "body_bytes", "header", "headers_all", "one",
            "by_url_substring", "assert_hello", "require_tool", "clean_env", "CLIENTS"]
+
+
+@pytest.fixture
+def moto():
+    """A fresh moto_server (real AWS protocol endpoints) on 127.0.0.1; yields its port."""
+    import socket
+    import urllib.request
+
+    exe = require_tool("moto_server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("moto_server did not start", pytrace=False)
+            time.sleep(0.1)
+    yield port
+    proc.kill()
+    proc.wait()

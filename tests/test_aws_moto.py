@@ -52,29 +52,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def moto():
-    """A fresh moto_server on 127.0.0.1; yields its port."""
-    exe = require_tool("moto_server")
-    port = free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("moto_server did not start", pytrace=False)
-            time.sleep(0.1)
-    yield port
-    proc.kill()
-    proc.wait()
-
-
 @pytest.fixture(scope="session")
 def sdk_v3():
     """A directory holding the pinned SDK v3 clients (npm install once, then cached)."""

@@ -8,8 +8,9 @@ producer's `SQS.SendMessage` span:
 - in another function (another extension), by the `AWSTraceHeader` the message carries
   plus the message id (the producer's span id is derived from it).
 
-Reuses the emulator machinery of tests/test_lambda_e2e.py (simulator, extension from an
-`opt/extensions/` folder, runtime through wrapper.sh, loopback OTLP receiver).
+Reuses the emulator machinery of tests/lambda_sim/harness.py and the fixtures of
+tests/test_lambda_e2e.py (simulator, extension from an `opt/extensions/` folder, runtime
+through wrapper.sh, loopback OTLP receiver).
 """
 
 import json
@@ -21,9 +22,9 @@ import urllib.request
 
 import pytest
 
-import test_lambda_e2e as e2e
 from conftest import clean_env, require_tool
-from test_lambda_e2e import build, servers  # noqa: F401  (fixtures)
+from test_lambda_e2e import build, servers, xray_trace_id  # noqa: F401  (fixtures; harness path)
+from harness import Lambda  # noqa: E402
 
 boto3 = pytest.importorskip("boto3")
 
@@ -48,40 +49,23 @@ def handle(event, context):
 
 
 @pytest.fixture
-def moto_sqs():
-    exe = require_tool("moto_server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "moto_server"
-            time.sleep(0.1)
+def moto_sqs(moto):
+    port = moto
     sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                        aws_access_key_id="test", aws_secret_access_key="test")
     url = sqs.create_queue(QueueName="flow-jobs")["QueueUrl"]
     yield port, sqs, url
-    proc.kill()
-    proc.wait()
 
 
 @pytest.fixture
 def flow_lam(build, servers, tmp_path, monkeypatch, moto_sqs):  # noqa: F811
-    monkeypatch.setattr(e2e, "HANDLER", FLOW_HANDLER)
     monkeypatch.setenv("FLOW_MOTO_PORT", str(moto_sqs[0]))
     made = []
 
     def make(**kw):
         d = os.path.join(str(tmp_path), f"env{len(made)}")
         os.makedirs(d)
-        env = e2e.Lambda(build, servers, d, **kw)
+        env = Lambda(build, servers, d, handler=FLOW_HANDLER, **kw)
         made.append(env)
         return env
 
@@ -160,7 +144,7 @@ def test_consumer_function_links_to_producer_function_by_trace_header(flow_lam, 
     message_id = body["message_id"]
     producer.shutdown()
     prod = producer_span(producer, message_id)
-    assert prod["trace_id"] == e2e.xray_trace_id(body["trace"])
+    assert prod["trace_id"] == xray_trace_id(body["trace"])
 
     # The consumer is another function: another extension, which never saw the producer.
     consumer = flow_lam()

@@ -61,6 +61,21 @@ pub struct RecordMeta {
     pub index: usize,
 }
 
+impl RecordMeta {
+    /// The metadata of a record with this header, at `index` in file `file`.
+    pub fn new(h: &tapline_record::Header, file: usize, index: usize) -> Self {
+        RecordMeta {
+            wall_ns: h.wall_ns,
+            mono_ns: h.mono_ns,
+            pid: h.pid,
+            tid: h.tid,
+            conn_id: h.conn_id,
+            file,
+            index,
+        }
+    }
+}
+
 /// Why a connection ended (`ConnClose.reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -306,15 +321,7 @@ impl Spool {
                 }
                 Item::Record { record, .. } => {
                     let h = record.header;
-                    let meta = RecordMeta {
-                        wall_ns: h.wall_ns,
-                        mono_ns: h.mono_ns,
-                        pid: h.pid,
-                        tid: h.tid,
-                        conn_id: h.conn_id,
-                        file,
-                        index,
-                    };
+                    let meta = RecordMeta::new(&h, file, index);
                     index += 1;
                     match decode(h.rtype, record.payload) {
                         Some(record) => {

@@ -258,15 +258,7 @@ impl SpoolTail {
             match item {
                 Item::Record { record, .. } => {
                     let h = record.header;
-                    let meta = RecordMeta {
-                        wall_ns: h.wall_ns,
-                        mono_ns: h.mono_ns,
-                        pid: h.pid,
-                        tid: h.tid,
-                        conn_id: h.conn_id,
-                        file,
-                        index,
-                    };
+                    let meta = RecordMeta::new(&h, file, index);
                     index += 1;
                     if h.rtype == RecordType::TlsInfo as u16 {
                         if let Some((info, _, _)) = TlsInfo::decode(record.payload) {
