@@ -289,14 +289,87 @@ unsafe fn commit(
         ptr::copy_nonoverlapping(head.as_ptr().add(12), rec.add(12), 20);
         ptr::copy_nonoverlapping(head.as_ptr().add(36), rec.add(36), HEADER_LEN - 36);
         let mut at = HEADER_LEN;
+        let mut streamed = false;
         for p in parts {
-            ptr::copy_nonoverlapping(p.as_ptr(), rec.add(at), p.len());
+            if p.len() >= STREAM_MIN {
+                copy_stream(rec.add(at), p.as_ptr(), p.len());
+                streamed = true;
+            } else {
+                ptr::copy_nonoverlapping(p.as_ptr(), rec.add(at), p.len());
+            }
             at += p.len();
         }
         ptr::write_bytes(rec.add(at), 0, pad);
+        if streamed {
+            // Non-temporal stores are weakly ordered: they must all be visible before
+            // the magic is.
+            store_fence();
+        }
         atomic_u32(rec, 0).store(MAGIC, Ordering::Release);
     }
     true
+}
+
+/// Parts at least this long are copied with non-temporal stores ([`copy_stream`]).
+const STREAM_MIN: usize = 4096;
+
+/// Copies `n` bytes with non-temporal stores for every whole 64-byte line of `dst`.
+///
+/// Why: a spool never rewrites what it wrote, so large records land in lines that are
+/// not in any cache. An ordinary store first reads each such line from memory (read
+/// for ownership) and later writes it back; a streaming store writes the line once.
+/// Measured on the hand-off benchmark's machine: 1 MiB in 64 KiB pieces into memory
+/// beyond the caches, ~140 µs with `memcpy`, ~80 µs streamed. The caller issues
+/// [`store_fence`] before publishing what was copied.
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `n` bytes; they do not overlap.
+#[cfg(target_arch = "x86_64")]
+unsafe fn copy_stream(dst: *mut u8, src: *const u8, n: usize) {
+    use core::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+    let head = dst.align_offset(64).min(n);
+    // SAFETY: within the caller's ranges; the streamed stores go to 16-aligned
+    // addresses (`dst + i` is 64-aligned for every `i` past `head`). SSE2 is part of
+    // the x86_64 baseline.
+    unsafe {
+        ptr::copy_nonoverlapping(src, dst, head);
+        let mut i = head;
+        while i + 64 <= n {
+            let s = src.add(i) as *const __m128i;
+            let d = dst.add(i) as *mut __m128i;
+            let a = _mm_loadu_si128(s);
+            let b = _mm_loadu_si128(s.add(1));
+            let c = _mm_loadu_si128(s.add(2));
+            let e = _mm_loadu_si128(s.add(3));
+            _mm_stream_si128(d, a);
+            _mm_stream_si128(d.add(1), b);
+            _mm_stream_si128(d.add(2), c);
+            _mm_stream_si128(d.add(3), e);
+            i += 64;
+        }
+        ptr::copy_nonoverlapping(src.add(i), dst.add(i), n - i);
+    }
+}
+
+/// See the x86_64 version; elsewhere an ordinary copy.
+///
+/// # Safety
+/// As for the x86_64 version.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn copy_stream(dst: *mut u8, src: *const u8, n: usize) {
+    // SAFETY: the caller guarantees both ranges.
+    unsafe { ptr::copy_nonoverlapping(src, dst, n) };
+}
+
+/// Orders the non-temporal stores of [`copy_stream`] before later stores.
+fn store_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86_64 baseline.
+    unsafe {
+        core::arch::x86_64::_mm_sfence()
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    core::sync::atomic::fence(Ordering::SeqCst);
 }
 
 /// Moves the process from the segment in slot `from` (or from none) to a new one.
