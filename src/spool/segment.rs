@@ -605,7 +605,7 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(*mut u8, u64, u32), Failure> {
             ptr::null_mut(),
             size as usize,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
+            libc::MAP_SHARED,
             fd,
             0,
         )
@@ -622,8 +622,9 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(*mut u8, u64, u32), Failure> {
         });
     }
     // Fault the pages in for writing now, so that the first write to each page does
-    // not take a write-protect fault later (MAP_POPULATE alone maps shared pages
-    // read-only). Older kernels lack it: then the first writes fault, nothing worse.
+    // not take a fault later. (Not MAP_POPULATE as well: it maps shared pages
+    // read-only, a pass over the page tables that this one redoes.) Older kernels lack
+    // it: then the first writes fault, nothing worse.
     // SAFETY: `base` maps `size` bytes.
     unsafe { libc::madvise(base, size as usize, libc::MADV_POPULATE_WRITE) };
     let base = base as *mut u8;
