@@ -42,6 +42,9 @@
  *      (atomic, relaxed), then `pid` (atomic, release): a reader that meets the
  *      record before it is committed learns how long it is and whose it is.
  *   4. copy the rest of the header (CRC included), the payload and the padding.
+ *      (Large payloads may be copied with non-temporal stores, as libtapline
+ *      does; those are weakly ordered, so issue a store fence, e.g. _mm_sfence(),
+ *      before step 5.)
  *   5. atomic_store(&rec->magic, TL_MAGIC, release): the commit.
  * No lock and no system call. A reader takes a record only once its magic is
  * set and its CRC checks. At an uncommitted record (magic 0) it waits while

@@ -34,6 +34,10 @@ const PROCS: usize = 4;
 const THREADS: usize = 8;
 const SEGMENT_BYTES: u64 = 1 << 20;
 const MAX_PAYLOAD: usize = 1000;
+/// One record in `LARGE_EVERY` is up to this long instead: the library copies parts of
+/// 4 KiB and more with non-temporal stores, which must be fenced before the commit.
+const MAX_LARGE_PAYLOAD: usize = 20_000;
+const LARGE_EVERY: u64 = 256;
 
 /// `tapline_spool_append(mode, rtype, conn_id, payload, len) -> 1 written, 0 dropped`.
 type AppendFn = unsafe extern "C" fn(i32, u16, u64, *const u8, usize) -> i32;
@@ -198,7 +202,12 @@ fn spool_dir(tag: &str) -> PathBuf {
 fn payload(id: u64, out: &mut Vec<u8>) {
     let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     x ^= x >> 29;
-    let len = 8 + (x % (MAX_PAYLOAD as u64 + 1)) as usize;
+    let max = if id % LARGE_EVERY == 0 {
+        MAX_LARGE_PAYLOAD
+    } else {
+        MAX_PAYLOAD
+    };
+    let len = 8 + (x % (max as u64 + 1)) as usize;
     out.clear();
     out.extend_from_slice(&id.to_le_bytes());
     let mut s = x;
