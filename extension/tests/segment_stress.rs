@@ -202,7 +202,7 @@ fn spool_dir(tag: &str) -> PathBuf {
 fn payload(id: u64, out: &mut Vec<u8>) {
     let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     x ^= x >> 29;
-    let max = if id % LARGE_EVERY == 0 {
+    let max = if id.is_multiple_of(LARGE_EVERY) {
         MAX_LARGE_PAYLOAD
     } else {
         MAX_PAYLOAD
