@@ -14,7 +14,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use libc::c_int;
-use tapline_record::{Drops, Header, ProcStart, RecordType, HEADER_LEN};
+use tapline_record::{Drops, Header, RecordType, HEADER_LEN};
 
 use crate::config;
 use crate::sys::raw;
@@ -301,23 +301,7 @@ fn open_file(header: &Header) -> Option<c_int> {
     } else {
         fd
     };
-    let cmd = cmdline();
-    let start = ProcStart {
-        // SAFETY: getppid has no preconditions.
-        ppid: unsafe { libc::getppid() } as u32,
-        cmdline_len: cmd.len() as u32,
-        file_seq: seq,
-        flags: 0,
-    }
-    .encode();
-    let mut h = Header::new(
-        RecordType::ProcStart,
-        start.len() + cmd.len(),
-        header.wall_ns,
-        header.mono_ns,
-    );
-    h.pid = header.pid;
-    h.tid = header.tid;
+    let (mut h, start, cmd) = super::proc_start(header, seq);
     if !writev_record(fd, &mut h, &[&start, cmd]) {
         raw::close(fd);
         return None;

@@ -11,7 +11,7 @@ pub mod segment;
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, Ordering};
-use tapline_record::{ConnClose, ConnOpen, Data, Header, MsgEnd, RecordType, TlsInfo};
+use tapline_record::{ConnClose, ConnOpen, Data, Header, MsgEnd, ProcStart, RecordType, TlsInfo};
 
 use crate::config::{self, SpoolMode};
 use crate::http1::{MessageEnd, Stamp};
@@ -142,4 +142,27 @@ pub fn tls_info(conn_id: u64, info: &TlsInfo, sni: &[u8], alpn: &[u8], at: Stamp
         at,
         &[&info.encode(), sni, alpn],
     );
+}
+
+/// The `ProcStart` record that opens every spool file and segment (and a forked child's
+/// first records in a segment it shares): its header, fixed part and command line.
+pub(crate) fn proc_start(at: &Header, seq: u32) -> (Header, [u8; ProcStart::LEN], &'static [u8]) {
+    let cmd = file::cmdline();
+    let start = ProcStart {
+        // SAFETY: getppid has no preconditions.
+        ppid: unsafe { libc::getppid() } as u32,
+        cmdline_len: cmd.len() as u32,
+        file_seq: seq,
+        flags: 0,
+    }
+    .encode();
+    let mut h = Header::new(
+        RecordType::ProcStart,
+        start.len() + cmd.len(),
+        at.wall_ns,
+        at.mono_ns,
+    );
+    h.pid = at.pid;
+    h.tid = at.tid;
+    (h, start, cmd)
 }

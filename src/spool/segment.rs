@@ -35,7 +35,7 @@ use core::sync::atomic::{
 };
 use libc::c_int;
 use tapline_record::segment::{field, SegmentHeader, State, DATA_START, MAX_WRITERS};
-use tapline_record::{Drops, Header, ProcStart, RecordType, HEADER_LEN, MAGIC};
+use tapline_record::{Drops, Header, RecordType, HEADER_LEN, MAGIC};
 
 use super::file;
 use crate::config;
@@ -119,7 +119,7 @@ pub fn append(header: &mut Header, parts: &[&[u8]]) -> Outcome {
     let len = u64::from(header.length);
     if NEED_PROC_START.load(Ordering::Relaxed) && NEED_PROC_START.swap(false, Ordering::Relaxed) {
         // A forked child writing into the segment it shares with its parent.
-        let (mut h, start, cmd) = proc_start(header, u32::MAX);
+        let (mut h, start, cmd) = super::proc_start(header, u32::MAX);
         if write_record(&mut h, &[&start, cmd]).is_err() {
             NEED_PROC_START.store(true, Ordering::Relaxed);
         }
@@ -155,29 +155,6 @@ pub fn append(header: &mut Header, parts: &[&[u8]]) -> Outcome {
         }
     }
     Outcome::Written
-}
-
-/// The `ProcStart` record that opens every segment (and a forked child's first records
-/// in a segment it shares).
-fn proc_start(at: &Header, seq: u32) -> (Header, [u8; ProcStart::LEN], &'static [u8]) {
-    let cmd = file::cmdline();
-    let start = ProcStart {
-        // SAFETY: getppid has no preconditions.
-        ppid: unsafe { libc::getppid() } as u32,
-        cmdline_len: cmd.len() as u32,
-        file_seq: seq,
-        flags: 0,
-    }
-    .encode();
-    let mut h = Header::new(
-        RecordType::ProcStart,
-        start.len() + cmd.len(),
-        at.wall_ns,
-        at.mono_ns,
-    );
-    h.pid = at.pid;
-    h.tid = at.tid;
-    (h, start, cmd)
 }
 
 /// Records and bytes dropped and not yet reported (for tests and benchmarks).
@@ -417,7 +394,7 @@ fn install_next(from: usize, at: &Header) -> bool {
         }
     };
     // Every segment opens with who writes it; nobody else sees it yet.
-    let (mut h, start, cmd) = proc_start(at, seq);
+    let (mut h, start, cmd) = super::proc_start(at, seq);
     let parts: [&[u8]; 2] = [&start, cmd];
     let (head, pad) = h.seal(&parts);
     // SAFETY: `base` maps the freshly claimed segment of `size` bytes, header written.
