@@ -14,7 +14,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use libc::c_int;
-use tapline_record::{Drops, Header, RecordType, HEADER_LEN};
+use tapline_record::{Header, HEADER_LEN};
 
 use crate::config;
 use crate::sys::raw;
@@ -31,8 +31,7 @@ static TOTAL_WRITTEN: AtomicU64 = AtomicU64::new(0);
 static ROTATING: AtomicBool = AtomicBool::new(false);
 /// After a failed open, no new attempt before this monotonic time (ns).
 static RETRY_AFTER: AtomicU64 = AtomicU64::new(0);
-static DROPPED_RECORDS: AtomicU64 = AtomicU64::new(0);
-static DROPPED_BYTES: AtomicU64 = AtomicU64::new(0);
+static DROPS: super::DropCounter = super::DropCounter::new();
 
 /// How long to wait after a failed open before trying again.
 const RETRY_NS: u64 = 1_000_000_000;
@@ -92,8 +91,7 @@ pub fn after_fork_child() {
     TOTAL_WRITTEN.store(0, Ordering::Relaxed);
     ROTATING.store(false, Ordering::Relaxed);
     RETRY_AFTER.store(0, Ordering::Relaxed);
-    DROPPED_RECORDS.store(0, Ordering::Relaxed);
-    DROPPED_BYTES.store(0, Ordering::Relaxed);
+    DROPS.reset();
 }
 
 /// The program closed a descriptor (or a range). If it was ours, forget it: the number
@@ -115,37 +113,16 @@ pub fn is_spool_fd(fd: c_int) -> bool {
 pub fn append(header: &mut Header, parts: &[&[u8]]) -> bool {
     let len = header.length as u64;
     if !write_record(header, parts) {
-        DROPPED_RECORDS.fetch_add(1, Ordering::Relaxed);
-        DROPPED_BYTES.fetch_add(len, Ordering::Relaxed);
+        DROPS.count(1, len);
         return false;
     }
-    let records = DROPPED_RECORDS.load(Ordering::Relaxed);
-    if records > 0 {
-        let records = DROPPED_RECORDS.swap(0, Ordering::Relaxed);
-        let bytes = DROPPED_BYTES.swap(0, Ordering::Relaxed);
-        let payload = Drops { records, bytes }.encode();
-        let mut h = Header::new(
-            RecordType::Drops,
-            payload.len(),
-            header.wall_ns,
-            header.mono_ns,
-        );
-        h.pid = header.pid;
-        h.tid = header.tid;
-        if !write_record(&mut h, &[&payload]) {
-            DROPPED_RECORDS.fetch_add(records + 1, Ordering::Relaxed);
-            DROPPED_BYTES.fetch_add(bytes + h.length as u64, Ordering::Relaxed);
-        }
-    }
+    DROPS.report(header, write_record);
     true
 }
 
 /// Records and bytes dropped and not yet reported (for tests and benchmarks).
 pub fn dropped() -> (u64, u64) {
-    (
-        DROPPED_RECORDS.load(Ordering::Relaxed),
-        DROPPED_BYTES.load(Ordering::Relaxed),
-    )
+    DROPS.get()
 }
 
 fn write_record(header: &mut Header, parts: &[&[u8]]) -> bool {

@@ -166,3 +166,57 @@ pub(crate) fn proc_start(at: &Header, seq: u32) -> (Header, [u8; ProcStart::LEN]
     h.tid = at.tid;
     (h, start, cmd)
 }
+
+/// Records a writer could not write, reported by a `Drops` record once it can write
+/// again. Each writer (file, segment) keeps its own.
+pub(crate) struct DropCounter {
+    records: core::sync::atomic::AtomicU64,
+    bytes: core::sync::atomic::AtomicU64,
+}
+
+impl DropCounter {
+    pub(crate) const fn new() -> Self {
+        DropCounter {
+            records: core::sync::atomic::AtomicU64::new(0),
+            bytes: core::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// One record of `len` bytes was dropped.
+    pub(crate) fn count(&self, records: u64, len: u64) {
+        self.records
+            .fetch_add(records, core::sync::atomic::Ordering::Relaxed);
+        self.bytes
+            .fetch_add(len, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (records, bytes) not yet reported.
+    pub(crate) fn get(&self) -> (u64, u64) {
+        use core::sync::atomic::Ordering::Relaxed;
+        (self.records.load(Relaxed), self.bytes.load(Relaxed))
+    }
+
+    pub(crate) fn reset(&self) {
+        use core::sync::atomic::Ordering::Relaxed;
+        self.records.store(0, Relaxed);
+        self.bytes.store(0, Relaxed);
+    }
+
+    /// After a successful write: if anything was dropped, writes a `Drops` record with
+    /// `write` (stamped like `at`); if that fails too, the counts stay for next time.
+    pub(crate) fn report(&self, at: &Header, write: impl FnOnce(&mut Header, &[&[u8]]) -> bool) {
+        use core::sync::atomic::Ordering::Relaxed;
+        if self.records.load(Relaxed) == 0 {
+            return;
+        }
+        let records = self.records.swap(0, Relaxed);
+        let bytes = self.bytes.swap(0, Relaxed);
+        let payload = tapline_record::Drops { records, bytes }.encode();
+        let mut h = Header::new(RecordType::Drops, payload.len(), at.wall_ns, at.mono_ns);
+        h.pid = at.pid;
+        h.tid = at.tid;
+        if !write(&mut h, &[&payload]) {
+            self.count(records + 1, bytes + u64::from(h.length));
+        }
+    }
+}

@@ -35,7 +35,7 @@ use core::sync::atomic::{
 };
 use libc::c_int;
 use tapline_record::segment::{field, SegmentHeader, State, DATA_START, MAX_WRITERS};
-use tapline_record::{Drops, Header, RecordType, HEADER_LEN, MAGIC};
+use tapline_record::{Header, HEADER_LEN, MAGIC};
 
 use super::file;
 use crate::config;
@@ -85,8 +85,7 @@ static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 /// Set in a forked child: its next record in the shared segment is preceded by a
 /// `ProcStart` of its own.
 static NEED_PROC_START: AtomicBool = AtomicBool::new(false);
-static DROPPED_RECORDS: AtomicU64 = AtomicU64::new(0);
-static DROPPED_BYTES: AtomicU64 = AtomicU64::new(0);
+static DROPS: super::DropCounter = super::DropCounter::new();
 
 /// How long to wait after a failed claim (disk full, directory bound) before trying
 /// again: a claim attempt costs a directory scan, so not at every record.
@@ -130,39 +129,19 @@ pub fn append(header: &mut Header, parts: &[&[u8]]) -> Outcome {
         Err(Failed) => false,
     };
     if !written {
-        DROPPED_RECORDS.fetch_add(1, Ordering::Relaxed);
-        DROPPED_BYTES.fetch_add(len, Ordering::Relaxed);
+        DROPS.count(1, len);
         if UNSUPPORTED.load(Ordering::Relaxed) {
             return Outcome::Unsupported;
         }
         return Outcome::Dropped;
     }
-    if DROPPED_RECORDS.load(Ordering::Relaxed) > 0 {
-        let records = DROPPED_RECORDS.swap(0, Ordering::Relaxed);
-        let bytes = DROPPED_BYTES.swap(0, Ordering::Relaxed);
-        let payload = Drops { records, bytes }.encode();
-        let mut h = Header::new(
-            RecordType::Drops,
-            payload.len(),
-            header.wall_ns,
-            header.mono_ns,
-        );
-        h.pid = header.pid;
-        h.tid = header.tid;
-        if write_record(&mut h, &[&payload]).is_err() {
-            DROPPED_RECORDS.fetch_add(records + 1, Ordering::Relaxed);
-            DROPPED_BYTES.fetch_add(bytes + u64::from(h.length), Ordering::Relaxed);
-        }
-    }
+    DROPS.report(header, |h, parts| write_record(h, parts).is_ok());
     Outcome::Written
 }
 
 /// Records and bytes dropped and not yet reported (for tests and benchmarks).
 pub fn dropped() -> (u64, u64) {
-    (
-        DROPPED_RECORDS.load(Ordering::Relaxed),
-        DROPPED_BYTES.load(Ordering::Relaxed),
-    )
+    DROPS.get()
 }
 
 /// Why a record did not go into a segment.
@@ -479,8 +458,7 @@ pub fn after_fork_child() {
     SEQ.store(0, Ordering::Relaxed);
     CLAIMED_BYTES.store(0, Ordering::Relaxed);
     RETRY_AFTER.store(0, Ordering::Relaxed);
-    DROPPED_RECORDS.store(0, Ordering::Relaxed);
-    DROPPED_BYTES.store(0, Ordering::Relaxed);
+    DROPS.reset();
 }
 
 enum Failure {
