@@ -59,8 +59,21 @@
  * swap from 0) before it writes; a child forked while its parent held a segment
  * registers itself in the fork handler and goes on writing to it (its records
  * carry its own pid), then claims segments of its own. A process clears its slot
- * when it is done with a full segment. A reader deletes a segment once it is
- * full (or no registered writer lives) and everything up to its end was read.
+ * when it is done with a full segment. A segment is finished once it is full (or
+ * no registered writer lives) and everything up to its end was read.
+ *
+ * Reuse in place (epochs): the process that claimed a segment is its `keeper`
+ * and may keep it mapped after it is full. A reader that finished a full epoch
+ * whose keeper lives hands it back instead of deleting it: it writes zeros over
+ * [data_start, data_end), then stores consumed = epoch. The keeper, seeing
+ * consumed == epoch (acquire), resets reserve = data_start, data_end = 0,
+ * writers = {itself}, state = TL_SEG_CLAIMED, then stores epoch + 1 (release)
+ * and appends as before: no system call, no page fault. A reader that handed
+ * an epoch back waits for the epoch to change and then reads the header again
+ * before trusting it (one snapshot may mix fields from before and after the
+ * reset), and reads from data_start. A keeper that lets a segment go stores
+ * keeper = 0 and unmaps it; a reader deletes a finished segment whose keeper
+ * is 0 or no longer lives.
  *
  * Segments are made ahead of need by the reader (tapline run, the Lambda
  * extension) as free-<anything>.tls, fully written with zeros (allocated and in
@@ -127,7 +140,7 @@ enum tl_record_type {
 enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
 
 #define TL_SEG_MAGIC       0x3130304745534C54ull /* "TLSEG001"                */
-#define TL_SEG_VERSION     1
+#define TL_SEG_VERSION     2
 #define TL_SEG_DATA_START  4096
 #define TL_SEG_MAX_WRITERS 16
 #define TL_SEG_FRESH       0 /* state: made ahead, not claimed                */
@@ -145,8 +158,9 @@ struct tl_segment_header {
     uint32_t creator;    /* 36: pid of the process that claimed it            */
     uint64_t data_end;   /* 40: atomic: 0, then where records end (when full) */
     uint32_t seq;        /* 48: the creator's segment number                  */
-    uint32_t reserved0;  /* 52                                                */
-    uint64_t reserved1;  /* 56                                                */
+    uint32_t epoch;      /* 52: atomic: which use of the file, from 1         */
+    uint32_t consumed;   /* 56: reader: last epoch read to the end and zeroed */
+    uint32_t keeper;     /* 60: atomic: pid keeping it mapped for reuse, or 0 */
     uint32_t writers[16];/* 64: atomic: pids that may write here, 0 = free    */
 };
 

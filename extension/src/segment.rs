@@ -64,6 +64,8 @@ pub struct SegmentStats {
     pub corrupt: u64,
     /// Segments finished (fully read, no writer can add to them) and deleted.
     pub deleted: u64,
+    /// Segments read to their end, zeroed and handed back to their keeper for reuse.
+    pub recycled: u64,
 }
 
 /// A reservation not committed yet when last seen.
@@ -79,8 +81,24 @@ struct Pending {
 /// Where the reader is in one segment.
 struct Cursor {
     file: File,
+    /// Opened for writing too (needed to hand the segment back for reuse).
+    writable: bool,
+    /// The epoch being read (0 = not known yet).
+    epoch: u32,
+    /// This epoch was read to its end and handed back: wait for the next one.
+    consumed: bool,
     pos: u64,
     pending: Vec<Pending>,
+}
+
+/// What one poll of a segment concluded.
+enum Progress {
+    /// More may come (or is still being written).
+    Open,
+    /// Read to its end; no writer can add to this epoch.
+    Finished(SegmentHeader),
+    /// Handed back earlier, and its keeper let it go (or died): nothing more will come.
+    Released,
 }
 
 /// Follows every segment of a spool directory: each poll returns the records committed
@@ -90,6 +108,8 @@ pub struct SegmentFollower {
     cursors: BTreeMap<String, Cursor>,
     finished: BTreeSet<String>,
     delete_finished: bool,
+    /// Zeros to write over a consumed segment's records.
+    zeros: Vec<u8>,
     pub stats: SegmentStats,
 }
 
@@ -110,14 +130,18 @@ pub fn is_segment_name(name: &str) -> bool {
 }
 
 impl SegmentFollower {
-    /// `delete_finished`: remove segments once they are fully read and no writer can
-    /// add to them (the spool's disk use stays bounded).
+    /// `delete_finished`: once a segment is fully read and no writer can add to it,
+    /// hand it back to the process that keeps it mapped (zeroed, for reuse in place:
+    /// the writer then appends without a syscall or a page fault), or delete it if
+    /// nobody keeps it. Either way the spool's disk use stays bounded. Without it the
+    /// follower only reads (a second reader must never recycle what it did not own).
     pub fn new(dir: &Path, delete_finished: bool) -> Self {
         SegmentFollower {
             dir: dir.to_owned(),
             cursors: BTreeMap::new(),
             finished: BTreeSet::new(),
             delete_finished,
+            zeros: Vec::new(),
             stats: SegmentStats::default(),
         }
     }
@@ -143,21 +167,53 @@ impl SegmentFollower {
         let mut alive = AliveCache::default();
         for name in names {
             if !self.cursors.contains_key(&name) {
-                let file = match File::open(self.dir.join(&name)) {
+                let path = self.dir.join(&name);
+                let opened = if self.delete_finished {
+                    fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&path)
+                        .map(|f| (f, true))
+                } else {
+                    Err(io::ErrorKind::PermissionDenied.into())
+                };
+                let (file, writable) = match opened.or_else(|_| File::open(&path).map(|f| (f, false))) {
                     Ok(f) => f,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e),
                 };
                 let cursor = Cursor {
                     file,
+                    writable,
+                    epoch: 0,
+                    consumed: false,
                     pos: DATA_START,
                     pending: Vec::new(),
                 };
                 self.cursors.insert(name.clone(), cursor);
             }
             let cursor = self.cursors.get_mut(&name).expect("inserted above");
-            let done = poll_segment(cursor, &name, &mut alive, &mut self.stats, sink)?;
-            if done {
+            let release = match poll_segment(cursor, &name, &mut alive, &mut self.stats, sink)? {
+                Progress::Open => false,
+                Progress::Released => true,
+                Progress::Finished(header) => {
+                    let keeper_lives = header.reusable() && alive.alive(header.keeper);
+                    if self.delete_finished && keeper_lives && cursor.writable {
+                        match hand_back(&cursor.file, &header, &mut self.zeros) {
+                            Ok(true) => {
+                                cursor.consumed = true;
+                                self.stats.recycled += 1;
+                                false
+                            }
+                            Ok(false) => false,
+                            Err(_) => true,
+                        }
+                    } else {
+                        true
+                    }
+                }
+            };
+            if release {
                 self.cursors.remove(&name);
                 self.finished.insert(name.clone());
                 if self.delete_finished {
@@ -188,22 +244,71 @@ fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> 
     }
 }
 
-/// One poll of one segment. Returns true when the segment is finished: no writer can
-/// add to it and everything in it was read or skipped.
+/// The segment's header as it is now; `None` if it is not (yet) one this reader knows.
+fn read_header(file: &File) -> io::Result<Option<SegmentHeader>> {
+    Ok(read_at(file, 0, field::END)?.and_then(|page| SegmentHeader::parse(&page)))
+}
+
+/// Hands a consumed segment back to its keeper: zeroes the records of this epoch, then
+/// says so in `CONSUMED` (the keeper reuses the segment only after it reads that).
+/// Returns false if the header changed under the reader (then nothing was written).
+fn hand_back(file: &File, seen: &SegmentHeader, zeros: &mut Vec<u8>) -> io::Result<bool> {
+    // A fresh look: still this epoch, still full, ending where it was read to.
+    match read_header(file)? {
+        Some(h) if h.epoch == seen.epoch && h.is_full() && h.data_end == seen.data_end => {}
+        _ => return Ok(false),
+    }
+    const CHUNK: usize = 256 << 10;
+    if zeros.len() < CHUNK {
+        zeros.resize(CHUNK, 0);
+    }
+    let end = seen.limit();
+    let mut at = seen.data_start;
+    while at < end {
+        let n = ((end - at) as usize).min(CHUNK);
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.write_all_at(&seen.epoch.to_le_bytes(), field::CONSUMED as u64)?;
+    Ok(true)
+}
+
+/// One poll of one segment.
 fn poll_segment(
     cursor: &mut Cursor,
     name: &str,
     alive: &mut AliveCache,
     stats: &mut SegmentStats,
     sink: &mut dyn FnMut(&str, RawRecord<'_>),
-) -> io::Result<bool> {
-    let Some(page) = read_at(&cursor.file, 0, field::END)? else {
-        return Ok(false);
-    };
-    let Some(header) = SegmentHeader::parse(&page) else {
+) -> io::Result<Progress> {
+    let Some(header) = read_header(&cursor.file)? else {
         // Not a segment (or not one this reader knows): leave it alone.
-        return Ok(false);
+        return Ok(Progress::Open);
     };
+    if cursor.consumed {
+        if header.epoch == cursor.epoch {
+            // Not reused yet. Its keeper may have let it go, or died.
+            let kept = header.keeper != 0 && alive.alive(header.keeper);
+            return Ok(if kept { Progress::Open } else { Progress::Released });
+        }
+        // Reused: read the new epoch from the start, from a fresh look at the header
+        // (this snapshot may mix fields from before and after the reset).
+        cursor.consumed = false;
+        cursor.epoch = header.epoch;
+        cursor.pos = DATA_START;
+        cursor.pending.clear();
+        return poll_segment(cursor, name, alive, stats, sink);
+    }
+    if cursor.epoch == 0 {
+        cursor.epoch = header.epoch;
+    } else if header.epoch != cursor.epoch {
+        // Reused behind this reader's back (another reader handed it back): what was
+        // not read of the old epoch is gone. Start over on the next poll.
+        cursor.epoch = header.epoch;
+        cursor.pos = DATA_START;
+        cursor.pending.clear();
+        return Ok(Progress::Open);
+    }
     let writers_alive = header.writer_pids().any(|p| alive.alive(p));
     let limit = header.limit();
 
@@ -238,7 +343,7 @@ fn poll_segment(
 
     if cursor.pos < limit {
         let Some(bytes) = read_at(&cursor.file, cursor.pos, (limit - cursor.pos) as usize)? else {
-            return Ok(false);
+            return Ok(Progress::Open);
         };
         let base = cursor.pos;
         let mut walk = Walk::new(&bytes, base, |pid| alive.alive(pid), writers_alive);
@@ -283,7 +388,11 @@ fn poll_segment(
         cursor.pos = next_pos;
     }
     let closed = header.is_full() || !writers_alive;
-    Ok(closed && cursor.pos >= limit && cursor.pending.is_empty())
+    Ok(if closed && cursor.pos >= limit && cursor.pending.is_empty() {
+        Progress::Finished(header)
+    } else {
+        Progress::Open
+    })
 }
 
 /// What one segment file holds, read at once (the batch reader: `tapline run` after the

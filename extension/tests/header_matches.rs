@@ -566,6 +566,9 @@ fn segment_mismatches(text: &str) -> Vec<String> {
         ("creator", f::CREATOR, 4),
         ("data_end", f::DATA_END, 8),
         ("seq", f::SEQ, 4),
+        ("epoch", f::EPOCH, 4),
+        ("consumed", f::CONSUMED, 4),
+        ("keeper", f::KEEPER, 4),
         ("writers", f::WRITERS, 4 * rec::segment::MAX_WRITERS),
     ] {
         match s.fields.get(name) {

@@ -454,13 +454,14 @@ fn stress(total: usize, kill: bool) {
     println!(
         "  {} records: written {written}, dropped {dropped}, \
          unwritten in killed processes {unknown} (of them read: {unknown_seen}); \
-         read {} data records in {} segments, deleted {}, holes {} ({} bytes), \
+         read {} data records in {} segments, deleted {}, recycled {}, holes {} ({} bytes), \
          garbage {} bytes, corrupt {}; via record files {via_file}; lost {lost}, ghosts {ghost}, duplicates {dups}, \
          bad bytes {bad}",
         n,
         seen.iter().filter(|&&s| s).count(),
         segments.len(),
         st.deleted,
+        st.recycled,
         st.holes,
         st.hole_bytes,
         st.garbage_bytes,

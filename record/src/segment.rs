@@ -26,8 +26,9 @@ use crate::{parse_record, ParseError, ALIGN, HEADER_LEN, MAGIC, MAX_RECORD_LEN, 
 
 /// `"TLSEG001"`: the first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: u64 = u64::from_le_bytes(*b"TLSEG001");
-/// Segment layout version.
-pub const SEGMENT_VERSION: u32 = 1;
+/// Segment layout version (2: segments are reused in place: `EPOCH`, `CONSUMED`,
+/// `KEEPER`).
+pub const SEGMENT_VERSION: u32 = 2;
 /// Records start at this offset; the first page is the segment header.
 pub const DATA_START: u64 = 4096;
 /// How many processes can write to one segment at once (a process and the children
@@ -62,6 +63,16 @@ pub mod field {
     pub const DATA_END: usize = 40;
     /// u32 sequence number of the segment within its creator's segments.
     pub const SEQ: usize = 48;
+    /// u32, atomic: which use of the file this is, from 1. The keeper adds one when it
+    /// reuses the segment (after the reader consumed it); records of an earlier epoch
+    /// are gone by then (the reader zeroed them).
+    pub const EPOCH: usize = 52;
+    /// u32, written by the reader: the last epoch it read to the end and zeroed
+    /// (`[DATA_START, DATA_END)` is all zero again). 0 = none.
+    pub const CONSUMED: usize = 56;
+    /// u32, atomic: pid of the process that keeps the segment mapped to reuse it once
+    /// consumed; 0 = nobody (the reader deletes it once read).
+    pub const KEEPER: usize = 60;
     /// `MAX_WRITERS` × u32, atomic: pids of the processes that may write here (0 =
     /// free slot). Claimed with compare-and-swap; cleared when a process leaves.
     pub const WRITERS: usize = 64;
@@ -91,6 +102,9 @@ pub struct SegmentHeader {
     pub creator: u32,
     pub data_end: u64,
     pub seq: u32,
+    pub epoch: u32,
+    pub consumed: u32,
+    pub keeper: u32,
     pub writers: [u32; MAX_WRITERS],
 }
 
@@ -123,12 +137,15 @@ impl SegmentHeader {
             creator: le32(b, field::CREATOR),
             data_end: le64(b, field::DATA_END),
             seq: le32(b, field::SEQ),
+            epoch: le32(b, field::EPOCH),
+            consumed: le32(b, field::CONSUMED),
+            keeper: le32(b, field::KEEPER),
             writers,
         })
     }
 
     /// Encodes a freshly claimed header (the writer stores it before anyone else can
-    /// see the segment under its claimed name).
+    /// see the segment under its claimed name): epoch 1, kept by its creator.
     pub fn claimed(size: u64, creator: u32, seq: u32) -> [u8; field::END] {
         let mut b = [0u8; field::END];
         b[field::MAGIC..field::MAGIC + 8].copy_from_slice(&SEGMENT_MAGIC.to_le_bytes());
@@ -140,6 +157,8 @@ impl SegmentHeader {
         b[field::STATE..field::STATE + 4].copy_from_slice(&(State::Claimed as u32).to_le_bytes());
         b[field::CREATOR..field::CREATOR + 4].copy_from_slice(&creator.to_le_bytes());
         b[field::SEQ..field::SEQ + 4].copy_from_slice(&seq.to_le_bytes());
+        b[field::EPOCH..field::EPOCH + 4].copy_from_slice(&1u32.to_le_bytes());
+        b[field::KEEPER..field::KEEPER + 4].copy_from_slice(&creator.to_le_bytes());
         b[field::WRITERS..field::WRITERS + 4].copy_from_slice(&creator.to_le_bytes());
         b
     }
@@ -156,6 +175,13 @@ impl SegmentHeader {
         } else {
             self.reserve.clamp(self.data_start, self.size)
         }
+    }
+
+    /// May the reader hand this segment back to its keeper instead of deleting it?
+    /// Only a full segment of a kept epoch; the keeper's liveness is the caller's
+    /// question.
+    pub fn reusable(&self) -> bool {
+        self.is_full() && self.keeper != 0 && self.epoch != 0 && self.consumed != self.epoch
     }
 
     /// The registered writers (nonzero pids).

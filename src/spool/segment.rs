@@ -41,14 +41,21 @@ use super::file;
 use crate::config;
 use crate::sys::raw;
 
-/// Mappings a process can hold at once: the current segment and retired ones that a
-/// slow thread may still be copying into.
-const SLOTS: usize = 4;
+/// Mappings a process can hold at once: the current segment, retired ones that a
+/// slow thread may still be copying into, and parked ones waiting to be reused.
+const SLOTS: usize = 8;
+/// At most this many full segments stay mapped for reuse (`PARKED`); past that, the
+/// oldest is let go (unmapped, and deleted by the reader once read).
+const PARK_MAX: usize = 4;
 const NONE: usize = usize::MAX;
 
 const EMPTY: u8 = 0;
 const ACTIVE: u8 = 1;
+/// Full; a thread of this process may still be copying into it.
 const RETIRED: u8 = 2;
+/// Full, nobody of this process writes to it; still mapped (page tables filled), to be
+/// reused in place once the reader has consumed it.
+const PARKED: u8 = 3;
 
 struct Slot {
     base: AtomicPtr<u8>,
@@ -56,6 +63,11 @@ struct Slot {
     /// Threads of this process between "I use this slot" and "I am done with it".
     inflight: AtomicU32,
     state: AtomicU8,
+    /// When it was parked (monotonic ns): the oldest parked slot goes first.
+    parked_at: AtomicU64,
+    /// Copy large parts with non-temporal stores (the segment's lines are not in any
+    /// cache); false for a segment the reader zeroed moments ago ([`copy_stream`]).
+    stream: AtomicBool,
 }
 
 impl Slot {
@@ -65,6 +77,8 @@ impl Slot {
             size: AtomicU64::new(0),
             inflight: AtomicU32::new(0),
             state: AtomicU8::new(EMPTY),
+            parked_at: AtomicU64::new(0),
+            stream: AtomicBool::new(true),
         }
     }
 }
@@ -176,7 +190,7 @@ fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> 
         // SAFETY: `base` maps `size` bytes and stays mapped while our `inflight` count is
         // held (module invariant); the segment header was initialised before the slot
         // was published.
-        let done = unsafe { commit(base, size, &head, parts, pad) };
+        let done = unsafe { commit(base, size, &head, parts, pad, slot.stream.load(Ordering::Relaxed)) };
         slot.inflight.fetch_sub(1, Ordering::Release);
         if done {
             return Ok(());
@@ -216,6 +230,7 @@ unsafe fn commit(
     head: &[u8; HEADER_LEN],
     parts: &[&[u8]],
     pad: usize,
+    stream: bool,
 ) -> bool {
     let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     // SAFETY: header words are 8-aligned within the mapped first page.
@@ -247,7 +262,7 @@ unsafe fn commit(
         let mut at = HEADER_LEN;
         let mut streamed = false;
         for p in parts {
-            if p.len() >= STREAM_MIN {
+            if stream && p.len() >= STREAM_MIN {
                 copy_stream(rec.add(at), p.as_ptr(), p.len());
                 streamed = true;
             } else {
@@ -354,12 +369,25 @@ fn switch(from: usize, at: &Header) -> Result<(), NotWritten> {
 /// Called with `SWITCHING` held.
 fn install_next(from: usize, at: &Header) -> bool {
     reclaim_retired();
+    // SAFETY: called with SWITCHING held (reuse_parked's contract).
+    if let Some((idx, base, size, seq)) = unsafe { reuse_parked(at.pid) } {
+        // The reader zeroed it after it was parked: if that was moments ago, its lines
+        // are still in the caches, and ordinary stores beat streaming ones.
+        let parked_at = SLOT[idx].parked_at.load(Ordering::Relaxed);
+        let stream = at.mono_ns.saturating_sub(parked_at) > HOT_NS;
+        publish(from, idx, base, size, seq, stream, at);
+        return true;
+    }
     let now = at.mono_ns;
     if now < RETRY_AFTER.load(Ordering::Relaxed) {
         return false;
     }
-    let Some(idx) = (0..SLOTS).find(|&i| SLOT[i].state.load(Ordering::Relaxed) == EMPTY) else {
-        return false;
+    let idx = match (0..SLOTS).find(|&i| SLOT[i].state.load(Ordering::Relaxed) == EMPTY) {
+        Some(i) => i,
+        None => match let_go_oldest_parked() {
+            Some(i) => i,
+            None => return false,
+        },
     };
     let (base, size, seq) = match claim_segment(at.pid) {
         Ok(m) => m,
@@ -372,13 +400,33 @@ fn install_next(from: usize, at: &Header) -> bool {
             return false;
         }
     };
-    // Every segment opens with who writes it; nobody else sees it yet.
+    publish(from, idx, base, size, seq, true, at);
+    true
+}
+
+/// A segment parked less than this long ago (and zeroed by the reader since) is
+/// written with ordinary stores: its lines are likely still cached.
+const HOT_NS: u64 = 20_000_000;
+
+/// Makes the segment mapped at `base` (header ready, nobody writing) the current one,
+/// opening it with a `ProcStart`, and retires slot `from`. Called with `SWITCHING` held.
+fn publish(
+    from: usize,
+    idx: usize,
+    base: *mut u8,
+    size: u64,
+    seq: u32,
+    stream: bool,
+    at: &Header,
+) {
+    // Every segment (and every use of a reused one) opens with who writes it.
     let (mut h, start, cmd) = super::proc_start(at, seq);
     let parts: [&[u8]; 2] = [&start, cmd];
     let (head, pad) = h.seal(&parts);
-    // SAFETY: `base` maps the freshly claimed segment of `size` bytes, header written.
-    unsafe { commit(base, size, &head, &parts, pad) };
+    // SAFETY: `base` maps a segment of `size` bytes with its header written.
+    unsafe { commit(base, size, &head, &parts, pad, false) };
     let slot = &SLOT[idx];
+    slot.stream.store(stream, Ordering::Relaxed);
     slot.base.store(base, Ordering::Release);
     slot.size.store(size, Ordering::Relaxed);
     slot.state.store(ACTIVE, Ordering::Relaxed);
@@ -387,12 +435,110 @@ fn install_next(from: usize, at: &Header) -> bool {
         SLOT[from].state.store(RETIRED, Ordering::Relaxed);
         reclaim_retired();
     }
-    true
 }
 
-/// Unmaps retired slots no thread of this process is using any more, after taking
-/// this process off their writer tables. Called with `SWITCHING` held.
+/// A parked segment the reader has consumed (read to its end and zeroed), made ready
+/// for a new epoch in place: no syscall, no page fault, no new page-cache page.
+/// Returns its slot, mapping, size and sequence number.
+///
+/// # Safety
+/// Called with `SWITCHING` held (parked slots change only under it).
+unsafe fn reuse_parked(pid: u32) -> Option<(usize, *mut u8, u64, u32)> {
+    for (i, slot) in SLOT.iter().enumerate() {
+        if slot.state.load(Ordering::Relaxed) != PARKED {
+            continue;
+        }
+        let base = slot.base.load(Ordering::Acquire);
+        let size = slot.size.load(Ordering::Relaxed);
+        // SAFETY: a parked slot's mapping stays until this thread (holding SWITCHING)
+        // lets it go; its header words are aligned within the first page.
+        unsafe {
+            let epoch = atomic_u32(base, field::EPOCH).load(Ordering::Relaxed);
+            // Acquire: the reader zeroed the data before it wrote CONSUMED.
+            if atomic_u32(base, field::CONSUMED).load(Ordering::Acquire) != epoch {
+                continue;
+            }
+            // The reader waits for a new epoch before it looks again: reset every
+            // field, then announce the epoch (release) last.
+            atomic_u64(base, field::RESERVE).store(DATA_START, Ordering::Relaxed);
+            atomic_u64(base, field::DATA_END).store(0, Ordering::Relaxed);
+            for w in 1..MAX_WRITERS {
+                atomic_u32(base, field::WRITERS + 4 * w).store(0, Ordering::Relaxed);
+            }
+            atomic_u32(base, field::WRITERS).store(pid, Ordering::Relaxed);
+            atomic_u32(base, field::CREATOR).store(pid, Ordering::Relaxed);
+            atomic_u32(base, field::STATE).store(State::Claimed as u32, Ordering::Relaxed);
+            atomic_u32(base, field::EPOCH).store(epoch.wrapping_add(1).max(1), Ordering::Release);
+        }
+        // Not re-faulted with MADV_POPULATE_WRITE: page tables stay filled while a
+        // segment is parked, and that walk costs ~80 µs per 4 MiB even when every page
+        // is still writable. If writeback cleaned pages meanwhile, each takes one
+        // write fault on its next append, which the walk would only have moved here.
+        // SAFETY: as above.
+        let seq = unsafe { atomic_u32(base, field::SEQ).load(Ordering::Relaxed) };
+        return Some((i, base, size, seq));
+    }
+    None
+}
+
+/// Lets the oldest parked segment go (its keeper is cleared, so the reader deletes it
+/// once read) and returns its now empty slot. Called with `SWITCHING` held.
+fn let_go_oldest_parked() -> Option<usize> {
+    let idx = (0..SLOTS)
+        .filter(|&i| SLOT[i].state.load(Ordering::Relaxed) == PARKED)
+        .min_by_key(|&i| SLOT[i].parked_at.load(Ordering::Relaxed))?;
+    let_go(idx);
+    Some(idx)
+}
+
+/// Unmaps parked slot `idx` for good, clearing the segment's keeper first. Called with
+/// `SWITCHING` held.
+fn let_go(idx: usize) {
+    let slot = &SLOT[idx];
+    let base = slot.base.load(Ordering::Acquire);
+    let size = slot.size.load(Ordering::Relaxed);
+    // SAFETY: parked: no thread of this process uses the mapping.
+    unsafe {
+        atomic_u32(base, field::KEEPER).store(0, Ordering::Release);
+        libc::munmap(base as *mut libc::c_void, size as usize);
+    }
+    slot.base.store(ptr::null_mut(), Ordering::Relaxed);
+    slot.state.store(EMPTY, Ordering::Relaxed);
+}
+
+/// Is there room for one more parked segment? When all `PARK_MAX` places are taken,
+/// the oldest parked segment the reader has not consumed yet (nobody may be reading
+/// this spool) makes room; segments ready for reuse are kept.
+fn room_to_park() -> bool {
+    let parked = |i: &usize| SLOT[*i].state.load(Ordering::Relaxed) == PARKED;
+    if (0..SLOTS).filter(parked).count() < PARK_MAX {
+        return true;
+    }
+    let oldest_unread = (0..SLOTS)
+        .filter(parked)
+        .filter(|&i| {
+            let base = SLOT[i].base.load(Ordering::Acquire);
+            // SAFETY: a parked slot stays mapped while SWITCHING is held (by our caller).
+            unsafe {
+                atomic_u32(base, field::CONSUMED).load(Ordering::Relaxed)
+                    != atomic_u32(base, field::EPOCH).load(Ordering::Relaxed)
+            }
+        })
+        .min_by_key(|&i| SLOT[i].parked_at.load(Ordering::Relaxed));
+    match oldest_unread {
+        Some(i) => {
+            let_go(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Retired slots no thread of this process is using any more: taken off their writer
+/// tables, then parked for reuse (if this process keeps the segment and there is
+/// room) or unmapped. Called with `SWITCHING` held.
 fn reclaim_retired() {
+    let pid = super::pid();
     for slot in &SLOT {
         if slot.state.load(Ordering::Relaxed) != RETIRED
             || slot.inflight.load(Ordering::SeqCst) != 0
@@ -403,8 +549,19 @@ fn reclaim_retired() {
         let size = slot.size.load(Ordering::Relaxed);
         // SAFETY: the slot is retired and unused (inflight 0 after it stopped being
         // current), so nobody in this process touches the mapping any more.
+        unsafe { unregister(base, pid) };
+        // SAFETY: as above; the keeper word is aligned in the first page.
+        let ours = unsafe { atomic_u32(base, field::KEEPER).load(Ordering::Relaxed) } == pid;
+        if ours && room_to_park() {
+            slot.parked_at.store(super::now().mono_ns, Ordering::Relaxed);
+            slot.state.store(PARKED, Ordering::Relaxed);
+            continue;
+        }
+        // SAFETY: as above.
         unsafe {
-            unregister(base, super::pid());
+            if ours {
+                atomic_u32(base, field::KEEPER).store(0, Ordering::Release);
+            }
             libc::munmap(base as *mut libc::c_void, size as usize);
         }
         slot.base.store(ptr::null_mut(), Ordering::Relaxed);
@@ -439,12 +596,25 @@ unsafe fn unregister(base: *mut u8, pid: u32) {
 
 /// In the child after `fork` (one thread left): threads that were copying in the parent
 /// do not exist here; keep the shared segment if the child can register as its writer.
+/// The parent's retired and parked segments are the parent's to reuse: the child only
+/// drops its copies of their mappings.
 pub fn after_fork_child() {
     SWITCHING.store(false, Ordering::Relaxed);
     for slot in &SLOT {
         slot.inflight.store(0, Ordering::Relaxed);
     }
     let cur = CURRENT.load(Ordering::Relaxed);
+    for (i, slot) in SLOT.iter().enumerate() {
+        let state = slot.state.load(Ordering::Relaxed);
+        if i != cur && (state == RETIRED || state == PARKED) {
+            let base = slot.base.load(Ordering::Relaxed);
+            let size = slot.size.load(Ordering::Relaxed);
+            // SAFETY: the child's own copy of the mapping; no other thread exists here.
+            unsafe { libc::munmap(base as *mut libc::c_void, size as usize) };
+            slot.base.store(ptr::null_mut(), Ordering::Relaxed);
+            slot.state.store(EMPTY, Ordering::Relaxed);
+        }
+    }
     if cur != NONE {
         let base = SLOT[cur].base.load(Ordering::Relaxed);
         // SAFETY: the current slot's mapping was inherited from the parent.
