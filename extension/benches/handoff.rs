@@ -84,7 +84,10 @@ fn main() {
         }
         if want("file") {
             let n = if small { iters / 10 } else { iters };
-            rows.push(("new file + read back", best(|| file_roundtrip(&dir, &payload, n))));
+            rows.push((
+                "new file + read back",
+                best(|| file_roundtrip(&dir, &payload, n)),
+            ));
         }
         if want("ipc") {
             rows.push(("unix socket + ack", best(|| ipc.send(&payload, iters))));
@@ -99,8 +102,7 @@ fn main() {
         }
         if want("ready") {
             // The reader made enough segments ahead of the burst (not timed).
-            let need =
-                (iters * (size + 48 * (size / (64 << 10) + 1))) as u64 / SEGMENT_BYTES + 2;
+            let need = (iters * (size + 48 * (size / (64 << 10) + 1))) as u64 / SEGMENT_BYTES + 2;
             let t = best(|| {
                 clear_records(&dir);
                 let _ = tapline::segment::remove_free_segments(&dir);
@@ -265,9 +267,7 @@ impl WarmSpool {
     /// handed back in it; the second sees nothing new).
     fn drain(&mut self) {
         for _ in 0..2 {
-            self.follower
-                .poll(&mut |_, _| {})
-                .expect("reader poll");
+            self.follower.poll(&mut |_, _| {}).expect("reader poll");
         }
     }
 

@@ -177,11 +177,12 @@ impl SegmentFollower {
                 } else {
                     Err(io::ErrorKind::PermissionDenied.into())
                 };
-                let (file, writable) = match opened.or_else(|_| File::open(&path).map(|f| (f, false))) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
+                let (file, writable) =
+                    match opened.or_else(|_| File::open(&path).map(|f| (f, false))) {
+                        Ok(f) => f,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    };
                 let cursor = Cursor {
                     file,
                     writable,
@@ -289,7 +290,11 @@ fn poll_segment(
         if header.epoch == cursor.epoch {
             // Not reused yet. Its keeper may have let it go, or died.
             let kept = header.keeper != 0 && alive.alive(header.keeper);
-            return Ok(if kept { Progress::Open } else { Progress::Released });
+            return Ok(if kept {
+                Progress::Open
+            } else {
+                Progress::Released
+            });
         }
         // Reused: read the new epoch from the start, from a fresh look at the header
         // (this snapshot may mix fields from before and after the reset).
@@ -388,11 +393,13 @@ fn poll_segment(
         cursor.pos = next_pos;
     }
     let closed = header.is_full() || !writers_alive;
-    Ok(if closed && cursor.pos >= limit && cursor.pending.is_empty() {
-        Progress::Finished(header)
-    } else {
-        Progress::Open
-    })
+    Ok(
+        if closed && cursor.pos >= limit && cursor.pending.is_empty() {
+            Progress::Finished(header)
+        } else {
+            Progress::Open
+        },
+    )
 }
 
 /// What one segment file holds, read at once (the batch reader: `tapline run` after the

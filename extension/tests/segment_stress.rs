@@ -14,6 +14,10 @@
 //!   it says it dropped is never read; rotations and deletions happen.
 //! - `killed`: the same, with two writer processes killed by SIGKILL at random moments.
 //!   Holes are skipped; everything that was committed is intact and read once.
+//! - `reuse`: the Lambda pattern: 40 "invocations", each 4 threads writing ~2.5
+//!   segments, then the reader draining everything (and handing full segments back).
+//!   From the fifth invocation on, the writer creates no segment: it reuses the ones
+//!   handed back, in place; every record is still read exactly once, byte-identical.
 //! - `disk-full`: the spool directory on a 6 MiB tmpfs that is nearly full (a private
 //!   mount namespace, through `unshare`): records are dropped and counted, the program
 //!   goes on, and once space is freed writing resumes with a `Drops` record.
@@ -55,6 +59,7 @@ fn main() {
             "shared" => stress(total, false),
             "killed" => stress(total, true),
             "disk-full" => disk_full(),
+            "reuse" => reuse(),
             other => panic!("unknown role {other}"),
         }
         return;
@@ -64,7 +69,7 @@ fn main() {
     let total = if quick { 100_000 } else { 1_000_000 };
     let lib = library();
     let mut failed = false;
-    for role in ["shared", "killed", "disk-full"] {
+    for role in ["shared", "killed", "reuse", "disk-full"] {
         let t0 = Instant::now();
         let me = std::env::current_exe().expect("own path");
         let mut cmd = if role == "disk-full" {
@@ -512,6 +517,126 @@ fn check(
     if std::mem::replace(&mut seen[id as usize], true) {
         *dups += 1;
     }
+}
+
+/// The Lambda pattern: bursts of appends, each followed by the reader draining the
+/// spool; segments are handed back and reused in place.
+fn reuse() {
+    const INVOCATIONS: usize = 40;
+    const PER_THREAD: usize = 1250;
+    const WRITERS: usize = 4;
+    let dir = spool_dir("reuse");
+    make_free_segments(&dir, 2, SEGMENT_BYTES).expect("free segments");
+    let lib = load(
+        &dir,
+        &[
+            ("TAPLINE_SEGMENT_BYTES", SEGMENT_BYTES.to_string()),
+            ("TAPLINE_SPOOL_MAX_SEGMENTS", "48".into()),
+            ("TAPLINE_SPOOL_MAX_BYTES", (1u64 << 50).to_string()),
+        ],
+    );
+    let n = INVOCATIONS * WRITERS * PER_THREAD;
+    let status = shared_bytes(n);
+    let mut seen = vec![false; n];
+    let (mut bad, mut dups) = (0u64, 0u64);
+    let mut expected = Vec::new();
+    let mut follower = SegmentFollower::new(&dir, true);
+    let mut names = std::collections::BTreeSet::new();
+    let mut new_names_late = 0;
+    for inv in 0..INVOCATIONS {
+        std::thread::scope(|scope| {
+            for t in 0..WRITERS {
+                let append = lib.append;
+                scope.spawn(move || {
+                    let mut buf = Vec::new();
+                    for k in 0..PER_THREAD {
+                        let id = ((inv * WRITERS + t) * PER_THREAD + k) as u64;
+                        payload(id, &mut buf);
+                        // SAFETY: `buf` is readable for its length.
+                        let r = unsafe {
+                            append(0, RecordType::Data as u16, id, buf.as_ptr(), buf.len())
+                        };
+                        status[id as usize]
+                            .store(if r == 1 { WRITTEN } else { DROPPED }, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        // After the response: the extension reads everything.
+        let mut quiet = 0;
+        while quiet < 2 {
+            let before = (follower.stats.records, follower.stats.recycled);
+            follower
+                .poll(&mut |name, rec| {
+                    if names.insert(name.to_owned()) && inv >= 4 {
+                        new_names_late += 1;
+                    }
+                    check(rec, &mut seen, &mut expected, &mut bad, &mut dups);
+                })
+                .expect("poll");
+            quiet = if (follower.stats.records, follower.stats.recycled) == before {
+                quiet + 1
+            } else {
+                0
+            };
+        }
+    }
+    // Records written while another thread switched segments went to the record file.
+    for e in std::fs::read_dir(&dir).expect("dir").flatten() {
+        if e.file_name().to_string_lossy().ends_with(".tlr") {
+            let bytes = std::fs::read(e.path()).expect("record file");
+            for item in tapline_record::RecordIter::skipping_zeros(&bytes) {
+                if let tapline_record::Item::Record { record, .. } = item {
+                    check(record, &mut seen, &mut expected, &mut bad, &mut dups);
+                }
+            }
+        }
+    }
+    let mut written = 0;
+    let mut lost = 0;
+    let mut ghost = 0;
+    for (id, s) in status.iter().enumerate() {
+        match s.load(Ordering::SeqCst) {
+            WRITTEN => {
+                written += 1;
+                lost += u64::from(!seen[id]);
+            }
+            _ => ghost += u64::from(seen[id]),
+        }
+    }
+    let segment_files = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .filter(|e| tapline::segment::is_segment_name(&e.file_name().to_string_lossy()))
+        .count();
+    let st = follower.stats;
+    println!(
+        "  {n} records in {INVOCATIONS} invocations: written {written}; {} segment files \
+         used, {} of them first seen after the fourth invocation; handed back {}, deleted \
+         {}; {segment_files} segment files left; lost {lost}, ghosts {ghost}, duplicates \
+         {dups}, bad bytes {bad}",
+        names.len(),
+        new_names_late,
+        st.recycled,
+        st.deleted,
+    );
+    assert_eq!(lost, 0, "records written but never read");
+    assert_eq!(ghost, 0, "records dropped but read");
+    assert_eq!(dups, 0, "records read twice");
+    assert_eq!(bad, 0, "records read with wrong bytes");
+    assert_eq!(written, n, "records dropped with room to spare");
+    assert_eq!(
+        new_names_late, 0,
+        "the writer made new segments instead of reusing"
+    );
+    assert!(
+        st.recycled >= 2 * (INVOCATIONS as u64 - 4),
+        "too few segments handed back"
+    );
+    assert!(
+        segment_files <= 8,
+        "disk use grew: {segment_files} segments"
+    );
 }
 
 /// In a forked child: reserve space for record `id` in the parent's current segment

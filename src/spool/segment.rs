@@ -190,7 +190,16 @@ fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> 
         // SAFETY: `base` maps `size` bytes and stays mapped while our `inflight` count is
         // held (module invariant); the segment header was initialised before the slot
         // was published.
-        let done = unsafe { commit(base, size, &head, parts, pad, slot.stream.load(Ordering::Relaxed)) };
+        let done = unsafe {
+            commit(
+                base,
+                size,
+                &head,
+                parts,
+                pad,
+                slot.stream.load(Ordering::Relaxed),
+            )
+        };
         slot.inflight.fetch_sub(1, Ordering::Release);
         if done {
             return Ok(());
@@ -410,15 +419,7 @@ const HOT_NS: u64 = 20_000_000;
 
 /// Makes the segment mapped at `base` (header ready, nobody writing) the current one,
 /// opening it with a `ProcStart`, and retires slot `from`. Called with `SWITCHING` held.
-fn publish(
-    from: usize,
-    idx: usize,
-    base: *mut u8,
-    size: u64,
-    seq: u32,
-    stream: bool,
-    at: &Header,
-) {
+fn publish(from: usize, idx: usize, base: *mut u8, size: u64, seq: u32, stream: bool, at: &Header) {
     // Every segment (and every use of a reused one) opens with who writes it.
     let (mut h, start, cmd) = super::proc_start(at, seq);
     let parts: [&[u8]; 2] = [&start, cmd];
@@ -553,7 +554,8 @@ fn reclaim_retired() {
         // SAFETY: as above; the keeper word is aligned in the first page.
         let ours = unsafe { atomic_u32(base, field::KEEPER).load(Ordering::Relaxed) } == pid;
         if ours && room_to_park() {
-            slot.parked_at.store(super::now().mono_ns, Ordering::Relaxed);
+            slot.parked_at
+                .store(super::now().mono_ns, Ordering::Relaxed);
             slot.state.store(PARKED, Ordering::Relaxed);
             continue;
         }
