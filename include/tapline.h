@@ -117,7 +117,8 @@ struct tl_header {
     uint16_t type;     /*  6: enum tl_record_type                              */
     uint32_t length;   /*  8: whole record incl. header and padding, %8 == 0   */
     uint32_t crc32;    /* 12: see above                                        */
-    uint64_t wall_ns;  /* 16: CLOCK_REALTIME, ns since the epoch               */
+    uint64_t wall_ns;  /* 16: CLOCK_REALTIME, ns since the epoch (libtapline:
+                        *     mono_ns + an offset re-read every 50 ms)         */
     uint64_t mono_ns;  /* 24: CLOCK_MONOTONIC, ns                              */
     uint32_t pid;      /* 32: writing process                                  */
     uint32_t tid;      /* 36: writing thread (gettid)                          */
