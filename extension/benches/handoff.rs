@@ -274,10 +274,13 @@ impl WarmSpool {
     /// `iters` hand-offs in bursts of `burst`; returns ns per hand-off, appends only.
     fn run(&mut self, append: AppendFn, payload: &[u8], iters: usize, burst: usize) -> f64 {
         if !self.warmed {
-            // The first bursts claim and map segments (the cold start); not timed.
+            // The first bursts claim and map segments (the cold start); not timed. The
+            // pause lets the writer give up segments parked by the rows before, which
+            // no reader consumed (it does so after a second).
             for _ in 0..3 {
                 spool(append, MODE_SEGMENT, payload, burst);
                 self.drain();
+                std::thread::sleep(Duration::from_millis(600));
             }
             self.warmed = true;
         }

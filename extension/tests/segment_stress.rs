@@ -293,6 +293,18 @@ fn stress(total: usize, kill: bool) {
     }
     status[hole_id as usize].store(DROPPED, Ordering::SeqCst);
 
+    // Kill two writer processes mid-run: once their first thread has written a third,
+    // and a half, of its records (moments that do not depend on the machine's speed).
+    // That thread then stops there until it is killed, so the kill always lands while
+    // the process still has records to write, however fast the others are.
+    let kill_at: Vec<(usize, usize)> = if kill {
+        vec![
+            (0, per_thread / 3),
+            (2, 2 * THREADS * per_thread + per_thread / 2),
+        ]
+    } else {
+        Vec::new()
+    };
     let mut children = Vec::new();
     for p in 0..PROCS {
         // SAFETY: this process is single-threaded here; the child only runs the writer
@@ -303,6 +315,7 @@ fn stress(total: usize, kill: bool) {
             let threads: Vec<_> = (0..THREADS)
                 .map(|t| {
                     let append = lib.append;
+                    let stop_at = kill_at.iter().find(|k| k.0 == p).map(|k| k.1);
                     std::thread::spawn(move || {
                         let mut buf = Vec::new();
                         for k in 0..per_thread {
@@ -314,6 +327,11 @@ fn stress(total: usize, kill: bool) {
                             };
                             let s = if r == 1 { WRITTEN } else { DROPPED };
                             status[id as usize].store(s, Ordering::SeqCst);
+                            if stop_at == Some(id as usize) {
+                                loop {
+                                    std::thread::sleep(Duration::from_millis(10));
+                                }
+                            }
                             if r != 1 {
                                 // The reader is behind (the directory bound is reached):
                                 // a program would be doing other things meanwhile.
@@ -340,16 +358,7 @@ fn stress(total: usize, kill: bool) {
     let mut bad = 0u64;
     let mut dups = 0u64;
     let mut follower = SegmentFollower::new(&dir, true);
-    // Kill two writer processes mid-run: once their first thread has written a third,
-    // and a half, of its records (moments that do not depend on the machine's speed).
-    let mut kills: Vec<(usize, usize)> = if kill {
-        vec![
-            (0, per_thread / 3),
-            (2, 2 * THREADS * per_thread + per_thread / 2),
-        ]
-    } else {
-        Vec::new()
-    };
+    let mut kills = kill_at.clone();
     let mut killed = Vec::new();
     let mut running = children.len();
     let mut quiet_polls = 0;

@@ -56,6 +56,9 @@ const RETIRED: u8 = 2;
 /// Full, nobody of this process writes to it; still mapped (page tables filled), to be
 /// reused in place once the reader has consumed it.
 const PARKED: u8 = 3;
+/// Claimed and mapped ahead of need, while the current segment was half full: the next
+/// switch installs it at once, so other threads need not wait for a claim.
+const STANDBY: u8 = 4;
 
 struct Slot {
     base: AtomicPtr<u8>,
@@ -86,8 +89,16 @@ impl Slot {
 static SLOT: [Slot; SLOTS] = [const { Slot::new() }; SLOTS];
 /// Index of the slot new records go to, or `NONE`.
 static CURRENT: AtomicUsize = AtomicUsize::new(NONE);
+/// Index of the `STANDBY` slot, or `NONE`. Changed only with `SWITCHING` held.
+static STANDBY_IDX: AtomicUsize = AtomicUsize::new(NONE);
 /// Held by the one thread that moves the process to its next segment.
 static SWITCHING: AtomicBool = AtomicBool::new(false);
+/// Set while the switching thread claims a new segment (slow: files, mappings), so
+/// that other threads stop waiting for it and use the file spool meanwhile.
+static SWITCH_SLOW: AtomicBool = AtomicBool::new(false);
+/// How long a thread waits for another's switch to a reused segment (`spin_loop`
+/// rounds, ~1–2 µs) before its record goes to the file spool.
+const SWITCH_SPINS: u32 = 64;
 /// Next segment sequence number of this process.
 static SEQ: AtomicU32 = AtomicU32::new(0);
 /// Bytes of segments this process claimed (against `TAPLINE_SPOOL_MAX_BYTES`).
@@ -190,7 +201,7 @@ fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> 
         // SAFETY: `base` maps `size` bytes and stays mapped while our `inflight` count is
         // held (module invariant); the segment header was initialised before the slot
         // was published.
-        let done = unsafe {
+        let placed = unsafe {
             commit(
                 base,
                 size,
@@ -201,7 +212,13 @@ fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> 
             )
         };
         slot.inflight.fetch_sub(1, Ordering::Release);
-        if done {
+        if let Some(off) = placed {
+            // The one reservation that crosses the middle of the segment gets the next
+            // one ready, unless the reader has handed one back.
+            let half = size / 2;
+            if off <= half && off + len > half {
+                prepare_standby(cur, header);
+            }
             return Ok(());
         }
         switch(cur, header)?;
@@ -229,7 +246,7 @@ unsafe fn atomic_u32<'a>(base: *mut u8, at: usize) -> &'a AtomicU32 {
 }
 
 /// Reserves space in the segment at `base` and writes the sealed record there.
-/// Returns false (and marks the segment full) when it does not fit.
+/// Returns where, or `None` (and marks the segment full) when it does not fit.
 ///
 /// # Safety
 /// `base` maps a segment of `size` bytes with an initialised header, for the whole call.
@@ -240,7 +257,7 @@ unsafe fn commit(
     parts: &[&[u8]],
     pad: usize,
     stream: bool,
-) -> bool {
+) -> Option<u64> {
     let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     // SAFETY: header words are 8-aligned within the mapped first page.
     let reserve = unsafe { atomic_u64(base, field::RESERVE) };
@@ -254,7 +271,7 @@ unsafe fn commit(
                 atomic_u32(base, field::STATE).store(State::Full as u32, Ordering::Release);
             }
         }
-        return false;
+        return None;
     }
     // SAFETY: [off, off + len) lies within the mapping and was reserved for us alone;
     // `off` is 8-aligned because DATA_START and every record length are.
@@ -287,7 +304,7 @@ unsafe fn commit(
         }
         atomic_u32(rec, 0).store(MAGIC, Ordering::Release);
     }
-    true
+    Some(off)
 }
 
 /// Parts at least this long are copied with non-temporal stores ([`copy_stream`]).
@@ -360,6 +377,16 @@ fn switch(from: usize, at: &Header) -> Result<(), NotWritten> {
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
+        // Reusing a parked segment takes well under a microsecond: wait for that
+        // (bounded), but not for a claim, which makes and maps a file.
+        let mut spins = 0;
+        while SWITCHING.load(Ordering::Acquire)
+            && !SWITCH_SLOW.load(Ordering::Relaxed)
+            && spins < SWITCH_SPINS
+        {
+            core::hint::spin_loop();
+            spins += 1;
+        }
         return if CURRENT.load(Ordering::SeqCst) != from {
             Ok(())
         } else {
@@ -367,6 +394,7 @@ fn switch(from: usize, at: &Header) -> Result<(), NotWritten> {
         };
     }
     let ok = CURRENT.load(Ordering::SeqCst) != from || install_next(from, at);
+    SWITCH_SLOW.store(false, Ordering::Relaxed);
     SWITCHING.store(false, Ordering::Release);
     if ok {
         Ok(())
@@ -387,30 +415,85 @@ fn install_next(from: usize, at: &Header) -> bool {
         publish(from, idx, base, size, seq, stream, at);
         return true;
     }
+    let standby = STANDBY_IDX.swap(NONE, Ordering::Relaxed);
+    if standby != NONE {
+        let slot = &SLOT[standby];
+        let base = slot.base.load(Ordering::Acquire);
+        let size = slot.size.load(Ordering::Relaxed);
+        // SAFETY: the standby slot maps a claimed segment with its header written.
+        let seq = unsafe { atomic_u32(base, field::SEQ).load(Ordering::Relaxed) };
+        publish(from, standby, base, size, seq, true, at);
+        return true;
+    }
+    match claim_into_slot(at) {
+        Some((idx, base, size, seq)) => {
+            publish(from, idx, base, size, seq, true, at);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Claims a new segment (slow: files and mappings) into an empty slot. Called with
+/// `SWITCHING` held.
+fn claim_into_slot(at: &Header) -> Option<(usize, *mut u8, u64, u32)> {
     let now = at.mono_ns;
     if now < RETRY_AFTER.load(Ordering::Relaxed) {
-        return false;
+        return None;
     }
+    SWITCH_SLOW.store(true, Ordering::Relaxed);
     let idx = match (0..SLOTS).find(|&i| SLOT[i].state.load(Ordering::Relaxed) == EMPTY) {
         Some(i) => i,
-        None => match let_go_oldest_parked() {
-            Some(i) => i,
-            None => return false,
-        },
+        None => let_go_oldest_parked()?,
     };
-    let (base, size, seq) = match claim_segment(at.pid) {
-        Ok(m) => m,
+    match claim_segment(at.pid) {
+        Ok((base, size, seq)) => Some((idx, base, size, seq)),
         Err(Failure::Unsupported) => {
             UNSUPPORTED.store(true, Ordering::Relaxed);
-            return false;
+            None
         }
         Err(Failure::Unavailable) => {
             RETRY_AFTER.store(now + RETRY_NS, Ordering::Relaxed);
-            return false;
+            None
         }
-    };
-    publish(from, idx, base, size, seq, true, at);
-    true
+    }
+}
+
+/// Gets the segment after the current one (slot `cur`) ready while the current one
+/// still has room: claimed and mapped now, installed at the switch. Skipped if another
+/// thread is switching, a standby exists, or the reader handed a segment back.
+fn prepare_standby(cur: usize, at: &Header) {
+    if STANDBY_IDX.load(Ordering::Relaxed) != NONE
+        || SWITCHING
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let reusable = SLOT.iter().any(|slot| {
+        slot.state.load(Ordering::Relaxed) == PARKED && {
+            let base = slot.base.load(Ordering::Acquire);
+            // SAFETY: parked slots stay mapped while SWITCHING is held.
+            unsafe {
+                atomic_u32(base, field::CONSUMED).load(Ordering::Relaxed)
+                    == atomic_u32(base, field::EPOCH).load(Ordering::Relaxed)
+            }
+        }
+    });
+    if CURRENT.load(Ordering::SeqCst) == cur
+        && STANDBY_IDX.load(Ordering::Relaxed) == NONE
+        && !reusable
+    {
+        if let Some((idx, base, size, _)) = claim_into_slot(at) {
+            let slot = &SLOT[idx];
+            slot.base.store(base, Ordering::Release);
+            slot.size.store(size, Ordering::Relaxed);
+            slot.state.store(STANDBY, Ordering::Relaxed);
+            STANDBY_IDX.store(idx, Ordering::Relaxed);
+        }
+    }
+    SWITCH_SLOW.store(false, Ordering::Relaxed);
+    SWITCHING.store(false, Ordering::Release);
 }
 
 /// A segment parked less than this long ago (and zeroed by the reader since) is
@@ -507,16 +590,20 @@ fn let_go(idx: usize) {
     slot.state.store(EMPTY, Ordering::Relaxed);
 }
 
-/// Is there room for one more parked segment? When all `PARK_MAX` places are taken,
-/// the oldest parked segment the reader has not consumed yet (nobody may be reading
-/// this spool) makes room; segments ready for reuse are kept.
+/// Is there room for one more parked segment? While all `PARK_MAX` places are taken,
+/// the newest full segment is let go, not the older parked ones: a reader consumes
+/// segments oldest first, so those are the ones it hands back first. Only a parked
+/// segment nobody consumed for [`STALE_NS`] (no reader is following this spool, or it
+/// lost these files) gives its place up.
 fn room_to_park() -> bool {
     let parked = |i: &usize| SLOT[*i].state.load(Ordering::Relaxed) == PARKED;
     if (0..SLOTS).filter(parked).count() < PARK_MAX {
         return true;
     }
-    let oldest_unread = (0..SLOTS)
+    let now = super::now().mono_ns;
+    let stale = (0..SLOTS)
         .filter(parked)
+        .filter(|&i| now.saturating_sub(SLOT[i].parked_at.load(Ordering::Relaxed)) > STALE_NS)
         .filter(|&i| {
             let base = SLOT[i].base.load(Ordering::Acquire);
             // SAFETY: a parked slot stays mapped while SWITCHING is held (by our caller).
@@ -526,7 +613,7 @@ fn room_to_park() -> bool {
             }
         })
         .min_by_key(|&i| SLOT[i].parked_at.load(Ordering::Relaxed));
-    match oldest_unread {
+    match stale {
         Some(i) => {
             let_go(i);
             true
@@ -534,6 +621,9 @@ fn room_to_park() -> bool {
         None => false,
     }
 }
+
+/// A parked segment not consumed for this long is given up for a newer one.
+const STALE_NS: u64 = 1_000_000_000;
 
 /// Retired slots no thread of this process is using any more: taken off their writer
 /// tables, then parked for reuse (if this process keeps the segment and there is
@@ -598,7 +688,7 @@ unsafe fn unregister(base: *mut u8, pid: u32) {
 
 /// In the child after `fork` (one thread left): threads that were copying in the parent
 /// do not exist here; keep the shared segment if the child can register as its writer.
-/// The parent's retired and parked segments are the parent's to reuse: the child only
+/// The parent's retired, parked and standby segments are the parent's: the child only
 /// drops its copies of their mappings.
 pub fn after_fork_child() {
     SWITCHING.store(false, Ordering::Relaxed);
@@ -606,9 +696,10 @@ pub fn after_fork_child() {
         slot.inflight.store(0, Ordering::Relaxed);
     }
     let cur = CURRENT.load(Ordering::Relaxed);
+    STANDBY_IDX.store(NONE, Ordering::Relaxed);
     for (i, slot) in SLOT.iter().enumerate() {
         let state = slot.state.load(Ordering::Relaxed);
-        if i != cur && (state == RETIRED || state == PARKED) {
+        if i != cur && (state == RETIRED || state == PARKED || state == STANDBY) {
             let base = slot.base.load(Ordering::Relaxed);
             let size = slot.size.load(Ordering::Relaxed);
             // SAFETY: the child's own copy of the mapping; no other thread exists here.
