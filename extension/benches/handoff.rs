@@ -26,7 +26,9 @@
 //! records of 64 KiB, as the capture layer would cut it.
 //!
 //! Run: `cargo bench -p tapline --bench handoff` (builds release `libtapline.so`);
-//! `HANDOFF_DIR=/dev/shm cargo bench ...` puts the spool and the files on tmpfs.
+//! `HANDOFF_DIR=/dev/shm cargo bench ...` puts the spool and the files on tmpfs;
+//! `HANDOFF_ROWS=warm,ready cargo bench ...` runs only those rows (http, file, ipc,
+//! writev, ready, sustained, warm, setup).
 
 use std::ffi::CString;
 use std::io::{Read, Write};

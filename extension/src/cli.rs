@@ -429,8 +429,8 @@ pub fn run(o: &RunOptions) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let status = match run_child(o, &lib, &spool.path) {
-        Ok(status) => status,
+    let (status, followed) = match run_child(o, &lib, &spool.path) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("tapline: {e}");
             let code = match &e {
@@ -444,13 +444,15 @@ pub fn run(o: &RunOptions) -> i32 {
             return code;
         }
     };
-    let report = Spool::read_dir(&spool.path)
-        .map_err(RunError::Spool)
-        .and_then(|s| {
-            let assembly = prepare(&s)?;
-            write_report(&o.report, &s, &assembly)?;
-            Ok(assembly)
-        });
+    let read = match followed {
+        Some(f) => f.into_spool(&spool.path),
+        None => Spool::read_dir(&spool.path),
+    };
+    let report = read.map_err(RunError::Spool).and_then(|s| {
+        let assembly = prepare(&s)?;
+        write_report(&o.report, &s, &assembly)?;
+        Ok(assembly)
+    });
     match report {
         Ok(assembly) => {
             if let Some(endpoint) = &o.otlp {
@@ -473,7 +475,11 @@ pub fn run(o: &RunOptions) -> i32 {
 /// Spawns the program with the library preloaded and waits for it. Ctrl-C / Ctrl-\
 /// reach the program from the terminal; tapline ignores them until it has exited, then
 /// they act normally again (so a hung report can still be interrupted).
-fn run_child(o: &RunOptions, lib: &Path, spool_dir: &Path) -> Result<i32, RunError> {
+fn run_child(
+    o: &RunOptions,
+    lib: &Path,
+    spool_dir: &Path,
+) -> Result<(i32, Option<Followed>), RunError> {
     let child_done = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
         // A handler (not SIG_IGN) is what we want: the exec'd child resets handled
@@ -488,21 +494,33 @@ fn run_child(o: &RunOptions, lib: &Path, spool_dir: &Path) -> Result<i32, RunErr
         });
     };
     // Segments made ahead of need: the program's first record claims one with a rename
-    // instead of creating and faulting its own; a helper thread keeps two ready.
+    // instead of creating and faulting its own; a helper thread keeps two ready, and
+    // (unless the spool is to be kept as written) follows the segments as the program
+    // fills them, handing finished ones back for reuse: a long run stays within a few
+    // segments instead of claiming new ones up to the directory bound.
     let segment_bytes = std::env::var("TAPLINE_SEGMENT_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(crate::segment::DEFAULT_SEGMENT_BYTES);
     let _ = crate::segment::make_free_segments(spool_dir, 2, segment_bytes);
+    let follow = !o.keep_spool;
     let refill = {
         let done = Arc::clone(&child_done);
         let dir = spool_dir.to_owned();
         std::thread::spawn(move || {
+            let mut followed = follow.then(|| Followed::new(&dir));
             while !done.load(Ordering::SeqCst) {
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 let _ = crate::segment::make_free_segments(&dir, 2, segment_bytes);
+                if let Some(f) = followed.as_mut() {
+                    f.poll();
+                }
             }
             let _ = crate::segment::remove_free_segments(&dir);
+            if let Some(f) = followed.as_mut() {
+                f.drain();
+            }
+            followed
         })
     };
     let mut cmd = Command::new(program);
@@ -517,13 +535,71 @@ fn run_child(o: &RunOptions, lib: &Path, spool_dir: &Path) -> Result<i32, RunErr
         source,
     });
     child_done.store(true, Ordering::SeqCst);
-    let _ = refill.join();
+    let followed = refill.join().ok().flatten();
     let status = status?;
-    Ok(match (status.code(), status.signal()) {
+    let code = match (status.code(), status.signal()) {
         (Some(code), _) => code,
         (None, Some(sig)) => 128 + sig,
         (None, None) => EXIT_FAILURE,
-    })
+    };
+    Ok((code, followed))
+}
+
+/// The records `tapline run` read from shared segments while the program ran (those
+/// segments were handed back for reuse or deleted, so they are not read again at the
+/// end): per segment name, the records as frames.
+struct Followed {
+    follower: crate::segment::SegmentFollower,
+    frames: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl Followed {
+    fn new(dir: &Path) -> Followed {
+        Followed {
+            follower: crate::segment::SegmentFollower::new(dir, true),
+            frames: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn poll(&mut self) {
+        let frames = &mut self.frames;
+        let _ = self.follower.poll(&mut |name, rec| {
+            let out = frames.entry(name.to_owned()).or_default();
+            out.extend_from_slice(&rec.header.encode(tapline_record::MAGIC));
+            out.extend_from_slice(rec.payload);
+        });
+    }
+
+    /// After the program exited: reads until nothing new comes (its writers are gone,
+    /// so every segment finishes).
+    fn drain(&mut self) {
+        let mut quiet = 0;
+        while quiet < 2 {
+            let before = self.follower.stats;
+            self.poll();
+            quiet = if self.follower.stats == before {
+                quiet + 1
+            } else {
+                0
+            };
+        }
+    }
+
+    /// The spool: record files from the directory, segments from what was followed.
+    fn into_spool(self, dir: &Path) -> Result<Spool, crate::spool::SpoolError> {
+        let mut spool = Spool::read_dir_files(dir)?;
+        let stats = self.follower.stats;
+        for (i, (name, frames)) in self.frames.iter().enumerate() {
+            spool.add_file(name, frames);
+            if i == 0 {
+                if let Some(f) = spool.files.last_mut() {
+                    f.skipped_stretches += stats.holes + stats.corrupt;
+                    f.skipped_bytes += stats.hole_bytes + stats.garbage_bytes;
+                }
+            }
+        }
+        Ok(spool)
+    }
 }
 
 /// `libtapline.so`: `$TAPLINE_LIB`, else next to our executable. Absolute, so that it

@@ -245,6 +245,16 @@ impl Spool {
     /// Only failing to list the directory is an error; a file that cannot be read is
     /// reported in its [`FileStats::error`] and the others are still read.
     pub fn read_dir(dir: &Path) -> Result<Spool, SpoolError> {
+        Self::read_dir_with(dir, true)
+    }
+
+    /// [`Spool::read_dir`] without the segments (their records were read as they were
+    /// written, by a [`crate::segment::SegmentFollower`]).
+    pub fn read_dir_files(dir: &Path) -> Result<Spool, SpoolError> {
+        Self::read_dir_with(dir, false)
+    }
+
+    fn read_dir_with(dir: &Path, segments: bool) -> Result<Spool, SpoolError> {
         let listing = std::fs::read_dir(dir).map_err(|source| SpoolError::ReadDir {
             dir: dir.to_owned(),
             source,
@@ -256,7 +266,9 @@ impl Spool {
                 source,
             })?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.ends_with(".tlr") && !crate::segment::is_segment_name(&name) {
+            let wanted =
+                name.ends_with(".tlr") || (segments && crate::segment::is_segment_name(&name));
+            if !wanted {
                 continue;
             }
             if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
