@@ -175,6 +175,7 @@ pub fn flush_at_exit() {
     let now = spool::now();
     tls::each_session(|s| end_if_followed(&s.slot, close_reason::AT_EXIT, 0, now));
     conn::each_slot(|slot| end_if_followed(slot, close_reason::AT_EXIT, 0, now));
+    spool::report_drops_at_exit(now);
 }
 
 /// Ends a connection that is being followed (exactly once: the state moves to ENDED

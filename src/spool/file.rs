@@ -33,6 +33,17 @@ static ROTATING: AtomicBool = AtomicBool::new(false);
 static RETRY_AFTER: AtomicU64 = AtomicU64::new(0);
 static DROPS: super::DropCounter = super::DropCounter::new();
 
+/// At exit: drops no later record reported go out as a `Drops` record now.
+pub fn report_drops_at_exit(at: &Header) {
+    DROPS.report(at, |h, parts| write_record(h, parts));
+}
+
+/// Counts a record that was dropped before it reached this writer (too large to be a
+/// record); reported with this writer's next `Drops` record.
+pub fn count_drop(len: u64) {
+    DROPS.count(1, len);
+}
+
 /// How long to wait after a failed open before trying again.
 const RETRY_NS: u64 = 1_000_000_000;
 

@@ -84,8 +84,15 @@ pub fn record_with(
     at: Stamp,
     parts: &[&[u8]],
 ) -> bool {
-    let len = parts.iter().map(|p| p.len()).sum();
+    let len: usize = parts.iter().map(|p| p.len()).sum();
     if len + tapline_record::HEADER_LEN > tapline_record::MAX_RECORD_LEN {
+        // Cannot be a record (captured bytes are cut into DATA_CHUNK pieces before
+        // they get here): dropped, and counted like any other drop.
+        let len = (len + tapline_record::HEADER_LEN) as u64;
+        match mode {
+            SpoolMode::Segment if !segment::unsupported() => segment::count_drop(len),
+            _ => file::count_drop(len),
+        }
         return false;
     }
     let mut h = header(rtype, len, conn_id, at);
@@ -108,12 +115,37 @@ pub fn active_mode() -> SpoolMode {
     }
 }
 
+/// At exit (after the last connections were ended): drops not reported yet.
+pub fn report_drops_at_exit(at: Stamp) {
+    let h = header(RecordType::Drops, 0, 0, at);
+    segment::report_drops_at_exit(&h);
+    file::report_drops_at_exit(&h);
+}
+
 pub fn conn_open(conn_id: u64, open: &ConnOpen, at: Stamp) {
     record(RecordType::ConnOpen, conn_id, at, &[&open.encode()]);
 }
 
+/// Captured bytes larger than this go to the spool as several `Data` records (each
+/// with its own offset; the reader places pieces by offset). A record holds at most
+/// 1 MiB, and pieces much smaller than a segment waste little at a segment's end.
+pub const DATA_CHUNK: usize = 64 << 10;
+
 pub fn data(conn_id: u64, fixed: &Data, bytes: &[u8], at: Stamp) {
-    record(RecordType::Data, conn_id, at, &[&fixed.encode(), bytes]);
+    if bytes.len() <= DATA_CHUNK {
+        record(RecordType::Data, conn_id, at, &[&fixed.encode(), bytes]);
+        return;
+    }
+    let mut offset = fixed.offset;
+    for piece in bytes.chunks(DATA_CHUNK) {
+        let part = Data {
+            offset,
+            len: piece.len() as u32,
+            ..*fixed
+        };
+        record(RecordType::Data, conn_id, at, &[&part.encode(), piece]);
+        offset += piece.len() as u64;
+    }
 }
 
 pub fn msg_end(conn_id: u64, dir: u8, end: &MessageEnd, at: Stamp) {

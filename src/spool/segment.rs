@@ -112,6 +112,21 @@ static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 static NEED_PROC_START: AtomicBool = AtomicBool::new(false);
 static DROPS: super::DropCounter = super::DropCounter::new();
 
+/// At exit: drops that no later record reported (writing never worked again, e.g. the
+/// directory bound stayed reached) go out as a `Drops` record, in a segment if one
+/// takes it, else in a record file (a few dozen bytes), so the reader learns of them.
+pub fn report_drops_at_exit(at: &Header) {
+    DROPS.report(at, |h, parts| {
+        matches!(write_record(h, parts), Ok(())) || file::append(h, parts)
+    });
+}
+
+/// Counts a record that was dropped before it reached this writer (too large to be a
+/// record); reported with this writer's next `Drops` record.
+pub fn count_drop(len: u64) {
+    DROPS.count(1, len);
+}
+
 /// How long to wait after a failed claim (disk full, directory bound) before trying
 /// again: a claim attempt costs a directory scan, so not at every record.
 const RETRY_NS: u64 = 10_000_000;
