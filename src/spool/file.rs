@@ -35,7 +35,7 @@ static DROPS: super::DropCounter = super::DropCounter::new();
 
 /// At exit: drops no later record reported go out as a `Drops` record now.
 pub fn report_drops_at_exit(at: &Header) {
-    DROPS.report(at, |h, parts| write_record(h, parts));
+    DROPS.report(at, write_record);
 }
 
 /// Counts a record that was dropped before it reached this writer (too large to be a
