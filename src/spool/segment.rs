@@ -707,6 +707,7 @@ unsafe fn unregister(base: *mut u8, pid: u32) {
 /// drops its copies of their mappings.
 pub fn after_fork_child() {
     SWITCHING.store(false, Ordering::Relaxed);
+    SWITCH_SLOW.store(false, Ordering::Relaxed);
     for slot in &SLOT {
         slot.inflight.store(0, Ordering::Relaxed);
     }
