@@ -248,16 +248,7 @@ const WRITTEN: u8 = 1;
 const DROPPED: u8 = 2;
 
 fn stress(total: usize, kill: bool) {
-    let dir = spool_dir(if kill { "killed" } else { "shared" });
-    make_free_segments(&dir, 2, SEGMENT_BYTES).expect("free segments");
-    let lib = load(
-        &dir,
-        &[
-            ("TAPLINE_SEGMENT_BYTES", SEGMENT_BYTES.to_string()),
-            ("TAPLINE_SPOOL_MAX_SEGMENTS", "48".into()),
-            ("TAPLINE_SPOOL_MAX_BYTES", (1u64 << 50).to_string()),
-        ],
-    );
+    let (dir, lib) = segment_spool(if kill { "killed" } else { "shared" });
     let per_thread = total / (PROCS * THREADS);
     let n = PROCS * THREADS * per_thread + 3;
     let status = shared_bytes(n);
@@ -320,19 +311,13 @@ fn stress(total: usize, kill: bool) {
                         let mut buf = Vec::new();
                         for k in 0..per_thread {
                             let id = ((p * THREADS + t) * per_thread + k) as u64;
-                            payload(id, &mut buf);
-                            // SAFETY: `buf` is readable for its length.
-                            let r = unsafe {
-                                append(0, RecordType::Data as u16, id, buf.as_ptr(), buf.len())
-                            };
-                            let s = if r == 1 { WRITTEN } else { DROPPED };
-                            status[id as usize].store(s, Ordering::SeqCst);
+                            let written = append_one(append, id, &mut buf, status);
                             if stop_at == Some(id as usize) {
                                 loop {
                                     std::thread::sleep(Duration::from_millis(10));
                                 }
                             }
-                            if r != 1 {
+                            if !written {
                                 // The reader is behind (the directory bound is reached):
                                 // a program would be doing other things meanwhile.
                                 std::thread::sleep(Duration::from_millis(1));
@@ -420,20 +405,12 @@ fn stress(total: usize, kill: bool) {
     // Records written while another thread of their process was switching segments
     // went to the process's record file instead (`<pid>-<seq>.tlr`): read those now.
     let mut via_file = 0u64;
-    for e in std::fs::read_dir(&dir).expect("dir").flatten() {
-        if !e.file_name().to_string_lossy().ends_with(".tlr") {
-            continue;
+    record_files(&dir, |record| {
+        if record.header.rtype == RecordType::Data as u16 {
+            via_file += 1;
         }
-        let bytes = std::fs::read(e.path()).expect("record file");
-        for item in tapline_record::RecordIter::skipping_zeros(&bytes) {
-            if let tapline_record::Item::Record { record, .. } = item {
-                if record.header.rtype == RecordType::Data as u16 {
-                    via_file += 1;
-                }
-                check(record, &mut seen, &mut expected, &mut bad, &mut dups);
-            }
-        }
-    }
+        check(record, &mut seen, &mut expected, &mut bad, &mut dups);
+    });
 
     // Check: written → seen exactly once; dropped → never seen; unknown (only in
     // processes that were killed) → at most once.
@@ -481,10 +458,7 @@ fn stress(total: usize, kill: bool) {
         st.garbage_bytes,
         st.corrupt,
     );
-    assert_eq!(lost, 0, "records written but never read");
-    assert_eq!(ghost, 0, "records dropped but read");
-    assert_eq!(dups, 0, "records read twice");
-    assert_eq!(bad, 0, "records read with wrong bytes");
+    assert_exactly_once(lost, ghost, dups, bad);
     assert_eq!(st.corrupt, 0, "committed records that never checked");
     assert!(seen[late_id as usize], "the late commit was read");
     assert!(st.holes >= 1, "the killed hand writer's hole was skipped");
@@ -498,6 +472,14 @@ fn stress(total: usize, kill: bool) {
         assert_eq!(unknown, 0);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every written record read once, byte-identical; no dropped record read.
+fn assert_exactly_once(lost: u64, ghost: u64, dups: u64, bad: u64) {
+    assert_eq!(lost, 0, "records written but never read");
+    assert_eq!(ghost, 0, "records dropped but read");
+    assert_eq!(dups, 0, "records read twice");
+    assert_eq!(bad, 0, "records read with wrong bytes");
 }
 
 /// Checks one record read from the spool against what its id says it must hold.
@@ -528,13 +510,21 @@ fn check(
     }
 }
 
-/// The Lambda pattern: bursts of appends, each followed by the reader draining the
-/// spool; segments are handed back and reused in place.
-fn reuse() {
-    const INVOCATIONS: usize = 40;
-    const PER_THREAD: usize = 1250;
-    const WRITERS: usize = 4;
-    let dir = spool_dir("reuse");
+/// Appends record `id` (its payload built in `buf`) through the library and notes in
+/// `status` whether the library wrote or dropped it. True if written.
+fn append_one(append: AppendFn, id: u64, buf: &mut Vec<u8>, status: &[AtomicU8]) -> bool {
+    payload(id, buf);
+    // SAFETY: `buf` is readable for its length.
+    let r = unsafe { append(0, RecordType::Data as u16, id, buf.as_ptr(), buf.len()) };
+    let s = if r == 1 { WRITTEN } else { DROPPED };
+    status[id as usize].store(s, Ordering::SeqCst);
+    r == 1
+}
+
+/// A fresh spool directory with two ready-made 1 MiB segments, and the library loaded
+/// to write there.
+fn segment_spool(tag: &str) -> (PathBuf, Library) {
+    let dir = spool_dir(tag);
     make_free_segments(&dir, 2, SEGMENT_BYTES).expect("free segments");
     let lib = load(
         &dir,
@@ -544,6 +534,31 @@ fn reuse() {
             ("TAPLINE_SPOOL_MAX_BYTES", (1u64 << 50).to_string()),
         ],
     );
+    (dir, lib)
+}
+
+/// Every record in the directory's record files (`<pid>-<seq>.tlr`), where records go
+/// that met another thread's segment switch.
+fn record_files(dir: &Path, mut each: impl FnMut(tapline_record::RawRecord<'_>)) {
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        if e.file_name().to_string_lossy().ends_with(".tlr") {
+            let bytes = std::fs::read(e.path()).expect("record file");
+            for item in tapline_record::RecordIter::skipping_zeros(&bytes) {
+                if let tapline_record::Item::Record { record, .. } = item {
+                    each(record);
+                }
+            }
+        }
+    }
+}
+
+/// The Lambda pattern: bursts of appends, each followed by the reader draining the
+/// spool; segments are handed back and reused in place.
+fn reuse() {
+    const INVOCATIONS: usize = 40;
+    const PER_THREAD: usize = 1250;
+    const WRITERS: usize = 4;
+    let (dir, lib) = segment_spool("reuse");
     let n = INVOCATIONS * WRITERS * PER_THREAD;
     let status = shared_bytes(n);
     let mut seen = vec![false; n];
@@ -560,13 +575,7 @@ fn reuse() {
                     let mut buf = Vec::new();
                     for k in 0..PER_THREAD {
                         let id = ((inv * WRITERS + t) * PER_THREAD + k) as u64;
-                        payload(id, &mut buf);
-                        // SAFETY: `buf` is readable for its length.
-                        let r = unsafe {
-                            append(0, RecordType::Data as u16, id, buf.as_ptr(), buf.len())
-                        };
-                        status[id as usize]
-                            .store(if r == 1 { WRITTEN } else { DROPPED }, Ordering::SeqCst);
+                        append_one(append, id, &mut buf, status);
                     }
                 });
             }
@@ -591,16 +600,9 @@ fn reuse() {
         }
     }
     // Records written while another thread switched segments went to the record file.
-    for e in std::fs::read_dir(&dir).expect("dir").flatten() {
-        if e.file_name().to_string_lossy().ends_with(".tlr") {
-            let bytes = std::fs::read(e.path()).expect("record file");
-            for item in tapline_record::RecordIter::skipping_zeros(&bytes) {
-                if let tapline_record::Item::Record { record, .. } = item {
-                    check(record, &mut seen, &mut expected, &mut bad, &mut dups);
-                }
-            }
-        }
-    }
+    record_files(&dir, |record| {
+        check(record, &mut seen, &mut expected, &mut bad, &mut dups)
+    });
     let mut written = 0;
     let mut lost = 0;
     let mut ghost = 0;
@@ -629,10 +631,7 @@ fn reuse() {
         st.recycled,
         st.deleted,
     );
-    assert_eq!(lost, 0, "records written but never read");
-    assert_eq!(ghost, 0, "records dropped but read");
-    assert_eq!(dups, 0, "records read twice");
-    assert_eq!(bad, 0, "records read with wrong bytes");
+    assert_exactly_once(lost, ghost, dups, bad);
     assert_eq!(written, n, "records dropped with room to spare");
     assert_eq!(
         new_names_late, 0,
