@@ -508,3 +508,156 @@ pub fn remove_free_segments(dir: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapline_record::segment::State;
+    use tapline_record::{Header, RecordType};
+
+    const SIZE: u64 = 64 << 10;
+
+    /// A segment file written by hand, as a writer following tapline.h would.
+    struct Seg {
+        path: PathBuf,
+        file: File,
+        at: u64,
+    }
+
+    impl Seg {
+        fn new(dir: &Path, keeper: u32) -> Seg {
+            let path = dir.join(format!("{keeper}-0.tls"));
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .expect("create");
+            file.set_len(SIZE).expect("size");
+            file.write_all_at(&SegmentHeader::claimed(SIZE, keeper, 0), 0)
+                .expect("header");
+            Seg {
+                path,
+                file,
+                at: DATA_START,
+            }
+        }
+        fn u32_at(&self, at: usize, v: u32) {
+            self.file
+                .write_all_at(&v.to_le_bytes(), at as u64)
+                .expect("write");
+        }
+        fn u64_at(&self, at: usize, v: u64) {
+            self.file
+                .write_all_at(&v.to_le_bytes(), at as u64)
+                .expect("write");
+        }
+        fn header(&self) -> SegmentHeader {
+            read_header(&self.file).expect("read").expect("a segment")
+        }
+        /// Appends a committed record whose payload is `tag` repeated.
+        fn record(&mut self, tag: u8) {
+            let payload = [tag; 40];
+            let mut h = Header::new(RecordType::Drops, payload.len(), 1, 2);
+            h.pid = std::process::id();
+            let (head, pad) = h.seal(&[&payload]);
+            let mut bytes = head.to_vec();
+            bytes.extend_from_slice(&payload);
+            bytes.resize(bytes.len() + pad, 0);
+            self.file.write_all_at(&bytes, self.at).expect("record");
+            self.at += bytes.len() as u64;
+            self.u64_at(field::RESERVE, self.at);
+        }
+        fn fill(&self) {
+            self.u64_at(field::DATA_END, self.at);
+            self.u32_at(field::STATE, State::Full as u32);
+            self.u32_at(field::WRITERS, 0);
+        }
+    }
+
+    fn poll(f: &mut SegmentFollower) -> Vec<u8> {
+        let mut tags = Vec::new();
+        f.poll(&mut |_, rec| tags.push(rec.payload[0]))
+            .expect("poll");
+        tags
+    }
+
+    #[test]
+    fn a_kept_segment_is_zeroed_handed_back_and_read_again_in_its_next_epoch() {
+        let dir = tempdir();
+        let me = std::process::id();
+        let mut seg = Seg::new(&dir, me);
+        let mut f = SegmentFollower::new(&dir, true);
+        seg.record(1);
+        seg.record(2);
+        assert_eq!(poll(&mut f), [1, 2]);
+        seg.fill();
+        assert_eq!(poll(&mut f), Vec::<u8>::new());
+        assert_eq!(f.stats.recycled, 1);
+        let h = seg.header();
+        assert_eq!(h.consumed, h.epoch, "handed back");
+        let mut data = vec![0u8; (h.data_end - DATA_START) as usize];
+        seg.file.read_exact_at(&mut data, DATA_START).expect("read");
+        assert!(data.iter().all(|&b| b == 0), "records zeroed");
+        // Nothing new while the keeper has not reused it.
+        assert_eq!(poll(&mut f), Vec::<u8>::new());
+        assert!(seg.path.exists());
+
+        // The keeper reuses it: reset, then a new epoch, then new records.
+        seg.at = DATA_START;
+        seg.u64_at(field::RESERVE, DATA_START);
+        seg.u64_at(field::DATA_END, 0);
+        seg.u32_at(field::WRITERS, me);
+        seg.u32_at(field::STATE, State::Claimed as u32);
+        seg.u32_at(field::EPOCH, h.epoch + 1);
+        seg.record(3);
+        assert_eq!(poll(&mut f), [3]);
+        seg.record(4);
+        assert_eq!(poll(&mut f), [4]);
+
+        // Full again, handed back again; then the keeper lets it go: deleted.
+        seg.fill();
+        assert_eq!(poll(&mut f), Vec::<u8>::new());
+        assert_eq!(f.stats.recycled, 2);
+        seg.u32_at(field::KEEPER, 0);
+        assert_eq!(poll(&mut f), Vec::<u8>::new());
+        assert!(!seg.path.exists(), "let go and read: deleted");
+        assert_eq!(f.stats.deleted, 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_segment_nobody_keeps_is_deleted_and_a_read_only_follower_writes_nothing() {
+        let dir = tempdir();
+        let mut seg = Seg::new(&dir, std::process::id());
+        seg.u32_at(field::KEEPER, 0);
+        seg.record(7);
+        seg.fill();
+        let mut reader = SegmentFollower::new(&dir, false);
+        assert_eq!(poll(&mut reader), [7]);
+        assert_eq!(
+            seg.header().consumed,
+            0,
+            "a read-only follower hands nothing back"
+        );
+        assert!(seg.path.exists());
+        let mut f = SegmentFollower::new(&dir, true);
+        assert_eq!(poll(&mut f), [7]);
+        assert!(!seg.path.exists());
+        assert_eq!((f.stats.deleted, f.stats.recycled), (1, 0));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    fn tempdir() -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tapline-segment-unit-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+}
