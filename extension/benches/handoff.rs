@@ -28,7 +28,7 @@
 //! Run: `cargo bench -p tapline --bench handoff` (builds release `libtapline.so`);
 //! `HANDOFF_DIR=/dev/shm cargo bench ...` puts the spool and the files on tmpfs;
 //! `HANDOFF_ROWS=warm,ready cargo bench ...` runs only those rows (http, file, ipc,
-//! writev, ready, sustained, warm, setup).
+//! writev, ready, sustained, warm, first, setup).
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -49,6 +49,20 @@ const SEGMENT_BYTES: u64 = 4 << 20;
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("handoff: bench");
+        return;
+    }
+    if let Ok(dir) = std::env::var("HANDOFF_FIRST_RECORD") {
+        // A fresh process (see `first_record`): time this process's first record.
+        let lib = PathBuf::from(std::env::var_os("HANDOFF_LIB").expect("HANDOFF_LIB"));
+        std::env::set_var("TAPLINE_SPOOL_DIR", &dir);
+        let append = load(&lib);
+        let payload = [7u8; 256];
+        let t = Instant::now();
+        // SAFETY: `payload` is readable for its length.
+        let r = unsafe { append(MODE_SEGMENT, DATA, 1, payload.as_ptr(), payload.len()) };
+        let ns = t.elapsed().as_nanos();
+        assert_eq!(r, 1, "first record dropped");
+        println!("{ns}");
         return;
     }
     let lib = library();
@@ -146,6 +160,9 @@ fn main() {
             println!("  {:<28} {:>12} {:>7.2}x", name, ns(t), t / floor);
         }
         println!();
+    }
+    if want("first") {
+        first_record(&lib, &dir);
     }
     if want("setup") {
         segment_setup_costs(&dir);
@@ -498,6 +515,37 @@ impl IpcReader {
             libc::waitpid(self.pid, std::ptr::null_mut(), 0);
         }
     }
+}
+
+/// What a process's first record costs (the claim of its first segment, at a Lambda
+/// function's cold start), with two segments made ahead by the reader: median of 9
+/// fresh processes.
+fn first_record(lib: &Path, dir: &Path) {
+    let me = std::env::current_exe().expect("own path");
+    let mut times: Vec<u64> = (0..9)
+        .map(|_| {
+            clear_records(dir);
+            let _ = tapline::segment::remove_free_segments(dir);
+            tapline::segment::make_free_segments(dir, 2, SEGMENT_BYTES).expect("free segments");
+            let out = Command::new(&me)
+                .env("HANDOFF_FIRST_RECORD", dir)
+                .env("HANDOFF_LIB", lib)
+                .output()
+                .expect("run the first-record probe");
+            assert!(out.status.success(), "first-record probe failed");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("probe output")
+        })
+        .collect();
+    times.sort_unstable();
+    clear_records(dir);
+    let _ = tapline::segment::remove_free_segments(dir);
+    println!(
+        "first record of a process (claims a ready-made 4 MiB segment; median of 9): {:.1} µs\n",
+        times[times.len() / 2] as f64 / 1000.0
+    );
 }
 
 /// What claiming a segment costs, paid at a process's first record and at each
