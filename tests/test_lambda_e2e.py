@@ -232,3 +232,38 @@ def test_response_reaches_the_caller_while_tapline_is_still_working(lam):
         assert len(children) == 2, (children, env.logs())
     finally:
         gate.close()
+
+
+def test_spool_segments_are_reused_across_invocations(lam):
+    """After each response the extension reads the spool and hands full segments back
+    (zeroed); the runtime appends into them again. With 64 KiB segments and ~24 KiB
+    events (captured: TAPLINE_MAX_BODY is raised), segments fill every few invocations:
+    every invocation is still traced, segments are handed back, and the spool never
+    holds more than a handful of segment files."""
+    seg = str(64 << 10)
+    env = lam(rt_env={"TAPLINE_SEGMENT_BYTES": seg, "TAPLINE_MAX_BODY": str(64 << 10)},
+              ext_env={"TAPLINE_SEGMENT_BYTES": seg})
+    pad = "x" * (24 << 10)
+    rids = []
+    most = 0
+    for n in range(16):
+        rid, resp, _ = env.invoke({"n": n, "pad": pad})
+        assert resp[2] == "success", env.logs()
+        rids.append(rid)
+        claimed = [f for f in os.listdir(env.spool) if f.endswith(".tls") and f[0].isdigit()]
+        most = max(most, len(claimed))
+    env.shutdown()
+    assert env.extension.wait(timeout=10) == 0, env.logs()
+    log = env.logs()
+    spans = env.spans()
+    for rid in rids:
+        inv = [s for s in spans if s["kind"] == 2
+               and s["attributes"].get("faas.invocation_id") == rid]
+        assert len(inv) == 1, (rid, log)
+        children = [s for s in spans if s.get("parent_span_id") == inv[0]["span_id"]]
+        assert len(children) == 2, (rid, children, log)
+    m = re.search(r"spool segments: (\d+) records read, (\d+) handed back for reuse", log)
+    assert m, log
+    assert int(m.group(2)) >= 3, log
+    # The runtime keeps at most 4 parked segments, its current one and a standby.
+    assert most <= 6, most

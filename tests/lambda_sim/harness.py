@@ -139,7 +139,7 @@ class Lambda:
 
     def __init__(self, build, servers, tmp, layer=True, spool=None, timeout_ms=3000,
                  with_extension=True, gate=None, ext_env=None, otlp=True, sim=None,
-                 layer_dir=None, handler=HANDLER):
+                 layer_dir=None, handler=HANDLER, rt_env=None):
         self.tmp = tmp
         self.events = queue.Queue()
         self.lines = []
@@ -207,7 +207,8 @@ class Lambda:
         with open(os.path.join(task, "handler.py"), "w") as f:
             f.write(handler)
         rt_env = dict(env, PYTHONPATH=task, E2E_HTTP_PORT=str(servers["http"]),
-                      E2E_HTTPS_PORT=str(servers["https"]), SSL_CERT_FILE=servers["ca"])
+                      E2E_HTTPS_PORT=str(servers["https"]), SSL_CERT_FILE=servers["ca"],
+                      **(rt_env or {}))
         cmd = [sys.executable, "-m", "awslambdaric", "handler.handle"]
         if layer:
             # AWS_LAMBDA_EXEC_WRAPPER: Lambda runs the script with the runtime's command line.

@@ -388,6 +388,12 @@ impl Extension {
         let n = self.report(None, deadline.or(Some(Duration::from_millis(1500))));
         log(format_args!("shutdown: {n} exchange(s) reported"));
         if let Some(tail) = &mut self.tail {
+            let s = tail.segment_stats();
+            log(format_args!(
+                "spool segments: {} records read, {} handed back for reuse, {} deleted, \
+                 {} hole(s) skipped",
+                s.records, s.recycled, s.deleted, s.holes
+            ));
             tail.delete_consumed();
         }
     }

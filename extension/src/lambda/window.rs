@@ -331,6 +331,12 @@ impl SpoolTail {
 
     /// Records held in memory: connection records, and the messages of exchanges not
     /// yet handed out.
+    /// What reading the shared segments met so far (records, holes, segments handed
+    /// back for reuse or deleted).
+    pub fn segment_stats(&self) -> crate::segment::SegmentStats {
+        self.segments.stats
+    }
+
     pub fn retained_records(&self) -> usize {
         self.pending.entries.len()
     }
