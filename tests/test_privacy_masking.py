@@ -307,3 +307,42 @@ def test_scrub_list_empty_scrubs_nothing(run_traced, http_server, http_port):
     echo = [e for e in exs if e["path"] == "/echo"][0]
     assert header(echo["request_headers"], "X-Custom") == "visible-value"
     assert echo["url"].endswith("/echo?Name=prod-db-password")
+
+
+def _gzip_secret_absent(report_text):
+    """The secret in no form: plain, nor inside any base64 or gzip the report holds."""
+    import gzip as gz
+    import re
+    from http_server import GZIP_SECRET
+    assert GZIP_SECRET not in report_text
+    for blob in re.findall(r"[A-Za-z0-9+/]{16,}={0,2}", report_text):
+        try:
+            raw = base64.b64decode(blob + "=" * (-len(blob) % 4))
+        except ValueError:
+            continue
+        assert GZIP_SECRET.encode() not in raw
+        if raw[:2] == b"\x1f\x8b":
+            try:
+                assert GZIP_SECRET.encode() not in gz.decompress(raw)
+            except (OSError, EOFError):
+                pass
+
+
+@pytest.mark.parametrize("client", ["curl", "python-urllib"])
+def test_gzip_body_is_masked_decoded(run_traced, http_server, http_port, client):
+    """A gzip-compressed JSON response with a password: tapline reports it decoded and
+    masked (masking the compressed bytes would let the password out, readable to anyone
+    who gunzips them)."""
+    url = f"http://127.0.0.1:{http_port}/gzip-json"
+    if client == "curl":
+        cmd = ["curl", "-sS", "-o", "/dev/null", url]  # no --compressed: kept as sent
+    else:
+        cmd = [sys.executable, "-c",
+               f"import urllib.request; urllib.request.urlopen({url!r}).read()"]
+    proc, exs = run_traced(cmd)
+    assert proc.returncode == 0, proc.stderr
+    (ex,) = [e for e in exs if e["path"] == "/gzip-json"]
+    assert header(ex["response_headers"], "Content-Encoding") == "gzip"
+    assert ex["response_body_decoded"] == "gzip"
+    assert json.loads(body_bytes(ex, "response")) == {"user": "ann", "password": "****"}
+    _gzip_secret_absent(json.dumps(exs) + proc.stderr.decode(errors="replace"))

@@ -53,6 +53,7 @@ fn body(text: &str, size: u64) -> Option<Body> {
         bytes: text.as_bytes().to_vec(),
         size,
         truncated: size as usize > text.len(),
+        decoded: None,
     })
 }
 

@@ -673,6 +673,7 @@ fn body(m: &Message, truncated: &mut bool) -> Option<Body> {
         bytes,
         size,
         truncated: cut,
+        decoded: None,
     })
 }
 

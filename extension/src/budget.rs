@@ -262,6 +262,7 @@ mod tests {
             bytes: vec![b'a'; n],
             size: n as u64,
             truncated: false,
+            decoded: None,
         })
     }
 
@@ -293,6 +294,7 @@ mod tests {
             bytes: "aaaaaaaaaé".as_bytes().to_vec(), // 11 bytes: 'é' straddles the cut
             size: 5000,
             truncated: false,
+            decoded: None,
         });
         ex.request_headers = vec![("A".into(), "x".repeat(10)); 3]; // 15 each
         ex.response_headers = vec![("B".into(), "y".into())]; // 6
@@ -319,6 +321,7 @@ mod tests {
             bytes: "aéé".as_bytes()[..4].to_vec(),
             size: 40,
             truncated: true,
+            decoded: None,
         };
         assert!(!cut_body(&mut b, 100));
         assert_eq!(b.bytes, "aé".as_bytes());
@@ -327,6 +330,7 @@ mod tests {
             bytes: "aééé".as_bytes()[..6].to_vec(),
             size: 40,
             truncated: true,
+            decoded: None,
         };
         assert!(cut_body(&mut b, 4));
         assert_eq!(b.bytes, "aé".as_bytes());
@@ -335,6 +339,7 @@ mod tests {
             bytes: "aé".as_bytes()[..2].to_vec(),
             size: 2,
             truncated: false,
+            decoded: None,
         };
         assert!(!cut_body(&mut b, 100));
         assert_eq!(b.bytes.len(), 2);
@@ -343,6 +348,7 @@ mod tests {
             bytes: vec![0xff, b'a', 0xc3],
             size: 40,
             truncated: true,
+            decoded: None,
         };
         assert!(!cut_body(&mut b, 100));
         assert_eq!(b.bytes, vec![0xff, b'a', 0xc3]);
@@ -354,6 +360,7 @@ mod tests {
             bytes: vec![0xff; 20],
             size: 20,
             truncated: false,
+            decoded: None,
         };
         assert!(cut_body(&mut b, 7));
         assert_eq!(b.bytes.len(), 7);

@@ -34,13 +34,17 @@ impl TlsKind {
 /// A captured body: the prefix that was copied, and the full size on the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Body {
-    /// The captured prefix (after transfer decoding; content encoding is left as is).
+    /// The captured prefix (after transfer decoding; a content coding is decoded by the
+    /// masker, see `decoded`).
     pub bytes: Vec<u8>,
     /// Full decoded size, even when `bytes` is shorter.
     pub size: u64,
     /// `bytes` is a prefix of the body: the rest was counted, not copied (or was dropped
     /// later by a size budget).
     pub truncated: bool,
+    /// The body was sent with this content coding (`gzip`, `deflate`, `br`) and `bytes`
+    /// hold it decoded, as masking and reports see it. `None`: as on the wire.
+    pub decoded: Option<&'static str>,
 }
 
 /// One exchange. Header names keep their wire spelling and order.

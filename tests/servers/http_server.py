@@ -18,6 +18,8 @@ prefix byte for byte. Routes (the query string never changes the route):
   GET  /headers          the request headers as a JSON array of [name, value]
   GET  /slow             headers, a pause, then the body (for streaming clients)
   GET  /set-cookie       sets the cookie `session=SET_COOKIE_SECRET` (Set-Cookie)
+  GET  /gzip-json        JSON {"user", "password": GZIP_SECRET} sent gzip-compressed
+                         (Content-Encoding: gzip), whatever Accept-Encoding says
   GET  /drop             reads the request, then closes the connection without answering
   HEAD any path          the GET headers, no body
 
@@ -29,6 +31,7 @@ leak them past any masking.
 """
 
 import argparse
+import gzip
 import hashlib
 import json
 import socket
@@ -42,6 +45,7 @@ from urllib.parse import urlsplit
 HELLO_BODY = b"hello, tapline\n"
 # The secret cookie value /set-cookie hands out (the masking tests grep for it).
 SET_COOKIE_SECRET = "srvcookie-5d1f0b7e9a2c4e6f8b3d"
+GZIP_SECRET = "gzsecret-8c1e4a7b2d9f3e6a0b5c"
 ALPHABET = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 
 
@@ -127,6 +131,10 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/set-cookie":
             cookie = f"session={SET_COOKIE_SECRET}; Path=/; HttpOnly"
             return self._send(200, b"cookie set\n", extra=[("Set-Cookie", cookie)])
+        if path == "/gzip-json":
+            doc = json.dumps({"user": "ann", "password": GZIP_SECRET}).encode()
+            return self._send(200, gzip.compress(doc), "application/json",
+                              extra=[("Content-Encoding", "gzip")])
         if path == "/drop":
             self.close_connection = True
             return None

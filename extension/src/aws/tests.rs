@@ -40,6 +40,7 @@ fn exchange(c: &Case) -> Exchange {
             bytes: s.as_bytes().to_vec(),
             size: s.len() as u64,
             truncated: false,
+            decoded: None,
         })
     };
     ex.request_body = body(c.body);

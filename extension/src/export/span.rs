@@ -623,6 +623,7 @@ mod tests {
             bytes: vec![],
             size: 12,
             truncated: true,
+            decoded: None,
         });
         let mut batch = SpanBatch::new(Resource::default()).with_ids(IdGenerator::seeded(1));
         let s = batch.add_exchange(&ex).clone();

@@ -669,6 +669,7 @@ mod tests {
             bytes: br#"{"k":1}"#.to_vec(),
             size: 7,
             truncated: false,
+            decoded: None,
         });
         e
     }

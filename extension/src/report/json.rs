@@ -60,6 +60,10 @@ pub fn to_value(x: &Exchange) -> Value {
         "request_body_encoding": request_body_encoding,
         "response_body": response_body,
         "response_body_encoding": response_body_encoding,
+        // The content coding a body was decoded from (it is shown, and was masked,
+        // decoded): "gzip", "deflate", "br", or null.
+        "request_body_decoded": x.request_body.as_ref().and_then(|b| b.decoded),
+        "response_body_decoded": x.response_body.as_ref().and_then(|b| b.decoded),
         "request_body_size": x.request_body_size(),
         "response_body_size": x.response_body_size(),
         "truncated": x.truncated,
