@@ -96,7 +96,15 @@ fn show_json_has_exactly_the_spec_fields() {
     }
     for k in &keys {
         assert!(
-            spec.contains(k) || ["conn_id", "alpn", "aws"].contains(k),
+            spec.contains(k)
+                || [
+                    "conn_id",
+                    "alpn",
+                    "aws",
+                    "request_body_decoded",
+                    "response_body_decoded"
+                ]
+                .contains(k),
             "unexpected field {k}"
         );
     }
