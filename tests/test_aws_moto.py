@@ -222,3 +222,39 @@ def test_sdk_v3_calls_named_and_attributed(tapline_bin, tmp_path, moto, otlp_rec
         ["node", str(sdk_v3 / "aws_sdk_v3_calls.mjs"), str(moto), PLANTED], env)
     check_calls(calls, exchanges, spans, outputs, ALL_OPS)
     assert_nothing_planted(outputs)
+
+
+IAM_CLIENT = """
+import json, sys, boto3
+iam = boto3.client("iam", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}",
+                   region_name="us-east-1")
+iam.create_user(UserName="bob")
+key = iam.create_access_key(UserName="bob")["AccessKey"]
+# What the SDK read, for the test only (never printed by a real program).
+print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
+"""
+
+
+def test_iam_access_key_in_an_xml_response_is_masked(tapline_bin, tmp_path, moto,
+                                                      otlp_receiver):
+    """IAM answers in XML (query protocol) and is not a scrubbed service: the new key's
+    SecretAccessKey must still be masked in every output, while the call stays named
+    and its request id readable."""
+    pytest.importorskip("boto3")
+    client = tmp_path / "iam_key.py"
+    client.write_text(IAM_CLIENT)
+    env = {"AWS_ACCESS_KEY_ID": "AKIATESTTESTTEST", "AWS_SECRET_ACCESS_KEY": "test-secret",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    calls, exchanges, spans, outputs = traced(
+        tapline_bin, tmp_path, otlp_receiver, [sys.executable, str(client), str(moto)], env)
+    (got,) = calls
+    assert len(got["secret"]) >= 20
+    (create,) = [e for e in exchanges
+                 if e.get("aws") and e["aws"]["operation"] == "CreateAccessKey"]
+    assert create["aws"]["service"].lower() == "iam" and create["aws"]["request_id"]
+    body = create["response_body"]
+    assert "<SecretAccessKey>****</SecretAccessKey>" in body, body
+    assert create["aws"]["request_id"] in body
+    for name, text in outputs.items():
+        assert got["secret"] not in text, name
+        assert got["id"] not in text, name
