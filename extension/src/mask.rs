@@ -1451,6 +1451,75 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn garbage_in_any_body_never_panics_the_masker() {
+        // Fragments that steer the XML, JSON and form scanners into their corners,
+        // glued at random and cut anywhere, under every content type and coding.
+        const PIECES: &[&[u8]] = &[
+            b"<",
+            b">",
+            b"</",
+            b"/>",
+            b"<?",
+            b"?>",
+            b"<!--",
+            b"-->",
+            b"<![CDATA[",
+            b"]]>",
+            b"<Token",
+            b"<a:Secret",
+            b" x=",
+            b"'",
+            b"\"",
+            b"=",
+            b" ",
+            b"password",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b":",
+            b",",
+            b"\\",
+            b"&",
+            b"\x1f\x8b\x08",
+            b"\xff",
+            b"\x00",
+        ];
+        let m = masker();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..3000 {
+            let mut bytes = Vec::new();
+            for _ in 0..(next() % 24) {
+                bytes.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            let ct = [
+                "text/xml",
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "",
+            ][(next() % 4) as usize];
+            let coding = ["", "gzip", "deflate", "br", "zstd"][(next() % 5) as usize];
+            let mut ex = coded_exchange(coding, bytes.clone(), next() % 2 == 0);
+            ex.response_headers = vec![("Content-Type".into(), ct.into())];
+            ex.response_body = Some(Body {
+                size: bytes.len() as u64,
+                bytes: bytes.clone(),
+                truncated: false,
+                decoded: None,
+            });
+            m.mask(&mut ex);
+            let _ = m.mask_xml(&bytes);
+            let _ = m.mask_json(&bytes);
+        }
+    }
+
+    #[test]
     fn body_without_content_type() {
         let m = masker();
         let mut b = Body {
