@@ -14,6 +14,7 @@ are installed by the test into a cache directory, pinned).
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -258,3 +259,5 @@ def test_iam_access_key_in_an_xml_response_is_masked(tapline_bin, tmp_path, moto
     for name, text in outputs.items():
         assert got["secret"] not in text, name
         assert got["id"] not in text, name
+    # HAR entries carry the call too (`_aws`).
+    assert re.search(r'"operation":\s*"CreateAccessKey"', outputs["har"]), outputs["har"][:2000]

@@ -60,6 +60,10 @@ fn entry(x: &Exchange) -> Value {
         if !encoding.is_null() {
             post["_encoding"] = encoding;
         }
+        if let Some(coding) = body.decoded {
+            // `text` is the body decoded from this content coding (and masked so).
+            post["_decoded"] = Value::from(coding);
+        }
         request["postData"] = post;
     }
     let status = x.status.unwrap_or(0);
@@ -87,6 +91,8 @@ fn entry(x: &Exchange) -> Value {
         "_sni": x.sni,
         "_error": x.error,
         "_truncated": x.truncated,
+        // An AWS API call, as in the JSON report's `aws` object (null otherwise).
+        "_aws": x.aws.as_ref().map(super::json::aws_value),
     });
     if let Some(peer) = x.peer {
         e["serverIPAddress"] = Value::from(peer.ip().to_string());
@@ -114,6 +120,9 @@ fn content(x: &Exchange, body: Option<&Body>) -> Value {
         c["text"] = text;
         if !encoding.is_null() {
             c["encoding"] = encoding;
+        }
+        if let Some(coding) = body.and_then(|b| b.decoded) {
+            c["_decoded"] = Value::from(coding);
         }
     }
     c
