@@ -108,8 +108,6 @@ pub struct SegmentFollower {
     cursors: BTreeMap<String, Cursor>,
     finished: BTreeSet<String>,
     delete_finished: bool,
-    /// Zeros to write over a consumed segment's records.
-    zeros: Vec<u8>,
     pub stats: SegmentStats,
 }
 
@@ -141,7 +139,6 @@ impl SegmentFollower {
             cursors: BTreeMap::new(),
             finished: BTreeSet::new(),
             delete_finished,
-            zeros: Vec::new(),
             stats: SegmentStats::default(),
         }
     }
@@ -168,21 +165,22 @@ impl SegmentFollower {
         for name in names {
             if !self.cursors.contains_key(&name) {
                 let path = self.dir.join(&name);
-                let opened = if self.delete_finished {
+                // Writable only to hand segments back; read-only if that is refused.
+                let rw = self.delete_finished.then(|| {
                     fs::OpenOptions::new()
                         .read(true)
                         .write(true)
                         .open(&path)
-                        .map(|f| (f, true))
-                } else {
-                    Err(io::ErrorKind::PermissionDenied.into())
-                };
-                let (file, writable) =
-                    match opened.or_else(|_| File::open(&path).map(|f| (f, false))) {
-                        Ok(f) => f,
+                        .ok()
+                });
+                let (file, writable) = match rw.flatten() {
+                    Some(f) => (f, true),
+                    None => match File::open(&path) {
+                        Ok(f) => (f, false),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                         Err(e) => return Err(e),
-                    };
+                    },
+                };
                 let cursor = Cursor {
                     file,
                     writable,
@@ -200,7 +198,7 @@ impl SegmentFollower {
                 Progress::Finished(header) => {
                     let keeper_lives = header.reusable() && alive.alive(header.keeper);
                     if self.delete_finished && keeper_lives && cursor.writable {
-                        match hand_back(&cursor.file, &header, &mut self.zeros) {
+                        match hand_back(&cursor.file, &header) {
                             Ok(true) => {
                                 cursor.consumed = true;
                                 self.stats.recycled += 1;
@@ -253,21 +251,19 @@ fn read_header(file: &File) -> io::Result<Option<SegmentHeader>> {
 /// Hands a consumed segment back to its keeper: zeroes the records of this epoch, then
 /// says so in `CONSUMED` (the keeper reuses the segment only after it reads that).
 /// Returns false if the header changed under the reader (then nothing was written).
-fn hand_back(file: &File, seen: &SegmentHeader, zeros: &mut Vec<u8>) -> io::Result<bool> {
+fn hand_back(file: &File, seen: &SegmentHeader) -> io::Result<bool> {
     // A fresh look: still this epoch, still full, ending where it was read to.
     match read_header(file)? {
         Some(h) if h.epoch == seen.epoch && h.is_full() && h.data_end == seen.data_end => {}
         _ => return Ok(false),
     }
     const CHUNK: usize = 256 << 10;
-    if zeros.len() < CHUNK {
-        zeros.resize(CHUNK, 0);
-    }
+    static ZEROS: [u8; CHUNK] = [0; CHUNK];
     let end = seen.limit();
     let mut at = seen.data_start;
     while at < end {
         let n = ((end - at) as usize).min(CHUNK);
-        file.write_all_at(&zeros[..n], at)?;
+        file.write_all_at(&ZEROS[..n], at)?;
         at += n as u64;
     }
     file.write_all_at(&seen.epoch.to_le_bytes(), field::CONSUMED as u64)?;

@@ -22,7 +22,9 @@
 //! whether a process lives, and gets back steps. The I/O (and deleting finished
 //! segments) belongs to the reader (`extension/src/segment.rs`).
 
-use crate::{parse_record, ParseError, ALIGN, HEADER_LEN, MAGIC, MAX_RECORD_LEN, VERSION};
+use crate::{
+    le16, le32, le64, parse_record, ParseError, ALIGN, HEADER_LEN, MAGIC, MAX_RECORD_LEN, VERSION,
+};
 
 /// `"TLSEG001"`: the first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: u64 = u64::from_le_bytes(*b"TLSEG001");
@@ -341,18 +343,6 @@ impl<L: Liveness> Iterator for Walk<'_, L> {
         self.pos = next;
         Some(Step::Garbage { offset, len })
     }
-}
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn le64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 #[cfg(test)]

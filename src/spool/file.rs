@@ -242,9 +242,10 @@ fn rotate(old_fd: c_int, header: &Header) {
     ROTATING.store(false, Ordering::Release);
 }
 
-/// Creates the next spool file (and the directory if missing) and writes its
-/// `ProcStart` record. Returns the descriptor, moved above the low numbers programs use.
-fn open_file(header: &Header) -> Option<c_int> {
+/// The spool directory as a NUL-terminated path in a stack buffer with room for a file
+/// name after it, once the directory exists (made 0700 if missing) and is ours.
+/// Returns the buffer and the directory's length.
+fn spool_dir_path() -> Option<([u8; 600], usize)> {
     let dir = config::spool_dir();
     let mut path = [0u8; 600];
     if dir.len() + 40 > path.len() {
@@ -256,11 +257,15 @@ fn open_file(header: &Header) -> Option<c_int> {
     if made != 0 && raw::errno() != libc::EEXIST {
         return None;
     }
-    if !directory_is_ours(&path) {
-        return None;
-    }
+    directory_is_ours(&path).then_some((path, dir.len()))
+}
+
+/// Creates the next spool file (and the directory if missing) and writes its
+/// `ProcStart` record. Returns the descriptor, moved above the low numbers programs use.
+fn open_file(header: &Header) -> Option<c_int> {
+    let (mut path, dir_len) = spool_dir_path()?;
     let seq = FILE_SEQ.fetch_add(1, Ordering::Relaxed);
-    let mut at = dir.len();
+    let mut at = dir_len;
     path[at] = b'/';
     at += 1;
     at += write_decimal(&mut path[at..], u64::from(header.pid));
@@ -301,20 +306,7 @@ fn open_file(header: &Header) -> Option<c_int> {
 /// Opens the spool directory (making it if missing) after checking that it is ours;
 /// for the segment spool, which works relative to it.
 pub(crate) fn open_spool_dir() -> Option<c_int> {
-    let dir = config::spool_dir();
-    let mut path = [0u8; 600];
-    if dir.len() + 1 > path.len() {
-        return None;
-    }
-    path[..dir.len()].copy_from_slice(dir);
-    // SAFETY: `path` holds the directory followed by a NUL (the buffer is zeroed).
-    let made = unsafe { libc::mkdir(path.as_ptr() as *const _, 0o700) };
-    if made != 0 && raw::errno() != libc::EEXIST {
-        return None;
-    }
-    if !directory_is_ours(&path) {
-        return None;
-    }
+    let (path, _) = spool_dir_path()?;
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: `path` is NUL-terminated.
     let fd = unsafe { libc::open(path.as_ptr() as *const _, flags) };

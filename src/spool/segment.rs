@@ -45,8 +45,9 @@ use crate::sys::raw;
 /// Mappings a process can hold at once: the current segment, retired ones that a
 /// slow thread may still be copying into, and parked ones waiting to be reused.
 const SLOTS: usize = 8;
-/// At most this many full segments stay mapped for reuse (`PARKED`); past that, the
-/// oldest is let go (unmapped, and deleted by the reader once read).
+/// At most this many full segments stay mapped for reuse (`PARKED`); past that, a
+/// newly full one is let go (unmapped, and deleted by the reader once read) — see
+/// [`room_to_park`].
 const PARK_MAX: usize = 4;
 const NONE: usize = usize::MAX;
 
@@ -536,24 +537,16 @@ fn prepare_standby(cur: usize, at: &Header) {
         return;
     }
     let reusable = SLOT.iter().any(|slot| {
-        slot.state.load(Ordering::Relaxed) == PARKED && {
-            let base = slot.base.load(Ordering::Acquire);
-            // SAFETY: parked slots stay mapped while SWITCHING is held.
-            unsafe {
-                atomic_u32(base, field::CONSUMED).load(Ordering::Relaxed)
-                    == atomic_u32(base, field::EPOCH).load(Ordering::Relaxed)
-            }
-        }
+        // SAFETY: parked slots stay mapped while SWITCHING is held.
+        slot.state.load(Ordering::Relaxed) == PARKED
+            && unsafe { handed_back(slot.base.load(Ordering::Acquire)) }
     });
     if CURRENT.load(Ordering::SeqCst) == cur
         && STANDBY_IDX.load(Ordering::Relaxed) == NONE
         && !reusable
     {
         if let Some((idx, base, size, _)) = claim_into_slot(at) {
-            let slot = &SLOT[idx];
-            slot.base.store(base, Ordering::Release);
-            slot.size.store(size, Ordering::Relaxed);
-            slot.state.store(STANDBY, Ordering::Relaxed);
+            fill_slot(idx, base, size, STANDBY);
             STANDBY_IDX.store(idx, Ordering::Relaxed);
         }
     }
@@ -577,6 +570,14 @@ fn populated_at_claim(size: u64) -> u64 {
     }
 }
 
+/// Puts a mapped segment in slot `idx`, in `state`.
+fn fill_slot(idx: usize, base: *mut u8, size: u64, state: u8) {
+    let slot = &SLOT[idx];
+    slot.base.store(base, Ordering::Release);
+    slot.size.store(size, Ordering::Relaxed);
+    slot.state.store(state, Ordering::Relaxed);
+}
+
 /// A segment parked less than this long ago (and zeroed by the reader since) is
 /// written with ordinary stores: its lines are likely still cached.
 const HOT_NS: u64 = 20_000_000;
@@ -590,16 +591,36 @@ fn publish(from: usize, idx: usize, base: *mut u8, size: u64, seq: u32, stream: 
     let (head, pad) = h.seal(&parts);
     // SAFETY: `base` maps a segment of `size` bytes with its header written.
     unsafe { commit(base, size, &head, &parts, pad, false) };
-    let slot = &SLOT[idx];
-    slot.stream.store(stream, Ordering::Relaxed);
-    slot.base.store(base, Ordering::Release);
-    slot.size.store(size, Ordering::Relaxed);
-    slot.state.store(ACTIVE, Ordering::Relaxed);
+    SLOT[idx].stream.store(stream, Ordering::Relaxed);
+    fill_slot(idx, base, size, ACTIVE);
     CURRENT.store(idx, Ordering::SeqCst);
     if from != NONE {
         SLOT[from].state.store(RETIRED, Ordering::Relaxed);
         reclaim_retired();
     }
+}
+
+/// Has the reader consumed (read to its end and zeroed) this use of the segment?
+///
+/// # Safety
+/// `base` maps a segment header (a parked slot, with `SWITCHING` held).
+unsafe fn handed_back(base: *mut u8) -> bool {
+    // SAFETY: header words are aligned within the mapped first page. Acquire: the
+    // reader zeroed the data before it wrote CONSUMED.
+    unsafe {
+        atomic_u32(base, field::CONSUMED).load(Ordering::Acquire)
+            == atomic_u32(base, field::EPOCH).load(Ordering::Relaxed)
+    }
+}
+
+/// Unmaps a slot's segment and empties the slot (nobody of this process uses it).
+fn unmap_slot(slot: &Slot) {
+    let base = slot.base.load(Ordering::Acquire);
+    let size = slot.size.load(Ordering::Relaxed);
+    // SAFETY: the caller guarantees no thread of this process touches the mapping.
+    unsafe { libc::munmap(base as *mut libc::c_void, size as usize) };
+    slot.base.store(ptr::null_mut(), Ordering::Relaxed);
+    slot.state.store(EMPTY, Ordering::Relaxed);
 }
 
 /// A parked segment the reader has consumed (read to its end and zeroed), made ready
@@ -618,11 +639,10 @@ unsafe fn reuse_parked(pid: u32) -> Option<(usize, *mut u8, u64, u32)> {
         // SAFETY: a parked slot's mapping stays until this thread (holding SWITCHING)
         // lets it go; its header words are aligned within the first page.
         unsafe {
-            let epoch = atomic_u32(base, field::EPOCH).load(Ordering::Relaxed);
-            // Acquire: the reader zeroed the data before it wrote CONSUMED.
-            if atomic_u32(base, field::CONSUMED).load(Ordering::Acquire) != epoch {
+            if !handed_back(base) {
                 continue;
             }
+            let epoch = atomic_u32(base, field::EPOCH).load(Ordering::Relaxed);
             // The reader waits for a new epoch before it looks again: reset every
             // field, then announce the epoch (release) last.
             atomic_u64(base, field::RESERVE).store(DATA_START, Ordering::Relaxed);
@@ -660,15 +680,10 @@ fn let_go_oldest_parked() -> Option<usize> {
 /// `SWITCHING` held.
 fn let_go(idx: usize) {
     let slot = &SLOT[idx];
-    let base = slot.base.load(Ordering::Acquire);
-    let size = slot.size.load(Ordering::Relaxed);
-    // SAFETY: parked: no thread of this process uses the mapping.
-    unsafe {
-        atomic_u32(base, field::KEEPER).store(0, Ordering::Release);
-        libc::munmap(base as *mut libc::c_void, size as usize);
-    }
-    slot.base.store(ptr::null_mut(), Ordering::Relaxed);
-    slot.state.store(EMPTY, Ordering::Relaxed);
+    // SAFETY: parked: mapped, and no thread of this process uses it.
+    unsafe { atomic_u32(slot.base.load(Ordering::Acquire), field::KEEPER) }
+        .store(0, Ordering::Release);
+    unmap_slot(slot);
 }
 
 /// Is there room for one more parked segment? While all `PARK_MAX` places are taken,
@@ -685,14 +700,8 @@ fn room_to_park() -> bool {
     let stale = (0..SLOTS)
         .filter(parked)
         .filter(|&i| now.saturating_sub(SLOT[i].parked_at.load(Ordering::Relaxed)) > STALE_NS)
-        .filter(|&i| {
-            let base = SLOT[i].base.load(Ordering::Acquire);
-            // SAFETY: a parked slot stays mapped while SWITCHING is held (by our caller).
-            unsafe {
-                atomic_u32(base, field::CONSUMED).load(Ordering::Relaxed)
-                    != atomic_u32(base, field::EPOCH).load(Ordering::Relaxed)
-            }
-        })
+        // SAFETY: a parked slot stays mapped while SWITCHING is held (by our caller).
+        .filter(|&i| !unsafe { handed_back(SLOT[i].base.load(Ordering::Acquire)) })
         .min_by_key(|&i| SLOT[i].parked_at.load(Ordering::Relaxed));
     match stale {
         Some(i) => {
@@ -718,7 +727,6 @@ fn reclaim_retired() {
             continue;
         }
         let base = slot.base.load(Ordering::Acquire);
-        let size = slot.size.load(Ordering::Relaxed);
         // SAFETY: the slot is retired and unused (inflight 0 after it stopped being
         // current), so nobody in this process touches the mapping any more.
         unsafe { unregister(base, pid) };
@@ -730,15 +738,11 @@ fn reclaim_retired() {
             slot.state.store(PARKED, Ordering::Relaxed);
             continue;
         }
-        // SAFETY: as above.
-        unsafe {
-            if ours {
-                atomic_u32(base, field::KEEPER).store(0, Ordering::Release);
-            }
-            libc::munmap(base as *mut libc::c_void, size as usize);
+        if ours {
+            // SAFETY: as above.
+            unsafe { atomic_u32(base, field::KEEPER).store(0, Ordering::Release) };
         }
-        slot.base.store(ptr::null_mut(), Ordering::Relaxed);
-        slot.state.store(EMPTY, Ordering::Relaxed);
+        unmap_slot(slot);
     }
 }
 
@@ -782,12 +786,8 @@ pub fn after_fork_child() {
     for (i, slot) in SLOT.iter().enumerate() {
         let state = slot.state.load(Ordering::Relaxed);
         if i != cur && (state == RETIRED || state == PARKED || state == STANDBY) {
-            let base = slot.base.load(Ordering::Relaxed);
-            let size = slot.size.load(Ordering::Relaxed);
-            // SAFETY: the child's own copy of the mapping; no other thread exists here.
-            unsafe { libc::munmap(base as *mut libc::c_void, size as usize) };
-            slot.base.store(ptr::null_mut(), Ordering::Relaxed);
-            slot.state.store(EMPTY, Ordering::Relaxed);
+            // The child's own copy of the mapping; no other thread exists here.
+            unmap_slot(slot);
         }
     }
     if cur != NONE {
