@@ -255,7 +255,7 @@ pub fn exchange_bytes(ex: &Exchange) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mask::tests::exchange;
+    use crate::exchange::sample as exchange;
 
     fn body(n: usize) -> Option<Body> {
         Some(Body {

@@ -20,6 +20,7 @@ pub mod report;
 pub mod segment;
 pub mod spool;
 pub mod tls;
+mod text;
 
 /// Reads in-memory spool files and runs the whole reading path over them, reports
 /// included. The fuzz target and the pseudo-random robustness test call this: whatever

@@ -1,6 +1,6 @@
 //! Reading named fields out of captured AWS request and response bodies: JSON (the
 //! `awsJson` protocols), XML (the query protocol's responses, S3) and form bodies (the
-//! query protocol's requests).
+//! query protocol's requests); the forms themselves are split by `crate::text`.
 //!
 //! Why not only `serde_json`: bodies are often prefixes cut at `TAPLINE_MAX_BODY`, which
 //! no parser accepts. A complete document is parsed and walked; a prefix is scanned for
@@ -118,28 +118,8 @@ pub fn scan_json(s: &str, key: &str) -> Vec<String> {
 
 /// Reads a JSON string's content up to its closing quote; `None` if it is cut.
 fn json_string_body(s: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'r' => out.push('\r'),
-                'b' => out.push('\u{8}'),
-                'f' => out.push('\u{c}'),
-                'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    let n = u32::from_str_radix(&hex, 16).ok()?;
-                    out.push(char::from_u32(n).unwrap_or('\u{fffd}'));
-                }
-                other => out.push(other),
-            },
-            c => out.push(c),
-        }
-    }
-    None
+    let j = crate::text::json_string(s.as_bytes(), 0);
+    j.closed.then_some(j.text)
 }
 
 /// The text of every `<tag>...</tag>` element (no attributes, as AWS writes them),
@@ -169,28 +149,6 @@ fn xml_unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// `a=1&b=2` pairs, percent-decoded (`+` is a space, as in forms).
-pub fn form_pairs(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                crate::mask::percent_decode(k, true),
-                crate::mask::percent_decode(v, true),
-            )
-        })
-        .collect()
-}
-
-/// The first value of `key` in form pairs.
-pub fn form_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,11 +167,19 @@ mod tests {
     }
 
     #[test]
-    fn xml_and_form() {
+    fn xml() {
         let x = b"<R><MessageId>m-1</MessageId><MessageId>a&amp;b</MessageId><RequestId>r</RequestId></R>";
         assert_eq!(xml_texts(x, "MessageId"), ["m-1", "a&b"]);
-        let p = form_pairs("Action=Publish&TopicArn=arn%3Aaws%3Asns&Message=a+b");
-        assert_eq!(form_value(&p, "TopicArn"), Some("arn:aws:sns"));
-        assert_eq!(form_value(&p, "Message"), Some("a b"));
+    }
+
+    /// Regression: this reader's own unescaper turned a surrogate pair into U+FFFD.
+    #[test]
+    fn a_surrogate_pair_in_a_cut_document_is_one_character() {
+        let cut = r#"{"TableName": "t\ud83d\ude00", "Item": {"#;
+        assert_eq!(scan_json(cut, "TableName"), ["t\u{1F600}"]);
+        assert_eq!(
+            JsonBody::new(br#"{"QueueUrl":"q\ud83d\ude00"}"#).string(&["QueueUrl"]).as_deref(),
+            Some("q\u{1F600}")
+        );
     }
 }

@@ -15,47 +15,18 @@
 //! the resource values through the URL masker), then budgets and reports.
 
 pub mod fields;
-pub mod services;
 pub mod trigger;
 
-pub use services::Service;
+pub use crate::exchange::{AwsCall, Service};
+
+/// The table of services tapline names (part of the model, in `exchange/`).
+pub mod services {
+    pub use crate::exchange::aws_service::{Service, ServiceInfo, SERVICES};
+}
 
 use crate::exchange::Exchange;
-use fields::{form_pairs, form_value, xml_texts, JsonBody};
-
-/// One recognised AWS API call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AwsCall {
-    pub service: Service,
-    /// The API operation (`PutItem`); the HTTP method when it cannot be told.
-    pub operation: String,
-    pub region: Option<String>,
-    /// The resources the call names, as OpenTelemetry attribute names and values, in
-    /// request order; a key may repeat (`aws.dynamodb.table_names`).
-    pub resource: Vec<(&'static str, String)>,
-    /// `x-amzn-RequestId` / `x-amz-request-id` (or `<RequestId>` in a query response).
-    pub request_id: Option<String>,
-    /// `x-amz-id-2` (S3).
-    pub extended_request_id: Option<String>,
-    /// Ids of the messages the call produced: SQS and SNS `MessageId`, Kinesis
-    /// `SequenceNumber`, EventBridge `EventId`.
-    pub message_ids: Vec<String>,
-}
-
-impl AwsCall {
-    /// `DynamoDB.PutItem`: the span name.
-    pub fn name(&self) -> String {
-        format!("{}.{}", self.service.name(), self.operation)
-    }
-
-    /// The values of one resource key.
-    pub fn resource_values<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.resource
-            .iter()
-            .filter(move |(k, _)| *k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
+use crate::text::{form_pairs, pair_value, percent_decode};
+use fields::{xml_texts, JsonBody};
 
 /// Recognises every exchange of a batch, in place (before masking).
 pub fn recognise_all(exchanges: &mut [Exchange]) {
@@ -81,7 +52,7 @@ pub fn credential_scope(ex: &Exchange) -> Option<(String, String)> {
     });
     let cred = from_header.or_else(|| {
         let pairs = form_pairs(ex.query.as_deref()?);
-        form_value(&pairs, "X-Amz-Credential").map(str::to_string)
+        pair_value(&pairs, "X-Amz-Credential").map(str::to_string)
     })?;
     // key-id / date / region / service / aws4_request: count from the end, since only
     // the key id could hold a '/' (it never does, but a scope is what we trust).
@@ -199,7 +170,7 @@ pub fn recognise(ex: &Exchange) -> Option<AwsCall> {
     if req_type.starts_with("application/x-www-form-urlencoded") {
         params.extend(form_pairs(&String::from_utf8_lossy(req_body)));
     }
-    let action = form_value(&params, "Action").map(str::to_string);
+    let action = pair_value(&params, "Action").map(str::to_string);
     let amz_shaped = scope.is_some()
         || target.is_some()
         || ex
@@ -316,11 +287,11 @@ fn s3(ex: &Exchange, method: &str, path: &str, host: &HostInfo, call: &mut AwsCa
     call.operation = op.to_string();
     if let Some(b) = bucket {
         call.resource
-            .push(("aws.s3.bucket", crate::mask::percent_decode(&b, false)));
+            .push(("aws.s3.bucket", percent_decode(&b, false)));
     }
     if on_key {
         call.resource
-            .push(("aws.s3.key", crate::mask::percent_decode(&key, false)));
+            .push(("aws.s3.key", percent_decode(&key, false)));
     }
 }
 
@@ -342,7 +313,7 @@ fn lambda(method: &str, path: &str, call: &mut AwsCall) {
     };
     call.resource.push((
         "aws.lambda.function.name",
-        crate::mask::percent_decode(name, false),
+        percent_decode(name, false),
     ));
     call.operation = match (method, version, what) {
         ("POST", _, Some("invocations")) => "Invoke",
@@ -361,7 +332,7 @@ fn resources(ex: &Exchange, json: &JsonBody<'_>, params: &[(String, String)], ca
     // One lookup: a JSON field, else the same-named query/form parameter.
     let field = |name: &str| -> Option<String> {
         json.string(&[name])
-            .or_else(|| form_value(params, name).map(str::to_string))
+            .or_else(|| pair_value(params, name).map(str::to_string))
     };
     let op = call.operation.as_str();
     let mut found: Vec<(&'static str, String)> = Vec::new();

@@ -19,7 +19,7 @@ struct Case {
 const AUTH_DDB: &str = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=deadbeefcafe";
 
 fn exchange(c: &Case) -> Exchange {
-    let mut ex = crate::mask::tests::exchange();
+    let mut ex = crate::exchange::sample();
     ex.method = Some(c.method.into());
     ex.host = Some(c.host.into());
     ex.path = Some(c.path.into());
@@ -437,7 +437,7 @@ fn not_aws() {
 
 #[test]
 fn scope_parsing() {
-    let mut ex = crate::mask::tests::exchange();
+    let mut ex = crate::exchange::sample();
     ex.request_headers = vec![("authorization".into(), AUTH_DDB.into())];
     assert_eq!(
         credential_scope(&ex),

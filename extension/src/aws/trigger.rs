@@ -201,7 +201,7 @@ fn from_value(v: &Value) -> Trigger {
                 let bucket = s(first, &["s3", "bucket", "name"]);
                 // S3 event keys are URL-encoded with '+' for spaces.
                 let key = s(first, &["s3", "object", "key"])
-                    .map(|k| crate::mask::percent_decode(k, true));
+                    .map(|k| crate::text::percent_decode(k, true));
                 let event = s(first, &["eventName"]).unwrap_or("");
                 attr(&mut t, "aws.s3.bucket", bucket);
                 attr(&mut t, "aws.s3.key", key.as_deref());

@@ -374,7 +374,7 @@ fn varint(buf: &[u8]) -> Option<(u64, usize)> {
 mod tests {
     use super::super::span::{IdGenerator, Resource};
     use super::*;
-    use crate::mask::tests::exchange;
+    use crate::exchange::sample as exchange;
 
     fn batch() -> SpanBatch {
         let mut b = SpanBatch::new(Resource::from_lookup("svc", |_| None))

@@ -104,10 +104,10 @@ impl OtlpConfig {
             )));
         }
         let mut headers = get("OTEL_EXPORTER_OTLP_HEADERS")
-            .map(|h| parse_key_values(&h))
+            .map(|h| crate::text::key_values(&h))
             .unwrap_or_default();
         for (k, v) in get("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-            .map(|h| parse_key_values(&h))
+            .map(|h| crate::text::key_values(&h))
             .unwrap_or_default()
         {
             headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
@@ -156,19 +156,6 @@ impl OtlpConfig {
 
 fn append_traces_path(base: &str) -> String {
     format!("{}{TRACES_PATH}", base.trim_end_matches('/'))
-}
-
-/// `k1=v1,k2=v2` (the `OTEL_EXPORTER_OTLP_HEADERS` / `OTEL_RESOURCE_ATTRIBUTES` format):
-/// trimmed, percent-decoded; entries without `=` or with an empty key are skipped.
-pub fn parse_key_values(s: &str) -> Vec<(String, String)> {
-    s.split(',')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            let k = crate::mask::percent_decode(k.trim(), false);
-            let v = crate::mask::percent_decode(v.trim(), false);
-            (!k.is_empty()).then_some((k, v))
-        })
-        .collect()
 }
 
 /// What a successful [`OtlpExporter::export`] did.
@@ -489,7 +476,7 @@ fn tls_config(ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, ExportError>
 mod tests {
     use super::*;
     use crate::export::outbox::tests::TempDir;
-    use crate::mask::tests::exchange;
+    use crate::exchange::sample as exchange;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
 

@@ -208,7 +208,7 @@ impl Resource {
     pub fn from_lookup(default_service: &str, lookup: impl Fn(&str) -> Option<String>) -> Self {
         let mut attributes: Vec<KeyValue> = lookup("OTEL_RESOURCE_ATTRIBUTES")
             .map(|s| {
-                super::otlp::parse_key_values(&s)
+                crate::text::key_values(&s)
                     .into_iter()
                     .map(|(k, v)| KeyValue::string(&k, v))
                     .collect()
@@ -604,7 +604,7 @@ fn clamp_i64(v: u64) -> i64 {
 mod tests {
     use super::*;
     use crate::exchange::Body;
-    use crate::mask::tests::exchange;
+    use crate::exchange::sample as exchange;
 
     fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a AnyValue> {
         s.attributes

@@ -1,10 +1,18 @@
 //! One HTTP request/response pair (or one opaque TLS connection), as reassembled from
 //! the spool. This is the type every later stage works on: masking, size budgets,
 //! reports (table, JSON, HAR) and exports (OTLP).
+//!
+//! The model imports no other stage of the crate (only the [`crate::text`] decoders):
+//! every stage imports it. The AWS call an exchange is recognised as ([`AwsCall`]) is
+//! part of the model; recognising it is `aws/`'s work.
+
+mod aws_call;
+pub mod aws_service;
 
 use std::net::SocketAddr;
 
-use crate::aws::AwsCall;
+pub use aws_call::AwsCall;
+pub use aws_service::Service;
 
 /// How the bytes of an exchange were seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +28,7 @@ pub enum TlsKind {
 }
 
 impl TlsKind {
-    /// The SPEC.md spelling of the `tls` field.
+    /// The JSON spelling of the `tls` field.
     pub fn as_str(self) -> &'static str {
         match self {
             TlsKind::None => "none",
@@ -94,7 +102,7 @@ pub struct Exchange {
     pub alpn: Option<String>,
     /// Why the exchange is incomplete (`"no response"`, `"connection reset"`, ...).
     pub error: Option<String>,
-    /// The AWS API call this exchange is, when it is one ([`crate::aws::recognise`]).
+    /// The AWS API call this exchange is, when it is one (`aws::recognise`).
     pub aws: Option<AwsCall>,
 }
 
@@ -102,22 +110,7 @@ impl Exchange {
     /// The full URL with its query, as the request named it (not yet masked).
     pub fn url(&self) -> Option<String> {
         let path = self.path.as_deref()?;
-        let host = self.host.as_deref().unwrap_or("unknown");
-        let default_port = if self.scheme == "https" { 443 } else { 80 };
-        let mut url = String::with_capacity(host.len() + path.len() + 16);
-        url.push_str(self.scheme);
-        url.push_str("://");
-        if host.contains(':') && !host.starts_with('[') {
-            url.push('[');
-            url.push_str(host);
-            url.push(']');
-        } else {
-            url.push_str(host);
-        }
-        if let Some(p) = self.port.filter(|&p| p != default_port) {
-            url.push(':');
-            url.push_str(&p.to_string());
-        }
+        let mut url = self.origin(self.host.as_deref().unwrap_or("unknown"));
         url.push_str(path);
         if let Some(q) = &self.query {
             url.push('?');
@@ -132,9 +125,15 @@ impl Exchange {
         if self.path.is_some() {
             return self.url();
         }
-        let host = self.host.as_deref()?;
+        Some(self.origin(self.host.as_deref()?))
+    }
+
+    /// `scheme://host[:port]`, an IPv6 host in brackets, the default port left out.
+    fn origin(&self, host: &str) -> String {
         let default_port = if self.scheme == "https" { 443 } else { 80 };
-        let mut url = format!("{}://", self.scheme);
+        let mut url = String::with_capacity(host.len() + 32);
+        url.push_str(self.scheme);
+        url.push_str("://");
         if host.contains(':') && !host.starts_with('[') {
             url.push('[');
             url.push_str(host);
@@ -146,10 +145,10 @@ impl Exchange {
             url.push(':');
             url.push_str(&p.to_string());
         }
-        Some(url)
+        url
     }
 
-    /// Full request body size (SPEC `request_body_size`): the decoded body size, or
+    /// Full request body size (JSON `request_body_size`): the decoded body size, or
     /// for opaque TLS the bytes written on the socket.
     pub fn request_body_size(&self) -> u64 {
         match (&self.request_body, self.tls) {
@@ -159,7 +158,7 @@ impl Exchange {
         }
     }
 
-    /// Full response body size (SPEC `response_body_size`): the decoded body size, or
+    /// Full response body size (JSON `response_body_size`): the decoded body size, or
     /// for opaque TLS the bytes read from the socket.
     pub fn response_body_size(&self) -> u64 {
         match (&self.response_body, self.tls) {
@@ -171,18 +170,44 @@ impl Exchange {
 
     /// The value of the first request header with this name (case-insensitive).
     pub fn request_header(&self, name: &str) -> Option<&str> {
-        header(&self.request_headers, name)
+        crate::text::header(&self.request_headers, name)
     }
 
     /// The value of the first response header with this name (case-insensitive).
     pub fn response_header(&self, name: &str) -> Option<&str> {
-        header(&self.response_headers, name)
+        crate::text::header(&self.response_headers, name)
     }
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+/// A plain HTTPS exchange for unit tests of every stage.
+#[cfg(test)]
+pub(crate) fn sample() -> Exchange {
+    Exchange {
+        pid: 1,
+        conn_id: 7,
+        seq: 0,
+        start_unix_ns: 1_700_000_000_000_000_000,
+        duration_ns: 5_000_000,
+        method: Some("POST".into()),
+        scheme: "https",
+        host: Some("api.example.com".into()),
+        port: Some(443),
+        path: Some("/v1/items".into()),
+        query: None,
+        http_version: Some("1.1".into()),
+        status: Some(200),
+        request_headers: vec![],
+        response_headers: vec![],
+        request_body: None,
+        response_body: None,
+        request_wire_bytes: 100,
+        response_wire_bytes: 200,
+        truncated: false,
+        peer: Some("127.0.0.1:443".parse().unwrap()),
+        tls: TlsKind::OpenSsl,
+        alpn: None,
+        sni: Some("api.example.com".into()),
+        error: None,
+        aws: None,
+    }
 }

@@ -1,0 +1,264 @@
+//! Secrets out before anything leaves the process: every report (table, JSON, HAR) and
+//! every export (OTLP) sees an [`Exchange`] only after [`Masker::mask`] ran on it.
+//!
+//! The stages, in order (each a file): scrubbing of secret-holding services (here), URLs
+//! ([`url`]), headers ([`headers`]), content-coding decode ([`coding`]), then one body
+//! masker per body format — [`form`], [`json`], [`xml`] — chosen in one place,
+//! [`BodyFormat::of`]. A new body format is a new file and one arm there.
+//!
+//! Invariant: masking only ever replaces values with [`MASK`]; it never adds captured data.
+
+mod coding;
+mod form;
+mod headers;
+mod json;
+mod url;
+mod xml;
+
+#[cfg(test)]
+mod tests;
+
+use regex::Regex;
+
+use crate::exchange::{Body, Exchange};
+use crate::text::header;
+use coding::decode_body;
+
+/// What a masked value becomes.
+pub const MASK: &str = "****";
+
+/// The default key pattern (`TAPLINE_MASK_REGEX` replaces it): case-insensitive, matched
+/// anywhere in a header name, query/form parameter name or JSON key.
+pub const DEFAULT_KEY_PATTERN: &str =
+    "(?i)pass|secret|token|key|credential|auth|session|signature|cookie";
+
+/// The default `TAPLINE_SCRUB_DOMAINS`.
+pub const DEFAULT_SCRUB_DOMAINS: &str = "secretsmanager|ssm|kms|sts";
+
+/// Query and form parameters masked whatever the key pattern says (compared
+/// case-insensitively).
+const ALWAYS_MASKED_PARAMS: &[&str] = &[
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "awsaccesskeyid",
+    "signature",
+    "sig",
+];
+
+/// Errors building a [`Masker`].
+#[derive(Debug, thiserror::Error)]
+pub enum MaskError {
+    #[error("TAPLINE_MASK_REGEX is not a valid regular expression: {0}")]
+    Pattern(#[from] regex::Error),
+}
+
+/// Masks secrets in exchanges: header values, URL query parameters and userinfo, JSON
+/// and form bodies; and scrubs exchanges with secret-holding services entirely.
+#[derive(Clone, Debug)]
+pub struct Masker {
+    key: Regex,
+    scrub_domains: Vec<String>,
+}
+
+impl Masker {
+    /// `pattern` matches sensitive key names (a regex, searched, not anchored; add
+    /// `(?i)` for case-insensitivity). `scrub_domains` are host fragments: an exchange
+    /// whose host contains one of them on a label boundary (`sts` matches
+    /// `sts.amazonaws.com` and `sts-fips.us-east-1.amazonaws.com`, not `posts.example`)
+    /// keeps no headers, query or bodies.
+    pub fn new<S: AsRef<str>>(pattern: &str, scrub_domains: &[S]) -> Result<Self, MaskError> {
+        Ok(Masker {
+            key: Regex::new(pattern)?,
+            scrub_domains: scrub_domains
+                .iter()
+                .map(|d| d.as_ref().trim().to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
+        })
+    }
+
+    /// From `TAPLINE_MASK_REGEX` and `TAPLINE_SCRUB_DOMAINS` (`|`- or `,`-separated; set
+    /// but empty: scrub nothing).
+    pub fn from_env() -> Result<Self, MaskError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`Masker::from_env`], reading variables through `lookup` (for tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MaskError> {
+        let pattern = lookup("TAPLINE_MASK_REGEX")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| DEFAULT_KEY_PATTERN.to_string());
+        let domains =
+            lookup("TAPLINE_SCRUB_DOMAINS").unwrap_or_else(|| DEFAULT_SCRUB_DOMAINS.to_string());
+        let domains: Vec<&str> = domains.split(['|', ',']).collect();
+        Self::new(&pattern, &domains)
+    }
+
+    /// Does this key name (header, parameter, JSON key) hold a secret?
+    pub fn is_sensitive_key(&self, name: &str) -> bool {
+        self.key.is_match(name)
+    }
+
+    pub(crate) fn is_sensitive_param(&self, name: &str) -> bool {
+        ALWAYS_MASKED_PARAMS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(name))
+            || self.is_sensitive_key(name)
+    }
+
+    /// Is `host` one whose exchanges are scrubbed?
+    pub fn is_scrubbed_host(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.scrub_domains.iter().any(|d| {
+            host.match_indices(d.as_str()).any(|(at, m)| {
+                let before = host[..at].chars().next_back();
+                let after = host[at + m.len()..].chars().next();
+                matches!(before, None | Some('.'))
+                    && matches!(after, None | Some('.') | Some('-') | Some(':'))
+            })
+        })
+    }
+
+    /// Masks every exchange of a batch, in place.
+    pub fn mask_all(&self, exchanges: &mut [Exchange]) {
+        for ex in exchanges {
+            self.mask(ex);
+        }
+    }
+
+    /// Masks everything in `ex` that can hold a secret, in place.
+    pub fn mask(&self, ex: &mut Exchange) {
+        let scrub = self.is_scrubbed(ex);
+        if let Some(call) = &mut ex.aws {
+            for (_, value) in &mut call.resource {
+                if let Some(masked) = self.mask_url(value) {
+                    *value = masked;
+                }
+            }
+        }
+        if scrub {
+            scrub_exchange(ex);
+        }
+        self.mask_target(ex);
+        for (name, value) in ex
+            .request_headers
+            .iter_mut()
+            .chain(ex.response_headers.iter_mut())
+        {
+            if let Some(masked) = self.mask_header(name, value) {
+                *value = masked;
+            }
+        }
+        let request = (&ex.request_headers, &mut ex.request_body);
+        let response = (&ex.response_headers, &mut ex.response_body);
+        for (headers, body) in [request, response] {
+            if let Some(body) = body {
+                decode_body(body, header(headers, "content-encoding"));
+                self.mask_body(body, header(headers, "content-type"));
+            }
+        }
+        ex.truncated |= [&ex.request_body, &ex.response_body]
+            .into_iter()
+            .flatten()
+            .any(|b| b.truncated);
+    }
+
+    /// A secret-holding service is scrubbed by its host name, or — for local and VPC
+    /// endpoints — by what the request was recognised as.
+    fn is_scrubbed(&self, ex: &Exchange) -> bool {
+        [ex.host.as_deref(), ex.sni.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|h| self.is_scrubbed_host(h))
+            || ex.aws.as_ref().is_some_and(|a| {
+                let name = a.service.signing_name();
+                self.scrub_domains.iter().any(|d| d == name)
+            })
+    }
+
+    /// The host, path and query of the request.
+    fn mask_target(&self, ex: &mut Exchange) {
+        if let Some(host) = &mut ex.host {
+            // A Host header never carries userinfo, but a host taken from an absolute URL
+            // might: keep only what follows the last '@'.
+            if let Some(at) = host.rfind('@') {
+                *host = host[at + 1..].to_string();
+            }
+        }
+        if let Some(path) = &mut ex.path {
+            if let Some(masked) = self.mask_url(path) {
+                *path = masked;
+            }
+        }
+        if let Some(query) = &mut ex.query {
+            if let Some(masked) = self.mask_pairs(query, '&') {
+                *query = masked;
+            }
+        }
+    }
+
+    /// Masks a captured (already decoded) body according to its format, in place.
+    pub fn mask_body(&self, body: &mut Body, content_type: Option<&str>) {
+        let masked = match BodyFormat::of(content_type, &body.bytes) {
+            Some(BodyFormat::Form) => self.mask_form(&body.bytes),
+            Some(BodyFormat::Json) => self.mask_json(&body.bytes),
+            Some(BodyFormat::Xml) => self.mask_xml(&body.bytes),
+            None => None,
+        };
+        if let Some(m) = masked {
+            body.bytes = m;
+        }
+    }
+}
+
+/// The body formats the masker reads. Each has its own file and masking function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFormat {
+    /// `application/x-www-form-urlencoded`, or plain text that is `a=b&c=d`.
+    Form,
+    Json,
+    Xml,
+}
+
+impl BodyFormat {
+    /// The one dispatch by content type: the declared type first, then — for JSON and
+    /// XML — what the bytes look like; an untyped or `text/plain` body is masked as a
+    /// form when it is one. `None`: a format nothing is masked in.
+    pub(crate) fn of(content_type: Option<&str>, bytes: &[u8]) -> Option<BodyFormat> {
+        let ct = content_type.unwrap_or("").to_ascii_lowercase();
+        if ct.contains("x-www-form-urlencoded") {
+            Some(BodyFormat::Form)
+        } else if ct.contains("json") || json::looks_like_json(bytes) {
+            Some(BodyFormat::Json)
+        } else if ct.contains("xml") || xml::looks_like_xml(bytes) {
+            Some(BodyFormat::Xml)
+        } else if (ct.is_empty() || ct.starts_with("text/plain"))
+            && std::str::from_utf8(bytes).is_ok_and(form::looks_like_form)
+        {
+            Some(BodyFormat::Form)
+        } else {
+            None
+        }
+    }
+}
+
+/// Scrubbed exchanges keep method, path, status, sizes and timing only.
+fn scrub_exchange(ex: &mut Exchange) {
+    ex.request_headers.clear();
+    ex.response_headers.clear();
+    ex.query = None;
+    for body in [&mut ex.request_body, &mut ex.response_body]
+        .into_iter()
+        .flatten()
+    {
+        if !body.bytes.is_empty() {
+            body.bytes.clear();
+        }
+        if body.size > 0 {
+            body.truncated = true;
+            ex.truncated = true;
+        }
+    }
+}
+
