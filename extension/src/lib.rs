@@ -19,8 +19,8 @@ pub mod mask;
 pub mod report;
 pub mod segment;
 pub mod spool;
-pub mod tls;
 mod text;
+pub mod tls;
 
 /// Reads in-memory spool files and runs the whole reading path over them, reports
 /// included. The fuzz target and the pseudo-random robustness test call this: whatever

@@ -191,7 +191,10 @@ mod tests {
 
     #[test]
     fn json_escapes() {
-        assert_eq!(unescape(r#"a\"b\u0041\n\/" tail"#), ("a\"bA\n/".into(), true));
+        assert_eq!(
+            unescape(r#"a\"b\u0041\n\/" tail"#),
+            ("a\"bA\n/".into(), true)
+        );
         assert_eq!(json_string(br#"ab"c"#, 0).end, 3);
         // Cut: what was there, not closed.
         assert_eq!(unescape(r"abc\"), ("abc".into(), false));

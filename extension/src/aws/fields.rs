@@ -178,7 +178,9 @@ mod tests {
         let cut = r#"{"TableName": "t\ud83d\ude00", "Item": {"#;
         assert_eq!(scan_json(cut, "TableName"), ["t\u{1F600}"]);
         assert_eq!(
-            JsonBody::new(br#"{"QueueUrl":"q\ud83d\ude00"}"#).string(&["QueueUrl"]).as_deref(),
+            JsonBody::new(br#"{"QueueUrl":"q\ud83d\ude00"}"#)
+                .string(&["QueueUrl"])
+                .as_deref(),
             Some("q\u{1F600}")
         );
     }

@@ -311,10 +311,8 @@ fn lambda(method: &str, path: &str, call: &mut AwsCall) {
         .to_string();
         return;
     };
-    call.resource.push((
-        "aws.lambda.function.name",
-        percent_decode(name, false),
-    ));
+    call.resource
+        .push(("aws.lambda.function.name", percent_decode(name, false)));
     call.operation = match (method, version, what) {
         ("POST", _, Some("invocations")) => "Invoke",
         ("POST", Some("2014-11-13"), Some("invoke-async")) => "InvokeAsync",

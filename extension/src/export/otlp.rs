@@ -475,8 +475,8 @@ fn tls_config(ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, ExportError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::outbox::tests::TempDir;
     use crate::exchange::sample as exchange;
+    use crate::export::outbox::tests::TempDir;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
 

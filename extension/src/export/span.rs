@@ -603,8 +603,8 @@ fn clamp_i64(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::Body;
     use crate::exchange::sample as exchange;
+    use crate::exchange::Body;
 
     fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a AnyValue> {
         s.attributes

@@ -60,7 +60,6 @@ pub(super) fn looks_like_json(bytes: &[u8]) -> bool {
     )
 }
 
-
 /// Where the scanner stands inside an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ObjState {

@@ -261,4 +261,3 @@ fn scrub_exchange(ex: &mut Exchange) {
         }
     }
 }
-

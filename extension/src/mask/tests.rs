@@ -237,8 +237,7 @@ fn exchange_all_fields() {
         decoded: None,
     });
     m.mask(&mut ex);
-    let body =
-        |b: &Option<Body>| String::from_utf8_lossy(&b.as_ref().unwrap().bytes).into_owned();
+    let body = |b: &Option<Body>| String::from_utf8_lossy(&b.as_ref().unwrap().bytes).into_owned();
     let dump = format!(
         "{ex:?} {} {} {}",
         ex.url().unwrap(),
@@ -319,9 +318,9 @@ fn deflate_and_br_bodies_are_decoded() {
     raw.write_all(LOGIN).unwrap();
     // {"user":"ann","password":"hunter2-br"}, brotli-compressed by node's zlib.
     let br: Vec<u8> = vec![
-        139, 18, 128, 123, 34, 117, 115, 101, 114, 34, 58, 34, 97, 110, 110, 34, 44, 34, 112,
-        97, 115, 115, 119, 111, 114, 100, 34, 58, 34, 104, 117, 110, 116, 101, 114, 50, 45, 98,
-        114, 34, 125, 3,
+        139, 18, 128, 123, 34, 117, 115, 101, 114, 34, 58, 34, 97, 110, 110, 34, 44, 34, 112, 97,
+        115, 115, 119, 111, 114, 100, 34, 58, 34, 104, 117, 110, 116, 101, 114, 50, 45, 98, 114,
+        34, 125, 3,
     ];
     for (coding, bytes, name) in [
         ("deflate", z.finish().unwrap(), "deflate"),
@@ -371,7 +370,10 @@ const IAM_KEY: &str = r#"<?xml version="1.0"?>
 fn xml_table() {
     let m = masker();
     let cases: &[(&str, &str)] = &[
-        ("<a><password>hunter2</password><b>x</b></a>", "<a><password>****</password><b>x</b></a>"),
+        (
+            "<a><password>hunter2</password><b>x</b></a>",
+            "<a><password>****</password><b>x</b></a>",
+        ),
         (
             "<Creds><SessionToken>tok</SessionToken><Expiration>2030</Expiration></Creds>",
             "<Creds><SessionToken>****</SessionToken><Expiration>2030</Expiration></Creds>",
@@ -390,13 +392,19 @@ fn xml_table() {
             r#"<login user="ann" password = "hunter2" api_key='k1'/><x>ok</x>"#,
             r#"<login user="ann" password = "****" api_key='****'/><x>ok</x>"#,
         ),
-        ("<!-- <password>c</password> --><v>1</v>", "<!-- <password>c</password> --><v>1</v>"),
+        (
+            "<!-- <password>c</password> --><v>1</v>",
+            "<!-- <password>c</password> --><v>1</v>",
+        ),
         ("<password/><v>1</v>", "<password/><v>1</v>"),
         ("<Secret>\n  </Secret>", "<Secret>\n  </Secret>"),
         // cut prefixes
         ("<r><password>hunt", "<r><password>****"),
         (r#"<r x="1" token="abc"#, r#"<r x="1" token="****"#),
-        ("<r><SecretAccessKey><![CDATA[wJal", "<r><SecretAccessKey>****"),
+        (
+            "<r><SecretAccessKey><![CDATA[wJal",
+            "<r><SecretAccessKey>****",
+        ),
     ];
     for (input, want) in cases {
         let got = m
@@ -606,8 +614,7 @@ fn config_from_lookup() {
     assert_eq!(m.mask_url("/?sig=1").unwrap(), "/?sig=****");
     assert!(m.is_scrubbed_host("vault.example") && m.is_scrubbed_host("db.local"));
     assert!(!m.is_scrubbed_host("sts.amazonaws.com"));
-    let none =
-        Masker::from_lookup(|k| (k == "TAPLINE_SCRUB_DOMAINS").then(String::new)).unwrap();
+    let none = Masker::from_lookup(|k| (k == "TAPLINE_SCRUB_DOMAINS").then(String::new)).unwrap();
     assert!(!none.is_scrubbed_host("sts.amazonaws.com"));
     assert!(none.is_sensitive_key("PassWord"));
     assert!(Masker::from_lookup(|k| (k == "TAPLINE_MASK_REGEX").then(|| "(".into())).is_err());

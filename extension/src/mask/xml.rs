@@ -170,7 +170,6 @@ pub(super) fn looks_like_xml(bytes: &[u8]) -> bool {
     })
 }
 
-
 /// Index of the first `byte` at or after `from`, or the end.
 fn memchr_from(input: &[u8], from: usize, byte: u8) -> usize {
     input[from..]
