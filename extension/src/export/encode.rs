@@ -11,7 +11,8 @@
 
 use serde_json::{json, Value};
 
-use super::span::{AnyValue, KeyValue, Span, SpanBatch};
+use super::attributes::{AnyValue, KeyValue};
+use super::span::{Span, SpanBatch};
 
 /// The instrumentation scope tapline reports.
 const SCOPE_NAME: &str = "tapline";
@@ -372,9 +373,9 @@ fn varint(buf: &[u8]) -> Option<(u64, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::span::{IdGenerator, Resource};
     use super::*;
     use crate::exchange::sample as exchange;
+    use crate::export::{IdGenerator, Resource};
 
     fn batch() -> SpanBatch {
         let mut b = SpanBatch::new(Resource::from_lookup("svc", |_| None))
