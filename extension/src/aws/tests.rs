@@ -222,85 +222,86 @@ fn sns_kinesis_eventbridge_sfn() {
     assert_eq!(sfn.region.as_deref(), Some("us-east-1"));
 }
 
+/// method, host, path, query, operation, bucket, key
+type S3Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+const S3_ROWS: &[S3Row] = &[
+    // method, host, path, query, operation, bucket, key
+    (
+        "PUT",
+        "s3.us-east-1.amazonaws.com",
+        "/photos/a/b.jpg",
+        None,
+        "PutObject",
+        "photos",
+        "a/b.jpg",
+    ),
+    (
+        "GET",
+        "photos.s3.us-east-1.amazonaws.com",
+        "/a%20b.jpg",
+        None,
+        "GetObject",
+        "photos",
+        "a b.jpg",
+    ),
+    (
+        "GET",
+        "photos.s3.amazonaws.com",
+        "/",
+        Some("list-type=2&prefix=a"),
+        "ListObjectsV2",
+        "photos",
+        "",
+    ),
+    (
+        "HEAD",
+        "my.bucket.s3-us-west-2.amazonaws.com",
+        "/k",
+        None,
+        "HeadObject",
+        "my.bucket",
+        "k",
+    ),
+    (
+        "DELETE",
+        "s3.amazonaws.com",
+        "/photos/k",
+        None,
+        "DeleteObject",
+        "photos",
+        "k",
+    ),
+    (
+        "POST",
+        "s3.amazonaws.com",
+        "/photos/k",
+        Some("uploads"),
+        "CreateMultipartUpload",
+        "photos",
+        "k",
+    ),
+    (
+        "PUT",
+        "bucket.vpce-1a2b.s3.us-east-1.vpce.amazonaws.com",
+        "/k",
+        None,
+        "PutObject",
+        "bucket",
+        "k",
+    ),
+];
+
 #[test]
 fn s3_rest_both_styles() {
-    /// method, host, path, query, operation, bucket, key
-    type Row = (
-        &'static str,
-        &'static str,
-        &'static str,
-        Option<&'static str>,
-        &'static str,
-        &'static str,
-        &'static str,
-    );
-    let table: &[Row] = &[
-        // method, host, path, query, operation, bucket, key
-        (
-            "PUT",
-            "s3.us-east-1.amazonaws.com",
-            "/photos/a/b.jpg",
-            None,
-            "PutObject",
-            "photos",
-            "a/b.jpg",
-        ),
-        (
-            "GET",
-            "photos.s3.us-east-1.amazonaws.com",
-            "/a%20b.jpg",
-            None,
-            "GetObject",
-            "photos",
-            "a b.jpg",
-        ),
-        (
-            "GET",
-            "photos.s3.amazonaws.com",
-            "/",
-            Some("list-type=2&prefix=a"),
-            "ListObjectsV2",
-            "photos",
-            "",
-        ),
-        (
-            "HEAD",
-            "my.bucket.s3-us-west-2.amazonaws.com",
-            "/k",
-            None,
-            "HeadObject",
-            "my.bucket",
-            "k",
-        ),
-        (
-            "DELETE",
-            "s3.amazonaws.com",
-            "/photos/k",
-            None,
-            "DeleteObject",
-            "photos",
-            "k",
-        ),
-        (
-            "POST",
-            "s3.amazonaws.com",
-            "/photos/k",
-            Some("uploads"),
-            "CreateMultipartUpload",
-            "photos",
-            "k",
-        ),
-        (
-            "PUT",
-            "bucket.vpce-1a2b.s3.us-east-1.vpce.amazonaws.com",
-            "/k",
-            None,
-            "PutObject",
-            "bucket",
-            "k",
-        ),
-    ];
-    for (method, host, path, query, op, bucket, key) in table {
+    for (method, host, path, query, op, bucket, key) in S3_ROWS {
         let call = case(Case {
             method,
             host,
@@ -326,6 +327,10 @@ fn s3_rest_both_styles() {
         assert_eq!(call.request_id.as_deref(), Some("S3REQ"));
         assert_eq!(call.extended_request_id.as_deref(), Some("EXT/2="));
     }
+}
+
+#[test]
+fn s3_local_endpoint_known_by_its_signature() {
     // A local endpoint: known as S3 by its signature, path style.
     let local = case(Case {
         method: "GET",

@@ -1,5 +1,5 @@
 //! `--format json`: one JSON object per line, one line per exchange, with the fields
-//! SPEC.md lists (plus `conn_id` and `alpn`). Tools parse this, so every field is
+//! the README lists (the contract). Tools parse this, so every field is
 //! always present (`null` when unknown) and names never change.
 
 use std::io::{self, Write};
@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::aws::AwsCall;
+use crate::exchange::AwsCall;
 use crate::exchange::{Body, Exchange};
 
 /// Writes one line per exchange.
@@ -19,7 +19,7 @@ pub fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// A body as SPEC.md wants it: UTF-8 text, or base64 with an encoding marker.
+/// A body as the JSON contract has it: UTF-8 text, or base64 with an encoding marker.
 pub(crate) fn body_text(body: Option<&Body>) -> (Value, Value) {
     match body {
         None => (Value::Null, Value::Null),

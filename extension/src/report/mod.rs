@@ -5,7 +5,6 @@
 //! spool, no environment). The footer about lost records is separate for the same
 //! reason: it is about the spool, not the exchanges, and goes to stderr.
 
-use std::fmt;
 use std::io::{self, Write};
 
 use crate::assemble::Totals;
@@ -21,27 +20,16 @@ pub enum Format {
     /// One line per exchange, for people.
     #[default]
     Table,
-    /// One JSON object per line, the fields of SPEC.md.
+    /// One JSON object per line, the fields of the JSON contract.
     Json,
     /// HAR 1.2, one JSON document.
     Har,
 }
 
 /// `--format` named something else.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {0:?} (expected table, json or har)")]
 pub struct UnknownFormat(pub String);
-
-impl fmt::Display for UnknownFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown format {:?} (expected table, json or har)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for UnknownFormat {}
 
 impl std::str::FromStr for Format {
     type Err = UnknownFormat;
