@@ -596,8 +596,8 @@ def test_server_hangs_up_in_handshake_fails_the_same(client, run_plain, run_prel
 def test_server_hangs_up_in_handshake_is_reported_as_reset(client, run_traced, hangup_port,
                                                            ca_bundle):
     """The server reads part of the ClientHello and closes with it unread (a TCP reset):
-    one opaque exchange, nothing received, and `error` says why (SPEC: "why the exchange
-    is incomplete"). The library records the reset (CONN_CLOSE, errno ECONNRESET)."""
+    one opaque exchange, nothing received, and `error` says why (docs/spec.md: "why the
+    exchange is incomplete"). The library records the reset (CONN_CLOSE, errno ECONNRESET)."""
     if TOOLS[client]:
         require_tool(TOOLS[client])
     base = f"https://localhost:{hangup_port}"
