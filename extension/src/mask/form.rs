@@ -1,7 +1,7 @@
 //! `name=value` pairs: query strings and `application/x-www-form-urlencoded` bodies.
 //! Names are compared after percent-decoding; values of sensitive names become [`MASK`].
 
-use super::{Masker, MASK};
+use super::rules::{Masker, MASK};
 use crate::text::percent_decode;
 
 impl Masker {

@@ -1,7 +1,7 @@
 //! Header values: credentials in `Authorization`, cookie values, URLs in `Referer` and
 //! `Location`, and any header whose name is sensitive.
 
-use super::{Masker, MASK};
+use super::rules::{Masker, MASK};
 
 /// Headers masked whatever the key pattern says (lower-case).
 const ALWAYS_MASKED_HEADERS: &[&str] = &[

@@ -10,7 +10,7 @@
 //! unclosed object — is masked all the same, so no prefix of a secret survives either.
 
 use super::form::looks_like_form;
-use super::Masker;
+use super::rules::Masker;
 
 /// How deep JSON held in JSON strings (an API Gateway event's `body`) is followed.
 const MAX_NESTED_DEPTH: u32 = 4;

@@ -12,114 +12,19 @@ mod coding;
 mod form;
 mod headers;
 mod json;
+mod rules;
 mod url;
 mod xml;
 
 #[cfg(test)]
 mod tests;
 
-use regex::Regex;
-
 use crate::exchange::{Body, Exchange};
 use crate::text::header;
 use coding::decode_body;
-
-/// What a masked value becomes.
-pub const MASK: &str = "****";
-
-/// The default key pattern (`TAPLINE_MASK_REGEX` replaces it): case-insensitive, matched
-/// anywhere in a header name, query/form parameter name or JSON key.
-pub const DEFAULT_KEY_PATTERN: &str =
-    "(?i)pass|secret|token|key|credential|auth|session|signature|cookie";
-
-/// The default `TAPLINE_SCRUB_DOMAINS`.
-pub const DEFAULT_SCRUB_DOMAINS: &str = "secretsmanager|ssm|kms|sts";
-
-/// Query and form parameters masked whatever the key pattern says (compared
-/// case-insensitively).
-const ALWAYS_MASKED_PARAMS: &[&str] = &[
-    "x-amz-signature",
-    "x-amz-credential",
-    "x-amz-security-token",
-    "awsaccesskeyid",
-    "signature",
-    "sig",
-];
-
-/// Errors building a [`Masker`].
-#[derive(Debug, thiserror::Error)]
-pub enum MaskError {
-    #[error("TAPLINE_MASK_REGEX is not a valid regular expression: {0}")]
-    Pattern(#[from] regex::Error),
-}
-
-/// Masks secrets in exchanges: header values, URL query parameters and userinfo, JSON
-/// and form bodies; and scrubs exchanges with secret-holding services entirely.
-#[derive(Clone, Debug)]
-pub struct Masker {
-    key: Regex,
-    scrub_domains: Vec<String>,
-}
+pub use rules::{MaskError, Masker, DEFAULT_KEY_PATTERN, DEFAULT_SCRUB_DOMAINS, MASK};
 
 impl Masker {
-    /// `pattern` matches sensitive key names (a regex, searched, not anchored; add
-    /// `(?i)` for case-insensitivity). `scrub_domains` are host fragments: an exchange
-    /// whose host contains one of them on a label boundary (`sts` matches
-    /// `sts.amazonaws.com` and `sts-fips.us-east-1.amazonaws.com`, not `posts.example`)
-    /// keeps no headers, query or bodies.
-    pub fn new<S: AsRef<str>>(pattern: &str, scrub_domains: &[S]) -> Result<Self, MaskError> {
-        Ok(Masker {
-            key: Regex::new(pattern)?,
-            scrub_domains: scrub_domains
-                .iter()
-                .map(|d| d.as_ref().trim().to_ascii_lowercase())
-                .filter(|d| !d.is_empty())
-                .collect(),
-        })
-    }
-
-    /// From `TAPLINE_MASK_REGEX` and `TAPLINE_SCRUB_DOMAINS` (`|`- or `,`-separated; set
-    /// but empty: scrub nothing).
-    pub fn from_env() -> Result<Self, MaskError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Like [`Masker::from_env`], reading variables through `lookup` (for tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MaskError> {
-        let pattern = lookup("TAPLINE_MASK_REGEX")
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| DEFAULT_KEY_PATTERN.to_string());
-        let domains =
-            lookup("TAPLINE_SCRUB_DOMAINS").unwrap_or_else(|| DEFAULT_SCRUB_DOMAINS.to_string());
-        let domains: Vec<&str> = domains.split(['|', ',']).collect();
-        Self::new(&pattern, &domains)
-    }
-
-    /// Does this key name (header, parameter, JSON key) hold a secret?
-    pub fn is_sensitive_key(&self, name: &str) -> bool {
-        self.key.is_match(name)
-    }
-
-    pub(crate) fn is_sensitive_param(&self, name: &str) -> bool {
-        ALWAYS_MASKED_PARAMS
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(name))
-            || self.is_sensitive_key(name)
-    }
-
-    /// Is `host` one whose exchanges are scrubbed?
-    pub fn is_scrubbed_host(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.scrub_domains.iter().any(|d| {
-            host.match_indices(d.as_str()).any(|(at, m)| {
-                let before = host[..at].chars().next_back();
-                let after = host[at + m.len()..].chars().next();
-                matches!(before, None | Some('.'))
-                    && matches!(after, None | Some('.') | Some('-') | Some(':'))
-            })
-        })
-    }
-
     /// Masks every exchange of a batch, in place.
     pub fn mask_all(&self, exchanges: &mut [Exchange]) {
         for ex in exchanges {

@@ -1,7 +1,7 @@
 //! URLs and request targets: userinfo, sensitive query parameters and path parameters
 //! (`;jsessionid=...`).
 
-use super::{Masker, MASK};
+use super::rules::{Masker, MASK};
 use crate::text::percent_decode;
 
 impl Masker {

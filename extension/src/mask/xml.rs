@@ -1,7 +1,7 @@
 //! XML bodies (AWS query-protocol responses, S3, SOAP): sensitive elements with all they
 //! hold, and sensitive attributes. A document cut anywhere is masked as far as it goes.
 
-use super::{Masker, MASK};
+use super::rules::{Masker, MASK};
 
 impl Masker {
     /// Masks XML (AWS query-protocol responses, SOAP, ...): the text of every element
