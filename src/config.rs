@@ -78,7 +78,6 @@ pub fn init(inert: bool) {
         env(settings::SPOOL_MODE) == Some(b"file"),
         Ordering::Relaxed,
     );
-    crate::lambda::init(env(settings::LAMBDA_RUNTIME_API));
     let dir = env(settings::SPOOL_DIR)
         .filter(|d| !d.is_empty() && d.len() < DIR_CAP - 64)
         .unwrap_or(DEFAULT_SPOOL_DIR);
@@ -138,7 +137,8 @@ pub fn spool_dir() -> &'static [u8] {
     unsafe { &(&*SPOOL_DIR.0.get())[..len] }
 }
 
-fn env(var: EnvVar) -> Option<&'static [u8]> {
+/// The value of an environment variable, read in the constructor.
+pub fn env(var: EnvVar) -> Option<&'static [u8]> {
     // SAFETY: getenv with a NUL-terminated name; the constructor runs before the program
     // can call setenv from other threads.
     let p = unsafe { libc::getenv(var.c_name().as_ptr()) };

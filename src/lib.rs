@@ -41,11 +41,13 @@ extern "C" fn tapline_init() {
         hooks::libc::resolve_all();
         spool::set_pid();
         let inert = is_tapline_binary();
+        // The Runtime API address is known before READY publishes the settings.
+        lambda::init(config::env(tapline_record::settings::LAMBDA_RUNTIME_API));
         config::init(inert);
         if !config::active() {
             return;
         }
-        spool::file::init();
+        spool::process::init();
         conn::init();
         tls::init();
         // OpenSSL inside the executable itself (node): inline hooks, or nothing.

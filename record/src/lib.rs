@@ -16,6 +16,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+use le::{le16, le32, le64};
+
 /// `"TLR1"` read as a little-endian `u32`: the first four bytes of every record.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"TLR1");
 /// Format version in every header. A reader skips records of versions it does not know.
@@ -366,20 +368,8 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
-/// Little-endian reads at a byte offset (shared by the record and segment parsers).
-pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-
 mod enums;
+mod le;
 pub mod payload;
 pub mod segment;
 pub mod settings;

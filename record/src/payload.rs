@@ -6,7 +6,8 @@
 //! passed to [`Header::seal`](crate::Header::seal) as further parts. `decode` returns
 //! `None` when the payload is too short for its type.
 
-use crate::{le16, le32, le64, CloseReason, Direction, LifecycleEvent, Part, Protocol, TlsLibrary};
+use crate::enums::{CloseReason, Direction, LifecycleEvent, Part, Protocol, TlsLibrary};
+use crate::le::{le16, le32, le64};
 
 /// A socket address as it is stored: family (`AF_INET` = 2, `AF_INET6` = 10), port, and
 /// 16 address bytes (an IPv4 address in the first 4).

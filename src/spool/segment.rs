@@ -38,7 +38,9 @@ use libc::c_int;
 use tapline_record::segment::{field, SegmentHeader, State, DATA_START, MAX_WRITERS};
 use tapline_record::{Header, HEADER_LEN, MAGIC};
 
-use super::file;
+use super::dir::{open_spool_dir, write_decimal};
+use super::drops::DropCounter;
+use super::process;
 use crate::config;
 use crate::sys::raw;
 
@@ -117,14 +119,15 @@ static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 /// Set in a forked child: its next record in the shared segment is preceded by a
 /// `ProcStart` of its own.
 static NEED_PROC_START: AtomicBool = AtomicBool::new(false);
-static DROPS: super::DropCounter = super::DropCounter::new();
+static DROPS: DropCounter = DropCounter::new();
 
 /// At exit: drops that no later record reported (writing never worked again, e.g. the
 /// directory bound stayed reached) go out as a `Drops` record, in a segment if one
-/// takes it, else in a record file (a few dozen bytes), so the reader learns of them.
-pub fn report_drops_at_exit(at: &Header) {
+/// takes it, else through `fallback` (the file spool: a few dozen bytes), so the reader
+/// learns of them.
+pub fn report_drops_at_exit(at: &Header, fallback: fn(&mut Header, &[&[u8]]) -> bool) {
     DROPS.report(at, |h, parts| {
-        matches!(write_record(h, parts), Ok(())) || file::append(h, parts)
+        matches!(write_record(h, parts), Ok(())) || fallback(h, parts)
     });
 }
 
@@ -165,7 +168,7 @@ pub fn append(header: &mut Header, parts: &[&[u8]]) -> Outcome {
     let len = u64::from(header.length);
     if NEED_PROC_START.load(Ordering::Relaxed) && NEED_PROC_START.swap(false, Ordering::Relaxed) {
         // A forked child writing into the segment it shares with its parent.
-        let (mut h, start, cmd) = super::proc_start(header, u32::MAX);
+        let (mut h, start, cmd) = process::proc_start(header, u32::MAX);
         if write_record(&mut h, &[&start, cmd]).is_err() {
             NEED_PROC_START.store(true, Ordering::Relaxed);
         }
@@ -586,7 +589,7 @@ const HOT_NS: u64 = 20_000_000;
 /// opening it with a `ProcStart`, and retires slot `from`. Called with `SWITCHING` held.
 fn publish(from: usize, idx: usize, base: *mut u8, size: u64, seq: u32, stream: bool, at: &Header) {
     // Every segment (and every use of a reused one) opens with who writes it.
-    let (mut h, start, cmd) = super::proc_start(at, seq);
+    let (mut h, start, cmd) = process::proc_start(at, seq);
     let parts: [&[u8]; 2] = [&start, cmd];
     let (head, pad) = h.seal(&parts);
     // SAFETY: `base` maps a segment of `size` bytes with its header written.
@@ -696,7 +699,7 @@ fn room_to_park() -> bool {
     if (0..SLOTS).filter(parked).count() < PARK_MAX {
         return true;
     }
-    let now = super::now().mono_ns;
+    let now = process::now().mono_ns;
     let stale = (0..SLOTS)
         .filter(parked)
         .filter(|&i| now.saturating_sub(SLOT[i].parked_at.load(Ordering::Relaxed)) > STALE_NS)
@@ -719,7 +722,7 @@ const STALE_NS: u64 = 1_000_000_000;
 /// tables, then parked for reuse (if this process keeps the segment and there is
 /// room) or unmapped. Called with `SWITCHING` held.
 fn reclaim_retired() {
-    let pid = super::pid();
+    let pid = process::pid();
     for slot in &SLOT {
         if slot.state.load(Ordering::Relaxed) != RETIRED
             || slot.inflight.load(Ordering::SeqCst) != 0
@@ -734,7 +737,7 @@ fn reclaim_retired() {
         let ours = unsafe { atomic_u32(base, field::KEEPER).load(Ordering::Relaxed) } == pid;
         if ours && room_to_park() {
             slot.parked_at
-                .store(super::now().mono_ns, Ordering::Relaxed);
+                .store(process::now().mono_ns, Ordering::Relaxed);
             slot.state.store(PARKED, Ordering::Relaxed);
             continue;
         }
@@ -793,7 +796,7 @@ pub fn after_fork_child() {
     if cur != NONE {
         let base = SLOT[cur].base.load(Ordering::Relaxed);
         // SAFETY: the current slot's mapping was inherited from the parent.
-        let shared = unsafe { register(base, super::pid()) };
+        let shared = unsafe { register(base, process::pid()) };
         if !shared {
             SLOT[cur].state.store(RETIRED, Ordering::Relaxed);
             CURRENT.store(NONE, Ordering::SeqCst);
@@ -833,7 +836,7 @@ impl Name {
     }
     fn push_decimal(&mut self, v: u64) {
         let mut digits = [0u8; 20];
-        let n = file::write_decimal(&mut digits, v);
+        let n = write_decimal(&mut digits, v);
         self.push(&digits[..n]);
     }
     /// NUL-terminated (the buffer is zeroed and never filled to its last byte).
@@ -858,7 +861,7 @@ const FREE_MAX: usize = 4;
 
 /// Claims a segment: a ready one if the reader made some, else a new one.
 fn claim_segment(pid: u32) -> Result<(*mut u8, u64, u32), Failure> {
-    let Some(dirfd) = file::open_spool_dir() else {
+    let Some(dirfd) = open_spool_dir() else {
         return Err(Failure::Unavailable);
     };
     let result = claim_in(dirfd, pid);
