@@ -19,26 +19,16 @@ pub const HEAD_CAPTURE_LIMIT: u64 = 32 * 1024;
 /// A head that has not ended after this many bytes is not HTTP: stop following.
 pub const HEAD_GIVE_UP: u64 = 256 * 1024;
 
-/// Which side of the conversation a framer reads. (Zero is `Request`: a zeroed
-/// [`Framer`] stays valid.)
+/// Which side of the conversation a framer reads. The values are the record's
+/// [`Direction`] bytes; zero is `Request`, so a zeroed [`Framer`] stays valid.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Role {
-    /// Requests (bytes the process writes).
+    /// Requests (bytes the process writes: `Direction::Egress`).
     #[default]
     Request = 0,
-    /// Responses (bytes the process reads).
+    /// Responses (bytes the process reads: `Direction::Ingress`).
     Response = 1,
-}
-
-impl Role {
-    /// The direction of the bytes this role reads.
-    pub fn direction(self) -> Direction {
-        match self {
-            Role::Request => Direction::Egress,
-            Role::Response => Direction::Ingress,
-        }
-    }
 }
 
 /// Where the framer puts what it found. Slices borrow the caller's buffer.
@@ -172,10 +162,7 @@ impl Framer {
             body_len: 0,
             body_captured: 0,
             wire_len: 0,
-            start: Stamp {
-                wall_ns: 0,
-                mono_ns: 0,
-            },
+            start: Stamp::ZERO,
             role: Role::Request,
         }
     }
@@ -238,26 +225,7 @@ impl Framer {
                     }
                 }
                 Phase::Fixed | Phase::ChunkData | Phase::UntilClose => {
-                    let avail = (data.len() - i) as u64;
-                    let take = if self.phase == Phase::UntilClose {
-                        avail
-                    } else {
-                        avail.min(self.remaining)
-                    } as usize;
-                    self.body_bytes(&data[i..i + take], max_body, sink);
-                    self.wire_len += take as u64;
-                    i += take;
-                    if self.phase != Phase::UntilClose {
-                        self.remaining -= take as u64;
-                        if self.remaining == 0 {
-                            if self.phase == Phase::Fixed {
-                                self.finish(0, sink);
-                            } else {
-                                self.phase = Phase::ChunkDataEnd;
-                                self.saw_cr = false;
-                            }
-                        }
-                    }
+                    i += self.body_run(&data[i..], max_body, sink);
                 }
                 Phase::ChunkSize => {
                     let b = data[i];
@@ -301,6 +269,31 @@ impl Framer {
             }
         }
         Verdict::Continue
+    }
+
+    /// Body bytes in bulk (fixed length, chunk data, or until close): takes what the
+    /// body still has in `data`, and returns how many bytes that was.
+    fn body_run(&mut self, data: &[u8], max_body: u64, sink: &mut impl FrameSink) -> usize {
+        let avail = data.len() as u64;
+        let take = if self.phase == Phase::UntilClose {
+            avail
+        } else {
+            avail.min(self.remaining)
+        } as usize;
+        self.body_bytes(&data[..take], max_body, sink);
+        self.wire_len += take as u64;
+        if self.phase != Phase::UntilClose {
+            self.remaining -= take as u64;
+            if self.remaining == 0 {
+                if self.phase == Phase::Fixed {
+                    self.finish(0, sink);
+                } else {
+                    self.phase = Phase::ChunkDataEnd;
+                    self.saw_cr = false;
+                }
+            }
+        }
+        take
     }
 
     /// The connection ended (EOF, reset, or close). A close-delimited body is complete;
@@ -663,7 +656,7 @@ impl Framer {
 
     fn finish(&mut self, extra_flags: u16, sink: &mut impl FrameSink) {
         let end = MsgEnd {
-            dir: self.role.direction(),
+            dir: Direction::from(self.role as u8),
             flags: self.flags | extra_flags,
             msg_seq: self.msg_seq,
             head_len: self.head_len,

@@ -111,6 +111,14 @@ pub struct Stamp {
     pub mono_ns: u64,
 }
 
+impl Stamp {
+    /// No time: the zero stamp (usable in `const` initialisers).
+    pub const ZERO: Stamp = Stamp {
+        wall_ns: 0,
+        mono_ns: 0,
+    };
+}
+
 /// The fixed header that starts every record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
