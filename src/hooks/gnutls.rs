@@ -8,7 +8,7 @@
 use core::ffi::{c_int, c_uint, c_void};
 use libc::{size_t, ssize_t};
 
-use super::{after, call_real};
+use super::{after, call_real, transferred};
 use crate::capture::{self, Bytes};
 use crate::conn::origin;
 use crate::sys::resolve::RealFn;
@@ -48,8 +48,9 @@ pub unsafe extern "C" fn gnutls_record_send(
     );
     tls::leave(prev);
     if ret > 0 {
+        let n = ret as usize;
         // SAFETY: gnutls_record_send consumed `ret` bytes of `data`.
-        after(|| on_send(session, unsafe { bytes(data, ret as usize) }, ret as usize));
+        after(|| on_send(session, unsafe { transferred(data, n) }, n));
     }
     ret
 }
@@ -72,7 +73,11 @@ pub unsafe extern "C" fn gnutls_record_recv(
         after(|| {
             if let Some(s) = tls::find(session as usize) {
                 // SAFETY: gnutls_record_recv wrote `ret` bytes into `data`.
-                capture::ingress(&s.slot, unsafe { bytes(data, ret as usize) }, ret as usize);
+                capture::ingress(
+                    &s.slot,
+                    unsafe { transferred(data, ret as usize) },
+                    ret as usize,
+                );
             }
         });
     } else if ret == 0 {
@@ -119,16 +124,6 @@ pub unsafe extern "C" fn gnutls_deinit(session: *mut c_void) {
             tls::remove(s, key);
         }
     });
-}
-
-/// # Safety
-/// `buf` must be valid for `n` bytes.
-unsafe fn bytes<'a>(buf: *const c_void, n: usize) -> Bytes<'a> {
-    if buf.is_null() || n == 0 {
-        return Bytes::One(&[]);
-    }
-    // SAFETY: see above.
-    Bytes::One(unsafe { core::slice::from_raw_parts(buf as *const u8, n) })
 }
 
 fn on_send(session: *mut c_void, data: Bytes<'_>, n: usize) {
