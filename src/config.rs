@@ -25,7 +25,7 @@ pub const DEFAULT_MAX_SEGMENTS: u64 = 64;
 pub enum SpoolMode {
     /// One `writev` per record into `<pid>-<seq>.tlr` (`spool/file.rs`).
     File,
-    /// Reservation + `memcpy` into shared segments `<pid>-<seq>.tls` (`spool/segment.rs`),
+    /// Reservation + `memcpy` into shared segments `<pid>-<seq>.tls` (`spool/segment/`),
     /// falling back to `File` where segments cannot be mapped. The default.
     Segment,
 }

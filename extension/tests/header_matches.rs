@@ -629,3 +629,20 @@ fn the_check_catches_drift() {
         assert!(!mismatches(&changed).is_empty(), "changing {from:?} → {to:?} went unnoticed");
     }
 }
+
+#[test]
+fn header_states_the_shared_defaults() {
+    use rec::settings;
+    let dir = format!(
+        "${} (default {})",
+        settings::SPOOL_DIR.name(),
+        settings::DEFAULT_SPOOL_DIR
+    );
+    assert!(HEADER.contains(&dir), "tapline.h should say {dir}");
+    let segment = format!(
+        "({}, {} MiB by",
+        settings::SEGMENT_BYTES.name(),
+        settings::DEFAULT_SEGMENT_BYTES >> 20
+    );
+    assert!(HEADER.contains(&segment), "tapline.h should say {segment}");
+}

@@ -1,6 +1,6 @@
 //! libc socket calls: `connect` and `close` open and end what we follow; the send and
-//! receive families carry the bytes. FACTS.md lists which runtime uses which call
-//! (curl `send`/`recv`, Python `write`/`read`/`send`/`recv`, Node `write`/`writev`/`read`,
+//! receive families carry the bytes. Runtimes differ in which they call (curl
+//! `send`/`recv`, Python `write`/`read`/`send`/`recv`, Node `write`/`writev`/`read`,
 //! Java `writev`...); the rest are hooked because other programs use them.
 //!
 //! Each shim: real call first (exactly once), then the fast check "is this fd one we

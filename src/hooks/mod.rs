@@ -1,5 +1,6 @@
-//! The `extern "C"` shims: the functions this library exports in place of libc's (and,
-//! in later modules, TLS libraries').
+//! The `extern "C"` shims: the functions this library exports in place of libc's
+//! ([`libc`]) and the TLS libraries' ([`openssl`], [`gnutls`]; [`inline`] patches
+//! OpenSSL linked into the executable itself).
 //!
 //! Every shim follows one pattern: call the real function exactly once, first; keep its
 //! return value and errno; then, unless we are already inside our own code on this
