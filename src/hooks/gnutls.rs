@@ -13,7 +13,7 @@ use crate::capture::{self, Bytes};
 use crate::conn::origin;
 use crate::sys::resolve::RealFn;
 use crate::{conn, spool, tls};
-use tapline_record::{TlsInfo, TlsLibrary};
+use tapline_record::TlsLibrary;
 
 static REAL_SEND: RealFn = RealFn::new(c"gnutls_record_send");
 static REAL_RECV: RealFn = RealFn::new(c"gnutls_record_recv");
@@ -142,19 +142,10 @@ fn on_send(session: *mut c_void, data: Bytes<'_>, n: usize) {
         );
     }
     capture::egress(&s.slot, data, n, |conn_id, now| {
-        let fd = s.slot.info().fd;
         let mut name = [0u8; 256];
         let sni = server_name(session, &mut name);
         let alpn = alpn_selected(session);
-        let info = TlsInfo {
-            library: TlsLibrary::GnuTls,
-            flags: 0,
-            sni_len: sni.len() as u16,
-            alpn_len: alpn.len() as u16,
-            fd,
-            socket_conn_id: tls::socket_facts(fd).socket_conn_id,
-        };
-        spool::tls_info(conn_id, &info, sni, alpn, now);
+        tls::write_info(&s.slot, conn_id, TlsLibrary::GnuTls, sni, alpn, now);
     });
 }
 

@@ -23,7 +23,7 @@ use crate::conn::origin;
 use crate::sys::resolve::{self, RealFn};
 use crate::{conn, spool, tls};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tapline_record::{TlsInfo, TlsLibrary};
+use tapline_record::TlsLibrary;
 
 /// The OpenSSL functions we call, by index into [`NAMES`] and each copy's table.
 const F_WRITE: usize = 0;
@@ -596,19 +596,9 @@ fn on_plaintext(q: &SessionQueries, ssl: *mut c_void, dir: usize, data: Bytes<'_
             .start(conn::new_conn_id(spool::pid()), origin::OPENSSL, facts.info);
     }
     capture::egress(&s.slot, data, n, |conn_id, now| {
-        let fd = s.slot.info().fd;
-        let facts = tls::socket_facts(fd);
         let sni = servername(q, ssl);
         let alpn = alpn_selected(q, ssl);
-        let info = TlsInfo {
-            library: TlsLibrary::OpenSsl,
-            flags: 0,
-            sni_len: sni.len() as u16,
-            alpn_len: alpn.len() as u16,
-            fd,
-            socket_conn_id: facts.socket_conn_id,
-        };
-        spool::tls_info(conn_id, &info, sni, alpn, now);
+        tls::write_info(&s.slot, conn_id, TlsLibrary::OpenSsl, sni, alpn, now);
     });
 }
 
