@@ -10,7 +10,9 @@
  * ---------------------------------------------------------------------------
  * Files
  * ---------------------------------------------------------------------------
- * Spool directory: $TAPLINE_SPOOL_DIR (default /tmp/tapline), mode 0700.
+ * Spool directory: $TAPLINE_SPOOL_DIR (default /tmp/tapline), mode 0700. The
+ * environment variables both halves read, and their defaults, are defined once
+ * in record/src/settings.rs.
  * Each writing process appends to its own files, mode 0600, created with
  * O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC:
  *
@@ -139,6 +141,11 @@ enum tl_record_type {
 };
 
 enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
+
+/* The one-byte enumerations (tl_direction, TL_PART_*, TL_PROTO_*, TL_CLOSE_*,
+ * TL_TLS_*, TL_LIFECYCLE_*) may gain values. A reader must not fail on a value
+ * it does not know: the Rust definitions decode it as Unknown(value), and the
+ * tapline reader leaves such a record out. Unknown record types are skipped. */
 
 #define TL_SEG_MAGIC       0x3130304745534C54ull /* "TLSEG001"                */
 #define TL_SEG_VERSION     2

@@ -12,40 +12,23 @@
 //! The framer reports what it found to a [`FrameSink`]; it never parses header values
 //! beyond what framing needs. Parsing heads into names and values is the extension's job.
 
-use tapline_record::msg_flags;
+use tapline_record::{msg_flags, Direction, MsgEnd, Stamp};
 
 /// Longest head the framer captures; longer heads are counted and flagged truncated.
 pub const HEAD_CAPTURE_LIMIT: u64 = 32 * 1024;
 /// A head that has not ended after this many bytes is not HTTP: stop following.
 pub const HEAD_GIVE_UP: u64 = 256 * 1024;
 
-/// Which side of the conversation a framer reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Requests (bytes the process writes).
-    Request,
-    /// Responses (bytes the process reads).
-    Response,
-}
-
-/// A message that just ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MessageEnd {
-    pub msg_seq: u32,
-    pub flags: u16,
-    pub head_len: u64,
-    pub body_len: u64,
-    pub wire_len: u64,
-    pub status: u16,
-    /// Opaque start stamp the caller passed with the message's first byte.
-    pub start: Stamp,
-}
-
-/// When a message started, as the caller measures time.
+/// Which side of the conversation a framer reads. The values are the record's
+/// [`Direction`] bytes; zero is `Request`, so a zeroed [`Framer`] stays valid.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stamp {
-    pub wall_ns: u64,
-    pub mono_ns: u64,
+#[repr(u8)]
+pub enum Role {
+    /// Requests (bytes the process writes: `Direction::Egress`).
+    #[default]
+    Request = 0,
+    /// Responses (bytes the process reads: `Direction::Ingress`).
+    Response = 1,
 }
 
 /// Where the framer puts what it found. Slices borrow the caller's buffer.
@@ -54,8 +37,9 @@ pub trait FrameSink {
     fn head(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]);
     /// Captured (decoded) body bytes of message `msg_seq`, at `offset` within the body.
     fn body(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]);
-    /// Message `end.msg_seq` is complete, or was cut off (see `end.flags`).
-    fn end(&mut self, end: &MessageEnd);
+    /// Message `end.msg_seq` is complete, or was cut off (see `end.flags`). Its start
+    /// stamp is the one the caller passed with the message's first byte.
+    fn end(&mut self, end: &MsgEnd);
 }
 
 /// What the framer learnt from a request that the response framer needs: the k-th
@@ -150,6 +134,8 @@ pub struct Framer {
     body_captured: u64,
     wire_len: u64,
     start: Stamp,
+    /// The role of the message in progress (set with its first byte).
+    role: Role,
 }
 
 impl Framer {
@@ -176,10 +162,8 @@ impl Framer {
             body_len: 0,
             body_captured: 0,
             wire_len: 0,
-            start: Stamp {
-                wall_ns: 0,
-                mono_ns: 0,
-            },
+            start: Stamp::ZERO,
+            role: Role::Request,
         }
     }
 
@@ -220,7 +204,7 @@ impl Framer {
                         i += 1;
                         continue;
                     }
-                    self.begin_message(now);
+                    self.begin_message(role, now);
                 }
                 Phase::StartLine | Phase::Headers => {
                     let start = i;
@@ -241,26 +225,7 @@ impl Framer {
                     }
                 }
                 Phase::Fixed | Phase::ChunkData | Phase::UntilClose => {
-                    let avail = (data.len() - i) as u64;
-                    let take = if self.phase == Phase::UntilClose {
-                        avail
-                    } else {
-                        avail.min(self.remaining)
-                    } as usize;
-                    self.body_bytes(&data[i..i + take], max_body, sink);
-                    self.wire_len += take as u64;
-                    i += take;
-                    if self.phase != Phase::UntilClose {
-                        self.remaining -= take as u64;
-                        if self.remaining == 0 {
-                            if self.phase == Phase::Fixed {
-                                self.finish(0, sink);
-                            } else {
-                                self.phase = Phase::ChunkDataEnd;
-                                self.saw_cr = false;
-                            }
-                        }
-                    }
+                    i += self.body_run(&data[i..], max_body, sink);
                 }
                 Phase::ChunkSize => {
                     let b = data[i];
@@ -306,6 +271,31 @@ impl Framer {
         Verdict::Continue
     }
 
+    /// Body bytes in bulk (fixed length, chunk data, or until close): takes what the
+    /// body still has in `data`, and returns how many bytes that was.
+    fn body_run(&mut self, data: &[u8], max_body: u64, sink: &mut impl FrameSink) -> usize {
+        let avail = data.len() as u64;
+        let take = if self.phase == Phase::UntilClose {
+            avail
+        } else {
+            avail.min(self.remaining)
+        } as usize;
+        self.body_bytes(&data[..take], max_body, sink);
+        self.wire_len += take as u64;
+        if self.phase != Phase::UntilClose {
+            self.remaining -= take as u64;
+            if self.remaining == 0 {
+                if self.phase == Phase::Fixed {
+                    self.finish(0, sink);
+                } else {
+                    self.phase = Phase::ChunkDataEnd;
+                    self.saw_cr = false;
+                }
+            }
+        }
+        take
+    }
+
     /// The connection ended (EOF, reset, or close). A close-delimited body is complete;
     /// any other message in progress is cut off.
     pub fn finish_on_close(&mut self, sink: &mut impl FrameSink) {
@@ -316,7 +306,7 @@ impl Framer {
         }
     }
 
-    fn begin_message(&mut self, now: Stamp) {
+    fn begin_message(&mut self, role: Role, now: Stamp) {
         let seq = self.msg_seq;
         let final_count = self.final_count;
         *self = Framer::new();
@@ -324,6 +314,7 @@ impl Framer {
         self.final_count = final_count;
         self.phase = Phase::StartLine;
         self.start = now;
+        self.role = role;
     }
 
     /// Scans head bytes until the head ends or the data runs out. Returns bytes consumed
@@ -664,14 +655,16 @@ impl Framer {
     }
 
     fn finish(&mut self, extra_flags: u16, sink: &mut impl FrameSink) {
-        let end = MessageEnd {
-            msg_seq: self.msg_seq,
+        let end = MsgEnd {
+            dir: Direction::from(self.role as u8),
             flags: self.flags | extra_flags,
+            msg_seq: self.msg_seq,
             head_len: self.head_len,
             body_len: self.body_len,
             wire_len: self.wire_len,
+            start_wall_ns: self.start.wall_ns,
+            start_mono_ns: self.start.mono_ns,
             status: self.status,
-            start: self.start,
         };
         sink.end(&end);
         self.msg_seq = self.msg_seq.wrapping_add(1);

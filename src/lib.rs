@@ -3,15 +3,18 @@
 //! Loaded with `LD_PRELOAD` (by `wrapper.sh` in Lambda, by `tapline run` locally), it
 //! interposes libc's socket calls, follows the TCP connections this process opens,
 //! frames HTTP/1.x on the fly and appends compact records to a spool directory that the
-//! `tapline` binary reads later. On the caller's thread it does the least it can: one
+//! `tapline` binary reads. On the caller's thread it does the least it can: one
 //! table lookup for a socket it does not follow; for one it does, a framer step, at most
-//! one copy of the bytes it keeps (made by the kernel, in `writev`), and one append.
+//! one copy of the bytes it keeps (a `memcpy` into a shared segment, or the kernel's in
+//! `writev`), and one append.
 //!
-//! Layout: [`hooks`] holds the thin `extern "C"` shims; [`capture`] the logic they call;
-//! [`conn`] the per-fd table; [`http1`] the framer; [`spool`] records and the writer;
-//! [`sys`] symbol resolution and raw syscalls; [`config`] the environment.
+//! Layout: `hooks` holds the thin `extern "C"` shims; [`capture`] the logic they call;
+//! [`conn`] the per-fd table and [`tls`] the per-session one; [`http1`] the framer;
+//! [`spool`] records and the writers; [`names`] name lookups; [`lambda`] the Runtime API
+//! lifecycle; [`inline_plan`] the plans of the inline hooks; [`sys`] symbol resolution
+//! and raw syscalls; [`config`] the environment. ARCHITECTURE.md draws the data path.
 //!
-//! Rules (DEVELOPERS.md): a hook calls the real function exactly once, first, and returns
+//! Rules (ARCHITECTURE.md, "Invariants"): a hook calls the real function exactly once, first, and returns
 //! its result and errno unchanged; no panic crosses `extern "C"`; no lock, no allocation
 //! and no lazily initialised thread-local on the hook path; no threads; survive `fork`;
 //! never exit or abort the host.
@@ -41,11 +44,13 @@ extern "C" fn tapline_init() {
         hooks::libc::resolve_all();
         spool::set_pid();
         let inert = is_tapline_binary();
+        // The Runtime API address is known before READY publishes the settings.
+        lambda::init(config::env(tapline_record::settings::LAMBDA_RUNTIME_API));
         config::init(inert);
         if !config::active() {
             return;
         }
-        spool::file::init();
+        spool::process::init();
         conn::init();
         tls::init();
         // OpenSSL inside the executable itself (node): inline hooks, or nothing.

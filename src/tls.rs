@@ -14,6 +14,8 @@
 use core::cell::Cell;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
+use tapline_record::{Stamp, TlsInfo, TlsLibrary};
+
 use crate::conn::{self, state, ConnInfo, Slot};
 use crate::spool;
 
@@ -152,6 +154,28 @@ pub fn inner_socket() -> Option<i32> {
 pub struct SocketFacts {
     pub info: ConnInfo,
     pub socket_conn_id: u64,
+}
+
+/// Writes the `TlsInfo` record of a plaintext connection just announced: the library,
+/// server name and ALPN, and the socket (and its ciphertext connection) under it.
+pub fn write_info(
+    slot: &Slot,
+    conn_id: u64,
+    library: TlsLibrary,
+    sni: &[u8],
+    alpn: &[u8],
+    now: Stamp,
+) {
+    let fd = slot.info().fd;
+    let info = TlsInfo {
+        library,
+        flags: 0,
+        sni_len: sni.len() as u16,
+        alpn_len: alpn.len() as u16,
+        fd,
+        socket_conn_id: socket_facts(fd).socket_conn_id,
+    };
+    spool::tls_info(conn_id, &info, sni, alpn, now);
 }
 
 /// Gathers [`SocketFacts`] for a socket fd (-1: unknown).

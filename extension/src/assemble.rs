@@ -325,14 +325,14 @@ impl Connection {
     fn before_start(&self, dir: Direction, seq: u32) -> bool {
         match dir {
             Direction::Egress => seq < self.start.request,
-            Direction::Ingress => seq < self.start.response,
+            Direction::Ingress | Direction::Unknown(_) => seq < self.start.response,
         }
     }
 
     fn message(&mut self, dir: Direction, seq: u32) -> &mut Message {
         match dir {
             Direction::Egress => self.requests.entry(seq).or_default(),
-            Direction::Ingress => self.responses.entry(seq).or_default(),
+            Direction::Ingress | Direction::Unknown(_) => self.responses.entry(seq).or_default(),
         }
     }
 
@@ -349,7 +349,7 @@ impl Connection {
         match f.part {
             Part::Head => msg.head.push(f.offset, &f.bytes),
             Part::Body => msg.body.push(f.offset, &f.bytes),
-            Part::Raw => {}
+            Part::Raw | Part::Unknown(_) => {}
         }
     }
 

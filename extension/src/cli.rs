@@ -348,9 +348,9 @@ fn prepare(spool: &Spool) -> Result<crate::assemble::Assembly, RunError> {
 /// the outbox of the default spool directory (the run's own spool is removed) and sent
 /// first next time.
 fn export_otlp(endpoint: Option<&str>, exchanges: &[Exchange]) -> Result<(), RunError> {
-    let outbox_home = std::env::var_os("TAPLINE_SPOOL_DIR")
+    let outbox_home = std::env::var_os(tapline_record::settings::SPOOL_DIR.name())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/tapline"));
+        .unwrap_or_else(|| PathBuf::from(tapline_record::settings::DEFAULT_SPOOL_DIR));
     let exporter = OtlpExporter::from_env(endpoint)
         .map_err(RunError::Export)?
         .with_outbox(Outbox::new(&outbox_home));
@@ -498,7 +498,7 @@ fn run_child(
     // (unless the spool is to be kept as written) follows the segments as the program
     // fills them, handing finished ones back for reuse: a long run stays within a few
     // segments instead of claiming new ones up to the directory bound.
-    let segment_bytes = std::env::var("TAPLINE_SEGMENT_BYTES")
+    let segment_bytes = std::env::var(tapline_record::settings::SEGMENT_BYTES.name())
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(crate::segment::DEFAULT_SEGMENT_BYTES);
@@ -529,7 +529,7 @@ fn run_child(
             "LD_PRELOAD",
             prepend_preload(lib, std::env::var_os("LD_PRELOAD")),
         )
-        .env("TAPLINE_SPOOL_DIR", spool_dir);
+        .env(tapline_record::settings::SPOOL_DIR.name(), spool_dir);
     let status = cmd.status().map_err(|source| RunError::Spawn {
         program: program.clone(),
         source,

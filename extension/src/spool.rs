@@ -114,27 +114,8 @@ pub struct Fragment {
     pub bytes: Vec<u8>,
 }
 
-/// A `MsgEnd` record: one HTTP message is complete or was cut off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MessageEnd {
-    pub dir: Direction,
-    /// [`tapline_record::msg_flags`] bits.
-    pub flags: u16,
-    pub msg_seq: u32,
-    pub head_len: u64,
-    pub body_len: u64,
-    pub wire_len: u64,
-    pub start_wall_ns: u64,
-    pub start_mono_ns: u64,
-    /// 0 for requests (and for responses whose status line did not parse).
-    pub status: u16,
-}
-
-impl MessageEnd {
-    pub fn has(&self, flag: u16) -> bool {
-        self.flags & flag != 0
-    }
-}
+/// A `MsgEnd` record: one HTTP message is complete or was cut off (its direction known).
+pub use tapline_record::MsgEnd as MessageEnd;
 
 /// A `ConnOpen` record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -369,7 +350,7 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
             let o = rec::ConnOpen::decode(p)?;
             SpoolRecord::ConnOpen(ConnectionOpen {
                 fd: o.fd,
-                protocol: o.protocol()?,
+                protocol: o.protocol.known()?,
                 connect_wall_ns: o.connect_wall_ns,
                 connect_mono_ns: o.connect_mono_ns,
                 peer: socket_addr(&o.peer),
@@ -379,8 +360,8 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
         RecordType::Data => {
             let (d, bytes) = rec::Data::decode(p)?;
             SpoolRecord::Data(Fragment {
-                dir: d.direction()?,
-                part: d.part()?,
+                dir: d.dir.known()?,
+                part: d.part.known()?,
                 msg_seq: d.msg_seq,
                 offset: d.offset,
                 bytes: bytes.to_vec(),
@@ -388,32 +369,23 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
         }
         RecordType::MsgEnd => {
             let m = rec::MsgEnd::decode(p)?;
-            SpoolRecord::MsgEnd(MessageEnd {
-                dir: m.direction()?,
-                flags: m.flags,
-                msg_seq: m.msg_seq,
-                head_len: m.head_len,
-                body_len: m.body_len,
-                wire_len: m.wire_len,
-                start_wall_ns: m.start_wall_ns,
-                start_mono_ns: m.start_mono_ns,
-                status: m.status,
-            })
+            m.dir.known()?;
+            SpoolRecord::MsgEnd(m)
         }
         RecordType::ConnClose => {
             let c = rec::ConnClose::decode(p)?;
             let reason = match c.reason {
-                rec::close_reason::CLOSED => CloseReason::Closed,
-                rec::close_reason::PEER_EOF => CloseReason::PeerEof,
-                rec::close_reason::ERROR => CloseReason::Error(c.errno),
-                rec::close_reason::UNTRACKED => CloseReason::Untracked,
-                rec::close_reason::UPGRADED => CloseReason::Upgraded,
-                rec::close_reason::AT_EXIT => CloseReason::AtExit,
-                _ => return None,
+                rec::CloseReason::Closed => CloseReason::Closed,
+                rec::CloseReason::PeerEof => CloseReason::PeerEof,
+                rec::CloseReason::Error => CloseReason::Error(c.errno),
+                rec::CloseReason::Untracked => CloseReason::Untracked,
+                rec::CloseReason::Upgraded => CloseReason::Upgraded,
+                rec::CloseReason::AtExit => CloseReason::AtExit,
+                rec::CloseReason::Unknown(_) => return None,
             };
             SpoolRecord::ConnClose(ConnectionClose {
                 reason,
-                protocol: Protocol::from_u8(c.protocol),
+                protocol: c.protocol.known(),
                 bytes_out: c.bytes_out,
                 bytes_in: c.bytes_in,
                 first_out_wall_ns: c.first_out_wall_ns,
@@ -423,9 +395,9 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
         RecordType::TlsInfo => {
             let (t, sni, alpn) = rec::TlsInfo::decode(p)?;
             let library = match t.library {
-                rec::tls_library::OPENSSL => Some(TlsLibrary::OpenSsl),
-                rec::tls_library::GNUTLS => Some(TlsLibrary::GnuTls),
-                _ => None,
+                rec::TlsLibrary::OpenSsl => Some(TlsLibrary::OpenSsl),
+                rec::TlsLibrary::GnuTls => Some(TlsLibrary::GnuTls),
+                rec::TlsLibrary::Unknown(_) => None,
             };
             let text = |b: &[u8]| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned());
             SpoolRecord::TlsInfo {
@@ -446,10 +418,10 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
         RecordType::Lifecycle => {
             let (l, id) = rec::Lifecycle::decode(p)?;
             let event = match l.event {
-                rec::lifecycle_event::INVOCATION_NEXT => LifecycleEvent::InvocationNext,
-                rec::lifecycle_event::INVOCATION_RESPONSE => LifecycleEvent::InvocationResponse,
-                rec::lifecycle_event::INVOCATION_ERROR => LifecycleEvent::InvocationError,
-                _ => return None,
+                rec::LifecycleEvent::InvocationNext => LifecycleEvent::InvocationNext,
+                rec::LifecycleEvent::InvocationResponse => LifecycleEvent::InvocationResponse,
+                rec::LifecycleEvent::InvocationError => LifecycleEvent::InvocationError,
+                rec::LifecycleEvent::Unknown(_) => return None,
             };
             SpoolRecord::Lifecycle {
                 event,
@@ -516,8 +488,8 @@ mod tests {
     #[test]
     fn unknown_enum_values_do_not_decode() {
         let d = rec::Data {
-            dir: 9,
-            part: 1,
+            dir: 9.into(),
+            part: 1.into(),
             flags: 0,
             msg_seq: 0,
             offset: 0,

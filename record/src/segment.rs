@@ -20,11 +20,10 @@
 //!
 //! Everything here is pure: the reader hands in a snapshot of bytes and a way to ask
 //! whether a process lives, and gets back steps. The I/O (and deleting finished
-//! segments) belongs to the reader (`extension/src/segment.rs`).
+//! segments) belongs to the reader (the extension's spool reader).
 
-use crate::{
-    le16, le32, le64, parse_record, ParseError, ALIGN, HEADER_LEN, MAGIC, MAX_RECORD_LEN, VERSION,
-};
+use crate::le::{le16, le32, le64};
+use crate::{parse_record, ParseError, ALIGN, HEADER_LEN, MAGIC, MAX_RECORD_LEN, VERSION};
 
 /// `"TLSEG001"`: the first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: u64 = u64::from_le_bytes(*b"TLSEG001");

@@ -8,12 +8,12 @@
 use core::ffi::{c_int, c_uint, c_void};
 use libc::{size_t, ssize_t};
 
-use super::{after, call_real};
+use super::{after, call_real, transferred};
 use crate::capture::{self, Bytes};
 use crate::conn::origin;
 use crate::sys::resolve::RealFn;
 use crate::{conn, spool, tls};
-use tapline_record::{tls_library, TlsInfo};
+use tapline_record::TlsLibrary;
 
 static REAL_SEND: RealFn = RealFn::new(c"gnutls_record_send");
 static REAL_RECV: RealFn = RealFn::new(c"gnutls_record_recv");
@@ -48,8 +48,9 @@ pub unsafe extern "C" fn gnutls_record_send(
     );
     tls::leave(prev);
     if ret > 0 {
+        let n = ret as usize;
         // SAFETY: gnutls_record_send consumed `ret` bytes of `data`.
-        after(|| on_send(session, unsafe { bytes(data, ret as usize) }, ret as usize));
+        after(|| on_send(session, unsafe { transferred(data, n) }, n));
     }
     ret
 }
@@ -72,7 +73,11 @@ pub unsafe extern "C" fn gnutls_record_recv(
         after(|| {
             if let Some(s) = tls::find(session as usize) {
                 // SAFETY: gnutls_record_recv wrote `ret` bytes into `data`.
-                capture::ingress(&s.slot, unsafe { bytes(data, ret as usize) }, ret as usize);
+                capture::ingress(
+                    &s.slot,
+                    unsafe { transferred(data, ret as usize) },
+                    ret as usize,
+                );
             }
         });
     } else if ret == 0 {
@@ -121,16 +126,6 @@ pub unsafe extern "C" fn gnutls_deinit(session: *mut c_void) {
     });
 }
 
-/// # Safety
-/// `buf` must be valid for `n` bytes.
-unsafe fn bytes<'a>(buf: *const c_void, n: usize) -> Bytes<'a> {
-    if buf.is_null() || n == 0 {
-        return Bytes::One(&[]);
-    }
-    // SAFETY: see above.
-    Bytes::One(unsafe { core::slice::from_raw_parts(buf as *const u8, n) })
-}
-
 fn on_send(session: *mut c_void, data: Bytes<'_>, n: usize) {
     let Some((s, new)) = tls::find_or_insert(session as usize) else {
         return;
@@ -147,19 +142,10 @@ fn on_send(session: *mut c_void, data: Bytes<'_>, n: usize) {
         );
     }
     capture::egress(&s.slot, data, n, |conn_id, now| {
-        let fd = s.slot.info().fd;
         let mut name = [0u8; 256];
         let sni = server_name(session, &mut name);
         let alpn = alpn_selected(session);
-        let info = TlsInfo {
-            library: tls_library::GNUTLS,
-            flags: 0,
-            sni_len: sni.len() as u16,
-            alpn_len: alpn.len() as u16,
-            fd,
-            socket_conn_id: tls::socket_facts(fd).socket_conn_id,
-        };
-        spool::tls_info(conn_id, &info, sni, alpn, now);
+        tls::write_info(&s.slot, conn_id, TlsLibrary::GnuTls, sni, alpn, now);
     });
 }
 

@@ -1,6 +1,6 @@
 //! libc socket calls: `connect` and `close` open and end what we follow; the send and
-//! receive families carry the bytes. FACTS.md lists which runtime uses which call
-//! (curl `send`/`recv`, Python `write`/`read`/`send`/`recv`, Node `write`/`writev`/`read`,
+//! receive families carry the bytes. Runtimes differ in which they call (curl
+//! `send`/`recv`, Python `write`/`read`/`send`/`recv`, Node `write`/`writev`/`read`,
 //! Java `writev`...); the rest are hooked because other programs use them.
 //!
 //! Each shim: real call first (exactly once), then the fast check "is this fd one we
@@ -12,7 +12,7 @@
 
 use libc::{c_int, c_uint, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
-use super::{after, call_real};
+use super::{after, call_real, transferred};
 use crate::capture::{self, Bytes};
 use crate::sys::raw;
 use crate::sys::resolve::RealFn;
@@ -103,17 +103,6 @@ fn received<'a>(fd: c_int, ret: ssize_t, flags: c_int, bytes: impl FnOnce() -> B
 }
 
 /// # Safety
-/// `buf` must be valid for `len` bytes: call it with the count the real call reported
-/// as transferred.
-unsafe fn slice<'a>(buf: *const c_void, len: size_t) -> Bytes<'a> {
-    if buf.is_null() || len == 0 {
-        return Bytes::One(&[]);
-    }
-    // SAFETY: the caller's buffer, valid for `len` bytes (see above).
-    Bytes::One(unsafe { core::slice::from_raw_parts(buf as *const u8, len) })
-}
-
-/// # Safety
 /// `iov` must point to `cnt` iovecs, as the real call required.
 unsafe fn vectored<'a>(iov: *const iovec, cnt: c_int) -> Bytes<'a> {
     if iov.is_null() || cnt <= 0 {
@@ -200,7 +189,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> 
         sys(libc::SYS_write, [fd as usize, buf as usize, count, 0, 0, 0])
     );
     // SAFETY: the real write read `ret` bytes of `buf`.
-    sent(fd, ret, || unsafe { slice(buf, ret as size_t) });
+    sent(fd, ret, || unsafe { transferred(buf, ret as usize) });
     ret
 }
 
@@ -232,7 +221,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags:
         )
     );
     // SAFETY: the real send read `ret` bytes of `buf`.
-    sent(fd, ret, || unsafe { slice(buf, ret as size_t) });
+    sent(fd, ret, || unsafe { transferred(buf, ret as usize) });
     ret
 }
 
@@ -262,7 +251,7 @@ pub unsafe extern "C" fn sendto(
         )
     );
     // SAFETY: the real sendto read `ret` bytes of `buf`.
-    sent(fd, ret, || unsafe { slice(buf, ret as size_t) });
+    sent(fd, ret, || unsafe { transferred(buf, ret as usize) });
     ret
 }
 
@@ -291,7 +280,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssi
         sys(libc::SYS_read, [fd as usize, buf as usize, count, 0, 0, 0])
     );
     // SAFETY: the real read wrote `ret` bytes into `buf`.
-    received(fd, ret, 0, || unsafe { slice(buf, ret as size_t) });
+    received(fd, ret, 0, || unsafe { transferred(buf, ret as usize) });
     ret
 }
 
@@ -309,7 +298,7 @@ pub unsafe extern "C" fn __read_chk(
         sys(libc::SYS_read, [fd as usize, buf as usize, count, 0, 0, 0])
     );
     // SAFETY: the real call wrote `ret` bytes into `buf`.
-    received(fd, ret, 0, || unsafe { slice(buf, ret as size_t) });
+    received(fd, ret, 0, || unsafe { transferred(buf, ret as usize) });
     ret
 }
 
@@ -341,7 +330,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
         )
     );
     // SAFETY: the real recv wrote `ret` bytes into `buf`.
-    received(fd, ret, flags, || unsafe { slice(buf, ret as size_t) });
+    received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
     ret
 }
 
@@ -363,7 +352,7 @@ pub unsafe extern "C" fn __recv_chk(
         )
     );
     // SAFETY: the real call wrote `ret` bytes into `buf`.
-    received(fd, ret, flags, || unsafe { slice(buf, ret as size_t) });
+    received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
     ret
 }
 
@@ -393,7 +382,7 @@ pub unsafe extern "C" fn recvfrom(
         )
     );
     // SAFETY: the real recvfrom wrote `ret` bytes into `buf`.
-    received(fd, ret, flags, || unsafe { slice(buf, ret as size_t) });
+    received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
     ret
 }
 
@@ -424,7 +413,7 @@ pub unsafe extern "C" fn __recvfrom_chk(
         )
     );
     // SAFETY: the real call wrote `ret` bytes into `buf`.
-    received(fd, ret, flags, || unsafe { slice(buf, ret as size_t) });
+    received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
     ret
 }
 

@@ -1,5 +1,6 @@
-//! The `extern "C"` shims: the functions this library exports in place of libc's (and,
-//! in later modules, TLS libraries').
+//! The `extern "C"` shims: the functions this library exports in place of libc's
+//! ([`libc`]) and the TLS libraries' ([`openssl`], [`gnutls`]; [`inline`] patches
+//! OpenSSL linked into the executable itself).
 //!
 //! Every shim follows one pattern: call the real function exactly once, first; keep its
 //! return value and errno; then, unless we are already inside our own code on this
@@ -12,8 +13,10 @@ pub mod libc;
 pub mod openssl;
 
 use core::cell::Cell;
+use core::ffi::c_void;
 use core::panic::AssertUnwindSafe;
 
+use crate::capture::Bytes;
 use crate::sys::raw;
 
 thread_local! {
@@ -48,6 +51,22 @@ pub fn after(step: impl FnOnce()) {
     let _ = std::panic::catch_unwind(AssertUnwindSafe(step));
     raw::set_errno(saved);
     let _ = IN_TAPLINE.try_with(|g| g.set(false));
+}
+
+/// The bytes a real call transferred, from the caller's buffer: the one place where a
+/// shim's buffer pointer becomes a slice.
+///
+/// # Safety
+/// `buf` is null, or valid for reads of `n` bytes for `'a`: call it with the buffer the
+/// program passed and the count the real call reported as transferred (never the
+/// requested length), while the shim still runs. A null `buf` or `n == 0` gives no
+/// bytes.
+pub(crate) unsafe fn transferred<'a>(buf: *const c_void, n: usize) -> Bytes<'a> {
+    if buf.is_null() || n == 0 {
+        return Bytes::One(&[]);
+    }
+    // SAFETY: the caller's contract above.
+    Bytes::One(unsafe { core::slice::from_raw_parts(buf as *const u8, n) })
 }
 
 /// Calls the real function behind a [`RealFn`](crate::sys::resolve::RealFn) cast to its

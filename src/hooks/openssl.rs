@@ -17,13 +17,13 @@
 use core::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use libc::size_t;
 
-use super::{after, call_real};
+use super::{after, call_real, transferred};
 use crate::capture::{self, Bytes};
 use crate::conn::origin;
 use crate::sys::resolve::{self, RealFn};
 use crate::{conn, spool, tls};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tapline_record::{tls_library, TlsInfo};
+use tapline_record::TlsLibrary;
 
 /// The OpenSSL functions we call, by index into [`NAMES`] and each copy's table.
 const F_WRITE: usize = 0;
@@ -497,8 +497,9 @@ pub(crate) unsafe fn after_write(
     ret: c_int,
 ) {
     if ret > 0 {
+        let n = ret as usize;
         // SAFETY: SSL_write consumed `ret` bytes of `buf`.
-        after(|| on_plaintext(q, ssl, 0, unsafe { bytes(buf, ret as usize) }, ret as usize));
+        after(|| on_plaintext(q, ssl, 0, unsafe { transferred(buf, n) }, n));
     }
 }
 
@@ -517,7 +518,7 @@ pub(crate) unsafe fn after_write_ex(
         // SAFETY: on success SSL_write_ex stored the count in `*written`.
         let n = unsafe { *written };
         // SAFETY: and consumed that many bytes of `buf`.
-        after(|| on_plaintext(q, ssl, 0, unsafe { bytes(buf, n) }, n));
+        after(|| on_plaintext(q, ssl, 0, unsafe { transferred(buf, n) }, n));
     }
 }
 
@@ -532,8 +533,9 @@ pub(crate) unsafe fn after_read(
     ret: c_int,
 ) {
     if ret > 0 {
+        let n = ret as usize;
         // SAFETY: SSL_read wrote `ret` bytes into `buf`.
-        after(|| on_plaintext(q, ssl, 1, unsafe { bytes(buf, ret as usize) }, ret as usize));
+        after(|| on_plaintext(q, ssl, 1, unsafe { transferred(buf, n) }, n));
     } else if ret == 0 {
         after(|| on_peer_closed(ssl));
     }
@@ -554,7 +556,7 @@ pub(crate) unsafe fn after_read_ex(
         // SAFETY: on success SSL_read_ex stored the count in `*readbytes`.
         let n = unsafe { *readbytes };
         // SAFETY: and wrote that many bytes into `buf`.
-        after(|| on_plaintext(q, ssl, 1, unsafe { bytes(buf, n) }, n));
+        after(|| on_plaintext(q, ssl, 1, unsafe { transferred(buf, n) }, n));
     } else if ret == 0 {
         after(|| {
             if tls::find(ssl as usize).is_some() && ssl_error(q, ssl, ret) == SSL_ERROR_ZERO_RETURN
@@ -568,16 +570,6 @@ pub(crate) unsafe fn after_read_ex(
 /// `SSL_free(ssl)` returned: the session ends.
 pub(crate) fn after_free(ssl: *mut c_void) {
     after(|| end_session(ssl as usize));
-}
-
-/// # Safety
-/// `buf` must be valid for `n` bytes.
-unsafe fn bytes<'a>(buf: *const c_void, n: usize) -> Bytes<'a> {
-    if buf.is_null() || n == 0 {
-        return Bytes::One(&[]);
-    }
-    // SAFETY: see above.
-    Bytes::One(unsafe { core::slice::from_raw_parts(buf as *const u8, n) })
 }
 
 /// Plaintext moved through `ssl` (dir 0: written, 1: read).
@@ -604,19 +596,9 @@ fn on_plaintext(q: &SessionQueries, ssl: *mut c_void, dir: usize, data: Bytes<'_
             .start(conn::new_conn_id(spool::pid()), origin::OPENSSL, facts.info);
     }
     capture::egress(&s.slot, data, n, |conn_id, now| {
-        let fd = s.slot.info().fd;
-        let facts = tls::socket_facts(fd);
         let sni = servername(q, ssl);
         let alpn = alpn_selected(q, ssl);
-        let info = TlsInfo {
-            library: tls_library::OPENSSL,
-            flags: 0,
-            sni_len: sni.len() as u16,
-            alpn_len: alpn.len() as u16,
-            fd,
-            socket_conn_id: facts.socket_conn_id,
-        };
-        spool::tls_info(conn_id, &info, sni, alpn, now);
+        tls::write_info(&s.slot, conn_id, TlsLibrary::OpenSsl, sni, alpn, now);
     });
 }
 

@@ -5,7 +5,7 @@ use tapline_record::msg_flags as f;
 struct Collect {
     heads: Vec<(u32, Vec<u8>)>,
     bodies: Vec<(u32, Vec<u8>)>,
-    ends: Vec<MessageEnd>,
+    ends: Vec<MsgEnd>,
 }
 
 impl FrameSink for Collect {
@@ -33,7 +33,7 @@ impl FrameSink for Collect {
             }
         }
     }
-    fn end(&mut self, end: &MessageEnd) {
+    fn end(&mut self, end: &MsgEnd) {
         self.ends.push(*end);
     }
 }
@@ -370,4 +370,31 @@ fn garbage_never_panics() {
         }
         fr.finish_on_close(&mut out);
     }
+}
+
+#[test]
+fn message_ends_carry_the_direction_of_the_role() {
+    let req = all_splits(
+        Role::Request,
+        b"GET / HTTP/1.1\r\n\r\n",
+        RequestKinds::default(),
+        8192,
+    );
+    assert_eq!(req.ends[0].dir, Direction::Egress);
+    let resp = all_splits(
+        Role::Response,
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        RequestKinds::default(),
+        8192,
+    );
+    assert_eq!(resp.ends[0].dir, Direction::Ingress);
+    // A message cut off at close keeps the role it began with.
+    let mut fr = Framer::new();
+    let mut out = Collect::default();
+    let mut k = RequestKinds::default();
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
+    fr.feed(Role::Response, head, Stamp::ZERO, 8192, &mut k, &mut out);
+    fr.finish_on_close(&mut out);
+    assert_eq!(out.ends[0].dir, Direction::Ingress);
+    assert_ne!(out.ends[0].flags & f::INCOMPLETE, 0);
 }

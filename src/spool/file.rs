@@ -16,6 +16,9 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use libc::c_int;
 use tapline_record::{Header, HEADER_LEN};
 
+use super::dir::{spool_dir_path, write_decimal};
+use super::drops::DropCounter;
+use super::process;
 use crate::config;
 use crate::sys::raw;
 
@@ -31,7 +34,7 @@ static TOTAL_WRITTEN: AtomicU64 = AtomicU64::new(0);
 static ROTATING: AtomicBool = AtomicBool::new(false);
 /// After a failed open, no new attempt before this monotonic time (ns).
 static RETRY_AFTER: AtomicU64 = AtomicU64::new(0);
-static DROPS: super::DropCounter = super::DropCounter::new();
+static DROPS: DropCounter = DropCounter::new();
 
 /// At exit: drops no later record reported go out as a `Drops` record now.
 pub fn report_drops_at_exit(at: &Header) {
@@ -46,49 +49,6 @@ pub fn count_drop(len: u64) {
 
 /// How long to wait after a failed open before trying again.
 const RETRY_NS: u64 = 1_000_000_000;
-
-const CMDLINE_CAP: usize = 1024;
-struct Cmdline(core::cell::UnsafeCell<[u8; CMDLINE_CAP]>);
-// SAFETY: written once in `init` (constructor, before any record), read-only after.
-unsafe impl Sync for Cmdline {}
-static CMDLINE: Cmdline = Cmdline(core::cell::UnsafeCell::new([0; CMDLINE_CAP]));
-static CMDLINE_LEN: AtomicU32 = AtomicU32::new(0);
-
-/// Reads what the `ProcStart` record will say about this process.
-pub fn init() {
-    // SAFETY: the path is NUL-terminated; open has no other preconditions.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/cmdline".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return;
-    }
-    // SAFETY: the constructor is the only writer, before any record is written.
-    let buf = unsafe { &mut *CMDLINE.0.get() };
-    let mut len = 0usize;
-    while len < CMDLINE_CAP {
-        let n = raw::read(fd, &mut buf[len..]);
-        if n <= 0 {
-            break;
-        }
-        len += n as usize;
-    }
-    raw::close(fd);
-    // Drop the trailing NUL of the last argument.
-    while len > 0 && buf[len - 1] == 0 {
-        len -= 1;
-    }
-    CMDLINE_LEN.store(len as u32, Ordering::Release);
-}
-
-pub(crate) fn cmdline() -> &'static [u8] {
-    let len = CMDLINE_LEN.load(Ordering::Acquire) as usize;
-    // SAFETY: bytes up to `len` were written before the release store and never change.
-    unsafe { &(&*CMDLINE.0.get())[..len] }
-}
 
 /// In the child after `fork`: the inherited descriptor is the parent's file. Forget it
 /// (closing our copy) so that the child opens files under its own pid.
@@ -242,24 +202,6 @@ fn rotate(old_fd: c_int, header: &Header) {
     ROTATING.store(false, Ordering::Release);
 }
 
-/// The spool directory as a NUL-terminated path in a stack buffer with room for a file
-/// name after it, once the directory exists (made 0700 if missing) and is ours.
-/// Returns the buffer and the directory's length.
-fn spool_dir_path() -> Option<([u8; 600], usize)> {
-    let dir = config::spool_dir();
-    let mut path = [0u8; 600];
-    if dir.len() + 40 > path.len() {
-        return None;
-    }
-    path[..dir.len()].copy_from_slice(dir);
-    // SAFETY: `path` holds the directory followed by a NUL (the buffer is zeroed).
-    let made = unsafe { libc::mkdir(path.as_ptr() as *const _, 0o700) };
-    if made != 0 && raw::errno() != libc::EEXIST {
-        return None;
-    }
-    directory_is_ours(&path).then_some((path, dir.len()))
-}
-
 /// Creates the next spool file (and the directory if missing) and writes its
 /// `ProcStart` record. Returns the descriptor, moved above the low numbers programs use.
 fn open_file(header: &Header) -> Option<c_int> {
@@ -294,52 +236,11 @@ fn open_file(header: &Header) -> Option<c_int> {
     } else {
         fd
     };
-    let (mut h, start, cmd) = super::proc_start(header, seq);
+    let (mut h, start, cmd) = process::proc_start(header, seq);
     if !writev_record(fd, &mut h, &[&start, cmd]) {
         raw::close(fd);
         return None;
     }
     TOTAL_WRITTEN.fetch_add(h.length as u64, Ordering::Relaxed);
     Some(fd)
-}
-
-/// Opens the spool directory (making it if missing) after checking that it is ours;
-/// for the segment spool, which works relative to it.
-pub(crate) fn open_spool_dir() -> Option<c_int> {
-    let (path, _) = spool_dir_path()?;
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: `path` is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr() as *const _, flags) };
-    (fd >= 0).then_some(fd)
-}
-
-/// The spool directory must be a real directory (not a symlink), owned by us, and not
-/// writable by others.
-fn directory_is_ours(path: &[u8]) -> bool {
-    // SAFETY: an all-zero stat is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated; `st` is writable.
-    if unsafe { libc::lstat(path.as_ptr() as *const _, &mut st) } != 0 {
-        return false;
-    }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    (st.st_mode & libc::S_IFMT) == libc::S_IFDIR && st.st_uid == me && (st.st_mode & 0o022) == 0
-}
-
-pub(crate) fn write_decimal(out: &mut [u8], mut v: u64) -> usize {
-    let mut digits = [0u8; 20];
-    let mut n = 0;
-    loop {
-        digits[n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for i in 0..n {
-        out[i] = digits[n - 1 - i];
-    }
-    n
 }

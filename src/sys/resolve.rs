@@ -77,6 +77,11 @@ pub fn is_ours(addr: usize) -> bool {
 }
 
 fn object_base(addr: usize) -> Option<usize> {
+    dladdr(addr).map(|info| info.dli_fbase as usize)
+}
+
+/// What the loader knows about the object containing `addr` (`dladdr`).
+fn dladdr(addr: usize) -> Option<libc::Dl_info> {
     let mut info = libc::Dl_info {
         dli_fname: core::ptr::null(),
         dli_fbase: core::ptr::null_mut(),
@@ -85,7 +90,7 @@ fn object_base(addr: usize) -> Option<usize> {
     };
     // SAFETY: dladdr only reads the address and fills `info`.
     let ok = unsafe { libc::dladdr(addr as *const c_void, &mut info) };
-    (ok != 0).then_some(info.dli_fbase as usize)
+    (ok != 0).then_some(info)
 }
 
 /// How many loaded objects the fallback looks at.
@@ -149,15 +154,8 @@ fn lookup_in_loaded_objects(name: &CStr) -> Option<usize> {
 /// loader's own string: valid while the object stays loaded (libraries we look up,
 /// libssl and its callers, are not unloaded while their functions run).
 pub fn object_of(addr: usize) -> Option<(usize, &'static CStr)> {
-    let mut info = libc::Dl_info {
-        dli_fname: core::ptr::null(),
-        dli_fbase: core::ptr::null_mut(),
-        dli_sname: core::ptr::null(),
-        dli_saddr: core::ptr::null_mut(),
-    };
-    // SAFETY: dladdr only reads the address and fills `info`.
-    let ok = unsafe { libc::dladdr(addr as *const c_void, &mut info) };
-    if ok == 0 || info.dli_fbase.is_null() || info.dli_fname.is_null() {
+    let info = dladdr(addr)?;
+    if info.dli_fbase.is_null() || info.dli_fname.is_null() {
         return None;
     }
     // SAFETY: dli_fname is a NUL-terminated string owned by the loader (see above).

@@ -91,7 +91,7 @@ impl ConnProgress {
         };
         match dir {
             Direction::Egress => seq < self.start.request,
-            Direction::Ingress => seq < self.start.response,
+            Direction::Ingress | Direction::Unknown(_) => seq < self.start.response,
         }
     }
 

@@ -1,0 +1,324 @@
+//! Claiming a segment: the filesystem side of the segment spool.
+//!
+//! A writer takes a segment the reader made ahead of need (`free-*.tls`, renamed
+//! atomically under a temporary name, checked to be ours, a regular file of a sane size
+//! and fully allocated) or makes its own (`fallocate`d, so that a write through the
+//! mapping can never meet a full disk and `SIGBUS`); maps it; writes its header; and
+//! publishes it as `<pid>-<seq>.tls` with `renameat2(RENAME_NOREPLACE)`. Directory
+//! scans use `getdents64` into a stack buffer: no allocation, no `opendir`. The bounds
+//! (segments per directory, bytes per process) are checked here.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use libc::c_int;
+use tapline_record::segment::SegmentHeader;
+
+use super::append::POPULATE_WINDOW;
+use super::mapping::Mapping;
+use crate::config;
+use crate::spool::dir::{open_spool_dir, write_decimal};
+use crate::sys::raw;
+
+/// Next segment sequence number of this process.
+static SEQ: AtomicU32 = AtomicU32::new(0);
+/// Bytes of segments this process claimed (against `TAPLINE_SPOOL_MAX_BYTES`).
+static CLAIMED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes write-faulted at the claim of a process's first segment (the header page and
+/// the first records); the rest follow a window at a time.
+const FIRST_POPULATED: u64 = 2 * POPULATE_WINDOW;
+
+/// How much of a segment of `size` bytes its claim write-faults: all of it, in one
+/// call (cheapest per page), except for the process's first segment, whose claim is
+/// part of the program's start (a Lambda cold start): that one is faulted a window at
+/// a time as records reach it.
+pub fn populated_at_claim(size: u64) -> u64 {
+    if SEQ.load(Ordering::Relaxed) <= 1 {
+        FIRST_POPULATED.min(size)
+    } else {
+        size
+    }
+}
+
+/// Why no segment could be claimed.
+pub enum Failure {
+    /// No segment now (disk full, directory or process bound reached, a race): retry later.
+    Unavailable,
+    /// This filesystem cannot allocate or map segments.
+    Unsupported,
+}
+
+/// A path-sized buffer on the stack.
+struct Name {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Name {
+    fn new() -> Name {
+        Name {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+    fn push(&mut self, s: &[u8]) {
+        let n = s.len().min(self.buf.len() - 1 - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+    fn push_decimal(&mut self, v: u64) {
+        let mut digits = [0u8; 20];
+        let n = write_decimal(&mut digits, v);
+        self.push(&digits[..n]);
+    }
+    /// NUL-terminated (the buffer is zeroed and never filled to its last byte).
+    fn as_ptr(&self) -> *const libc::c_char {
+        self.buf.as_ptr() as *const libc::c_char
+    }
+    #[cfg(test)]
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// What a scan of the spool directory found.
+struct DirScan {
+    /// Claimed segments (`<pid>-<seq>.tls`) of all processes.
+    claimed: u64,
+    /// Up to `FREE_MAX` names of segments made ahead of need.
+    free: [Name; FREE_MAX],
+    nfree: usize,
+}
+const FREE_MAX: usize = 4;
+
+/// Claims a segment: a ready one if the reader made some, else a new one.
+/// Returns its mapping (header written) and sequence number.
+pub fn claim_segment(pid: u32) -> Result<(Mapping, u32), Failure> {
+    let Some(dirfd) = open_spool_dir() else {
+        return Err(Failure::Unavailable);
+    };
+    let result = claim_in(dirfd, pid);
+    raw::close(dirfd);
+    result
+}
+
+fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
+    let scan = scan_dir(dirfd);
+    if scan.claimed >= config::max_segments() {
+        return Err(Failure::Unavailable);
+    }
+    let want = config::segment_bytes();
+    if CLAIMED_BYTES.load(Ordering::Relaxed) + want > config::process_bytes() {
+        return Err(Failure::Unavailable);
+    }
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    // Set up under a name readers ignore, publish under the final name when ready.
+    let mut tmp = Name::new();
+    tmp.push(b".claim-");
+    tmp.push_decimal(u64::from(pid));
+    tmp.push(b"-");
+    tmp.push_decimal(u64::from(seq));
+    let mut fd = -1;
+    for free in &scan.free[..scan.nfree] {
+        if rename_noreplace(dirfd, free, &tmp) {
+            fd = open_checked(dirfd, &tmp);
+            if fd >= 0 {
+                break;
+            }
+            // SAFETY: NUL-terminated name relative to our directory.
+            unsafe { libc::unlinkat(dirfd, tmp.as_ptr(), 0) };
+        }
+    }
+    let size = if fd >= 0 {
+        file_size(fd)
+    } else {
+        fd = create_allocated(dirfd, &tmp, want)?;
+        want
+    };
+    // The file's blocks are allocated: a write through the mapping cannot meet a full
+    // disk.
+    let mapped = Mapping::map_shared(fd, size);
+    raw::close(fd);
+    let m = match mapped {
+        Ok(m) => m,
+        Err(e) => {
+            // SAFETY: NUL-terminated name relative to our directory.
+            unsafe { libc::unlinkat(dirfd, tmp.as_ptr(), 0) };
+            return Err(if e == libc::ENOMEM || e == libc::EAGAIN {
+                Failure::Unavailable
+            } else {
+                Failure::Unsupported
+            });
+        }
+    };
+    // Fault the first pages in for writing now, so that the first write to each does
+    // not take a fault later; the rest follow a window ahead of the records
+    // (`populate_ahead`). (Not MAP_POPULATE as well: it maps shared pages read-only, a
+    // pass over the page tables that this one redoes.)
+    // SAFETY: a new mapping nobody else knows; the range is within it, page-aligned.
+    unsafe { m.populate_write(0, populated_at_claim(size)) };
+    let header = SegmentHeader::claimed(size, pid, seq);
+    // SAFETY: as above: the header lies in the first page.
+    unsafe { m.copy_in(0, &header) };
+    let mut name = Name::new();
+    name.push_decimal(u64::from(pid));
+    name.push(b"-");
+    name.push_decimal(u64::from(seq));
+    name.push(b".tls");
+    if !rename_noreplace(dirfd, &tmp, &name) {
+        // SAFETY: nobody else knows the mapping; the name is NUL-terminated.
+        unsafe {
+            m.unmap();
+            libc::unlinkat(dirfd, tmp.as_ptr(), 0);
+        }
+        return Err(Failure::Unavailable);
+    }
+    CLAIMED_BYTES.fetch_add(size, Ordering::Relaxed);
+    Ok((m, seq))
+}
+
+/// Creates `name` with `size` bytes allocated (so that writes through the mapping can
+/// never hit a full disk).
+fn create_allocated(dirfd: c_int, name: &Name, size: u64) -> Result<c_int, Failure> {
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: NUL-terminated name relative to our directory.
+    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags, 0o600 as libc::c_uint) };
+    if fd < 0 {
+        return Err(Failure::Unavailable);
+    }
+    // SAFETY: fallocate on a descriptor we own.
+    if unsafe { libc::fallocate(fd, 0, 0, size as libc::off_t) } != 0 {
+        let e = raw::errno();
+        raw::close(fd);
+        // SAFETY: as above.
+        unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) };
+        return Err(match e {
+            libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL | libc::ENODEV => Failure::Unsupported,
+            _ => Failure::Unavailable,
+        });
+    }
+    Ok(fd)
+}
+
+/// Opens a claimed ready-made segment and checks that it is ours, a regular file of a
+/// sane size, and fully allocated. Returns -1 otherwise.
+fn open_checked(dirfd: c_int, name: &Name) -> c_int {
+    let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: NUL-terminated name relative to our directory.
+    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
+    if fd < 0 {
+        return -1;
+    }
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is writable; `fd` is ours.
+    let ok = unsafe { libc::fstat(fd, &mut st) } == 0
+        && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+        // SAFETY: geteuid has no preconditions.
+        && st.st_uid == unsafe { libc::geteuid() }
+        && (tapline_record::segment::MIN_SEGMENT_BYTES..=tapline_record::segment::MAX_SEGMENT_BYTES)
+            .contains(&(st.st_size as u64))
+        && st.st_size % 4096 == 0
+        && (st.st_blocks as u64) * 512 >= st.st_size as u64;
+    if !ok {
+        raw::close(fd);
+        return -1;
+    }
+    fd
+}
+
+fn file_size(fd: c_int) -> u64 {
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is writable; `fd` is ours.
+    unsafe { libc::fstat(fd, &mut st) };
+    st.st_size as u64
+}
+
+/// `renameat2(RENAME_NOREPLACE)`: atomic, and never replaces a file (a dead process of
+/// the same pid may have left an unread segment under the same name).
+fn rename_noreplace(dirfd: c_int, from: &Name, to: &Name) -> bool {
+    // SAFETY: NUL-terminated names relative to our directory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            dirfd,
+            from.as_ptr(),
+            dirfd,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    r == 0
+}
+
+/// Counts claimed segments and collects a few ready-made ones, with `getdents64` into a
+/// stack buffer (no allocation, no `opendir`).
+fn scan_dir(dirfd: c_int) -> DirScan {
+    let mut scan = DirScan {
+        claimed: 0,
+        free: [Name::new(), Name::new(), Name::new(), Name::new()],
+        nfree: 0,
+    };
+    // SAFETY: rewinding a directory descriptor we own.
+    unsafe { libc::lseek(dirfd, 0, libc::SEEK_SET) };
+    let mut buf = [0u64; 512];
+    loop {
+        // SAFETY: `buf` is writable for its size in bytes.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dirfd,
+                buf.as_mut_ptr(),
+                core::mem::size_of_val(&buf),
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        // SAFETY: the kernel wrote `n` bytes of dirent64 records into `buf`.
+        let bytes = unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const u8, n as usize) };
+        let mut at = 0;
+        while at + 19 < bytes.len() {
+            let reclen = u16::from_le_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
+            if reclen == 0 || at + reclen > bytes.len() {
+                break;
+            }
+            let name = &bytes[at + 19..at + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name.ends_with(b".tls") {
+                if name.starts_with(b"free-") {
+                    if scan.nfree < FREE_MAX && name.len() < 60 {
+                        scan.free[scan.nfree].push(name);
+                        scan.nfree += 1;
+                    }
+                } else if name.first().is_some_and(u8::is_ascii_digit) {
+                    scan.claimed += 1;
+                }
+            }
+            at += reclen;
+        }
+    }
+    scan
+}
+
+/// In the child after `fork`: its segments are numbered and counted afresh.
+pub fn after_fork_child() {
+    SEQ.store(0, Ordering::Relaxed);
+    CLAIMED_BYTES.store(0, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_nul_terminated_and_bounded() {
+        let mut n = super::Name::new();
+        n.push(b"free-");
+        n.push_decimal(123);
+        assert_eq!(n.bytes(), b"free-123");
+        for _ in 0..20 {
+            n.push(b"0123456789");
+        }
+        assert_eq!(n.len, 63);
+        assert_eq!(n.buf[63], 0);
+    }
+}
