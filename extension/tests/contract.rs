@@ -19,7 +19,7 @@ use std::process::Command;
 
 use common::{SpoolWriter, MS};
 use serde_json::Value;
-use tapline_record::{close_reason, tls_library, Protocol};
+use tapline_record::{CloseReason, Protocol, TlsLibrary};
 
 /// Header of the spec tables this test reads: first column the key path in backticks,
 /// second column the JSON types it may have.
@@ -177,7 +177,7 @@ fn contract_spool(dir: &Path) {
         .open(plain, Protocol::TlsPlaintext, 7, "127.0.0.1:8443")
         .tls_info(
             plain,
-            tls_library::OPENSSL,
+            TlsLibrary::OpenSsl,
             "api.example.com",
             "http/1.1",
             7,
@@ -201,7 +201,7 @@ fn contract_spool(dir: &Path) {
             &resp,
         )
         .closed(plain)
-        .close(sock, close_reason::CLOSED, 0, 400, 300);
+        .close(sock, CloseReason::Closed, 0, 400, 300);
 
     // A request that never got its response: `error`.
     let c = w.conn_id(4);
@@ -214,7 +214,7 @@ fn contract_spool(dir: &Path) {
             b"",
         )
         .tick(MS)
-        .close(c, close_reason::ERROR, 104, 50, 0);
+        .close(c, CloseReason::Error, 104, 50, 0);
 
     // S3 (REST): bucket and key from the host and path; `extended_request_id`.
     let c = w.conn_id(5);
