@@ -28,12 +28,12 @@ use std::net::SocketAddr;
 
 use tapline_record::{msg_flags, Direction, Part, Protocol};
 
+use crate::client_hello::parse_client_hello;
 use crate::exchange::{Body, Exchange, TlsKind};
 use crate::spool::{
     CloseReason, ConnectionClose, ConnectionOpen, Fragment, MessageEnd, Spool, SpoolEntry,
     SpoolRecord, TlsLibrary,
 };
-use crate::tls::parse_client_hello;
 
 /// `ECONNRESET` on Linux: the errno that makes a missing response a "connection reset".
 const ECONNRESET: i32 = 104;

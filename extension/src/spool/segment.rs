@@ -111,17 +111,6 @@ pub struct SegmentFollower {
     pub stats: SegmentStats,
 }
 
-/// Sort key for `<pid>-<seq>.tls`: numeric, so a writer's segments are read in order.
-fn segment_order(name: &str) -> (u64, u64, String) {
-    let stem = name.strip_suffix(SUFFIX).unwrap_or(name);
-    if let Some((pid, seq)) = stem.split_once('-') {
-        if let (Ok(pid), Ok(seq)) = (pid.parse(), seq.parse()) {
-            return (pid, seq, String::new());
-        }
-    }
-    (u64::MAX, 0, name.to_owned())
-}
-
 /// Is `name` a claimed segment (not a ready-made one, not one being set up)?
 pub fn is_segment_name(name: &str) -> bool {
     name.ends_with(SUFFIX) && name.as_bytes().first().is_some_and(u8::is_ascii_digit)
@@ -160,7 +149,7 @@ impl SegmentFollower {
                 names.push(name);
             }
         }
-        names.sort_by_key(|n| segment_order(n));
+        names.sort_by_key(|n| super::file_order(n));
         let mut alive = AliveCache::default();
         for name in names {
             if !self.cursors.contains_key(&name) {

@@ -1,80 +1,11 @@
-//! The spool reader: every `*.tlr` file and every shared segment (`*.tls`, read through
-//! [`crate::segment`]) of a spool directory, as typed records.
-//!
-//! Why a module of its own: spool bytes are untrusted input (a process may have been
-//! killed mid-write, a disk may have filled up, anyone who can write the directory can
-//! put anything there). This is the one place where those bytes become typed values
-//! ("parse, don't validate"): frames are checked by [`tapline_record::RecordIter`], which
-//! skips torn or corrupt stretches; here each payload is decoded once into a
-//! [`SpoolRecord`], and every enum-like byte (direction, part, protocol, reason...)
-//! becomes a Rust enum. A record that does not decode is counted and left out; nothing
-//! downstream ever sees raw bytes it would have to re-check.
-//!
-//! Files are read whole, after the writers are gone, so zero words are garbage to skip
-//! (`RecordIter::skipping_zeros`), not "end of committed data".
+//! Record payloads as typed values: every enum-like byte (direction, part, protocol,
+//! reason...) becomes a Rust enum, once, here; a payload that does not decode is `None`
+//! and is counted by the caller, never handed on.
 
-use std::fmt;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
 
 use tapline_record as rec;
-use tapline_record::{Direction, Item, Part, Protocol, RecordIter, RecordType};
-
-/// Why a spool directory could not be read.
-#[derive(Debug)]
-pub enum SpoolError {
-    /// The directory itself could not be listed.
-    ReadDir { dir: PathBuf, source: io::Error },
-}
-
-impl fmt::Display for SpoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpoolError::ReadDir { dir, source } => {
-                write!(f, "cannot read spool directory {}: {source}", dir.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for SpoolError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SpoolError::ReadDir { source, .. } => Some(source),
-        }
-    }
-}
-
-/// The header fields every record carries, minus the framing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecordMeta {
-    pub wall_ns: u64,
-    pub mono_ns: u64,
-    pub pid: u32,
-    pub tid: u32,
-    /// 0 for records about the process rather than a connection.
-    pub conn_id: u64,
-    /// Index of the file in [`Spool::files`].
-    pub file: usize,
-    /// Position of the record within its file (0 for the first readable record).
-    pub index: usize,
-}
-
-impl RecordMeta {
-    /// The metadata of a record with this header, at `index` in file `file`.
-    pub fn new(h: &tapline_record::Header, file: usize, index: usize) -> Self {
-        RecordMeta {
-            wall_ns: h.wall_ns,
-            mono_ns: h.mono_ns,
-            pid: h.pid,
-            tid: h.tid,
-            conn_id: h.conn_id,
-            file,
-            index,
-        }
-    }
-}
+use tapline_record::{Direction, Part, Protocol, RecordType};
 
 /// Why a connection ended (`ConnClose.reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,162 +122,6 @@ pub enum SpoolRecord {
         name: String,
         addrs: Vec<IpAddr>,
     },
-}
-
-/// A record and where it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpoolEntry {
-    pub meta: RecordMeta,
-    pub record: SpoolRecord,
-}
-
-/// What reading one file met.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FileStats {
-    /// File name within the spool directory.
-    pub name: String,
-    /// Records decoded.
-    pub records: u64,
-    /// Stretches of bytes that were not a readable record (torn, corrupt, garbage).
-    pub skipped_stretches: u64,
-    pub skipped_bytes: u64,
-    /// Well-framed records whose payload did not decode (unknown type or enum value,
-    /// payload too short for its type).
-    pub undecodable: u64,
-    /// The file could not be read at all.
-    pub error: Option<String>,
-}
-
-/// All records of a spool, in file order then record order.
-#[derive(Clone, Debug, Default)]
-pub struct Spool {
-    pub files: Vec<FileStats>,
-    pub entries: Vec<SpoolEntry>,
-}
-
-/// Sort key for spool file names: `<pid>-<seq>.tlr` numerically, anything else after,
-/// by name. Reading order matters only as a tie-break after monotonic time.
-fn file_order(name: &str) -> (u8, u64, u64, String) {
-    let stem = name.strip_suffix(".tlr").unwrap_or(name);
-    let stem = stem.strip_suffix(".tls").unwrap_or(stem);
-    if let Some((pid, seq)) = stem.split_once('-') {
-        if let (Ok(pid), Ok(seq)) = (pid.parse::<u64>(), seq.parse::<u64>()) {
-            return (0, pid, seq, String::new());
-        }
-    }
-    (1, 0, 0, name.to_owned())
-}
-
-impl Spool {
-    /// Reads every `*.tlr` file and every claimed segment (`<pid>-<seq>.tls`) of `dir`
-    /// (other files and subdirectories are ignored). A segment contributes its
-    /// committed records; what dead writers left uncommitted is counted as skipped.
-    ///
-    /// Only failing to list the directory is an error; a file that cannot be read is
-    /// reported in its [`FileStats::error`] and the others are still read.
-    pub fn read_dir(dir: &Path) -> Result<Spool, SpoolError> {
-        Self::read_dir_with(dir, true)
-    }
-
-    /// [`Spool::read_dir`] without the segments (their records were read as they were
-    /// written, by a [`crate::segment::SegmentFollower`]).
-    pub fn read_dir_files(dir: &Path) -> Result<Spool, SpoolError> {
-        Self::read_dir_with(dir, false)
-    }
-
-    fn read_dir_with(dir: &Path, segments: bool) -> Result<Spool, SpoolError> {
-        let listing = std::fs::read_dir(dir).map_err(|source| SpoolError::ReadDir {
-            dir: dir.to_owned(),
-            source,
-        })?;
-        let mut names = Vec::new();
-        for entry in listing {
-            let entry = entry.map_err(|source| SpoolError::ReadDir {
-                dir: dir.to_owned(),
-                source,
-            })?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let wanted =
-                name.ends_with(".tlr") || (segments && crate::segment::is_segment_name(&name));
-            if !wanted {
-                continue;
-            }
-            if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                names.push(name);
-            }
-        }
-        names.sort_by_key(|n| file_order(n));
-        let mut spool = Spool::default();
-        for name in names {
-            match std::fs::read(dir.join(&name)) {
-                Ok(bytes) if crate::segment::is_segment_name(&name) => {
-                    spool.add_segment(&name, &bytes)
-                }
-                Ok(bytes) => spool.add_file(&name, &bytes),
-                Err(e) => spool.files.push(FileStats {
-                    name,
-                    error: Some(e.to_string()),
-                    ..FileStats::default()
-                }),
-            }
-        }
-        Ok(spool)
-    }
-
-    /// Reads in-memory files, in the order given (tests and fuzzing use this; so could
-    /// a reader of shared segments).
-    pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Spool {
-        let mut spool = Spool::default();
-        for (name, bytes) in files {
-            spool.add_file(name, bytes);
-        }
-        spool
-    }
-
-    /// Appends the committed records of one segment file's bytes.
-    pub fn add_segment(&mut self, name: &str, bytes: &[u8]) {
-        let contents = crate::segment::read_segment(bytes);
-        self.add_file(name, &contents.frames);
-        if let Some(stats) = self.files.last_mut() {
-            let s = contents.stats;
-            stats.skipped_stretches += s.holes + u64::from(s.garbage_bytes > 0) + s.corrupt;
-            stats.skipped_bytes += s.hole_bytes + s.garbage_bytes;
-            if !contents.valid {
-                stats.error = Some("not a tapline segment".into());
-            }
-        }
-    }
-
-    /// Appends the records of one file.
-    pub fn add_file(&mut self, name: &str, bytes: &[u8]) {
-        let file = self.files.len();
-        let mut stats = FileStats {
-            name: name.to_owned(),
-            ..FileStats::default()
-        };
-        let mut index = 0;
-        for item in RecordIter::skipping_zeros(bytes) {
-            match item {
-                Item::Skipped { len, .. } => {
-                    stats.skipped_stretches += 1;
-                    stats.skipped_bytes += len as u64;
-                }
-                Item::Record { record, .. } => {
-                    let h = record.header;
-                    let meta = RecordMeta::new(&h, file, index);
-                    index += 1;
-                    match decode(h.rtype, record.payload) {
-                        Some(record) => {
-                            stats.records += 1;
-                            self.entries.push(SpoolEntry { meta, record });
-                        }
-                        None => stats.undecodable += 1,
-                    }
-                }
-            }
-        }
-        self.files.push(stats);
-    }
 }
 
 /// Decodes one payload; `None` when the type is unknown or the payload does not fit it.
@@ -473,7 +248,7 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
 
 /// A stored address as a socket address; `None` for family 0 (unknown) or one we do
 /// not know.
-fn socket_addr(a: &rec::WireAddr) -> Option<SocketAddr> {
+pub(super) fn socket_addr(a: &rec::WireAddr) -> Option<SocketAddr> {
     let ip = match a.family {
         rec::AF_INET => IpAddr::V4(Ipv4Addr::new(a.addr[0], a.addr[1], a.addr[2], a.addr[3])),
         rec::AF_INET6 => IpAddr::V6(Ipv6Addr::from(a.addr)),
@@ -485,16 +260,6 @@ fn socket_addr(a: &rec::WireAddr) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spool_file_names_sort_by_pid_then_seq() {
-        let mut names = vec!["20-1.tlr", "3-10.tlr", "3-2.tlr", "junk.tlr", "100-0.tlr"];
-        names.sort_by_key(|n| file_order(n));
-        assert_eq!(
-            names,
-            vec!["3-2.tlr", "3-10.tlr", "20-1.tlr", "100-0.tlr", "junk.tlr"]
-        );
-    }
 
     #[test]
     fn addresses_decode_by_family() {
