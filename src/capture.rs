@@ -7,11 +7,11 @@
 
 use core::sync::atomic::Ordering;
 use tapline_record::{
-    close_reason, ConnClose, ConnOpen, Data, Direction, Part, Protocol, WireAddr,
+    CloseReason, ConnClose, ConnOpen, Data, Direction, MsgEnd, Part, Protocol, Stamp, WireAddr,
 };
 
 use crate::conn::{self, origin, state, ConnInfo, Slot};
-use crate::http1::{FrameSink, MessageEnd, Role, Stamp, Verdict};
+use crate::http1::{FrameSink, Role, Verdict};
 use crate::lambda::LifecycleSink;
 use crate::{config, names, spool, tls};
 
@@ -159,9 +159,9 @@ pub fn on_close(fd: i32, detached: Option<Detached>) {
     };
     if matches!(d.state, state::HTTP | state::TLS | state::H2C) {
         let reason = if slot.eof.load(Ordering::Relaxed) {
-            close_reason::PEER_EOF
+            CloseReason::PeerEof
         } else {
-            close_reason::CLOSED
+            CloseReason::Closed
         };
         end_connection(slot, d.conn_id, d.state, reason, 0, spool::now());
     }
@@ -173,14 +173,14 @@ pub fn on_close(fd: i32, detached: Option<Detached>) {
 /// still open at exit). `_exit` and fatal signals skip this; the reader copes.
 pub fn flush_at_exit() {
     let now = spool::now();
-    tls::each_session(|s| end_if_followed(&s.slot, close_reason::AT_EXIT, 0, now));
-    conn::each_slot(|slot| end_if_followed(slot, close_reason::AT_EXIT, 0, now));
+    tls::each_session(|s| end_if_followed(&s.slot, CloseReason::AtExit, 0, now));
+    conn::each_slot(|slot| end_if_followed(slot, CloseReason::AtExit, 0, now));
     spool::report_drops_at_exit(now);
 }
 
 /// Ends a connection that is being followed (exactly once: the state moves to ENDED
 /// first, so a concurrent ender loses the race and writes nothing).
-fn end_if_followed(slot: &Slot, reason: u8, errno: i32, now: Stamp) {
+fn end_if_followed(slot: &Slot, reason: CloseReason, errno: i32, now: Stamp) {
     let st = slot.state.load(Ordering::Acquire);
     if matches!(st, state::HTTP | state::TLS | state::H2C)
         && slot
@@ -287,7 +287,7 @@ pub fn error(slot: &Slot, errno: i32) {
     ) {
         return;
     }
-    end_if_followed(slot, close_reason::ERROR, errno, spool::now());
+    end_if_followed(slot, CloseReason::Error, errno, spool::now());
 }
 
 /// The connection was closed by the process (or its TLS session freed). Does nothing
@@ -299,9 +299,9 @@ pub fn close(slot: &Slot, conn_id: u64) {
     let st = slot.state.swap(state::FREE, Ordering::AcqRel);
     if matches!(st, state::HTTP | state::TLS | state::H2C) {
         let reason = if slot.eof.load(Ordering::Relaxed) {
-            close_reason::PEER_EOF
+            CloseReason::PeerEof
         } else {
-            close_reason::CLOSED
+            CloseReason::Closed
         };
         end_connection(slot, conn_id, st, reason, 0, spool::now());
     }
@@ -351,7 +351,7 @@ fn open_as(
     let conn_id = slot.conn_id.load(Ordering::Relaxed);
     let open = ConnOpen {
         fd: info.fd,
-        protocol: protocol as u8,
+        protocol,
         flags: 0,
         connect_wall_ns: info.connect.wall_ns,
         connect_mono_ns: info.connect.mono_ns,
@@ -366,8 +366,8 @@ fn open_as(
     if new_state == state::TLS {
         let hello = &first[..first.len().min(RAW_HELLO_LIMIT)];
         let fixed = Data {
-            dir: Direction::Egress as u8,
-            part: Part::Raw as u8,
+            dir: Direction::Egress,
+            part: Part::Raw,
             flags: 0,
             msg_seq: 0,
             offset: 0,
@@ -458,9 +458,9 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
     });
     let reason = match verdict {
         Some(Verdict::Continue) => return,
-        Some(Verdict::Upgraded) => close_reason::UPGRADED,
+        Some(Verdict::Upgraded) => CloseReason::Upgraded,
         // Malformed, or another thread was in the framer: we missed bytes.
-        Some(Verdict::Malformed) | None => close_reason::UNTRACKED,
+        Some(Verdict::Malformed) | None => CloseReason::Untracked,
     };
     if slot
         .state
@@ -479,7 +479,7 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
 /// Writes the end of a connection: cut-off messages, then `ConnClose`. Holds both
 /// framers meanwhile, so that a new connection on the same fd number cannot reset the
 /// slot under it.
-fn end_connection(slot: &Slot, conn_id: u64, was: u8, reason: u8, errno: i32, now: Stamp) {
+fn end_connection(slot: &Slot, conn_id: u64, was: u8, reason: CloseReason, errno: i32, now: Stamp) {
     let protocol = match was {
         state::TLS => Protocol::Tls,
         state::H2C => Protocol::H2c,
@@ -487,7 +487,7 @@ fn end_connection(slot: &Slot, conn_id: u64, was: u8, reason: u8, errno: i32, no
     };
     let close = |slot: &Slot| ConnClose {
         reason,
-        protocol: protocol as u8,
+        protocol,
         errno,
         bytes_out: slot.bytes[0].load(Ordering::Relaxed),
         bytes_in: slot.bytes[1].load(Ordering::Relaxed),
@@ -532,8 +532,8 @@ impl RecordSink {
 
     fn data(&self, part: Part, msg_seq: u32, offset: u64, bytes: &[u8]) {
         let fixed = Data {
-            dir: self.dir as u8,
-            part: part as u8,
+            dir: self.dir,
+            part,
             flags: 0,
             msg_seq,
             offset,
@@ -550,8 +550,8 @@ impl FrameSink for RecordSink {
     fn body(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
         self.data(Part::Body, msg_seq, offset, bytes);
     }
-    fn end(&mut self, end: &MessageEnd) {
-        spool::msg_end(self.conn_id, self.dir as u8, end, self.at);
+    fn end(&mut self, end: &MsgEnd) {
+        spool::msg_end(self.conn_id, end, self.at);
     }
 }
 

@@ -7,19 +7,15 @@
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tapline_record::settings::{self, EnvVar, DEFAULT_MAX_BODY, DEFAULT_SEGMENT_BYTES};
 
-/// Default for `TAPLINE_MAX_BODY`: body bytes kept per message.
-pub const DEFAULT_MAX_BODY: u64 = 8192;
-/// Default for `TAPLINE_SPOOL_DIR`.
-pub const DEFAULT_SPOOL_DIR: &[u8] = b"/tmp/tapline";
+/// Default for `TAPLINE_SPOOL_DIR`, as bytes.
+const DEFAULT_SPOOL_DIR: &[u8] = settings::DEFAULT_SPOOL_DIR.as_bytes();
 /// Default for `TAPLINE_SPOOL_FILE_BYTES`: a new spool file is started past this size.
 pub const DEFAULT_FILE_BYTES: u64 = 64 << 20;
 /// Default for `TAPLINE_SPOOL_MAX_BYTES`: what one process may write in all; past it,
 /// records are dropped and counted (the disk must never fill because of us).
 pub const DEFAULT_PROCESS_BYTES: u64 = 1 << 30;
-
-/// Default for `TAPLINE_SEGMENT_BYTES`: size of a shared spool segment.
-pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
 /// Default for `TAPLINE_SPOOL_MAX_SEGMENTS`: claimed segments the whole spool directory
 /// may hold (all processes together); past it, records are dropped and counted.
 pub const DEFAULT_MAX_SEGMENTS: u64 = 64;
@@ -57,33 +53,33 @@ static FILE_MODE: AtomicBool = AtomicBool::new(false);
 /// Reads the environment. `inert` is true in processes that must never be captured
 /// (the tapline binary itself).
 pub fn init(inert: bool) {
-    let disabled = env(c"TAPLINE_DISABLE").is_some_and(|v| !v.is_empty() && v != b"0");
-    INLINE.store(env(c"TAPLINE_INLINE") != Some(b"0"), Ordering::Relaxed);
-    if let Some(n) = env(c"TAPLINE_MAX_BODY").and_then(parse_u64) {
+    let disabled = env(settings::DISABLE).is_some_and(|v| !v.is_empty() && v != b"0");
+    INLINE.store(env(settings::INLINE) != Some(b"0"), Ordering::Relaxed);
+    if let Some(n) = env(settings::MAX_BODY).and_then(parse_u64) {
         MAX_BODY.store(n, Ordering::Relaxed);
     }
-    if let Some(n) = env(c"TAPLINE_SPOOL_FILE_BYTES").and_then(parse_u64) {
+    if let Some(n) = env(settings::SPOOL_FILE_BYTES).and_then(parse_u64) {
         FILE_BYTES.store(n.max(4096), Ordering::Relaxed);
     }
-    if let Some(n) = env(c"TAPLINE_SPOOL_MAX_BYTES").and_then(parse_u64) {
+    if let Some(n) = env(settings::SPOOL_MAX_BYTES).and_then(parse_u64) {
         PROCESS_BYTES.store(n, Ordering::Relaxed);
     }
-    if let Some(n) = env(c"TAPLINE_SEGMENT_BYTES").and_then(parse_u64) {
+    if let Some(n) = env(settings::SEGMENT_BYTES).and_then(parse_u64) {
         let n = n.clamp(
             tapline_record::segment::MIN_SEGMENT_BYTES,
             tapline_record::segment::MAX_SEGMENT_BYTES,
         );
         SEGMENT_BYTES.store(n & !4095, Ordering::Relaxed);
     }
-    if let Some(n) = env(c"TAPLINE_SPOOL_MAX_SEGMENTS").and_then(parse_u64) {
+    if let Some(n) = env(settings::SPOOL_MAX_SEGMENTS).and_then(parse_u64) {
         MAX_SEGMENTS.store(n, Ordering::Relaxed);
     }
     FILE_MODE.store(
-        env(c"TAPLINE_SPOOL_MODE") == Some(b"file"),
+        env(settings::SPOOL_MODE) == Some(b"file"),
         Ordering::Relaxed,
     );
-    crate::lambda::init(env(c"AWS_LAMBDA_RUNTIME_API"));
-    let dir = env(c"TAPLINE_SPOOL_DIR")
+    crate::lambda::init(env(settings::LAMBDA_RUNTIME_API));
+    let dir = env(settings::SPOOL_DIR)
         .filter(|d| !d.is_empty() && d.len() < DIR_CAP - 64)
         .unwrap_or(DEFAULT_SPOOL_DIR);
     // SAFETY: READY is not yet published, so no reader looks at the buffer now.
@@ -142,10 +138,10 @@ pub fn spool_dir() -> &'static [u8] {
     unsafe { &(&*SPOOL_DIR.0.get())[..len] }
 }
 
-fn env(name: &CStr) -> Option<&'static [u8]> {
+fn env(var: EnvVar) -> Option<&'static [u8]> {
     // SAFETY: getenv with a NUL-terminated name; the constructor runs before the program
     // can call setenv from other threads.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
+    let p = unsafe { libc::getenv(var.c_name().as_ptr()) };
     if p.is_null() {
         return None;
     }

@@ -14,9 +14,9 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
-use tapline_record::WireAddr;
+use tapline_record::{Stamp, WireAddr};
 
-use crate::http1::{Framer, RequestKinds, Stamp};
+use crate::http1::{Framer, RequestKinds};
 use crate::lambda::Pending;
 
 /// Highest fd number followed (exclusive).

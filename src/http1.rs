@@ -12,40 +12,33 @@
 //! The framer reports what it found to a [`FrameSink`]; it never parses header values
 //! beyond what framing needs. Parsing heads into names and values is the extension's job.
 
-use tapline_record::msg_flags;
+use tapline_record::{msg_flags, Direction, MsgEnd, Stamp};
 
 /// Longest head the framer captures; longer heads are counted and flagged truncated.
 pub const HEAD_CAPTURE_LIMIT: u64 = 32 * 1024;
 /// A head that has not ended after this many bytes is not HTTP: stop following.
 pub const HEAD_GIVE_UP: u64 = 256 * 1024;
 
-/// Which side of the conversation a framer reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which side of the conversation a framer reads. (Zero is `Request`: a zeroed
+/// [`Framer`] stays valid.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Role {
     /// Requests (bytes the process writes).
-    Request,
+    #[default]
+    Request = 0,
     /// Responses (bytes the process reads).
-    Response,
+    Response = 1,
 }
 
-/// A message that just ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MessageEnd {
-    pub msg_seq: u32,
-    pub flags: u16,
-    pub head_len: u64,
-    pub body_len: u64,
-    pub wire_len: u64,
-    pub status: u16,
-    /// Opaque start stamp the caller passed with the message's first byte.
-    pub start: Stamp,
-}
-
-/// When a message started, as the caller measures time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stamp {
-    pub wall_ns: u64,
-    pub mono_ns: u64,
+impl Role {
+    /// The direction of the bytes this role reads.
+    pub fn direction(self) -> Direction {
+        match self {
+            Role::Request => Direction::Egress,
+            Role::Response => Direction::Ingress,
+        }
+    }
 }
 
 /// Where the framer puts what it found. Slices borrow the caller's buffer.
@@ -54,8 +47,9 @@ pub trait FrameSink {
     fn head(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]);
     /// Captured (decoded) body bytes of message `msg_seq`, at `offset` within the body.
     fn body(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]);
-    /// Message `end.msg_seq` is complete, or was cut off (see `end.flags`).
-    fn end(&mut self, end: &MessageEnd);
+    /// Message `end.msg_seq` is complete, or was cut off (see `end.flags`). Its start
+    /// stamp is the one the caller passed with the message's first byte.
+    fn end(&mut self, end: &MsgEnd);
 }
 
 /// What the framer learnt from a request that the response framer needs: the k-th
@@ -150,6 +144,8 @@ pub struct Framer {
     body_captured: u64,
     wire_len: u64,
     start: Stamp,
+    /// The role of the message in progress (set with its first byte).
+    role: Role,
 }
 
 impl Framer {
@@ -180,6 +176,7 @@ impl Framer {
                 wall_ns: 0,
                 mono_ns: 0,
             },
+            role: Role::Request,
         }
     }
 
@@ -220,7 +217,7 @@ impl Framer {
                         i += 1;
                         continue;
                     }
-                    self.begin_message(now);
+                    self.begin_message(role, now);
                 }
                 Phase::StartLine | Phase::Headers => {
                     let start = i;
@@ -316,7 +313,7 @@ impl Framer {
         }
     }
 
-    fn begin_message(&mut self, now: Stamp) {
+    fn begin_message(&mut self, role: Role, now: Stamp) {
         let seq = self.msg_seq;
         let final_count = self.final_count;
         *self = Framer::new();
@@ -324,6 +321,7 @@ impl Framer {
         self.final_count = final_count;
         self.phase = Phase::StartLine;
         self.start = now;
+        self.role = role;
     }
 
     /// Scans head bytes until the head ends or the data runs out. Returns bytes consumed
@@ -664,14 +662,16 @@ impl Framer {
     }
 
     fn finish(&mut self, extra_flags: u16, sink: &mut impl FrameSink) {
-        let end = MessageEnd {
-            msg_seq: self.msg_seq,
+        let end = MsgEnd {
+            dir: self.role.direction(),
             flags: self.flags | extra_flags,
+            msg_seq: self.msg_seq,
             head_len: self.head_len,
             body_len: self.body_len,
             wire_len: self.wire_len,
+            start_wall_ns: self.start.wall_ns,
+            start_mono_ns: self.start.mono_ns,
             status: self.status,
-            start: self.start,
         };
         sink.end(&end);
         self.msg_seq = self.msg_seq.wrapping_add(1);

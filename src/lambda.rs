@@ -10,9 +10,9 @@
 //! reads from the ordinary exchange records.
 
 use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use tapline_record::{lifecycle_event, Lifecycle, RecordType, WireAddr};
+use tapline_record::{Lifecycle, LifecycleEvent, MsgEnd, RecordType, Stamp, WireAddr};
 
-use crate::http1::{FrameSink, MessageEnd, Stamp};
+use crate::http1::FrameSink;
 use crate::sys::raw;
 use crate::{config, spool};
 
@@ -65,6 +65,7 @@ pub fn is_runtime_api(peer: &WireAddr) -> bool {
 /// A response or error post seen in a request head, waiting for the request's end.
 #[derive(Clone, Copy)]
 pub struct Pending {
+    /// A [`LifecycleEvent`] byte; 0 = nothing pending (the struct lives in zeroed memory).
     event: u8,
     id_len: u8,
     msg_seq: u32,
@@ -109,13 +110,13 @@ impl<S: FrameSink> FrameSink for LifecycleSink<'_, S> {
         self.inner.body(msg_seq, offset, bytes);
     }
 
-    fn end(&mut self, end: &MessageEnd) {
+    fn end(&mut self, end: &MsgEnd) {
         self.inner.end(end);
         let p = *self.pending;
         if p.event != 0 && p.msg_seq == end.msg_seq {
             *self.pending = Pending::new();
             let fixed = Lifecycle {
-                event: p.event,
+                event: p.event.into(),
                 id_len: u16::from(p.id_len),
             }
             .encode();
@@ -136,9 +137,9 @@ fn parse_post(msg_seq: u32, head: &[u8]) -> Option<Pending> {
     let slash = rest.iter().take(65).position(|&b| b == b'/')?;
     let (id, tail) = (&rest[..slash], &rest[slash + 1..]);
     let event = if tail.starts_with(b"response ") || tail.starts_with(b"response?") {
-        lifecycle_event::INVOCATION_RESPONSE
+        LifecycleEvent::InvocationResponse.into()
     } else if tail.starts_with(b"error ") || tail.starts_with(b"error?") {
-        lifecycle_event::INVOCATION_ERROR
+        LifecycleEvent::InvocationError.into()
     } else {
         return None;
     };
@@ -230,14 +231,18 @@ mod tests {
         .expect("response");
         assert_eq!(
             (p.event, &p.id[..p.id_len as usize], p.msg_seq),
-            (lifecycle_event::INVOCATION_RESPONSE, &b"8f3c-11"[..], 3)
+            (
+                LifecycleEvent::InvocationResponse.into(),
+                &b"8f3c-11"[..],
+                3
+            )
         );
         let p = parse_post(
             0,
             b"POST /2018-06-01/runtime/invocation/abc/error HTTP/1.1\r\n",
         )
         .expect("error");
-        assert_eq!(p.event, lifecycle_event::INVOCATION_ERROR);
+        assert_eq!(p.event, u8::from(LifecycleEvent::InvocationError));
         assert!(parse_post(0, b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n").is_none());
         assert!(parse_post(0, b"POST /2018-06-01/runtime/init/error HTTP/1.1\r\n").is_none());
     }

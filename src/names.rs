@@ -11,8 +11,8 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use tapline_record::{NameLookup, RecordType, WireAddr};
 
-use crate::http1::Stamp;
 use crate::spool;
+use tapline_record::Stamp;
 
 const RING: usize = 32;
 const NAME_WORDS: usize = 16; // 128 bytes

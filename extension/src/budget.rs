@@ -30,7 +30,7 @@ pub struct Budget {
 impl Default for Budget {
     fn default() -> Self {
         Budget {
-            max_body: 8192,
+            max_body: tapline_record::settings::DEFAULT_MAX_BODY as usize,
             max_header_bytes: 16384,
             max_batch_bytes: 4 << 20,
         }
@@ -69,7 +69,7 @@ impl Budget {
                 .unwrap_or(default)
         };
         Budget {
-            max_body: get("TAPLINE_MAX_BODY", d.max_body),
+            max_body: get(tapline_record::settings::MAX_BODY.name(), d.max_body),
             max_header_bytes: get("TAPLINE_MAX_HEADERS", d.max_header_bytes),
             max_batch_bytes: get("TAPLINE_MAX_BATCH", d.max_batch_bytes),
         }

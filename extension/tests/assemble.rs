@@ -6,7 +6,7 @@ mod common;
 use common::{SpoolWriter, MS, T0_WALL};
 use tapline::assemble::{assemble, Assembly};
 use tapline::spool::Spool;
-use tapline_record::{close_reason, msg_flags, tls_library, Direction, Part, Protocol};
+use tapline_record::{msg_flags, CloseReason, Direction, Part, Protocol, TlsLibrary};
 
 /// What a user sees of one exchange, in the order of the report.
 #[derive(Debug, PartialEq, Eq)]
@@ -207,7 +207,7 @@ fn http10_until_close() -> Vec<Vec<u8>> {
             b"until the end",
             msg_flags::UNTIL_CLOSE,
         )
-        .close(c, close_reason::PEER_EOF, 0, 40, 60);
+        .close(c, CloseReason::PeerEof, 0, 40, 60);
     vec![w.bytes]
 }
 
@@ -226,7 +226,7 @@ fn peer_closed() -> Vec<Vec<u8>> {
     let c = w.conn_id(1);
     w.open(c, Protocol::Http1, 5, "127.0.0.1:8080")
         .request(c, 0, GET, b"")
-        .close(c, close_reason::PEER_EOF, 0, 60, 0);
+        .close(c, CloseReason::PeerEof, 0, 60, 0);
     vec![w.bytes]
 }
 
@@ -235,7 +235,7 @@ fn reset() -> Vec<Vec<u8>> {
     let c = w.conn_id(1);
     w.open(c, Protocol::Http1, 5, "127.0.0.1:8080")
         .request(c, 0, GET, b"")
-        .close(c, close_reason::ERROR, 104, 60, 0);
+        .close(c, CloseReason::Error, 104, 60, 0);
     vec![w.bytes]
 }
 
@@ -247,7 +247,7 @@ fn opaque_tls() -> Vec<Vec<u8>> {
     w.open(c, Protocol::Tls, 7, "93.184.216.34:443")
         .data(c, Direction::Egress, Part::Raw, 0, 0, HELLO)
         .tick(40 * MS)
-        .close(c, close_reason::CLOSED, 0, 2_345, 6_789);
+        .close(c, CloseReason::Closed, 0, 2_345, 6_789);
     vec![w.bytes]
 }
 
@@ -260,13 +260,7 @@ fn tls_hooked() -> Vec<Vec<u8>> {
         .data(sock, Direction::Egress, Part::Raw, 0, 0, HELLO)
         .tick(MS)
         .open(plain, Protocol::TlsPlaintext, 7, "93.184.216.34:443")
-        .tls_info(
-            plain,
-            tls_library::OPENSSL,
-            "api.example.com",
-            "http/1.1",
-            7,
-        )
+        .tls_info(plain, TlsLibrary::OpenSsl, "api.example.com", "http/1.1", 7)
         .request(
             plain,
             0,
@@ -275,7 +269,7 @@ fn tls_hooked() -> Vec<Vec<u8>> {
         )
         .response(plain, 0, OK, b"hello")
         .closed(plain)
-        .close(sock, close_reason::CLOSED, 0, 500, 900);
+        .close(sock, CloseReason::Closed, 0, 500, 900);
     vec![w.bytes]
 }
 

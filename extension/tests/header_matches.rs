@@ -229,7 +229,7 @@ fn layouts() -> Vec<Layout> {
             "tl_conn_open",
             rec::ConnOpen {
                 fd: 0x0123_4567,
-                protocol: 0x89,
+                protocol: 0x89.into(),
                 flags: 0xAB,
                 connect_wall_ns: 0x1000_2000_3000_4000,
                 connect_mono_ns: 0x5000_6000_7000_8000,
@@ -263,8 +263,8 @@ fn layouts() -> Vec<Layout> {
         (
             "tl_data",
             rec::Data {
-                dir: 1,
-                part: 2,
+                dir: 1.into(),
+                part: 2.into(),
                 flags: 0x0304,
                 msg_seq: 0x0506_0708,
                 offset: 0x0102_0304_0506_0708,
@@ -284,7 +284,7 @@ fn layouts() -> Vec<Layout> {
         (
             "tl_msg_end",
             rec::MsgEnd {
-                dir: 1,
+                dir: 1.into(),
                 flags: 0x0203,
                 msg_seq: 0x0405_0607,
                 head_len: 0x11,
@@ -311,8 +311,8 @@ fn layouts() -> Vec<Layout> {
         (
             "tl_conn_close",
             rec::ConnClose {
-                reason: 3,
-                protocol: 4,
+                reason: 3.into(),
+                protocol: 4.into(),
                 errno: 0x0102_0304,
                 bytes_out: 0x55,
                 bytes_in: 0x66,
@@ -334,7 +334,7 @@ fn layouts() -> Vec<Layout> {
         (
             "tl_tls_info",
             rec::TlsInfo {
-                library: 2,
+                library: 2.into(),
                 flags: 3,
                 sni_len: 0x0405,
                 alpn_len: 0x0607,
@@ -365,7 +365,7 @@ fn layouts() -> Vec<Layout> {
         (
             "tl_lifecycle",
             rec::Lifecycle {
-                event: 3,
+                event: 3.into(),
                 id_len: 0x0405,
             }
             .encode()
@@ -403,7 +403,11 @@ fn mismatches(text: &str) -> Vec<String> {
         Some(&c) => bad.push(format!("{name}: header says {c}, Rust says {rust}")),
         None => bad.push(format!("{name}: missing from the header")),
     };
-    use rec::{close_reason as cr, lifecycle_event as le, msg_flags as mf, tls_library as tl};
+    use rec::{msg_flags as mf, CloseReason as Cr, LifecycleEvent as Le, TlsLibrary as Tl};
+    /// A one-byte wire enum's value.
+    fn b(v: impl Into<u8>) -> u64 {
+        u64::from(v.into())
+    }
     for (name, v) in [
         ("TL_MAGIC", u64::from(rec::MAGIC)),
         ("TL_SEG_MAGIC", rec::segment::SEGMENT_MAGIC),
@@ -424,25 +428,20 @@ fn mismatches(text: &str) -> Vec<String> {
         ("TL_MSG_INCOMPLETE", u64::from(mf::INCOMPLETE)),
         ("TL_MSG_NO_BODY", u64::from(mf::NO_BODY)),
         ("TL_MSG_MALFORMED", u64::from(mf::MALFORMED)),
-        ("TL_CLOSE_CLOSED", u64::from(cr::CLOSED)),
-        ("TL_CLOSE_PEER_EOF", u64::from(cr::PEER_EOF)),
-        ("TL_CLOSE_ERROR", u64::from(cr::ERROR)),
-        ("TL_CLOSE_UNTRACKED", u64::from(cr::UNTRACKED)),
-        ("TL_CLOSE_UPGRADED", u64::from(cr::UPGRADED)),
-        ("TL_TLS_OPENSSL", u64::from(tl::OPENSSL)),
-        ("TL_TLS_GNUTLS", u64::from(tl::GNUTLS)),
-        (
-            "TL_LIFECYCLE_INVOCATION_NEXT",
-            u64::from(le::INVOCATION_NEXT),
-        ),
+        ("TL_CLOSE_CLOSED", b(Cr::Closed)),
+        ("TL_CLOSE_PEER_EOF", b(Cr::PeerEof)),
+        ("TL_CLOSE_ERROR", b(Cr::Error)),
+        ("TL_CLOSE_UNTRACKED", b(Cr::Untracked)),
+        ("TL_CLOSE_UPGRADED", b(Cr::Upgraded)),
+        ("TL_CLOSE_AT_EXIT", b(Cr::AtExit)),
+        ("TL_TLS_OPENSSL", b(Tl::OpenSsl)),
+        ("TL_TLS_GNUTLS", b(Tl::GnuTls)),
+        ("TL_LIFECYCLE_INVOCATION_NEXT", b(Le::InvocationNext)),
         (
             "TL_LIFECYCLE_INVOCATION_RESPONSE",
-            u64::from(le::INVOCATION_RESPONSE),
+            b(Le::InvocationResponse),
         ),
-        (
-            "TL_LIFECYCLE_INVOCATION_ERROR",
-            u64::from(le::INVOCATION_ERROR),
-        ),
+        ("TL_LIFECYCLE_INVOCATION_ERROR", b(Le::InvocationError)),
     ] {
         expect(&h.defines, name, v);
     }
@@ -457,24 +456,24 @@ fn mismatches(text: &str) -> Vec<String> {
         ("TL_DROPS", T::Drops as u64),
         ("TL_LIFECYCLE", T::Lifecycle as u64),
         ("TL_NAME_LOOKUP", T::NameLookup as u64),
-        ("TL_EGRESS", rec::Direction::Egress as u64),
-        ("TL_INGRESS", rec::Direction::Ingress as u64),
-        ("TL_PROTO_HTTP1", rec::Protocol::Http1 as u64),
-        ("TL_PROTO_TLS", rec::Protocol::Tls as u64),
-        ("TL_PROTO_H2C", rec::Protocol::H2c as u64),
-        ("TL_PROTO_TLS_PLAINTEXT", rec::Protocol::TlsPlaintext as u64),
-        ("TL_PART_HEAD", rec::Part::Head as u64),
-        ("TL_PART_BODY", rec::Part::Body as u64),
-        ("TL_PART_RAW", rec::Part::Raw as u64),
+        ("TL_EGRESS", b(rec::Direction::Egress)),
+        ("TL_INGRESS", b(rec::Direction::Ingress)),
+        ("TL_PROTO_HTTP1", b(rec::Protocol::Http1)),
+        ("TL_PROTO_TLS", b(rec::Protocol::Tls)),
+        ("TL_PROTO_H2C", b(rec::Protocol::H2c)),
+        ("TL_PROTO_TLS_PLAINTEXT", b(rec::Protocol::TlsPlaintext)),
+        ("TL_PART_HEAD", b(rec::Part::Head)),
+        ("TL_PART_BODY", b(rec::Part::Body)),
+        ("TL_PART_RAW", b(rec::Part::Raw)),
     ] {
         expect(&h.enums, name, v);
     }
     // Every TL_ enum value in the header is one the Rust side knows.
     for (name, v) in &h.enums {
         let known = match name.as_str() {
-            n if n.starts_with("TL_PROTO_") => rec::Protocol::from_u8(*v as u8).is_some(),
-            n if n.starts_with("TL_PART_") => rec::Part::from_u8(*v as u8).is_some(),
-            "TL_EGRESS" | "TL_INGRESS" => rec::Direction::from_u8(*v as u8).is_some(),
+            n if n.starts_with("TL_PROTO_") => rec::Protocol::from(*v as u8).known().is_some(),
+            n if n.starts_with("TL_PART_") => rec::Part::from(*v as u8).known().is_some(),
+            "TL_EGRESS" | "TL_INGRESS" => rec::Direction::from(*v as u8).known().is_some(),
             _ => rec::RecordType::from_u16(*v as u16).is_some(),
         };
         if !known {

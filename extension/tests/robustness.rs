@@ -63,7 +63,7 @@ fn sample() -> Vec<u8> {
             0,
             include_bytes!("payloads/client_hello_openssl_sni_alpn.bin"),
         )
-        .close(t, 1, 0, 10, 20);
+        .close(t, 1.into(), 0, 10, 20);
     w.bytes
 }
 

@@ -9,7 +9,8 @@
 #[allow(dead_code)]
 mod http1;
 
-use http1::{FrameSink, Framer, MessageEnd, RequestKinds, Role, Stamp};
+use http1::{FrameSink, Framer, RequestKinds, Role};
+use tapline_record::{MsgEnd, Stamp};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_BODY: u64 = 64;
@@ -33,7 +34,7 @@ impl FrameSink for Check {
         self.body_captured += bytes.len() as u64;
         assert!(self.body_captured <= MAX_BODY);
     }
-    fn end(&mut self, end: &MessageEnd) {
+    fn end(&mut self, end: &MsgEnd) {
         assert_eq!(end.msg_seq, self.next_seq);
         assert!(end.wire_len >= end.head_len);
         self.next_seq += 1;

@@ -68,76 +68,6 @@ impl RecordType {
     }
 }
 
-/// Direction of bytes on a connection, from the traced process's point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Direction {
-    /// Written by the process: requests.
-    Egress = 0,
-    /// Read by the process: responses.
-    Ingress = 1,
-}
-
-impl Direction {
-    pub fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(Self::Egress),
-            1 => Some(Self::Ingress),
-            _ => None,
-        }
-    }
-}
-
-/// What the sniffer decided a connection carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Protocol {
-    Http1 = 1,
-    /// TLS seen on the socket (ciphertext). Plaintext, when a TLS hook sees it, arrives
-    /// on a connection of its own kind below.
-    Tls = 2,
-    /// HTTP/2 with prior knowledge (`PRI * HTTP/2.0`): counted, not framed.
-    H2c = 3,
-    /// Plaintext HTTP/1.x read from a TLS library (OpenSSL, GnuTLS).
-    TlsPlaintext = 4,
-}
-
-impl Protocol {
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Some(match v {
-            1 => Self::Http1,
-            2 => Self::Tls,
-            3 => Self::H2c,
-            4 => Self::TlsPlaintext,
-            _ => return None,
-        })
-    }
-}
-
-/// Which part of an HTTP message a [`Data`] record carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Part {
-    /// Start line and header fields, as on the wire, including the blank line.
-    Head = 1,
-    /// Body content after transfer decoding (chunk framing removed).
-    Body = 2,
-    /// First bytes a connection wrote before the sniffer classified it (a TLS
-    /// ClientHello, say), as on the wire.
-    Raw = 3,
-}
-
-impl Part {
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Some(match v {
-            1 => Self::Head,
-            2 => Self::Body,
-            3 => Self::Raw,
-            _ => return None,
-        })
-    }
-}
-
 /// `MsgEnd.flags` bits.
 pub mod msg_flags {
     /// The head was longer than the head limit; only its prefix was captured.
@@ -156,38 +86,6 @@ pub mod msg_flags {
     pub const MALFORMED: u16 = 64;
 }
 
-/// `ConnClose.reason` values.
-pub mod close_reason {
-    /// The process called `close` (or `SSL_free`, `gnutls_deinit`).
-    pub const CLOSED: u8 = 1;
-    /// A read returned 0: the peer closed its side.
-    pub const PEER_EOF: u8 = 2;
-    /// A read or write failed with `errno` (ECONNRESET, EPIPE, ...).
-    pub const ERROR: u8 = 3;
-    /// The framer lost track (unparseable bytes); nothing more will be captured.
-    pub const UNTRACKED: u8 = 4;
-    /// The protocol switched away from HTTP/1.x (101 Switching Protocols, CONNECT).
-    pub const UPGRADED: u8 = 5;
-    /// Still open when the process exited (written by the library's exit handler).
-    pub const AT_EXIT: u8 = 6;
-}
-
-/// `TlsInfo.library` values.
-pub mod tls_library {
-    pub const OPENSSL: u8 = 1;
-    pub const GNUTLS: u8 = 2;
-}
-
-/// `Lifecycle.event` values (Lambda Runtime API calls seen in the runtime process).
-pub mod lifecycle_event {
-    /// The runtime received an invocation (`GET .../invocation/next` answered).
-    pub const INVOCATION_NEXT: u8 = 1;
-    /// The runtime posted the invocation's response.
-    pub const INVOCATION_RESPONSE: u8 = 2;
-    /// The runtime posted an invocation error.
-    pub const INVOCATION_ERROR: u8 = 3;
-}
-
 /// Why a record could not be read at some offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParseError {
@@ -201,6 +99,14 @@ pub enum ParseError {
     BadChecksum,
     /// A valid frame of a version this reader does not know.
     UnknownVersion,
+}
+
+/// When something happened, as records carry it: `CLOCK_REALTIME` and `CLOCK_MONOTONIC`
+/// read together, in ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub wall_ns: u64,
+    pub mono_ns: u64,
 }
 
 /// The fixed header that starts every record.
@@ -473,8 +379,11 @@ pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+mod enums;
 pub mod payload;
 pub mod segment;
+pub mod settings;
+pub use enums::*;
 pub use payload::*;
 
 #[cfg(test)]

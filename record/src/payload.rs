@@ -6,7 +6,7 @@
 //! passed to [`Header::seal`](crate::Header::seal) as further parts. `decode` returns
 //! `None` when the payload is too short for its type.
 
-use crate::{le16, le32, le64, Direction, Part, Protocol};
+use crate::{le16, le32, le64, CloseReason, Direction, LifecycleEvent, Part, Protocol, TlsLibrary};
 
 /// A socket address as it is stored: family (`AF_INET` = 2, `AF_INET6` = 10), port, and
 /// 16 address bytes (an IPv4 address in the first 4).
@@ -62,7 +62,7 @@ impl ProcStart {
 pub struct ConnOpen {
     /// The socket fd, or -1 for a connection known only by its TLS object.
     pub fd: i32,
-    pub protocol: u8,
+    pub protocol: Protocol,
     pub flags: u8,
     /// `connect()` time (wall clock), or the first write's when connect was not seen.
     pub connect_wall_ns: u64,
@@ -76,7 +76,7 @@ impl ConnOpen {
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
         b[0..4].copy_from_slice(&self.fd.to_le_bytes());
-        b[4] = self.protocol;
+        b[4] = self.protocol.into();
         b[5] = self.flags;
         b[6..8].copy_from_slice(&self.peer.family.to_le_bytes());
         b[8..16].copy_from_slice(&self.connect_wall_ns.to_le_bytes());
@@ -98,7 +98,7 @@ impl ConnOpen {
         local.copy_from_slice(&p[48..64]);
         Some(ConnOpen {
             fd: le32(p, 0) as i32,
-            protocol: p[4],
+            protocol: p[4].into(),
             flags: p[5],
             connect_wall_ns: le64(p, 8),
             connect_mono_ns: le64(p, 16),
@@ -114,16 +114,13 @@ impl ConnOpen {
             },
         })
     }
-    pub fn protocol(&self) -> Option<Protocol> {
-        Protocol::from_u8(self.protocol)
-    }
 }
 
 /// `Data`: fixed 24 bytes, then `len` captured bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Data {
-    pub dir: u8,
-    pub part: u8,
+    pub dir: Direction,
+    pub part: Part,
     pub flags: u16,
     /// Index of the message in its direction on this connection (0, 1, 2, ...).
     pub msg_seq: u32,
@@ -136,8 +133,8 @@ impl Data {
     pub const LEN: usize = 24;
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
-        b[0] = self.dir;
-        b[1] = self.part;
+        b[0] = self.dir.into();
+        b[1] = self.part.into();
         b[2..4].copy_from_slice(&self.flags.to_le_bytes());
         b[4..8].copy_from_slice(&self.msg_seq.to_le_bytes());
         b[8..16].copy_from_slice(&self.offset.to_le_bytes());
@@ -149,8 +146,8 @@ impl Data {
             return None;
         }
         let d = Data {
-            dir: p[0],
-            part: p[1],
+            dir: p[0].into(),
+            part: p[1].into(),
             flags: le16(p, 2),
             msg_seq: le32(p, 4),
             offset: le64(p, 8),
@@ -159,19 +156,14 @@ impl Data {
         let bytes = p.get(Self::LEN..Self::LEN + d.len as usize)?;
         Some((d, bytes))
     }
-    pub fn direction(&self) -> Option<Direction> {
-        Direction::from_u8(self.dir)
-    }
-    pub fn part(&self) -> Option<Part> {
-        Part::from_u8(self.part)
-    }
 }
 
 /// `MsgEnd`: 56 bytes. The header's timestamps are those of the call that read or wrote
 /// the message's last byte; `start_*` those of the call that carried its first byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsgEnd {
-    pub dir: u8,
+    pub dir: Direction,
+    /// [`msg_flags`](crate::msg_flags) bits.
     pub flags: u16,
     pub msg_seq: u32,
     /// Bytes of the head on the wire (start line to blank line).
@@ -190,7 +182,7 @@ impl MsgEnd {
     pub const LEN: usize = 56;
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
-        b[0] = self.dir;
+        b[0] = self.dir.into();
         b[2..4].copy_from_slice(&self.flags.to_le_bytes());
         b[4..8].copy_from_slice(&self.msg_seq.to_le_bytes());
         b[8..16].copy_from_slice(&self.head_len.to_le_bytes());
@@ -206,7 +198,7 @@ impl MsgEnd {
             return None;
         }
         Some(MsgEnd {
-            dir: p[0],
+            dir: p[0].into(),
             flags: le16(p, 2),
             msg_seq: le32(p, 4),
             head_len: le64(p, 8),
@@ -217,18 +209,18 @@ impl MsgEnd {
             status: le16(p, 48),
         })
     }
-    pub fn direction(&self) -> Option<Direction> {
-        Direction::from_u8(self.dir)
+    /// Whether a [`msg_flags`](crate::msg_flags) bit is set.
+    pub fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
     }
 }
 
 /// `ConnClose`: 40 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnClose {
-    /// One of [`close_reason`](crate::close_reason).
-    pub reason: u8,
-    pub protocol: u8,
-    /// errno of the failed call when `reason` is ERROR.
+    pub reason: CloseReason,
+    pub protocol: Protocol,
+    /// errno of the failed call when `reason` is `Error`.
     pub errno: i32,
     /// Bytes written and read on the socket (ciphertext on TLS sockets).
     pub bytes_out: u64,
@@ -242,8 +234,8 @@ impl ConnClose {
     pub const LEN: usize = 40;
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
-        b[0] = self.reason;
-        b[1] = self.protocol;
+        b[0] = self.reason.into();
+        b[1] = self.protocol.into();
         b[4..8].copy_from_slice(&self.errno.to_le_bytes());
         b[8..16].copy_from_slice(&self.bytes_out.to_le_bytes());
         b[16..24].copy_from_slice(&self.bytes_in.to_le_bytes());
@@ -256,8 +248,8 @@ impl ConnClose {
             return None;
         }
         Some(ConnClose {
-            reason: p[0],
-            protocol: p[1],
+            reason: p[0].into(),
+            protocol: p[1].into(),
             errno: le32(p, 4) as i32,
             bytes_out: le64(p, 8),
             bytes_in: le64(p, 16),
@@ -272,8 +264,7 @@ impl ConnClose {
 /// after its `ConnOpen`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlsInfo {
-    /// One of [`tls_library`](crate::tls_library).
-    pub library: u8,
+    pub library: TlsLibrary,
     pub flags: u8,
     pub sni_len: u16,
     pub alpn_len: u16,
@@ -288,7 +279,7 @@ impl TlsInfo {
     pub const LEN: usize = 24;
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
-        b[0] = self.library;
+        b[0] = self.library.into();
         b[1] = self.flags;
         b[2..4].copy_from_slice(&self.sni_len.to_le_bytes());
         b[4..6].copy_from_slice(&self.alpn_len.to_le_bytes());
@@ -302,7 +293,7 @@ impl TlsInfo {
             return None;
         }
         let t = TlsInfo {
-            library: p[0],
+            library: p[0].into(),
             flags: p[1],
             sni_len: le16(p, 2),
             alpn_len: le16(p, 4),
@@ -345,8 +336,7 @@ impl Drops {
 /// `Lifecycle`: fixed 8 bytes, then the invocation's request id (`id_len` bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lifecycle {
-    /// One of [`lifecycle_event`](crate::lifecycle_event).
-    pub event: u8,
+    pub event: LifecycleEvent,
     pub id_len: u16,
 }
 
@@ -354,7 +344,7 @@ impl Lifecycle {
     pub const LEN: usize = 8;
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
-        b[0] = self.event;
+        b[0] = self.event.into();
         b[2..4].copy_from_slice(&self.id_len.to_le_bytes());
         b
     }
@@ -363,7 +353,7 @@ impl Lifecycle {
             return None;
         }
         let l = Lifecycle {
-            event: p[0],
+            event: p[0].into(),
             id_len: le16(p, 2),
         };
         let id = p.get(Self::LEN..Self::LEN + l.id_len as usize)?;

@@ -23,8 +23,8 @@ fn make(rtype: RecordType, parts: &[&[u8]]) -> [u8; 256] {
 #[test]
 fn roundtrip_data_record() {
     let d = Data {
-        dir: 0,
-        part: Part::Head as u8,
+        dir: Direction::Egress,
+        part: Part::Head,
         flags: 0,
         msg_seq: 3,
         offset: 0,
@@ -47,7 +47,7 @@ fn roundtrip_data_record() {
 #[test]
 fn every_flipped_bit_is_caught() {
     let fixed = MsgEnd {
-        dir: 1,
+        dir: Direction::Ingress,
         flags: 0,
         msg_seq: 0,
         head_len: 10,
@@ -122,7 +122,7 @@ fn partial_tail_is_incomplete_not_corrupt() {
 fn payload_roundtrips() {
     let open = ConnOpen {
         fd: 5,
-        protocol: Protocol::Http1 as u8,
+        protocol: Protocol::Http1,
         flags: 0,
         connect_wall_ns: 1,
         connect_mono_ns: 2,
@@ -139,8 +139,8 @@ fn payload_roundtrips() {
     };
     assert_eq!(ConnOpen::decode(&open.encode()), Some(open));
     let close = ConnClose {
-        reason: close_reason::ERROR,
-        protocol: 1,
+        reason: CloseReason::Error,
+        protocol: Protocol::Http1,
         errno: 104,
         bytes_out: 3,
         bytes_in: 4,
@@ -149,7 +149,7 @@ fn payload_roundtrips() {
     };
     assert_eq!(ConnClose::decode(&close.encode()), Some(close));
     let tls = TlsInfo {
-        library: 1,
+        library: TlsLibrary::OpenSsl,
         flags: 0,
         sni_len: 9,
         alpn_len: 8,

@@ -13,7 +13,7 @@ use crate::capture::{self, Bytes};
 use crate::conn::origin;
 use crate::sys::resolve::RealFn;
 use crate::{conn, spool, tls};
-use tapline_record::{tls_library, TlsInfo};
+use tapline_record::{TlsInfo, TlsLibrary};
 
 static REAL_SEND: RealFn = RealFn::new(c"gnutls_record_send");
 static REAL_RECV: RealFn = RealFn::new(c"gnutls_record_recv");
@@ -152,7 +152,7 @@ fn on_send(session: *mut c_void, data: Bytes<'_>, n: usize) {
         let sni = server_name(session, &mut name);
         let alpn = alpn_selected(session);
         let info = TlsInfo {
-            library: tls_library::GNUTLS,
+            library: TlsLibrary::GnuTls,
             flags: 0,
             sni_len: sni.len() as u16,
             alpn_len: alpn.len() as u16,

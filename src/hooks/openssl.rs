@@ -23,7 +23,7 @@ use crate::conn::origin;
 use crate::sys::resolve::{self, RealFn};
 use crate::{conn, spool, tls};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tapline_record::{tls_library, TlsInfo};
+use tapline_record::{TlsInfo, TlsLibrary};
 
 /// The OpenSSL functions we call, by index into [`NAMES`] and each copy's table.
 const F_WRITE: usize = 0;
@@ -609,7 +609,7 @@ fn on_plaintext(q: &SessionQueries, ssl: *mut c_void, dir: usize, data: Bytes<'_
         let sni = servername(q, ssl);
         let alpn = alpn_selected(q, ssl);
         let info = TlsInfo {
-            library: tls_library::OPENSSL,
+            library: TlsLibrary::OpenSsl,
             flags: 0,
             sni_len: sni.len() as u16,
             alpn_len: alpn.len() as u16,

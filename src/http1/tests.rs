@@ -5,7 +5,7 @@ use tapline_record::msg_flags as f;
 struct Collect {
     heads: Vec<(u32, Vec<u8>)>,
     bodies: Vec<(u32, Vec<u8>)>,
-    ends: Vec<MessageEnd>,
+    ends: Vec<MsgEnd>,
 }
 
 impl FrameSink for Collect {
@@ -33,7 +33,7 @@ impl FrameSink for Collect {
             }
         }
     }
-    fn end(&mut self, end: &MessageEnd) {
+    fn end(&mut self, end: &MsgEnd) {
         self.ends.push(*end);
     }
 }

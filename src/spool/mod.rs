@@ -11,10 +11,11 @@ pub mod segment;
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, Ordering};
-use tapline_record::{ConnClose, ConnOpen, Data, Header, MsgEnd, ProcStart, RecordType, TlsInfo};
+use tapline_record::{
+    ConnClose, ConnOpen, Data, Header, MsgEnd, ProcStart, RecordType, Stamp, TlsInfo,
+};
 
 use crate::config::{self, SpoolMode};
-use crate::http1::{MessageEnd, Stamp};
 use crate::sys::raw;
 
 static PID: AtomicU32 = AtomicU32::new(0);
@@ -148,19 +149,8 @@ pub fn data(conn_id: u64, fixed: &Data, bytes: &[u8], at: Stamp) {
     }
 }
 
-pub fn msg_end(conn_id: u64, dir: u8, end: &MessageEnd, at: Stamp) {
-    let fixed = MsgEnd {
-        dir,
-        flags: end.flags,
-        msg_seq: end.msg_seq,
-        head_len: end.head_len,
-        body_len: end.body_len,
-        wire_len: end.wire_len,
-        start_wall_ns: end.start.wall_ns,
-        start_mono_ns: end.start.mono_ns,
-        status: end.status,
-    };
-    record(RecordType::MsgEnd, conn_id, at, &[&fixed.encode()]);
+pub fn msg_end(conn_id: u64, end: &MsgEnd, at: Stamp) {
+    record(RecordType::MsgEnd, conn_id, at, &[&end.encode()]);
 }
 
 pub fn conn_close(conn_id: u64, close: &ConnClose, at: Stamp) {

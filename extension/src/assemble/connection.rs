@@ -5,14 +5,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use tapline_record::{Direction, Part, Protocol};
+use tapline_record::TlsLibrary;
+use tapline_record::{CloseReason, ConnClose, ConnOpen, Data, Direction, MsgEnd, Part, Protocol};
 
 use crate::client_hello::parse_client_hello;
 use crate::exchange::TlsKind;
-use crate::spool::{
-    CloseReason, ConnectionClose, ConnectionOpen, Fragment, MessageEnd, SpoolEntry, SpoolRecord,
-    TlsLibrary,
-};
+use crate::spool::{socket_addr, SpoolEntry, SpoolRecord};
 
 use super::{ConnStart, ECONNRESET};
 
@@ -55,7 +53,7 @@ impl Fragments {
 pub(super) struct Message {
     pub(super) head: Fragments,
     pub(super) body: Fragments,
-    pub(super) end: Option<MessageEnd>,
+    pub(super) end: Option<MsgEnd>,
     /// Wall time of the `MsgEnd` record: when the last byte was written or read.
     pub(super) end_wall_ns: Option<u64>,
     pub(super) first_wall_ns: Option<u64>,
@@ -85,8 +83,8 @@ pub(super) struct Connection {
     /// Messages before these were handed out already (see [`ConnStart`]).
     pub(super) start: ConnStart,
     pub(super) pid: u32,
-    pub(super) open: Option<ConnectionOpen>,
-    pub(super) close: Option<ConnectionClose>,
+    pub(super) open: Option<ConnOpen>,
+    pub(super) close: Option<ConnClose>,
     pub(super) close_wall_ns: Option<u64>,
     pub(super) tls_library: Option<TlsLibrary>,
     pub(super) tls_sni: Option<String>,
@@ -160,10 +158,10 @@ impl Connection {
                         c.tls_fd = *fd;
                     }
                 }
-                SpoolRecord::Data(f) if f.part != Part::Raw && c.before_start(f.dir, f.msg_seq) => {
-                }
+                SpoolRecord::Data(f, _)
+                    if f.part != Part::Raw && c.before_start(f.dir, f.msg_seq) => {}
                 SpoolRecord::MsgEnd(m) if c.before_start(m.dir, m.msg_seq) => {}
-                SpoolRecord::Data(f) => c.add_fragment(f, e.meta.wall_ns),
+                SpoolRecord::Data(f, bytes) => c.add_fragment(f, bytes, e.meta.wall_ns),
                 SpoolRecord::MsgEnd(m) => {
                     let msg = c.message(m.dir, m.msg_seq);
                     msg.end = Some(*m);
@@ -181,21 +179,21 @@ impl Connection {
     pub(super) fn before_start(&self, dir: Direction, seq: u32) -> bool {
         match dir {
             Direction::Egress => seq < self.start.request,
-            Direction::Ingress => seq < self.start.response,
+            Direction::Ingress | Direction::Unknown(_) => seq < self.start.response,
         }
     }
 
     pub(super) fn message(&mut self, dir: Direction, seq: u32) -> &mut Message {
         match dir {
             Direction::Egress => self.requests.entry(seq).or_default(),
-            Direction::Ingress => self.responses.entry(seq).or_default(),
+            Direction::Ingress | Direction::Unknown(_) => self.responses.entry(seq).or_default(),
         }
     }
 
-    pub(super) fn add_fragment(&mut self, f: &Fragment, wall_ns: u64) {
+    pub(super) fn add_fragment(&mut self, f: &Data, bytes: &[u8], wall_ns: u64) {
         if f.part == Part::Raw {
             if f.dir == Direction::Egress {
-                self.raw.push(f.offset, &f.bytes);
+                self.raw.push(f.offset, bytes);
             }
             return;
         }
@@ -203,16 +201,21 @@ impl Connection {
         msg.first_wall_ns.get_or_insert(wall_ns);
         msg.last_wall_ns = msg.last_wall_ns.max(wall_ns);
         match f.part {
-            Part::Head => msg.head.push(f.offset, &f.bytes),
-            Part::Body => msg.body.push(f.offset, &f.bytes),
-            Part::Raw => {}
+            Part::Head => msg.head.push(f.offset, bytes),
+            Part::Body => msg.body.push(f.offset, bytes),
+            Part::Raw | Part::Unknown(_) => {}
         }
+    }
+
+    /// Why the connection ended, and the errno of a failed read or write.
+    pub(super) fn close_reason(&self) -> Option<(CloseReason, i32)> {
+        self.close.map(|c| (c.reason, c.errno))
     }
 
     pub(super) fn protocol(&self) -> Option<Protocol> {
         self.open
             .map(|o| o.protocol)
-            .or(self.close.and_then(|c| c.protocol))
+            .or(self.close.and_then(|c| c.protocol.known()))
     }
 
     pub(super) fn fd(&self) -> i32 {
@@ -223,7 +226,9 @@ impl Connection {
     }
 
     pub(super) fn peer(&self) -> Option<SocketAddr> {
-        self.open.and_then(|o| o.peer).or(self.socket_peer)
+        self.open
+            .and_then(|o| socket_addr(&o.peer))
+            .or(self.socket_peer)
     }
 
     pub(super) fn is_tls(&self) -> bool {
@@ -258,9 +263,9 @@ impl Connection {
     }
 
     pub(super) fn error_before_response(&self) -> Option<&'static str> {
-        match self.close.map(|c| c.reason) {
-            Some(CloseReason::Error(ECONNRESET)) => Some("connection reset"),
-            Some(CloseReason::PeerEof) => Some("connection closed"),
+        match self.close_reason() {
+            Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
+            Some((CloseReason::PeerEof, _)) => Some("connection closed"),
             _ => None,
         }
     }
@@ -310,7 +315,7 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
                 && sni.is_some()
                 && c.tls_sni == sni;
             if named || same_fd || same_name {
-                if c.open.and_then(|o| o.peer).is_none() {
+                if c.open.and_then(|o| socket_addr(&o.peer)).is_none() {
                     c.socket_peer = peer;
                 }
                 c.socket_sni = sni.clone();

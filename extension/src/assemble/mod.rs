@@ -119,9 +119,9 @@ pub fn assemble_from(spool: &Spool, starts: &HashMap<u64, ConnStart>) -> Assembl
     let mut by_conn: BTreeMap<u64, Vec<&SpoolEntry>> = BTreeMap::new();
     for e in &spool.entries {
         match &e.record {
-            SpoolRecord::Drops { records, bytes } => {
-                totals.dropped_records = totals.dropped_records.saturating_add(*records);
-                totals.dropped_bytes = totals.dropped_bytes.saturating_add(*bytes);
+            SpoolRecord::Drops(d) => {
+                totals.dropped_records = totals.dropped_records.saturating_add(d.records);
+                totals.dropped_bytes = totals.dropped_bytes.saturating_add(d.bytes);
             }
             SpoolRecord::ProcStart { ppid, argv, .. } => {
                 processes.entry(e.meta.pid).or_insert_with(|| ProcessInfo {

@@ -2,7 +2,7 @@
 //! ALPN from the captured ClientHello), and h2c.
 
 use crate::exchange::{Exchange, TlsKind};
-use crate::spool::CloseReason;
+use tapline_record::CloseReason;
 
 use super::connection::Connection;
 use super::ECONNRESET;
@@ -31,11 +31,11 @@ impl Connection {
             .map_or((raw.len() as u64, 0), |c| (c.bytes_out, c.bytes_in));
         // Without a close record the byte counts are unknown (only the ClientHello is):
         // say so rather than report them as if they were the traffic.
-        let error = match self.close.map(|c| c.reason) {
+        let error = match self.close_reason() {
             None => Some("connection still open when capture ended"),
-            Some(CloseReason::Error(ECONNRESET)) => Some("connection reset"),
-            Some(CloseReason::Error(_)) => Some("connection error"),
-            Some(CloseReason::PeerEof | CloseReason::Closed) if bytes_in == 0 => {
+            Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
+            Some((CloseReason::Error, _)) => Some("connection error"),
+            Some((CloseReason::PeerEof | CloseReason::Closed, _)) if bytes_in == 0 => {
                 Some("no response")
             }
             _ => None,

@@ -2,10 +2,9 @@
 //! (`include/tapline.h`, `TL_MSG_END`), and each pair becomes an [`Exchange`] with its
 //! heads parsed, its host and port, its timing and its error.
 
-use tapline_record::{msg_flags, Protocol};
+use tapline_record::{msg_flags, CloseReason, Protocol};
 
 use crate::exchange::{Body, Exchange, TlsKind};
-use crate::spool::CloseReason;
 
 use super::connection::{Connection, Message};
 use super::http_head::{header, parse_request, parse_response, split_host_port, split_target};
@@ -189,8 +188,8 @@ impl Connection {
                 if m.flag(msg_flags::MALFORMED) {
                     Some("malformed response")
                 } else if m.end.is_none() || m.flag(msg_flags::INCOMPLETE) {
-                    match self.close.map(|c| c.reason) {
-                        Some(CloseReason::Error(ECONNRESET)) => Some("connection reset"),
+                    match self.close_reason() {
+                        Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
                         _ => Some("incomplete response"),
                     }
                 } else {

@@ -40,7 +40,7 @@ pub(super) fn run_child(
     // (unless the spool is to be kept as written) follows the segments as the program
     // fills them, handing finished ones back for reuse: a long run stays within a few
     // segments instead of claiming new ones up to the directory bound.
-    let segment_bytes = std::env::var("TAPLINE_SEGMENT_BYTES")
+    let segment_bytes = std::env::var(tapline_record::settings::SEGMENT_BYTES.name())
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(segment::DEFAULT_SEGMENT_BYTES);
@@ -71,7 +71,7 @@ pub(super) fn run_child(
             "LD_PRELOAD",
             prepend_preload(lib, std::env::var_os("LD_PRELOAD")),
         )
-        .env("TAPLINE_SPOOL_DIR", spool_dir);
+        .env(tapline_record::settings::SPOOL_DIR.name(), spool_dir);
     let status = cmd.status().map_err(|source| RunError::Spawn {
         program: program.clone(),
         source,

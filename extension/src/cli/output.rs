@@ -17,9 +17,9 @@ use super::{RecordsOptions, ReportOptions, RunError};
 /// the outbox of the default spool directory (the run's own spool is removed) and sent
 /// first next time.
 pub(super) fn export_otlp(endpoint: Option<&str>, exchanges: &[Exchange]) -> Result<(), RunError> {
-    let outbox_home = std::env::var_os("TAPLINE_SPOOL_DIR")
+    let outbox_home = std::env::var_os(tapline_record::settings::SPOOL_DIR.name())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/tapline"));
+        .unwrap_or_else(|| PathBuf::from(tapline_record::settings::DEFAULT_SPOOL_DIR));
     let exporter = OtlpExporter::from_env(endpoint)
         .map_err(RunError::Export)?
         .with_outbox(Outbox::new(&outbox_home));

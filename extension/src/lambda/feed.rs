@@ -18,12 +18,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
 
-use tapline_record::{Direction, Part};
+use tapline_record::{Direction, LifecycleEvent, Part};
 
 use crate::assemble::{assemble_from, ConnStart};
 use crate::exchange::Exchange;
 use crate::spool::segment::SegmentStats;
-use crate::spool::{LifecycleEvent, Spool, SpoolEntry, SpoolError, SpoolRecord, SpoolTail};
+use crate::spool::{Spool, SpoolEntry, SpoolError, SpoolRecord, SpoolTail};
 
 /// A `Lifecycle` record: the runtime finished posting an invocation's outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,13 +53,13 @@ impl ConnProgress {
     /// True for a message record whose exchange was handed out and pruned.
     fn pruned(&self, record: &SpoolRecord) -> bool {
         let (dir, seq) = match record {
-            SpoolRecord::Data(f) if f.part != Part::Raw => (f.dir, f.msg_seq),
+            SpoolRecord::Data(f, _) if f.part != Part::Raw => (f.dir, f.msg_seq),
             SpoolRecord::MsgEnd(m) => (m.dir, m.msg_seq),
             _ => return false,
         };
         match dir {
             Direction::Egress => seq < self.start.request,
-            Direction::Ingress => seq < self.start.response,
+            Direction::Ingress | Direction::Unknown(_) => seq < self.start.response,
         }
     }
 

@@ -45,7 +45,7 @@ use wake::WakeFifo;
 use window::{is_runtime_api, Attribution, Outcome, Windows};
 
 /// Where the library writes and the extension reads, unless `TAPLINE_SPOOL_DIR` says.
-pub const DEFAULT_SPOOL_DIR: &str = "/tmp/tapline";
+pub use tapline_record::settings::DEFAULT_SPOOL_DIR;
 /// Per-attempt OTLP timeout for the extension unless `OTEL_EXPORTER_OTLP_TIMEOUT` says:
 /// every millisecond here is billed and delays the next invocation.
 const DEFAULT_OTLP_TIMEOUT_MS: &str = "1000";
@@ -71,7 +71,7 @@ pub enum LambdaError {
 /// Keeps two ready-made segments in the spool (after the invocation's work, before
 /// Next: the function is not running then).
 fn refill_segments(dir: &std::path::Path) {
-    let size = std::env::var("TAPLINE_SEGMENT_BYTES")
+    let size = std::env::var(tapline_record::settings::SEGMENT_BYTES.name())
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(crate::spool::segment::DEFAULT_SEGMENT_BYTES);
@@ -201,7 +201,9 @@ impl Extension {
     fn new(client: &ExtensionsClient, reg: Registration) -> Result<Self, LambdaError> {
         let pipeline = Pipeline::from_env()?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let spool_dir = PathBuf::from(env("TAPLINE_SPOOL_DIR").unwrap_or(DEFAULT_SPOOL_DIR.into()));
+        let spool_dir = PathBuf::from(
+            env(tapline_record::settings::SPOOL_DIR.name()).unwrap_or(DEFAULT_SPOOL_DIR.into()),
+        );
         let sink = if env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
             || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
         {

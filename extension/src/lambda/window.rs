@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 
 use crate::exchange::Exchange;
-use crate::spool::LifecycleEvent;
+use tapline_record::LifecycleEvent;
 
 use super::feed::LifecycleMark;
 
@@ -127,7 +127,7 @@ impl Windows {
         let outcome = match mark.event {
             LifecycleEvent::InvocationResponse => Outcome::Response,
             LifecycleEvent::InvocationError => Outcome::Error,
-            LifecycleEvent::InvocationNext => return,
+            LifecycleEvent::InvocationNext | LifecycleEvent::Unknown(_) => return,
         };
         let w = self.entry(&mark.request_id);
         w.outcome.get_or_insert(outcome);

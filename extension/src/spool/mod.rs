@@ -27,10 +27,7 @@ use std::path::{Path, PathBuf};
 
 use tapline_record::{Header, Item, RecordIter};
 
-pub use record::{
-    decode, CloseReason, ConnectionClose, ConnectionOpen, Fragment, LifecycleEvent, MessageEnd,
-    SpoolRecord, TlsLibrary,
-};
+pub use record::{decode, socket_addr, SpoolRecord};
 pub use tail::SpoolTail;
 
 /// Why a spool directory could not be read.

@@ -22,7 +22,10 @@ use std::path::Path;
 use base64::Engine;
 use serde_json::{Map, Value};
 use tapline_record as rec;
-use tapline_record::{Direction, Header, Item, Part, Protocol, RecordIter, RecordType};
+use tapline_record::{
+    CloseReason, Direction, Header, Item, LifecycleEvent, Part, Protocol, RecordIter, RecordType,
+    TlsLibrary,
+};
 
 use super::{file_names, segment, SpoolError};
 
@@ -119,76 +122,71 @@ fn bytes_field(o: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
     }
 }
 
-/// A name when the value is known, else the number.
-fn named(name: Option<&'static str>, v: u8) -> Value {
-    name.map_or_else(|| v.into(), Value::from)
+/// A name for a known value, else the byte as a number.
+fn named<E: Copy + Into<u8>>(v: E, name: Option<&'static str>) -> Value {
+    name.map_or_else(|| v.into().into(), Value::from)
 }
 
-fn protocol(v: u8) -> Value {
-    named(
-        Protocol::from_u8(v).map(|p| match p {
-            Protocol::Http1 => "http1",
-            Protocol::Tls => "tls",
-            Protocol::H2c => "h2c",
-            Protocol::TlsPlaintext => "tls-plaintext",
-        }),
-        v,
-    )
-}
-
-fn direction(v: u8) -> Value {
-    named(
-        Direction::from_u8(v).map(|d| match d {
-            Direction::Egress => "egress",
-            Direction::Ingress => "ingress",
-        }),
-        v,
-    )
-}
-
-fn part(v: u8) -> Value {
-    named(
-        Part::from_u8(v).map(|p| match p {
-            Part::Head => "head",
-            Part::Body => "body",
-            Part::Raw => "raw",
-        }),
-        v,
-    )
-}
-
-fn close_reason(v: u8) -> Value {
-    use rec::close_reason as r;
+fn protocol(v: Protocol) -> Value {
     let name = match v {
-        r::CLOSED => Some("closed"),
-        r::PEER_EOF => Some("peer_eof"),
-        r::ERROR => Some("error"),
-        r::UNTRACKED => Some("untracked"),
-        r::UPGRADED => Some("upgraded"),
-        r::AT_EXIT => Some("at_exit"),
-        _ => None,
+        Protocol::Http1 => Some("http1"),
+        Protocol::Tls => Some("tls"),
+        Protocol::H2c => Some("h2c"),
+        Protocol::TlsPlaintext => Some("tls-plaintext"),
+        Protocol::Unknown(_) => None,
     };
-    named(name, v)
+    named(v, name)
 }
 
-fn tls_library(v: u8) -> Value {
+fn direction(v: Direction) -> Value {
     let name = match v {
-        rec::tls_library::OPENSSL => Some("openssl"),
-        rec::tls_library::GNUTLS => Some("gnutls"),
-        _ => None,
+        Direction::Egress => Some("egress"),
+        Direction::Ingress => Some("ingress"),
+        Direction::Unknown(_) => None,
     };
-    named(name, v)
+    named(v, name)
 }
 
-fn lifecycle_event(v: u8) -> Value {
-    use rec::lifecycle_event as l;
+fn part(v: Part) -> Value {
     let name = match v {
-        l::INVOCATION_NEXT => Some("invocation_next"),
-        l::INVOCATION_RESPONSE => Some("invocation_response"),
-        l::INVOCATION_ERROR => Some("invocation_error"),
-        _ => None,
+        Part::Head => Some("head"),
+        Part::Body => Some("body"),
+        Part::Raw => Some("raw"),
+        Part::Unknown(_) => None,
     };
-    named(name, v)
+    named(v, name)
+}
+
+fn close_reason(v: CloseReason) -> Value {
+    let name = match v {
+        CloseReason::Closed => Some("closed"),
+        CloseReason::PeerEof => Some("peer_eof"),
+        CloseReason::Error => Some("error"),
+        CloseReason::Untracked => Some("untracked"),
+        CloseReason::Upgraded => Some("upgraded"),
+        CloseReason::AtExit => Some("at_exit"),
+        CloseReason::Unknown(_) => None,
+    };
+    named(v, name)
+}
+
+fn tls_library(v: TlsLibrary) -> Value {
+    let name = match v {
+        TlsLibrary::OpenSsl => Some("openssl"),
+        TlsLibrary::GnuTls => Some("gnutls"),
+        TlsLibrary::Unknown(_) => None,
+    };
+    named(v, name)
+}
+
+fn lifecycle_event(v: LifecycleEvent) -> Value {
+    let name = match v {
+        LifecycleEvent::InvocationNext => Some("invocation_next"),
+        LifecycleEvent::InvocationResponse => Some("invocation_response"),
+        LifecycleEvent::InvocationError => Some("invocation_error"),
+        LifecycleEvent::Unknown(_) => None,
+    };
+    named(v, name)
 }
 
 /// A stored address: family, port and the address as text (`null` for family 0 or
@@ -308,8 +306,8 @@ mod tests {
     #[test]
     fn data_bytes_are_text_when_utf8_else_base64() {
         let d = rec::Data {
-            dir: 1,
-            part: 2,
+            dir: Direction::Ingress,
+            part: Part::Body,
             flags: 0,
             msg_seq: 3,
             offset: 5,
@@ -341,8 +339,8 @@ mod tests {
     #[test]
     fn at_exit_closes_and_unknown_values_are_numbers() {
         let c = rec::ConnClose {
-            reason: rec::close_reason::AT_EXIT,
-            protocol: 77,
+            reason: CloseReason::AtExit,
+            protocol: Protocol::from(77),
             errno: 0,
             bytes_out: 1,
             bytes_in: 2,

@@ -24,7 +24,7 @@ use tapline_record::segment::{field, SegmentHeader, Step, Walk, DATA_START, FREE
 use tapline_record::{parse_record, RawRecord, MAGIC};
 
 /// The library's default segment size (`TAPLINE_SEGMENT_BYTES`).
-pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
+pub use tapline_record::settings::DEFAULT_SEGMENT_BYTES;
 
 /// Is the process alive (and not a zombie)? From `/proc/<pid>/stat`.
 pub fn process_alive(pid: u32) -> bool {

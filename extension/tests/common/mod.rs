@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use tapline_record::{
-    close_reason, msg_flags, ConnClose, ConnOpen, Data, Direction, Drops, Header, MsgEnd, Part,
-    ProcStart, Protocol, RecordType, TlsInfo, WireAddr, AF_INET, AF_INET6,
+    msg_flags, CloseReason, ConnClose, ConnOpen, Data, Direction, Drops, Header, MsgEnd, Part,
+    ProcStart, Protocol, RecordType, TlsInfo, TlsLibrary, WireAddr, AF_INET, AF_INET6,
 };
 
 /// Start of test time: 2024-01-01T00:00:00Z.
@@ -98,7 +98,7 @@ impl SpoolWriter {
     pub fn open(&mut self, conn: u64, protocol: Protocol, fd: i32, peer: &str) -> &mut Self {
         let o = ConnOpen {
             fd,
-            protocol: protocol as u8,
+            protocol,
             flags: 0,
             connect_wall_ns: self.wall(),
             connect_mono_ns: 1_000_000_000 + self.now,
@@ -118,8 +118,8 @@ impl SpoolWriter {
         bytes: &[u8],
     ) -> &mut Self {
         let d = Data {
-            dir: dir as u8,
-            part: part as u8,
+            dir,
+            part,
             flags: 0,
             msg_seq: seq,
             offset,
@@ -142,7 +142,7 @@ impl SpoolWriter {
         start_now: u64,
     ) -> &mut Self {
         let m = MsgEnd {
-            dir: dir as u8,
+            dir,
             flags,
             msg_seq: seq,
             head_len,
@@ -173,7 +173,7 @@ impl SpoolWriter {
         }
         let status = match dir {
             Direction::Ingress => head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0),
-            Direction::Egress => 0,
+            Direction::Egress | Direction::Unknown(_) => 0,
         };
         let len = (head.len() + body.len()) as u64;
         self.tick(MS).end(
@@ -202,10 +202,17 @@ impl SpoolWriter {
         self.message(conn, Direction::Ingress, seq, head, body, 0)
     }
 
-    pub fn close(&mut self, conn: u64, reason: u8, errno: i32, out: u64, inn: u64) -> &mut Self {
+    pub fn close(
+        &mut self,
+        conn: u64,
+        reason: CloseReason,
+        errno: i32,
+        out: u64,
+        inn: u64,
+    ) -> &mut Self {
         let c = ConnClose {
             reason,
-            protocol: 0,
+            protocol: 0.into(),
             errno,
             bytes_out: out,
             bytes_in: inn,
@@ -216,13 +223,13 @@ impl SpoolWriter {
     }
 
     pub fn closed(&mut self, conn: u64) -> &mut Self {
-        self.close(conn, close_reason::CLOSED, 0, 0, 0)
+        self.close(conn, CloseReason::Closed, 0, 0, 0)
     }
 
     pub fn tls_info(
         &mut self,
         conn: u64,
-        library: u8,
+        library: TlsLibrary,
         sni: &str,
         alpn: &str,
         fd: i32,
