@@ -2,7 +2,6 @@
 //! ([`UsageError`], exit status 2).
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
 
 use crate::report::{self, Format};
@@ -78,16 +77,9 @@ pub enum Invocation {
 }
 
 /// The command line could not be understood.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 impl From<lexopt::Error> for UsageError {
     fn from(e: lexopt::Error) -> Self {

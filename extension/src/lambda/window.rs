@@ -10,8 +10,9 @@
 
 use std::collections::VecDeque;
 
-use crate::exchange::Exchange;
 use tapline_record::LifecycleEvent;
+
+use crate::exchange::Exchange;
 
 use super::feed::LifecycleMark;
 

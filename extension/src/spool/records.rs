@@ -127,67 +127,41 @@ fn named<E: Copy + Into<u8>>(v: E, name: Option<&'static str>) -> Value {
     name.map_or_else(|| v.into().into(), Value::from)
 }
 
-fn protocol(v: Protocol) -> Value {
-    let name = match v {
-        Protocol::Http1 => Some("http1"),
-        Protocol::Tls => Some("tls"),
-        Protocol::H2c => Some("h2c"),
-        Protocol::TlsPlaintext => Some("tls-plaintext"),
-        Protocol::Unknown(_) => None,
+/// `fn $f(v: $Enum) -> Value`: the name of each known variant, else the byte.
+macro_rules! wire_names {
+    ($f:ident, $enum:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        fn $f(v: $enum) -> Value {
+            let name = match v {
+                $($enum::$variant => Some($name),)*
+                $enum::Unknown(_) => None,
+            };
+            named(v, name)
+        }
     };
-    named(v, name)
 }
 
-fn direction(v: Direction) -> Value {
-    let name = match v {
-        Direction::Egress => Some("egress"),
-        Direction::Ingress => Some("ingress"),
-        Direction::Unknown(_) => None,
-    };
-    named(v, name)
-}
-
-fn part(v: Part) -> Value {
-    let name = match v {
-        Part::Head => Some("head"),
-        Part::Body => Some("body"),
-        Part::Raw => Some("raw"),
-        Part::Unknown(_) => None,
-    };
-    named(v, name)
-}
-
-fn close_reason(v: CloseReason) -> Value {
-    let name = match v {
-        CloseReason::Closed => Some("closed"),
-        CloseReason::PeerEof => Some("peer_eof"),
-        CloseReason::Error => Some("error"),
-        CloseReason::Untracked => Some("untracked"),
-        CloseReason::Upgraded => Some("upgraded"),
-        CloseReason::AtExit => Some("at_exit"),
-        CloseReason::Unknown(_) => None,
-    };
-    named(v, name)
-}
-
-fn tls_library(v: TlsLibrary) -> Value {
-    let name = match v {
-        TlsLibrary::OpenSsl => Some("openssl"),
-        TlsLibrary::GnuTls => Some("gnutls"),
-        TlsLibrary::Unknown(_) => None,
-    };
-    named(v, name)
-}
-
-fn lifecycle_event(v: LifecycleEvent) -> Value {
-    let name = match v {
-        LifecycleEvent::InvocationNext => Some("invocation_next"),
-        LifecycleEvent::InvocationResponse => Some("invocation_response"),
-        LifecycleEvent::InvocationError => Some("invocation_error"),
-        LifecycleEvent::Unknown(_) => None,
-    };
-    named(v, name)
-}
+wire_names!(protocol, Protocol {
+    Http1 => "http1",
+    Tls => "tls",
+    H2c => "h2c",
+    TlsPlaintext => "tls-plaintext",
+});
+wire_names!(direction, Direction { Egress => "egress", Ingress => "ingress" });
+wire_names!(part, Part { Head => "head", Body => "body", Raw => "raw" });
+wire_names!(close_reason, CloseReason {
+    Closed => "closed",
+    PeerEof => "peer_eof",
+    Error => "error",
+    Untracked => "untracked",
+    Upgraded => "upgraded",
+    AtExit => "at_exit",
+});
+wire_names!(tls_library, TlsLibrary { OpenSsl => "openssl", GnuTls => "gnutls" });
+wire_names!(lifecycle_event, LifecycleEvent {
+    InvocationNext => "invocation_next",
+    InvocationResponse => "invocation_response",
+    InvocationError => "invocation_error",
+});
 
 /// A stored address: family, port and the address as text (`null` for family 0 or
 /// one this reader does not know).
