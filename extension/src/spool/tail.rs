@@ -235,3 +235,96 @@ fn pid_seq(name: &str) -> Option<(&str, u64)> {
     pid.parse::<u32>().ok()?;
     Some((pid, seq.parse().ok()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::SpoolRecord;
+    use tapline_record::{Drops, Header, RecordType};
+
+    /// One framed `Drops` record counting `n`.
+    fn drops(n: u64) -> Vec<u8> {
+        let payload = Drops {
+            records: n,
+            bytes: 0,
+        }
+        .encode();
+        let mut h = Header::new(RecordType::Drops, payload.len(), n, n);
+        h.pid = std::process::id();
+        let (head, pad) = h.seal(&[&payload]);
+        let mut out = head.to_vec();
+        out.extend_from_slice(&payload);
+        out.resize(out.len() + pad, 0);
+        out
+    }
+
+    fn counts(entries: &[SpoolEntry]) -> Vec<u64> {
+        entries
+            .iter()
+            .map(|e| match &e.record {
+                SpoolRecord::Drops(d) => d.records,
+                other => panic!("not a Drops record: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tapline-tail-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    #[test]
+    fn a_record_being_appended_is_read_once_it_is_whole() {
+        let dir = tempdir("append");
+        let path = dir.join("1-0.tlr");
+        let (a, b) = (drops(1), drops(2));
+        let mut bytes = a.clone();
+        bytes.extend_from_slice(&b[..20]);
+        std::fs::write(&path, &bytes).expect("write");
+        let mut tail = SpoolTail::new(&dir);
+        let mut out = Vec::new();
+        assert_eq!(tail.read_new(&mut out).expect("read"), 1);
+        assert_eq!(counts(&out), [1]);
+        bytes.extend_from_slice(&b[20..]);
+        bytes.extend_from_slice(&drops(3));
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(tail.read_new(&mut out).expect("read"), 2);
+        assert_eq!(counts(&out), [1, 2, 3]);
+        assert_eq!(tail.read_new(&mut out).expect("read"), 0);
+        let indexes: Vec<usize> = out.iter().map(|e| e.meta.index).collect();
+        assert_eq!(indexes, [0, 1, 2]);
+        assert_eq!(tail.files()[0].records, 3);
+        assert_eq!(tail.skipped_bytes, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn zeros_in_a_record_file_are_skipped_to_the_next_record() {
+        let dir = tempdir("zeros");
+        let mut bytes = drops(1);
+        bytes.extend_from_slice(&[0u8; 64]);
+        bytes.extend_from_slice(&drops(2));
+        std::fs::write(dir.join("1-0.tlr"), &bytes).expect("write");
+        let mut tail = SpoolTail::new(&dir);
+        let mut out = Vec::new();
+        while tail.read_new(&mut out).expect("read") > 0 {}
+        assert_eq!(counts(&out), [1, 2]);
+        assert_eq!(tail.skipped_bytes, 64);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_segments_only_tail_leaves_record_files_alone() {
+        let dir = tempdir("segments-only");
+        std::fs::write(dir.join("1-0.tlr"), drops(1)).expect("write");
+        let mut tail = SpoolTail::segments_only(&dir);
+        let mut out = Vec::new();
+        assert_eq!(tail.read_new(&mut out).expect("read"), 0);
+        assert!(tail.files().is_empty());
+        let spool = tail.into_spool(out);
+        assert!(spool.entries.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
