@@ -264,6 +264,16 @@ def tapline_bin():
     return str(binary)
 
 
+def spool_records(tapline_bin, spool_dir, rtype=None):
+    """The records of a spool directory, as `tapline show --records DIR` prints them (one
+    JSON object a line: type, file, index, header and payload fields), optionally only
+    those of one type ("tls_info", "data", ...)."""
+    proc = subprocess.run([tapline_bin, "show", "--records", str(spool_dir)],
+                          capture_output=True, check=True, stdin=subprocess.DEVNULL)
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    return [r for r in records if rtype is None or r["type"] == rtype]
+
+
 @pytest.fixture(scope="session")
 def tapline_lib(tapline_bin):
     """target/release/libtapline.so"""

@@ -19,15 +19,11 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
-import spool_dump  # noqa: E402
-
 from conftest import (CLIENTS, HELLO_BODY, REPO, SERVERS, ServerProcess, _release_dir,
-                      body_bytes, header, one, pattern, require_tool)
+                      body_bytes, header, one, pattern, require_tool, spool_records)
 
 # The size of the smallest ClientHello any client here sends is well above this (FACTS.md:
 # 257-517 bytes); an opaque exchange's request bytes include it.
@@ -364,7 +360,8 @@ def test_wget_gnutls_sni(run_traced, tls_base, ca_bundle):
 
 
 @pytest.mark.parametrize("client", ["curl", "wget"])
-def test_tls_info_record_names_the_server(client, run_traced, tls_base, ca_bundle, tmp_path):
+def test_tls_info_record_names_the_server(client, run_traced, tls_base, ca_bundle, tmp_path,
+                                          tapline_bin):
     """The library's own TLS_INFO record carries the SNI the client set (tapline.h), not
     only the reader's fallback to the ClientHello seen on the socket. GnuTLS: the name
     cannot come from gnutls_server_name_get, which refuses client sessions
@@ -377,7 +374,7 @@ def test_tls_info_record_names_the_server(client, run_traced, tls_base, ca_bundl
     proc, exs = run_traced(cmd, extra_args=("--spool-dir", str(spool), "--keep-spool"))
     assert proc.returncode == 0, proc.stderr
     assert len(exs) == 1 and exs[0]["sni"] == "localhost", urls(exs)
-    infos = spool_dump.tls_infos(spool)
+    infos = spool_records(tapline_bin, spool, "tls_info")
     lib = {"curl": "openssl", "wget": "gnutls"}[client]
     assert [i["library"] for i in infos] == [lib], infos
     assert infos[0]["sni"] == "localhost", f"TLS_INFO from the {lib} hook: {infos}"

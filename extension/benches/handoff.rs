@@ -52,17 +52,7 @@ fn main() {
         return;
     }
     if let Ok(dir) = std::env::var("HANDOFF_FIRST_RECORD") {
-        // A fresh process (see `first_record`): time this process's first record.
-        let lib = PathBuf::from(std::env::var_os("HANDOFF_LIB").expect("HANDOFF_LIB"));
-        std::env::set_var("TAPLINE_SPOOL_DIR", &dir);
-        let append = load(&lib);
-        let payload = [7u8; 256];
-        let t = Instant::now();
-        // SAFETY: `payload` is readable for its length.
-        let r = unsafe { append(MODE_SEGMENT, DATA, 1, payload.as_ptr(), payload.len()) };
-        let ns = t.elapsed().as_nanos();
-        assert_eq!(r, 1, "first record dropped");
-        println!("{ns}");
+        first_record_child(&dir);
         return;
     }
     let lib = library();
@@ -108,52 +98,7 @@ fn main() {
         if want("ipc") {
             rows.push(("unix socket + ack", best(|| ipc.send(&payload, iters))));
         }
-        if want("writev") {
-            let t = best(|| {
-                clear_records(&dir);
-                spool(append, MODE_FILE, &payload, iters)
-            });
-            rows.push(("tapline file (writev)", t));
-            clear_records(&dir);
-        }
-        if want("ready") {
-            // The reader made enough segments ahead of the burst (not timed).
-            let need = (iters * (size + 48 * (size / (64 << 10) + 1))) as u64 / SEGMENT_BYTES + 2;
-            let t = best(|| {
-                clear_records(&dir);
-                let _ = tapline::segment::remove_free_segments(&dir);
-                tapline::segment::make_free_segments(&dir, need as usize, SEGMENT_BYTES)
-                    .expect("free segments");
-                spool(append, MODE_SEGMENT, &payload, iters)
-            });
-            rows.push(("tapline segment (ready)", t));
-            let _ = tapline::segment::remove_free_segments(&dir);
-            clear_records(&dir);
-        }
-        if want("sustained") {
-            // A helper thread makes segments while the writer fills them, so the
-            // writer makes its own whenever it outruns the helper.
-            let refill = Refill::start(&dir);
-            let t = best(|| {
-                clear_records(&dir);
-                spool(append, MODE_SEGMENT, &payload, iters)
-            });
-            rows.push(("tapline segment (sustained)", t));
-            refill.stop();
-            clear_records(&dir);
-        }
-        if want("warm") {
-            // As in a Lambda function after its first invocations. The program writes
-            // a burst (timed); then, as the extension does after the response, the
-            // reader reads everything and hands the full segments back (not timed);
-            // the writer reuses them in place on its next burst.
-            let burst = if small { 10_000 } else { 8 };
-            let mut warm = WarmSpool::new(&dir);
-            let t = best(|| warm.run(append, &payload, iters, burst));
-            rows.push(("tapline segment (warm)", t));
-            drop(warm);
-            clear_records(&dir);
-        }
+        tapline_rows(append, &dir, &payload, iters, &mut rows);
         println!("payload {}:", human(size));
         println!("  {:<28} {:>12}   1.00x", "memcpy (floor)", ns(floor));
         for (name, t) in rows {
@@ -170,6 +115,80 @@ fn main() {
     http.stop();
     ipc.stop();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The rows of tapline's own writers: the file writer, and segments made ahead, made
+/// while writing, and reused warm.
+fn tapline_rows(
+    append: AppendFn,
+    dir: &Path,
+    payload: &[u8],
+    iters: usize,
+    rows: &mut Vec<(&'static str, f64)>,
+) {
+    let size = payload.len();
+    let small = size <= 4096;
+    if want("writev") {
+        let t = best(|| {
+            clear_records(dir);
+            spool(append, MODE_FILE, payload, iters)
+        });
+        rows.push(("tapline file (writev)", t));
+        clear_records(dir);
+    }
+    if want("ready") {
+        // The reader made enough segments ahead of the burst (not timed).
+        let need = (iters * (size + 48 * (size / (64 << 10) + 1))) as u64 / SEGMENT_BYTES + 2;
+        let t = best(|| {
+            clear_records(dir);
+            let _ = tapline::spool::segment::remove_free_segments(dir);
+            tapline::spool::segment::make_free_segments(dir, need as usize, SEGMENT_BYTES)
+                .expect("free segments");
+            spool(append, MODE_SEGMENT, payload, iters)
+        });
+        rows.push(("tapline segment (ready)", t));
+        let _ = tapline::spool::segment::remove_free_segments(dir);
+        clear_records(dir);
+    }
+    if want("sustained") {
+        // A helper thread makes segments while the writer fills them, so the
+        // writer makes its own whenever it outruns the helper.
+        let refill = Refill::start(dir);
+        let t = best(|| {
+            clear_records(dir);
+            spool(append, MODE_SEGMENT, payload, iters)
+        });
+        rows.push(("tapline segment (sustained)", t));
+        refill.stop();
+        clear_records(dir);
+    }
+    if want("warm") {
+        // As in a Lambda function after its first invocations. The program writes
+        // a burst (timed); then, as the extension does after the response, the
+        // reader reads everything and hands the full segments back (not timed);
+        // the writer reuses them in place on its next burst.
+        let burst = if small { 10_000 } else { 8 };
+        let mut warm = WarmSpool::new(dir);
+        let t = best(|| warm.run(append, payload, iters, burst));
+        rows.push(("tapline segment (warm)", t));
+        drop(warm);
+        clear_records(dir);
+    }
+}
+
+/// In a fresh process (see `first_record`): times this process's first record.
+fn first_record_child(dir: &str) {
+    // A fresh process (see `first_record`): time this process's first record.
+    let lib = PathBuf::from(std::env::var_os("HANDOFF_LIB").expect("HANDOFF_LIB"));
+    std::env::set_var("TAPLINE_SPOOL_DIR", dir);
+    let append = load(&lib);
+    let payload = [7u8; 256];
+    let t = Instant::now();
+    // SAFETY: `payload` is readable for its length.
+    let r = unsafe { append(MODE_SEGMENT, DATA, 1, payload.as_ptr(), payload.len()) };
+    let ns = t.elapsed().as_nanos();
+    assert_eq!(r, 1, "first record dropped");
+    println!("{ns}");
 }
 
 /// Is row `key` selected? `HANDOFF_ROWS=warm,ready` runs only those (default: all of
@@ -270,14 +289,14 @@ fn spool(append: AppendFn, mode: i32, payload: &[u8], iters: usize) -> f64 {
 /// reader (the real `SegmentFollower`) consuming everything and handing full
 /// segments back for reuse.
 struct WarmSpool {
-    follower: tapline::segment::SegmentFollower,
+    follower: tapline::spool::segment::SegmentFollower,
     warmed: bool,
 }
 
 impl WarmSpool {
     fn new(dir: &Path) -> WarmSpool {
         WarmSpool {
-            follower: tapline::segment::SegmentFollower::new(dir, true),
+            follower: tapline::spool::segment::SegmentFollower::new(dir, true),
             warmed: false,
         }
     }
@@ -324,7 +343,7 @@ impl WarmSpool {
 fn clear_records(dir: &Path) {
     for e in std::fs::read_dir(dir).expect("dir").flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tlr") || tapline::segment::is_segment_name(&name) {
+        if name.ends_with(".tlr") || tapline::spool::segment::is_segment_name(&name) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -339,13 +358,13 @@ struct Refill {
 
 impl Refill {
     fn start(dir: &Path) -> Refill {
-        tapline::segment::make_free_segments(dir, 2, SEGMENT_BYTES).expect("free segments");
+        tapline::spool::segment::make_free_segments(dir, 2, SEGMENT_BYTES).expect("free segments");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let d = dir.to_owned();
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
-                let _ = tapline::segment::make_free_segments(&d, 2, SEGMENT_BYTES);
+                let _ = tapline::spool::segment::make_free_segments(&d, 2, SEGMENT_BYTES);
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
@@ -358,7 +377,7 @@ impl Refill {
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
-        let _ = tapline::segment::remove_free_segments(&self.dir);
+        let _ = tapline::spool::segment::remove_free_segments(&self.dir);
     }
 }
 
@@ -525,8 +544,9 @@ fn first_record(lib: &Path, dir: &Path) {
     let mut times: Vec<u64> = (0..9)
         .map(|_| {
             clear_records(dir);
-            let _ = tapline::segment::remove_free_segments(dir);
-            tapline::segment::make_free_segments(dir, 2, SEGMENT_BYTES).expect("free segments");
+            let _ = tapline::spool::segment::remove_free_segments(dir);
+            tapline::spool::segment::make_free_segments(dir, 2, SEGMENT_BYTES)
+                .expect("free segments");
             let out = Command::new(&me)
                 .env("HANDOFF_FIRST_RECORD", dir)
                 .env("HANDOFF_LIB", lib)
@@ -541,7 +561,7 @@ fn first_record(lib: &Path, dir: &Path) {
         .collect();
     times.sort_unstable();
     clear_records(dir);
-    let _ = tapline::segment::remove_free_segments(dir);
+    let _ = tapline::spool::segment::remove_free_segments(dir);
     println!(
         "first record of a process (claims a ready-made 4 MiB segment; median of 9): {:.1} µs\n",
         times[times.len() / 2] as f64 / 1000.0

@@ -1,5 +1,5 @@
 //! Exports a handful of exchanges with planted secrets through the whole pipeline
-//! (mask → budget → OTLP), for checking by hand against a collector such as
+//! (recognise → mask → budget, then OTLP), for checking by hand against a collector such as
 //! `tests/servers/otlp_receiver.py`:
 //!
 //! ```text
@@ -12,10 +12,9 @@
 
 use std::net::SocketAddr;
 
-use tapline::budget::Budget;
 use tapline::exchange::{Body, Exchange, TlsKind};
 use tapline::export::{OtlpExporter, Outbox, Resource};
-use tapline::mask::Masker;
+use tapline::pipeline::Pipeline;
 
 fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchange {
     Exchange {
@@ -98,11 +97,8 @@ fn main() {
     (e.method, e.path, e.http_version, e.tls) = (None, None, None, TlsKind::Opaque);
 
     let mut exchanges = vec![a, b, c, d, e];
-    let masker = Masker::from_env().expect("mask config");
-    for ex in &mut exchanges {
-        masker.mask(ex);
-    }
-    let outcome = Budget::from_env().apply(&mut exchanges);
+    let pipeline = Pipeline::from_env().expect("mask config");
+    let outcome = pipeline.process(&mut exchanges);
     eprintln!("budget: {outcome:?}");
     let mut dump = format!("{exchanges:?}");
     for ex in &exchanges {

@@ -3,34 +3,40 @@
 //! safe Rust: the hooks live in `libtapline.so` (`src/` at the top of the repo) and are
 //! never linked in here.
 //!
-//! The data path, one way only: [`spool`] (bytes → typed records) → [`assemble`]
-//! (records → [`exchange::Exchange`]s) → (masking, budgets: other stages) → [`report`]
-//! (table, JSON lines, HAR). [`cli`] drives it for `tapline run` and `tapline show`.
+//! The data path, one way only: [`spool`] (bytes → typed records, the one reading
+//! edge) → [`pipeline`] (records → [`exchange::Exchange`]s by [`assemble`], then
+//! recognition, masking, budgets) → [`report`] (table, JSON lines, HAR) or [`export`]
+//! (OTLP). [`cli`] drives it for `tapline run` and `tapline show`, [`lambda`] as an
+//! AWS Lambda extension.
 #![forbid(unsafe_code)]
 
 pub mod assemble;
 pub mod aws;
 pub mod budget;
 pub mod cli;
+pub mod client_hello;
 pub mod exchange;
 pub mod export;
 pub mod lambda;
 pub mod mask;
+pub mod pipeline;
 pub mod report;
-pub mod segment;
 pub mod spool;
 mod text;
-pub mod tls;
 
-/// Reads in-memory spool files and runs the whole reading path over them, reports
-/// included. The fuzz target and the pseudo-random robustness test call this: whatever
-/// the bytes, it must not panic.
+/// Reads in-memory spool files and runs the whole reading path over them (the
+/// [`pipeline::Pipeline`] with its defaults), reports included. The fuzz target and the
+/// pseudo-random robustness test call this: whatever the bytes, it must not panic.
 pub fn check_spool_bytes(files: &[&[u8]]) -> assemble::Assembly {
     let names: Vec<String> = (0..files.len()).map(|i| format!("1-{i}.tlr")).collect();
     let spool =
         spool::Spool::from_files(names.iter().map(String::as_str).zip(files.iter().copied()));
-    let mut assembly = assemble::assemble(&spool);
-    aws::recognise_all(&mut assembly.exchanges);
+    // One pipeline for every call (the fuzzer calls this millions of times; building the
+    // masker compiles its patterns).
+    static PIPELINE: std::sync::OnceLock<pipeline::Pipeline> = std::sync::OnceLock::new();
+    let assembly = PIPELINE
+        .get_or_init(pipeline::Pipeline::defaults)
+        .run(&spool);
     let mut sink = std::io::sink();
     for format in [
         report::Format::Table,

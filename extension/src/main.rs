@@ -1,4 +1,4 @@
-//! The `tapline` binary: the CLI (and, later, the Lambda extension).
+//! The `tapline` binary: the CLI and the Lambda extension (`tapline extension`).
 //!
 //! Its first act is to make sure it does not capture itself: when `LD_PRELOAD` names
 //! libtapline (a traced shell that runs `tapline show`, a Lambda runtime whose wrapper

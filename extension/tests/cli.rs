@@ -337,3 +337,78 @@ fn tapline_drops_itself_from_ld_preload() {
         format!("{}:/nonexistent/keep.so", lib.display())
     );
 }
+
+/// `show --records`: every record of the spool, in file order, every field; bytes as
+/// text or base64; a connection still open at exit (AT_EXIT, which the old Python
+/// dumper did not know) by name.
+#[test]
+fn show_records_prints_every_record_as_json_lines() {
+    let dir = temp_dir("records");
+    sample_spool(&dir);
+    let mut w = SpoolWriter::new(4243);
+    let c = w.conn_id(1);
+    w.open(c, Protocol::Http1, 6, "127.0.0.1:8081").close(
+        c,
+        tapline_record::CloseReason::AtExit,
+        0,
+        10,
+        0,
+    );
+    std::fs::write(dir.join("4243-0.tlr"), &w.bytes).unwrap();
+    let out = tapline()
+        .args(["show", "--records"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let types: Vec<&str> = lines.iter().map(|v| v["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "proc_start",
+            "conn_open",
+            "data",
+            "data",
+            "msg_end",
+            "data",
+            "data",
+            "msg_end",
+            "conn_close",
+            "drops",
+            "proc_start",
+            "conn_open",
+            "conn_close"
+        ]
+    );
+    assert!(lines[..10]
+        .iter()
+        .all(|v| v["file"] == "4242-0.tlr" && v["pid"] == 4242));
+    assert_eq!(lines[10]["file"], "4243-0.tlr");
+    assert_eq!(lines[10]["index"], 0);
+    assert_eq!(lines[12]["index"], 2);
+    assert_eq!(lines[1]["protocol"], "http1");
+    assert_eq!(lines[1]["peer"]["addr"], "127.0.0.1");
+    assert_eq!(lines[1]["peer"]["port"], 8080);
+    assert_eq!(lines[2]["dir"], "egress");
+    assert_eq!(lines[2]["part"], "head");
+    assert!(lines[2]["bytes"]
+        .as_str()
+        .unwrap()
+        .starts_with("POST /v1/items?x=1 "));
+    // The request body is not UTF-8: base64, said so.
+    assert_eq!(lines[3]["part"], "body");
+    assert_eq!(lines[3]["bytes"], "/wBhYg==");
+    assert_eq!(lines[3]["bytes_encoding"], "base64");
+    assert_eq!(lines[7]["dir"], "ingress");
+    assert_eq!(lines[9]["records"], 2);
+    assert_eq!(lines[9]["bytes"], 100);
+    assert_eq!(lines[12]["reason"], "at_exit");
+    assert_eq!(lines[12]["bytes_out"], 10);
+    assert!(lines.iter().all(|v| v.get("undecodable").is_none()));
+}

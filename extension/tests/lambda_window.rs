@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use common::{SpoolWriter, MS};
 use tapline::exchange::Exchange;
-use tapline::lambda::window::SpoolTail;
+use tapline::lambda::feed::ExchangeFeed;
 use tapline_record::{msg_flags, Direction, Protocol};
 
 const INVOCATIONS: u32 = 1000;
@@ -62,7 +62,7 @@ fn keep_alive_connections_stay_bounded_over_many_invocations() {
     w.request(runtime, 0, get_next, b"");
     w.open(user, Protocol::Http1, 4, "127.0.0.1:8080");
 
-    let mut tail = SpoolTail::new(&dir.0);
+    let mut tail = ExchangeFeed::new(&dir.0);
     let mut got: Vec<Exchange> = Vec::new();
     let mut max_retained = 0;
     let mut user_resp_seq = 0u32;

@@ -1,7 +1,7 @@
 //! Stress test of the segment spool: the real `libtapline.so` writer (loaded with
 //! `dlopen`, driven through its `tapline_spool_append` entry point) in several forked
 //! processes of 8 threads each, sharing segments, against the real reader
-//! (`tapline::segment::SegmentFollower`) consuming and deleting concurrently.
+//! (`tapline::spool::segment::SegmentFollower`) consuming and deleting concurrently.
 //!
 //! Why `dlopen` and not a Rust copy of the writer: the library is a cdylib only, and
 //! what must be proven is the writer as shipped — its claim and rotation, its fork
@@ -31,7 +31,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use tapline::segment::{make_free_segments, SegmentFollower};
+use tapline::spool::segment::{make_free_segments, SegmentFollower};
 use tapline_record::RecordType;
 
 const PROCS: usize = 4;
@@ -618,7 +618,7 @@ fn reuse() {
     let segment_files = std::fs::read_dir(&dir)
         .expect("dir")
         .flatten()
-        .filter(|e| tapline::segment::is_segment_name(&e.file_name().to_string_lossy()))
+        .filter(|e| tapline::spool::segment::is_segment_name(&e.file_name().to_string_lossy()))
         .count();
     let st = follower.stats;
     println!(

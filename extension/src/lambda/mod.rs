@@ -18,6 +18,7 @@
 //! always calling Next promptly: the function's responses never depend on us.
 
 pub mod api;
+pub mod feed;
 pub mod flows;
 pub mod telemetry;
 pub mod wake;
@@ -29,19 +30,19 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::budget::Budget;
 use crate::exchange::Exchange;
 use crate::export::span::KeyValue;
 use crate::export::{
     OtlpConfig, OtlpExporter, Outbox, ParentContext, Resource, Span, SpanBatch, SpanId, SpanKind,
     StatusCode, TraceId,
 };
-use crate::mask::Masker;
+use crate::pipeline::Pipeline;
 
 use api::{ErrorPhase, Event, ExtensionsClient, Invoke, Registration};
+use feed::ExchangeFeed;
 use telemetry::{RuntimeDone, TelemetryListener};
 use wake::WakeFifo;
-use window::{is_runtime_api, Attribution, Outcome, SpoolTail, Windows};
+use window::{is_runtime_api, Attribution, Outcome, Windows};
 
 /// Where the library writes and the extension reads, unless `TAPLINE_SPOOL_DIR` says.
 pub use tapline_record::settings::DEFAULT_SPOOL_DIR;
@@ -73,8 +74,8 @@ fn refill_segments(dir: &std::path::Path) {
     let size = std::env::var(tapline_record::settings::SEGMENT_BYTES.name())
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(crate::segment::DEFAULT_SEGMENT_BYTES);
-    if let Err(e) = crate::segment::make_free_segments(dir, 2, size) {
+        .unwrap_or(crate::spool::segment::DEFAULT_SEGMENT_BYTES);
+    if let Err(e) = crate::spool::segment::make_free_segments(dir, 2, size) {
         log(format_args!("cannot make spool segments ahead: {e}"));
     }
 }
@@ -181,15 +182,14 @@ struct Extension {
     function_name: String,
     function_version: String,
     spool_dir: PathBuf,
-    tail: Option<SpoolTail>,
+    tail: Option<ExchangeFeed>,
     wake: Option<WakeFifo>,
     runtime_done: Option<RuntimeDone>,
     windows: Windows,
     invocations: VecDeque<InvocationCtx>,
     /// Final user exchanges not yet reported.
     unreported: Vec<Exchange>,
-    masker: Masker,
-    budget: Budget,
+    pipeline: Pipeline,
     resource: Resource,
     sink: Sink,
     invoked: u64,
@@ -199,7 +199,7 @@ struct Extension {
 
 impl Extension {
     fn new(client: &ExtensionsClient, reg: Registration) -> Result<Self, LambdaError> {
-        let masker = Masker::from_env()?;
+        let pipeline = Pipeline::from_env()?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let spool_dir = PathBuf::from(
             env(tapline_record::settings::SPOOL_DIR.name()).unwrap_or(DEFAULT_SPOOL_DIR.into()),
@@ -249,8 +249,7 @@ impl Extension {
             windows: Windows::default(),
             invocations: VecDeque::new(),
             unreported: Vec::new(),
-            masker,
-            budget: Budget::from_env(),
+            pipeline,
             resource,
             sink,
             invoked: 0,
@@ -289,7 +288,7 @@ impl Extension {
         // Segments made ahead of need, so that the function's first record (and each
         // rotation) claims one with a rename instead of faulting in its own.
         refill_segments(dir);
-        self.tail = Some(SpoolTail::new(dir));
+        self.tail = Some(ExchangeFeed::new(dir));
     }
 
     fn start_telemetry(&mut self, client: &ExtensionsClient) {
@@ -426,9 +425,7 @@ impl Extension {
     /// `shutdown_budget` bounds the export at shutdown.
     fn report(&mut self, current: Option<&str>, shutdown_budget: Option<Duration>) -> usize {
         let mut exchanges = std::mem::take(&mut self.unreported);
-        crate::aws::recognise_all(&mut exchanges);
-        self.masker.mask_all(&mut exchanges);
-        let outcome = self.budget.apply(&mut exchanges);
+        let outcome = self.pipeline.process(&mut exchanges);
         if outcome.bytes_after < outcome.bytes_before {
             log(format_args!(
                 "size budget: {} -> {} bytes",
@@ -561,7 +558,7 @@ impl Extension {
                     // The event's own URL path can carry what the masker would hide.
                     if let crate::export::span::AnyValue::String(v) = &mut kv.value {
                         if kv.key == "url.path" {
-                            if let Some(m) = self.masker.mask_url(v) {
+                            if let Some(m) = self.pipeline.masker.mask_url(v) {
                                 *v = m;
                             }
                         }

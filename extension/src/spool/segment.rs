@@ -111,17 +111,6 @@ pub struct SegmentFollower {
     pub stats: SegmentStats,
 }
 
-/// Sort key for `<pid>-<seq>.tls`: numeric, so a writer's segments are read in order.
-fn segment_order(name: &str) -> (u64, u64, String) {
-    let stem = name.strip_suffix(SUFFIX).unwrap_or(name);
-    if let Some((pid, seq)) = stem.split_once('-') {
-        if let (Ok(pid), Ok(seq)) = (pid.parse(), seq.parse()) {
-            return (pid, seq, String::new());
-        }
-    }
-    (u64::MAX, 0, name.to_owned())
-}
-
 /// Is `name` a claimed segment (not a ready-made one, not one being set up)?
 pub fn is_segment_name(name: &str) -> bool {
     name.ends_with(SUFFIX) && name.as_bytes().first().is_some_and(u8::is_ascii_digit)
@@ -160,7 +149,7 @@ impl SegmentFollower {
                 names.push(name);
             }
         }
-        names.sort_by_key(|n| segment_order(n));
+        names.sort_by_key(|n| super::file_order(n));
         let mut alive = AliveCache::default();
         for name in names {
             if !self.cursors.contains_key(&name) {
@@ -313,7 +302,29 @@ fn poll_segment(
     let writers_alive = header.writer_pids().any(|p| alive.alive(p));
     let limit = header.limit();
 
-    // Reservations seen uncommitted before: committed now, or abandoned?
+    recheck_pending(cursor, name, alive, stats, sink)?;
+    if cursor.pos < limit {
+        read_committed(cursor, limit, writers_alive, name, alive, stats, sink)?;
+    }
+    let closed = header.is_full() || !writers_alive;
+    Ok(
+        if closed && cursor.pos >= limit && cursor.pending.is_empty() {
+            Progress::Finished(header)
+        } else {
+            Progress::Open
+        },
+    )
+}
+
+/// Reservations seen uncommitted before: committed now (returned), abandoned by a dead
+/// writer (a hole), or still pending.
+fn recheck_pending(
+    cursor: &mut Cursor,
+    name: &str,
+    alive: &mut AliveCache,
+    stats: &mut SegmentStats,
+    sink: &mut dyn FnMut(&str, RawRecord<'_>),
+) -> io::Result<()> {
     let mut still = Vec::new();
     for mut p in std::mem::take(&mut cursor.pending) {
         let Some(bytes) = read_at(&cursor.file, p.offset, p.len as usize)? else {
@@ -341,61 +352,64 @@ fn poll_segment(
         }
     }
     cursor.pending = still;
+    Ok(())
+}
 
-    if cursor.pos < limit {
-        let Some(bytes) = read_at(&cursor.file, cursor.pos, (limit - cursor.pos) as usize)? else {
-            return Ok(Progress::Open);
-        };
-        let base = cursor.pos;
-        let mut walk = Walk::new(&bytes, base, |pid| alive.alive(pid), writers_alive);
-        let mut next_pos = base + bytes.len() as u64;
-        for step in &mut walk {
-            match step {
-                Step::Record { offset, len } => {
-                    let at = (offset - base) as usize;
-                    let (rec, _) = parse_record(&bytes[at..at + len as usize])
-                        .expect("the walk checked this record");
-                    stats.records += 1;
-                    sink(name, rec);
-                }
-                Step::Pending { offset, len, pid } => cursor.pending.push(Pending {
+/// Walks the bytes from the cursor to `limit`: committed records are returned, the
+/// reservations of live writers remembered, what dead writers left skipped.
+fn read_committed(
+    cursor: &mut Cursor,
+    limit: u64,
+    writers_alive: bool,
+    name: &str,
+    alive: &mut AliveCache,
+    stats: &mut SegmentStats,
+    sink: &mut dyn FnMut(&str, RawRecord<'_>),
+) -> io::Result<()> {
+    let Some(bytes) = read_at(&cursor.file, cursor.pos, (limit - cursor.pos) as usize)? else {
+        return Ok(());
+    };
+    let base = cursor.pos;
+    let mut walk = Walk::new(&bytes, base, |pid| alive.alive(pid), writers_alive);
+    let mut next_pos = base + bytes.len() as u64;
+    for step in &mut walk {
+        match step {
+            Step::Record { offset, len } => {
+                let at = (offset - base) as usize;
+                let (rec, _) = parse_record(&bytes[at..at + len as usize])
+                    .expect("the walk checked this record");
+                stats.records += 1;
+                sink(name, rec);
+            }
+            Step::Pending { offset, len, pid } => cursor.pending.push(Pending {
+                offset,
+                len,
+                pid,
+                bad_reads: 0,
+            }),
+            Step::Recheck { offset, len } => {
+                let at = (offset - base) as usize;
+                let pid = u32::from_le_bytes(bytes[at + 32..at + 36].try_into().expect("4 bytes"));
+                cursor.pending.push(Pending {
                     offset,
                     len,
                     pid,
                     bad_reads: 0,
-                }),
-                Step::Recheck { offset, len } => {
-                    let at = (offset - base) as usize;
-                    let pid =
-                        u32::from_le_bytes(bytes[at + 32..at + 36].try_into().expect("4 bytes"));
-                    cursor.pending.push(Pending {
-                        offset,
-                        len,
-                        pid,
-                        bad_reads: 0,
-                    });
-                }
-                Step::Hole { len, .. } => {
-                    stats.holes += 1;
-                    stats.hole_bytes += u64::from(len);
-                }
-                Step::Garbage { len, .. } => stats.garbage_bytes += u64::from(len),
-                Step::Wait { offset } => {
-                    next_pos = offset;
-                    break;
-                }
+                });
+            }
+            Step::Hole { len, .. } => {
+                stats.holes += 1;
+                stats.hole_bytes += u64::from(len);
+            }
+            Step::Garbage { len, .. } => stats.garbage_bytes += u64::from(len),
+            Step::Wait { offset } => {
+                next_pos = offset;
+                break;
             }
         }
-        cursor.pos = next_pos;
     }
-    let closed = header.is_full() || !writers_alive;
-    Ok(
-        if closed && cursor.pos >= limit && cursor.pending.is_empty() {
-            Progress::Finished(header)
-        } else {
-            Progress::Open
-        },
-    )
+    cursor.pos = next_pos;
+    Ok(())
 }
 
 /// What one segment file holds, read at once (the batch reader: `tapline run` after the

@@ -1,0 +1,346 @@
+//! One connection's records sorted out: its messages (head and body fragments joined
+//! by offset), its open/close/TLS facts, and the linking of a TLS socket to the
+//! plaintext seen through a TLS library hook on it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use tapline_record::TlsLibrary;
+use tapline_record::{CloseReason, ConnClose, ConnOpen, Data, Direction, MsgEnd, Part, Protocol};
+
+use crate::client_hello::parse_client_hello;
+use crate::exchange::TlsKind;
+use crate::spool::{socket_addr, SpoolEntry, SpoolRecord};
+
+use super::{ConnStart, ECONNRESET};
+
+/// Pieces of one message part, placed by offset.
+#[derive(Default)]
+pub(super) struct Fragments(Vec<(u64, Vec<u8>)>);
+
+impl Fragments {
+    pub(super) fn push(&mut self, offset: u64, bytes: &[u8]) {
+        self.0.push((offset, bytes.to_vec()));
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The bytes from offset 0 up to the first gap, and whether a gap cut them short.
+    /// Overlaps keep the bytes placed first. Never allocates more than was captured,
+    /// whatever the (untrusted) offsets say.
+    pub(super) fn joined(&self) -> (Vec<u8>, bool) {
+        let mut pieces: Vec<&(u64, Vec<u8>)> = self.0.iter().collect();
+        pieces.sort_by_key(|(off, _)| *off);
+        let mut out = Vec::new();
+        for (off, bytes) in pieces {
+            let have = out.len() as u64;
+            if *off > have {
+                return (out, true);
+            }
+            let skip = have - off;
+            if let Some(rest) = usize::try_from(skip).ok().and_then(|s| bytes.get(s..)) {
+                out.extend_from_slice(rest);
+            }
+        }
+        (out, false)
+    }
+}
+
+/// Everything seen of one HTTP message.
+#[derive(Default)]
+pub(super) struct Message {
+    pub(super) head: Fragments,
+    pub(super) body: Fragments,
+    pub(super) end: Option<MsgEnd>,
+    /// Wall time of the `MsgEnd` record: when the last byte was written or read.
+    pub(super) end_wall_ns: Option<u64>,
+    pub(super) first_wall_ns: Option<u64>,
+    pub(super) last_wall_ns: u64,
+}
+
+impl Message {
+    pub(super) fn flag(&self, f: u16) -> bool {
+        self.end.is_some_and(|e| e.has(f))
+    }
+
+    pub(super) fn start_wall_ns(&self) -> Option<u64> {
+        self.end
+            .map(|e| e.start_wall_ns)
+            .filter(|&t| t != 0)
+            .or(self.first_wall_ns)
+    }
+
+    pub(super) fn end_wall_ns(&self) -> u64 {
+        self.end_wall_ns.unwrap_or(self.last_wall_ns)
+    }
+}
+
+/// One connection's records, sorted out.
+pub(super) struct Connection {
+    pub(super) conn_id: u64,
+    /// Messages before these were handed out already (see [`ConnStart`]).
+    pub(super) start: ConnStart,
+    pub(super) pid: u32,
+    pub(super) open: Option<ConnOpen>,
+    pub(super) close: Option<ConnClose>,
+    pub(super) close_wall_ns: Option<u64>,
+    pub(super) tls_library: Option<TlsLibrary>,
+    pub(super) tls_sni: Option<String>,
+    pub(super) tls_alpn: Option<String>,
+    pub(super) tls_fd: i32,
+    pub(super) tls_socket_conn: Option<u64>,
+    pub(super) raw: Fragments,
+    pub(super) requests: BTreeMap<u32, Message>,
+    pub(super) responses: BTreeMap<u32, Message>,
+    pub(super) first_wall_ns: u64,
+    pub(super) last_wall_ns: u64,
+    pub(super) first_mono_ns: u64,
+    pub(super) last_mono_ns: u64,
+    /// For a TLS socket: its plaintext is reported by another connection.
+    pub(super) has_plaintext: bool,
+    /// For a plaintext connection: facts borrowed from its TLS socket.
+    pub(super) socket_peer: Option<SocketAddr>,
+    pub(super) socket_sni: Option<String>,
+}
+
+impl Connection {
+    pub(super) fn build(conn_id: u64, start: ConnStart, entries: &[&SpoolEntry]) -> Connection {
+        let first = entries.first().map(|e| e.meta);
+        let mut c = Connection {
+            conn_id,
+            start,
+            pid: first.map_or(0, |m| m.pid),
+            open: None,
+            close: None,
+            close_wall_ns: None,
+            tls_library: None,
+            tls_sni: None,
+            tls_alpn: None,
+            tls_fd: -1,
+            tls_socket_conn: None,
+            raw: Fragments::default(),
+            requests: BTreeMap::new(),
+            responses: BTreeMap::new(),
+            first_wall_ns: first.map_or(0, |m| m.wall_ns),
+            last_wall_ns: 0,
+            first_mono_ns: first.map_or(0, |m| m.mono_ns),
+            last_mono_ns: 0,
+            has_plaintext: false,
+            socket_peer: None,
+            socket_sni: None,
+        };
+        for e in entries {
+            c.last_wall_ns = c.last_wall_ns.max(e.meta.wall_ns);
+            c.last_mono_ns = c.last_mono_ns.max(e.meta.mono_ns);
+            match &e.record {
+                SpoolRecord::ConnOpen(o) if c.open.is_none() => {
+                    c.open = Some(*o);
+                    c.pid = e.meta.pid;
+                }
+                SpoolRecord::ConnClose(cl) => {
+                    c.close = Some(*cl);
+                    c.close_wall_ns = Some(e.meta.wall_ns);
+                }
+                SpoolRecord::TlsInfo {
+                    library,
+                    sni,
+                    alpn,
+                    fd,
+                    socket_conn_id,
+                } => {
+                    c.tls_socket_conn = c.tls_socket_conn.or(*socket_conn_id);
+                    c.tls_library = c.tls_library.or(*library);
+                    c.tls_sni = c.tls_sni.take().or_else(|| sni.clone());
+                    c.tls_alpn = c.tls_alpn.take().or_else(|| alpn.clone());
+                    if *fd >= 0 {
+                        c.tls_fd = *fd;
+                    }
+                }
+                SpoolRecord::Data(f, _)
+                    if f.part != Part::Raw && c.before_start(f.dir, f.msg_seq) => {}
+                SpoolRecord::MsgEnd(m) if c.before_start(m.dir, m.msg_seq) => {}
+                SpoolRecord::Data(f, bytes) => c.add_fragment(f, bytes, e.meta.wall_ns),
+                SpoolRecord::MsgEnd(m) => {
+                    let msg = c.message(m.dir, m.msg_seq);
+                    msg.end = Some(*m);
+                    msg.end_wall_ns = Some(e.meta.wall_ns);
+                    msg.last_wall_ns = msg.last_wall_ns.max(e.meta.wall_ns);
+                    msg.first_wall_ns.get_or_insert(e.meta.wall_ns);
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// True for a message whose exchange was handed out before [`Self::start`].
+    pub(super) fn before_start(&self, dir: Direction, seq: u32) -> bool {
+        match dir {
+            Direction::Egress => seq < self.start.request,
+            Direction::Ingress | Direction::Unknown(_) => seq < self.start.response,
+        }
+    }
+
+    pub(super) fn message(&mut self, dir: Direction, seq: u32) -> &mut Message {
+        match dir {
+            Direction::Egress => self.requests.entry(seq).or_default(),
+            Direction::Ingress | Direction::Unknown(_) => self.responses.entry(seq).or_default(),
+        }
+    }
+
+    pub(super) fn add_fragment(&mut self, f: &Data, bytes: &[u8], wall_ns: u64) {
+        if f.part == Part::Raw {
+            if f.dir == Direction::Egress {
+                self.raw.push(f.offset, bytes);
+            }
+            return;
+        }
+        let msg = self.message(f.dir, f.msg_seq);
+        msg.first_wall_ns.get_or_insert(wall_ns);
+        msg.last_wall_ns = msg.last_wall_ns.max(wall_ns);
+        match f.part {
+            Part::Head => msg.head.push(f.offset, bytes),
+            Part::Body => msg.body.push(f.offset, bytes),
+            Part::Raw | Part::Unknown(_) => {}
+        }
+    }
+
+    /// Why the connection ended, and the errno of a failed read or write.
+    pub(super) fn close_reason(&self) -> Option<(CloseReason, i32)> {
+        self.close.map(|c| (c.reason, c.errno))
+    }
+
+    pub(super) fn protocol(&self) -> Option<Protocol> {
+        self.open
+            .map(|o| o.protocol)
+            .or(self.close.and_then(|c| c.protocol.known()))
+    }
+
+    pub(super) fn fd(&self) -> i32 {
+        match self.open {
+            Some(o) if o.fd >= 0 => o.fd,
+            _ => self.tls_fd,
+        }
+    }
+
+    pub(super) fn peer(&self) -> Option<SocketAddr> {
+        self.open
+            .and_then(|o| socket_addr(&o.peer))
+            .or(self.socket_peer)
+    }
+
+    pub(super) fn is_tls(&self) -> bool {
+        matches!(
+            self.protocol(),
+            Some(Protocol::Tls | Protocol::TlsPlaintext)
+        ) || self.tls_library.is_some()
+    }
+
+    pub(super) fn tls_kind(&self) -> TlsKind {
+        match (self.protocol(), self.tls_library) {
+            (_, Some(TlsLibrary::GnuTls)) => TlsKind::GnuTls,
+            (_, Some(TlsLibrary::OpenSsl)) => TlsKind::OpenSsl,
+            // Plaintext from a TLS hook whose TlsInfo was lost: OpenSSL is by far the
+            // most common library, and "none" would claim the socket was plaintext.
+            (Some(Protocol::TlsPlaintext), None) => TlsKind::OpenSsl,
+            (Some(Protocol::Tls), None) => TlsKind::Opaque,
+            _ => TlsKind::None,
+        }
+    }
+
+    /// `(sni, alpn)` of the captured ClientHello, if there is one.
+    pub(super) fn client_hello(&self) -> (Option<String>, Option<String>) {
+        if self.raw.is_empty() {
+            return (None, None);
+        }
+        let (raw, _) = self.raw.joined();
+        match parse_client_hello(&raw) {
+            Ok(h) => (h.sni, (!h.alpn.is_empty()).then(|| h.alpn.join(","))),
+            Err(_) => (None, None),
+        }
+    }
+
+    pub(super) fn error_before_response(&self) -> Option<&'static str> {
+        match self.close_reason() {
+            Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
+            Some((CloseReason::PeerEof, _)) => Some("connection closed"),
+            _ => None,
+        }
+    }
+}
+
+/// Marries TLS sockets to the plaintext connections seen through TLS hooks on the same
+/// fd of the same process while the socket was open, so that each is reported once.
+pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
+    let sockets: Vec<(usize, u64, u32, i32, u64, u64, bool)> = conns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.protocol() == Some(Protocol::Tls))
+        .map(|(i, c)| {
+            let closed = c.close.is_some();
+            (
+                i,
+                c.conn_id,
+                c.pid,
+                c.fd(),
+                c.first_mono_ns,
+                c.last_mono_ns,
+                closed,
+            )
+        })
+        .collect();
+    for (si, socket_conn, pid, fd, from, to, closed) in sockets {
+        let (peer, sni) = {
+            let s = &conns[si];
+            (s.peer(), s.client_hello().0)
+        };
+        let mut linked = false;
+        for c in conns.iter_mut() {
+            let plaintext = c.protocol() == Some(Protocol::TlsPlaintext)
+                || (c.protocol() == Some(Protocol::H2c) && c.tls_library.is_some());
+            if !plaintext {
+                continue;
+            }
+            let overlaps = c.first_mono_ns >= from && (!closed || c.first_mono_ns <= to);
+            // The library named the socket; else the same fd in the same process at the
+            // same time; else (memory BIOs: no fd) the same server name at the same time.
+            let named = c.tls_socket_conn == Some(socket_conn);
+            let same_fd = fd >= 0 && c.pid == pid && c.fd() == fd && overlaps;
+            let same_name = c.fd() < 0
+                && c.tls_socket_conn.is_none()
+                && c.pid == pid
+                && overlaps
+                && sni.is_some()
+                && c.tls_sni == sni;
+            if named || same_fd || same_name {
+                if c.open.and_then(|o| socket_addr(&o.peer)).is_none() {
+                    c.socket_peer = peer;
+                }
+                c.socket_sni = sni.clone();
+                linked = true;
+            }
+        }
+        conns[si].has_plaintext = linked;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_join_by_offset_and_stop_at_gaps() {
+        let mut f = Fragments::default();
+        f.push(5, b"56789");
+        f.push(0, b"01234");
+        f.push(3, b"34567"); // overlap
+        assert_eq!(f.joined(), (b"0123456789".to_vec(), false));
+        f.push(20, b"x");
+        assert_eq!(f.joined(), (b"0123456789".to_vec(), true));
+        let mut huge = Fragments::default();
+        huge.push(u64::MAX, b"x");
+        assert_eq!(huge.joined(), (Vec::new(), true));
+    }
+}

@@ -1,0 +1,157 @@
+//! Reassembly: spool records → [`Exchange`]s.
+//!
+//! Why it is shaped like this: the library writes what it saw, as it saw it, in
+//! several files per process, and may die at any moment (a killed process leaves Data
+//! records without their `MsgEnd` or `ConnClose`). So every step here builds from
+//! whatever is present instead of expecting a complete sequence:
+//!
+//! 1. records are grouped by `conn_id` (unique across processes) and ordered by
+//!    monotonic time, then file order, then position in the file;
+//! 2. each message (direction, `msg_seq`) gets its head and body back by joining Data
+//!    fragments by offset (a gap ends what can be used, and marks it truncated);
+//! 3. heads are parsed with `httparse` (a head cut at the capture limit is parsed up
+//!    to its last complete line);
+//! 4. the k-th final response (not 1xx, except 101) answers the k-th request, as
+//!    `include/tapline.h` defines;
+//! 5. sizes come from `MsgEnd` (full sizes, not captured ones), times from `MsgEnd`'s
+//!    start and end stamps, errors from the absence of a response and from why the
+//!    connection closed.
+//!
+//! A TLS socket whose plaintext was also seen through a TLS library hook (same pid, same
+//! fd, overlapping lifetime) is reported once, as the plaintext; only the others are
+//! "opaque" exchanges (SNI and ALPN from the captured ClientHello, sizes and times from
+//! the connection).
+
+mod connection;
+mod http_head;
+mod opaque;
+mod pairing;
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::exchange::Exchange;
+use crate::spool::{Spool, SpoolEntry, SpoolRecord};
+
+use connection::{link_tls_sockets, Connection};
+
+/// `ECONNRESET` on Linux: the errno that makes a missing response a "connection reset".
+const ECONNRESET: i32 = 104;
+
+/// Counts for the footer of a report: what could not be read or was lost.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Spool files read.
+    pub files: u64,
+    /// Files that could not be read at all.
+    pub unreadable_files: u64,
+    /// Records decoded.
+    pub records: u64,
+    /// Bytes skipped as torn, corrupt or garbage, and in how many stretches.
+    pub skipped_bytes: u64,
+    pub skipped_stretches: u64,
+    /// Well-framed records that did not decode.
+    pub undecodable_records: u64,
+    /// Records (and their bytes) the writers reported lost in `Drops` records.
+    pub dropped_records: u64,
+    pub dropped_bytes: u64,
+}
+
+impl Totals {
+    /// True when something was lost or skipped, i.e. a report should say so.
+    pub fn anything_lost(&self) -> bool {
+        self.unreadable_files + self.skipped_bytes + self.undecodable_records + self.dropped_records
+            > 0
+    }
+}
+
+/// What a `ProcStart` record said about a process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub ppid: u32,
+    pub argv: Vec<String>,
+}
+
+/// The result of reassembly.
+#[derive(Clone, Debug, Default)]
+pub struct Assembly {
+    /// Sorted by start time (then pid, connection, position on the connection).
+    pub exchanges: Vec<Exchange>,
+    pub processes: BTreeMap<u32, ProcessInfo>,
+    pub totals: Totals,
+}
+
+/// Where the reassembly of a connection begins when the exchanges before it were
+/// already handed out and the records of their messages dropped (the Lambda
+/// extension's [`crate::lambda::feed::ExchangeFeed`] does this for keep-alive
+/// connections that live for many invocations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnStart {
+    /// The first request left (`msg_seq` in the egress direction): exchanges
+    /// `0..request` are gone, and the next exchange is number `request`.
+    pub request: u32,
+    /// The first response left (`msg_seq` in the ingress direction): the first
+    /// `request` final responses, and every interim one before them, are gone.
+    pub response: u32,
+}
+
+/// Builds every exchange the spool holds.
+pub fn assemble(spool: &Spool) -> Assembly {
+    assemble_from(spool, &HashMap::new())
+}
+
+/// Like [`assemble`], but each connection named in `starts` is reassembled from that
+/// point on: its records of earlier messages are ignored (whether or not they are still
+/// there), and its exchanges keep their position numbers (`seq`) on the connection.
+pub fn assemble_from(spool: &Spool, starts: &HashMap<u64, ConnStart>) -> Assembly {
+    let mut totals = Totals {
+        files: spool.files.len() as u64,
+        ..Totals::default()
+    };
+    for f in &spool.files {
+        totals.unreadable_files += u64::from(f.error.is_some());
+        totals.records += f.records;
+        totals.skipped_bytes += f.skipped_bytes;
+        totals.skipped_stretches += f.skipped_stretches;
+        totals.undecodable_records += f.undecodable;
+    }
+
+    let mut processes = BTreeMap::new();
+    let mut by_conn: BTreeMap<u64, Vec<&SpoolEntry>> = BTreeMap::new();
+    for e in &spool.entries {
+        match &e.record {
+            SpoolRecord::Drops(d) => {
+                totals.dropped_records = totals.dropped_records.saturating_add(d.records);
+                totals.dropped_bytes = totals.dropped_bytes.saturating_add(d.bytes);
+            }
+            SpoolRecord::ProcStart { ppid, argv, .. } => {
+                processes.entry(e.meta.pid).or_insert_with(|| ProcessInfo {
+                    ppid: *ppid,
+                    argv: argv.clone(),
+                });
+            }
+            _ if e.meta.conn_id != 0 => by_conn.entry(e.meta.conn_id).or_default().push(e),
+            _ => {}
+        }
+    }
+
+    let mut conns: Vec<Connection> = by_conn
+        .into_iter()
+        .map(|(conn_id, mut entries)| {
+            entries.sort_by_key(|e| (e.meta.mono_ns, e.meta.file, e.meta.index));
+            let start = starts.get(&conn_id).copied().unwrap_or_default();
+            Connection::build(conn_id, start, &entries)
+        })
+        .collect();
+    link_tls_sockets(&mut conns);
+
+    let mut exchanges = Vec::new();
+    for conn in &conns {
+        conn.exchanges(&mut exchanges);
+    }
+    exchanges.sort_by_key(|x| (x.start_unix_ns, x.pid, x.conn_id, x.seq));
+    Assembly {
+        exchanges,
+        processes,
+        totals,
+    }
+}

@@ -1,0 +1,242 @@
+//! Pairing and building: the k-th final response answers the k-th request
+//! (`include/tapline.h`, `TL_MSG_END`), and each pair becomes an [`Exchange`] with its
+//! heads parsed, its host and port, its timing and its error.
+
+use tapline_record::{msg_flags, CloseReason, Protocol};
+
+use crate::exchange::{Body, Exchange, TlsKind};
+
+use super::connection::{Connection, Message};
+use super::http_head::{header, parse_request, parse_response, split_host_port, split_target};
+use super::http_head::{RequestHead, ResponseHead, Target};
+use super::ECONNRESET;
+
+/// A response and its parsed head.
+type Answer<'a> = (&'a Message, Option<&'a ResponseHead>);
+
+impl Connection {
+    /// Appends this connection's exchanges.
+    pub(super) fn exchanges(&self, out: &mut Vec<Exchange>) {
+        match self.protocol() {
+            Some(Protocol::Tls) if self.requests.is_empty() && self.responses.is_empty() => {
+                if !self.has_plaintext {
+                    out.push(self.counted_only(TlsKind::Opaque, None));
+                }
+                return;
+            }
+            Some(Protocol::H2c) if self.requests.is_empty() && self.responses.is_empty() => {
+                // h2c on a socket, or HTTP/2 plaintext from a TLS hook (ALPN h2).
+                let tls = match self.tls_library {
+                    Some(_) => self.tls_kind(),
+                    None => TlsKind::None,
+                };
+                out.push(self.counted_only(tls, Some("2")));
+                return;
+            }
+            _ => {}
+        }
+
+        // The k-th final response answers the k-th request (tapline.h, TL_MSG_END).
+        let finals: Vec<(&Message, Option<ResponseHead>)> = self
+            .responses
+            .values()
+            .map(|m| {
+                let (head, _) = m.head.joined();
+                (m, parse_response(&head))
+            })
+            .filter(|(m, head)| {
+                let status = m
+                    .end
+                    .map(|e| e.status)
+                    .filter(|&s| s != 0)
+                    .or(head.as_ref().map(|h| h.status));
+                !matches!(status, Some(s) if (100..200).contains(&s) && s != 101)
+            })
+            .collect();
+        // Walk the request numbers that exist and the final responses' ranks, not
+        // 0..max: msg_seq is untrusted and may be huge. Both count from the start (the
+        // exchanges before it were handed out already).
+        let first = self.start.request;
+        let mut keys: Vec<u32> = self.requests.keys().copied().collect();
+        keys.extend((0..finals.len()).filter_map(|k| u32::try_from(k).ok()?.checked_add(first)));
+        keys.sort_unstable();
+        keys.dedup();
+        for k in keys {
+            let req = self.requests.get(&k);
+            let resp = k
+                .checked_sub(first)
+                .and_then(|r| usize::try_from(r).ok())
+                .and_then(|r| finals.get(r));
+            out.push(self.exchange(k, req, resp.map(|(m, h)| (*m, h.as_ref()))));
+        }
+    }
+
+    fn exchange(&self, seq: u32, req: Option<&Message>, resp: Option<Answer<'_>>) -> Exchange {
+        let mut truncated = false;
+        let req_head = req.and_then(|m| {
+            let (bytes, cut) = head_bytes(m);
+            truncated |= cut;
+            parse_request(&bytes)
+        });
+        if let Some((m, _)) = resp {
+            truncated |= head_bytes(m).1;
+        }
+        let request_body = req.and_then(|m| body(m, &mut truncated));
+        let response_body = resp.and_then(|(m, _)| body(m, &mut truncated));
+
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        let sni = self.tls_sni.clone().or_else(|| self.socket_sni.clone());
+        let target = req_head.as_ref().map(|h| split_target(&h.target));
+        let (host, port) = self.host_port(scheme, req_head.as_ref(), target.as_ref(), &sni);
+        let (start, end) = self.timing(req, resp);
+
+        let resp_head = resp.and_then(|(_, h)| h);
+        let status = resp.and_then(|(m, h)| {
+            m.end
+                .map(|e| e.status)
+                .filter(|&s| s != 0)
+                .or(h.map(|h| h.status))
+        });
+        let http_version = req_head
+            .as_ref()
+            .map(|h| h.version)
+            .or(resp_head.map(|h| h.version))
+            .map(|minor| if minor == 0 { "1.0" } else { "1.1" }.to_owned());
+
+        Exchange {
+            pid: self.pid,
+            conn_id: self.conn_id,
+            seq,
+            start_unix_ns: start,
+            duration_ns: end.saturating_sub(start),
+            method: req_head.as_ref().map(|h| h.method.clone()),
+            scheme,
+            host,
+            port,
+            path: target.as_ref().map(|t| t.path.clone()),
+            query: target.and_then(|t| t.query),
+            http_version,
+            status,
+            request_headers: req_head.map(|h| h.headers).unwrap_or_default(),
+            response_headers: resp_head.map(|h| h.headers.clone()).unwrap_or_default(),
+            request_body,
+            response_body,
+            request_wire_bytes: req.map_or(0, wire_len),
+            response_wire_bytes: resp.map_or(0, |(m, _)| wire_len(m)),
+            truncated,
+            peer: self.peer(),
+            tls: self.tls_kind(),
+            sni,
+            alpn: self.tls_alpn.clone(),
+            error: self.exchange_error(req, resp).map(str::to_owned),
+            aws: None,
+        }
+    }
+
+    /// Host and port: from an absolute or authority target, else the `Host` header,
+    /// else the server name, else the peer address.
+    fn host_port(
+        &self,
+        scheme: &str,
+        req_head: Option<&RequestHead>,
+        target: Option<&Target>,
+        sni: &Option<String>,
+    ) -> (Option<String>, Option<u16>) {
+        let peer = self.peer();
+        let host_header = req_head
+            .and_then(|h| header(&h.headers, "host"))
+            .filter(|h| !h.is_empty())
+            .map(split_host_port);
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        match (target.and_then(|t| t.authority.clone()), host_header) {
+            (Some((h, p)), _) | (None, Some((h, p))) => (Some(h), Some(p.unwrap_or(default_port))),
+            (None, None) => match (sni, peer) {
+                (Some(s), _) => (
+                    Some(s.clone()),
+                    Some(peer.map_or(default_port, |p| p.port())),
+                ),
+                (None, Some(p)) => (Some(p.ip().to_string()), Some(p.port())),
+                (None, None) => (None, None),
+            },
+        }
+    }
+
+    /// Start (the request's first byte) and end (the response's last byte).
+    fn timing(&self, req: Option<&Message>, resp: Option<Answer<'_>>) -> (u64, u64) {
+        let start = req
+            .and_then(Message::start_wall_ns)
+            .or(resp.and_then(|(m, _)| m.start_wall_ns()))
+            .unwrap_or(self.first_wall_ns);
+        let end = match (resp, req) {
+            (Some((m, _)), _) => m.end_wall_ns(),
+            (None, Some(m)) => m.end_wall_ns(),
+            (None, None) => start,
+        };
+        (start, end)
+    }
+
+    /// What went wrong, from what is missing and why the connection closed.
+    fn exchange_error(
+        &self,
+        req: Option<&Message>,
+        resp: Option<Answer<'_>>,
+    ) -> Option<&'static str> {
+        match (req, resp) {
+            (None, _) => Some("request not captured"),
+            (Some(_), None) => Some(self.error_before_response().unwrap_or("no response")),
+            (Some(_), Some((m, _))) => {
+                if m.flag(msg_flags::MALFORMED) {
+                    Some("malformed response")
+                } else if m.end.is_none() || m.flag(msg_flags::INCOMPLETE) {
+                    match self.close_reason() {
+                        Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
+                        _ => Some("incomplete response"),
+                    }
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// A message's head bytes, and whether they are cut short (a gap, the capture limit,
+/// or fewer bytes than the message's head length).
+fn head_bytes(m: &Message) -> (Vec<u8>, bool) {
+    let (bytes, gap) = m.head.joined();
+    let cut = gap
+        || m.flag(msg_flags::HEAD_TRUNCATED)
+        || m.end.is_some_and(|e| e.head_len > bytes.len() as u64);
+    (bytes, cut)
+}
+
+/// The captured body of a message, `None` when it has none.
+fn body(m: &Message, truncated: &mut bool) -> Option<Body> {
+    let (bytes, gap) = m.body.joined();
+    if m.flag(msg_flags::NO_BODY) && bytes.is_empty() {
+        return None;
+    }
+    let size = m.end.map_or(0, |e| e.body_len).max(bytes.len() as u64);
+    if size == 0 {
+        return None;
+    }
+    let cut = gap || m.flag(msg_flags::BODY_TRUNCATED) || (bytes.len() as u64) < size;
+    *truncated |= cut;
+    Some(Body {
+        bytes,
+        size,
+        truncated: cut,
+        decoded: None,
+    })
+}
+
+fn wire_len(m: &Message) -> u64 {
+    match m.end {
+        Some(e) => e.wire_len,
+        None => {
+            let (h, _) = m.head.joined();
+            let (b, _) = m.body.joined();
+            (h.len() + b.len()) as u64
+        }
+    }
+}

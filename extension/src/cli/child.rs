@@ -1,0 +1,191 @@
+//! The traced program: the library preloaded, the spool's segments made ahead and
+//! followed while it runs, Ctrl-C and Ctrl-\\ left to it, its exit status kept.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::spool::{segment, Spool, SpoolEntry, SpoolError, SpoolTail};
+
+use super::{RunError, RunOptions, EXIT_FAILURE};
+
+/// Spawns the program with the library preloaded and waits for it. Ctrl-C / Ctrl-\
+/// reach the program from the terminal; tapline ignores them until it has exited, then
+/// they act normally again (so a hung report can still be interrupted).
+pub(super) fn run_child(
+    o: &RunOptions,
+    lib: &Path,
+    spool_dir: &Path,
+) -> Result<(i32, Option<Followed>), RunError> {
+    let child_done = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
+        // A handler (not SIG_IGN) is what we want: the exec'd child resets handled
+        // signals to their default action, whereas it would inherit SIG_IGN.
+        signal_hook::flag::register_conditional_default(sig, Arc::clone(&child_done))
+            .map_err(RunError::Signals)?;
+    }
+    let Some((program, args)) = o.command.split_first() else {
+        return Err(RunError::Spawn {
+            program: OsString::new(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "no command given"),
+        });
+    };
+    // Segments made ahead of need: the program's first record claims one with a rename
+    // instead of creating and faulting its own; a helper thread keeps two ready, and
+    // (unless the spool is to be kept as written) follows the segments as the program
+    // fills them, handing finished ones back for reuse: a long run stays within a few
+    // segments instead of claiming new ones up to the directory bound.
+    let segment_bytes = std::env::var(tapline_record::settings::SEGMENT_BYTES.name())
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(segment::DEFAULT_SEGMENT_BYTES);
+    let _ = segment::make_free_segments(spool_dir, 2, segment_bytes);
+    let follow = !o.keep_spool;
+    let refill = {
+        let done = Arc::clone(&child_done);
+        let dir = spool_dir.to_owned();
+        std::thread::spawn(move || {
+            let mut followed = follow.then(|| Followed::new(&dir));
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let _ = segment::make_free_segments(&dir, 2, segment_bytes);
+                if let Some(f) = followed.as_mut() {
+                    f.poll();
+                }
+            }
+            let _ = segment::remove_free_segments(&dir);
+            if let Some(f) = followed.as_mut() {
+                f.drain();
+            }
+            followed
+        })
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env(
+            "LD_PRELOAD",
+            prepend_preload(lib, std::env::var_os("LD_PRELOAD")),
+        )
+        .env(tapline_record::settings::SPOOL_DIR.name(), spool_dir);
+    let status = cmd.status().map_err(|source| RunError::Spawn {
+        program: program.clone(),
+        source,
+    });
+    child_done.store(true, Ordering::SeqCst);
+    let followed = refill.join().ok().flatten();
+    let status = status?;
+    let code = match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => EXIT_FAILURE,
+    };
+    Ok((code, followed))
+}
+
+/// The records `tapline run` read from shared segments while the program ran (those
+/// segments were handed back for reuse or deleted, so they are not read again at the
+/// end).
+pub(super) struct Followed {
+    tail: SpoolTail,
+    entries: Vec<SpoolEntry>,
+}
+
+impl Followed {
+    fn new(dir: &Path) -> Followed {
+        Followed {
+            tail: SpoolTail::segments_only(dir),
+            entries: Vec::new(),
+        }
+    }
+
+    fn poll(&mut self) {
+        let _ = self.tail.read_new(&mut self.entries);
+    }
+
+    /// After the program exited: reads until nothing new comes (its writers are gone,
+    /// so every segment finishes).
+    fn drain(&mut self) {
+        self.tail.drain(&mut self.entries);
+    }
+
+    /// The spool: record files read whole from the directory, then the segments'
+    /// records as they were followed.
+    pub(super) fn into_spool(self, dir: &Path) -> Result<Spool, SpoolError> {
+        let mut spool = Spool::read_dir_files(dir)?;
+        spool.append(self.tail.into_spool(self.entries));
+        Ok(spool)
+    }
+}
+
+/// `libtapline.so`: `$TAPLINE_LIB`, else next to our executable. Absolute, so that it
+/// does not depend on the program's working directory.
+pub(super) fn find_library() -> Result<PathBuf, RunError> {
+    let path = match std::env::var_os("TAPLINE_LIB").filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let exe = std::env::current_exe().map_err(RunError::NoExePath)?;
+            exe.with_file_name("libtapline.so")
+        }
+    };
+    if !path.is_file() {
+        return Err(RunError::LibraryNotFound(path));
+    }
+    Ok(std::fs::canonicalize(&path).unwrap_or(path))
+}
+
+/// `LD_PRELOAD` with `lib` first and the existing entries after it.
+pub fn prepend_preload(lib: &Path, existing: Option<OsString>) -> OsString {
+    let mut v = lib.as_os_str().to_owned();
+    if let Some(e) = existing.filter(|e| !e.is_empty()) {
+        v.push(":");
+        v.push(e);
+    }
+    v
+}
+
+/// `LD_PRELOAD` without its libtapline entries, or `None` when it has none. ld.so
+/// separates entries with colons or spaces.
+pub fn preload_without_tapline(value: &OsStr) -> Option<OsString> {
+    let entries: Vec<&[u8]> = value
+        .as_bytes()
+        .split(|&b| b == b':' || b == b' ')
+        .filter(|e| !e.is_empty())
+        .collect();
+    let is_ours = |e: &&[u8]| e.windows(10).any(|w| w == b"libtapline");
+    if !entries.iter().any(is_ours) {
+        return None;
+    }
+    let kept: Vec<&[u8]> = entries.into_iter().filter(|e| !is_ours(e)).collect();
+    Some(OsString::from_vec(kept.join(&b':')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_lists() {
+        assert_eq!(preload_without_tapline(OsStr::new("/a/x.so")), None);
+        assert_eq!(
+            preload_without_tapline(OsStr::new("/opt/libtapline.so:/a/x.so /b/y.so")),
+            Some(OsString::from("/a/x.so:/b/y.so"))
+        );
+        assert_eq!(
+            preload_without_tapline(OsStr::new("libtapline.so")),
+            Some(OsString::new())
+        );
+        assert_eq!(
+            prepend_preload(Path::new("/l/libtapline.so"), Some("/a.so".into())),
+            OsString::from("/l/libtapline.so:/a.so")
+        );
+        assert_eq!(
+            prepend_preload(Path::new("/l/libtapline.so"), Some("".into())),
+            OsString::from("/l/libtapline.so")
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! Where results go: the report (stderr or a file, its footer on stderr), the OTLP
+//! export of `--otlp`, and the records of `show --records`.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use crate::assemble::Assembly;
+use crate::exchange::Exchange;
+use crate::export::{OtlpExporter, Outbox, Resource};
+use crate::report::{self, Format};
+use crate::spool::Spool;
+
+use super::{RecordsOptions, ReportOptions, RunError};
+
+/// `--otlp [ENDPOINT]`: one batch of CLIENT spans; a batch that cannot be sent is kept in
+/// the outbox of the default spool directory (the run's own spool is removed) and sent
+/// first next time.
+pub(super) fn export_otlp(endpoint: Option<&str>, exchanges: &[Exchange]) -> Result<(), RunError> {
+    let outbox_home = std::env::var_os(tapline_record::settings::SPOOL_DIR.name())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(tapline_record::settings::DEFAULT_SPOOL_DIR));
+    let exporter = OtlpExporter::from_env(endpoint)
+        .map_err(RunError::Export)?
+        .with_outbox(Outbox::new(&outbox_home));
+    let resource = Resource::from_env("tapline");
+    let outcome = exporter
+        .export(exchanges, &resource)
+        .map_err(RunError::Export)?;
+    eprintln!(
+        "tapline: exported {} span(s) to {}{}",
+        outcome.spans,
+        exporter.config().endpoint,
+        if outcome.outbox_sent > 0 {
+            format!(
+                " (and {} kept batch(es) from the outbox)",
+                outcome.outbox_sent
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+pub(super) fn write_report(
+    r: &ReportOptions,
+    spool: &Spool,
+    assembly: &Assembly,
+) -> Result<(), RunError> {
+    let out_err = |source| RunError::Output {
+        path: r.output.clone(),
+        source,
+    };
+    match &r.output {
+        Some(path) => {
+            let mut f = io::BufWriter::new(File::create(path).map_err(out_err)?);
+            report::write(r.format, &assembly.exchanges, &mut f).map_err(out_err)?;
+            f.flush().map_err(out_err)?;
+        }
+        None => {
+            let stderr = io::stderr();
+            let mut lock = io::BufWriter::new(stderr.lock());
+            report::write(r.format, &assembly.exchanges, &mut lock).map_err(out_err)?;
+            lock.flush().map_err(out_err)?;
+        }
+    }
+    // The footer is about the spool, not the exchanges: stderr, and not into a
+    // machine-readable stream that is itself on stderr.
+    if r.format == Format::Table || r.output.is_some() {
+        if let Some(line) = report::footer(&assembly.totals) {
+            eprintln!("{line}");
+        }
+    }
+    for f in spool.files.iter().filter(|f| f.error.is_some()) {
+        eprintln!(
+            "tapline: spool file {} unreadable: {}",
+            f.name,
+            f.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `tapline show --records DIR`: the records as JSON lines, to stdout or `--output`.
+pub(super) fn write_records(o: &RecordsOptions) -> Result<(), RunError> {
+    let out_err = |source| RunError::Output {
+        path: o.output.clone(),
+        source,
+    };
+    let mut out: Box<dyn Write> = match &o.output {
+        Some(path) => Box::new(File::create(path).map_err(out_err)?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut out = io::BufWriter::new(&mut out);
+    crate::spool::records::write_dir(&o.dir, &mut out).map_err(|e| match e {
+        crate::spool::records::RecordsError::Spool(e) => RunError::Spool(e),
+        crate::spool::records::RecordsError::Write(source) => out_err(source),
+    })?;
+    out.flush().map_err(out_err)
+}

@@ -1,0 +1,248 @@
+//! The spool as the extension consumes it: final exchanges, each handed out once.
+//!
+//! A [`SpoolTail`] reads what the runtime wrote since the last look; this keeps the
+//! records of connections that are not finished and hands out each exchange exactly
+//! once, when it is final: its response has ended, or its connection closed — or at
+//! shutdown, when whatever is left is final ("no response"). A keep-alive connection
+//! that spans many invocations (the runtime's own, an SDK's pool) is therefore reported
+//! exchange by exchange, never held back until it closes.
+//!
+//! Memory stays bounded by what is in flight, not by how long a connection lives: once
+//! the first `n` exchanges of a connection are handed out, the records of their
+//! messages are dropped and the connection is reassembled from message `n` on
+//! ([`assemble_from`] with a [`ConnStart`]). Only the connection's own records (open,
+//! TLS facts, ClientHello, close) stay with it. The runtime's keep-alive connection to
+//! the Runtime API, which lives as long as the environment, thus costs the same after
+//! the thousandth invocation as after the first.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::Path;
+
+use tapline_record::{Direction, LifecycleEvent, Part};
+
+use crate::assemble::{assemble_from, ConnStart};
+use crate::exchange::Exchange;
+use crate::spool::segment::SegmentStats;
+use crate::spool::{Spool, SpoolEntry, SpoolError, SpoolRecord, SpoolTail};
+
+/// A `Lifecycle` record: the runtime finished posting an invocation's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LifecycleMark {
+    pub event: LifecycleEvent,
+    pub request_id: String,
+    pub wall_ns: u64,
+}
+
+#[derive(Default)]
+struct ConnProgress {
+    /// Final (non-1xx, or 101) responses whose `MsgEnd` was read: exchanges `0..n` are
+    /// complete.
+    final_responses: u32,
+    /// `msg_seq` of each final response read at or after `start.response`, in order:
+    /// where the next pruning cuts the responses.
+    final_seqs: VecDeque<u32>,
+    closed: bool,
+    /// Exchanges `0..start.request` were handed out and their messages' records
+    /// dropped; reassembly starts there.
+    start: ConnStart,
+    /// Exchanges at or after `start.request` already handed out.
+    emitted: BTreeSet<u32>,
+}
+
+impl ConnProgress {
+    /// True for a message record whose exchange was handed out and pruned.
+    fn pruned(&self, record: &SpoolRecord) -> bool {
+        let (dir, seq) = match record {
+            SpoolRecord::Data(f, _) if f.part != Part::Raw => (f.dir, f.msg_seq),
+            SpoolRecord::MsgEnd(m) => (m.dir, m.msg_seq),
+            _ => return false,
+        };
+        match dir {
+            Direction::Egress => seq < self.start.request,
+            Direction::Ingress | Direction::Unknown(_) => seq < self.start.response,
+        }
+    }
+
+    /// Moves the start past the exchanges handed out in a row from it. Returns true
+    /// when it moved (records can be dropped).
+    fn advance(&mut self) -> bool {
+        let mut moved = false;
+        while self.emitted.first() == Some(&self.start.request) {
+            self.emitted.pop_first();
+            // The exchange's final response, and the interim ones before it, are done.
+            // (An exchange handed out with no final response known leaves the
+            // responses where they are.)
+            if let Some(seq) = self.final_seqs.pop_front() {
+                self.start.response = seq.saturating_add(1);
+            }
+            self.start.request = self.start.request.saturating_add(1);
+            moved = true;
+        }
+        moved
+    }
+}
+
+/// Final exchanges and lifecycle marks from a spool directory the runtime still writes.
+pub struct ExchangeFeed {
+    tail: SpoolTail,
+    /// Records of connections with exchanges not yet handed out (minus the messages of
+    /// the exchanges already handed out on them).
+    pending: Spool,
+    /// Records were added since the last [`ExchangeFeed::take_final`].
+    dirty: bool,
+    conns: HashMap<u64, ConnProgress>,
+    /// TLS socket connections whose plaintext another connection reports.
+    twins: HashSet<u64>,
+    lifecycle: Vec<LifecycleMark>,
+}
+
+impl ExchangeFeed {
+    pub fn new(dir: &Path) -> Self {
+        ExchangeFeed {
+            tail: SpoolTail::new(dir),
+            pending: Spool::default(),
+            dirty: false,
+            conns: HashMap::new(),
+            twins: HashSet::new(),
+            lifecycle: Vec::new(),
+        }
+    }
+
+    /// Reads what was written since the last call. Returns the number of new records.
+    pub fn read_new(&mut self) -> Result<usize, SpoolError> {
+        let mut fresh = Vec::new();
+        let read = self.tail.read_new(&mut fresh);
+        let n = fresh.len();
+        for e in fresh {
+            self.absorb(e);
+        }
+        read.map(|_| n)
+    }
+
+    fn absorb(&mut self, e: SpoolEntry) {
+        match &e.record {
+            SpoolRecord::Lifecycle { event, request_id } => {
+                self.lifecycle.push(LifecycleMark {
+                    event: *event,
+                    request_id: request_id.clone(),
+                    wall_ns: e.meta.wall_ns,
+                });
+                return;
+            }
+            SpoolRecord::TlsInfo {
+                socket_conn_id: Some(socket),
+                ..
+            } => {
+                self.twins.insert(*socket);
+            }
+            _ => {}
+        }
+        if e.meta.conn_id == 0 {
+            return;
+        }
+        let p = self.conns.entry(e.meta.conn_id).or_default();
+        if p.pruned(&e.record) {
+            // A straggler of an exchange already handed out: nothing would use it.
+            return;
+        }
+        match &e.record {
+            SpoolRecord::MsgEnd(m) if m.dir == Direction::Ingress => {
+                let interim = (100..200).contains(&m.status) && m.status != 101;
+                if !interim {
+                    p.final_responses += 1;
+                    let at = p.final_seqs.partition_point(|&s| s < m.msg_seq);
+                    p.final_seqs.insert(at, m.msg_seq);
+                }
+            }
+            SpoolRecord::ConnClose(_) => p.closed = true,
+            _ => {}
+        }
+        self.pending.entries.push(e);
+        self.dirty = true;
+    }
+
+    /// What reading the shared segments met so far (records, holes, segments handed
+    /// back for reuse or deleted).
+    pub fn segment_stats(&self) -> SegmentStats {
+        self.tail.segment_stats()
+    }
+
+    /// Deletes record files read to the end that will not grow.
+    pub fn delete_consumed(&mut self) {
+        self.tail.delete_consumed();
+    }
+
+    /// Records held in memory: connection records, and the messages of exchanges not
+    /// yet handed out.
+    pub fn retained_records(&self) -> usize {
+        self.pending.entries.len()
+    }
+
+    /// Connections with records held in memory.
+    pub fn retained_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// `Lifecycle` records read since the last call.
+    pub fn take_lifecycle(&mut self) -> Vec<LifecycleMark> {
+        std::mem::take(&mut self.lifecycle)
+    }
+
+    /// Exchanges that became final since the last call, each once. With `flush`, every
+    /// exchange still pending is final (shutdown: the writers are gone).
+    ///
+    /// Nothing is reassembled when no record came in since the last call; the records
+    /// of the exchanges handed out are dropped.
+    pub fn take_final(&mut self, flush: bool) -> Vec<Exchange> {
+        if self.pending.entries.is_empty() || !(self.dirty || flush) {
+            return Vec::new();
+        }
+        self.dirty = false;
+        let starts: HashMap<u64, ConnStart> = self
+            .conns
+            .iter()
+            .filter(|(_, p)| p.start != ConnStart::default())
+            .map(|(&c, p)| (c, p.start))
+            .collect();
+        let assembly = assemble_from(&self.pending, &starts);
+        let mut out = Vec::new();
+        for ex in assembly.exchanges {
+            let Some(p) = self.conns.get_mut(&ex.conn_id) else {
+                continue;
+            };
+            let counted_only = ex.method.is_none() && ex.path.is_none();
+            if counted_only && self.twins.contains(&ex.conn_id) {
+                continue;
+            }
+            let done = flush || p.closed || (!counted_only && ex.seq < p.final_responses);
+            if done && ex.seq >= p.start.request && p.emitted.insert(ex.seq) {
+                out.push(ex);
+            }
+        }
+        self.prune(flush);
+        out
+    }
+
+    /// Connections that are over have nothing more to give; the others drop the
+    /// messages of the exchanges they handed out.
+    fn prune(&mut self, flush: bool) {
+        let mut over: HashSet<u64> = HashSet::new();
+        let mut moved = false;
+        for (&c, p) in &mut self.conns {
+            if flush || p.closed {
+                over.insert(c);
+            } else {
+                moved |= p.advance();
+            }
+        }
+        if !over.is_empty() || moved {
+            let conns = &self.conns;
+            self.pending.entries.retain(|e| {
+                let c = e.meta.conn_id;
+                !over.contains(&c) && !conns.get(&c).is_some_and(|p| p.pruned(&e.record))
+            });
+            self.conns.retain(|c, _| !over.contains(c));
+            self.twins.retain(|c| !over.contains(c));
+        }
+    }
+}
