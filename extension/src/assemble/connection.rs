@@ -12,7 +12,22 @@ use crate::client_hello::parse_client_hello;
 use crate::exchange::TlsKind;
 use crate::spool::{socket_addr, SpoolEntry, SpoolRecord};
 
-use super::{ConnStart, ECONNRESET};
+/// `ECONNRESET` on Linux: the errno that makes a missing response a "connection reset".
+pub(super) const ECONNRESET: i32 = 104;
+
+/// Where the reassembly of a connection begins when the exchanges before it were
+/// already handed out and the records of their messages dropped (the Lambda
+/// extension's [`crate::lambda::feed::ExchangeFeed`] does this for keep-alive
+/// connections that live for many invocations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnStart {
+    /// The first request left (`msg_seq` in the egress direction): exchanges
+    /// `0..request` are gone, and the next exchange is number `request`.
+    pub request: u32,
+    /// The first response left (`msg_seq` in the ingress direction): the first
+    /// `request` final responses, and every interim one before them, are gone.
+    pub response: u32,
+}
 
 /// Pieces of one message part, placed by offset.
 #[derive(Default)]

@@ -32,10 +32,8 @@ use std::collections::{BTreeMap, HashMap};
 use crate::exchange::Exchange;
 use crate::spool::{Spool, SpoolEntry, SpoolRecord};
 
+pub use connection::ConnStart;
 use connection::{link_tls_sockets, Connection};
-
-/// `ECONNRESET` on Linux: the errno that makes a missing response a "connection reset".
-const ECONNRESET: i32 = 104;
 
 /// Counts for the footer of a report: what could not be read or was lost.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -78,20 +76,6 @@ pub struct Assembly {
     pub exchanges: Vec<Exchange>,
     pub processes: BTreeMap<u32, ProcessInfo>,
     pub totals: Totals,
-}
-
-/// Where the reassembly of a connection begins when the exchanges before it were
-/// already handed out and the records of their messages dropped (the Lambda
-/// extension's [`crate::lambda::feed::ExchangeFeed`] does this for keep-alive
-/// connections that live for many invocations).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ConnStart {
-    /// The first request left (`msg_seq` in the egress direction): exchanges
-    /// `0..request` are gone, and the next exchange is number `request`.
-    pub request: u32,
-    /// The first response left (`msg_seq` in the ingress direction): the first
-    /// `request` final responses, and every interim one before them, are gone.
-    pub response: u32,
 }
 
 /// Builds every exchange the spool holds.

@@ -5,7 +5,7 @@ use crate::exchange::{Exchange, TlsKind};
 use tapline_record::CloseReason;
 
 use super::connection::Connection;
-use super::ECONNRESET;
+use super::connection::ECONNRESET;
 
 impl Connection {
     /// An exchange known only by its byte counts: opaque TLS, or h2c.

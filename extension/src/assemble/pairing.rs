@@ -6,10 +6,10 @@ use tapline_record::{msg_flags, CloseReason, Protocol};
 
 use crate::exchange::{Body, Exchange, TlsKind};
 
+use super::connection::ECONNRESET;
 use super::connection::{Connection, Message};
 use super::http_head::{header, parse_request, parse_response, split_host_port, split_target};
 use super::http_head::{RequestHead, ResponseHead, Target};
-use super::ECONNRESET;
 
 /// A response and its parsed head.
 type Answer<'a> = (&'a Message, Option<&'a ResponseHead>);

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use crate::spool::{segment, Spool, SpoolEntry, SpoolError, SpoolTail};
 
-use super::{RunError, RunOptions, EXIT_FAILURE};
+use super::args::RunOptions;
+use super::error::{RunError, EXIT_FAILURE};
 
 /// Spawns the program with the library preloaded and waits for it. Ctrl-C / Ctrl-\
 /// reach the program from the terminal; tapline ignores them until it has exited, then

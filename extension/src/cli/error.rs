@@ -8,6 +8,11 @@ use crate::export::ExportError;
 use crate::mask::MaskError;
 use crate::spool::SpoolError;
 
+/// Exit status for a command line that could not be understood.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status when tapline itself failed (no library, unreadable spool...).
+pub const EXIT_FAILURE: i32 = 1;
+
 /// What went wrong around the traced program.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

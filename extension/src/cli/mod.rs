@@ -20,7 +20,7 @@ pub use args::{
     parse, Invocation, RecordsOptions, ReportOptions, RunOptions, ShowOptions, UsageError, USAGE,
 };
 pub use child::{preload_without_tapline, prepend_preload};
-pub use error::RunError;
+pub use error::{RunError, EXIT_FAILURE, EXIT_USAGE};
 
 use std::io;
 
@@ -31,11 +31,6 @@ use crate::spool::Spool;
 use child::{find_library, run_child};
 use output::{export_otlp, write_records, write_report};
 use spool_dir::SpoolDir;
-
-/// Exit status for a command line that could not be understood.
-pub const EXIT_USAGE: i32 = 2;
-/// Exit status when tapline itself failed (no library, unreadable spool...).
-pub const EXIT_FAILURE: i32 = 1;
 
 /// Runs a parsed command line; returns the process exit status.
 pub fn execute(inv: Invocation) -> i32 {

@@ -11,7 +11,8 @@ use crate::export::{OtlpExporter, Outbox, Resource};
 use crate::report::{self, Format};
 use crate::spool::Spool;
 
-use super::{RecordsOptions, ReportOptions, RunError};
+use super::args::{RecordsOptions, ReportOptions};
+use super::error::RunError;
 
 /// `--otlp [ENDPOINT]`: one batch of CLIENT spans; a batch that cannot be sent is kept in
 /// the outbox of the default spool directory (the run's own spool is removed) and sent

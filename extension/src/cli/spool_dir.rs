@@ -7,7 +7,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::RunError;
+use super::error::RunError;
 
 /// The spool directory of one `run`, and whether we made it (and so may delete it).
 pub(super) struct SpoolDir {

@@ -111,10 +111,7 @@ pub struct SegmentFollower {
     pub stats: SegmentStats,
 }
 
-/// Is `name` a claimed segment (not a ready-made one, not one being set up)?
-pub fn is_segment_name(name: &str) -> bool {
-    name.ends_with(SUFFIX) && name.as_bytes().first().is_some_and(u8::is_ascii_digit)
-}
+pub use super::files::is_segment_name;
 
 impl SegmentFollower {
     /// `delete_finished`: once a segment is fully read and no writer can add to it,
@@ -149,7 +146,7 @@ impl SegmentFollower {
                 names.push(name);
             }
         }
-        names.sort_by_key(|n| super::file_order(n));
+        names.sort_by_key(|n| super::files::file_order(n));
         let mut alive = AliveCache::default();
         for name in names {
             if !self.cursors.contains_key(&name) {

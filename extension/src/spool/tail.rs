@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use tapline_record::{Item, ParseError, RecordIter, MAGIC};
 
+use super::batch::{FileStats, Spool, SpoolEntry};
+use super::files::{file_names, SpoolError};
 use super::segment::{SegmentFollower, SegmentStats};
-use super::{file_names, FileStats, Spool, SpoolEntry, SpoolError};
 
 /// Most bytes read from one file in one round (the rest waits for the next round).
 const MAX_READ: u64 = 64 << 20;
