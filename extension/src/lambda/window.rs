@@ -199,9 +199,7 @@ mod tests {
 
     fn ex(method: &str, path: &str, start: u64, dur: u64) -> Exchange {
         Exchange {
-            pid: 1,
             conn_id: 1,
-            seq: 0,
             start_unix_ns: start,
             duration_ns: dur,
             method: Some(method.into()),
@@ -209,22 +207,12 @@ mod tests {
             host: Some("127.0.0.1".into()),
             port: Some(9001),
             path: Some(path.into()),
-            query: None,
-            http_version: Some("1.1".into()),
-            status: Some(200),
-            request_headers: vec![],
-            response_headers: vec![],
-            request_body: None,
-            response_body: None,
             request_wire_bytes: 0,
             response_wire_bytes: 0,
-            truncated: false,
             peer: "127.0.0.1:9001".parse().ok(),
             tls: TlsKind::None,
             sni: None,
-            alpn: None,
-            error: None,
-            aws: None,
+            ..crate::exchange::sample()
         }
     }
 
