@@ -141,13 +141,12 @@ fn tapline_rows(
         let need = (iters * (size + 48 * (size / (64 << 10) + 1))) as u64 / SEGMENT_BYTES + 2;
         let t = best(|| {
             clear_records(dir);
-            let _ = tapline::spool::segment::remove_free_segments(dir);
-            tapline::spool::segment::make_free_segments(dir, need as usize, SEGMENT_BYTES)
-                .expect("free segments");
+            let _ = tapline::remove_free_segments(dir);
+            tapline::make_free_segments(dir, need as usize, SEGMENT_BYTES).expect("free segments");
             spool(append, MODE_SEGMENT, payload, iters)
         });
         rows.push(("tapline segment (ready)", t));
-        let _ = tapline::spool::segment::remove_free_segments(dir);
+        let _ = tapline::remove_free_segments(dir);
         clear_records(dir);
     }
     if want("sustained") {
@@ -289,14 +288,14 @@ fn spool(append: AppendFn, mode: i32, payload: &[u8], iters: usize) -> f64 {
 /// reader (the real `SegmentFollower`) consuming everything and handing full
 /// segments back for reuse.
 struct WarmSpool {
-    follower: tapline::spool::segment::SegmentFollower,
+    follower: tapline::SegmentFollower,
     warmed: bool,
 }
 
 impl WarmSpool {
     fn new(dir: &Path) -> WarmSpool {
         WarmSpool {
-            follower: tapline::spool::segment::SegmentFollower::new(dir, true),
+            follower: tapline::SegmentFollower::new(dir, true),
             warmed: false,
         }
     }
@@ -343,7 +342,7 @@ impl WarmSpool {
 fn clear_records(dir: &Path) {
     for e in std::fs::read_dir(dir).expect("dir").flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tlr") || tapline::spool::segment::is_segment_name(&name) {
+        if name.ends_with(".tlr") || tapline::is_segment_name(&name) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -358,13 +357,13 @@ struct Refill {
 
 impl Refill {
     fn start(dir: &Path) -> Refill {
-        tapline::spool::segment::make_free_segments(dir, 2, SEGMENT_BYTES).expect("free segments");
+        tapline::make_free_segments(dir, 2, SEGMENT_BYTES).expect("free segments");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let d = dir.to_owned();
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
-                let _ = tapline::spool::segment::make_free_segments(&d, 2, SEGMENT_BYTES);
+                let _ = tapline::make_free_segments(&d, 2, SEGMENT_BYTES);
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
@@ -377,7 +376,7 @@ impl Refill {
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
-        let _ = tapline::spool::segment::remove_free_segments(&self.dir);
+        let _ = tapline::remove_free_segments(&self.dir);
     }
 }
 
@@ -544,9 +543,8 @@ fn first_record(lib: &Path, dir: &Path) {
     let mut times: Vec<u64> = (0..9)
         .map(|_| {
             clear_records(dir);
-            let _ = tapline::spool::segment::remove_free_segments(dir);
-            tapline::spool::segment::make_free_segments(dir, 2, SEGMENT_BYTES)
-                .expect("free segments");
+            let _ = tapline::remove_free_segments(dir);
+            tapline::make_free_segments(dir, 2, SEGMENT_BYTES).expect("free segments");
             let out = Command::new(&me)
                 .env("HANDOFF_FIRST_RECORD", dir)
                 .env("HANDOFF_LIB", lib)
@@ -561,7 +559,7 @@ fn first_record(lib: &Path, dir: &Path) {
         .collect();
     times.sort_unstable();
     clear_records(dir);
-    let _ = tapline::spool::segment::remove_free_segments(dir);
+    let _ = tapline::remove_free_segments(dir);
     println!(
         "first record of a process (claims a ready-made 4 MiB segment; median of 9): {:.1} µs\n",
         times[times.len() / 2] as f64 / 1000.0

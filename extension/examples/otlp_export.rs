@@ -12,9 +12,7 @@
 
 use std::net::SocketAddr;
 
-use tapline::exchange::{Body, Exchange, TlsKind};
-use tapline::export::{OtlpExporter, Outbox, Resource};
-use tapline::pipeline::Pipeline;
+use tapline::{Body, Exchange, OtlpExporter, Outbox, Pipeline, Resource, TlsKind};
 
 fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchange {
     Exchange {

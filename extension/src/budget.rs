@@ -238,7 +238,7 @@ fn headers_bytes(ex: &Exchange) -> usize {
 }
 
 /// The estimated weight of one exchange in any output.
-pub fn exchange_bytes(ex: &Exchange) -> usize {
+pub(crate) fn exchange_bytes(ex: &Exchange) -> usize {
     let s = |o: &Option<String>| o.as_ref().map_or(0, String::len);
     let b = |o: &Option<Body>| o.as_ref().map_or(0, |b| b.bytes.len());
     EXCHANGE_OVERHEAD

@@ -14,7 +14,7 @@ use std::fmt;
 
 /// What a ClientHello tells about the connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClientHello {
+pub(crate) struct ClientHello {
     /// The `host_name` entry of the server_name extension.
     pub sni: Option<String>,
     /// Protocols offered in the application_layer_protocol_negotiation extension, in
@@ -26,7 +26,7 @@ pub struct ClientHello {
 
 /// Why the bytes are not a ClientHello.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientHelloError {
+pub(crate) enum ClientHelloError {
     /// The first record is not a TLS handshake record.
     NotHandshake,
     /// The first handshake message is not a ClientHello.
@@ -132,7 +132,7 @@ fn handshake_bytes(raw: &[u8]) -> Result<Vec<u8>, ClientHelloError> {
 }
 
 /// Parses the ClientHello at the start of `raw` (TLS records as written on the socket).
-pub fn parse_client_hello(raw: &[u8]) -> Result<ClientHello, ClientHelloError> {
+pub(crate) fn parse_client_hello(raw: &[u8]) -> Result<ClientHello, ClientHelloError> {
     let hs = handshake_bytes(raw)?;
     let mut r = Reader { buf: &hs };
     match r.u8() {

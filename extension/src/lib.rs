@@ -3,40 +3,80 @@
 //! safe Rust: the hooks live in `libtapline.so` (`src/` at the top of the repo) and are
 //! never linked in here.
 //!
-//! The data path, one way only: [`spool`] (bytes → typed records, the one reading
-//! edge) → [`pipeline`] (records → [`exchange::Exchange`]s by [`assemble`], then
-//! recognition, masking, budgets) → [`report`] (table, JSON lines, HAR) or [`export`]
-//! (OTLP). [`cli`] drives it for `tapline run` and `tapline show`, [`lambda`] as an
-//! AWS Lambda extension.
+//! The data path, one way only: `spool` (bytes → typed records, the one reading edge)
+//! → `pipeline` (records → [`Exchange`]s by `assemble`, then recognition, masking,
+//! budgets) → `report` (table, JSON lines, HAR) or `export` (OTLP). `cli` drives it for
+//! `tapline run` and `tapline show`, `lambda` as an AWS Lambda extension. The modules
+//! are private: the crate's API is the curated list of re-exports below.
 #![forbid(unsafe_code)]
+// Every module is private; what other crates may use is the list below. A `pub` item
+// that is not reachable from here is an error, so a module's `pub` means "part of the
+// crate's API" and everything else says `pub(crate)` (as rustls does).
+#![deny(unreachable_pub)]
 
-pub mod assemble;
-pub mod aws;
-pub mod budget;
-pub mod cli;
-pub mod client_hello;
-pub mod exchange;
-pub mod export;
-pub mod lambda;
-pub mod mask;
-pub mod pipeline;
-pub mod report;
-pub mod spool;
+mod assemble;
+mod aws;
+mod budget;
+mod cli;
+mod client_hello;
+mod exchange;
+mod export;
+mod lambda;
+mod mask;
+mod pipeline;
+mod report;
+mod spool;
 mod text;
 
+// The public API: what the binary (`src/main.rs`), the integration tests, benches,
+// examples and fuzz targets use, plus the types their signatures name. Nothing else
+// leaves the crate.
+
+// Spool reading: the batch reader over a spool directory, and the segment reader with
+// the helpers that make and clear free segments (the handoff bench, the segment stress
+// test and the segment fuzz target).
+pub use spool::segment::{
+    is_segment_name, make_free_segments, read_segment, remove_free_segments, SegmentContents,
+    SegmentFollower, SegmentStats,
+};
+pub use spool::{Spool, SpoolError};
+
+// Pipeline: records → exchanges ([`assemble`]) → recognise → mask → budget. (Reports
+// are written by [`execute`] and [`check_spool_bytes`]; no user needs them directly.)
+pub use assemble::{assemble, Assembly, ProcessInfo, Totals};
+pub use budget::{Budget, BudgetOutcome};
+pub use pipeline::Pipeline;
+
+// Model: one HTTP exchange as every stage sees it.
+pub use exchange::{AwsCall, Body, Exchange, Service, TlsKind};
+
+// Masking: the masker a [`Pipeline`] carries.
+pub use mask::{MaskError, Masker};
+
+// Export: OTLP spans of exchanges (the `otlp_export` example).
+pub use export::{OtlpExporter, Outbox, Resource};
+
+// Lambda: the extension's incremental exchange feed, and the trigger of an invocation
+// event.
+pub use aws::trigger::{parse as parse_trigger, Trigger, TriggerKind};
+pub use lambda::feed::{ExchangeFeed, LifecycleMark};
+
+// CLI: what `main.rs` calls.
+pub use cli::{
+    execute, parse as parse_args, preload_without_tapline, Invocation, UsageError, EXIT_USAGE,
+    USAGE,
+};
+
 /// Reads in-memory spool files and runs the whole reading path over them (the
-/// [`pipeline::Pipeline`] with its defaults), reports included. The fuzz target and the
+/// [`Pipeline`] with its defaults), reports included. The fuzz target and the
 /// pseudo-random robustness test call this: whatever the bytes, it must not panic.
-pub fn check_spool_bytes(files: &[&[u8]]) -> assemble::Assembly {
+pub fn check_spool_bytes(files: &[&[u8]]) -> Assembly {
     let names: Vec<String> = (0..files.len()).map(|i| format!("1-{i}.tlr")).collect();
-    let spool =
-        spool::Spool::from_files(names.iter().map(String::as_str).zip(files.iter().copied()));
+    let spool = Spool::from_files(names.iter().map(String::as_str).zip(files.iter().copied()));
     // One pipeline for every call (the fuzzer calls this millions of times; building the
     // masker compiles its patterns).
-    static PIPELINE: std::sync::OnceLock<pipeline::Pipeline> = std::sync::OnceLock::new();
-    let assembly = PIPELINE
-        .get_or_init(pipeline::Pipeline::defaults)
-        .run(&spool);
+    static PIPELINE: std::sync::OnceLock<Pipeline> = std::sync::OnceLock::new();
+    let assembly = PIPELINE.get_or_init(Pipeline::defaults).run(&spool);
     let mut sink = std::io::sink();
     for format in [
         report::Format::Table,

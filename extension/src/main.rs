@@ -9,23 +9,23 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
-use tapline::cli;
+use tapline::{execute, parse_args, preload_without_tapline, EXIT_USAGE, USAGE};
 
 fn main() -> ExitCode {
     if let Some(cleaned) = std::env::var_os("LD_PRELOAD")
         .as_deref()
-        .and_then(cli::preload_without_tapline)
+        .and_then(preload_without_tapline)
     {
         reexec_without_preload(cleaned);
     }
-    let code = match cli::parse(std::env::args_os().skip(1)) {
-        Ok(inv) => cli::execute(inv),
+    let code = match parse_args(std::env::args_os().skip(1)) {
+        Ok(inv) => execute(inv),
         Err(e) => {
             if !e.0.is_empty() {
                 eprintln!("tapline: {e}\n");
             }
-            eprint!("{}", cli::USAGE);
-            cli::EXIT_USAGE
+            eprint!("{}", USAGE);
+            EXIT_USAGE
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))

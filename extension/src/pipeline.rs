@@ -19,7 +19,7 @@ use crate::spool::Spool;
 
 /// A step over reassembled exchanges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// AWS calls recognised by their requests ([`crate::aws::recognise_all`]).
     RecogniseAws,
     /// Secrets masked, secret-holding services scrubbed ([`Masker`]).
@@ -29,7 +29,7 @@ pub enum Stage {
 }
 
 /// The stages after reassembly, in the order they run.
-pub const STAGES: [Stage; 3] = [Stage::RecogniseAws, Stage::Mask, Stage::Budget];
+pub(crate) const STAGES: [Stage; 3] = [Stage::RecogniseAws, Stage::Mask, Stage::Budget];
 
 /// The configured pipeline.
 #[derive(Clone, Debug)]

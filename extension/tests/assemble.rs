@@ -4,8 +4,7 @@
 mod common;
 
 use common::{SpoolWriter, MS, T0_WALL};
-use tapline::assemble::{assemble, Assembly};
-use tapline::spool::Spool;
+use tapline::{assemble, Assembly, Spool};
 use tapline_record::{msg_flags, CloseReason, Direction, Part, Protocol, TlsLibrary};
 
 /// What a user sees of one exchange, in the order of the report.
@@ -326,16 +325,26 @@ fn two_processes() -> Vec<Vec<u8>> {
 type Case = (&'static str, fn() -> Vec<Vec<u8>>, Vec<Seen>);
 
 fn cases() -> Vec<Case> {
-    let get = |status, resp, error| {
-        seen(
-            Some("GET"),
-            "http://api.test:8080/items?id=7",
-            status,
-            (0, resp),
-            "none",
-            error,
-        )
-    };
+    let mut all = message_cases();
+    all.extend(connection_cases());
+    all
+}
+
+/// What the usual one-GET spool is seen as: its status, response body size and error.
+fn get(status: Option<u16>, resp: u64, error: Option<&str>) -> Seen {
+    seen(
+        Some("GET"),
+        "http://api.test:8080/items?id=7",
+        status,
+        (0, resp),
+        "none",
+        error,
+    )
+}
+
+/// How messages are framed on a connection: keep-alive, pipelining, interim
+/// responses, chunked, bodiless and close-delimited messages.
+fn message_cases() -> Vec<Case> {
     vec![
         ("simple GET", simple_get, vec![get(Some(200), 5, None)]),
         (
@@ -421,6 +430,13 @@ fn cases() -> Vec<Case> {
                 None,
             )],
         ),
+    ]
+}
+
+/// How connections end and what they carry: no response, closes, resets, TLS, killed
+/// processes, several processes.
+fn connection_cases() -> Vec<Case> {
+    vec![
         (
             "no response",
             no_response,

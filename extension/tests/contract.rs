@@ -216,7 +216,78 @@ fn contract_spool(dir: &Path) {
         .tick(MS)
         .close(c, CloseReason::Error, 104, 50, 0);
 
-    // S3 (REST): bucket and key from the host and path; `extended_request_id`.
+    aws_rest_calls(&mut w);
+
+    // The JSON and query protocols, one call per service with resource names. The SQS
+    // call produces a message (`message_ids`).
+    for (i, (host, target, body, resp)) in AWS_CALLS.iter().enumerate() {
+        aws_call(&mut w, 10 + i as u32, host, *target, body, resp);
+    }
+    std::fs::write(dir.join("4242-0.tlr"), &w.bytes).expect("write spool file");
+}
+
+/// The JSON and query protocol calls of [`contract_spool`]: (host, `X-Amz-Target`,
+/// request body, response body).
+const AWS_CALLS: [(&str, Option<&str>, &str, &str); 9] = [
+    (
+        "dynamodb.us-east-1.amazonaws.com",
+        Some("DynamoDB_20120810.PutItem"),
+        r#"{"TableName":"orders","Item":{}}"#,
+        "{}",
+    ),
+    (
+        "sqs.us-east-1.amazonaws.com",
+        Some("AmazonSQS.SendMessage"),
+        r#"{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/123456789012/jobs","QueueName":"jobs","MessageBody":"hi"}"#,
+        r#"{"MessageId":"5fea7756-0ea4-451a-a703-a558b933e274"}"#,
+    ),
+    (
+        "sns.us-east-1.amazonaws.com",
+        None,
+        "Action=CreateTopic&Name=alerts&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A123456789012%3Aalerts&TargetArn=arn%3Aaws%3Asns%3Aus-east-1%3A123456789012%3Aendpoint%2FAPNS%2Fapp%2F1",
+        "<CreateTopicResponse/>",
+    ),
+    (
+        "kinesis.us-east-1.amazonaws.com",
+        Some("Kinesis_20131202.PutRecord"),
+        r#"{"StreamName":"clicks","StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/clicks","Data":"eA=="}"#,
+        "{}",
+    ),
+    (
+        "events.us-east-1.amazonaws.com",
+        Some("AWSEvents.PutEvents"),
+        r#"{"Entries":[{"EventBusName":"orders-bus","Source":"app","DetailType":"t","Detail":"{}"}]}"#,
+        "{}",
+    ),
+    (
+        "states.us-east-1.amazonaws.com",
+        Some("AWSStepFunctions.DescribeExecution"),
+        r#"{"stateMachineArn":"arn:aws:states:us-east-1:123456789012:stateMachine:flow","executionArn":"arn:aws:states:us-east-1:123456789012:execution:flow:run-1","activityArn":"arn:aws:states:us-east-1:123456789012:activity:step"}"#,
+        "{}",
+    ),
+    (
+        "secretsmanager.us-east-1.amazonaws.com",
+        Some("secretsmanager.DescribeSecret"),
+        r#"{"SecretId":"app/db"}"#,
+        "{}",
+    ),
+    (
+        "ssm.us-east-1.amazonaws.com",
+        Some("AmazonSSM.GetParametersByPath"),
+        r#"{"Name":"/app/flag","Path":"/app"}"#,
+        "{}",
+    ),
+    (
+        "sts.amazonaws.com",
+        None,
+        "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fdeployer",
+        "<AssumeRoleResponse/>",
+    ),
+];
+
+/// The REST calls of [`contract_spool`]. S3: bucket and key from the host and path;
+/// `extended_request_id`. Lambda: the function name from the path.
+fn aws_rest_calls(w: &mut SpoolWriter) {
     let c = w.conn_id(5);
     w.tick(MS)
         .open(c, Protocol::Http1, 8, "127.0.0.1:4566")
@@ -234,7 +305,6 @@ fn contract_spool(dir: &Path) {
         )
         .closed(c);
 
-    // Lambda (REST): the function name from the path.
     let c = w.conn_id(6);
     w.tick(MS)
         .open(c, Protocol::Http1, 9, "127.0.0.1:4566")
@@ -251,69 +321,6 @@ fn contract_spool(dir: &Path) {
             b"{}",
         )
         .closed(c);
-
-    // The JSON and query protocols, one call per service with resource names. The SQS
-    // call produces a message (`message_ids`).
-    let calls: [(&str, Option<&str>, &str, &str); 9] = [
-        (
-            "dynamodb.us-east-1.amazonaws.com",
-            Some("DynamoDB_20120810.PutItem"),
-            r#"{"TableName":"orders","Item":{}}"#,
-            "{}",
-        ),
-        (
-            "sqs.us-east-1.amazonaws.com",
-            Some("AmazonSQS.SendMessage"),
-            r#"{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/123456789012/jobs","QueueName":"jobs","MessageBody":"hi"}"#,
-            r#"{"MessageId":"5fea7756-0ea4-451a-a703-a558b933e274"}"#,
-        ),
-        (
-            "sns.us-east-1.amazonaws.com",
-            None,
-            "Action=CreateTopic&Name=alerts&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A123456789012%3Aalerts&TargetArn=arn%3Aaws%3Asns%3Aus-east-1%3A123456789012%3Aendpoint%2FAPNS%2Fapp%2F1",
-            "<CreateTopicResponse/>",
-        ),
-        (
-            "kinesis.us-east-1.amazonaws.com",
-            Some("Kinesis_20131202.PutRecord"),
-            r#"{"StreamName":"clicks","StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/clicks","Data":"eA=="}"#,
-            "{}",
-        ),
-        (
-            "events.us-east-1.amazonaws.com",
-            Some("AWSEvents.PutEvents"),
-            r#"{"Entries":[{"EventBusName":"orders-bus","Source":"app","DetailType":"t","Detail":"{}"}]}"#,
-            "{}",
-        ),
-        (
-            "states.us-east-1.amazonaws.com",
-            Some("AWSStepFunctions.DescribeExecution"),
-            r#"{"stateMachineArn":"arn:aws:states:us-east-1:123456789012:stateMachine:flow","executionArn":"arn:aws:states:us-east-1:123456789012:execution:flow:run-1","activityArn":"arn:aws:states:us-east-1:123456789012:activity:step"}"#,
-            "{}",
-        ),
-        (
-            "secretsmanager.us-east-1.amazonaws.com",
-            Some("secretsmanager.DescribeSecret"),
-            r#"{"SecretId":"app/db"}"#,
-            "{}",
-        ),
-        (
-            "ssm.us-east-1.amazonaws.com",
-            Some("AmazonSSM.GetParametersByPath"),
-            r#"{"Name":"/app/flag","Path":"/app"}"#,
-            "{}",
-        ),
-        (
-            "sts.amazonaws.com",
-            None,
-            "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fdeployer",
-            "<AssumeRoleResponse/>",
-        ),
-    ];
-    for (i, (host, target, body, resp)) in calls.iter().enumerate() {
-        aws_call(&mut w, 10 + i as u32, host, *target, body, resp);
-    }
-    std::fs::write(dir.join("4242-0.tlr"), &w.bytes).expect("write spool file");
 }
 
 /// `tapline show --format json` over the contract spool, with the default settings.

@@ -128,8 +128,14 @@ fn parse_header(text: &str) -> CHeader {
         }
         rest = &rest[close..];
     }
-    // struct bodies
-    let mut rest = code.as_str();
+    read_structs(&code, &mut h);
+    h
+}
+
+/// Lays out the header's struct bodies by the C rules into `h.structs`; what it cannot
+/// read, and implicit padding, goes to `h.problems`.
+fn read_structs(code: &str, h: &mut CHeader) {
+    let mut rest = code;
     while let Some(i) = rest.find("struct ") {
         rest = &rest[i + 7..];
         let Some(open) = rest.find('{') else { break };
@@ -169,7 +175,6 @@ fn parse_header(text: &str) -> CHeader {
         h.structs.insert(name, s);
         rest = &rest[close..];
     }
-    h
 }
 
 /// Encoded Rust values with distinct field values, and what each C field must read.
@@ -177,6 +182,14 @@ fn parse_header(text: &str) -> CHeader {
 type Layout = (&'static str, Vec<u8>, Vec<(&'static str, u64)>);
 
 fn layouts() -> Vec<Layout> {
+    let mut all = opening_layouts();
+    all.extend(traffic_layouts());
+    all.extend(process_layouts());
+    all
+}
+
+/// The record header, process start and connection open.
+fn opening_layouts() -> Vec<Layout> {
     let mut peer = [0u8; 16];
     peer[0] = 0xA1;
     let mut local = [0u8; 16];
@@ -260,6 +273,12 @@ fn layouts() -> Vec<Layout> {
                 ("local_addr", 0xB2),
             ],
         ),
+    ]
+}
+
+/// Data, message end, connection close and TLS info records.
+fn traffic_layouts() -> Vec<Layout> {
+    vec![
         (
             "tl_data",
             rec::Data {
@@ -352,6 +371,14 @@ fn layouts() -> Vec<Layout> {
                 ("socket_conn_id", 0x1112_1314_1516_1718),
             ],
         ),
+    ]
+}
+
+/// Drops, lifecycle, name lookup and address records.
+fn process_layouts() -> Vec<Layout> {
+    let mut peer = [0u8; 16];
+    peer[0] = 0xA1;
+    vec![
         (
             "tl_drops",
             rec::Drops {
@@ -398,6 +425,14 @@ fn layouts() -> Vec<Layout> {
 fn mismatches(text: &str) -> Vec<String> {
     let h = parse_header(text);
     let mut bad = h.problems.clone();
+    constant_mismatches(&h, &mut bad);
+    size_mismatches(&h, &mut bad);
+    field_mismatches(&h, &mut bad);
+    bad
+}
+
+/// The header's `#define`s and enum values against the Rust constants.
+fn constant_mismatches(h: &CHeader, bad: &mut Vec<String>) {
     let mut expect = |map: &BTreeMap<String, u64>, name: &str, rust: u64| match map.get(name) {
         Some(&c) if c == rust => {}
         Some(&c) => bad.push(format!("{name}: header says {c}, Rust says {rust}")),
@@ -480,7 +515,10 @@ fn mismatches(text: &str) -> Vec<String> {
             bad.push(format!("{name} = {v}: unknown to tapline-record"));
         }
     }
+}
 
+/// The C structs' sizes (and the sizes the comments state) against the Rust lengths.
+fn size_mismatches(h: &CHeader, bad: &mut Vec<String>) {
     for (name, rust_len) in [
         ("tl_header", rec::HEADER_LEN),
         ("tl_proc_start", rec::ProcStart::LEN),
@@ -511,7 +549,10 @@ fn mismatches(text: &str) -> Vec<String> {
             }
         }
     }
+}
 
+/// Each C field's offset against where the Rust encoding writes that field.
+fn field_mismatches(h: &CHeader, bad: &mut Vec<String>) {
     for (name, bytes, fields) in layouts() {
         let Some(s) = h.structs.get(name) else {
             continue;
@@ -544,7 +585,6 @@ fn mismatches(text: &str) -> Vec<String> {
             }
         }
     }
-    bad
 }
 
 /// The segment header's field offsets in C against `tapline_record::segment::field`.

@@ -2,7 +2,7 @@
 //! shaped like AWS's documented sample events): the trigger type, its key attributes
 //! and the message ids a consumer invocation links by.
 
-use tapline::aws::trigger::{parse, TriggerKind};
+use tapline::{parse_trigger, TriggerKind};
 
 struct Case {
     file: &'static str,
@@ -168,7 +168,7 @@ fn payload(file: &str) -> Vec<u8> {
 #[test]
 fn every_trigger_type() {
     for c in CASES {
-        let t = parse(&payload(c.file));
+        let t = parse_trigger(&payload(c.file));
         assert_eq!(t.kind, c.kind, "{}", c.file);
         assert_eq!(t.kind.faas_trigger(), c.faas_trigger, "{}", c.file);
         for (k, v) in c.attributes {
@@ -191,7 +191,7 @@ fn every_trigger_type() {
 
 #[test]
 fn sqs_trace_header_is_kept_per_message() {
-    let t = parse(&payload("sqs.json"));
+    let t = parse_trigger(&payload("sqs.json"));
     assert_eq!(
         t.messages[0].trace_header.as_deref(),
         Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
@@ -205,7 +205,7 @@ fn cut_events_keep_their_kind_and_message_ids() {
     for c in CASES {
         let full = payload(c.file);
         let cut = &full[..full.len() * 2 / 3];
-        let t = parse(cut);
+        let t = parse_trigger(cut);
         if serde_json::from_slice::<serde_json::Value>(cut).is_ok() {
             continue;
         }
@@ -218,7 +218,7 @@ fn cut_events_keep_their_kind_and_message_ids() {
         );
     }
     let sqs = payload("sqs.json");
-    let t = parse(&sqs[..sqs.len() / 2]);
+    let t = parse_trigger(&sqs[..sqs.len() / 2]);
     assert_eq!(t.kind, TriggerKind::Sqs);
     assert_eq!(t.messages[0].id, "059f36b4-87a3-44ab-83d2-661975830a7d");
 }

@@ -9,8 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use common::{SpoolWriter, MS};
-use tapline::exchange::Exchange;
-use tapline::lambda::feed::ExchangeFeed;
+use tapline::{Exchange, ExchangeFeed};
 use tapline_record::{msg_flags, Direction, Protocol};
 
 const INVOCATIONS: u32 = 1000;
@@ -65,81 +64,24 @@ fn keep_alive_connections_stay_bounded_over_many_invocations() {
     let mut tail = ExchangeFeed::new(&dir.0);
     let mut got: Vec<Exchange> = Vec::new();
     let mut max_retained = 0;
-    let mut user_resp_seq = 0u32;
-    let mut late_user_end: Option<(u32, u64, u64)> = None;
+    let mut pooled = PooledCalls {
+        user,
+        resp_seq: 0,
+        late_end: None,
+    };
     let mut fresh_conns = 0u32;
     for i in 0..INVOCATIONS {
         let id = format!("req-{i:04}");
-        // A response from the last round whose end is read only now.
-        if let Some((seq, start, len)) = late_user_end.take() {
-            w.tick(MS).end(
-                user,
-                Direction::Ingress,
-                seq,
-                len - 3,
-                3,
-                len,
-                0,
-                200,
-                start,
-            );
-        }
+        pooled.finish_late_end(&mut w);
         let (head, body) = next_response(&id, i);
         w.tick(MS).response(runtime, 2 * i, &head, &body);
 
-        // The function: one call on the pooled connection (every other one with a
-        // `100 Continue` first), and every tenth invocation a call on a new connection.
-        let uhead = format!("POST /u?i={i} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
-        w.tick(MS).request(user, i, &uhead, b"{}");
-        if i % 2 == 0 {
-            w.message(
-                user,
-                Direction::Ingress,
-                user_resp_seq,
-                "HTTP/1.1 100 Continue\r\n\r\n",
-                b"",
-                msg_flags::NO_BODY,
-            );
-            user_resp_seq += 1;
-        }
-        let rhead = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
-        let rbody = format!("{:03}", i % 1000);
-        if i % 7 == 3 {
-            // Head and body now, the end in the next round (after the runtime posted).
-            let start = w.now;
-            w.data(
-                user,
-                Direction::Ingress,
-                tapline_record::Part::Head,
-                user_resp_seq,
-                0,
-                rhead.as_bytes(),
-            );
-            w.data(
-                user,
-                Direction::Ingress,
-                tapline_record::Part::Body,
-                user_resp_seq,
-                0,
-                rbody.as_bytes(),
-            );
-            late_user_end = Some((user_resp_seq, start, (rhead.len() + 3) as u64));
-        } else {
-            w.response(user, user_resp_seq, rhead, rbody.as_bytes());
-        }
-        user_resp_seq += 1;
+        // The function: one call on the pooled connection, and every tenth invocation a
+        // call on a new connection.
+        pooled.call(&mut w, i);
         if i % 10 == 0 {
             fresh_conns += 1;
-            let c = w.conn_id(100 + fresh_conns);
-            w.open(c, Protocol::Http1, 5, "127.0.0.1:8081");
-            w.request(
-                c,
-                0,
-                &format!("GET /fresh?i={i} HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n\r\n"),
-                b"",
-            );
-            w.response(c, 0, "HTTP/1.1 204 No Content\r\n\r\n", b"");
-            w.closed(c);
+            fresh_call(&mut w, fresh_conns, i);
         }
 
         // The runtime posts the result and long-polls again.
@@ -176,19 +118,132 @@ fn keep_alive_connections_stay_bounded_over_many_invocations() {
     assert_eq!(tail.retained_connections(), 0);
     eprintln!("most records retained between rounds: {max_retained}");
 
+    let by_conn = by_connection(&got);
+    let rt = &by_conn[&runtime];
+    check_runtime_exchanges(rt);
+    let us = &by_conn[&user];
+    check_user_exchanges(us);
+
+    let fresh: Vec<&&Exchange> = by_conn
+        .iter()
+        .filter(|(c, _)| **c != runtime && **c != user)
+        .flat_map(|(_, xs)| xs)
+        .collect();
+    assert_eq!(fresh.len(), fresh_conns as usize);
+    assert!(fresh.iter().all(|x| x.status == Some(204)));
+    assert_eq!(
+        got.len(),
+        rt.len() + us.len() + fresh.len(),
+        "nothing else handed out"
+    );
+}
+
+/// The function's calls on its pooled connection `user`: `resp_seq` is the next
+/// response's position on it; `late_end` a response whose end record is written only
+/// in the next round (its position, start time and length).
+struct PooledCalls {
+    user: u64,
+    resp_seq: u32,
+    late_end: Option<(u32, u64, u64)>,
+}
+
+impl PooledCalls {
+    /// A response from the last round whose end is read only now.
+    fn finish_late_end(&mut self, w: &mut SpoolWriter) {
+        if let Some((seq, start, len)) = self.late_end.take() {
+            w.tick(MS).end(
+                self.user,
+                Direction::Ingress,
+                seq,
+                len - 3,
+                3,
+                len,
+                0,
+                200,
+                start,
+            );
+        }
+    }
+
+    /// Invocation `i`'s call (every other one with a `100 Continue` first; every
+    /// seventh one's end left to the next round).
+    fn call(&mut self, w: &mut SpoolWriter, i: u32) {
+        let user = self.user;
+        let uhead = format!("POST /u?i={i} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+        w.tick(MS).request(user, i, &uhead, b"{}");
+        if i.is_multiple_of(2) {
+            w.message(
+                user,
+                Direction::Ingress,
+                self.resp_seq,
+                "HTTP/1.1 100 Continue\r\n\r\n",
+                b"",
+                msg_flags::NO_BODY,
+            );
+            self.resp_seq += 1;
+        }
+        let rhead = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
+        let rbody = format!("{:03}", i % 1000);
+        if i % 7 == 3 {
+            // Head and body now, the end in the next round (after the runtime posted).
+            let start = w.now;
+            w.data(
+                user,
+                Direction::Ingress,
+                tapline_record::Part::Head,
+                self.resp_seq,
+                0,
+                rhead.as_bytes(),
+            );
+            w.data(
+                user,
+                Direction::Ingress,
+                tapline_record::Part::Body,
+                self.resp_seq,
+                0,
+                rbody.as_bytes(),
+            );
+            self.late_end = Some((self.resp_seq, start, (rhead.len() + 3) as u64));
+        } else {
+            w.response(user, self.resp_seq, rhead, rbody.as_bytes());
+        }
+        self.resp_seq += 1;
+    }
+}
+
+/// Invocation `i`'s call on a new connection (the `n`th), closed after its response.
+fn fresh_call(w: &mut SpoolWriter, n: u32, i: u32) {
+    let c = w.conn_id(100 + n);
+    w.open(c, Protocol::Http1, 5, "127.0.0.1:8081");
+    w.request(
+        c,
+        0,
+        &format!("GET /fresh?i={i} HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n\r\n"),
+        b"",
+    );
+    w.response(c, 0, "HTTP/1.1 204 No Content\r\n\r\n", b"");
+    w.closed(c);
+}
+
+/// The exchanges by connection, in order; each exchange once: positions 0..n on each
+/// connection, no gaps, no repeats.
+fn by_connection(got: &[Exchange]) -> BTreeMap<u64, Vec<&Exchange>> {
     let mut by_conn: BTreeMap<u64, Vec<&Exchange>> = BTreeMap::new();
-    for x in &got {
+    for x in got {
         by_conn.entry(x.conn_id).or_default().push(x);
     }
-    // Each exchange once: positions 0..n on each connection, no gaps, no repeats.
     for (conn, xs) in &mut by_conn {
         xs.sort_by_key(|x| x.seq);
         let seqs: Vec<u32> = xs.iter().map(|x| x.seq).collect();
         let want: Vec<u32> = (0..xs.len() as u32).collect();
         assert_eq!(seqs, want, "connection {conn:#x}");
     }
+    by_conn
+}
 
-    let rt = &by_conn[&runtime];
+/// The runtime's connection: per invocation its `GET next` (with the event) and its
+/// `POST response`, then the pending long poll, which never got a response.
+fn check_runtime_exchanges(rt: &[&Exchange]) {
     assert_eq!(rt.len(), 2 * INVOCATIONS as usize + 1);
     for i in 0..INVOCATIONS {
         let id = format!("req-{i:04}");
@@ -214,8 +269,10 @@ fn keep_alive_connections_stay_bounded_over_many_invocations() {
     let last = rt.last().expect("last");
     assert_eq!(last.status, None);
     assert_eq!(last.error.as_deref(), Some("no response"));
+}
 
-    let us = &by_conn[&user];
+/// The pooled connection: one complete exchange per invocation.
+fn check_user_exchanges(us: &[&Exchange]) {
     assert_eq!(us.len(), INVOCATIONS as usize);
     for (i, x) in us.iter().enumerate() {
         assert_eq!(x.query.as_deref(), Some(format!("i={i}").as_str()));
@@ -224,17 +281,4 @@ fn keep_alive_connections_stay_bounded_over_many_invocations() {
         assert_eq!(body.bytes, format!("{:03}", i % 1000).into_bytes());
         assert_eq!(x.error, None);
     }
-
-    let fresh: Vec<&&Exchange> = by_conn
-        .iter()
-        .filter(|(c, _)| **c != runtime && **c != user)
-        .flat_map(|(_, xs)| xs)
-        .collect();
-    assert_eq!(fresh.len(), fresh_conns as usize);
-    assert!(fresh.iter().all(|x| x.status == Some(204)));
-    assert_eq!(
-        got.len(),
-        rt.len() + us.len() + fresh.len(),
-        "nothing else handed out"
-    );
 }

@@ -190,7 +190,7 @@ fn segment_with(records: &[u8], full: bool) -> Vec<u8> {
 #[test]
 fn a_clean_segment_reads_like_the_record_file() {
     let clean = sample();
-    let seg = tapline::spool::segment::read_segment(&segment_with(&clean, true));
+    let seg = tapline::read_segment(&segment_with(&clean, true));
     assert!(seg.valid);
     assert_eq!(seg.frames, clean, "every committed record, in order");
     assert_eq!(seg.stats.holes + seg.stats.garbage_bytes + seg.pending, 0);
@@ -212,7 +212,7 @@ fn pseudo_random_segments_never_panic_and_return_only_records_that_check() {
             let at = rng.below(128);
             seg[at] = rng.next() as u8;
         }
-        let out = tapline::spool::segment::read_segment(&seg);
+        let out = tapline::read_segment(&seg);
         for item in tapline_record::RecordIter::new(&out.frames) {
             assert!(
                 matches!(item, tapline_record::Item::Record { .. }),

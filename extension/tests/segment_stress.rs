@@ -1,7 +1,7 @@
 //! Stress test of the segment spool: the real `libtapline.so` writer (loaded with
 //! `dlopen`, driven through its `tapline_spool_append` entry point) in several forked
 //! processes of 8 threads each, sharing segments, against the real reader
-//! (`tapline::spool::segment::SegmentFollower`) consuming and deleting concurrently.
+//! (`tapline::SegmentFollower`) consuming and deleting concurrently.
 //!
 //! Why `dlopen` and not a Rust copy of the writer: the library is a cdylib only, and
 //! what must be proven is the writer as shipped — its claim and rotation, its fork
@@ -31,7 +31,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use tapline::spool::segment::{make_free_segments, SegmentFollower};
+use tapline::{make_free_segments, SegmentFollower};
 use tapline_record::RecordType;
 
 const PROCS: usize = 4;
@@ -257,45 +257,126 @@ fn stress(total: usize, kill: bool) {
     // The parent writes first, so that the children inherit its segment and share it.
     let parent_id = (n - 3) as u64;
     let (hole_id, late_id) = ((n - 2) as u64, (n - 1) as u64);
-    payload(parent_id, &mut buf);
-    // SAFETY: `buf` is readable for its length.
-    let r = unsafe {
-        (lib.append)(
-            0,
-            RecordType::Data as u16,
-            parent_id,
-            buf.as_ptr(),
-            buf.len(),
-        )
-    };
-    status[parent_id as usize].store(if r == 1 { WRITTEN } else { DROPPED }, Ordering::SeqCst);
+    append_one(lib.append, parent_id, &mut buf, status);
 
-    // Two writers that follow tapline.h by hand in the shared segment: one is killed
-    // between its reservation and its commit (a hole), one commits 300 ms late.
+    let hand = fork_hand_writers(&dir, hole_id, late_id);
+    status[hole_id as usize].store(DROPPED, Ordering::SeqCst);
+
+    let kill_at = kill_moments(kill, per_thread);
+    let children = fork_writers(&lib, per_thread, &kill_at, status);
+    let mut writers = Writers {
+        children,
+        hand,
+        kills: kill_at,
+        killed: Vec::new(),
+    };
+
+    // The reader, concurrently: poll, check, delete, keep ready-made segments coming.
+    let mut seen = Seen::new(n);
+    let mut follower = SegmentFollower::new(&dir, true);
+    let segments = read_while_writing(
+        &dir,
+        &mut follower,
+        &mut seen,
+        &mut writers,
+        status,
+        late_id,
+    );
+
+    // Records written while another thread of their process was switching segments
+    // went to the process's record file instead (`<pid>-<seq>.tlr`): read those now.
+    let mut via_file = 0u64;
+    record_files(&dir, |record| {
+        if record.header.rtype == RecordType::Data as u16 {
+            via_file += 1;
+        }
+        seen.check(record);
+    });
+
+    let tally = Tally::of(status, &seen.seen, &writers.killed, per_thread);
+    let Tally {
+        written,
+        dropped,
+        lost,
+        ghost,
+        unknown,
+        unknown_seen,
+    } = tally;
+    let Seen { bad, dups, .. } = seen;
+    let st = follower.stats;
+    println!(
+        "  {} records: written {written}, dropped {dropped}, \
+         unwritten in killed processes {unknown} (of them read: {unknown_seen}); \
+         read {} data records in {} segments, deleted {}, recycled {}, holes {} ({} bytes), \
+         garbage {} bytes, corrupt {}; via record files {via_file}; lost {lost}, ghosts {ghost}, duplicates {dups}, \
+         bad bytes {bad}",
+        n,
+        seen.seen.iter().filter(|&&s| s).count(),
+        segments.len(),
+        st.deleted,
+        st.recycled,
+        st.holes,
+        st.hole_bytes,
+        st.garbage_bytes,
+        st.corrupt,
+    );
+    assert_exactly_once(lost, ghost, dups, bad);
+    assert_eq!(st.corrupt, 0, "committed records that never checked");
+    assert!(seen.seen[late_id as usize], "the late commit was read");
+    assert!(st.holes >= 1, "the killed hand writer's hole was skipped");
+    assert!(segments.len() > 10, "too few rotations");
+    assert!(st.deleted > 10, "too few deletions");
+    assert!(written > n as u64 / 2, "most records were dropped");
+    if kill {
+        assert_eq!(writers.killed.len(), 2);
+        assert!(unknown > 0);
+    } else {
+        assert_eq!(unknown, 0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two writers that follow tapline.h by hand in the shared segment: one (`hole_id`) is
+/// killed between its reservation and its commit (a hole), one (`late_id`) commits
+/// 300 ms late. Returns their pids.
+fn fork_hand_writers(dir: &Path, hole_id: u64, late_id: u64) -> Vec<i32> {
     let mut hand = Vec::new();
     for (id, late) in [(hole_id, false), (late_id, true)] {
         // SAFETY: single-threaded here; the child only runs `hand_writer` and exits.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork");
         if pid == 0 {
-            hand_writer(&dir, id, late);
+            hand_writer(dir, id, late);
         }
         hand.push(pid);
     }
-    status[hole_id as usize].store(DROPPED, Ordering::SeqCst);
+    hand
+}
 
-    // Kill two writer processes mid-run: once their first thread has written a third,
-    // and a half, of its records (moments that do not depend on the machine's speed).
-    // That thread then stops there until it is killed, so the kill always lands while
-    // the process still has records to write, however fast the others are.
-    let kill_at: Vec<(usize, usize)> = if kill {
+/// When `kill`, kill two writer processes mid-run: once their first thread has written
+/// a third, and a half, of its records (moments that do not depend on the machine's
+/// speed). That thread then stops there until it is killed, so the kill always lands
+/// while the process still has records to write, however fast the others are.
+fn kill_moments(kill: bool, per_thread: usize) -> Vec<(usize, usize)> {
+    if kill {
         vec![
             (0, per_thread / 3),
             (2, 2 * THREADS * per_thread + per_thread / 2),
         ]
     } else {
         Vec::new()
-    };
+    }
+}
+
+/// Forks the `PROCS` writer processes of `THREADS` threads each, every thread appending
+/// its `per_thread` records; returns their pids. A thread whose id is in `kill_at`
+/// stops after writing that record, until its process is killed.
+fn fork_writers(
+    lib: &Library,
+    per_thread: usize,
+    kill_at: &[(usize, usize)],
+    status: &'static [AtomicU8],
+) -> Vec<i32> {
     let mut children = Vec::new();
     for p in 0..PROCS {
         // SAFETY: this process is single-threaded here; the child only runs the writer
@@ -336,29 +417,23 @@ fn stress(total: usize, kill: bool) {
         }
         children.push(pid);
     }
+    children
+}
 
-    // The reader, concurrently: poll, check, delete, keep ready-made segments coming.
-    let mut seen = vec![false; n];
-    let mut segments = std::collections::BTreeSet::new();
-    let mut bad = 0u64;
-    let mut dups = 0u64;
-    let mut follower = SegmentFollower::new(&dir, true);
-    let mut kills = kill_at.clone();
-    let mut killed = Vec::new();
-    let mut running = children.len();
-    let mut quiet_polls = 0;
-    let t0 = Instant::now();
-    let mut expected = Vec::new();
-    loop {
-        let before = follower.stats.records;
-        follower
-            .poll(&mut |name, rec| {
-                segments.insert(name.to_owned());
-                check(rec, &mut seen, &mut expected, &mut bad, &mut dups);
-            })
-            .expect("poll");
-        let _ = make_free_segments(&dir, 2, SEGMENT_BYTES);
-        kills.retain(|&(child, at)| {
+/// The child processes of a stress run (a pid turns negative once reaped), and the
+/// kills still due: (writer process, record id after which it is killed).
+struct Writers {
+    children: Vec<i32>,
+    hand: Vec<i32>,
+    kills: Vec<(usize, usize)>,
+    killed: Vec<usize>,
+}
+
+impl Writers {
+    /// Kills each writer process whose moment has come (its chosen record has a status).
+    fn kill_due(&mut self, status: &[AtomicU8]) {
+        let (children, killed) = (&self.children, &mut self.killed);
+        self.kills.retain(|&(child, at)| {
             if status[at].load(Ordering::SeqCst) == UNKNOWN {
                 return true;
             }
@@ -367,7 +442,13 @@ fn stress(total: usize, kill: bool) {
             killed.push(child);
             false
         });
-        for pid in hand.iter_mut().filter(|p| **p > 0) {
+    }
+
+    /// Reaps the children that have exited, without blocking; the late hand writer's
+    /// record counts as written once it exited cleanly. Returns the writer processes
+    /// still running.
+    fn reap(&mut self, status: &[AtomicU8], late_id: u64) -> usize {
+        for pid in self.hand.iter_mut().filter(|p| **p > 0) {
             let mut st = 0;
             // SAFETY: reaping our own child without blocking.
             if unsafe { libc::waitpid(*pid, &mut st, libc::WNOHANG) } == *pid {
@@ -377,15 +458,43 @@ fn stress(total: usize, kill: bool) {
                 *pid = -*pid;
             }
         }
-        for pid in children.iter_mut().filter(|p| **p > 0) {
+        for pid in self.children.iter_mut().filter(|p| **p > 0) {
             // SAFETY: reaping our own child without blocking.
             if unsafe { libc::waitpid(*pid, std::ptr::null_mut(), libc::WNOHANG) } == *pid {
                 *pid = -*pid;
-                running -= 1;
             }
         }
+        self.children.iter().filter(|&&p| p > 0).count()
+    }
+}
+
+/// Polls the spool while the writers run (killing and reaping them as it goes) until
+/// all have exited and three polls in a row read nothing new. Returns the names of the
+/// segments read.
+fn read_while_writing(
+    dir: &Path,
+    follower: &mut SegmentFollower,
+    seen: &mut Seen,
+    writers: &mut Writers,
+    status: &[AtomicU8],
+    late_id: u64,
+) -> std::collections::BTreeSet<String> {
+    let mut segments = std::collections::BTreeSet::new();
+    let mut quiet_polls = 0;
+    let t0 = Instant::now();
+    loop {
+        let before = follower.stats.records;
+        follower
+            .poll(&mut |name, rec| {
+                segments.insert(name.to_owned());
+                seen.check(rec);
+            })
+            .expect("poll");
+        let _ = make_free_segments(dir, 2, SEGMENT_BYTES);
+        writers.kill_due(status);
+        let running = writers.reap(status, late_id);
         let progressed = follower.stats.records != before;
-        if running == 0 && hand.iter().all(|&p| p < 0) && !progressed {
+        if running == 0 && writers.hand.iter().all(|&p| p < 0) && !progressed {
             quiet_polls += 1;
             if quiet_polls >= 3 {
                 break;
@@ -401,77 +510,82 @@ fn stress(total: usize, kill: bool) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+    segments
+}
 
-    // Records written while another thread of their process was switching segments
-    // went to the process's record file instead (`<pid>-<seq>.tlr`): read those now.
-    let mut via_file = 0u64;
-    record_files(&dir, |record| {
-        if record.header.rtype == RecordType::Data as u16 {
-            via_file += 1;
-        }
-        check(record, &mut seen, &mut expected, &mut bad, &mut dups);
-    });
+/// What the reader has read: each id at most once, every byte checked.
+struct Seen {
+    seen: Vec<bool>,
+    expected: Vec<u8>,
+    bad: u64,
+    dups: u64,
+}
 
-    // Check: written → seen exactly once; dropped → never seen; unknown (only in
-    // processes that were killed) → at most once.
-    let mut written = 0u64;
-    let mut dropped = 0u64;
-    let mut lost = 0u64;
-    let mut ghost = 0u64;
-    let mut unknown_seen = 0u64;
-    let mut unknown = 0u64;
-    for (id, s) in status.iter().enumerate() {
-        match s.load(Ordering::SeqCst) {
-            WRITTEN => {
-                written += 1;
-                lost += u64::from(!seen[id]);
-            }
-            DROPPED => {
-                dropped += 1;
-                ghost += u64::from(seen[id]);
-            }
-            _ => {
-                let proc_ = id / (THREADS * per_thread);
-                assert!(
-                    killed.contains(&proc_),
-                    "record {id} of a process that was not killed has no status"
-                );
-                unknown += 1;
-                unknown_seen += u64::from(seen[id]);
-            }
+impl Seen {
+    fn new(n: usize) -> Seen {
+        Seen {
+            seen: vec![false; n],
+            expected: Vec::new(),
+            bad: 0,
+            dups: 0,
         }
     }
-    let st = follower.stats;
-    println!(
-        "  {} records: written {written}, dropped {dropped}, \
-         unwritten in killed processes {unknown} (of them read: {unknown_seen}); \
-         read {} data records in {} segments, deleted {}, recycled {}, holes {} ({} bytes), \
-         garbage {} bytes, corrupt {}; via record files {via_file}; lost {lost}, ghosts {ghost}, duplicates {dups}, \
-         bad bytes {bad}",
-        n,
-        seen.iter().filter(|&&s| s).count(),
-        segments.len(),
-        st.deleted,
-        st.recycled,
-        st.holes,
-        st.hole_bytes,
-        st.garbage_bytes,
-        st.corrupt,
-    );
-    assert_exactly_once(lost, ghost, dups, bad);
-    assert_eq!(st.corrupt, 0, "committed records that never checked");
-    assert!(seen[late_id as usize], "the late commit was read");
-    assert!(st.holes >= 1, "the killed hand writer's hole was skipped");
-    assert!(segments.len() > 10, "too few rotations");
-    assert!(st.deleted > 10, "too few deletions");
-    assert!(written > n as u64 / 2, "most records were dropped");
-    if kill {
-        assert_eq!(killed.len(), 2);
-        assert!(unknown > 0);
-    } else {
-        assert_eq!(unknown, 0);
+
+    fn check(&mut self, rec: tapline_record::RawRecord<'_>) {
+        check(
+            rec,
+            &mut self.seen,
+            &mut self.expected,
+            &mut self.bad,
+            &mut self.dups,
+        );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The writers' statuses against what was read: written → seen exactly once; dropped →
+/// never seen; unknown (only in processes that were killed) → at most once.
+struct Tally {
+    written: u64,
+    dropped: u64,
+    lost: u64,
+    ghost: u64,
+    unknown: u64,
+    unknown_seen: u64,
+}
+
+impl Tally {
+    fn of(status: &[AtomicU8], seen: &[bool], killed: &[usize], per_thread: usize) -> Tally {
+        let mut t = Tally {
+            written: 0,
+            dropped: 0,
+            lost: 0,
+            ghost: 0,
+            unknown: 0,
+            unknown_seen: 0,
+        };
+        for (id, s) in status.iter().enumerate() {
+            match s.load(Ordering::SeqCst) {
+                WRITTEN => {
+                    t.written += 1;
+                    t.lost += u64::from(!seen[id]);
+                }
+                DROPPED => {
+                    t.dropped += 1;
+                    t.ghost += u64::from(seen[id]);
+                }
+                _ => {
+                    let proc_ = id / (THREADS * per_thread);
+                    assert!(
+                        killed.contains(&proc_),
+                        "record {id} of a process that was not killed has no status"
+                    );
+                    t.unknown += 1;
+                    t.unknown_seen += u64::from(seen[id]);
+                }
+            }
+        }
+        t
+    }
 }
 
 /// Every written record read once, byte-identical; no dropped record read.
@@ -618,7 +732,7 @@ fn reuse() {
     let segment_files = std::fs::read_dir(&dir)
         .expect("dir")
         .flatten()
-        .filter(|e| tapline::spool::segment::is_segment_name(&e.file_name().to_string_lossy()))
+        .filter(|e| tapline::is_segment_name(&e.file_name().to_string_lossy()))
         .count();
     let st = follower.stats;
     println!(

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use tapline_record::{Item, RecordIter};
 
 fuzz_target!(|data: &[u8]| {
-    let out = tapline::spool::segment::read_segment(data);
+    let out = tapline::read_segment(data);
     for item in RecordIter::new(&out.frames) {
         assert!(matches!(item, Item::Record { .. }));
     }

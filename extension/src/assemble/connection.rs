@@ -20,7 +20,7 @@ pub(super) const ECONNRESET: i32 = 104;
 /// extension's [`crate::lambda::feed::ExchangeFeed`] does this for keep-alive
 /// connections that live for many invocations).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ConnStart {
+pub(crate) struct ConnStart {
     /// The first request left (`msg_seq` in the egress direction): exchanges
     /// `0..request` are gone, and the next exchange is number `request`.
     pub request: u32,

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::exchange::Exchange;
 use crate::spool::{Spool, SpoolEntry, SpoolRecord};
 
-pub use connection::ConnStart;
+pub(crate) use connection::ConnStart;
 use connection::{link_tls_sockets, Connection};
 
 /// Counts for the footer of a report: what could not be read or was lost.
@@ -86,7 +86,7 @@ pub fn assemble(spool: &Spool) -> Assembly {
 /// Like [`assemble`], but each connection named in `starts` is reassembled from that
 /// point on: its records of earlier messages are ignored (whether or not they are still
 /// there), and its exchanges keep their position numbers (`seq`) on the connection.
-pub fn assemble_from(spool: &Spool, starts: &HashMap<u64, ConnStart>) -> Assembly {
+pub(crate) fn assemble_from(spool: &Spool, starts: &HashMap<u64, ConnStart>) -> Assembly {
     let mut totals = Totals {
         files: spool.files.len() as u64,
         ..Totals::default()

@@ -9,14 +9,14 @@
 use serde_json::Value;
 
 /// A JSON body: parsed when complete, else the raw prefix.
-pub enum JsonBody<'a> {
+pub(crate) enum JsonBody<'a> {
     Parsed(Value),
     Prefix(&'a str),
     None,
 }
 
 impl<'a> JsonBody<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         let trimmed = bytes.trim_ascii_start();
         if !trimmed.starts_with(b"{") {
             return JsonBody::None;
@@ -35,7 +35,7 @@ impl<'a> JsonBody<'a> {
 
     /// Strings at `path` (object keys; `*` walks an array). A prefix is scanned for the
     /// last key of the path anywhere in the document.
-    pub fn strings(&self, path: &[&str]) -> Vec<String> {
+    pub(crate) fn strings(&self, path: &[&str]) -> Vec<String> {
         match self {
             JsonBody::Parsed(v) => {
                 let mut out = Vec::new();
@@ -48,12 +48,12 @@ impl<'a> JsonBody<'a> {
     }
 
     /// The first string at `path`.
-    pub fn string(&self, path: &[&str]) -> Option<String> {
+    pub(crate) fn string(&self, path: &[&str]) -> Option<String> {
         self.strings(path).into_iter().next()
     }
 
     /// The keys of the object at `path` (complete documents only).
-    pub fn keys(&self, path: &[&str]) -> Vec<String> {
+    pub(crate) fn keys(&self, path: &[&str]) -> Vec<String> {
         let JsonBody::Parsed(root) = self else {
             return Vec::new();
         };
@@ -94,7 +94,7 @@ fn walk(v: &Value, path: &[&str], out: &mut Vec<String>) {
 
 /// Every `"key": "string"` in a (possibly cut) JSON text, unescaped; a value the cut
 /// left unfinished is dropped.
-pub fn scan_json(s: &str, key: &str) -> Vec<String> {
+pub(crate) fn scan_json(s: &str, key: &str) -> Vec<String> {
     let needle = format!("\"{key}\"");
     let mut out = Vec::new();
     let mut from = 0;
@@ -124,7 +124,7 @@ fn json_string_body(s: &str) -> Option<String> {
 
 /// The text of every `<tag>...</tag>` element (no attributes, as AWS writes them),
 /// with the five XML entities decoded.
-pub fn xml_texts(body: &[u8], tag: &str) -> Vec<String> {
+pub(crate) fn xml_texts(body: &[u8], tag: &str) -> Vec<String> {
     let s = String::from_utf8_lossy(body);
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");

@@ -14,22 +14,17 @@
 //! are never copied. The pipeline is: [`recognise_all`], then masking (which also runs
 //! the resource values through the URL masker), then budgets and reports.
 
-pub mod fields;
-pub mod trigger;
+pub(crate) mod fields;
+pub(crate) mod trigger;
 
-pub use crate::exchange::{AwsCall, Service};
-
-/// The table of services tapline names (part of the model, in `exchange/`).
-pub mod services {
-    pub use crate::exchange::aws_service::{Service, ServiceInfo, SERVICES};
-}
+pub(crate) use crate::exchange::{AwsCall, Service};
 
 use crate::exchange::Exchange;
 use crate::text::{form_pairs, pair_value, percent_decode};
 use fields::{xml_texts, JsonBody};
 
 /// Recognises every exchange of a batch, in place (before masking).
-pub fn recognise_all(exchanges: &mut [Exchange]) {
+pub(crate) fn recognise_all(exchanges: &mut [Exchange]) {
     for ex in exchanges {
         if ex.aws.is_none() {
             ex.aws = recognise(ex);
@@ -40,7 +35,7 @@ pub fn recognise_all(exchanges: &mut [Exchange]) {
 /// The SigV4 credential scope's region and service: from `Authorization:
 /// AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/dynamodb/aws4_request, ...` or a
 /// presigned URL's `X-Amz-Credential`. The key id and the date are skipped.
-pub fn credential_scope(ex: &Exchange) -> Option<(String, String)> {
+pub(crate) fn credential_scope(ex: &Exchange) -> Option<(String, String)> {
     let from_header = ex.request_header("authorization").and_then(|a| {
         let a = a.trim_start();
         if !a.starts_with("AWS4-") {
@@ -152,7 +147,7 @@ fn is_region(s: &str) -> bool {
 }
 
 /// Recognises one exchange as an AWS API call.
-pub fn recognise(ex: &Exchange) -> Option<AwsCall> {
+pub(crate) fn recognise(ex: &Exchange) -> Option<AwsCall> {
     let method = ex.method.as_deref()?;
     let path = ex.path.as_deref()?;
     let host = host_info(ex.host.as_deref().unwrap_or(""));

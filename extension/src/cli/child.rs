@@ -140,7 +140,7 @@ pub(super) fn find_library() -> Result<PathBuf, RunError> {
 }
 
 /// `LD_PRELOAD` with `lib` first and the existing entries after it.
-pub fn prepend_preload(lib: &Path, existing: Option<OsString>) -> OsString {
+pub(crate) fn prepend_preload(lib: &Path, existing: Option<OsString>) -> OsString {
     let mut v = lib.as_os_str().to_owned();
     if let Some(e) = existing.filter(|e| !e.is_empty()) {
         v.push(":");

@@ -11,11 +11,11 @@ use crate::spool::SpoolError;
 /// Exit status for a command line that could not be understood.
 pub const EXIT_USAGE: i32 = 2;
 /// Exit status when tapline itself failed (no library, unreadable spool...).
-pub const EXIT_FAILURE: i32 = 1;
+pub(crate) const EXIT_FAILURE: i32 = 1;
 
 /// What went wrong around the traced program.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// `libtapline.so` is not where we looked.
     #[error(
         "capture library not found at {} (put libtapline.so next to the tapline binary, or set TAPLINE_LIB)",

@@ -16,11 +16,11 @@ mod error;
 mod output;
 mod spool_dir;
 
-pub use args::{
-    parse, Invocation, RecordsOptions, ReportOptions, RunOptions, ShowOptions, UsageError, USAGE,
-};
-pub use child::{preload_without_tapline, prepend_preload};
-pub use error::{RunError, EXIT_FAILURE, EXIT_USAGE};
+pub use args::{parse, Invocation, UsageError, USAGE};
+pub(crate) use args::{RunOptions, ShowOptions};
+pub use child::preload_without_tapline;
+pub use error::EXIT_USAGE;
+pub(crate) use error::{RunError, EXIT_FAILURE};
 
 use std::io;
 
@@ -63,7 +63,7 @@ pub fn execute(inv: Invocation) -> i32 {
 }
 
 /// `tapline show DIR`.
-pub fn show(o: &ShowOptions) -> Result<(), RunError> {
+pub(crate) fn show(o: &ShowOptions) -> Result<(), RunError> {
     let spool = Spool::read_dir(&o.dir).map_err(RunError::Spool)?;
     let assembly = prepare(&spool)?;
     write_report(&o.report, &spool, &assembly)
@@ -77,7 +77,7 @@ fn prepare(spool: &Spool) -> Result<Assembly, RunError> {
 }
 
 /// `tapline run`: returns CMD's exit status (or ours when CMD could not run).
-pub fn run(o: &RunOptions) -> i32 {
+pub(crate) fn run(o: &RunOptions) -> i32 {
     let lib = match find_library() {
         Ok(l) => l,
         Err(e) => {

@@ -22,7 +22,7 @@ pub enum Service {
 }
 
 /// How one service shows itself.
-pub struct ServiceInfo {
+pub(crate) struct ServiceInfo {
     pub service: Service,
     /// `rpc.service` and the first half of the span name: the SDK service id.
     pub name: &'static str,
@@ -35,7 +35,7 @@ pub struct ServiceInfo {
 }
 
 /// The services tapline recognises by name.
-pub const SERVICES: &[ServiceInfo] = &[
+pub(crate) const SERVICES: &[ServiceInfo] = &[
     ServiceInfo {
         service: Service::DynamoDb,
         name: "DynamoDB",

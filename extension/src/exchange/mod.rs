@@ -7,7 +7,7 @@
 //! part of the model; recognising it is `aws/`'s work.
 
 mod aws_call;
-pub mod aws_service;
+pub(crate) mod aws_service;
 
 use std::net::SocketAddr;
 

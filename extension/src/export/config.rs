@@ -10,7 +10,7 @@ use super::encode::Encoding;
 use super::error::ExportError;
 
 /// Where OTLP/HTTP collectors listen by default.
-pub const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
+pub(crate) const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
 const TRACES_PATH: &str = "/v1/traces";
 /// Where and how to export.
 #[derive(Clone, Debug)]

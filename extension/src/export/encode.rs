@@ -265,7 +265,7 @@ fn any_pb(v: &AnyValue) -> Vec<u8> {
 
 /// `ExportTracePartialSuccess` of a response body: `(rejected_spans, error_message)`.
 /// An empty or absent partial success is `None`.
-pub fn parse_partial_success(body: &[u8], encoding: Encoding) -> Option<(i64, String)> {
+pub(crate) fn parse_partial_success(body: &[u8], encoding: Encoding) -> Option<(i64, String)> {
     let (rejected, msg) = match encoding {
         Encoding::Json => {
             let v: Value = serde_json::from_slice(body).ok()?;
@@ -375,7 +375,7 @@ fn varint(buf: &[u8]) -> Option<(u64, usize)> {
 mod tests {
     use super::*;
     use crate::exchange::sample as exchange;
-    use crate::export::{IdGenerator, Resource};
+    use crate::export::{ids::IdGenerator, Resource};
 
     fn batch() -> SpanBatch {
         let mut b = SpanBatch::new(Resource::from_lookup("svc", |_| None))

@@ -68,7 +68,7 @@ impl SpanBatch {
 }
 
 /// The span of one exchange, per the HTTP client semantic conventions.
-pub fn exchange_span(
+pub(crate) fn exchange_span(
     ex: &Exchange,
     trace_id: TraceId,
     span_id: SpanId,
@@ -277,7 +277,7 @@ mod tests {
     use super::*;
     use crate::exchange::sample as exchange;
     use crate::exchange::Body;
-    use crate::export::{AnyValue, IdGenerator, Resource};
+    use crate::export::{attributes::AnyValue, ids::IdGenerator, Resource};
 
     fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a AnyValue> {
         s.attributes

@@ -15,7 +15,7 @@ pub struct SpanId(pub [u8; 8]);
 
 impl TraceId {
     /// Lower-case hex, as OTLP/JSON writes it.
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         hex(&self.0)
     }
 
@@ -50,7 +50,7 @@ impl TraceId {
 
 impl SpanId {
     /// Lower-case hex, as OTLP/JSON writes it.
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         hex(&self.0)
     }
 }
@@ -81,7 +81,7 @@ pub struct ParentContext {
 /// consumer — in another process, another function — can link to it knowing only the
 /// message id and the producer's trace (`AWSTraceHeader`). FNV-1a over
 /// `"{service}/{id}"`, then the splitmix64 finaliser; never zero.
-pub fn message_span_id(service: &str, id: &str) -> SpanId {
+pub(crate) fn message_span_id(service: &str, id: &str) -> SpanId {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in service
         .bytes()

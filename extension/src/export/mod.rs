@@ -5,21 +5,20 @@
 //! Exchanges reach this module masked and within budget (`mask`, then `budget`): nothing
 //! here looks at secrets again.
 
-pub mod attributes;
-pub mod config;
-pub mod encode;
-pub mod error;
-pub mod exchange_span;
-pub mod ids;
-pub mod otlp;
-pub mod outbox;
-pub mod resource;
-pub mod span;
+pub(crate) mod attributes;
+pub(crate) mod config;
+pub(crate) mod encode;
+pub(crate) mod error;
+pub(crate) mod exchange_span;
+pub(crate) mod ids;
+pub(crate) mod otlp;
+pub(crate) mod outbox;
+pub(crate) mod resource;
+pub(crate) mod span;
 
-pub use attributes::{AnyValue, KeyValue};
-pub use encode::Encoding;
-pub use ids::{IdGenerator, ParentContext, SpanId, TraceId};
-pub use otlp::{ExportError, ExportOutcome, OtlpConfig, OtlpExporter};
+pub(crate) use ids::{ParentContext, SpanId, TraceId};
+pub use otlp::OtlpExporter;
+pub(crate) use otlp::{ExportError, OtlpConfig};
 pub use outbox::Outbox;
 pub use resource::Resource;
-pub use span::{Link, Span, SpanBatch, SpanKind, StatusCode};
+pub(crate) use span::{Span, SpanBatch, SpanKind, StatusCode};

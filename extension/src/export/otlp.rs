@@ -14,9 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::config::tls_config;
-pub use super::config::{OtlpConfig, DEFAULT_ENDPOINT};
+pub(crate) use super::config::OtlpConfig;
 use super::encode::{parse_partial_success, Encoding};
-pub use super::error::ExportError;
+pub(crate) use super::error::ExportError;
 use super::outbox::Outbox;
 use super::resource::Resource;
 use super::span::SpanBatch;

@@ -10,9 +10,9 @@
 use super::ids::IdGenerator;
 
 // The parts a span is made of, reachable where spans are (`export::span::KeyValue`).
-pub use super::attributes::{AnyValue, KeyValue};
-pub use super::ids::{message_span_id, ParentContext, SpanId, TraceId};
-pub use super::resource::Resource;
+pub(crate) use super::attributes::{AnyValue, KeyValue};
+pub(crate) use super::ids::{message_span_id, ParentContext, SpanId, TraceId};
+pub(crate) use super::resource::Resource;
 
 /// OTLP `Span.SpanKind` (the integers are the protocol's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ const API_VERSION: &str = "2020-01-01";
 const MAX_EVENT: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("AWS_LAMBDA_RUNTIME_API is not set")]
     NoRuntimeApi,
     #[error("{what}: HTTP {status}: {body}")]
@@ -32,7 +32,7 @@ pub enum ApiError {
 
 /// What `register` answered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Registration {
+pub(crate) struct Registration {
     pub identifier: String,
     pub function_name: Option<String>,
     pub function_version: Option<String>,
@@ -42,7 +42,7 @@ pub struct Registration {
 /// Why the environment shuts down (`shutdownReason`; the docs write it upper-case,
 /// the wire lower-case: compared case-insensitively).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ShutdownReason {
+pub(crate) enum ShutdownReason {
     Spindown,
     Timeout,
     Failure,
@@ -50,7 +50,7 @@ pub enum ShutdownReason {
 }
 
 impl ShutdownReason {
-    pub fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s.to_ascii_lowercase().as_str() {
             "spindown" => ShutdownReason::Spindown,
             "timeout" => ShutdownReason::Timeout,
@@ -62,7 +62,7 @@ impl ShutdownReason {
 
 /// An INVOKE event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invoke {
+pub(crate) struct Invoke {
     pub request_id: String,
     /// Unix ms.
     pub deadline_ms: u64,
@@ -73,7 +73,7 @@ pub struct Invoke {
 
 /// A lifecycle event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     Invoke(Invoke),
     Shutdown {
         reason: ShutdownReason,
@@ -84,7 +84,7 @@ pub enum Event {
 
 impl Event {
     /// Parses an `event/next` body.
-    pub fn parse(body: &[u8]) -> Result<Event, ApiError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Event, ApiError> {
         let bad = |message: String| ApiError::Protocol {
             what: "event/next",
             message,
@@ -118,7 +118,7 @@ impl Event {
 }
 
 /// A client of `http://$AWS_LAMBDA_RUNTIME_API/2020-01-01/extension/`.
-pub struct ExtensionsClient {
+pub(crate) struct ExtensionsClient {
     runtime_api: String,
     agent: ureq::Agent,
     identifier: Option<String>,
@@ -126,7 +126,7 @@ pub struct ExtensionsClient {
 
 impl ExtensionsClient {
     /// `runtime_api` is `host:port`, as in `AWS_LAMBDA_RUNTIME_API`.
-    pub fn new(runtime_api: &str) -> Self {
+    pub(crate) fn new(runtime_api: &str) -> Self {
         // No read timeout: `event/next` blocks until the next event, for as long as it
         // takes. Connecting to the local API is immediate or broken.
         let agent = ureq::AgentBuilder::new()
@@ -140,7 +140,7 @@ impl ExtensionsClient {
         }
     }
 
-    pub fn from_env() -> Result<Self, ApiError> {
+    pub(crate) fn from_env() -> Result<Self, ApiError> {
         let api = std::env::var("AWS_LAMBDA_RUNTIME_API")
             .ok()
             .filter(|v| !v.is_empty())
@@ -148,11 +148,11 @@ impl ExtensionsClient {
         Ok(Self::new(&api))
     }
 
-    pub fn runtime_api(&self) -> &str {
+    pub(crate) fn runtime_api(&self) -> &str {
         &self.runtime_api
     }
 
-    pub fn identifier(&self) -> Option<&str> {
+    pub(crate) fn identifier(&self) -> Option<&str> {
         self.identifier.as_deref()
     }
 
@@ -166,7 +166,7 @@ impl ExtensionsClient {
 
     /// `POST register` for INVOKE and SHUTDOWN, as extension `name` (the executable's
     /// file name: Lambda checks it).
-    pub fn register(&mut self, name: &str) -> Result<Registration, ApiError> {
+    pub(crate) fn register(&mut self, name: &str) -> Result<Registration, ApiError> {
         const WHAT: &str = "register";
         let resp = self
             .agent
@@ -198,7 +198,7 @@ impl ExtensionsClient {
     }
 
     /// `GET event/next`: blocks until Lambda has an event for us.
-    pub fn next_event(&self) -> Result<Event, ApiError> {
+    pub(crate) fn next_event(&self) -> Result<Event, ApiError> {
         const WHAT: &str = "event/next";
         let resp = self
             .agent
@@ -218,7 +218,7 @@ impl ExtensionsClient {
 
     /// `POST init/error` (during init) or `POST exit/error` (later): the extension cannot
     /// work and says why; Lambda fails the init or resets the environment. Exit after.
-    pub fn report_error(
+    pub(crate) fn report_error(
         &self,
         phase: ErrorPhase,
         error_type: &str,
@@ -246,7 +246,7 @@ impl ExtensionsClient {
 
 /// Which error route to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorPhase {
+pub(crate) enum ErrorPhase {
     Init,
     Exit,
 }

@@ -23,14 +23,14 @@ const MAX_LINKS: usize = 128;
 
 /// Message → the span that produced it, for the messages this environment produced.
 #[derive(Debug, Default)]
-pub struct ProducedMessages {
+pub(crate) struct ProducedMessages {
     spans: HashMap<(String, String), (TraceId, SpanId)>,
     order: VecDeque<(String, String)>,
 }
 
 impl ProducedMessages {
     /// Remembers that `service` message `id` was produced in `trace`.
-    pub fn record(&mut self, service: &str, id: &str, trace: TraceId) {
+    pub(crate) fn record(&mut self, service: &str, id: &str, trace: TraceId) {
         let key = (service.to_string(), id.to_string());
         let span = message_span_id(service, id);
         if self.spans.insert(key.clone(), (trace, span)).is_none() {
@@ -43,7 +43,7 @@ impl ProducedMessages {
         }
     }
 
-    pub fn get(&self, service: &str, id: &str) -> Option<(TraceId, SpanId)> {
+    pub(crate) fn get(&self, service: &str, id: &str) -> Option<(TraceId, SpanId)> {
         self.spans
             .get(&(service.to_string(), id.to_string()))
             .copied()
@@ -51,7 +51,7 @@ impl ProducedMessages {
 }
 
 /// The links of a consumer invocation to its messages' producers.
-pub fn links(trigger: &Trigger, produced: &ProducedMessages) -> Vec<Link> {
+pub(crate) fn links(trigger: &Trigger, produced: &ProducedMessages) -> Vec<Link> {
     let mut out: Vec<Link> = Vec::new();
     for m in &trigger.messages {
         if out.len() >= MAX_LINKS {
@@ -87,7 +87,7 @@ pub fn links(trigger: &Trigger, produced: &ProducedMessages) -> Vec<Link> {
 }
 
 /// The invocation span's trigger attributes.
-pub fn trigger_attributes(trigger: &Trigger) -> Vec<KeyValue> {
+pub(crate) fn trigger_attributes(trigger: &Trigger) -> Vec<KeyValue> {
     let mut attrs = vec![KeyValue::string(
         "faas.trigger",
         trigger.kind.faas_trigger(),

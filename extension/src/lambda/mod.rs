@@ -17,12 +17,12 @@
 //! Telemetry API — is logged, and the extension carries on doing what it still can,
 //! always calling Next promptly: the function's responses never depend on us.
 
-pub mod api;
-pub mod feed;
-pub mod flows;
-pub mod telemetry;
-pub mod wake;
-pub mod window;
+pub(crate) mod api;
+pub(crate) mod feed;
+pub(crate) mod flows;
+pub(crate) mod telemetry;
+pub(crate) mod wake;
+pub(crate) mod window;
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -45,7 +45,7 @@ use wake::WakeFifo;
 use window::{is_runtime_api, Attribution, Outcome, Windows};
 
 /// Where the library writes and the extension reads, unless `TAPLINE_SPOOL_DIR` says.
-pub use tapline_record::settings::DEFAULT_SPOOL_DIR;
+pub(crate) use tapline_record::settings::DEFAULT_SPOOL_DIR;
 /// Per-attempt OTLP timeout for the extension unless `OTEL_EXPORTER_OTLP_TIMEOUT` says:
 /// every millisecond here is billed and delays the next invocation.
 const DEFAULT_OTLP_TIMEOUT_MS: &str = "1000";
@@ -59,7 +59,7 @@ const SHUTDOWN_MARGIN: Duration = Duration::from_millis(200);
 const REMEMBERED: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LambdaError {
+pub(crate) enum LambdaError {
     #[error(transparent)]
     Api(#[from] api::ApiError),
     #[error("TAPLINE_MASK_REGEX: {0}")]
@@ -91,7 +91,7 @@ fn log(msg: std::fmt::Arguments<'_>) {
 }
 
 /// Runs the extension until SHUTDOWN; returns the exit status.
-pub fn run() -> i32 {
+pub(crate) fn run() -> i32 {
     let started = Instant::now();
     let name = extension_name();
     let mut client = match ExtensionsClient::from_env() {
@@ -602,8 +602,9 @@ impl Extension {
 }
 
 /// `faas.trigger` from the shape of the event (its captured prefix: the JSON may be cut,
-/// so this looks for telltale keys rather than parsing).
-pub fn trigger(event: &[u8]) -> &'static str {
+/// so this looks for telltale keys rather than parsing). Only the tests ask for it alone.
+#[cfg(test)]
+fn trigger(event: &[u8]) -> &'static str {
     crate::aws::trigger::parse(event).kind.faas_trigger()
 }
 

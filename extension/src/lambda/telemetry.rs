@@ -26,7 +26,7 @@ const REMEMBERED: usize = 256;
 const MAX_BODY: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
+pub(crate) enum TelemetryError {
     #[error("telemetry listener: {0}")]
     Listen(io::Error),
     #[error("telemetry subscription: {0}")]
@@ -35,10 +35,10 @@ pub enum TelemetryError {
 
 /// Request ids whose runtime phase is over, as the Telemetry API reported them.
 #[derive(Clone, Default)]
-pub struct RuntimeDone(Arc<Mutex<VecDeque<String>>>);
+pub(crate) struct RuntimeDone(Arc<Mutex<VecDeque<String>>>);
 
 impl RuntimeDone {
-    pub fn contains(&self, request_id: &str) -> bool {
+    pub(crate) fn contains(&self, request_id: &str) -> bool {
         self.0
             .lock()
             .map(|q| q.iter().any(|id| id == request_id))
@@ -56,14 +56,14 @@ impl RuntimeDone {
 }
 
 /// The running listener.
-pub struct TelemetryListener {
+pub(crate) struct TelemetryListener {
     pub uri: String,
     pub done: RuntimeDone,
 }
 
 impl TelemetryListener {
     /// Binds (port chosen by the system; 9001 is Lambda's) and serves in a thread.
-    pub fn start(waker: Waker) -> Result<Self, TelemetryError> {
+    pub(crate) fn start(waker: Waker) -> Result<Self, TelemetryError> {
         let (listener, host) = bind().map_err(TelemetryError::Listen)?;
         let port = listener
             .local_addr()
@@ -90,7 +90,7 @@ impl TelemetryListener {
 
     /// `PUT /2022-07-01/telemetry` for platform events, small buffering so that
     /// `runtimeDone` arrives promptly.
-    pub fn subscribe(&self, client: &ExtensionsClient) -> Result<(), TelemetryError> {
+    pub(crate) fn subscribe(&self, client: &ExtensionsClient) -> Result<(), TelemetryError> {
         let body = serde_json::json!({
             "schemaVersion": "2022-07-01",
             "types": ["platform"],
@@ -214,7 +214,7 @@ fn read_request(r: &mut impl BufRead) -> Option<Vec<u8>> {
 }
 
 /// The request ids of the `platform.runtimeDone` events of one batch.
-pub fn runtime_done_ids(body: &[u8]) -> Vec<String> {
+pub(crate) fn runtime_done_ids(body: &[u8]) -> Vec<String> {
     let Ok(Value::Array(events)) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
     };

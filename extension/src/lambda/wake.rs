@@ -22,10 +22,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 
 /// The FIFO's name inside the spool directory (the library writes to this name).
-pub const WAKE_NAME: &str = "wake";
+pub(crate) const WAKE_NAME: &str = "wake";
 
 #[derive(Debug, thiserror::Error)]
-pub enum WakeError {
+pub(crate) enum WakeError {
     #[error("cannot create FIFO {}: {source}", path.display())]
     Create { path: PathBuf, source: nix::Error },
     #[error("cannot open FIFO {}: {source}", path.display())]
@@ -37,25 +37,24 @@ pub enum WakeError {
 }
 
 /// The reading end of `<spool>/wake`, plus the writer that keeps it from reading EOF.
-pub struct WakeFifo {
+pub(crate) struct WakeFifo {
     reader: File,
     writer: File,
-    path: PathBuf,
 }
 
 /// A handle that wakes the waiting extension (used by the telemetry listener).
-pub struct Waker(File);
+pub(crate) struct Waker(File);
 
 impl Waker {
     /// One byte, never blocking; a full pipe already holds a wake-up.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         let _ = (&self.0).write(&[1]);
     }
 }
 
 impl WakeFifo {
     /// Creates (or reuses) `<dir>/wake` with mode 0600 and opens both ends.
-    pub fn create(dir: &Path) -> Result<Self, WakeError> {
+    pub(crate) fn create(dir: &Path) -> Result<Self, WakeError> {
         let path = dir.join(WAKE_NAME);
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_fifo() => {}
@@ -83,25 +82,17 @@ impl WakeFifo {
         // The reader first: a non-blocking open for writing fails (ENXIO) without one.
         let reader = open(false)?;
         let writer = open(true)?;
-        Ok(WakeFifo {
-            reader,
-            writer,
-            path,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(WakeFifo { reader, writer })
     }
 
     /// A second writer for another thread.
-    pub fn waker(&self) -> io::Result<Waker> {
+    pub(crate) fn waker(&self) -> io::Result<Waker> {
         self.writer.try_clone().map(Waker)
     }
 
     /// Waits until something pokes the FIFO or `timeout` passes; drains what is there.
     /// `true` if woken.
-    pub fn wait(&mut self, timeout: Duration) -> Result<bool, WakeError> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Result<bool, WakeError> {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let ready = {
             let mut fds = [PollFd::new(self.reader.as_fd(), PollFlags::POLLIN)];
@@ -121,7 +112,7 @@ impl WakeFifo {
     }
 
     /// Empties the pipe (a burst of pokes is one wake-up).
-    pub fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         let mut buf = [0u8; 256];
         while let Ok(n) = self.reader.read(&mut buf) {
             if n < buf.len() {
@@ -145,7 +136,7 @@ mod tests {
         let mut w = OpenOptions::new()
             .write(true)
             .custom_flags(OFlag::O_NONBLOCK.bits())
-            .open(fifo.path())
+            .open(dir.join(WAKE_NAME))
             .unwrap();
         w.write_all(&[1, 1, 1]).unwrap();
         drop(w);

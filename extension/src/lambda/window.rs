@@ -23,14 +23,14 @@ const INVOCATION_PREFIX: &str = "/2018-06-01/runtime/invocation/";
 
 /// How an invocation ended, as the runtime told the Runtime API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Response,
     Error,
 }
 
 /// One invocation as the runtime lived it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct InvocationWindow {
+pub(crate) struct InvocationWindow {
     pub request_id: String,
     /// When `invocation/next` returned this id (last response byte read).
     pub opened_unix_ns: Option<u64>,
@@ -45,7 +45,7 @@ pub struct InvocationWindow {
 
 /// Where an exchange belongs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Attribution<'a> {
+pub(crate) enum Attribution<'a> {
     /// Started inside this invocation's window.
     During(&'a str),
     /// Started after this invocation's response, before the next window.
@@ -56,12 +56,12 @@ pub enum Attribution<'a> {
 
 /// The windows seen so far (the most recent [`REMEMBERED_WINDOWS`]).
 #[derive(Default)]
-pub struct Windows {
+pub(crate) struct Windows {
     list: VecDeque<InvocationWindow>,
 }
 
 impl Windows {
-    pub fn get(&self, request_id: &str) -> Option<&InvocationWindow> {
+    pub(crate) fn get(&self, request_id: &str) -> Option<&InvocationWindow> {
         self.list.iter().find(|w| w.request_id == request_id)
     }
 
@@ -81,7 +81,7 @@ impl Windows {
     }
 
     /// Learns from one Runtime API exchange of the runtime.
-    pub fn observe_runtime(&mut self, ex: &Exchange) {
+    pub(crate) fn observe_runtime(&mut self, ex: &Exchange) {
         let Some(path) = ex.path.as_deref() else {
             return;
         };
@@ -124,7 +124,7 @@ impl Windows {
     }
 
     /// Learns from a `Lifecycle` record.
-    pub fn observe_lifecycle(&mut self, mark: &LifecycleMark) {
+    pub(crate) fn observe_lifecycle(&mut self, mark: &LifecycleMark) {
         let outcome = match mark.event {
             LifecycleEvent::InvocationResponse => Outcome::Response,
             LifecycleEvent::InvocationError => Outcome::Error,
@@ -138,13 +138,13 @@ impl Windows {
     }
 
     /// True once the runtime has posted this invocation's outcome.
-    pub fn is_closed(&self, request_id: &str) -> bool {
+    pub(crate) fn is_closed(&self, request_id: &str) -> bool {
         self.get(request_id)
             .is_some_and(|w| w.closed_unix_ns.is_some())
     }
 
     /// The window an exchange that started at `start_unix_ns` belongs to.
-    pub fn attribute(&self, start_unix_ns: u64) -> Attribution<'_> {
+    pub(crate) fn attribute(&self, start_unix_ns: u64) -> Attribution<'_> {
         let mut best: Option<&InvocationWindow> = None;
         for w in &self.list {
             let Some(open) = w.opened_unix_ns else {
@@ -166,7 +166,7 @@ impl Windows {
 
 /// True for the runtime's own Runtime API calls (`runtime_api` is the
 /// `AWS_LAMBDA_RUNTIME_API` value): lifecycle, not user traffic.
-pub fn is_runtime_api(ex: &Exchange, runtime_api: &str) -> bool {
+pub(crate) fn is_runtime_api(ex: &Exchange, runtime_api: &str) -> bool {
     if !ex
         .path
         .as_deref()

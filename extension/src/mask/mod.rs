@@ -22,7 +22,7 @@ mod tests;
 use crate::exchange::{Body, Exchange};
 use crate::text::header;
 use coding::decode_body;
-pub use rules::{MaskError, Masker, DEFAULT_KEY_PATTERN, DEFAULT_SCRUB_DOMAINS, MASK};
+pub use rules::{MaskError, Masker};
 
 impl Masker {
     /// Masks every exchange of a batch, in place.

@@ -5,15 +5,15 @@
 use regex::Regex;
 
 /// What a masked value becomes.
-pub const MASK: &str = "****";
+pub(crate) const MASK: &str = "****";
 
 /// The default key pattern (`TAPLINE_MASK_REGEX` replaces it): case-insensitive, matched
 /// anywhere in a header name, query/form parameter name or JSON key.
-pub const DEFAULT_KEY_PATTERN: &str =
+pub(crate) const DEFAULT_KEY_PATTERN: &str =
     "(?i)pass|secret|token|key|credential|auth|session|signature|cookie";
 
 /// The default `TAPLINE_SCRUB_DOMAINS`.
-pub const DEFAULT_SCRUB_DOMAINS: &str = "secretsmanager|ssm|kms|sts";
+pub(crate) const DEFAULT_SCRUB_DOMAINS: &str = "secretsmanager|ssm|kms|sts";
 
 /// Query and form parameters masked whatever the key pattern says (compared
 /// case-insensitively).

@@ -1,6 +1,7 @@
 //! The masker's tests: tables per format, an oracle (`serde_json`) for JSON, every
 //! prefix of random documents, and garbage through every scanner.
 
+use super::rules::{DEFAULT_KEY_PATTERN, MASK};
 use super::*;
 use serde_json::Value;
 

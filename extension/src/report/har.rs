@@ -16,13 +16,13 @@ use crate::exchange::{Body, Exchange};
 use crate::report::json::body_text;
 
 /// Writes one HAR document.
-pub fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &to_value(exchanges))?;
     out.write_all(b"\n")
 }
 
 /// The HAR document for these exchanges.
-pub fn to_value(exchanges: &[Exchange]) -> Value {
+pub(crate) fn to_value(exchanges: &[Exchange]) -> Value {
     json!({
         "log": {
             "version": "1.2",
@@ -203,7 +203,7 @@ fn status_text(status: u16) -> &'static str {
 }
 
 /// ns since the Unix epoch → `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn iso8601(unix_ns: u64) -> String {
+pub(crate) fn iso8601(unix_ns: u64) -> String {
     let secs = unix_ns / 1_000_000_000;
     let ms = unix_ns / 1_000_000 % 1000;
     let days = secs / 86_400;

@@ -11,7 +11,7 @@ use crate::exchange::AwsCall;
 use crate::exchange::{Body, Exchange};
 
 /// Writes one line per exchange.
-pub fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
     for x in exchanges {
         serde_json::to_writer(&mut *out, &to_value(x))?;
         out.write_all(b"\n")?;
@@ -38,7 +38,7 @@ fn headers(h: &[(String, String)]) -> Value {
 }
 
 /// The JSON object for one exchange.
-pub fn to_value(x: &Exchange) -> Value {
+pub(crate) fn to_value(x: &Exchange) -> Value {
     let (request_body, request_body_encoding) = body_text(x.request_body.as_ref());
     let (response_body, response_body_encoding) = body_text(x.response_body.as_ref());
     let opaque = x.method.is_none();
@@ -78,7 +78,7 @@ pub fn to_value(x: &Exchange) -> Value {
 }
 
 /// The `aws` object: what the exchange is as an AWS API call.
-pub fn aws_value(a: &AwsCall) -> Value {
+pub(crate) fn aws_value(a: &AwsCall) -> Value {
     let mut resource = serde_json::Map::new();
     for (k, v) in &a.resource {
         match resource.get_mut(*k) {

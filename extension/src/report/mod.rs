@@ -10,9 +10,9 @@ use std::io::{self, Write};
 use crate::assemble::Totals;
 use crate::exchange::Exchange;
 
-pub mod har;
-pub mod json;
-pub mod table;
+pub(crate) mod har;
+pub(crate) mod json;
+pub(crate) mod table;
 
 /// The `--format` choices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl std::str::FromStr for Format {
 }
 
 /// Writes the exchanges in `format`.
-pub fn write(format: Format, exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn write(format: Format, exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Table => table::write(exchanges, out),
         Format::Json => json::write(exchanges, out),
@@ -53,7 +53,7 @@ pub fn write(format: Format, exchanges: &[Exchange], out: &mut dyn Write) -> io:
 }
 
 /// One line saying what was lost or skipped while reading the spool, if anything was.
-pub fn footer(totals: &Totals) -> Option<String> {
+pub(crate) fn footer(totals: &Totals) -> Option<String> {
     if !totals.anything_lost() {
         return None;
     }

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use crate::exchange::{Exchange, TlsKind};
 
 /// Writes a header line and one line per exchange (or a line saying there were none).
-pub fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
     if exchanges.is_empty() {
         return writeln!(out, "tapline: no HTTP exchanges captured");
     }

@@ -20,13 +20,13 @@ pub fn is_segment_name(name: &str) -> bool {
 }
 
 /// Is `name` a plain record file (`*.tlr`)?
-pub fn is_record_file_name(name: &str) -> bool {
+pub(crate) fn is_record_file_name(name: &str) -> bool {
     name.ends_with(".tlr")
 }
 
 /// The spool files of `dir` in reading order: record files, and claimed segments when
 /// `segments` (regular files only; other names and subdirectories are ignored).
-pub fn file_names(dir: &Path, segments: bool) -> Result<Vec<String>, SpoolError> {
+pub(crate) fn file_names(dir: &Path, segments: bool) -> Result<Vec<String>, SpoolError> {
     let err = |source| SpoolError::ReadDir {
         dir: dir.to_owned(),
         source,

@@ -20,11 +20,13 @@
 mod batch;
 mod files;
 mod record;
-pub mod records;
-pub mod segment;
+pub(crate) mod records;
+pub(crate) mod segment;
 mod tail;
 
-pub use batch::{FileStats, RecordMeta, Spool, SpoolEntry};
-pub use files::{file_names, is_record_file_name, SpoolError};
-pub use record::{decode, socket_addr, SpoolRecord};
-pub use tail::SpoolTail;
+pub use batch::Spool;
+pub(crate) use batch::SpoolEntry;
+pub(crate) use files::file_names;
+pub use files::SpoolError;
+pub(crate) use record::{socket_addr, SpoolRecord};
+pub(crate) use tail::SpoolTail;

@@ -48,7 +48,7 @@ pub enum SpoolRecord {
 }
 
 /// Decodes one payload; `None` when the type is unknown or the payload does not fit it.
-pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
+pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
     Some(match RecordType::from_u16(rtype)? {
         RecordType::ProcStart => proc_start(p)?,
         RecordType::ConnOpen => {
@@ -126,7 +126,7 @@ fn name_lookup(p: &[u8]) -> Option<SpoolRecord> {
 
 /// A stored address as a socket address; `None` for family 0 (unknown) or one we do
 /// not know.
-pub fn socket_addr(a: &rec::WireAddr) -> Option<SocketAddr> {
+pub(crate) fn socket_addr(a: &rec::WireAddr) -> Option<SocketAddr> {
     let ip = match a.family {
         rec::AF_INET => IpAddr::V4(Ipv4Addr::new(a.addr[0], a.addr[1], a.addr[2], a.addr[3])),
         rec::AF_INET6 => IpAddr::V6(Ipv6Addr::from(a.addr)),

@@ -31,7 +31,7 @@ use super::{file_names, segment, SpoolError};
 
 /// Why the records could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum RecordsError {
+pub(crate) enum RecordsError {
     #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error("cannot write the records: {0}")]
@@ -40,7 +40,7 @@ pub enum RecordsError {
 
 /// Writes every record of every record file and segment of `dir`, one JSON object a
 /// line, in the order the batch reader reads them.
-pub fn write_dir(dir: &Path, out: &mut dyn Write) -> Result<(), RecordsError> {
+pub(crate) fn write_dir(dir: &Path, out: &mut dyn Write) -> Result<(), RecordsError> {
     for name in file_names(dir, true)? {
         let Ok(bytes) = std::fs::read(dir.join(&name)) else {
             continue;
@@ -64,7 +64,7 @@ pub fn write_dir(dir: &Path, out: &mut dyn Write) -> Result<(), RecordsError> {
 }
 
 /// One record as a JSON object.
-pub fn to_json(file: &str, index: usize, h: &Header, payload: &[u8]) -> Value {
+pub(crate) fn to_json(file: &str, index: usize, h: &Header, payload: &[u8]) -> Value {
     let mut o = Map::new();
     o.insert("file".into(), file.into());
     o.insert("index".into(), index.into());

@@ -24,10 +24,10 @@ use tapline_record::segment::{field, SegmentHeader, Step, Walk, DATA_START, FREE
 use tapline_record::{parse_record, RawRecord, MAGIC};
 
 /// The library's default segment size (`TAPLINE_SEGMENT_BYTES`).
-pub use tapline_record::settings::DEFAULT_SEGMENT_BYTES;
+pub(crate) use tapline_record::settings::DEFAULT_SEGMENT_BYTES;
 
 /// Is the process alive (and not a zombie)? From `/proc/<pid>/stat`.
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };

@@ -29,7 +29,7 @@ struct FileCursor {
 }
 
 /// Incremental reader of a spool directory: record files and shared segments.
-pub struct SpoolTail {
+pub(crate) struct SpoolTail {
     dir: PathBuf,
     /// Record files are followed too (else only segments: their files are read whole
     /// afterwards by [`Spool::read_dir_files`]).
@@ -48,13 +48,13 @@ pub struct SpoolTail {
 
 impl SpoolTail {
     /// Follows the record files and segments of `dir`, handing finished segments back.
-    pub fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         Self::with(dir, true)
     }
 
     /// Follows only the segments of `dir` (`tapline run`: its record files are read
     /// whole once the program exited).
-    pub fn segments_only(dir: &Path) -> Self {
+    pub(crate) fn segments_only(dir: &Path) -> Self {
         Self::with(dir, false)
     }
 
@@ -71,7 +71,7 @@ impl SpoolTail {
     }
 
     /// Appends to `out` the records written since the last call; returns how many.
-    pub fn read_new(&mut self, out: &mut Vec<SpoolEntry>) -> Result<usize, SpoolError> {
+    pub(crate) fn read_new(&mut self, out: &mut Vec<SpoolEntry>) -> Result<usize, SpoolError> {
         let before = out.len();
         if self.follow_files {
             for name in file_names(&self.dir, false)? {
@@ -84,7 +84,7 @@ impl SpoolTail {
 
     /// After the writers are gone: reads until nothing new comes (every segment then
     /// finishes).
-    pub fn drain(&mut self, out: &mut Vec<SpoolEntry>) {
+    pub(crate) fn drain(&mut self, out: &mut Vec<SpoolEntry>) {
         let mut quiet = 0;
         while quiet < 2 {
             let before = self.segments.stats;
@@ -98,13 +98,14 @@ impl SpoolTail {
     }
 
     /// The files read so far.
-    pub fn files(&self) -> &[FileStats] {
+    #[cfg(test)]
+    pub(crate) fn files(&self) -> &[FileStats] {
         &self.files
     }
 
     /// `entries` (read by this tail) as a spool. What the segments skipped is counted
     /// in the first segment's stats.
-    pub fn into_spool(self, entries: Vec<SpoolEntry>) -> Spool {
+    pub(crate) fn into_spool(self, entries: Vec<SpoolEntry>) -> Spool {
         let mut files = self.files;
         let s = self.segments.stats;
         let first_segment = self.segment_files.values().min().copied();
@@ -117,7 +118,7 @@ impl SpoolTail {
 
     /// What reading the shared segments met so far (records, holes, segments handed
     /// back for reuse or deleted).
-    pub fn segment_stats(&self) -> SegmentStats {
+    pub(crate) fn segment_stats(&self) -> SegmentStats {
         self.segments.stats
     }
 
@@ -196,7 +197,7 @@ impl SpoolTail {
     /// Deletes record files that are read to the end and will not grow: the same
     /// process has moved on to a later file, or the process is gone. Their records
     /// live on with whoever took them.
-    pub fn delete_consumed(&mut self) {
+    pub(crate) fn delete_consumed(&mut self) {
         let mut latest: HashMap<&str, u64> = HashMap::new();
         for name in self.cursors.keys() {
             if let Some((pid, seq)) = pid_seq(name) {
