@@ -523,6 +523,8 @@ impl Connection {
             status: None,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
+            response_trailers: Vec::new(),
+            pushed: false,
             request_body: None,
             response_body: None,
             request_wire_bytes: bytes_out,
@@ -642,6 +644,8 @@ impl Connection {
             status,
             request_headers: req_head.map(|h| h.headers).unwrap_or_default(),
             response_headers: resp_head.map(|h| h.headers.clone()).unwrap_or_default(),
+            response_trailers: Vec::new(),
+            pushed: false,
             request_body,
             response_body,
             request_wire_bytes: req.map_or(0, wire_len),
@@ -894,7 +898,7 @@ fn split_target(target: &str) -> Target {
 }
 
 /// `host[:port]` or `[v6][:port]` → host (without brackets) and port.
-fn split_host_port(s: &str) -> (String, Option<u16>) {
+pub(crate) fn split_host_port(s: &str) -> (String, Option<u16>) {
     let s = s.trim();
     // Userinfo has no business in a Host header, but may be in an absolute target.
     let s = s.rsplit_once('@').map_or(s, |(_, h)| h);

@@ -13,6 +13,7 @@ pub mod aws;
 pub mod budget;
 pub mod cli;
 pub mod exchange;
+pub mod http2;
 pub mod export;
 pub mod lambda;
 pub mod mask;
