@@ -178,6 +178,7 @@ impl Masker {
             .request_headers
             .iter_mut()
             .chain(ex.response_headers.iter_mut())
+            .chain(ex.response_trailers.iter_mut())
         {
             if let Some(masked) = self.mask_header(name, value) {
                 *value = masked;
@@ -523,6 +524,7 @@ impl Masker {
 fn scrub_exchange(ex: &mut Exchange) {
     ex.request_headers.clear();
     ex.response_headers.clear();
+    ex.response_trailers.clear();
     ex.query = None;
     for body in [&mut ex.request_body, &mut ex.response_body]
         .into_iter()

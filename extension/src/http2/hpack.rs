@@ -382,7 +382,9 @@ mod tests {
         assert_eq!(d.table_size(), 55);
         // C.2.2 without indexing.
         let mut d = Decoder::default();
-        let f = d.decode(&hex("040c 2f73 616d 706c 652f 7061 7468")).unwrap();
+        let f = d
+            .decode(&hex("040c 2f73 616d 706c 652f 7061 7468"))
+            .unwrap();
         assert_eq!(pairs(&f), p(&[(":path", "/sample/path")]));
         assert_eq!(d.table_size(), 0);
         // C.2.3 never indexed.
@@ -538,11 +540,16 @@ mod tests {
         d.set_allowed_size(8192);
         assert!(d.decode(&hex("3fe13f")).is_ok());
         // An update after a field is an error.
-        assert_eq!(d.decode(&hex("82 20")), Err(HpackError::LateTableSizeUpdate));
+        assert_eq!(
+            d.decode(&hex("82 20")),
+            Err(HpackError::LateTableSizeUpdate)
+        );
         // Size 0 empties the table.
         let mut d = Decoder::default();
-        d.decode(&hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"))
-            .unwrap();
+        d.decode(&hex(
+            "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572",
+        ))
+        .unwrap();
         assert_eq!(d.table_size(), 55);
         d.decode(&hex("20")).unwrap();
         assert_eq!(d.table_size(), 0);

@@ -16,16 +16,25 @@
 
 pub mod hpack;
 pub mod huffman;
+pub mod record;
 pub mod stream;
 
 use tapline_record::Direction;
 
+pub use record::{decode_record, H2Frame};
 pub use stream::{exchanges, ConnFacts};
 
 /// What the library recorded about an HTTP/2 connection, one frame (or frame group)
 /// at a time, in wire order per direction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum H2Event {
+    /// The connection carries HTTP/2 from here on (`H2Start`).
+    Start {
+        /// [`tapline_record::h2_start`] value.
+        how: u8,
+        /// For an h2c upgrade: the HTTP/1 request (`msg_seq`) that stream 1 answers.
+        upgrade_msg_seq: u32,
+    },
     /// A complete header block: HEADERS (or PUSH_PROMISE) and its CONTINUATIONs.
     HeaderBlock(HeaderBlock),
     /// A prefix (or a piece of the prefix) of a stream's DATA payload.
@@ -57,7 +66,8 @@ pub struct HeaderBlock {
     pub promised: Option<u32>,
     /// The HEADERS frame carried END_STREAM.
     pub end_stream: bool,
-    /// The block was longer than the head limit: `block` is its prefix.
+    /// The block was longer than the head limit (or the connection ended inside it):
+    /// `block` is its prefix.
     pub truncated: bool,
     /// Per-direction number of header blocks, 0, 1, 2, ... in wire order.
     pub seq: u32,
@@ -83,6 +93,10 @@ pub struct StreamEnd {
     pub incomplete: bool,
     /// Ended by RST_STREAM.
     pub reset: bool,
+    /// RST_STREAM's error code, when `reset`.
+    pub error_code: u32,
+    /// The library's stream table was full: no data copied, counts partial.
+    pub untracked: bool,
 }
 
 /// One HTTP/2 record of a connection, with what its header said.

@@ -31,6 +31,9 @@ pub struct ConnFacts {
     pub peer: Option<SocketAddr>,
     /// Why the connection ended; `None` while it is open (or its close was lost).
     pub close: Option<CloseReason>,
+    /// After an h2c upgrade: the HTTP/1.1 exchange whose request stream 1 answers (its
+    /// `101` response is an interim one).
+    pub upgrade: Option<Exchange>,
 }
 
 /// A header block after HPACK.
@@ -287,15 +290,15 @@ fn sides<'s, 'a>(s: &'s Stream<'a>) -> Sides<'s, 'a> {
             resp_blocks: s.blocks.iter().filter(|b| b.dir == dir).collect(),
         };
     }
-    // The request is the block with `:method`; when that cannot be told (a block
-    // whose table state is lost), the first block; with no block at all, the client's
-    // view.
-    let first = s
-        .blocks
-        .iter()
-        .find(|b| b.decoded.pseudo(":method").is_some())
-        .or(s.blocks.first());
-    let req_dir = first.map_or(Direction::Egress, |b| b.dir);
+    // The request is the block with `:method`; else the response is the one with
+    // `:status`; when neither can be told (blocks whose table state is lost), the first
+    // block is the request; with no block at all, the client's view.
+    let has = |name: &str| s.blocks.iter().find(|b| b.decoded.pseudo(name).is_some());
+    let req_dir = match (has(":method"), has(":status")) {
+        (Some(b), _) => b.dir,
+        (None, Some(b)) => other(b.dir),
+        (None, None) => s.blocks.first().map_or(Direction::Egress, |b| b.dir),
+    };
     let resp_dir = other(req_dir);
     Sides {
         req_dir,
@@ -305,7 +308,11 @@ fn sides<'s, 'a>(s: &'s Stream<'a>) -> Sides<'s, 'a> {
             .iter()
             .find(|b| b.dir == req_dir)
             .map(|b| b.decoded),
-        request_wall_ns: s.blocks.iter().find(|b| b.dir == req_dir).map(|b| b.wall_ns),
+        request_wall_ns: s
+            .blocks
+            .iter()
+            .find(|b| b.dir == req_dir)
+            .map(|b| b.wall_ns),
         pushed: false,
         resp_blocks: s.blocks.iter().filter(|b| b.dir == resp_dir).collect(),
     }
@@ -382,7 +389,10 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
     let (host, port) = match authority.map(|a| crate::assemble::split_host_port(&a)) {
         Some((h, p)) => (Some(h), Some(p.unwrap_or(default_port))),
         None => match (&facts.sni, facts.peer) {
-            (Some(sni), p) => (Some(sni.clone()), Some(p.map_or(default_port, |p| p.port()))),
+            (Some(sni), p) => (
+                Some(sni.clone()),
+                Some(p.map_or(default_port, |p| p.port())),
+            ),
             (None, Some(p)) => (Some(p.ip().to_string()), Some(p.port())),
             (None, None) => (None, None),
         },
@@ -394,7 +404,24 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         },
         None => (None, None),
     };
-    let request_headers = request.map_or_else(Vec::new, |d| regular_fields(d.fields()));
+    let mut request_headers = request.map_or_else(Vec::new, |d| regular_fields(d.fields()));
+    let (mut method, mut scheme, mut host, mut port, mut path, mut query) =
+        (method, scheme, host, port, path, query);
+    // Stream 1 after an h2c upgrade: its request is the HTTP/1.1 one.
+    let upgrade = facts
+        .upgrade
+        .as_ref()
+        .filter(|_| id == 1 && request.is_none());
+    if let Some(u) = upgrade {
+        method.clone_from(&u.method);
+        scheme = u.scheme;
+        host.clone_from(&u.host);
+        port = u.port;
+        path.clone_from(&u.path);
+        query.clone_from(&u.query);
+        request_headers.clone_from(&u.request_headers);
+        truncated |= u.truncated;
+    }
 
     // The response: interim (1xx) blocks skipped, the first final one, then trailers.
     let mut status: Option<u16> = None;
@@ -431,6 +458,8 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
     let resp_end = s.end[slot(sides.resp_dir)].as_ref();
     let request_body = if sides.pushed {
         None
+    } else if let Some(u) = upgrade {
+        u.request_body.clone()
     } else {
         body(&s.data[slot(sides.req_dir)], req_end, &mut truncated)
     };
@@ -446,14 +475,14 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
     };
     let reset = s
         .reset
-        .map(|code| format!("stream reset: {}", error_code_name(code)))
         .or_else(|| {
             [req_end, resp_end]
                 .into_iter()
                 .flatten()
-                .any(|e| e.reset)
-                .then(|| "stream reset".to_owned())
-        });
+                .find(|e| e.reset)
+                .map(|e| e.error_code)
+        })
+        .map(|code| format!("stream reset: {}", error_code_name(code)));
     let goaway = goaways
         .iter()
         .filter(|(last, _)| id > *last)
@@ -467,7 +496,7 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         Some(r)
     } else if let Some(g) = goaway {
         Some(g)
-    } else if request.is_none() {
+    } else if request.is_none() && upgrade.is_none() {
         Some("request not captured".to_owned())
     } else if !responded {
         Some(closed_error.unwrap_or("no response").to_owned())
@@ -481,9 +510,9 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         )
     };
 
-    let start = req_end
-        .map(|e| e.first_wall_ns)
-        .filter(|&t| t != 0)
+    let start = upgrade
+        .map(|u| u.start_unix_ns)
+        .or(req_end.map(|e| e.first_wall_ns).filter(|&t| t != 0))
         .or(sides.request_wall_ns)
         .or(s.first_wall_ns)
         .unwrap_or(0);
@@ -495,7 +524,12 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
     let wire = |dir: Direction| {
         s.end[slot(dir)].map_or_else(
             || {
-                let blocks: usize = s.blocks.iter().filter(|b| b.dir == dir).map(|b| b.len).sum();
+                let blocks: usize = s
+                    .blocks
+                    .iter()
+                    .filter(|b| b.dir == dir)
+                    .map(|b| b.len)
+                    .sum();
                 let data: usize = s.data[slot(dir)].0.iter().map(|(_, b)| b.len()).sum();
                 (blocks + data) as u64
             },
@@ -523,7 +557,11 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         pushed: sides.pushed,
         request_body,
         response_body,
-        request_wire_bytes: if sides.pushed { 0 } else { wire(sides.req_dir) },
+        request_wire_bytes: match upgrade {
+            _ if sides.pushed => 0,
+            Some(u) => u.request_wire_bytes,
+            None => wire(sides.req_dir),
+        },
         response_wire_bytes: wire(sides.resp_dir),
         truncated,
         peer: facts.peer,
