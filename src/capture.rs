@@ -13,7 +13,7 @@ use tapline_record::{
 use crate::conn::{self, origin, state, ConnInfo, Slot};
 use crate::http1::{FrameSink, MessageEnd, Role, Stamp, Verdict};
 use crate::lambda::LifecycleSink;
-use crate::{config, names, spool, tls};
+use crate::{config, http2, names, spool, tls};
 
 /// How many first bytes of a TLS connection are kept (the ClientHello, for SNI/ALPN).
 const RAW_HELLO_LIMIT: usize = 2048;
@@ -27,7 +27,7 @@ pub enum Bytes<'a> {
 
 impl<'a> Bytes<'a> {
     /// Calls `f` on each piece, in order, up to `done` bytes in all.
-    fn each(&self, done: usize, mut f: impl FnMut(&'a [u8])) {
+    pub(crate) fn each(&self, done: usize, mut f: impl FnMut(&'a [u8])) {
         match *self {
             Bytes::One(b) => f(&b[..done.min(b.len())]),
             Bytes::Vectored(iov) => {
@@ -226,7 +226,11 @@ pub fn egress(slot: &Slot, bytes: Bytes<'_>, done: usize, on_open: impl FnOnce(u
             count(slot, 0, done, now);
             frame(slot, 0, bytes, done, now);
         }
-        state::TLS | state::H2C => count(slot, 0, done, now),
+        state::H2C => {
+            count(slot, 0, done, now);
+            frame_h2(slot, 0, bytes, done, now);
+        }
+        state::TLS => count(slot, 0, done, now),
         _ => {}
     }
 }
@@ -255,7 +259,11 @@ pub fn ingress(slot: &Slot, bytes: Bytes<'_>, done: usize) {
             count(slot, 1, done, now);
             frame(slot, 1, bytes, done, now);
         }
-        state::TLS | state::H2C => count(slot, 1, done, now),
+        state::H2C => {
+            count(slot, 1, done, now);
+            frame_h2(slot, 1, bytes, done, now);
+        }
+        state::TLS => count(slot, 1, done, now),
         _ => {}
     }
 }
@@ -363,6 +371,16 @@ fn open_as(
     }
     spool::conn_open(conn_id, &open, now);
     on_open(conn_id, now);
+    if new_state == state::H2C {
+        http2::open(
+            slot,
+            conn_id,
+            http2::how_for_preface(from_tls),
+            0,
+            true,
+            now,
+        );
+    }
     if new_state == state::TLS {
         let hello = &first[..first.len().min(RAW_HELLO_LIMIT)];
         let fixed = Data {
@@ -476,6 +494,32 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
     }
 }
 
+/// Feeds the bytes to the direction's HTTP/2 framer; stops following when the bytes
+/// are not HTTP/2 framing or another thread was in the framer (bytes were missed).
+fn frame_h2(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
+    if !http2::is_framed(slot) {
+        return; // the pool was exhausted: counted, not framed
+    }
+    let conn_id = slot.conn_id.load(Ordering::Relaxed);
+    match http2::frame(slot, conn_id, dir, bytes, done, now) {
+        Some(http2::framer::Verdict::Continue) => {}
+        _ => {
+            if slot
+                .state
+                .compare_exchange(
+                    state::H2C,
+                    state::ENDED,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                end_connection(slot, conn_id, state::H2C, close_reason::UNTRACKED, 0, now);
+            }
+        }
+    }
+}
+
 /// Writes the end of a connection: cut-off messages, then `ConnClose`. Holds both
 /// framers meanwhile, so that a new connection on the same fd number cannot reset the
 /// slot under it.
@@ -501,6 +545,9 @@ fn end_connection(slot: &Slot, conn_id: u64, was: u8, reason: u8, errno: i32, no
         if was == state::HTTP {
             egress.finish_on_close(&mut RecordSink::new(conn_id, Direction::Egress, now));
             ingress.finish_on_close(&mut RecordSink::new(conn_id, Direction::Ingress, now));
+        }
+        if was == state::H2C {
+            http2::finish_locked(slot, conn_id, now);
         }
         Some(close(slot))
     });
