@@ -454,14 +454,25 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
     };
     let max_body = config::max_body();
     let runtime_api = dir == 0 && slot.runtime_api.load(Ordering::Relaxed);
+    let mut h2c = None;
     let verdict = slot.with_framer(dir, |fr, kinds, pending| {
         let mut sink = RecordSink::new(conn_id, direction, now);
         let mut verdict = Verdict::Continue;
+        let mut index = 0;
         bytes.each(done, |piece| {
             if verdict != Verdict::Continue {
                 return;
             }
-            verdict = if runtime_api {
+            index += 1;
+            verdict = if dir == 1 {
+                // A 101 to h2c: the connection goes on as HTTP/2 (http2::upgrade).
+                let mut watch = http2::upgrade::UpgradeWatch::new(&mut sink);
+                let v = fr.feed(role, piece, now, max_body, kinds, &mut watch);
+                if v == Verdict::Upgraded {
+                    h2c = watch.resume(index - 1, piece);
+                }
+                v
+            } else if runtime_api {
                 let mut watch = LifecycleSink {
                     inner: &mut sink,
                     pending: &mut *pending,
@@ -476,7 +487,19 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
     });
     let reason = match verdict {
         Some(Verdict::Continue) => return,
-        Some(Verdict::Upgraded) => close_reason::UPGRADED,
+        Some(Verdict::Upgraded) => match h2c {
+            Some((msg_seq, at)) => {
+                if http2::upgrade::switch(slot, conn_id, msg_seq, at, bytes, done, now) {
+                    return;
+                }
+                if slot.state.load(Ordering::Acquire) == state::H2C {
+                    frame_h2_failed(slot, conn_id, now);
+                    return;
+                }
+                close_reason::UPGRADED
+            }
+            None => close_reason::UPGRADED,
+        },
         // Malformed, or another thread was in the framer: we missed bytes.
         Some(Verdict::Malformed) | None => close_reason::UNTRACKED,
     };
@@ -503,20 +526,23 @@ fn frame_h2(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) 
     let conn_id = slot.conn_id.load(Ordering::Relaxed);
     match http2::frame(slot, conn_id, dir, bytes, done, now) {
         Some(http2::framer::Verdict::Continue) => {}
-        _ => {
-            if slot
-                .state
-                .compare_exchange(
-                    state::H2C,
-                    state::ENDED,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                end_connection(slot, conn_id, state::H2C, close_reason::UNTRACKED, 0, now);
-            }
-        }
+        _ => frame_h2_failed(slot, conn_id, now),
+    }
+}
+
+/// HTTP/2 framing was lost (or bytes were missed): the connection is no longer followed.
+fn frame_h2_failed(slot: &Slot, conn_id: u64, now: Stamp) {
+    if slot
+        .state
+        .compare_exchange(
+            state::H2C,
+            state::ENDED,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+    {
+        end_connection(slot, conn_id, state::H2C, close_reason::UNTRACKED, 0, now);
     }
 }
 

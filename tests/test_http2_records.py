@@ -36,6 +36,15 @@ def h2c_port():
 
 
 @pytest.fixture(scope="module")
+def h2c_upgrade_port():
+    pytest.importorskip("h2", reason="httpx[http2] (scripts/setup)")
+    srv = ServerProcess([sys.executable, str(SERVERS / "h2c_upgrade_server.py")],
+                        "h2c upgrade server")
+    yield srv.port
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
 def h2_tls_port(test_ca):
     require_tool("node")
     srv = ServerProcess(["node", str(SERVERS / "h2_server.js"),
@@ -103,8 +112,9 @@ def h2_conns(spool):
         by_conn[conn].append((name, fields))
     conns = [Conn(c, r) for c, r in by_conn.items()]
     for c in conns:
-        assert opens.get(c.conn_id) == "h2c", f"conn {c.conn_id:#x} opened as {opens.get(c.conn_id)}"
         assert len(c.start) == 1, c.start
+        want = "http1" if c.start[0]["how"] == "h2c-upgrade" else "h2c"
+        assert opens.get(c.conn_id) == want, f"conn {c.conn_id:#x} opened as {opens.get(c.conn_id)}"
     return conns
 
 
@@ -285,3 +295,31 @@ def test_http1_records_are_not_written_for_h2(run_preloaded, h2c_port, tmp_path)
     names = [name for f in spool_dump.spool_files(spool) for name, *_ in spool_dump.records(f)]
     assert "H2_HEADERS" in names
     assert "DATA" not in names and "MSG_END" not in names, names
+
+
+def test_curl_h2c_upgrade_switches_the_framer_mid_connection(run_plain, run_preloaded,
+                                                             h2c_upgrade_port, tmp_path):
+    """curl --http2 on http:// asks for `Upgrade: h2c`; after the 101 the same connection
+    is HTTP/2: the upgrade request stays an HTTP/1 record (stream 1's request), its
+    response and the next request come as HTTP/2 records."""
+    require_tool("curl")
+    base = f"http://127.0.0.1:{h2c_upgrade_port}"
+    cmd = ["curl", "-sS", "--http2", f"{base}/first", "-:", f"{base}/second"]
+    spool = tmp_path / "spool"
+    traced = run_both(run_plain, run_preloaded, cmd, spool)
+    assert traced.stdout == b"h2c /firsth2c /second"
+    [c] = h2_conns(spool)
+    assert c.start[0] == {"how": "h2c-upgrade", "upgrade_msg_seq": 0}
+    names = [name for f in spool_dump.spool_files(spool) for name, *_ in spool_dump.records(f)]
+    # One HTTP/1 request and the 101 before the switch; no HTTP/1 record after it.
+    assert names.count("MSG_END") == 2
+    assert names.index("H2_START") > max(i for i, n in enumerate(names) if n == "MSG_END")
+    assert "upgraded" not in " ".join(
+        spool_dump.describe(h["type"], p) for f in spool_dump.spool_files(spool)
+        for name, _c, p, h in spool_dump.records(f) if name == "CONN_CLOSE")
+    # Stream 1: the answer to the upgrade request; stream 3: a request made in HTTP/2.
+    assert c.field(IN, 1, ":status") == "200" and c.field(IN, 1, "x-upgraded") == "yes"
+    assert c.body(IN, 1) == b"h2c /first"
+    assert c.streams(OUT) == [3]
+    assert c.field(OUT, 3, ":path") == "/second"
+    assert c.body(IN, 3) == b"h2c /second"

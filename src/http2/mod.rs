@@ -15,6 +15,7 @@
 //! direction reads at its next step, so the two never share a framer.
 
 pub mod framer;
+pub mod upgrade;
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -120,6 +121,23 @@ pub fn frame(
     done: usize,
     now: Stamp,
 ) -> Option<Verdict> {
+    let all = upgrade::Resume {
+        pieces: 0,
+        offset: 0,
+    };
+    frame_from(slot, conn_id, dir, bytes, done, all, now)
+}
+
+/// [`frame`], from a point inside the bytes (the byte after a 101's head).
+pub fn frame_from(
+    slot: &Slot,
+    conn_id: u64,
+    dir: usize,
+    bytes: Bytes<'_>,
+    done: usize,
+    from: upgrade::Resume,
+    now: Stamp,
+) -> Option<Verdict> {
     let e = entry(slot.h2.load(Ordering::Acquire))?;
     let max_body = crate::config::max_body();
     slot.with_framer(dir, |_, _, _| {
@@ -129,7 +147,14 @@ pub fn frame(
         let mut sink = RecordSink::new(conn_id, dir, now);
         take_peer_resets(e, dir, fr, now, &mut sink);
         let mut verdict = Verdict::Continue;
+        let mut index = 0;
         bytes.each(done, |piece| {
+            let piece = match index.cmp(&from.pieces) {
+                core::cmp::Ordering::Less => &[][..],
+                core::cmp::Ordering::Equal => piece.get(from.offset..).unwrap_or(&[]),
+                core::cmp::Ordering::Greater => piece,
+            };
+            index += 1;
             if verdict == Verdict::Continue {
                 verdict = fr.feed(piece, now, max_body, &mut sink);
             }
