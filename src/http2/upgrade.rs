@@ -29,6 +29,8 @@ pub struct UpgradeWatch<'a, S: FrameSink> {
     /// Bytes of "h2c" matched at the end of the head so far (case-insensitive).
     matched: u8,
     names_h2c: bool,
+    /// The head being read is a 101's.
+    in_101: bool,
     /// Address one past the last head byte the framer handed over.
     head_end: usize,
     /// The 101 (msg_seq) whose head named h2c, once its end was reported.
@@ -41,6 +43,7 @@ impl<'a, S: FrameSink> UpgradeWatch<'a, S> {
             inner,
             matched: 0,
             names_h2c: false,
+            in_101: false,
             head_end: 0,
             upgrade: None,
         }
@@ -67,6 +70,12 @@ impl<S: FrameSink> FrameSink for UpgradeWatch<'_, S> {
         if offset == 0 {
             self.matched = 0;
             self.names_h2c = false;
+            // Only a 101's head is searched: other heads cost one comparison.
+            self.in_101 = bytes.len() >= 12 && &bytes[8..12] == b" 101";
+        }
+        if !self.in_101 {
+            self.head_end = 0;
+            return self.inner.head(msg_seq, offset, bytes);
         }
         for &b in bytes {
             let want = b"h2c"[self.matched as usize];
@@ -119,5 +128,58 @@ pub fn switch(
         Some(Verdict::Malformed) => false,
         // Not framed (the pool was exhausted: counted only), or bytes were missed.
         None => !super::is_framed(slot),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::{Framer, RequestKinds, Role, Verdict as H1Verdict};
+
+    struct Nothing;
+    impl FrameSink for Nothing {
+        fn head(&mut self, _: u32, _: u64, _: &[u8]) {}
+        fn body(&mut self, _: u32, _: u64, _: &[u8]) {}
+        fn end(&mut self, _: &MessageEnd) {}
+    }
+
+    fn after_101(wire: &[u8]) -> Option<(u32, Resume)> {
+        let mut fr = Framer::new();
+        let mut kinds = RequestKinds::default();
+        let mut inner = Nothing;
+        let mut watch = UpgradeWatch::new(&mut inner);
+        let v = fr.feed(
+            Role::Response,
+            wire,
+            Stamp::default(),
+            0,
+            &mut kinds,
+            &mut watch,
+        );
+        assert_eq!(v, H1Verdict::Upgraded);
+        watch.resume(2, wire)
+    }
+
+    #[test]
+    fn a_101_to_h2c_resumes_at_the_byte_after_its_head() {
+        let head =
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUPGRADE: H2C\r\n\r\n";
+        let mut wire = head.to_vec();
+        wire.extend_from_slice(b"\0\0\0\x04\0\0\0\0\0");
+        assert_eq!(
+            after_101(&wire),
+            Some((
+                0,
+                Resume {
+                    pieces: 2,
+                    offset: head.len()
+                }
+            ))
+        );
+        // A 101 to another protocol (websocket) is not HTTP/2.
+        assert_eq!(
+            after_101(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nxx"),
+            None
+        );
     }
 }
