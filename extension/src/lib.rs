@@ -17,6 +17,7 @@ pub mod cli;
 pub mod client_hello;
 pub mod exchange;
 pub mod export;
+pub mod http2;
 pub mod lambda;
 pub mod mask;
 pub mod pipeline;
@@ -37,6 +38,21 @@ pub fn check_spool_bytes(files: &[&[u8]]) -> assemble::Assembly {
     let assembly = PIPELINE
         .get_or_init(pipeline::Pipeline::defaults)
         .run(&spool);
+    write_every_report(&assembly.exchanges);
+    assembly
+}
+
+/// Arbitrary bytes read as one HTTP/2 connection's records
+/// ([`http2::check_records_bytes`]: HPACK and stream assembly), then every report. The
+/// fuzz target `http2_reader` and the pseudo-random robustness test call this: whatever
+/// the bytes, it must not panic.
+pub fn check_h2_records_bytes(data: &[u8]) -> Vec<exchange::Exchange> {
+    let exchanges = http2::check_records_bytes(data);
+    write_every_report(&exchanges);
+    exchanges
+}
+
+fn write_every_report(exchanges: &[exchange::Exchange]) {
     let mut sink = std::io::sink();
     for format in [
         report::Format::Table,
@@ -45,7 +61,6 @@ pub fn check_spool_bytes(files: &[&[u8]]) -> assemble::Assembly {
     ] {
         // Writing to a sink cannot fail; a failure here would be a bug worth a panic in
         // the fuzzer, but not in production callers, so it is ignored.
-        let _ = report::write(format, &assembly.exchanges, &mut sink);
+        let _ = report::write(format, exchanges, &mut sink);
     }
-    assembly
 }

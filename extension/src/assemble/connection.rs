@@ -10,6 +10,7 @@ use tapline_record::{CloseReason, ConnClose, ConnOpen, Data, Direction, MsgEnd, 
 
 use crate::client_hello::parse_client_hello;
 use crate::exchange::TlsKind;
+use crate::http2::H2Record;
 use crate::spool::{socket_addr, SpoolEntry, SpoolRecord};
 
 /// `ECONNRESET` on Linux: the errno that makes a missing response a "connection reset".
@@ -118,6 +119,8 @@ pub(super) struct Connection {
     /// For a plaintext connection: facts borrowed from its TLS socket.
     pub(super) socket_peer: Option<SocketAddr>,
     pub(super) socket_sni: Option<String>,
+    /// HTTP/2 records, in reading order ([`crate::http2`] makes the exchanges).
+    pub(super) h2: Vec<H2Record>,
 }
 
 impl Connection {
@@ -145,6 +148,7 @@ impl Connection {
             has_plaintext: false,
             socket_peer: None,
             socket_sni: None,
+            h2: Vec::new(),
         };
         for e in entries {
             c.last_wall_ns = c.last_wall_ns.max(e.meta.wall_ns);
@@ -177,6 +181,11 @@ impl Connection {
                     if f.part != Part::Raw && c.before_start(f.dir, f.msg_seq) => {}
                 SpoolRecord::MsgEnd(m) if c.before_start(m.dir, m.msg_seq) => {}
                 SpoolRecord::Data(f, bytes) => c.add_fragment(f, bytes, e.meta.wall_ns),
+                SpoolRecord::H2(f) => c.h2.push(H2Record {
+                    dir: f.dir,
+                    wall_ns: e.meta.wall_ns,
+                    event: f.event.clone(),
+                }),
                 SpoolRecord::MsgEnd(m) => {
                     let msg = c.message(m.dir, m.msg_seq);
                     msg.end = Some(*m);

@@ -17,12 +17,16 @@
 //!    start and end stamps, errors from the absence of a response and from why the
 //!    connection closed.
 //!
+//! An HTTP/2 connection's `H2*` records go to [`crate::http2`] (HPACK in wire order,
+//! one exchange per stream); after an h2c upgrade its HTTP/1.1 request is stream 1's.
+//!
 //! A TLS socket whose plaintext was also seen through a TLS library hook (same pid, same
 //! fd, overlapping lifetime) is reported once, as the plaintext; only the others are
 //! "opaque" exchanges (SNI and ALPN from the captured ClientHello, sizes and times from
 //! the connection).
 
 mod connection;
+mod h2;
 mod http_head;
 mod opaque;
 mod pairing;

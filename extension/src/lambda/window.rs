@@ -214,6 +214,8 @@ mod tests {
             status: Some(200),
             request_headers: vec![],
             response_headers: vec![],
+            response_trailers: Vec::new(),
+            pushed: false,
             request_body: None,
             response_body: None,
             request_wire_bytes: 0,

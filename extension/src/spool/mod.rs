@@ -19,6 +19,7 @@
 
 mod batch;
 mod files;
+mod h2;
 mod record;
 pub mod records;
 pub mod segment;
@@ -26,5 +27,6 @@ mod tail;
 
 pub use batch::{FileStats, RecordMeta, Spool, SpoolEntry};
 pub use files::{file_names, is_record_file_name, SpoolError};
+pub use h2::{H2Event, H2Frame, HeaderBlock, StreamEnd};
 pub use record::{decode, socket_addr, SpoolRecord};
 pub use tail::SpoolTail;
