@@ -14,78 +14,14 @@
 //! directions never share memory; a RST_STREAM seen in one direction reaches the other
 //! through [`Framer::peer_reset`].
 
-use tapline_record::{h2_block_flags, h2_stream_flags};
+use tapline_record::{h2_block_flags, h2_stream_flags, Stamp};
 
-/// The client connection preface (RFC 9113 §3.4).
-pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Longest header block captured whole; longer blocks are cut and flagged truncated.
-pub const BLOCK_LIMIT: usize = 32 * 1024;
-/// Streams followed at once per direction.
-pub const STREAMS: usize = 64;
-
-const FRAME_DATA: u8 = 0x0;
-const FRAME_HEADERS: u8 = 0x1;
-const FRAME_RST_STREAM: u8 = 0x3;
-const FRAME_SETTINGS: u8 = 0x4;
-const FRAME_PUSH_PROMISE: u8 = 0x5;
-const FRAME_GOAWAY: u8 = 0x7;
-const FRAME_CONTINUATION: u8 = 0x9;
-
-const FLAG_END_STREAM: u8 = 0x1;
-const FLAG_ACK: u8 = 0x1;
-const FLAG_END_HEADERS: u8 = 0x4;
-const FLAG_PADDED: u8 = 0x8;
-const FLAG_PRIORITY: u8 = 0x20;
-
-const SETTINGS_HEADER_TABLE_SIZE: u16 = 0x1;
-const SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;
-
-use tapline_record::Stamp;
-
-/// One complete header block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Block {
-    pub stream_id: u32,
-    pub promised_stream_id: u32,
-    pub block_seq: u32,
-    /// [`h2_block_flags`] bits.
-    pub flags: u16,
-    /// Whole block length (the captured bytes are at most [`BLOCK_LIMIT`]).
-    pub block_len: u32,
-}
-
-/// One stream ended in this direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StreamEnd {
-    pub stream_id: u32,
-    /// [`h2_stream_flags`] bits.
-    pub flags: u16,
-    pub data_len: u64,
-    pub wire_len: u64,
-    pub first: Stamp,
-    pub last: Stamp,
-    pub error_code: u32,
-}
-
-/// Where the framer puts what it found. Slices borrow the caller's buffer or the
-/// framer's block buffer.
-pub trait H2Sink {
-    fn headers(&mut self, block: &Block, bytes: &[u8]);
-    fn data(&mut self, stream_id: u32, offset: u64, bytes: &[u8]);
-    fn stream_end(&mut self, end: &StreamEnd);
-    fn reset(&mut self, stream_id: u32, error_code: u32);
-    fn goaway(&mut self, last_stream_id: u32, error_code: u32);
-    /// A SETTINGS frame (not an ACK); `flags` are `h2_settings_flags` bits.
-    fn settings(&mut self, flags: u16, header_table_size: u32, max_frame_size: u32);
-}
-
-/// What a call to [`Framer::feed`] ended with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Continue,
-    /// Not HTTP/2 framing: stop following.
-    Malformed,
-}
+pub use super::wire::{Block, H2Sink, StreamEnd, Verdict, BLOCK_LIMIT, PREFACE, STREAMS};
+use super::wire::{
+    FLAG_ACK, FLAG_END_HEADERS, FLAG_END_STREAM, FLAG_PADDED, FLAG_PRIORITY, FRAME_CONTINUATION,
+    FRAME_DATA, FRAME_GOAWAY, FRAME_HEADERS, FRAME_PUSH_PROMISE, FRAME_RST_STREAM, FRAME_SETTINGS,
+    SETTINGS_HEADER_TABLE_SIZE, SETTINGS_MAX_FRAME_SIZE,
+};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(u8)]

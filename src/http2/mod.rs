@@ -16,6 +16,7 @@
 
 pub mod framer;
 pub mod upgrade;
+pub mod wire;
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -25,7 +26,8 @@ use tapline_record::{
     RecordType, Stamp,
 };
 
-use self::framer::{Block, Framer, H2Sink, StreamEnd, Verdict};
+use self::framer::Framer;
+use self::wire::{Block, H2Sink, StreamEnd, Verdict};
 use crate::bytes::Bytes;
 use crate::conn::{state, Slot};
 use crate::spool;

@@ -102,8 +102,8 @@ impl<S: FrameSink> FrameSink for UpgradeWatch<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tapline_record::Stamp;
     use crate::http1::{Framer, RequestKinds, Role, Verdict as H1Verdict};
+    use tapline_record::Stamp;
 
     struct Nothing;
     impl FrameSink for Nothing {

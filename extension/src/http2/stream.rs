@@ -387,19 +387,44 @@ fn body(pieces: &DataPieces, end: Option<&StreamEnd>, truncated: &mut bool) -> O
     })
 }
 
-fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) -> Exchange {
-    let sides = sides(s);
-    let mut truncated = false;
-    let mut hpack_lost = false;
+/// A stream's request as the exchange shows it.
+struct RequestPart<'u> {
+    method: Option<String>,
+    scheme: &'static str,
+    host: Option<String>,
+    port: Option<u16>,
+    path: Option<String>,
+    query: Option<String>,
+    headers: Vec<(String, String)>,
+    /// Stream 1 after an h2c upgrade: the HTTP/1.1 exchange that is its request.
+    upgrade: Option<&'u Exchange>,
+}
 
-    // The request.
-    let request = sides.request;
-    match request {
-        Some(Decoded::Lost) => hpack_lost = true,
-        Some(Decoded::Cut(_)) => truncated = true,
-        _ => {}
+/// The request from its decoded block (or, for stream 1 after an h2c upgrade, from the
+/// HTTP/1.1 request); host and port fall back to the SNI or the peer.
+fn request_part<'u>(
+    facts: &'u ConnFacts,
+    id: u32,
+    request: Option<&Decoded>,
+    truncated: &mut bool,
+) -> RequestPart<'u> {
+    let upgrade = facts
+        .upgrade
+        .as_ref()
+        .filter(|_| id == 1 && request.is_none());
+    if let Some(u) = upgrade {
+        *truncated |= u.truncated;
+        return RequestPart {
+            method: u.method.clone(),
+            scheme: u.scheme,
+            host: u.host.clone(),
+            port: u.port,
+            path: u.path.clone(),
+            query: u.query.clone(),
+            headers: u.request_headers.clone(),
+            upgrade,
+        };
     }
-    let method = request.and_then(|d| d.pseudo(":method"));
     let scheme = match request.and_then(|d| d.pseudo(":scheme")).as_deref() {
         Some("https") => "https",
         Some("http") => "http",
@@ -407,15 +432,14 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         _ => "http",
     };
     let default_port = if scheme == "https" { 443 } else { 80 };
+    let headers = request.map_or_else(Vec::new, |d| regular_fields(d.fields()));
     let authority = request
         .and_then(|d| d.pseudo(":authority"))
         .or_else(|| {
-            request.and_then(|d| {
-                regular_fields(d.fields())
-                    .into_iter()
-                    .find(|(n, _)| n == "host")
-                    .map(|(_, v)| v)
-            })
+            headers
+                .iter()
+                .find(|(n, _)| n == "host")
+                .map(|(_, v)| v.clone())
         })
         .filter(|a| !a.is_empty());
     let (host, port) = match authority.map(|a| crate::text::split_host_port(&a)) {
@@ -436,55 +460,81 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         },
         None => (None, None),
     };
-    let mut request_headers = request.map_or_else(Vec::new, |d| regular_fields(d.fields()));
-    let (mut method, mut scheme, mut host, mut port, mut path, mut query) =
-        (method, scheme, host, port, path, query);
-    // Stream 1 after an h2c upgrade: its request is the HTTP/1.1 one.
-    let upgrade = facts
-        .upgrade
-        .as_ref()
-        .filter(|_| id == 1 && request.is_none());
-    if let Some(u) = upgrade {
-        method.clone_from(&u.method);
-        scheme = u.scheme;
-        host.clone_from(&u.host);
-        port = u.port;
-        path.clone_from(&u.path);
-        query.clone_from(&u.query);
-        request_headers.clone_from(&u.request_headers);
-        truncated |= u.truncated;
+    RequestPart {
+        method: request.and_then(|d| d.pseudo(":method")),
+        scheme,
+        host,
+        port,
+        path,
+        query,
+        headers,
+        upgrade: None,
     }
+}
 
-    // The response: interim (1xx) blocks skipped, the first final one, then trailers.
-    let mut status: Option<u16> = None;
-    let mut response_headers = Vec::new();
-    let mut response_trailers = Vec::new();
-    let mut resp_ended_by_headers = false;
-    for b in &sides.resp_blocks {
+/// A stream's response: interim (1xx) blocks skipped, the first final one, then
+/// trailers.
+#[derive(Default)]
+struct ResponsePart {
+    status: Option<u16>,
+    headers: Vec<(String, String)>,
+    trailers: Vec<(String, String)>,
+    /// A response block carried END_STREAM.
+    ended_by_headers: bool,
+}
+
+impl ResponsePart {
+    /// Some response block was there, even if no final status decoded.
+    fn responded(&self) -> bool {
+        self.status.is_some() || !self.headers.is_empty()
+    }
+}
+
+fn response_part(
+    blocks: &[&Block<'_>],
+    truncated: &mut bool,
+    hpack_lost: &mut bool,
+) -> ResponsePart {
+    let mut r = ResponsePart::default();
+    for b in blocks {
         match b.decoded {
             Decoded::Lost => {
-                hpack_lost = true;
+                *hpack_lost = true;
                 continue;
             }
-            Decoded::Cut(_) => truncated = true,
+            Decoded::Cut(_) => *truncated = true,
             Decoded::Whole(_) => {}
         }
         let code = b
             .decoded
             .pseudo(":status")
             .and_then(|s| s.trim().parse::<u16>().ok());
-        match (status, code) {
+        match (r.status, code) {
             (None, Some(c)) if (100..200).contains(&c) => continue,
             (None, c) => {
-                status = c;
-                response_headers = regular_fields(b.decoded.fields());
+                r.status = c;
+                r.headers = regular_fields(b.decoded.fields());
             }
-            (Some(_), _) => response_trailers.extend(regular_fields(b.decoded.fields())),
+            (Some(_), _) => r.trailers.extend(regular_fields(b.decoded.fields())),
         }
-        resp_ended_by_headers |= b.end_stream;
+        r.ended_by_headers |= b.end_stream;
     }
-    // No final response decoded but some response block was there.
-    let responded = status.is_some() || !response_headers.is_empty();
+    r
+}
+
+fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) -> Exchange {
+    let sides = sides(s);
+    let mut truncated = false;
+    let mut hpack_lost = false;
+    let request = sides.request;
+    match request {
+        Some(Decoded::Lost) => hpack_lost = true,
+        Some(Decoded::Cut(_)) => truncated = true,
+        _ => {}
+    }
+    let req = request_part(facts, id, request, &mut truncated);
+    let upgrade = req.upgrade;
+    let resp = response_part(&sides.resp_blocks, &mut truncated, &mut hpack_lost);
 
     let req_end = s.end[slot(sides.req_dir)].as_ref();
     let resp_end = s.end[slot(sides.resp_dir)].as_ref();
@@ -497,50 +547,16 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
     };
     let response_body = body(&s.data[slot(sides.resp_dir)], resp_end, &mut truncated);
 
-    let resp_complete = resp_end.is_some_and(|e| e.end_stream && !e.reset && !e.incomplete)
-        || (responded && resp_ended_by_headers);
-    let closed_error = match facts.close {
-        Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
-        Some((CloseReason::Error, _)) => Some("connection error"),
-        Some((CloseReason::PeerEof, _)) => Some("connection closed"),
-        _ => None,
-    };
-    let reset = s
-        .reset
-        .or_else(|| {
-            [req_end, resp_end]
-                .into_iter()
-                .flatten()
-                .find(|e| e.reset)
-                .map(|e| e.error_code)
-        })
-        .map(|code| format!("stream reset: {}", error_code_name(code)));
-    let goaway = goaways
-        .iter()
-        .filter(|(last, _)| id > *last)
-        .map(|(_, code)| format!("connection going away: {}", error_code_name(*code)))
-        .next();
-    let error = if hpack_lost {
-        Some("HPACK state lost".to_owned())
-    } else if resp_complete {
-        None
-    } else if let Some(r) = reset {
-        Some(r)
-    } else if let Some(g) = goaway {
-        Some(g)
-    } else if request.is_none() && upgrade.is_none() {
-        Some("request not captured".to_owned())
-    } else if !responded {
-        Some(closed_error.unwrap_or("no response").to_owned())
-    } else {
-        Some(
-            match facts.close {
-                Some((CloseReason::Error, ECONNRESET)) => "connection reset",
-                _ => "incomplete response",
-            }
-            .to_owned(),
-        )
-    };
+    let error = stream_error(StreamFacts {
+        facts,
+        id,
+        stream: s,
+        goaways,
+        ends: [req_end, resp_end],
+        hpack_lost,
+        request_seen: request.is_some() || upgrade.is_some(),
+        resp: &resp,
+    });
 
     let start = upgrade
         .map(|u| u.start_unix_ns)
@@ -575,17 +591,17 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         seq: id,
         start_unix_ns: start,
         duration_ns: end - start,
-        method,
-        scheme,
-        host,
-        port,
-        path,
-        query,
+        method: req.method,
+        scheme: req.scheme,
+        host: req.host,
+        port: req.port,
+        path: req.path,
+        query: req.query,
         http_version: Some("2".to_owned()),
-        status,
-        request_headers,
-        response_headers,
-        response_trailers,
+        status: resp.status,
+        request_headers: req.headers,
+        response_headers: resp.headers,
+        response_trailers: resp.trailers,
         pushed: sides.pushed,
         request_body,
         response_body,
@@ -602,5 +618,70 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         alpn: facts.alpn.clone(),
         error,
         aws: None,
+    }
+}
+
+/// What decides a stream's `error`.
+struct StreamFacts<'a, 's> {
+    facts: &'a ConnFacts,
+    id: u32,
+    stream: &'a Stream<'s>,
+    goaways: &'a [(u32, u32)],
+    /// The request's and the response's direction's ends.
+    ends: [Option<&'a StreamEnd>; 2],
+    hpack_lost: bool,
+    request_seen: bool,
+    resp: &'a ResponsePart,
+}
+
+/// The stream's error, the first that applies: HPACK state lost; none for a complete
+/// response; a reset; a GOAWAY below it; no request; no response; an incomplete one.
+fn stream_error(f: StreamFacts<'_, '_>) -> Option<String> {
+    let [_, resp_end] = f.ends;
+    let resp_complete = resp_end.is_some_and(|e| e.end_stream && !e.reset && !e.incomplete)
+        || (f.resp.responded() && f.resp.ended_by_headers);
+    let closed_error = match f.facts.close {
+        Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
+        Some((CloseReason::Error, _)) => Some("connection error"),
+        Some((CloseReason::PeerEof, _)) => Some("connection closed"),
+        _ => None,
+    };
+    let reset = f
+        .stream
+        .reset
+        .or_else(|| {
+            f.ends
+                .into_iter()
+                .flatten()
+                .find(|e| e.reset)
+                .map(|e| e.error_code)
+        })
+        .map(|code| format!("stream reset: {}", error_code_name(code)));
+    let goaway = f
+        .goaways
+        .iter()
+        .filter(|(last, _)| f.id > *last)
+        .map(|(_, code)| format!("connection going away: {}", error_code_name(*code)))
+        .next();
+    if f.hpack_lost {
+        Some("HPACK state lost".to_owned())
+    } else if resp_complete {
+        None
+    } else if let Some(r) = reset {
+        Some(r)
+    } else if let Some(g) = goaway {
+        Some(g)
+    } else if !f.request_seen {
+        Some("request not captured".to_owned())
+    } else if !f.resp.responded() {
+        Some(closed_error.unwrap_or("no response").to_owned())
+    } else {
+        Some(
+            match f.facts.close {
+                Some((CloseReason::Error, ECONNRESET)) => "connection reset",
+                _ => "incomplete response",
+            }
+            .to_owned(),
+        )
     }
 }
