@@ -5,7 +5,7 @@
 use tapline_record::{H2StartHow, Protocol};
 
 use crate::exchange::{Exchange, TlsKind};
-use crate::http2::{ConnFacts, H2Event};
+use crate::http2::{exchanges, exchanges_resuming, ConnFacts, H2Event, HpackResume};
 
 use super::connection::Connection;
 
@@ -13,7 +13,12 @@ impl Connection {
     /// Appends the HTTP/2 streams' exchanges, after this connection's HTTP/1 ones (from
     /// `first` in `out`). After an h2c upgrade, the upgraded HTTP/1.1 exchange becomes
     /// stream 1's request. A connection with no stream is reported by its byte counts.
-    pub(super) fn h2_exchanges(&self, first: usize, out: &mut Vec<Exchange>) {
+    pub(super) fn h2_exchanges(
+        &self,
+        first: usize,
+        out: &mut Vec<Exchange>,
+        hpack: Option<&mut HpackResume>,
+    ) {
         let upgrade_seq = self.h2.iter().find_map(|r| match r.event {
             H2Event::Start {
                 how: H2StartHow::H2cUpgrade,
@@ -39,7 +44,10 @@ impl Connection {
             close: self.close_reason(),
             upgrade: upgrade.clone(),
         };
-        let streams = crate::http2::exchanges(&facts, &self.h2, out);
+        let streams = match hpack {
+            Some(state) => exchanges_resuming(&facts, &self.h2, state, out),
+            None => exchanges(&facts, &self.h2, out),
+        };
         if streams == 0 {
             match upgrade {
                 Some(u) => out.insert(first, u),

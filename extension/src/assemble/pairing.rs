@@ -5,6 +5,7 @@
 use tapline_record::{msg_flags, CloseReason, Protocol};
 
 use crate::exchange::{Body, Exchange, TlsKind};
+use crate::http2::HpackResume;
 use crate::text::split_host_port;
 
 use super::connection::ECONNRESET;
@@ -17,11 +18,13 @@ type Answer<'a> = (&'a Message, Option<&'a ResponseHead>);
 
 impl Connection {
     /// Appends this connection's exchanges.
-    pub(super) fn exchanges(&self, out: &mut Vec<Exchange>) {
+    /// An HTTP/2 connection's streams decode their header blocks from `hpack` (a fresh
+    /// state when `None`).
+    pub(super) fn exchanges(&self, out: &mut Vec<Exchange>, hpack: Option<&mut HpackResume>) {
         let first_out = out.len();
         self.http1_exchanges(out);
         if !self.h2.is_empty() {
-            self.h2_exchanges(first_out, out);
+            self.h2_exchanges(first_out, out, hpack);
         }
     }
 

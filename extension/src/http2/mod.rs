@@ -14,14 +14,20 @@
 //! - [`stream`]: records → streams → exchanges (pairing by stream id, pseudo-headers,
 //!   interim responses, trailers, resets, GOAWAY, pushes).
 
+mod blocks;
 pub mod hpack;
 pub mod huffman;
+mod progress;
+mod record;
 pub mod stream;
 
 use tapline_record::Direction;
 
 pub use crate::spool::{H2Event, HeaderBlock, StreamEnd};
-pub use stream::{error_code_name, exchanges, ConnFacts, H2Record};
+pub use blocks::HpackResume;
+pub use progress::{event_stream, StreamProgress};
+pub use record::H2Record;
+pub use stream::{error_code_name, exchanges, exchanges_resuming, ConnFacts};
 
 /// Arbitrary bytes read as a sequence of HTTP/2 records of one connection, run through
 /// HPACK and stream assembly ([`crate::check_h2_records_bytes`] adds the reports, for

@@ -12,21 +12,15 @@ use std::net::SocketAddr;
 
 use tapline_record::Direction;
 
-use super::hpack::{Decoder, Field};
+use super::blocks::{decode_blocks, slot, Decoded, HpackResume};
+use super::hpack::Field;
+use super::record::H2Record;
 use crate::exchange::{Body, Exchange, TlsKind};
-use crate::spool::{H2Event, HeaderBlock, StreamEnd};
+use crate::spool::{H2Event, StreamEnd};
 use tapline_record::CloseReason;
 
 /// `ECONNRESET` on Linux.
 const ECONNRESET: i32 = 104;
-
-/// One HTTP/2 record of a connection, with what its header said.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct H2Record {
-    pub dir: Direction,
-    pub wall_ns: u64,
-    pub event: H2Event,
-}
 
 /// The RFC 9113 §7 name of an error code (`"CANCEL"`), or its hex value.
 pub fn error_code_name(code: u32) -> String {
@@ -65,106 +59,6 @@ pub struct ConnFacts {
     /// After an h2c upgrade: the HTTP/1.1 exchange whose request stream 1 answers (its
     /// `101` response is an interim one).
     pub upgrade: Option<Exchange>,
-}
-
-/// A header block after HPACK.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Decoded {
-    /// Every field, decoded from a known table state.
-    Whole(Vec<Field>),
-    /// The block was cut by the head limit: the fields before the cut.
-    Cut(Vec<Field>),
-    /// The table state was unknown (a block before this one was cut, lost or broken),
-    /// or this block did not decode.
-    Lost,
-}
-
-impl Decoded {
-    fn fields(&self) -> &[Field] {
-        match self {
-            Decoded::Whole(f) | Decoded::Cut(f) => f,
-            Decoded::Lost => &[],
-        }
-    }
-
-    fn pseudo(&self, name: &str) -> Option<String> {
-        self.fields()
-            .iter()
-            .find(|f| f.name == name.as_bytes())
-            .map(|f| String::from_utf8_lossy(&f.value).into_owned())
-    }
-}
-
-/// Decodes every header block, per direction in sequence order, honouring the
-/// decoding peer's `SETTINGS_HEADER_TABLE_SIZE` as it was seen before each block.
-/// Returns the decoded block for each record index that holds one.
-fn decode_blocks(records: &[H2Record]) -> BTreeMap<usize, Decoded> {
-    let mut out = BTreeMap::new();
-    for dir in [Direction::Egress, Direction::Ingress] {
-        let mut blocks: Vec<(usize, &HeaderBlock)> = records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.dir == dir)
-            .filter_map(|(i, r)| match &r.event {
-                H2Event::HeaderBlock(b) => Some((i, b)),
-                _ => None,
-            })
-            .collect();
-        blocks.sort_by_key(|(i, b)| (b.seq, *i));
-        // The peer that decodes `dir` announces its table size in the other direction.
-        let settings: Vec<(usize, u32)> = records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.dir != dir)
-            .filter_map(|(i, r)| match r.event {
-                H2Event::Settings {
-                    header_table_size: Some(size),
-                    ..
-                } => Some((i, size)),
-                _ => None,
-            })
-            .collect();
-        let mut decoder = Decoder::default();
-        let mut applied = 0;
-        let mut expected: u32 = 0;
-        let mut lost = false;
-        for (i, block) in blocks {
-            if block.seq < expected {
-                // The same block twice (a record read twice): the first one counts.
-                continue;
-            }
-            while let Some(&(at, size)) = settings.get(applied) {
-                if at > i {
-                    break;
-                }
-                decoder.set_allowed_size(size);
-                applied += 1;
-            }
-            lost |= block.seq != expected;
-            expected = block.seq.saturating_add(1);
-            if lost {
-                out.insert(i, Decoded::Lost);
-                continue;
-            }
-            let mut fields = Vec::new();
-            let result = decoder.decode_into(&block.block, &mut fields);
-            let decoded = match (result, block.truncated) {
-                (Ok(()), false) => Decoded::Whole(fields),
-                // A cut block: what decoded before the cut is right; the table after
-                // it is not known.
-                (_, true) => {
-                    lost = true;
-                    Decoded::Cut(fields)
-                }
-                (Err(_), false) => {
-                    lost = true;
-                    Decoded::Lost
-                }
-            };
-            out.insert(i, decoded);
-        }
-    }
-    out
 }
 
 /// Pieces of one stream's data in one direction, placed by offset.
@@ -220,14 +114,6 @@ struct Stream<'a> {
     last_wall_ns: u64,
 }
 
-fn slot(dir: Direction) -> usize {
-    match dir {
-        Direction::Egress => 0,
-        // Records with a direction this build does not know are never decoded.
-        Direction::Ingress | Direction::Unknown(_) => 1,
-    }
-}
-
 fn other(dir: Direction) -> Direction {
     match dir {
         Direction::Egress => Direction::Ingress,
@@ -246,7 +132,19 @@ impl Stream<'_> {
 /// `records` are the connection's HTTP/2 records in the order they were read (monotonic
 /// time, then file order).
 pub fn exchanges(facts: &ConnFacts, records: &[H2Record], out: &mut Vec<Exchange>) -> usize {
-    let decoded = decode_blocks(records);
+    exchanges_resuming(facts, records, &mut HpackResume::default(), out)
+}
+
+/// As [`exchanges`], for a connection read a little at a time: `hpack` holds the HPACK
+/// state left by earlier calls (and the blocks they decoded that are still needed), so
+/// that no header block is decoded twice and none is decoded without its predecessors.
+pub fn exchanges_resuming(
+    facts: &ConnFacts,
+    records: &[H2Record],
+    hpack: &mut HpackResume,
+    out: &mut Vec<Exchange>,
+) -> usize {
+    let decoded = decode_blocks(records, hpack);
     let mut streams: BTreeMap<u32, Stream<'_>> = BTreeMap::new();
     let mut goaways: Vec<(u32, u32)> = Vec::new();
     for (i, r) in records.iter().enumerate() {
