@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // GET the given paths one after the other on one HTTP/2 connection (node's `http2`
 // module): usage `node node_h2_paths.js BASE_URL CA_FILE|- PATH...`. Prints one line per
-// path: `PATH STATUS BODY` or `PATH error CODE`; session errors are printed as they come.
+// path: `PATH STATUS BODY`, `PATH error CODE` or `PATH not sent`; GOAWAY and session
+// errors are printed as they come.
 'use strict';
 const http2 = require('http2');
 const fs = require('fs');
@@ -13,11 +14,15 @@ session.on('goaway', (code, last) => console.log(`goaway code=${code} last=${las
 
 function get(path) {
   return new Promise((resolve) => {
-    if (session.destroyed || session.closed) {
-      resolve(`${path} not sent: session closed`);
+    let req;
+    try {
+      if (session.destroyed || session.closed) throw new Error('closed');
+      req = session.request({ ':path': path });
+    } catch (e) {
+      // Closed or going away: however node words it, the request was not sent.
+      resolve(`${path} not sent`);
       return;
     }
-    const req = session.request({ ':path': path });
     let status = 0;
     const chunks = [];
     let error = null;
