@@ -20,6 +20,7 @@ pub mod export;
 pub mod http2;
 pub mod lambda;
 pub mod mask;
+mod pieces;
 pub mod pipeline;
 pub mod report;
 pub mod spool;
