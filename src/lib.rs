@@ -20,12 +20,14 @@
 //! never exit or abort the host.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod bytes;
 pub mod capture;
 pub mod config;
 pub mod conn;
 #[cfg(all(feature = "hooks", not(test)))]
 pub mod hooks;
 pub mod http1;
+pub mod http2;
 pub mod inline_plan;
 pub mod lambda;
 pub mod names;
@@ -53,6 +55,7 @@ extern "C" fn tapline_init() {
         spool::process::init();
         conn::init();
         tls::init();
+        http2::init();
         // OpenSSL inside the executable itself (node): inline hooks, or nothing.
         if config::inline_hooks() {
             let _ = hooks::inline::install();

@@ -31,6 +31,8 @@ fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchan
         status,
         request_headers: vec![],
         response_headers: vec![],
+        response_trailers: Vec::new(),
+        pushed: false,
         request_body: None,
         response_body: None,
         request_wire_bytes: 300,

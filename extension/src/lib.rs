@@ -21,8 +21,10 @@ mod cli;
 mod client_hello;
 mod exchange;
 mod export;
+mod http2;
 mod lambda;
 mod mask;
+mod pieces;
 mod pipeline;
 mod report;
 mod spool;
@@ -77,6 +79,28 @@ pub fn check_spool_bytes(files: &[&[u8]]) -> Assembly {
     // masker compiles its patterns).
     static PIPELINE: std::sync::OnceLock<Pipeline> = std::sync::OnceLock::new();
     let assembly = PIPELINE.get_or_init(Pipeline::defaults).run(&spool);
+    write_every_report(&assembly.exchanges);
+    assembly
+}
+
+/// Arbitrary bytes read as one HTTP/2 connection's records
+/// (`http2::check_records_bytes`: HPACK and stream assembly), then every report. The
+/// fuzz target `http2_reader` and the pseudo-random robustness test call this: whatever
+/// the bytes, it must not panic.
+pub fn check_h2_records_bytes(data: &[u8]) -> Vec<Exchange> {
+    let exchanges = http2::check_records_bytes(data);
+    write_every_report(&exchanges);
+    exchanges
+}
+
+/// Arbitrary bytes as one HPACK header block for a fresh decoder (the fuzz target
+/// `http2_reader`): whatever the bytes, it must not panic. Returns the number of fields
+/// decoded.
+pub fn check_hpack_block(data: &[u8]) -> usize {
+    http2::check_hpack_block(data)
+}
+
+fn write_every_report(exchanges: &[Exchange]) {
     let mut sink = std::io::sink();
     for format in [
         report::Format::Table,
@@ -85,7 +109,6 @@ pub fn check_spool_bytes(files: &[&[u8]]) -> Assembly {
     ] {
         // Writing to a sink cannot fail; a failure here would be a bug worth a panic in
         // the fuzzer, but not in production callers, so it is ignored.
-        let _ = report::write(format, &assembly.exchanges, &mut sink);
+        let _ = report::write(format, exchanges, &mut sink);
     }
-    assembly
 }

@@ -2,12 +2,14 @@
 //!
 //! Why one: the CLI, the Lambda extension, the fuzz target and the tests must see the
 //! same exchanges for the same records, and no report or export may ever see an
-//! unmasked secret. Every caller goes through [`Pipeline`]; a new stage (HTTP/2
-//! decoding, gRPC, another kind of masking) is a new [`Stage`] placed in [`STAGES`],
-//! and every caller has it.
+//! unmasked secret. Every caller goes through [`Pipeline`]; a new stage over exchanges
+//! (gRPC, another kind of masking) is a new [`Stage`] placed in [`STAGES`], and every
+//! caller has it.
 //!
 //! Reassembly comes first ([`Pipeline::run`] over a whole spool; the Lambda extension
 //! reassembles incrementally and hands its final exchanges to [`Pipeline::process`]).
+//! HTTP/2 decoding is part of it, since it makes exchanges out of records:
+//! [`crate::assemble`] hands an HTTP/2 connection's records to [`crate::http2`].
 //! Recognition reads the raw requests and keeps only names; masking follows it, so that
 //! what it recognised is masked too; budgets come last, on what will be written.
 

@@ -1,6 +1,6 @@
 //! Small text decoders every stage of the reader needs, written once: percent-decoding
 //! (URLs, forms, `OTEL_*` variables), JSON string unescaping (also of strings a cut left
-//! unfinished), `a=b&c=d` pairs and case-insensitive header lookup.
+//! unfinished), `a=b&c=d` pairs, case-insensitive header lookup and `host[:port]` splitting.
 //!
 //! Why here: the model, the masker, AWS recognition and the exporter each read the same
 //! encodings; two copies of one decoder drift (one unescaper once turned a surrogate pair
@@ -170,6 +170,26 @@ pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<
         .map(|(_, v)| v.as_str())
 }
 
+/// `host[:port]` or `[v6][:port]` → host (without brackets) and port.
+pub(crate) fn split_host_port(s: &str) -> (String, Option<u16>) {
+    let s = s.trim();
+    // Userinfo has no business in a Host header, but may be in an absolute target.
+    let s = s.rsplit_once('@').map_or(s, |(_, h)| h);
+    if let Some(rest) = s.strip_prefix('[') {
+        if let Some((host, after)) = rest.split_once(']') {
+            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (host.to_owned(), port);
+        }
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse() {
+            Ok(p) => (host.to_owned(), Some(p)),
+            Err(_) => (host.to_owned(), None),
+        },
+        _ => (s.to_owned(), None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +248,20 @@ mod tests {
         let h = vec![("Content-Type".to_string(), "text/plain".to_string())];
         assert_eq!(header(&h, "content-type"), Some("text/plain"));
         assert_eq!(header(&h, "content-length"), None);
+    }
+
+    #[test]
+    fn host_ports() {
+        for (input, host, port) in [
+            ("example.com", "example.com", None),
+            ("example.com:8080", "example.com", Some(8080)),
+            ("[::1]:9000", "::1", Some(9000)),
+            ("[::1]", "::1", None),
+            ("::1", "::1", None),
+            ("h:notaport", "h", None),
+            ("user@h:1", "h", Some(1)),
+        ] {
+            assert_eq!(split_host_port(input), (host.to_owned(), port), "{input}");
+        }
     }
 }

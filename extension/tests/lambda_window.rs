@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+use common::h2::{block, F, H2, IN, OUT};
 use common::{SpoolWriter, MS};
 use tapline::{Exchange, ExchangeFeed};
-use tapline_record::{msg_flags, Direction, Protocol};
+use tapline_record::{h2_block_flags, h2_stream_flags, msg_flags, Direction, Protocol};
 
 const INVOCATIONS: u32 = 1000;
 /// Most records the tail may hold between rounds, whatever the number of invocations:
@@ -280,5 +281,131 @@ fn check_user_exchanges(us: &[&Exchange]) {
         let body = x.response_body.as_ref().expect("body");
         assert_eq!(body.bytes, format!("{:03}", i % 1000).into_bytes());
         assert_eq!(x.error, None);
+    }
+}
+
+/// One HTTP/2 connection that lives through every round (a pooled SDK connection): its
+/// streams are handed out one by one, each once, in the round it becomes final, while
+/// the HPACK state goes on from the connection's first header block. Request headers
+/// and the response `server` field are sent once as literals that enter the dynamic
+/// table and referred to by index from then on, so a stream decodes right only if every
+/// earlier block was decoded in order, even after its records were dropped. Some
+/// responses end a round later; every tenth stream is reset, and the server's response
+/// headers for it arrive after the reset (the stream is handed out already), adding an
+/// entry that moves the later indexes: that block must still be decoded.
+#[test]
+fn a_long_lived_h2_connection_hands_out_each_stream_once_with_its_hpack_state() {
+    const ROUNDS: u32 = 300;
+    let dir = temp_dir("h2");
+    let mut file = std::fs::File::create(dir.0.join("42-0.tlr")).expect("spool file");
+    let mut c = H2::new(Protocol::H2c);
+    let mut feed = ExchangeFeed::new(&dir.0);
+    let mut got: Vec<Exchange> = Vec::new();
+    // Dynamic table index of `server: h2-test` in the ingress direction (62 when it is
+    // the newest entry).
+    let mut server_idx = 62;
+    let mut late_end: Option<u32> = None;
+    let mut late_block: Option<u32> = None;
+    let mut max_retained = 0;
+    for i in 0..ROUNDS {
+        let id = 2 * i + 1;
+        let path = format!("/r/{i}");
+        let mut req = vec![
+            F::Idx(2),
+            F::Idx(7),
+            F::Lit(":path", &path),
+            F::Lit(":authority", "api.example.com"),
+        ];
+        if i == 0 {
+            req.extend([F::Add("user-agent", "sdk/1"), F::Add("x-tenant", "acme")]);
+        } else {
+            req.extend([F::Idx(63), F::Idx(62)]);
+        }
+        c.headers(OUT, id, h2_block_flags::END_STREAM, &block(&req));
+        c.end(OUT, id, 0, h2_stream_flags::END_STREAM, 0);
+        let mut expect_now = vec![];
+        // Ends of the previous round's stream, and headers after a reset.
+        if let Some(prev) = late_end.take() {
+            c.end(IN, prev, 2, h2_stream_flags::END_STREAM, 0);
+            expect_now.push(prev);
+        }
+        if let Some(prev) = late_block.take() {
+            let b = block(&[F::Idx(8), F::Add("x-late", "1")]);
+            c.headers(IN, prev, 0, &b);
+            server_idx += 1;
+        }
+        if i % 10 == 9 {
+            c.reset(IN, id, 8);
+            c.end(IN, id, 0, h2_stream_flags::RESET, 8);
+            late_block = Some(id);
+            expect_now.push(id);
+        } else {
+            let server = if i == 0 {
+                F::Add("server", "h2-test")
+            } else {
+                F::Idx(server_idx)
+            };
+            c.headers(IN, id, 0, &block(&[F::Idx(8), server]));
+            c.data(IN, id, 0, b"ok");
+            if i % 3 == 1 {
+                late_end = Some(id);
+            } else {
+                c.end(IN, id, 2, h2_stream_flags::END_STREAM, 0);
+                expect_now.push(id);
+            }
+        }
+
+        file.write_all(&c.w.bytes).expect("append");
+        c.w.bytes.clear();
+        assert!(feed.read_new().expect("read") > 0);
+        let round = feed.take_final(false);
+        let mut ids: Vec<u32> = round.iter().map(|x| x.seq).collect();
+        ids.sort_unstable();
+        expect_now.sort_unstable();
+        assert_eq!(ids, expect_now, "round {i}: the streams that became final");
+        assert!(feed.take_final(false).is_empty());
+        got.extend(round);
+        max_retained = max_retained.max(feed.retained_records());
+        assert!(
+            feed.retained_records() <= 12 && feed.retained_h2_blocks() <= 4,
+            "round {i}: {} records, {} decoded blocks retained",
+            feed.retained_records(),
+            feed.retained_h2_blocks()
+        );
+    }
+    assert_eq!(feed.retained_connections(), 1);
+    got.extend(feed.take_final(true));
+    assert_eq!(feed.retained_records(), 0);
+    eprintln!("most records retained between rounds: {max_retained}");
+
+    got.sort_by_key(|x| x.seq);
+    let ids: Vec<u32> = got.iter().map(|x| x.seq).collect();
+    assert_eq!(ids, (0..ROUNDS).map(|i| 2 * i + 1).collect::<Vec<_>>());
+    for (i, x) in got.iter().enumerate() {
+        assert_eq!(x.http_version.as_deref(), Some("2"));
+        assert_eq!(x.method.as_deref(), Some("GET"), "stream {}", x.seq);
+        assert_eq!(x.path, Some(format!("/r/{i}")));
+        assert_eq!(
+            x.request_header("x-tenant"),
+            Some("acme"),
+            "stream {}",
+            x.seq
+        );
+        assert_eq!(x.request_header("user-agent"), Some("sdk/1"));
+        if i % 10 == 9 {
+            assert_eq!(x.error.as_deref(), Some("stream reset: CANCEL"));
+            assert_eq!(x.status, None);
+        } else {
+            assert_eq!(x.error, None, "stream {}", x.seq);
+            assert_eq!(x.status, Some(200));
+            assert_eq!(
+                x.response_header("server"),
+                Some("h2-test"),
+                "stream {}",
+                x.seq
+            );
+            let body = x.response_body.as_ref().expect("body");
+            assert_eq!(body.bytes, b"ok");
+        }
     }
 }

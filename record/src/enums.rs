@@ -74,7 +74,9 @@ wire_enum! {
         /// TLS seen on the socket (ciphertext). Plaintext, when a TLS hook sees it, arrives
         /// on a connection of its own kind below.
         Tls = 2,
-        /// HTTP/2 with prior knowledge (`PRI * HTTP/2.0`): counted, not framed.
+        /// HTTP/2: the client connection preface (`PRI * HTTP/2.0`) opened the connection,
+        /// on a socket (prior knowledge) or as TLS plaintext (then a `TlsInfo` follows, ALPN
+        /// `h2`). Framed: an `H2Start` and `H2*` records follow.
         H2c = 3,
         /// Plaintext HTTP/1.x read from a TLS library (OpenSSL, GnuTLS).
         TlsPlaintext = 4,
@@ -132,6 +134,20 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// What showed a connection is HTTP/2 (`H2Start.how`).
+    pub enum H2StartHow {
+        /// The client connection preface on a socket: HTTP/2 with prior knowledge.
+        PriorKnowledge = 1,
+        /// The client connection preface as TLS plaintext (ALPN `h2`, in the `TlsInfo`).
+        Tls = 2,
+        /// `Upgrade: h2c` answered by `101`: HTTP/1.1 records before, HTTP/2 after. The
+        /// upgrade request (HTTP/1 `msg_seq` = `H2Start.upgrade_msg_seq`) is stream 1's
+        /// request; its response comes as HTTP/2 on stream 1.
+        H2cUpgrade = 3,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +189,11 @@ mod tests {
             LifecycleEvent::InvocationNext,
             LifecycleEvent::InvocationResponse,
             LifecycleEvent::InvocationError,
+        ]);
+        roundtrips(&[
+            H2StartHow::PriorKnowledge,
+            H2StartHow::Tls,
+            H2StartHow::H2cUpgrade,
         ]);
     }
 

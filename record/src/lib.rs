@@ -51,6 +51,20 @@ pub enum RecordType {
     Lifecycle = 8,
     /// A name lookup (`getaddrinfo`) and the addresses it returned.
     NameLookup = 9,
+    /// The connection carries HTTP/2 from here on: the `H2*` records below follow.
+    H2Start = 10,
+    /// One complete HTTP/2 header block (HEADERS or PUSH_PROMISE + CONTINUATIONs).
+    H2Headers = 11,
+    /// A prefix of one HTTP/2 stream's DATA payload.
+    H2Data = 12,
+    /// One HTTP/2 stream ended in one direction (END_STREAM, reset, or cut off).
+    H2StreamEnd = 13,
+    /// An HTTP/2 RST_STREAM frame.
+    H2Reset = 14,
+    /// An HTTP/2 GOAWAY frame.
+    H2GoAway = 15,
+    /// An HTTP/2 SETTINGS frame (not an ACK): the values a reader needs.
+    H2Settings = 16,
 }
 
 impl RecordType {
@@ -65,6 +79,13 @@ impl RecordType {
             7 => Self::Drops,
             8 => Self::Lifecycle,
             9 => Self::NameLookup,
+            10 => Self::H2Start,
+            11 => Self::H2Headers,
+            12 => Self::H2Data,
+            13 => Self::H2StreamEnd,
+            14 => Self::H2Reset,
+            15 => Self::H2GoAway,
+            16 => Self::H2Settings,
             _ => return None,
         })
     }
@@ -86,6 +107,40 @@ pub mod msg_flags {
     pub const NO_BODY: u16 = 32;
     /// The framer could not parse the message; the connection is no longer followed.
     pub const MALFORMED: u16 = 64;
+}
+
+/// `H2Headers.flags` bits.
+pub mod h2_block_flags {
+    /// The HEADERS frame carried END_STREAM: no DATA follows on this stream and direction.
+    pub const END_STREAM: u16 = 1;
+    /// The block was longer than the head limit: only its prefix was captured, and the
+    /// connection's HPACK state is unknown from here on in this direction.
+    pub const TRUNCATED: u16 = 2;
+    /// A PUSH_PROMISE block: `promised_stream_id` is the pushed stream.
+    pub const PUSH_PROMISE: u16 = 4;
+    /// The connection ended before the block's END_HEADERS.
+    pub const INCOMPLETE: u16 = 8;
+}
+
+/// `H2StreamEnd.flags` bits.
+pub mod h2_stream_flags {
+    /// A frame with END_STREAM ended the stream in this direction.
+    pub const END_STREAM: u16 = 1;
+    /// RST_STREAM (either direction) ended it; `error_code` says why.
+    pub const RESET: u16 = 2;
+    /// The connection ended (or framing was lost) first.
+    pub const INCOMPLETE: u16 = 4;
+    /// DATA was longer than `TAPLINE_MAX_BODY`: only its prefix was captured.
+    pub const BODY_TRUNCATED: u16 = 8;
+    /// The stream table was full when the stream started: no DATA was captured, and
+    /// `data_len`/`wire_len`/times cover only the frame that ended it.
+    pub const UNTRACKED: u16 = 16;
+}
+
+/// `H2Settings.flags` bits: which values the frame carried.
+pub mod h2_settings_flags {
+    pub const HEADER_TABLE_SIZE: u16 = 1;
+    pub const MAX_FRAME_SIZE: u16 = 2;
 }
 
 /// Why a record could not be read at some offset.
@@ -377,11 +432,13 @@ impl<'a> Iterator for RecordIter<'a> {
 }
 
 mod enums;
+pub mod h2;
 mod le;
 pub mod payload;
 pub mod segment;
 pub mod settings;
 pub use enums::*;
+pub use h2::*;
 pub use payload::*;
 
 #[cfg(test)]

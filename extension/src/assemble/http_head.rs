@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::text::split_host_port;
+
 /// Largest number of header fields parsed in one head (the head capture limit is
 /// 32 KiB, so this is never the limit in practice).
 const MAX_HEADERS: usize = 8192;
@@ -157,26 +159,6 @@ pub(super) fn split_target(target: &str) -> Target {
     }
 }
 
-/// `host[:port]` or `[v6][:port]` → host (without brackets) and port.
-pub(super) fn split_host_port(s: &str) -> (String, Option<u16>) {
-    let s = s.trim();
-    // Userinfo has no business in a Host header, but may be in an absolute target.
-    let s = s.rsplit_once('@').map_or(s, |(_, h)| h);
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some((host, after)) = rest.split_once(']') {
-            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-            return (host.to_owned(), port);
-        }
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => match port.parse() {
-            Ok(p) => (host.to_owned(), Some(p)),
-            Err(_) => (host.to_owned(), None),
-        },
-        _ => (s.to_owned(), None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,21 +180,6 @@ mod tests {
         let t = split_target("example.com:443");
         assert_eq!(t.authority, Some(("example.com".to_owned(), Some(443))));
         assert_eq!(split_target("*").path, "*");
-    }
-
-    #[test]
-    fn host_ports() {
-        for (input, host, port) in [
-            ("example.com", "example.com", None),
-            ("example.com:8080", "example.com", Some(8080)),
-            ("[::1]:9000", "::1", Some(9000)),
-            ("[::1]", "::1", None),
-            ("::1", "::1", None),
-            ("h:notaport", "h", None),
-            ("user@h:1", "h", Some(1)),
-        ] {
-            assert_eq!(split_host_port(input), (host.to_owned(), port), "{input}");
-        }
     }
 
     #[test]

@@ -17,12 +17,16 @@
 //!    start and end stamps, errors from the absence of a response and from why the
 //!    connection closed.
 //!
+//! An HTTP/2 connection's `H2*` records go to [`crate::http2`] (HPACK in wire order,
+//! one exchange per stream); after an h2c upgrade its HTTP/1.1 request is stream 1's.
+//!
 //! A TLS socket whose plaintext was also seen through a TLS library hook (same pid, same
 //! fd, overlapping lifetime) is reported once, as the plaintext; only the others are
 //! "opaque" exchanges (SNI and ALPN from the captured ClientHello, sizes and times from
 //! the connection).
 
 mod connection;
+mod h2;
 mod http_head;
 mod opaque;
 mod pairing;
@@ -30,6 +34,7 @@ mod pairing;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::exchange::Exchange;
+use crate::http2::HpackResume;
 use crate::spool::{Spool, SpoolEntry, SpoolRecord};
 
 pub(crate) use connection::ConnStart;
@@ -87,6 +92,17 @@ pub fn assemble(spool: &Spool) -> Assembly {
 /// point on: its records of earlier messages are ignored (whether or not they are still
 /// there), and its exchanges keep their position numbers (`seq`) on the connection.
 pub(crate) fn assemble_from(spool: &Spool, starts: &HashMap<u64, ConnStart>) -> Assembly {
+    assemble_resuming(spool, starts, &mut HashMap::new())
+}
+
+/// Like [`assemble_from`], for a spool read a little at a time: the HTTP/2 connections
+/// named in `hpack` decode their header blocks from the HPACK state earlier readings
+/// left there (a connection not named starts afresh, and is added).
+pub(crate) fn assemble_resuming(
+    spool: &Spool,
+    starts: &HashMap<u64, ConnStart>,
+    hpack: &mut HashMap<u64, HpackResume>,
+) -> Assembly {
     let mut totals = Totals {
         files: spool.files.len() as u64,
         ..Totals::default()
@@ -130,7 +146,8 @@ pub(crate) fn assemble_from(spool: &Spool, starts: &HashMap<u64, ConnStart>) -> 
 
     let mut exchanges = Vec::new();
     for conn in &conns {
-        conn.exchanges(&mut exchanges);
+        let resume = (!conn.h2.is_empty()).then(|| hpack.entry(conn.conn_id).or_default());
+        conn.exchanges(&mut exchanges, resume);
     }
     exchanges.sort_by_key(|x| (x.start_unix_ns, x.pid, x.conn_id, x.seq));
     Assembly {

@@ -66,6 +66,8 @@ impl Connection {
             status: None,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
+            response_trailers: Vec::new(),
+            pushed: false,
             request_body: None,
             response_body: None,
             request_wire_bytes: bytes_out,

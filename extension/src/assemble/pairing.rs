@@ -5,10 +5,12 @@
 use tapline_record::{msg_flags, CloseReason, Protocol};
 
 use crate::exchange::{Body, Exchange, TlsKind};
+use crate::http2::HpackResume;
+use crate::text::split_host_port;
 
 use super::connection::ECONNRESET;
 use super::connection::{Connection, Message};
-use super::http_head::{header, parse_request, parse_response, split_host_port, split_target};
+use super::http_head::{header, parse_request, parse_response, split_target};
 use super::http_head::{RequestHead, ResponseHead, Target};
 
 /// A response and its parsed head.
@@ -16,15 +18,27 @@ type Answer<'a> = (&'a Message, Option<&'a ResponseHead>);
 
 impl Connection {
     /// Appends this connection's exchanges.
-    pub(super) fn exchanges(&self, out: &mut Vec<Exchange>) {
+    /// An HTTP/2 connection's streams decode their header blocks from `hpack` (a fresh
+    /// state when `None`).
+    pub(super) fn exchanges(&self, out: &mut Vec<Exchange>, hpack: Option<&mut HpackResume>) {
+        let first_out = out.len();
+        self.http1_exchanges(out);
+        if !self.h2.is_empty() {
+            self.h2_exchanges(first_out, out, hpack);
+        }
+    }
+
+    /// Appends the HTTP/1 exchanges (or the counted-only one) of this connection.
+    fn http1_exchanges(&self, out: &mut Vec<Exchange>) {
+        let no_http1 = self.requests.is_empty() && self.responses.is_empty();
         match self.protocol() {
-            Some(Protocol::Tls) if self.requests.is_empty() && self.responses.is_empty() => {
+            Some(Protocol::Tls) if no_http1 && self.h2.is_empty() => {
                 if !self.has_plaintext {
                     out.push(self.counted_only(TlsKind::Opaque, None));
                 }
                 return;
             }
-            Some(Protocol::H2c) if self.requests.is_empty() && self.responses.is_empty() => {
+            Some(Protocol::H2c) if no_http1 && self.h2.is_empty() => {
                 // h2c on a socket, or HTTP/2 plaintext from a TLS hook (ALPN h2).
                 let tls = match self.tls_library {
                     Some(_) => self.tls_kind(),
@@ -119,6 +133,8 @@ impl Connection {
             status,
             request_headers: req_head.map(|h| h.headers).unwrap_or_default(),
             response_headers: resp_head.map(|h| h.headers.clone()).unwrap_or_default(),
+            response_trailers: Vec::new(),
+            pushed: false,
             request_body,
             response_body,
             request_wire_bytes: req.map_or(0, wire_len),

@@ -14,14 +14,22 @@
 //! TLS facts, ClientHello, close) stay with it. The runtime's keep-alive connection to
 //! the Runtime API, which lives as long as the environment, thus costs the same after
 //! the thousandth invocation as after the first.
+//!
+//! An HTTP/2 connection is handed out stream by stream: a stream goes out once, when it
+//! is final ([`StreamProgress`]), and its records are dropped then. HPACK is stateful
+//! across the whole connection, so the decoder state is kept per connection between
+//! polls ([`HpackResume`], through [`assemble_resuming`]): each header block is decoded
+//! once, in order, whatever poll it arrived in, and a header block that arrives for a
+//! stream already handed out is still decoded (the table needs it) before it is dropped.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use tapline_record::{Direction, LifecycleEvent, Part};
 
-use crate::assemble::{assemble_from, ConnStart};
+use crate::assemble::{assemble_resuming, ConnStart};
 use crate::exchange::Exchange;
+use crate::http2::{event_stream, HpackResume, StreamProgress};
 use crate::spool::segment::SegmentStats;
 use crate::spool::{Spool, SpoolEntry, SpoolError, SpoolRecord, SpoolTail};
 
@@ -47,6 +55,8 @@ struct ConnProgress {
     start: ConnStart,
     /// Exchanges at or after `start.request` already handed out.
     emitted: BTreeSet<u32>,
+    /// For a connection that carries HTTP/2: its streams.
+    h2: Option<StreamProgress>,
 }
 
 impl ConnProgress {
@@ -55,6 +65,13 @@ impl ConnProgress {
         let (dir, seq) = match record {
             SpoolRecord::Data(f, _) if f.part != Part::Raw => (f.dir, f.msg_seq),
             SpoolRecord::MsgEnd(m) => (m.dir, m.msg_seq),
+            SpoolRecord::H2(f) => {
+                // Late records of a stream handed out, except header blocks: HPACK
+                // needs every one of them.
+                let late = event_stream(&f.event)
+                    .is_some_and(|id| self.h2.as_ref().is_some_and(|h| h.was_handed_out(id)));
+                return late && !matches!(f.event, crate::spool::H2Event::HeaderBlock(_));
+            }
             _ => return false,
         };
         match dir {
@@ -91,6 +108,8 @@ pub struct ExchangeFeed {
     /// Records were added since the last [`ExchangeFeed::take_final`].
     dirty: bool,
     conns: HashMap<u64, ConnProgress>,
+    /// HPACK state of the HTTP/2 connections, kept between polls.
+    hpack: HashMap<u64, HpackResume>,
     /// TLS socket connections whose plaintext another connection reports.
     twins: HashSet<u64>,
     lifecycle: Vec<LifecycleMark>,
@@ -103,6 +122,7 @@ impl ExchangeFeed {
             pending: Spool::default(),
             dirty: false,
             conns: HashMap::new(),
+            hpack: HashMap::new(),
             twins: HashSet::new(),
             lifecycle: Vec::new(),
         }
@@ -155,6 +175,10 @@ impl ExchangeFeed {
                 }
             }
             SpoolRecord::ConnClose(_) => p.closed = true,
+            SpoolRecord::H2(f) => {
+                p.h2.get_or_insert_with(StreamProgress::default)
+                    .absorb(f.dir, &f.event)
+            }
             _ => {}
         }
         self.pending.entries.push(e);
@@ -204,8 +228,9 @@ impl ExchangeFeed {
             .filter(|(_, p)| p.start != ConnStart::default())
             .map(|(&c, p)| (c, p.start))
             .collect();
-        let assembly = assemble_from(&self.pending, &starts);
+        let assembly = assemble_resuming(&self.pending, &starts, &mut self.hpack);
         let mut out = Vec::new();
+        let mut streams_out = false;
         for ex in assembly.exchanges {
             let Some(p) = self.conns.get_mut(&ex.conn_id) else {
                 continue;
@@ -214,18 +239,39 @@ impl ExchangeFeed {
             if counted_only && self.twins.contains(&ex.conn_id) {
                 continue;
             }
-            let done = flush || p.closed || (!counted_only && ex.seq < p.final_responses);
+            let over = flush || p.closed;
+            if let Some(h2) = p.h2.as_mut() {
+                // An HTTP/2 stream (`seq` is its id; never 0).
+                if ex.http_version.as_deref() == Some("2") && ex.seq != 0 {
+                    if (over || h2.is_final(ex.seq)) && h2.hand_out(ex.seq) {
+                        // The h2c upgrade request went out with stream 1.
+                        if let Some(k) = h2.upgrade_msg_seq().filter(|_| ex.seq == 1) {
+                            p.emitted.insert(k);
+                        }
+                        streams_out = true;
+                        out.push(ex);
+                    }
+                    continue;
+                }
+                // The h2c upgrade request waits for stream 1, which it is part of; a
+                // connection whose streams went out is not one "without a stream".
+                let waits = h2.upgrade_msg_seq() == Some(ex.seq) && !over;
+                if waits || (counted_only && h2.any_handed_out()) {
+                    continue;
+                }
+            }
+            let done = over || (!counted_only && ex.seq < p.final_responses);
             if done && ex.seq >= p.start.request && p.emitted.insert(ex.seq) {
                 out.push(ex);
             }
         }
-        self.prune(flush);
+        self.prune(flush, streams_out);
         out
     }
 
     /// Connections that are over have nothing more to give; the others drop the
     /// messages of the exchanges they handed out.
-    fn prune(&mut self, flush: bool) {
+    fn prune(&mut self, flush: bool, streams_out: bool) {
         let mut over: HashSet<u64> = HashSet::new();
         let mut moved = false;
         for (&c, p) in &mut self.conns {
@@ -235,14 +281,42 @@ impl ExchangeFeed {
                 moved |= p.advance();
             }
         }
-        if !over.is_empty() || moved {
+        if !over.is_empty() || moved || streams_out {
             let conns = &self.conns;
+            let hpack = &mut self.hpack;
             self.pending.entries.retain(|e| {
                 let c = e.meta.conn_id;
-                !over.contains(&c) && !conns.get(&c).is_some_and(|p| p.pruned(&e.record))
+                if over.contains(&c) {
+                    return false;
+                }
+                let Some(p) = conns.get(&c) else {
+                    return true;
+                };
+                let handed_out = match &e.record {
+                    SpoolRecord::H2(f) => event_stream(&f.event)
+                        .is_some_and(|id| p.h2.as_ref().is_some_and(|h| h.was_handed_out(id))),
+                    record => p.pruned(record),
+                };
+                if handed_out {
+                    // Its block was decoded (every block present is, at each poll).
+                    if let SpoolRecord::H2(f) = &e.record {
+                        if let crate::spool::H2Event::HeaderBlock(b) = &f.event {
+                            if let Some(state) = hpack.get_mut(&c) {
+                                state.forget(f.dir, b.seq);
+                            }
+                        }
+                    }
+                }
+                !handed_out
             });
             self.conns.retain(|c, _| !over.contains(c));
+            self.hpack.retain(|c, _| !over.contains(c));
             self.twins.retain(|c| !over.contains(c));
         }
+    }
+
+    /// Decoded HTTP/2 header blocks kept for streams not yet handed out.
+    pub fn retained_h2_blocks(&self) -> usize {
+        self.hpack.values().map(HpackResume::kept_blocks).sum()
     }
 }

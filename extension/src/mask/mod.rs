@@ -50,6 +50,7 @@ impl Masker {
             .request_headers
             .iter_mut()
             .chain(ex.response_headers.iter_mut())
+            .chain(ex.response_trailers.iter_mut())
         {
             if let Some(masked) = self.mask_header(name, value) {
                 *value = masked;
@@ -152,6 +153,7 @@ impl BodyFormat {
 fn scrub_exchange(ex: &mut Exchange) {
     ex.request_headers.clear();
     ex.response_headers.clear();
+    ex.response_trailers.clear();
     ex.query = None;
     for body in [&mut ex.request_body, &mut ex.response_body]
         .into_iter()

@@ -19,6 +19,7 @@
 
 mod batch;
 mod files;
+mod h2;
 mod record;
 pub(crate) mod records;
 pub(crate) mod segment;
@@ -28,5 +29,6 @@ pub use batch::Spool;
 pub(crate) use batch::SpoolEntry;
 pub(crate) use files::file_names;
 pub use files::SpoolError;
+pub(crate) use h2::{H2Event, HeaderBlock, StreamEnd};
 pub(crate) use record::{socket_addr, SpoolRecord};
 pub(crate) use tail::SpoolTail;

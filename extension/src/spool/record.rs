@@ -3,7 +3,8 @@
 //! values this reader must know (a connection's protocol, a fragment's direction and
 //! part, a close's reason...), with their variable parts (bytes, names, addresses)
 //! owned. A payload that does not decode, or carries an enum value this build does not
-//! know, is `None` and is counted by the caller, never handed on.
+//! know, is `None` and is counted by the caller, never handed on. HTTP/2 records
+//! become [`super::h2::H2Frame`]s ([`super::h2`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -45,6 +46,9 @@ pub enum SpoolRecord {
         name: String,
         addrs: Vec<IpAddr>,
     },
+    /// One HTTP/2 record (`H2*`): an event of an HTTP/2 connection (its direction
+    /// known), for [`crate::http2`].
+    H2(super::h2::H2Frame),
 }
 
 /// Decodes one payload; `None` when the type is unknown or the payload does not fit it.
@@ -82,6 +86,13 @@ pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
             }
         }
         RecordType::NameLookup => name_lookup(p)?,
+        t @ (RecordType::H2Start
+        | RecordType::H2Headers
+        | RecordType::H2Data
+        | RecordType::H2StreamEnd
+        | RecordType::H2Reset
+        | RecordType::H2GoAway
+        | RecordType::H2Settings) => SpoolRecord::H2(super::h2::decode(t, p)?),
     })
 }
 

@@ -9,7 +9,8 @@
 //!
 //! One object a line: `file`, `index` (position in the file), `type` (`proc_start`,
 //! `conn_open`, `data`, `msg_end`, `conn_close`, `tls_info`, `drops`, `lifecycle`,
-//! `name_lookup`, or the number of a type this reader does not know), the header fields
+//! `name_lookup`, `h2_start`, `h2_headers`, `h2_data`, `h2_stream_end`, `h2_reset`,
+//! `h2_goaway`, `h2_settings`, or the number of a type this reader does not know), the header fields
 //! (`version`, `rtype`, `length`, `crc32`, `wall_ns`, `mono_ns`, `pid`, `tid`,
 //! `conn_id`), then the payload's fields. Enum-like bytes are names when known, else
 //! numbers; byte strings are text when they are UTF-8, else base64 with a
@@ -23,8 +24,8 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use tapline_record as rec;
 use tapline_record::{
-    CloseReason, Direction, Header, Item, LifecycleEvent, Part, Protocol, RecordIter, RecordType,
-    TlsLibrary,
+    CloseReason, Direction, H2StartHow, Header, Item, LifecycleEvent, Part, Protocol, RecordIter,
+    RecordType, TlsLibrary,
 };
 
 use super::{file_names, segment, SpoolError};
@@ -105,6 +106,13 @@ fn type_name(t: RecordType) -> &'static str {
         RecordType::Drops => "drops",
         RecordType::Lifecycle => "lifecycle",
         RecordType::NameLookup => "name_lookup",
+        RecordType::H2Start => "h2_start",
+        RecordType::H2Headers => "h2_headers",
+        RecordType::H2Data => "h2_data",
+        RecordType::H2StreamEnd => "h2_stream_end",
+        RecordType::H2Reset => "h2_reset",
+        RecordType::H2GoAway => "h2_goaway",
+        RecordType::H2Settings => "h2_settings",
     }
 }
 
@@ -161,6 +169,11 @@ wire_names!(lifecycle_event, LifecycleEvent {
     InvocationNext => "invocation_next",
     InvocationResponse => "invocation_response",
     InvocationError => "invocation_error",
+});
+wire_names!(h2_start_how, H2StartHow {
+    PriorKnowledge => "prior_knowledge",
+    Tls => "tls",
+    H2cUpgrade => "h2c_upgrade",
 });
 
 /// A stored address: family, port and the address as text (`null` for family 0 or
@@ -260,6 +273,77 @@ fn payload_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option
             bytes_field(o, "name", name);
             o.insert("addrs".into(), addrs.into());
         }
+        _ => return h2_fields(t, p, o),
+    }
+    Some(())
+}
+
+/// Adds the fields of an HTTP/2 payload of type `t`; `None` when it does not decode
+/// (or `t` is not an HTTP/2 type).
+fn h2_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option<()> {
+    let mut put = |k: &str, v: Value| {
+        o.insert(k.into(), v);
+    };
+    match t {
+        RecordType::H2Start => {
+            let s = rec::H2Start::decode(p)?;
+            put("how", h2_start_how(s.how));
+            put("flags", s.flags.into());
+            put("upgrade_msg_seq", s.upgrade_msg_seq.into());
+        }
+        RecordType::H2Headers => {
+            let (h, block) = rec::H2Headers::decode(p)?;
+            put("dir", direction(h.dir));
+            put("flags", h.flags.into());
+            put("stream_id", h.stream_id.into());
+            put("promised_stream_id", h.promised_stream_id.into());
+            put("block_seq", h.block_seq.into());
+            put("len", h.len.into());
+            put("block_len", h.block_len.into());
+            bytes_field(o, "block", block);
+        }
+        RecordType::H2Data => {
+            let (d, bytes) = rec::H2Data::decode(p)?;
+            put("dir", direction(d.dir));
+            put("flags", d.flags.into());
+            put("stream_id", d.stream_id.into());
+            put("offset", d.offset.into());
+            put("len", d.len.into());
+            bytes_field(o, "bytes", bytes);
+        }
+        RecordType::H2StreamEnd => {
+            let e = rec::H2StreamEnd::decode(p)?;
+            put("dir", direction(e.dir));
+            put("flags", e.flags.into());
+            put("stream_id", e.stream_id.into());
+            put("data_len", e.data_len.into());
+            put("wire_len", e.wire_len.into());
+            put("first_wall_ns", e.first_wall_ns.into());
+            put("first_mono_ns", e.first_mono_ns.into());
+            put("last_wall_ns", e.last_wall_ns.into());
+            put("last_mono_ns", e.last_mono_ns.into());
+            put("error_code", e.error_code.into());
+        }
+        RecordType::H2Reset => {
+            let r = rec::H2Reset::decode(p)?;
+            put("dir", direction(r.dir));
+            put("stream_id", r.stream_id.into());
+            put("error_code", r.error_code.into());
+        }
+        RecordType::H2GoAway => {
+            let g = rec::H2GoAway::decode(p)?;
+            put("dir", direction(g.dir));
+            put("last_stream_id", g.last_stream_id.into());
+            put("error_code", g.error_code.into());
+        }
+        RecordType::H2Settings => {
+            let s = rec::H2Settings::decode(p)?;
+            put("dir", direction(s.dir));
+            put("flags", s.flags.into());
+            put("header_table_size", s.header_table_size.into());
+            put("max_frame_size", s.max_frame_size.into());
+        }
+        _ => return None,
     }
     Some(())
 }
@@ -326,6 +410,86 @@ mod tests {
         assert_eq!(v["reason"], "at_exit");
         assert_eq!(v["protocol"], 77);
         assert_eq!(v["bytes_in"], 2);
+    }
+
+    #[test]
+    fn h2_records_show_every_field() {
+        let h = rec::H2Headers {
+            dir: Direction::Egress,
+            flags: rec::h2_block_flags::PUSH_PROMISE,
+            stream_id: 3,
+            promised_stream_id: 4,
+            block_seq: 5,
+            len: 2,
+            block_len: 9,
+        };
+        let mut p = h.encode().to_vec();
+        p.extend_from_slice(&[0x82, 0x86]);
+        let (hd, p) = framed(RecordType::H2Headers, 8, &p);
+        let v = to_json("1-0.tlr", 0, &hd, &p);
+        assert_eq!(v["type"], "h2_headers");
+        assert_eq!(v["dir"], "egress");
+        assert_eq!(v["flags"], 4);
+        assert_eq!(v["stream_id"], 3);
+        assert_eq!(v["promised_stream_id"], 4);
+        assert_eq!(v["block_seq"], 5);
+        assert_eq!(v["len"], 2);
+        assert_eq!(v["block_len"], 9);
+        assert_eq!(v["block"], "goY=");
+        assert_eq!(v["block_encoding"], "base64");
+
+        let s = rec::H2Start {
+            how: H2StartHow::H2cUpgrade,
+            flags: 0,
+            upgrade_msg_seq: 2,
+        };
+        let (hd, p) = framed(RecordType::H2Start, 8, &s.encode());
+        let v = to_json("1-0.tlr", 1, &hd, &p);
+        assert_eq!(
+            (v["how"].clone(), v["upgrade_msg_seq"].clone()),
+            ("h2c_upgrade".into(), 2.into())
+        );
+
+        let e = rec::H2StreamEnd {
+            dir: Direction::Ingress,
+            flags: rec::h2_stream_flags::RESET,
+            stream_id: 7,
+            data_len: 10,
+            wire_len: 40,
+            first_wall_ns: 1,
+            first_mono_ns: 2,
+            last_wall_ns: 3,
+            last_mono_ns: 4,
+            error_code: 8,
+        };
+        let (hd, p) = framed(RecordType::H2StreamEnd, 8, &e.encode());
+        let v = to_json("1-0.tlr", 2, &hd, &p);
+        assert_eq!(v["type"], "h2_stream_end");
+        assert_eq!(v["dir"], "ingress");
+        for (k, want) in [
+            ("flags", 2),
+            ("stream_id", 7),
+            ("data_len", 10),
+            ("wire_len", 40),
+            ("first_wall_ns", 1),
+            ("first_mono_ns", 2),
+            ("last_wall_ns", 3),
+            ("last_mono_ns", 4),
+            ("error_code", 8),
+        ] {
+            assert_eq!(v[k], want, "{k}");
+        }
+        let g = rec::H2GoAway {
+            dir: Direction::Ingress,
+            last_stream_id: 11,
+            error_code: 0,
+        };
+        let (hd, p) = framed(RecordType::H2GoAway, 8, &g.encode());
+        let v = to_json("1-0.tlr", 3, &hd, &p);
+        assert_eq!(
+            (v["type"].clone(), v["last_stream_id"].clone()),
+            ("h2_goaway".into(), 11.into())
+        );
     }
 
     #[test]

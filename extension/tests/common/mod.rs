@@ -2,6 +2,8 @@
 //! tests exercise the reader on exactly the bytes the library would write.
 #![allow(dead_code)]
 
+pub mod h2;
+
 use std::net::SocketAddr;
 
 use tapline_record::{
