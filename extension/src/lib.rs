@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod export;
 pub mod lambda;
 pub mod mask;
+pub mod mask_shapes;
 pub mod report;
 pub mod segment;
 pub mod spool;
