@@ -45,6 +45,8 @@ fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchan
         sni: Some(host.into()),
         error: None,
         aws: None,
+        response_trailers: Vec::new(),
+        grpc: None,
     }
 }
 

@@ -534,6 +534,8 @@ impl Connection {
             alpn: self.tls_alpn.clone().or(alpn),
             error: error.map(str::to_owned),
             aws: None,
+            response_trailers: Vec::new(),
+            grpc: None,
         }
     }
 
@@ -653,6 +655,8 @@ impl Connection {
             alpn: self.tls_alpn.clone(),
             error: error.map(str::to_owned),
             aws: None,
+            response_trailers: Vec::new(),
+            grpc: None,
         }
     }
 }

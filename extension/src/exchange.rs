@@ -77,6 +77,8 @@ pub struct Exchange {
     pub status: Option<u16>,
     pub request_headers: Vec<(String, String)>,
     pub response_headers: Vec<(String, String)>,
+    /// Trailers after the response body (HTTP/2 trailers, HTTP/1.1 chunked trailers).
+    pub response_trailers: Vec<(String, String)>,
     pub request_body: Option<Body>,
     pub response_body: Option<Body>,
     /// Bytes each way on the wire (ciphertext for opaque TLS).
@@ -96,6 +98,8 @@ pub struct Exchange {
     pub error: Option<String>,
     /// The AWS API call this exchange is, when it is one ([`crate::aws::recognise`]).
     pub aws: Option<AwsCall>,
+    /// The gRPC call this exchange is, when it is one ([`crate::grpc::recognise`]).
+    pub grpc: Option<crate::grpc::GrpcCall>,
 }
 
 impl Exchange {

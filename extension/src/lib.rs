@@ -14,6 +14,7 @@ pub mod budget;
 pub mod cli;
 pub mod exchange;
 pub mod export;
+pub mod grpc;
 pub mod lambda;
 pub mod mask;
 pub mod mask_shapes;

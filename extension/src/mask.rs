@@ -137,6 +137,8 @@ impl Masker {
 
     /// Masks everything in `ex` that can hold a secret, in place.
     pub fn mask(&self, ex: &mut Exchange) {
+        // gRPC: bodies become decoded messages (JSON text) before anything is masked.
+        crate::grpc::recognise(ex);
         // A secret-holding service is scrubbed by its host name, or — for local and VPC
         // endpoints — by what the request was recognised as.
         let scrub = [ex.host.as_deref(), ex.sni.as_deref()]
@@ -178,11 +180,14 @@ impl Masker {
             .request_headers
             .iter_mut()
             .chain(ex.response_headers.iter_mut())
+            .chain(ex.response_trailers.iter_mut())
         {
             if let Some(masked) = self.mask_header(name, value) {
                 *value = masked;
             }
         }
+        // Value shapes (credential-looking values whatever their key): mask_shapes.rs.
+        crate::mask_shapes::mask_exchange(ex);
         let req_type = header_value(&ex.request_headers, "content-type");
         let resp_type = header_value(&ex.response_headers, "content-type");
         if let Some(body) = &mut ex.request_body {
@@ -318,6 +323,10 @@ impl Masker {
             None
         };
         if let Some(m) = masked {
+            body.bytes = m;
+        }
+        // Every body format, then its values by their shape.
+        if let Some(m) = crate::mask_shapes::mask_bytes(&body.bytes) {
             body.bytes = m;
         }
     }
@@ -1034,6 +1043,8 @@ pub(crate) mod tests {
             sni: Some("api.example.com".into()),
             error: None,
             aws: None,
+            response_trailers: Vec::new(),
+            grpc: None,
         }
     }
 

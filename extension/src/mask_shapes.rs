@@ -33,6 +33,7 @@ use std::sync::OnceLock;
 use base64::Engine;
 use regex::bytes::Regex;
 
+use crate::exchange::Exchange;
 use crate::mask::MASK;
 
 /// How far (bytes, either side) from an access key id a 40-character token is taken for
@@ -251,6 +252,29 @@ pub fn mask_bytes(input: &[u8]) -> Option<Vec<u8>> {
 pub fn mask_str(input: &str) -> Option<String> {
     // Every range starts and ends on an ASCII byte or the end: the result stays UTF-8.
     mask_bytes(input.as_bytes()).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// The value shapes in an exchange's header and trailer values, query and path (bodies
+/// are done by the masker, after their format's key rules).
+pub fn mask_exchange(ex: &mut Exchange) {
+    for (_, value) in ex
+        .request_headers
+        .iter_mut()
+        .chain(ex.response_headers.iter_mut())
+        .chain(ex.response_trailers.iter_mut())
+    {
+        if let Some(m) = mask_str(value) {
+            *value = m;
+        }
+    }
+    for s in [&mut ex.path, &mut ex.query, &mut ex.error]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(m) = mask_str(s) {
+            *s = m;
+        }
+    }
 }
 
 #[cfg(test)]

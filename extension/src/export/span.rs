@@ -423,6 +423,9 @@ pub fn exchange_span(
         (Some(_), false) if ex.aws.is_some() => {
             ex.aws.as_ref().map_or_else(String::new, |a| a.name())
         }
+        (Some(_), false) if ex.grpc.is_some() => {
+            ex.grpc.as_ref().map_or_else(String::new, |g| g.name())
+        }
         (Some(m), false) if HTTP_METHODS.contains(&m.as_str()) => m.clone(),
         (Some(_), false) => "HTTP".to_string(),
         _ => match ex.sni.as_deref().or(ex.host.as_deref()) {
@@ -504,8 +507,25 @@ pub fn exchange_span(
     if let Some(a) = &ex.aws {
         aws_attributes(a, &mut attrs);
     }
+    // OpenTelemetry RPC conventions for gRPC.
+    if let Some(g) = &ex.grpc {
+        attrs.push(KeyValue::string("rpc.system", "grpc"));
+        attrs.push(KeyValue::string("rpc.service", g.service.clone()));
+        attrs.push(KeyValue::string("rpc.method", g.method.clone()));
+        if let Some(code) = g.status {
+            attrs.push(KeyValue::int("rpc.grpc.status_code", i64::from(code)));
+        }
+    }
 
+    // A gRPC call fails by its status code (the HTTP status is 200): `error.type` is
+    // the code's name, the span status message the error.
+    let grpc_error = ex
+        .grpc
+        .as_ref()
+        .and_then(|g| g.status.filter(|&c| c != 0))
+        .map(crate::grpc::status_name);
     let error_type = match (&ex.error, ex.status) {
+        _ if grpc_error.is_some() => grpc_error.map(str::to_string),
         (Some(e), _) => Some(e.clone()),
         (None, Some(s)) if s >= 400 => Some(s.to_string()),
         (None, None) if !opaque => Some("no response".to_string()),
@@ -514,7 +534,9 @@ pub fn exchange_span(
     let (status, status_message) = match &error_type {
         Some(e) => {
             attrs.push(KeyValue::string("error.type", e.clone()));
-            let msg = if ex.status.is_some() {
+            let msg = if let (Some(err), Some(_)) = (&ex.error, grpc_error) {
+                err.clone()
+            } else if ex.status.is_some() {
                 String::new()
             } else {
                 e.clone()
@@ -611,6 +633,43 @@ mod tests {
             .iter()
             .find(|kv| kv.key == key)
             .map(|kv| &kv.value)
+    }
+
+    #[test]
+    fn grpc_span_follows_the_rpc_conventions() {
+        let mut ex = exchange();
+        ex.path = Some("/helloworld.Greeter/SayHello".into());
+        ex.http_version = Some("2".into());
+        ex.error = Some("grpc NOT_FOUND: no such thing".into());
+        ex.grpc = Some(crate::grpc::GrpcCall {
+            service: "helloworld.Greeter".into(),
+            method: "SayHello".into(),
+            status: Some(5),
+            message: Some("no such thing".into()),
+            request_messages: 1,
+            response_messages: 0,
+        });
+        let s = exchange_span(&ex, TraceId([1; 16]), SpanId([2; 8]), None);
+        assert_eq!(s.name, "helloworld.Greeter/SayHello");
+        let string = |v: &str| Some(AnyValue::String(v.into()));
+        assert_eq!(attr(&s, "rpc.system").cloned(), string("grpc"));
+        assert_eq!(
+            attr(&s, "rpc.service").cloned(),
+            string("helloworld.Greeter")
+        );
+        assert_eq!(attr(&s, "rpc.method").cloned(), string("SayHello"));
+        assert_eq!(attr(&s, "rpc.grpc.status_code"), Some(&AnyValue::Int(5)));
+        assert_eq!(attr(&s, "error.type").cloned(), string("NOT_FOUND"));
+        assert_eq!(s.status, StatusCode::Error);
+        assert_eq!(s.status_message, "grpc NOT_FOUND: no such thing");
+        // Status 0: no error.
+        ex.error = None;
+        if let Some(g) = &mut ex.grpc {
+            g.status = Some(0);
+        }
+        let s = exchange_span(&ex, TraceId([1; 16]), SpanId([2; 8]), None);
+        assert_eq!(s.status, StatusCode::Unset);
+        assert_eq!(attr(&s, "rpc.grpc.status_code"), Some(&AnyValue::Int(0)));
     }
 
     #[test]

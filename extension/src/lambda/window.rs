@@ -653,6 +653,8 @@ mod tests {
             alpn: None,
             error: None,
             aws: None,
+            response_trailers: Vec::new(),
+            grpc: None,
         }
     }
 

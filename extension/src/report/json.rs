@@ -74,6 +74,7 @@ pub fn to_value(x: &Exchange) -> Value {
         "conn_id": x.conn_id,
         "alpn": x.alpn,
         "aws": x.aws.as_ref().map(aws_value),
+        "grpc": x.grpc.as_ref().map(crate::grpc::GrpcCall::to_json),
     })
 }
 

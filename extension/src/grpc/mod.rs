@@ -1,0 +1,240 @@
+//! gRPC on top of HTTP/2 exchanges (`content-type: application/grpc`, `+proto`,
+//! `+json`): which call it was (`/pkg.Service/Method`), how it ended (`grpc-status` and
+//! `grpc-message`, from the trailers or a trailers-only response), and its messages.
+//!
+//! The bodies are rewritten into what a person can read: the length-prefixed messages
+//! are split ([`frame`]), a compressed one (`grpc-encoding: gzip`, `deflate`) is
+//! decompressed, and each is decoded without a schema ([`protobuf`]) — or, for `+json`,
+//! kept as its JSON text. The body becomes a JSON array with one element per message
+//! (`decoded: "grpc"`). This runs inside the masker, before any masking: the masker
+//! then sees JSON text, and its value-shape rules ([`crate::mask_shapes`]) cover the
+//! field-numbered values that no key rule can.
+
+pub mod frame;
+pub mod protobuf;
+
+use std::io::Read;
+
+use serde_json::{json, Value};
+
+use crate::exchange::{Body, Exchange};
+use crate::mask::percent_decode;
+
+/// Most bytes one body's messages are decompressed to, all messages together.
+const DECOMPRESSED_MAX: usize = 1 << 20;
+
+/// What an exchange is as a gRPC call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcCall {
+    /// `pkg.Service` (the path's first segment).
+    pub service: String,
+    /// `Method` (the path's last segment).
+    pub method: String,
+    /// `grpc-status`, when the call ended with one.
+    pub status: Option<u32>,
+    /// `grpc-message`, percent-decoded (and value-shape masked).
+    pub message: Option<String>,
+    /// Messages whose length prefix was captured, each way (a cut body counts the
+    /// messages its captured prefix begins).
+    pub request_messages: u64,
+    pub response_messages: u64,
+}
+
+impl GrpcCall {
+    /// `pkg.Service/Method`: the table's method column and the span name.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.service, self.method)
+    }
+
+    /// The status code's name (`OK`, `NOT_FOUND`, ...), when there is a status.
+    pub fn status_name(&self) -> Option<&'static str> {
+        self.status.map(status_name)
+    }
+
+    /// The `grpc` object of the JSON report.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "service": self.service,
+            "method": self.method,
+            "status": self.status,
+            "message": self.message,
+            "request_messages": self.request_messages,
+            "response_messages": self.response_messages,
+        })
+    }
+}
+
+/// The canonical name of a gRPC status code.
+pub fn status_name(code: u32) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        3 => "INVALID_ARGUMENT",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        6 => "ALREADY_EXISTS",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        9 => "FAILED_PRECONDITION",
+        10 => "ABORTED",
+        11 => "OUT_OF_RANGE",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        16 => "UNAUTHENTICATED",
+        _ => "UNKNOWN_CODE",
+    }
+}
+
+/// How a gRPC content type says messages are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Codec {
+    Proto,
+    Json,
+}
+
+/// `application/grpc`, `application/grpc+proto`, `application/grpc+json` (any
+/// parameters); not `application/grpc-web`, whose framing differs.
+fn codec(content_type: &str) -> Option<Codec> {
+    let ct = content_type.trim().to_ascii_lowercase();
+    let ct = ct.split(';').next().unwrap_or("").trim();
+    match ct.strip_prefix("application/grpc")? {
+        "" | "+proto" => Some(Codec::Proto),
+        "+json" => Some(Codec::Json),
+        // Other `+subtype`s are opaque to us, but still gRPC calls.
+        s if s.starts_with('+') => Some(Codec::Proto),
+        _ => None,
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Recognises a gRPC call and fills `ex.grpc`; rewrites its bodies into decoded
+/// messages; a status other than 0 becomes `ex.error` (unless the exchange already has
+/// one: a reset stream says more). Does nothing to other exchanges, nor twice.
+pub fn recognise(ex: &mut Exchange) {
+    if ex.grpc.is_some() {
+        return;
+    }
+    let ct = header(&ex.request_headers, "content-type")
+        .or_else(|| header(&ex.response_headers, "content-type"));
+    let Some(codec) = ct.and_then(codec) else {
+        return;
+    };
+    let path = ex.path.as_deref().unwrap_or("");
+    let trimmed = path.trim_start_matches('/');
+    let (service, method) = match trimmed.rsplit_once('/') {
+        Some((s, m)) => (s.to_string(), m.to_string()),
+        None => (trimmed.to_string(), String::new()),
+    };
+    // Trailers, or a trailers-only response (status in the one header block).
+    let status_header = |name: &str| {
+        header(&ex.response_trailers, name).or_else(|| header(&ex.response_headers, name))
+    };
+    let status = status_header("grpc-status").and_then(|s| s.trim().parse::<u32>().ok());
+    let message = status_header("grpc-message").map(|m| {
+        let m = percent_decode(m, false);
+        crate::mask_shapes::mask_str(&m).unwrap_or(m)
+    });
+    let req_coding = header(&ex.request_headers, "grpc-encoding").map(str::to_ascii_lowercase);
+    let resp_coding = header(&ex.response_headers, "grpc-encoding").map(str::to_ascii_lowercase);
+    let request_messages = ex
+        .request_body
+        .as_mut()
+        .map_or(0, |b| render_body(b, codec, req_coding.as_deref()));
+    let response_messages = ex
+        .response_body
+        .as_mut()
+        .map_or(0, |b| render_body(b, codec, resp_coding.as_deref()));
+    if let (Some(code), None) = (status.filter(|&c| c != 0), &ex.error) {
+        ex.error = Some(match message.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => format!("grpc {}: {m}", status_name(code)),
+            None => format!("grpc {}", status_name(code)),
+        });
+    }
+    ex.grpc = Some(GrpcCall {
+        service,
+        method,
+        status,
+        message,
+        request_messages,
+        response_messages,
+    });
+}
+
+/// Rewrites a body of length-prefixed messages into a JSON array of decoded messages;
+/// returns how many messages it held. A body that is not framed as gRPC stays as it is.
+fn render_body(body: &mut Body, codec: Codec, coding: Option<&str>) -> u64 {
+    if body.decoded.is_some() || body.bytes.is_empty() {
+        return 0;
+    }
+    let Ok(messages) = frame::split(&body.bytes) else {
+        return 0;
+    };
+    let mut budget = DECOMPRESSED_MAX;
+    let mut rendered: Vec<Value> = Vec::with_capacity(messages.len());
+    let mut cut = false;
+    for m in &messages {
+        let (bytes, complete) = if m.compressed {
+            match decompress(m.bytes, coding, budget) {
+                Some((b, complete)) => (b, complete && !m.cut),
+                None => {
+                    // A coding we cannot read: the message is not shown (masking the
+                    // coded bytes would let their secrets through).
+                    rendered.push(Value::Null);
+                    cut = true;
+                    continue;
+                }
+            }
+        } else {
+            (m.bytes.to_vec(), !m.cut)
+        };
+        budget = budget.saturating_sub(bytes.len());
+        cut |= !complete;
+        rendered.push(match codec {
+            Codec::Proto => protobuf::to_json(&bytes, !complete),
+            Codec::Json => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) => v,
+                // Cut or not JSON: the text as a string (the masker's JSON scanner
+                // follows JSON held in strings).
+                Err(_) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+            },
+        });
+    }
+    let count = messages.len() as u64;
+    body.bytes = serde_json::to_vec(&Value::Array(rendered)).unwrap_or_default();
+    body.decoded = Some("grpc");
+    body.truncated |= cut;
+    count
+}
+
+/// A compressed message decoded with `coding`, as far as it goes: (bytes, complete).
+fn decompress(b: &[u8], coding: Option<&str>, max: usize) -> Option<(Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    let r: Box<dyn Read + '_> = match coding? {
+        "gzip" => Box::new(flate2::read::MultiGzDecoder::new(b)),
+        "deflate" => Box::new(flate2::read::ZlibDecoder::new(b)),
+        "identity" => Box::new(b),
+        _ => return None,
+    };
+    let mut r = r.take(max as u64 + 1);
+    match r.read_to_end(&mut out) {
+        Ok(_) if out.len() > max => {
+            out.truncate(max);
+            Some((out, false))
+        }
+        Ok(_) => Some((out, true)),
+        Err(_) if !out.is_empty() => Some((out, false)),
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
