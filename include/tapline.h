@@ -136,6 +136,13 @@ enum tl_record_type {
     TL_DROPS       = 7, /* records lost since the last DROPS record           */
     TL_LIFECYCLE   = 8, /* Lambda Runtime API: invocation fetched / answered  */
     TL_NAME_LOOKUP = 9, /* getaddrinfo: name -> addresses                     */
+    TL_H2_START      = 10, /* the connection carries HTTP/2 from here on        */
+    TL_H2_HEADERS    = 11, /* one complete HTTP/2 header block                  */
+    TL_H2_DATA       = 12, /* a prefix of one stream's DATA payload             */
+    TL_H2_STREAM_END = 13, /* a stream ended in one direction                   */
+    TL_H2_RESET      = 14, /* an RST_STREAM frame                               */
+    TL_H2_GOAWAY     = 15, /* a GOAWAY frame                                    */
+    TL_H2_SETTINGS   = 16, /* a SETTINGS frame (not an ACK)                     */
 };
 
 enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
@@ -168,7 +175,9 @@ struct tl_segment_header {
 enum tl_protocol {
     TL_PROTO_HTTP1         = 1, /* plaintext HTTP/1.x on a socket                */
     TL_PROTO_TLS           = 2, /* TLS ciphertext on a socket                    */
-    TL_PROTO_H2C           = 3, /* HTTP/2 prior knowledge: counted, not framed   */
+    TL_PROTO_H2C           = 3, /* HTTP/2 (client preface seen; on a socket, or
+                                 * TLS plaintext with a TL_TLS_INFO): framed,
+                                 * TL_H2_* records follow                       */
     TL_PROTO_TLS_PLAINTEXT = 4, /* HTTP/1.x plaintext from a TLS library hook    */
 };
 
@@ -308,6 +317,115 @@ struct tl_name_lookup {
     uint16_t name_len;
     uint16_t count;
     uint32_t reserved;
+};
+
+/* ---------------------------------------------------------------------------
+ * HTTP/2
+ * ---------------------------------------------------------------------------
+ * A connection that carries HTTP/2 gets one TL_H2_START, then TL_H2_* records
+ * in wire order per direction. Padding and priority fields are removed;
+ * CONTINUATIONs are joined to their HEADERS or PUSH_PROMISE; PING, PRIORITY,
+ * WINDOW_UPDATE and SETTINGS ACKs are not recorded. Header blocks are numbered
+ * per direction (block_seq 0, 1, 2 ...): HPACK is decoded in that order, and a
+ * gap (a block lost to a drop) or a truncated block leaves the direction's
+ * HPACK state unknown from there on. */
+
+/* TL_H2_START: 8 bytes. `how` says what showed HTTP/2. After an h2c upgrade
+ * the HTTP/1 request upgrade_msg_seq is stream 1's request and its response
+ * arrives as HTTP/2 on stream 1. */
+#define TL_H2_START_PRIOR_KNOWLEDGE 1 /* client preface on a socket             */
+#define TL_H2_START_TLS             2 /* client preface as TLS plaintext        */
+#define TL_H2_START_H2C_UPGRADE     3 /* Upgrade: h2c answered by 101           */
+struct tl_h2_start {
+    uint8_t  how;             /*  0: TL_H2_START_*                             */
+    uint8_t  flags;           /*  1: 0                                         */
+    uint16_t reserved;        /*  2                                            */
+    uint32_t upgrade_msg_seq; /*  4                                            */
+};
+
+/* TL_H2_HEADERS: 24 bytes, then `len` bytes of the header block. The record
+ * time is when the block's END_HEADERS frame was read or written. A block
+ * longer than the head limit (32 KiB) is cut: TL_H2_BLOCK_TRUNCATED. */
+#define TL_H2_BLOCK_END_STREAM   0x01 /* the HEADERS frame had END_STREAM        */
+#define TL_H2_BLOCK_TRUNCATED    0x02 /* only a prefix of block_len captured     */
+#define TL_H2_BLOCK_PUSH_PROMISE 0x04 /* PUSH_PROMISE; see promised_stream_id    */
+#define TL_H2_BLOCK_INCOMPLETE   0x08 /* connection ended before END_HEADERS     */
+struct tl_h2_headers {
+    uint8_t  dir;                /*  0: enum tl_direction                      */
+    uint8_t  reserved;           /*  1                                         */
+    uint16_t flags;              /*  2: TL_H2_BLOCK_*                          */
+    uint32_t stream_id;          /*  4                                         */
+    uint32_t promised_stream_id; /*  8: PUSH_PROMISE only, else 0              */
+    uint32_t block_seq;          /* 12: header blocks before this one, this dir */
+    uint32_t len;                /* 16: bytes that follow                      */
+    uint32_t block_len;          /* 20: whole block length                     */
+};
+
+/* TL_H2_DATA: 24 bytes, then `len` bytes of a stream's DATA payload at
+ * `offset` in the stream's data (this direction); copied up to
+ * TAPLINE_MAX_BODY per stream, the rest counted in TL_H2_STREAM_END. */
+struct tl_h2_data {
+    uint8_t  dir;       /*  0                                                  */
+    uint8_t  reserved0; /*  1                                                  */
+    uint16_t flags;     /*  2: 0                                               */
+    uint32_t stream_id; /*  4                                                  */
+    uint64_t offset;    /*  8                                                  */
+    uint32_t len;       /* 16                                                  */
+    uint32_t reserved1; /* 20                                                  */
+};
+
+/* TL_H2_STREAM_END: 64 bytes, one per stream and direction. */
+#define TL_H2_STREAM_END_STREAM     0x01 /* a frame carried END_STREAM          */
+#define TL_H2_STREAM_RESET          0x02 /* RST_STREAM; see error_code          */
+#define TL_H2_STREAM_INCOMPLETE     0x04 /* the connection ended first          */
+#define TL_H2_STREAM_BODY_TRUNCATED 0x08 /* DATA beyond TAPLINE_MAX_BODY        */
+#define TL_H2_STREAM_UNTRACKED      0x10 /* stream table full: no DATA copied,
+                                          * counts cover the last frame only   */
+struct tl_h2_stream_end {
+    uint8_t  dir;           /*  0                                              */
+    uint8_t  reserved0;     /*  1                                              */
+    uint16_t flags;         /*  2: TL_H2_STREAM_*                              */
+    uint32_t stream_id;     /*  4                                              */
+    uint64_t data_len;      /*  8: DATA payload bytes, padding excluded        */
+    uint64_t wire_len;      /* 16: frame bytes incl. 9-byte frame headers      */
+    uint64_t first_wall_ns; /* 24: first frame of the stream, this direction   */
+    uint64_t first_mono_ns; /* 32                                              */
+    uint64_t last_wall_ns;  /* 40: last frame                                  */
+    uint64_t last_mono_ns;  /* 48                                              */
+    uint32_t error_code;    /* 56: RST_STREAM error code                       */
+    uint32_t reserved1;     /* 60                                              */
+};
+
+/* TL_H2_RESET: 16 bytes; `dir` is the frame's direction. */
+struct tl_h2_reset {
+    uint8_t  dir;        /*  0                                                 */
+    uint8_t  reserved0;  /*  1                                                 */
+    uint16_t reserved1;  /*  2                                                 */
+    uint32_t stream_id;  /*  4                                                 */
+    uint32_t error_code; /*  8                                                 */
+    uint32_t reserved2;  /* 12                                                 */
+};
+
+/* TL_H2_GOAWAY: 16 bytes; `dir` is the frame's direction. */
+struct tl_h2_goaway {
+    uint8_t  dir;            /*  0                                             */
+    uint8_t  reserved0;      /*  1                                             */
+    uint16_t reserved1;      /*  2                                             */
+    uint32_t last_stream_id; /*  4                                             */
+    uint32_t error_code;     /*  8                                             */
+    uint32_t reserved2;      /* 12                                             */
+};
+
+/* TL_H2_SETTINGS: 16 bytes; the values the frame carried (last one wins). */
+#define TL_H2_SETTINGS_HEADER_TABLE_SIZE 0x01
+#define TL_H2_SETTINGS_MAX_FRAME_SIZE    0x02
+struct tl_h2_settings {
+    uint8_t  dir;               /*  0                                          */
+    uint8_t  reserved0;         /*  1                                          */
+    uint16_t flags;             /*  2: TL_H2_SETTINGS_*                        */
+    uint32_t header_table_size; /*  4                                          */
+    uint32_t max_frame_size;    /*  8                                          */
+    uint32_t reserved1;         /* 12                                          */
 };
 
 #endif /* TAPLINE_H */

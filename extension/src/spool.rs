@@ -468,6 +468,14 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
                 addrs,
             }
         }
+        // HTTP/2 records: decoded by the reader's HTTP/2 stage (branch h2); skipped here.
+        RecordType::H2Start
+        | RecordType::H2Headers
+        | RecordType::H2Data
+        | RecordType::H2StreamEnd
+        | RecordType::H2Reset
+        | RecordType::H2GoAway
+        | RecordType::H2Settings => return None,
     })
 }
 

@@ -392,6 +392,139 @@ fn layouts() -> Vec<Layout> {
             .to_vec(),
             vec![("family", 0x0A0B), ("port", 0x0C0D), ("addr", 0xA1)],
         ),
+        (
+            "tl_h2_start",
+            rec::H2Start {
+                how: 3,
+                flags: 0x45,
+                upgrade_msg_seq: 0x0102_0304,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("how", 3),
+                ("flags", 0x45),
+                ("upgrade_msg_seq", 0x0102_0304),
+            ],
+        ),
+        (
+            "tl_h2_headers",
+            rec::H2Headers {
+                dir: 1,
+                flags: 0x0203,
+                stream_id: 0x0405_0607,
+                promised_stream_id: 0x0809_0A0B,
+                block_seq: 0x0C0D_0E0F,
+                len: 0x1011_1213,
+                block_len: 0x1415_1617,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("dir", 1),
+                ("flags", 0x0203),
+                ("stream_id", 0x0405_0607),
+                ("promised_stream_id", 0x0809_0A0B),
+                ("block_seq", 0x0C0D_0E0F),
+                ("len", 0x1011_1213),
+                ("block_len", 0x1415_1617),
+            ],
+        ),
+        (
+            "tl_h2_data",
+            rec::H2Data {
+                dir: 1,
+                flags: 0x0203,
+                stream_id: 0x0405_0607,
+                offset: 0x1112_1314_1516_1718,
+                len: 0x2122_2324,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("dir", 1),
+                ("flags", 0x0203),
+                ("stream_id", 0x0405_0607),
+                ("offset", 0x1112_1314_1516_1718),
+                ("len", 0x2122_2324),
+            ],
+        ),
+        (
+            "tl_h2_stream_end",
+            rec::H2StreamEnd {
+                dir: 1,
+                flags: 0x0203,
+                stream_id: 0x0405_0607,
+                data_len: 0x11,
+                wire_len: 0x22,
+                first_wall_ns: 0x33,
+                first_mono_ns: 0x44,
+                last_wall_ns: 0x55,
+                last_mono_ns: 0x66,
+                error_code: 0x7788_99AA,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("dir", 1),
+                ("flags", 0x0203),
+                ("stream_id", 0x0405_0607),
+                ("data_len", 0x11),
+                ("wire_len", 0x22),
+                ("first_wall_ns", 0x33),
+                ("first_mono_ns", 0x44),
+                ("last_wall_ns", 0x55),
+                ("last_mono_ns", 0x66),
+                ("error_code", 0x7788_99AA),
+            ],
+        ),
+        (
+            "tl_h2_reset",
+            rec::H2Reset {
+                dir: 1,
+                stream_id: 0x0405_0607,
+                error_code: 0x0809_0A0B,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("dir", 1),
+                ("stream_id", 0x0405_0607),
+                ("error_code", 0x0809_0A0B),
+            ],
+        ),
+        (
+            "tl_h2_goaway",
+            rec::H2GoAway {
+                dir: 1,
+                last_stream_id: 0x0405_0607,
+                error_code: 0x0809_0A0B,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("dir", 1),
+                ("last_stream_id", 0x0405_0607),
+                ("error_code", 0x0809_0A0B),
+            ],
+        ),
+        (
+            "tl_h2_settings",
+            rec::H2Settings {
+                dir: 1,
+                flags: 0x0203,
+                header_table_size: 0x0405_0607,
+                max_frame_size: 0x0809_0A0B,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("dir", 1),
+                ("flags", 0x0203),
+                ("header_table_size", 0x0405_0607),
+                ("max_frame_size", 0x0809_0A0B),
+            ],
+        ),
     ]
 }
 
@@ -404,6 +537,9 @@ fn mismatches(text: &str) -> Vec<String> {
         None => bad.push(format!("{name}: missing from the header")),
     };
     use rec::{close_reason as cr, lifecycle_event as le, msg_flags as mf, tls_library as tl};
+    use rec::{
+        h2_block_flags as hb, h2_settings_flags as hs, h2_start as hst, h2_stream_flags as hf,
+    };
     for (name, v) in [
         ("TL_MAGIC", u64::from(rec::MAGIC)),
         ("TL_SEG_MAGIC", rec::segment::SEGMENT_MAGIC),
@@ -443,6 +579,29 @@ fn mismatches(text: &str) -> Vec<String> {
             "TL_LIFECYCLE_INVOCATION_ERROR",
             u64::from(le::INVOCATION_ERROR),
         ),
+        (
+            "TL_H2_START_PRIOR_KNOWLEDGE",
+            u64::from(hst::PRIOR_KNOWLEDGE),
+        ),
+        ("TL_H2_START_TLS", u64::from(hst::TLS)),
+        ("TL_H2_START_H2C_UPGRADE", u64::from(hst::H2C_UPGRADE)),
+        ("TL_H2_BLOCK_END_STREAM", u64::from(hb::END_STREAM)),
+        ("TL_H2_BLOCK_TRUNCATED", u64::from(hb::TRUNCATED)),
+        ("TL_H2_BLOCK_PUSH_PROMISE", u64::from(hb::PUSH_PROMISE)),
+        ("TL_H2_BLOCK_INCOMPLETE", u64::from(hb::INCOMPLETE)),
+        ("TL_H2_STREAM_END_STREAM", u64::from(hf::END_STREAM)),
+        ("TL_H2_STREAM_RESET", u64::from(hf::RESET)),
+        ("TL_H2_STREAM_INCOMPLETE", u64::from(hf::INCOMPLETE)),
+        ("TL_H2_STREAM_BODY_TRUNCATED", u64::from(hf::BODY_TRUNCATED)),
+        ("TL_H2_STREAM_UNTRACKED", u64::from(hf::UNTRACKED)),
+        (
+            "TL_H2_SETTINGS_HEADER_TABLE_SIZE",
+            u64::from(hs::HEADER_TABLE_SIZE),
+        ),
+        (
+            "TL_H2_SETTINGS_MAX_FRAME_SIZE",
+            u64::from(hs::MAX_FRAME_SIZE),
+        ),
     ] {
         expect(&h.defines, name, v);
     }
@@ -457,6 +616,13 @@ fn mismatches(text: &str) -> Vec<String> {
         ("TL_DROPS", T::Drops as u64),
         ("TL_LIFECYCLE", T::Lifecycle as u64),
         ("TL_NAME_LOOKUP", T::NameLookup as u64),
+        ("TL_H2_START", T::H2Start as u64),
+        ("TL_H2_HEADERS", T::H2Headers as u64),
+        ("TL_H2_DATA", T::H2Data as u64),
+        ("TL_H2_STREAM_END", T::H2StreamEnd as u64),
+        ("TL_H2_RESET", T::H2Reset as u64),
+        ("TL_H2_GOAWAY", T::H2GoAway as u64),
+        ("TL_H2_SETTINGS", T::H2Settings as u64),
         ("TL_EGRESS", rec::Direction::Egress as u64),
         ("TL_INGRESS", rec::Direction::Ingress as u64),
         ("TL_PROTO_HTTP1", rec::Protocol::Http1 as u64),
@@ -494,6 +660,13 @@ fn mismatches(text: &str) -> Vec<String> {
         ("tl_lifecycle", rec::Lifecycle::LEN),
         ("tl_name_lookup", rec::NameLookup::LEN),
         ("tl_addr", rec::NameLookup::ADDR_LEN),
+        ("tl_h2_start", rec::H2Start::LEN),
+        ("tl_h2_headers", rec::H2Headers::LEN),
+        ("tl_h2_data", rec::H2Data::LEN),
+        ("tl_h2_stream_end", rec::H2StreamEnd::LEN),
+        ("tl_h2_reset", rec::H2Reset::LEN),
+        ("tl_h2_goaway", rec::H2GoAway::LEN),
+        ("tl_h2_settings", rec::H2Settings::LEN),
     ] {
         match h.structs.get(name) {
             Some(s) if s.size == rust_len => {}
@@ -609,7 +782,7 @@ fn header_matches_the_rust_definitions() {
     // The parser found what it should (a parser that finds nothing would pass).
     let h = parse_header(HEADER);
     assert!(
-        h.defines.len() >= 20 && h.enums.len() >= 18 && h.structs.len() >= 11,
+        h.defines.len() >= 36 && h.enums.len() >= 25 && h.structs.len() >= 18,
         "{h:?}"
     );
 }
@@ -624,6 +797,10 @@ fn the_check_catches_drift() {
         ("    uint32_t pid;      /* 32: writing process                                  */\n    uint32_t tid;", "    uint32_t tid;      /* 32 */\n    uint32_t pid;"),
         ("TL_PROTO_H2C           = 3", "TL_PROTO_H2C           = 9"),
         ("/* TL_DATA: 24 bytes", "/* TL_DATA: 28 bytes"),
+        ("TL_H2_STREAM_END = 13", "TL_H2_STREAM_END = 14"),
+        ("    uint32_t block_seq;          /* 12", "    uint32_t block_len;          /* 12"),
+        ("#define TL_H2_STREAM_RESET          0x02", "#define TL_H2_STREAM_RESET          0x20"),
+        ("/* TL_H2_STREAM_END: 64 bytes", "/* TL_H2_STREAM_END: 60 bytes"),
     ] {
         assert!(HEADER.contains(from), "fixture text {from:?} no longer in the header");
         let changed = HEADER.replacen(from, to, 1);

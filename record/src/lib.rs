@@ -49,6 +49,20 @@ pub enum RecordType {
     Lifecycle = 8,
     /// A name lookup (`getaddrinfo`) and the addresses it returned.
     NameLookup = 9,
+    /// The connection carries HTTP/2 from here on: the `H2*` records below follow.
+    H2Start = 10,
+    /// One complete HTTP/2 header block (HEADERS or PUSH_PROMISE + CONTINUATIONs).
+    H2Headers = 11,
+    /// A prefix of one HTTP/2 stream's DATA payload.
+    H2Data = 12,
+    /// One HTTP/2 stream ended in one direction (END_STREAM, reset, or cut off).
+    H2StreamEnd = 13,
+    /// An HTTP/2 RST_STREAM frame.
+    H2Reset = 14,
+    /// An HTTP/2 GOAWAY frame.
+    H2GoAway = 15,
+    /// An HTTP/2 SETTINGS frame (not an ACK): the values a reader needs.
+    H2Settings = 16,
 }
 
 impl RecordType {
@@ -63,6 +77,13 @@ impl RecordType {
             7 => Self::Drops,
             8 => Self::Lifecycle,
             9 => Self::NameLookup,
+            10 => Self::H2Start,
+            11 => Self::H2Headers,
+            12 => Self::H2Data,
+            13 => Self::H2StreamEnd,
+            14 => Self::H2Reset,
+            15 => Self::H2GoAway,
+            16 => Self::H2Settings,
             _ => return None,
         })
     }
@@ -96,7 +117,9 @@ pub enum Protocol {
     /// TLS seen on the socket (ciphertext). Plaintext, when a TLS hook sees it, arrives
     /// on a connection of its own kind below.
     Tls = 2,
-    /// HTTP/2 with prior knowledge (`PRI * HTTP/2.0`): counted, not framed.
+    /// HTTP/2: the client connection preface (`PRI * HTTP/2.0`) opened the connection,
+    /// on a socket (prior knowledge) or as TLS plaintext (then a `TlsInfo` follows, ALPN
+    /// `h2`). Framed: an `H2Start` and `H2*` records follow.
     H2c = 3,
     /// Plaintext HTTP/1.x read from a TLS library (OpenSSL, GnuTLS).
     TlsPlaintext = 4,
@@ -186,6 +209,52 @@ pub mod lifecycle_event {
     pub const INVOCATION_RESPONSE: u8 = 2;
     /// The runtime posted an invocation error.
     pub const INVOCATION_ERROR: u8 = 3;
+}
+
+/// `H2Start.how` values: what showed the connection is HTTP/2.
+pub mod h2_start {
+    /// The client connection preface on a socket: HTTP/2 with prior knowledge.
+    pub const PRIOR_KNOWLEDGE: u8 = 1;
+    /// The client connection preface as TLS plaintext (ALPN `h2`, in the `TlsInfo`).
+    pub const TLS: u8 = 2;
+    /// `Upgrade: h2c` answered by `101`: HTTP/1.1 records before, HTTP/2 after. The
+    /// upgrade request (HTTP/1 `msg_seq` = `H2Start.upgrade_msg_seq`) is stream 1's
+    /// request; its response comes as HTTP/2 on stream 1.
+    pub const H2C_UPGRADE: u8 = 3;
+}
+
+/// `H2Headers.flags` bits.
+pub mod h2_block_flags {
+    /// The HEADERS frame carried END_STREAM: no DATA follows on this stream and direction.
+    pub const END_STREAM: u16 = 1;
+    /// The block was longer than the head limit: only its prefix was captured, and the
+    /// connection's HPACK state is unknown from here on in this direction.
+    pub const TRUNCATED: u16 = 2;
+    /// A PUSH_PROMISE block: `promised_stream_id` is the pushed stream.
+    pub const PUSH_PROMISE: u16 = 4;
+    /// The connection ended before the block's END_HEADERS.
+    pub const INCOMPLETE: u16 = 8;
+}
+
+/// `H2StreamEnd.flags` bits.
+pub mod h2_stream_flags {
+    /// A frame with END_STREAM ended the stream in this direction.
+    pub const END_STREAM: u16 = 1;
+    /// RST_STREAM (either direction) ended it; `error_code` says why.
+    pub const RESET: u16 = 2;
+    /// The connection ended (or framing was lost) first.
+    pub const INCOMPLETE: u16 = 4;
+    /// DATA was longer than `TAPLINE_MAX_BODY`: only its prefix was captured.
+    pub const BODY_TRUNCATED: u16 = 8;
+    /// The stream table was full when the stream started: no DATA was captured, and
+    /// `data_len`/`wire_len`/times cover only the frame that ended it.
+    pub const UNTRACKED: u16 = 16;
+}
+
+/// `H2Settings.flags` bits: which values the frame carried.
+pub mod h2_settings_flags {
+    pub const HEADER_TABLE_SIZE: u16 = 1;
+    pub const MAX_FRAME_SIZE: u16 = 2;
 }
 
 /// Why a record could not be read at some offset.
@@ -473,8 +542,10 @@ pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+pub mod h2;
 pub mod payload;
 pub mod segment;
+pub use h2::*;
 pub use payload::*;
 
 #[cfg(test)]

@@ -163,3 +163,79 @@ fn payload_roundtrips() {
     let (t, sni, alpn) = TlsInfo::decode(&p).expect("tls");
     assert_eq!((t, sni, alpn), (tls, &b"localhost"[..], &b"http/1.1"[..]));
 }
+
+#[test]
+fn h2_payloads_roundtrip() {
+    let h = H2Headers {
+        dir: 1,
+        flags: h2_block_flags::END_STREAM | h2_block_flags::PUSH_PROMISE,
+        stream_id: 3,
+        promised_stream_id: 2,
+        block_seq: 7,
+        len: 4,
+        block_len: 9,
+    };
+    let buf = make(RecordType::H2Headers, &[&h.encode(), b"\x82\x86\x84\x41"]);
+    let (rec, _) = parse_record(&buf).expect("valid record");
+    assert_eq!(rec.header.rtype, RecordType::H2Headers as u16);
+    let (h2, block) = H2Headers::decode(rec.payload).expect("headers payload");
+    assert_eq!((h2, block), (h, &b"\x82\x86\x84\x41"[..]));
+
+    let d = H2Data {
+        dir: 0,
+        flags: 0,
+        stream_id: 5,
+        offset: 1 << 33,
+        len: 3,
+    };
+    let mut p = [0u8; H2Data::LEN + 3];
+    p[..H2Data::LEN].copy_from_slice(&d.encode());
+    p[H2Data::LEN..].copy_from_slice(b"abc");
+    let (d2, bytes) = H2Data::decode(&p).expect("data");
+    assert_eq!((d2, bytes), (d, &b"abc"[..]));
+    // A length beyond the payload is refused, not read past.
+    assert!(H2Data::decode(&d.encode()).is_none());
+
+    let e = H2StreamEnd {
+        dir: 1,
+        flags: h2_stream_flags::RESET | h2_stream_flags::BODY_TRUNCATED,
+        stream_id: 0x7FFF_FFFF,
+        data_len: 10,
+        wire_len: 20,
+        first_wall_ns: 30,
+        first_mono_ns: 40,
+        last_wall_ns: 50,
+        last_mono_ns: 60,
+        error_code: 8,
+    };
+    assert_eq!(H2StreamEnd::decode(&e.encode()), Some(e));
+    let r = H2Reset {
+        dir: 0,
+        stream_id: 9,
+        error_code: 8,
+    };
+    assert_eq!(H2Reset::decode(&r.encode()), Some(r));
+    let g = H2GoAway {
+        dir: 1,
+        last_stream_id: 11,
+        error_code: 2,
+    };
+    assert_eq!(H2GoAway::decode(&g.encode()), Some(g));
+    let s = H2Settings {
+        dir: 1,
+        flags: h2_settings_flags::HEADER_TABLE_SIZE,
+        header_table_size: 0,
+        max_frame_size: 0,
+    };
+    assert_eq!(H2Settings::decode(&s.encode()), Some(s));
+    let st = H2Start {
+        how: h2_start::H2C_UPGRADE,
+        flags: 0,
+        upgrade_msg_seq: 4,
+    };
+    assert_eq!(H2Start::decode(&st.encode()), Some(st));
+    for t in 10..=16 {
+        assert!(RecordType::from_u16(t).is_some(), "type {t}");
+    }
+    assert!(RecordType::from_u16(17).is_none());
+}
