@@ -236,5 +236,69 @@ fn decompress(b: &[u8], coding: Option<&str>, max: usize) -> Option<(Vec<u8>, bo
     }
 }
 
+/// Runs arbitrary bytes through everything this module does to a body — split, gzip,
+/// protobuf and JSON decoding, masking — as request and response, whole and cut. The
+/// fuzz target (`fuzz/fuzz_targets/grpc_messages.rs`) and the garbage test call this:
+/// whatever the bytes, it must not panic. Returns the first rendering of the body
+/// (`application/grpc`, gzip, whole).
+pub fn check_body_bytes(data: &[u8]) -> Vec<u8> {
+    static MASKER: std::sync::OnceLock<crate::mask::Masker> = std::sync::OnceLock::new();
+    let masker = MASKER.get_or_init(|| {
+        crate::mask::Masker::new(crate::mask::DEFAULT_KEY_PATTERN, &[] as &[&str])
+            .unwrap_or_else(|_| unreachable!("the default pattern compiles"))
+    });
+    let mut first = None;
+    for (ct, coding, truncated) in [
+        ("application/grpc", "gzip", false),
+        ("application/grpc+json", "identity", true),
+        ("application/grpc+proto", "deflate", true),
+    ] {
+        let body = Body {
+            bytes: data.to_vec(),
+            size: data.len() as u64 + u64::from(truncated),
+            truncated,
+            decoded: None,
+        };
+        let headers = vec![
+            ("content-type".to_string(), ct.to_string()),
+            ("grpc-encoding".to_string(), coding.to_string()),
+        ];
+        let mut ex = Exchange {
+            pid: 1,
+            conn_id: 1,
+            seq: 1,
+            start_unix_ns: 0,
+            duration_ns: 0,
+            method: Some("POST".into()),
+            scheme: "http",
+            host: Some("127.0.0.1".into()),
+            port: Some(50051),
+            path: Some("/pkg.Service/Method".into()),
+            query: None,
+            http_version: Some("2".into()),
+            status: Some(200),
+            request_headers: headers.clone(),
+            response_headers: headers,
+            response_trailers: vec![("grpc-status".into(), "0".into())],
+            request_body: Some(body.clone()),
+            response_body: Some(body),
+            request_wire_bytes: 0,
+            response_wire_bytes: 0,
+            truncated: false,
+            peer: None,
+            tls: crate::exchange::TlsKind::None,
+            sni: None,
+            alpn: None,
+            error: None,
+            aws: None,
+            grpc: None,
+        };
+        masker.mask(&mut ex);
+        let _ = protobuf::decode(data, truncated);
+        first.get_or_insert(ex.response_body.map(|b| b.bytes).unwrap_or_default());
+    }
+    first.unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests;

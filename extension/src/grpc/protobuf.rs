@@ -35,7 +35,20 @@ pub fn decode(bytes: &[u8], cut: bool) -> Option<Decoded> {
 pub fn to_json(bytes: &[u8], cut: bool) -> Value {
     match decode(bytes, cut) {
         Some(d) => Value::Object(d.fields),
-        None => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        None => text_or_base64(bytes),
+    }
+}
+
+/// Printable UTF-8 as a string; anything else as base64 — of the bytes with their
+/// credential-shaped values already masked: once in base64, no rule could see them.
+fn text_or_base64(b: &[u8]) -> Value {
+    match std::str::from_utf8(b) {
+        Ok(s) if is_text(s) => Value::String(s.to_string()),
+        _ => {
+            let masked = crate::mask_shapes::mask_bytes(b);
+            let b = masked.as_deref().unwrap_or(b);
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
     }
 }
 
@@ -114,10 +127,7 @@ fn length_delimited(b: &[u8], depth: u32) -> Value {
     if let Some(d) = nested(b, false, depth) {
         return Value::Object(d.fields);
     }
-    match std::str::from_utf8(b) {
-        Ok(s) if is_text(s) => Value::String(s.to_string()),
-        _ => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
-    }
+    text_or_base64(b)
 }
 
 /// `b` read as a nested message, when that is the likely reading: it parses (with at
@@ -257,8 +267,17 @@ mod tests {
     }
 
     #[test]
-    fn not_protobuf_is_base64() {
+    fn not_protobuf_is_text_or_base64() {
         assert_eq!(to_json(b"\x07garbage", false), json!("B2dhcmJhZ2U="));
+        assert_eq!(to_json(b"{\"a\": 1}", false), json!("{\"a\": 1}"));
+        // A credential inside bytes is masked before they become base64.
+        let mut b = b"\x07\x00key=".to_vec();
+        b.extend_from_slice(b"ghp_R2d2C3poR2d2C3poR2d2C3poR2d2C3po1234\x00");
+        let v = to_json(&b, false);
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        assert_eq!(decoded, b"\x07\x00key=****\x00");
         // A length past the end of a whole message.
         assert_eq!(decode(&[0x0a, 0x05, b'a'], false), None);
         assert_eq!(decode(&[0x00], false), None);
