@@ -34,6 +34,8 @@ fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchan
         status,
         request_headers: vec![],
         response_headers: vec![],
+        response_trailers: Vec::new(),
+        pushed: false,
         request_body: None,
         response_body: None,
         request_wire_bytes: 300,
@@ -45,7 +47,6 @@ fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchan
         sni: Some(host.into()),
         error: None,
         aws: None,
-        response_trailers: Vec::new(),
         grpc: None,
     }
 }

@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use tapline_record::{msg_flags, Direction, Part, Protocol};
 
 use crate::exchange::{Body, Exchange, TlsKind};
+use crate::http2::{ConnFacts, H2Event, H2Record};
 use crate::spool::{
     CloseReason, ConnectionClose, ConnectionOpen, Fragment, MessageEnd, Spool, SpoolEntry,
     SpoolRecord, TlsLibrary,
@@ -249,6 +250,8 @@ struct Connection {
     /// For a plaintext connection: facts borrowed from its TLS socket.
     socket_peer: Option<SocketAddr>,
     socket_sni: Option<String>,
+    /// HTTP/2 records, in reading order ([`crate::http2`] makes the exchanges).
+    h2: Vec<H2Record>,
 }
 
 impl Connection {
@@ -276,6 +279,7 @@ impl Connection {
             has_plaintext: false,
             socket_peer: None,
             socket_sni: None,
+            h2: Vec::new(),
         };
         for e in entries {
             c.last_wall_ns = c.last_wall_ns.max(e.meta.wall_ns);
@@ -308,6 +312,11 @@ impl Connection {
                 }
                 SpoolRecord::MsgEnd(m) if c.before_start(m.dir, m.msg_seq) => {}
                 SpoolRecord::Data(f) => c.add_fragment(f, e.meta.wall_ns),
+                SpoolRecord::H2(f) => c.h2.push(H2Record {
+                    dir: f.dir,
+                    wall_ns: e.meta.wall_ns,
+                    event: f.event.clone(),
+                }),
                 SpoolRecord::MsgEnd(m) => {
                     let msg = c.message(m.dir, m.msg_seq);
                     msg.end = Some(*m);
@@ -411,14 +420,19 @@ impl Connection {
 
     /// Appends this connection's exchanges.
     fn exchanges(&self, out: &mut Vec<Exchange>) {
+        let first_out = out.len();
         match self.protocol() {
-            Some(Protocol::Tls) if self.requests.is_empty() && self.responses.is_empty() => {
+            Some(Protocol::Tls)
+                if self.requests.is_empty() && self.responses.is_empty() && self.h2.is_empty() =>
+            {
                 if !self.has_plaintext {
                     out.push(self.counted_only(TlsKind::Opaque, None));
                 }
                 return;
             }
-            Some(Protocol::H2c) if self.requests.is_empty() && self.responses.is_empty() => {
+            Some(Protocol::H2c)
+                if self.requests.is_empty() && self.responses.is_empty() && self.h2.is_empty() =>
+            {
                 // h2c on a socket, or HTTP/2 plaintext from a TLS hook (ALPN h2).
                 let tls = match self.tls_library {
                     Some(_) => self.tls_kind(),
@@ -462,6 +476,48 @@ impl Connection {
                 .and_then(|r| usize::try_from(r).ok())
                 .and_then(|r| finals.get(r));
             out.push(self.exchange(k, req, resp.map(|(m, h)| (*m, h.as_ref()))));
+        }
+        if !self.h2.is_empty() {
+            self.h2_exchanges(first_out, out);
+        }
+    }
+
+    /// Appends the HTTP/2 streams' exchanges, after this connection's HTTP/1 ones (from
+    /// `first` in `out`). After an h2c upgrade, the upgraded HTTP/1.1 exchange becomes
+    /// stream 1's request. A connection with no stream is reported by its byte counts.
+    fn h2_exchanges(&self, first: usize, out: &mut Vec<Exchange>) {
+        let upgrade_seq = self.h2.iter().find_map(|r| match r.event {
+            H2Event::Start {
+                how: tapline_record::h2_start::H2C_UPGRADE,
+                upgrade_msg_seq,
+            } => Some(upgrade_msg_seq),
+            _ => None,
+        });
+        let upgrade = upgrade_seq
+            .and_then(|k| out[first..].iter().position(|x| x.seq == k))
+            .map(|at| out.remove(first + at));
+        let tls = match self.tls_library {
+            Some(_) => self.tls_kind(),
+            None if self.protocol() == Some(Protocol::H2c) => TlsKind::None,
+            None => self.tls_kind(),
+        };
+        let facts = ConnFacts {
+            pid: self.pid,
+            conn_id: self.conn_id,
+            tls,
+            sni: self.tls_sni.clone().or_else(|| self.socket_sni.clone()),
+            alpn: self.tls_alpn.clone(),
+            peer: self.peer(),
+            close: self.close.map(|c| c.reason),
+            upgrade: upgrade.clone(),
+        };
+        let streams = crate::http2::exchanges(&facts, &self.h2, out);
+        if streams == 0 {
+            match upgrade {
+                Some(u) => out.insert(first, u),
+                None if out.len() == first => out.push(self.counted_only(tls, Some("2"))),
+                None => {}
+            }
         }
     }
 
@@ -523,6 +579,8 @@ impl Connection {
             status: None,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
+            response_trailers: Vec::new(),
+            pushed: false,
             request_body: None,
             response_body: None,
             request_wire_bytes: bytes_out,
@@ -534,7 +592,6 @@ impl Connection {
             alpn: self.tls_alpn.clone().or(alpn),
             error: error.map(str::to_owned),
             aws: None,
-            response_trailers: Vec::new(),
             grpc: None,
         }
     }
@@ -644,6 +701,8 @@ impl Connection {
             status,
             request_headers: req_head.map(|h| h.headers).unwrap_or_default(),
             response_headers: resp_head.map(|h| h.headers.clone()).unwrap_or_default(),
+            response_trailers: Vec::new(),
+            pushed: false,
             request_body,
             response_body,
             request_wire_bytes: req.map_or(0, wire_len),
@@ -655,7 +714,6 @@ impl Connection {
             alpn: self.tls_alpn.clone(),
             error: error.map(str::to_owned),
             aws: None,
-            response_trailers: Vec::new(),
             grpc: None,
         }
     }
@@ -898,7 +956,7 @@ fn split_target(target: &str) -> Target {
 }
 
 /// `host[:port]` or `[v6][:port]` → host (without brackets) and port.
-fn split_host_port(s: &str) -> (String, Option<u16>) {
+pub(crate) fn split_host_port(s: &str) -> (String, Option<u16>) {
     let s = s.trim();
     // Userinfo has no business in a Host header, but may be in an absolute target.
     let s = s.rsplit_once('@').map_or(s, |(_, h)| h);

@@ -145,6 +145,7 @@ impl Budget {
                 let ex = &mut exchanges[i];
                 ex.request_headers = Vec::new();
                 ex.response_headers = Vec::new();
+                ex.response_trailers = Vec::new();
                 ex.truncated = true;
                 total -= len;
                 outcome.headers_dropped += 1;
@@ -158,7 +159,8 @@ impl Budget {
     /// half, and what one side leaves unused goes to the other.
     fn cut_headers(&self, ex: &mut Exchange) -> bool {
         let req = list_bytes(&ex.request_headers);
-        let resp = list_bytes(&ex.response_headers);
+        // Trailers count as the response's headers, and keep what the headers leave.
+        let resp = list_bytes(&ex.response_headers) + list_bytes(&ex.response_trailers);
         let cap = self.max_header_bytes;
         if req + resp <= cap {
             return false;
@@ -173,6 +175,8 @@ impl Budget {
         };
         keep_within(&mut ex.request_headers, req_cap);
         keep_within(&mut ex.response_headers, resp_cap);
+        let left = resp_cap.saturating_sub(list_bytes(&ex.response_headers));
+        keep_within(&mut ex.response_trailers, left);
         true
     }
 }
@@ -234,7 +238,9 @@ fn list_bytes(headers: &[(String, String)]) -> usize {
 }
 
 fn headers_bytes(ex: &Exchange) -> usize {
-    list_bytes(&ex.request_headers) + list_bytes(&ex.response_headers)
+    list_bytes(&ex.request_headers)
+        + list_bytes(&ex.response_headers)
+        + list_bytes(&ex.response_trailers)
 }
 
 /// The estimated weight of one exchange in any output.

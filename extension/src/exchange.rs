@@ -54,7 +54,8 @@ pub struct Exchange {
     pub pid: u32,
     /// Connection it travelled on (unique across processes of one spool).
     pub conn_id: u64,
-    /// Position of the exchange on its connection (0 for the first).
+    /// Position of the exchange on its connection (0 for the first); for HTTP/2, the
+    /// stream id.
     pub seq: u32,
     /// First request byte written, ns since the Unix epoch.
     pub start_unix_ns: u64,
@@ -77,8 +78,11 @@ pub struct Exchange {
     pub status: Option<u16>,
     pub request_headers: Vec<(String, String)>,
     pub response_headers: Vec<(String, String)>,
-    /// Trailers after the response body (HTTP/2 trailers, HTTP/1.1 chunked trailers).
+    /// Trailer fields after the response body (HTTP/2 trailing HEADERS; HTTP/1.1
+    /// chunked trailers), in wire order.
     pub response_trailers: Vec<(String, String)>,
+    /// An HTTP/2 pushed stream: the request is the server's PUSH_PROMISE.
+    pub pushed: bool,
     pub request_body: Option<Body>,
     pub response_body: Option<Body>,
     /// Bytes each way on the wire (ciphertext for opaque TLS).

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod exchange;
 pub mod export;
 pub mod grpc;
+pub mod http2;
 pub mod lambda;
 pub mod mask;
 pub mod mask_shapes;

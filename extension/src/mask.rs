@@ -532,6 +532,7 @@ impl Masker {
 fn scrub_exchange(ex: &mut Exchange) {
     ex.request_headers.clear();
     ex.response_headers.clear();
+    ex.response_trailers.clear();
     ex.query = None;
     for body in [&mut ex.request_body, &mut ex.response_body]
         .into_iter()
@@ -1032,6 +1033,8 @@ pub(crate) mod tests {
             status: Some(200),
             request_headers: vec![],
             response_headers: vec![],
+            response_trailers: Vec::new(),
+            pushed: false,
             request_body: None,
             response_body: None,
             request_wire_bytes: 100,
@@ -1043,7 +1046,6 @@ pub(crate) mod tests {
             sni: Some("api.example.com".into()),
             error: None,
             aws: None,
-            response_trailers: Vec::new(),
             grpc: None,
         }
     }

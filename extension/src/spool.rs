@@ -191,6 +191,8 @@ pub enum SpoolRecord {
         name: String,
         addrs: Vec<IpAddr>,
     },
+    /// One HTTP/2 record (`H2*`), for [`crate::http2`].
+    H2(crate::http2::H2Frame),
 }
 
 /// A record and where it came from.
@@ -468,14 +470,13 @@ pub fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
                 addrs,
             }
         }
-        // HTTP/2 records: decoded by the reader's HTTP/2 stage (branch h2); skipped here.
         RecordType::H2Start
         | RecordType::H2Headers
         | RecordType::H2Data
         | RecordType::H2StreamEnd
         | RecordType::H2Reset
         | RecordType::H2GoAway
-        | RecordType::H2Settings => return None,
+        | RecordType::H2Settings => SpoolRecord::H2(crate::http2::decode_record(rtype, p)?),
     })
 }
 

@@ -102,7 +102,9 @@ fn show_json_has_exactly_the_spec_fields() {
                     "alpn",
                     "aws",
                     "request_body_decoded",
-                    "response_body_decoded"
+                    "response_body_decoded",
+                    "response_trailers",
+                    "pushed"
                 ]
                 .contains(k),
             "unexpected field {k}"

@@ -280,6 +280,7 @@ pub fn check_body_bytes(data: &[u8]) -> Vec<u8> {
             request_headers: headers.clone(),
             response_headers: headers,
             response_trailers: vec![("grpc-status".into(), "0".into())],
+            pushed: false,
             request_body: Some(body.clone()),
             response_body: Some(body),
             request_wire_bytes: 0,

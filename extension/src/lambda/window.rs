@@ -642,6 +642,8 @@ mod tests {
             status: Some(200),
             request_headers: vec![],
             response_headers: vec![],
+            response_trailers: Vec::new(),
+            pushed: false,
             request_body: None,
             response_body: None,
             request_wire_bytes: 0,
@@ -653,7 +655,6 @@ mod tests {
             alpn: None,
             error: None,
             aws: None,
-            response_trailers: Vec::new(),
             grpc: None,
         }
     }

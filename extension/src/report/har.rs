@@ -36,7 +36,7 @@ fn entry(x: &Exchange) -> Value {
     let time_ms = x.duration_ns as f64 / 1e6;
     let url = x.url_or_origin().unwrap_or_default();
     let http_version = match x.http_version.as_deref() {
-        Some("2") => "HTTP/2",
+        Some("2") => "HTTP/2.0",
         Some("1.0") => "HTTP/1.0",
         _ => "HTTP/1.1",
     };
@@ -94,6 +94,12 @@ fn entry(x: &Exchange) -> Value {
         // An AWS API call, as in the JSON report's `aws` object (null otherwise).
         "_aws": x.aws.as_ref().map(super::json::aws_value),
     });
+    if !x.response_trailers.is_empty() {
+        e["response"]["_trailers"] = Value::Array(name_values(&x.response_trailers));
+    }
+    if x.pushed {
+        e["_pushed"] = Value::from(true);
+    }
     if let Some(peer) = x.peer {
         e["serverIPAddress"] = Value::from(peer.ip().to_string());
     }

@@ -74,6 +74,10 @@ pub fn to_value(x: &Exchange) -> Value {
         "conn_id": x.conn_id,
         "alpn": x.alpn,
         "aws": x.aws.as_ref().map(aws_value),
+        // HTTP/2 trailers and HTTP/1.1 chunked trailers ([name, value] pairs), and
+        // whether the stream was pushed by the server (HTTP/2 PUSH_PROMISE).
+        "response_trailers": if opaque { Value::Null } else { headers(&x.response_trailers) },
+        "pushed": x.pushed,
         "grpc": x.grpc.as_ref().map(crate::grpc::GrpcCall::to_json),
     })
 }

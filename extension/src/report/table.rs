@@ -90,6 +90,12 @@ fn row(x: &Exchange, t0: u64) -> [String; 8] {
     if let Some(sni) = x.sni.as_deref().filter(|_| x.tls == TlsKind::Opaque) {
         let _ = write!(tls, " sni={}", escape(sni));
     }
+    if x.http_version.as_deref() == Some("2") && x.method.is_some() {
+        tls.push_str(" h2");
+    }
+    if x.pushed {
+        tls.push_str(" [pushed]");
+    }
     if x.truncated {
         tls.push_str(" [truncated]");
     }
