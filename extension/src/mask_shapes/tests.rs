@@ -54,7 +54,7 @@ fn shows(out: &str, secret: &str) -> bool {
 fn every_shape_is_masked_in_every_setting() {
     for (cred, secret) in planted() {
         for carrier in [
-            format!("{cred}"),
+            cred.to_string(),
             format!("{{\"a\": \"{cred}\", \"b\": 1}}"),
             format!("x={cred}&y=2"),
             format!("note: {cred}\nnext line"),
