@@ -13,7 +13,7 @@ use tapline_record::{
 use crate::conn::{self, origin, state, ConnInfo, Slot};
 use crate::http1::{FrameSink, MessageEnd, Role, Stamp, Verdict};
 use crate::lambda::LifecycleSink;
-use crate::{config, names, spool, tls};
+use crate::{config, http2, names, spool, tls};
 
 /// How many first bytes of a TLS connection are kept (the ClientHello, for SNI/ALPN).
 const RAW_HELLO_LIMIT: usize = 2048;
@@ -27,7 +27,7 @@ pub enum Bytes<'a> {
 
 impl<'a> Bytes<'a> {
     /// Calls `f` on each piece, in order, up to `done` bytes in all.
-    fn each(&self, done: usize, mut f: impl FnMut(&'a [u8])) {
+    pub(crate) fn each(&self, done: usize, mut f: impl FnMut(&'a [u8])) {
         match *self {
             Bytes::One(b) => f(&b[..done.min(b.len())]),
             Bytes::Vectored(iov) => {
@@ -226,7 +226,11 @@ pub fn egress(slot: &Slot, bytes: Bytes<'_>, done: usize, on_open: impl FnOnce(u
             count(slot, 0, done, now);
             frame(slot, 0, bytes, done, now);
         }
-        state::TLS | state::H2C => count(slot, 0, done, now),
+        state::H2C => {
+            count(slot, 0, done, now);
+            frame_h2(slot, 0, bytes, done, now);
+        }
+        state::TLS => count(slot, 0, done, now),
         _ => {}
     }
 }
@@ -255,7 +259,11 @@ pub fn ingress(slot: &Slot, bytes: Bytes<'_>, done: usize) {
             count(slot, 1, done, now);
             frame(slot, 1, bytes, done, now);
         }
-        state::TLS | state::H2C => count(slot, 1, done, now),
+        state::H2C => {
+            count(slot, 1, done, now);
+            frame_h2(slot, 1, bytes, done, now);
+        }
+        state::TLS => count(slot, 1, done, now),
         _ => {}
     }
 }
@@ -363,6 +371,16 @@ fn open_as(
     }
     spool::conn_open(conn_id, &open, now);
     on_open(conn_id, now);
+    if new_state == state::H2C {
+        http2::open(
+            slot,
+            conn_id,
+            http2::how_for_preface(from_tls),
+            0,
+            true,
+            now,
+        );
+    }
     if new_state == state::TLS {
         let hello = &first[..first.len().min(RAW_HELLO_LIMIT)];
         let fixed = Data {
@@ -436,14 +454,25 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
     };
     let max_body = config::max_body();
     let runtime_api = dir == 0 && slot.runtime_api.load(Ordering::Relaxed);
+    let mut h2c = None;
     let verdict = slot.with_framer(dir, |fr, kinds, pending| {
         let mut sink = RecordSink::new(conn_id, direction, now);
         let mut verdict = Verdict::Continue;
+        let mut index = 0;
         bytes.each(done, |piece| {
             if verdict != Verdict::Continue {
                 return;
             }
-            verdict = if runtime_api {
+            index += 1;
+            verdict = if dir == 1 {
+                // A 101 to h2c: the connection goes on as HTTP/2 (http2::upgrade).
+                let mut watch = http2::upgrade::UpgradeWatch::new(&mut sink);
+                let v = fr.feed(role, piece, now, max_body, kinds, &mut watch);
+                if v == Verdict::Upgraded {
+                    h2c = watch.resume(index - 1, piece);
+                }
+                v
+            } else if runtime_api {
                 let mut watch = LifecycleSink {
                     inner: &mut sink,
                     pending: &mut *pending,
@@ -458,7 +487,19 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
     });
     let reason = match verdict {
         Some(Verdict::Continue) => return,
-        Some(Verdict::Upgraded) => close_reason::UPGRADED,
+        Some(Verdict::Upgraded) => match h2c {
+            Some((msg_seq, at)) => {
+                if http2::upgrade::switch(slot, conn_id, msg_seq, at, bytes, done, now) {
+                    return;
+                }
+                if slot.state.load(Ordering::Acquire) == state::H2C {
+                    frame_h2_failed(slot, conn_id, now);
+                    return;
+                }
+                close_reason::UPGRADED
+            }
+            None => close_reason::UPGRADED,
+        },
         // Malformed, or another thread was in the framer: we missed bytes.
         Some(Verdict::Malformed) | None => close_reason::UNTRACKED,
     };
@@ -473,6 +514,35 @@ fn frame(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
         .is_ok()
     {
         end_connection(slot, conn_id, state::HTTP, reason, 0, now);
+    }
+}
+
+/// Feeds the bytes to the direction's HTTP/2 framer; stops following when the bytes
+/// are not HTTP/2 framing or another thread was in the framer (bytes were missed).
+fn frame_h2(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize, now: Stamp) {
+    if !http2::is_framed(slot) {
+        return; // the pool was exhausted: counted, not framed
+    }
+    let conn_id = slot.conn_id.load(Ordering::Relaxed);
+    match http2::frame(slot, conn_id, dir, bytes, done, now) {
+        Some(http2::framer::Verdict::Continue) => {}
+        _ => frame_h2_failed(slot, conn_id, now),
+    }
+}
+
+/// HTTP/2 framing was lost (or bytes were missed): the connection is no longer followed.
+fn frame_h2_failed(slot: &Slot, conn_id: u64, now: Stamp) {
+    if slot
+        .state
+        .compare_exchange(
+            state::H2C,
+            state::ENDED,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+    {
+        end_connection(slot, conn_id, state::H2C, close_reason::UNTRACKED, 0, now);
     }
 }
 
@@ -501,6 +571,9 @@ fn end_connection(slot: &Slot, conn_id: u64, was: u8, reason: u8, errno: i32, no
         if was == state::HTTP {
             egress.finish_on_close(&mut RecordSink::new(conn_id, Direction::Egress, now));
             ingress.finish_on_close(&mut RecordSink::new(conn_id, Direction::Ingress, now));
+        }
+        if was == state::H2C {
+            http2::finish_locked(slot, conn_id, now);
         }
         Some(close(slot))
     });

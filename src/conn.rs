@@ -82,6 +82,8 @@ pub struct Slot {
     framers: [UnsafeCell<Framer>; 2],
     /// A Runtime API response post awaiting its request's end (egress only).
     pending: UnsafeCell<Pending>,
+    /// HTTP/2: 1 + the index of this connection's `http2` pool entry; 0 when none.
+    pub h2: AtomicU32,
 }
 
 // SAFETY: the UnsafeCells are only accessed under the protocol documented on each
@@ -151,6 +153,7 @@ impl Slot {
         self.last_in_wall.store(0, Ordering::Relaxed);
         self.head_bits.store(0, Ordering::Relaxed);
         self.connect_bits.store(0, Ordering::Relaxed);
+        self.h2.store(0, Ordering::Relaxed);
         self.conn_id.store(conn_id, Ordering::Relaxed);
         self.origin.store(origin, Ordering::Relaxed);
         self.unlock(1);

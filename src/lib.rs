@@ -23,6 +23,7 @@ pub mod conn;
 #[cfg(all(feature = "hooks", not(test)))]
 pub mod hooks;
 pub mod http1;
+pub mod http2;
 pub mod inline_plan;
 pub mod lambda;
 pub mod names;
@@ -48,6 +49,7 @@ extern "C" fn tapline_init() {
         spool::file::init();
         conn::init();
         tls::init();
+        http2::init();
         // OpenSSL inside the executable itself (node): inline hooks, or nothing.
         if config::inline_hooks() {
             let _ = hooks::inline::install();

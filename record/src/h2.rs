@@ -139,9 +139,10 @@ impl H2Data {
     }
 }
 
-/// `H2StreamEnd`: 64 bytes. One per stream and direction that carried a frame (and for a
-/// stream reset before it carried one in this direction). The record header's time is
-/// when the end was seen.
+/// `H2StreamEnd`: 64 bytes. One per stream and direction that the framer followed (from
+/// its first HEADERS in that direction), and one for each END_STREAM of a stream that
+/// found the stream table full (flag `UNTRACKED`). The record header's time is when the
+/// end was seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct H2StreamEnd {
     pub dir: u8,

@@ -6,10 +6,45 @@ import sys
 from pathlib import Path
 
 TYPES = {1: "PROC_START", 2: "CONN_OPEN", 3: "DATA", 4: "MSG_END", 5: "CONN_CLOSE",
-         6: "TLS_INFO", 7: "DROPS", 8: "LIFECYCLE", 9: "NAME_LOOKUP"}
+         6: "TLS_INFO", 7: "DROPS", 8: "LIFECYCLE", 9: "NAME_LOOKUP",
+         10: "H2_START", 11: "H2_HEADERS", 12: "H2_DATA", 13: "H2_STREAM_END",
+         14: "H2_RESET", 15: "H2_GOAWAY", 16: "H2_SETTINGS"}
 PROTO = {1: "http1", 2: "tls", 3: "h2c", 4: "tls-plaintext"}
 PART = {1: "head", 2: "body", 3: "raw"}
 CLOSE = {1: "closed", 2: "peer-eof", 3: "error", 4: "untracked", 5: "upgraded"}
+H2_HOW = {1: "prior-knowledge", 2: "tls", 3: "h2c-upgrade"}
+
+
+def h2_fields(rtype, p):
+    """The fields of an H2_* payload as a dict (include/tapline.h, "HTTP/2"), or None."""
+    if rtype == 10:
+        how, flags, _r, up = struct.unpack_from("<BBHI", p)
+        return {"how": H2_HOW.get(how, how), "upgrade_msg_seq": up}
+    if rtype == 11:
+        d, _r, flags, sid, prom, seq, n, blen = struct.unpack_from("<BBHIIIII", p)
+        return {"dir": d, "flags": flags, "stream_id": sid, "promised_stream_id": prom,
+                "block_seq": seq, "block_len": blen, "block": p[24:24 + n]}
+    if rtype == 12:
+        d, _r, flags, sid, off, n = struct.unpack_from("<BBHIQI", p)
+        return {"dir": d, "stream_id": sid, "offset": off, "bytes": p[24:24 + n]}
+    if rtype == 13:
+        d, _r, flags, sid, dl, wl, fw, fm, lw, lm, code = struct.unpack_from(
+            "<BBHIQQQQQQI", p)
+        return {"dir": d, "flags": flags, "stream_id": sid, "data_len": dl, "wire_len": wl,
+                "first_mono_ns": fm, "last_mono_ns": lm, "error_code": code}
+    if rtype in (14, 15):
+        d, _r, _r1, sid, code = struct.unpack_from("<BBHII", p)
+        key = "stream_id" if rtype == 14 else "last_stream_id"
+        return {"dir": d, key: sid, "error_code": code}
+    if rtype == 16:
+        d, _r, flags, hts, mfs = struct.unpack_from("<BBHII", p)
+        out = {"dir": d}
+        if flags & 1:
+            out["header_table_size"] = hts
+        if flags & 2:
+            out["max_frame_size"] = mfs
+        return out
+    return None
 
 
 def describe(rtype, p):
@@ -40,6 +75,15 @@ def describe(rtype, p):
         ppid, clen = struct.unpack_from("<II", p)
         cmd = p[16:16 + clen].replace(b"\x00", b" ")[:80]
         return f"ppid={ppid} cmd={cmd!r}"
+    h2 = h2_fields(rtype, p)
+    if h2 is not None:
+        if "dir" in h2:
+            h2["dir"] = "in" if h2["dir"] else "out"
+        for k in ("block", "bytes"):
+            if k in h2:
+                h2[k] = h2[k][:60]
+        return " ".join(f"{k}={v!r}" if isinstance(v, bytes) else f"{k}={v}"
+                        for k, v in h2.items())
     return f"{len(p)} payload bytes"
 
 
@@ -87,6 +131,27 @@ def tls_infos(spool_dir):
                             "fd": fd, "sni": p[24:24 + sl].decode(errors="replace"),
                             "alpn": p[24 + sl:24 + sl + al].decode(errors="replace"),
                             "socket_conn_id": sc})
+    return out
+
+
+def h2_records(spool_dir):
+    """Every H2_* record of a spool, in file order: [(name, conn_id, fields)]."""
+    out = []
+    for f in spool_files(spool_dir):
+        for name, conn, p, h in records(f):
+            fields = h2_fields(h["type"], p)
+            if fields is not None:
+                out.append((name, conn, fields))
+    return out
+
+
+def conn_opens(spool_dir):
+    """{conn_id: protocol name} of every CONN_OPEN of a spool."""
+    out = {}
+    for f in spool_files(spool_dir):
+        for name, conn, p, _h in records(f):
+            if name == "CONN_OPEN":
+                out[conn] = PROTO.get(p[4], p[4])
     return out
 
 

@@ -1,0 +1,123 @@
+//! `Upgrade: h2c` answered by `101 Switching Protocols`: the HTTP/1 framer stops at the
+//! 101, and the same connection goes on as HTTP/2 (RFC 7540 §3.2). The upgrade request
+//! is stream 1's request; the server's first HTTP/2 bytes may arrive in the very read
+//! that carried the 101, so the switch happens at the byte after the 101's head.
+//!
+//! [`UpgradeWatch`] sits between the response framer and its record sink: it passes
+//! everything on, notes whether the current head names `h2c`, and where in the caller's
+//! buffer that head ended (the framer hands the sink slices of the buffer it was fed).
+
+use tapline_record::h2_start;
+
+use super::framer::Verdict;
+use crate::capture::Bytes;
+use crate::conn::{state, Slot};
+use crate::http1::{FrameSink, MessageEnd, Stamp};
+use core::sync::atomic::Ordering;
+
+/// Where the HTTP/2 bytes start in a read: after `pieces` whole pieces and `offset`
+/// bytes of the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub pieces: usize,
+    pub offset: usize,
+}
+
+/// A [`FrameSink`] that forwards to `inner` and watches for a 101 to `h2c`.
+pub struct UpgradeWatch<'a, S: FrameSink> {
+    pub inner: &'a mut S,
+    /// Bytes of "h2c" matched at the end of the head so far (case-insensitive).
+    matched: u8,
+    names_h2c: bool,
+    /// Address one past the last head byte the framer handed over.
+    head_end: usize,
+    /// The 101 (msg_seq) whose head named h2c, once its end was reported.
+    upgrade: Option<u32>,
+}
+
+impl<'a, S: FrameSink> UpgradeWatch<'a, S> {
+    pub fn new(inner: &'a mut S) -> Self {
+        UpgradeWatch {
+            inner,
+            matched: 0,
+            names_h2c: false,
+            head_end: 0,
+            upgrade: None,
+        }
+    }
+
+    /// After the framer said [`Verdict::Upgraded`] on `piece` (the `index`-th piece of
+    /// the call): where HTTP/2 starts, if the 101 was to h2c.
+    pub fn resume(&self, index: usize, piece: &[u8]) -> Option<(u32, Resume)> {
+        let msg_seq = self.upgrade?;
+        let start = piece.as_ptr() as usize;
+        let offset = self.head_end.checked_sub(start)?;
+        (offset <= piece.len()).then_some((
+            msg_seq,
+            Resume {
+                pieces: index,
+                offset,
+            },
+        ))
+    }
+}
+
+impl<S: FrameSink> FrameSink for UpgradeWatch<'_, S> {
+    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
+        if offset == 0 {
+            self.matched = 0;
+            self.names_h2c = false;
+        }
+        for &b in bytes {
+            let want = b"h2c"[self.matched as usize];
+            self.matched = if b.to_ascii_lowercase() == want {
+                self.matched + 1
+            } else {
+                u8::from(b.eq_ignore_ascii_case(&b'h'))
+            };
+            if self.matched == 3 {
+                self.names_h2c = true;
+                self.matched = 0;
+            }
+        }
+        self.head_end = bytes.as_ptr() as usize + bytes.len();
+        self.inner.head(msg_seq, offset, bytes);
+    }
+    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
+        self.inner.body(msg_seq, offset, bytes);
+    }
+    fn end(&mut self, end: &MessageEnd) {
+        if end.status == 101 && self.names_h2c {
+            self.upgrade = Some(end.msg_seq);
+        }
+        self.inner.end(end);
+    }
+}
+
+/// Switches an HTTP/1 connection to HTTP/2 after a 101 to h2c read on it: the state
+/// moves to HTTP/2, a pool framer starts (`H2Start`, how = h2c upgrade), and the rest of
+/// this read is framed. False if the connection was no longer HTTP/1 (ended meanwhile).
+pub fn switch(
+    slot: &Slot,
+    conn_id: u64,
+    msg_seq: u32,
+    at: Resume,
+    bytes: Bytes<'_>,
+    done: usize,
+    now: Stamp,
+) -> bool {
+    if slot
+        .state
+        .compare_exchange(state::HTTP, state::H2C, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    super::open(slot, conn_id, h2_start::H2C_UPGRADE, msg_seq, true, now);
+    match super::frame_from(slot, conn_id, 1, bytes, done, at, now) {
+        Some(Verdict::Continue) => true,
+        Some(Verdict::Malformed) => false,
+        // Not framed (the pool was exhausted: counted only), or bytes were missed.
+        None => !super::is_framed(slot),
+    }
+}
