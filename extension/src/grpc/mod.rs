@@ -32,7 +32,8 @@ pub struct GrpcCall {
     pub method: String,
     /// `grpc-status`, when the call ended with one.
     pub status: Option<u32>,
-    /// `grpc-message`, percent-decoded (and value-shape masked).
+    /// `grpc-message`, percent-decoded (and value-shape masked); `None` when absent or
+    /// empty.
     pub message: Option<String>,
     /// Messages whose length prefix was captured, each way (a cut body counts the
     /// messages its captured prefix begins).
@@ -139,7 +140,8 @@ pub fn recognise(ex: &mut Exchange) {
         header(&ex.response_trailers, name).or_else(|| header(&ex.response_headers, name))
     };
     let status = status_header("grpc-status").and_then(|s| s.trim().parse::<u32>().ok());
-    let message = status_header("grpc-message").map(|m| {
+    // An empty `grpc-message` (grpcio sends one with every status) is no message.
+    let message = status_header("grpc-message").filter(|m| !m.is_empty()).map(|m| {
         let m = percent_decode(m, false);
         crate::mask_shapes::mask_str(&m).unwrap_or(m)
     });
