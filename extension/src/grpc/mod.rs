@@ -141,10 +141,12 @@ pub fn recognise(ex: &mut Exchange) {
     };
     let status = status_header("grpc-status").and_then(|s| s.trim().parse::<u32>().ok());
     // An empty `grpc-message` (grpcio sends one with every status) is no message.
-    let message = status_header("grpc-message").filter(|m| !m.is_empty()).map(|m| {
-        let m = percent_decode(m, false);
-        crate::mask_shapes::mask_str(&m).unwrap_or(m)
-    });
+    let message = status_header("grpc-message")
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            let m = percent_decode(m, false);
+            crate::mask_shapes::mask_str(&m).unwrap_or(m)
+        });
     let req_coding = header(&ex.request_headers, "grpc-encoding").map(str::to_ascii_lowercase);
     let resp_coding = header(&ex.response_headers, "grpc-encoding").map(str::to_ascii_lowercase);
     let request_messages = ex
