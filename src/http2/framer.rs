@@ -406,7 +406,7 @@ impl Framer {
             ),
             FRAME_PUSH_PROMISE => (self.fflags & FLAG_PADDED != 0, 4),
             FRAME_RST_STREAM if self.flen != 4 => return Err(()),
-            FRAME_SETTINGS if self.flen % 6 != 0 => return Err(()),
+            FRAME_SETTINGS if !self.flen.is_multiple_of(6) => return Err(()),
             FRAME_GOAWAY if self.flen < 8 => return Err(()),
             _ => (false, 0),
         };

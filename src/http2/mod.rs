@@ -138,11 +138,18 @@ pub fn frame_from(
     from: upgrade::Resume,
     now: Stamp,
 ) -> Option<Verdict> {
-    let e = entry(slot.h2.load(Ordering::Acquire))?;
+    entry(slot.h2.load(Ordering::Acquire))?;
     let max_body = crate::config::max_body();
     slot.with_framer(dir, |_, _, _| {
-        // SAFETY: the busy flag of `dir` is held: this thread is the only user of
-        // framer `dir` of the entry this slot names.
+        // Looked up again under the busy flag: the entry is given back (and may be
+        // taken by another connection) only while both flags of its slot are held, so
+        // an entry this connection owns now stays ours until the flag is released.
+        let e = entry(slot.h2.load(Ordering::Acquire))?;
+        if e.owner.load(Ordering::Acquire) != conn_id {
+            return None;
+        }
+        // SAFETY: the busy flag of `dir` is held and this connection owns the entry:
+        // this thread is the only user of its framer `dir`.
         let fr = unsafe { &mut *e.framers[dir].get() };
         let mut sink = RecordSink::new(conn_id, dir, now);
         take_peer_resets(e, dir, fr, now, &mut sink);
@@ -162,8 +169,9 @@ pub fn frame_from(
         for i in 0..sink.resets_len {
             post_reset(e, dir, sink.resets[i]);
         }
-        verdict
+        Some(verdict)
     })
+    .flatten()
 }
 
 /// The connection ends: cut-off blocks and streams of both directions are written and

@@ -121,3 +121,56 @@ pub fn switch(
         None => !super::is_framed(slot),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::{Framer, RequestKinds, Role, Verdict as H1Verdict};
+
+    struct Nothing;
+    impl FrameSink for Nothing {
+        fn head(&mut self, _: u32, _: u64, _: &[u8]) {}
+        fn body(&mut self, _: u32, _: u64, _: &[u8]) {}
+        fn end(&mut self, _: &MessageEnd) {}
+    }
+
+    fn after_101(wire: &[u8]) -> Option<(u32, Resume)> {
+        let mut fr = Framer::new();
+        let mut kinds = RequestKinds::default();
+        let mut inner = Nothing;
+        let mut watch = UpgradeWatch::new(&mut inner);
+        let v = fr.feed(
+            Role::Response,
+            wire,
+            Stamp::default(),
+            0,
+            &mut kinds,
+            &mut watch,
+        );
+        assert_eq!(v, H1Verdict::Upgraded);
+        watch.resume(2, wire)
+    }
+
+    #[test]
+    fn a_101_to_h2c_resumes_at_the_byte_after_its_head() {
+        let head =
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUPGRADE: H2C\r\n\r\n";
+        let mut wire = head.to_vec();
+        wire.extend_from_slice(b"\0\0\0\x04\0\0\0\0\0");
+        assert_eq!(
+            after_101(&wire),
+            Some((
+                0,
+                Resume {
+                    pieces: 2,
+                    offset: head.len()
+                }
+            ))
+        );
+        // A 101 to another protocol (websocket) is not HTTP/2.
+        assert_eq!(
+            after_101(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nxx"),
+            None
+        );
+    }
+}
