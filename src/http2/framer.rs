@@ -157,8 +157,14 @@ pub struct Framer {
     /// Resets learnt from the other direction, processed up to here.
     peer_resets_seen: u32,
     streams: [Stream; STREAMS],
+    /// Streams that found the table full and have not ended (0 = free).
+    untracked: [u32; UNTRACKED_RING],
+    untracked_next: u32,
     block: [u8; BLOCK_LIMIT],
 }
+
+/// Untracked streams remembered at once per direction.
+const UNTRACKED_RING: usize = 16;
 
 const NONE: u16 = u16::MAX;
 
@@ -213,6 +219,8 @@ impl Framer {
             block_seq: 0,
             peer_resets_seen: 0,
             streams: [NO_STREAM; STREAMS],
+            untracked: [0; UNTRACKED_RING],
+            untracked_next: 0,
             block: [0; BLOCK_LIMIT],
         }
     }
@@ -234,6 +242,8 @@ impl Framer {
         self.peer_resets_seen = 0;
         self.settings_flags = 0;
         self.streams = [NO_STREAM; STREAMS];
+        self.untracked = [0; UNTRACKED_RING];
+        self.untracked_next = 0;
     }
 
     pub fn is_stopped(&self) -> bool {
@@ -423,7 +433,15 @@ impl Framer {
             let opens = self.ftype == FRAME_HEADERS;
             let i = match self.find(self.fstream) {
                 Some(i) => Some(i),
-                None if opens => self.open(self.fstream, now),
+                // A stream that found the table full stays untracked: its trailers
+                // (a second HEADERS) must not open an entry in the middle of it.
+                None if opens && !self.is_untracked(self.fstream) => {
+                    let i = self.open(self.fstream, now);
+                    if i.is_none() {
+                        self.note_untracked(self.fstream);
+                    }
+                    i
+                }
                 None => None,
             };
             if let Some(i) = i {
@@ -618,7 +636,11 @@ impl Framer {
         if self.cur != NONE {
             self.end_stream(self.cur as usize, flags, code, now, sink);
             self.cur = NONE;
-        } else if flags & h2_stream_flags::END_STREAM != 0 {
+        } else if flags & (h2_stream_flags::END_STREAM | h2_stream_flags::RESET) != 0 {
+            self.forget_untracked(self.fstream);
+            if flags & h2_stream_flags::END_STREAM == 0 {
+                return;
+            }
             sink.stream_end(&StreamEnd {
                 stream_id: self.fstream,
                 flags: flags | h2_stream_flags::UNTRACKED,
@@ -651,6 +673,26 @@ impl Framer {
             error_code: code,
         });
         self.streams[i] = NO_STREAM;
+    }
+
+    fn is_untracked(&self, id: u32) -> bool {
+        self.untracked.contains(&id)
+    }
+
+    /// Remembers a stream that found the table full (the oldest one is forgotten when
+    /// more are open at once than the ring holds).
+    fn note_untracked(&mut self, id: u32) {
+        let at = self.untracked_next as usize % UNTRACKED_RING;
+        self.untracked[at] = id;
+        self.untracked_next = self.untracked_next.wrapping_add(1);
+    }
+
+    fn forget_untracked(&mut self, id: u32) {
+        for u in self.untracked.iter_mut() {
+            if *u == id {
+                *u = 0;
+            }
+        }
     }
 
     fn find(&mut self, id: u32) -> Option<usize> {

@@ -29,6 +29,8 @@ pub struct UpgradeWatch<'a, S: FrameSink> {
     /// Bytes of "h2c" matched at the end of the head so far (case-insensitive).
     matched: u8,
     names_h2c: bool,
+    /// The head being read is a 101's.
+    in_101: bool,
     /// Address one past the last head byte the framer handed over.
     head_end: usize,
     /// The 101 (msg_seq) whose head named h2c, once its end was reported.
@@ -41,6 +43,7 @@ impl<'a, S: FrameSink> UpgradeWatch<'a, S> {
             inner,
             matched: 0,
             names_h2c: false,
+            in_101: false,
             head_end: 0,
             upgrade: None,
         }
@@ -67,6 +70,12 @@ impl<S: FrameSink> FrameSink for UpgradeWatch<'_, S> {
         if offset == 0 {
             self.matched = 0;
             self.names_h2c = false;
+            // Only a 101's head is searched: other heads cost one comparison.
+            self.in_101 = bytes.len() >= 12 && &bytes[8..12] == b" 101";
+        }
+        if !self.in_101 {
+            self.head_end = 0;
+            return self.inner.head(msg_seq, offset, bytes);
         }
         for &b in bytes {
             let want = b"h2c"[self.matched as usize];

@@ -10,9 +10,13 @@
 //   /reset           the stream is reset with `RST_STREAM` code 8 (CANCEL) before a response
 //   /goaway          answers 200 "bye", then the session sends GOAWAY (code 0,
 //                    last stream = this one) and closes after a moment
+//   /goaway-above    no answer: GOAWAY (code 11, ENHANCE_YOUR_CALM) naming the stream
+//                    before this one as the last processed, then the session is destroyed
+//                    (this stream is one the server "did not process")
 //   /push            pushes /pushed.txt ("pushed body") then answers 200 "with push"
 //   /bigheader       200, a response header `x-big` of 30,000 bytes that HPACK's Huffman
-//                    code cannot shrink below 16 KiB (HEADERS + CONTINUATION)
+//                    code cannot shrink below 16 KiB (HEADERS + CONTINUATION); of N bytes
+//                    with ?n=N
 //   /large?n=N       200, N bytes of the pattern "0123456789" (default 100,000)
 //   anything else    200, "hello h2 <path>"
 'use strict';
@@ -32,16 +36,17 @@ function pattern(n) {
 }
 
 // Pseudo-random letters and digits: about 6 bits each after Huffman coding.
-const BIG = (() => {
+function bigValue(n) {
   const abc = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
   let x = 12345;
   let s = '';
-  for (let i = 0; i < 30000; i++) {
+  for (let i = 0; i < n; i++) {
     x = (x * 1103515245 + 12345) & 0x7fffffff;
     s += abc[x % abc.length];
   }
   return s;
-})();
+}
+const BIG = bigValue(30000);
 
 function handle(stream, headers) {
   const url = new URL(headers[':path'], 'http://x');
@@ -79,6 +84,12 @@ function handle(stream, headers) {
         });
         break;
       }
+      case '/goaway-above': {
+        const session = stream.session;
+        session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, Math.max(stream.id - 2, 0));
+        setTimeout(() => session.destroy(), 50);
+        break;
+      }
       case '/push':
         if (stream.pushAllowed) {
           stream.pushStream({ ':path': '/pushed.txt' }, (err, push) => {
@@ -96,7 +107,8 @@ function handle(stream, headers) {
         }
         break;
       case '/bigheader':
-        stream.respond({ ':status': 200, 'content-type': 'text/plain', 'x-big': BIG });
+        stream.respond({ ':status': 200, 'content-type': 'text/plain',
+          'x-big': url.searchParams.has('n') ? bigValue(parseInt(url.searchParams.get('n'), 10)) : BIG });
         stream.end('big header');
         break;
       case '/large': {

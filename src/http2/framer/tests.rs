@@ -358,6 +358,31 @@ fn streams_past_the_table_are_counted_and_ended() {
     // Tracked streams' data is copied; untracked ones' is not.
     assert_eq!(rec.body(1), b"body");
     assert!(rec.body(untracked[0]).is_empty());
+    // A stream that found the table full stays untracked through its trailers, even
+    // once entries are free again.
+    let mut t = framer(false);
+    let mut r3 = Rec::default();
+    let mut w3 = Vec::new();
+    for k in 0..n {
+        w3.extend(frame(FRAME_HEADERS, FLAG_END_HEADERS, 2 * k + 1, b"h"));
+    }
+    w3.extend(frame(FRAME_DATA, FLAG_END_STREAM, 1, b"frees one entry"));
+    let last = 2 * (n - 1) + 1;
+    w3.extend(frame(FRAME_DATA, 0, last, b"not copied"));
+    w3.extend(frame(
+        FRAME_HEADERS,
+        FLAG_END_HEADERS | FLAG_END_STREAM,
+        last,
+        b"t",
+    ));
+    t.feed(&w3, T, 100, &mut r3);
+    assert!(r3.body(last).is_empty());
+    let e = *r3
+        .ends()
+        .iter()
+        .find(|e| e.stream_id == last)
+        .expect("trailers end it");
+    assert_eq!(e.flags, sf::END_STREAM | sf::UNTRACKED);
     // Ended streams free their entries: new streams are tracked again.
     let mut more = Box::new(Framer::new(false));
     let mut r2 = Rec::default();
