@@ -5,7 +5,7 @@
 //!
 //! The data path, one way only: [`spool`] (bytes → typed records, the one reading
 //! edge) → [`pipeline`] (records → [`exchange::Exchange`]s by [`assemble`], then
-//! recognition, masking, budgets) → [`report`] (table, JSON lines, HAR) or [`export`]
+//! recognition of AWS and gRPC calls, masking, budgets) → [`report`] (table, JSON lines, HAR) or [`export`]
 //! (OTLP). [`cli`] drives it for `tapline run` and `tapline show`, [`lambda`] as an
 //! AWS Lambda extension.
 #![forbid(unsafe_code)]
@@ -17,6 +17,7 @@ pub mod cli;
 pub mod client_hello;
 pub mod exchange;
 pub mod export;
+mod grpc;
 pub mod http2;
 pub mod lambda;
 pub mod mask;
@@ -50,6 +51,15 @@ pub fn check_h2_records_bytes(data: &[u8]) -> Vec<exchange::Exchange> {
     let exchanges = http2::check_records_bytes(data);
     write_every_report(&exchanges);
     exchanges
+}
+
+/// Arbitrary bytes as a gRPC request and response body through the gRPC stage and the
+/// masker (`grpc/`: length-prefixed messages, gzip/deflate, schema-less protobuf and
+/// JSON decoding, key rules and value shapes). The fuzz target `grpc_messages` and the
+/// garbage test call this: whatever the bytes, it must not panic. Returns the response
+/// body as the first rendering shows it (`application/grpc`, gzip, whole).
+pub fn check_grpc_body_bytes(data: &[u8]) -> Vec<u8> {
+    grpc::check_body_bytes(data)
 }
 
 fn write_every_report(exchanges: &[exchange::Exchange]) {

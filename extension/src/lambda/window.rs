@@ -227,6 +227,7 @@ mod tests {
             alpn: None,
             error: None,
             aws: None,
+            grpc: None,
         }
     }
 
