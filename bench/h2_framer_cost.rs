@@ -4,12 +4,12 @@
 //! the sink only counts. Built and run by bench/h2_multiplex.sh. Prints ns per frame
 //! for small (1 KiB) and full (16 KiB) frames, past the body limit (counted only) and
 //! within it (the bytes handed to the sink, which only counts them).
-#[path = "../src/http1.rs"]
-#[allow(dead_code)]
-mod http1;
 #[path = "../src/http2/framer.rs"]
 #[allow(dead_code)]
 mod framer;
+#[path = "../src/http2/wire.rs"]
+#[allow(dead_code)]
+mod wire;
 
 use framer::{Block, Framer, H2Sink, StreamEnd};
 use std::time::Instant;
@@ -55,11 +55,11 @@ fn run(frame_len: usize, max_body: u64) -> f64 {
     for _ in 0..5 {
         let mut f = Box::new(Framer::new(false));
         let mut sink = Count(0);
-        f.feed(&head, http1::Stamp::default(), max_body, &mut sink);
+        f.feed(&head, tapline_record::Stamp::default(), max_body, &mut sink);
         let t = Instant::now();
         for _ in 0..passes {
             for piece in wire.chunks(64 << 10) {
-                f.feed(piece, http1::Stamp::default(), max_body, &mut sink);
+                f.feed(piece, tapline_record::Stamp::default(), max_body, &mut sink);
             }
         }
         let ns = t.elapsed().as_nanos() as f64 / frames as f64;

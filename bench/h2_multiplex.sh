@@ -35,7 +35,8 @@ for _ in $(seq "$ROUNDS"); do
         node bench/h2_multiplex_client.js "$url" "$REQUESTS" "$CONCURRENCY" >>"$work/pre"
 done
 plain=$(sort -g "$work/plain" | tail -1); pre=$(sort -g "$work/pre" | tail -1)
-streams=$(python3 tests/tools/spool_dump.py "$work/spool" | grep -c 'H2_STREAM_END dir=in' || true)
+streams=$(target/release/tapline show --records "$work/spool" \
+    | grep -c '"type":"h2_stream_end".*"dir":"ingress"' || true)
 echo "h2 multiplexed requests/s, one connection, $CONCURRENCY streams in flight ($REQUESTS requests, best of $ROUNDS):"
 echo "  without library: $plain"
 echo "  with library:    $pre  (last run recorded $streams response streams)"

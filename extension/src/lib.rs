@@ -21,6 +21,7 @@ mod grpc;
 pub mod http2;
 pub mod lambda;
 pub mod mask;
+mod pieces;
 pub mod pipeline;
 pub mod report;
 pub mod spool;

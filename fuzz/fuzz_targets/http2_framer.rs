@@ -1,22 +1,21 @@
 //! Arbitrary bytes, split at arbitrary points, through the HTTP/2 framer of the preload
-//! library (`src/http2/framer.rs`, included by path with the `Stamp` it borrows from
-//! `src/http1.rs`). The framer runs inside hooked libc calls, so it must never panic,
+//! library (`src/http2/framer.rs` and its `wire.rs`, included by path). The framer runs inside hooked libc calls, so it must never panic,
 //! and what it reports must stay consistent: header blocks numbered 0, 1, 2, ... and
 //! never longer than the block limit, DATA of each stream contiguous from 0 and never
 //! past the body limit, every stream ended at most once while it is followed.
 #![no_main]
 
-#[path = "../../src/http1.rs"]
-#[allow(dead_code)]
-mod http1;
 #[path = "../../src/http2/framer.rs"]
 #[allow(dead_code)]
 mod framer;
+#[path = "../../src/http2/wire.rs"]
+#[allow(dead_code)]
+mod wire;
 
 use std::collections::HashMap;
 
 use framer::{Block, Framer, H2Sink, StreamEnd, BLOCK_LIMIT};
-use http1::Stamp;
+use tapline_record::Stamp;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_BODY: u64 = 64;

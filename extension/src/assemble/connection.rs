@@ -11,6 +11,7 @@ use tapline_record::{CloseReason, ConnClose, ConnOpen, Data, Direction, MsgEnd, 
 use crate::client_hello::parse_client_hello;
 use crate::exchange::TlsKind;
 use crate::http2::H2Record;
+pub(super) use crate::pieces::Pieces as Fragments;
 use crate::spool::{socket_addr, SpoolEntry, SpoolRecord};
 
 /// `ECONNRESET` on Linux: the errno that makes a missing response a "connection reset".
@@ -28,40 +29,6 @@ pub struct ConnStart {
     /// The first response left (`msg_seq` in the ingress direction): the first
     /// `request` final responses, and every interim one before them, are gone.
     pub response: u32,
-}
-
-/// Pieces of one message part, placed by offset.
-#[derive(Default)]
-pub(super) struct Fragments(Vec<(u64, Vec<u8>)>);
-
-impl Fragments {
-    pub(super) fn push(&mut self, offset: u64, bytes: &[u8]) {
-        self.0.push((offset, bytes.to_vec()));
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The bytes from offset 0 up to the first gap, and whether a gap cut them short.
-    /// Overlaps keep the bytes placed first. Never allocates more than was captured,
-    /// whatever the (untrusted) offsets say.
-    pub(super) fn joined(&self) -> (Vec<u8>, bool) {
-        let mut pieces: Vec<&(u64, Vec<u8>)> = self.0.iter().collect();
-        pieces.sort_by_key(|(off, _)| *off);
-        let mut out = Vec::new();
-        for (off, bytes) in pieces {
-            let have = out.len() as u64;
-            if *off > have {
-                return (out, true);
-            }
-            let skip = have - off;
-            if let Some(rest) = usize::try_from(skip).ok().and_then(|s| bytes.get(s..)) {
-                out.extend_from_slice(rest);
-            }
-        }
-        (out, false)
-    }
 }
 
 /// Everything seen of one HTTP message.
@@ -347,24 +314,5 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
             }
         }
         conns[si].has_plaintext = linked;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fragments_join_by_offset_and_stop_at_gaps() {
-        let mut f = Fragments::default();
-        f.push(5, b"56789");
-        f.push(0, b"01234");
-        f.push(3, b"34567"); // overlap
-        assert_eq!(f.joined(), (b"0123456789".to_vec(), false));
-        f.push(20, b"x");
-        assert_eq!(f.joined(), (b"0123456789".to_vec(), true));
-        let mut huge = Fragments::default();
-        huge.push(u64::MAX, b"x");
-        assert_eq!(huge.joined(), (Vec::new(), true));
     }
 }

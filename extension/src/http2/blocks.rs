@@ -86,6 +86,14 @@ pub(super) fn slot(dir: Direction) -> usize {
     }
 }
 
+/// The other direction.
+pub(super) fn other(dir: Direction) -> Direction {
+    match dir {
+        Direction::Egress => Direction::Ingress,
+        Direction::Ingress | Direction::Unknown(_) => Direction::Egress,
+    }
+}
+
 /// Decodes every header block of `records` whose turn it is, per direction in sequence
 /// order, honouring the decoding peer's `SETTINGS_HEADER_TABLE_SIZE` as it was seen
 /// before each block; blocks decoded by an earlier reading come from `resume`. Returns

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tapline_record::{Direction, H2StartHow};
 
-use super::blocks::slot;
+use super::blocks::{other, slot};
 use crate::spool::H2Event;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,13 +37,6 @@ impl StreamState {
             (None, Some(req)) => ended(req) && ended(other(req)),
             (None, None) => false,
         }
-    }
-}
-
-fn other(dir: Direction) -> Direction {
-    match dir {
-        Direction::Egress => Direction::Ingress,
-        Direction::Ingress | Direction::Unknown(_) => Direction::Egress,
     }
 }
 

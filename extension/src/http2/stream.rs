@@ -12,10 +12,11 @@ use std::net::SocketAddr;
 
 use tapline_record::Direction;
 
-use super::blocks::{decode_blocks, slot, Decoded, HpackResume};
+use super::blocks::{decode_blocks, other, slot, Decoded, HpackResume};
 use super::hpack::Field;
 use super::record::H2Record;
 use crate::exchange::{Body, Exchange, TlsKind};
+use crate::pieces::Pieces;
 use crate::spool::{H2Event, StreamEnd};
 use tapline_record::CloseReason;
 
@@ -61,34 +62,6 @@ pub struct ConnFacts {
     pub upgrade: Option<Exchange>,
 }
 
-/// Pieces of one stream's data in one direction, placed by offset.
-#[derive(Default)]
-struct DataPieces(Vec<(u64, Vec<u8>)>);
-
-impl DataPieces {
-    /// Bytes from offset 0 to the first gap, and whether a gap cut them short.
-    /// Overlaps keep the bytes placed first; untrusted offsets never make it allocate
-    /// more than was captured.
-    fn joined(&self) -> (Vec<u8>, bool) {
-        let mut pieces: Vec<&(u64, Vec<u8>)> = self.0.iter().collect();
-        pieces.sort_by_key(|(off, _)| *off);
-        let mut out = Vec::new();
-        for (off, bytes) in pieces {
-            let have = out.len() as u64;
-            if *off > have {
-                return (out, true);
-            }
-            if let Some(rest) = usize::try_from(have - off)
-                .ok()
-                .and_then(|s| bytes.get(s..))
-            {
-                out.extend_from_slice(rest);
-            }
-        }
-        (out, false)
-    }
-}
-
 /// A header block placed on its stream.
 struct Block<'a> {
     dir: Direction,
@@ -107,18 +80,11 @@ struct Stream<'a> {
     promise: Option<(Direction, u64, &'a Decoded)>,
     blocks: Vec<Block<'a>>,
     /// Index 0: egress, 1: ingress.
-    data: [DataPieces; 2],
+    data: [Pieces; 2],
     end: [Option<StreamEnd>; 2],
     reset: Option<u32>,
     first_wall_ns: Option<u64>,
     last_wall_ns: u64,
-}
-
-fn other(dir: Direction) -> Direction {
-    match dir {
-        Direction::Egress => Direction::Ingress,
-        Direction::Ingress | Direction::Unknown(_) => Direction::Egress,
-    }
 }
 
 impl Stream<'_> {
@@ -173,7 +139,7 @@ pub fn exchanges_resuming(
                 bytes,
             } if *stream != 0 => {
                 let s = streams.entry(*stream).or_default();
-                s.data[slot(r.dir)].0.push((*offset, bytes.clone()));
+                s.data[slot(r.dir)].push_owned(*offset, bytes.clone());
                 s.touch(r.wall_ns);
             }
             H2Event::StreamEnd(e) if e.stream != 0 => {
@@ -269,7 +235,7 @@ fn regular_fields(fields: &[Field]) -> Vec<(String, String)> {
     out
 }
 
-fn body(pieces: &DataPieces, end: Option<&StreamEnd>, truncated: &mut bool) -> Option<Body> {
+fn body(pieces: &Pieces, end: Option<&StreamEnd>, truncated: &mut bool) -> Option<Body> {
     let (bytes, gap) = pieces.joined();
     let size = end.map_or(0, |e| e.data_bytes).max(bytes.len() as u64);
     if size == 0 {
@@ -476,7 +442,7 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
                     .filter(|b| b.dir == dir)
                     .map(|b| b.len)
                     .sum();
-                let data: usize = s.data[slot(dir)].0.iter().map(|(_, b)| b.len()).sum();
+                let data: usize = s.data[slot(dir)].captured_len();
                 (blocks + data) as u64
             },
             |e| e.wire_bytes,
