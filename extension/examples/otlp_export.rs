@@ -44,6 +44,7 @@ fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchan
         sni: Some(host.into()),
         error: None,
         aws: None,
+        grpc: None,
     }
 }
 

@@ -4,10 +4,11 @@
 //! never linked in here.
 //!
 //! The data path, one way only: `spool` (bytes → typed records, the one reading edge)
-//! → `pipeline` (records → [`Exchange`]s by `assemble`, then recognition, masking,
-//! budgets) → `report` (table, JSON lines, HAR) or `export` (OTLP). `cli` drives it for
-//! `tapline run` and `tapline show`, `lambda` as an AWS Lambda extension. The modules
-//! are private: the crate's API is the curated list of re-exports below.
+//! → `pipeline` (records → [`Exchange`]s by `assemble`, then recognition of AWS and
+//! gRPC calls, masking, budgets) → `report` (table, JSON lines, HAR) or `export`
+//! (OTLP). `cli` drives it for `tapline run` and `tapline show`, `lambda` as an AWS
+//! Lambda extension. The modules are private: the crate's API is the curated list of
+//! re-exports below.
 #![forbid(unsafe_code)]
 // Every module is private; what other crates may use is the list below. A `pub` item
 // that is not reachable from here is an error, so a module's `pub` means "part of the
@@ -21,6 +22,7 @@ mod cli;
 mod client_hello;
 mod exchange;
 mod export;
+mod grpc;
 mod http2;
 mod lambda;
 mod mask;
@@ -53,7 +55,7 @@ pub use pipeline::Pipeline;
 pub use exchange::{AwsCall, Body, Exchange, Service, TlsKind};
 
 // Masking: the masker a [`Pipeline`] carries.
-pub use mask::{MaskError, Masker};
+pub use mask::{MaskError, Masker, DEFAULT_KEY_PATTERN};
 
 // Export: OTLP spans of exchanges (the `otlp_export` example).
 pub use export::{OtlpExporter, Outbox, Resource};
@@ -98,6 +100,15 @@ pub fn check_h2_records_bytes(data: &[u8]) -> Vec<Exchange> {
 /// decoded.
 pub fn check_hpack_block(data: &[u8]) -> usize {
     http2::check_hpack_block(data)
+}
+
+/// Arbitrary bytes as a gRPC request and response body through the gRPC stage and the
+/// masker (`grpc/`: length-prefixed messages, gzip/deflate, schema-less protobuf and
+/// JSON decoding, key rules and value shapes). The fuzz target `grpc_messages` and the
+/// garbage test call this: whatever the bytes, it must not panic. Returns the response
+/// body as the first rendering shows it (`application/grpc`, gzip, whole).
+pub fn check_grpc_body_bytes(data: &[u8]) -> Vec<u8> {
+    grpc::check_body_bytes(data)
 }
 
 fn write_every_report(exchanges: &[Exchange]) {

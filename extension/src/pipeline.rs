@@ -10,8 +10,10 @@
 //! reassembles incrementally and hands its final exchanges to [`Pipeline::process`]).
 //! HTTP/2 decoding is part of it, since it makes exchanges out of records:
 //! [`crate::assemble`] hands an HTTP/2 connection's records to [`crate::http2`].
-//! Recognition reads the raw requests and keeps only names; masking follows it, so that
-//! what it recognised is masked too; budgets come last, on what will be written.
+//! Recognition reads the raw requests and keeps only names (gRPC recognition also
+//! decodes the messages of a call's bodies into JSON text); masking follows it, so that
+//! what it recognised and decoded is masked too; budgets come last, on what will be
+//! written.
 
 use crate::assemble::{assemble, Assembly};
 use crate::budget::{Budget, BudgetOutcome};
@@ -24,6 +26,9 @@ use crate::spool::Spool;
 pub(crate) enum Stage {
     /// AWS calls recognised by their requests ([`crate::aws::recognise_all`]).
     RecogniseAws,
+    /// gRPC calls recognised (`application/grpc`), their bodies rewritten into decoded
+    /// messages as JSON text, so that masking reads them (`grpc::recognise_all`).
+    RecogniseGrpc,
     /// Secrets masked, secret-holding services scrubbed ([`Masker`]).
     Mask,
     /// Bodies, headers and the batch cut to size ([`Budget`]).
@@ -31,7 +36,12 @@ pub(crate) enum Stage {
 }
 
 /// The stages after reassembly, in the order they run.
-pub(crate) const STAGES: [Stage; 3] = [Stage::RecogniseAws, Stage::Mask, Stage::Budget];
+pub(crate) const STAGES: [Stage; 4] = [
+    Stage::RecogniseAws,
+    Stage::RecogniseGrpc,
+    Stage::Mask,
+    Stage::Budget,
+];
 
 /// The configured pipeline.
 #[derive(Clone, Debug)]
@@ -74,6 +84,7 @@ impl Pipeline {
         for stage in STAGES {
             match stage {
                 Stage::RecogniseAws => crate::aws::recognise_all(exchanges),
+                Stage::RecogniseGrpc => crate::grpc::recognise_all(exchanges),
                 Stage::Mask => self.masker.mask_all(exchanges),
                 Stage::Budget => outcome = self.budget.apply(exchanges),
             }

@@ -104,7 +104,8 @@ fn show_json_has_exactly_the_spec_fields() {
                     "request_body_decoded",
                     "response_body_decoded",
                     "response_trailers",
-                    "pushed"
+                    "pushed",
+                    "grpc"
                 ]
                 .contains(k),
             "unexpected field {k}"

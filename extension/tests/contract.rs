@@ -3,8 +3,9 @@
 //!
 //! The built `tapline show --format json` runs over a spool (written with the real
 //! record encoders) whose exchanges exercise every field: plain and TLS, binary and
-//! content-coded bodies, an exchange without a response, and one AWS API call per
-//! service tapline names resources for. Every key path of the output (`aws.operation`,
+//! content-coded bodies, an exchange without a response, one AWS API call per
+//! service tapline names resources for, and an HTTP/2 connection (a gRPC call with its
+//! status in the trailers, a pushed stream, trailers on a plain stream). Every key path of the output (`aws.operation`,
 //! `aws.resource["aws.s3.bucket"]`) must be a row of the spec's field tables; every row
 //! must be emitted with a value other than `null` by some exchange; every value must have
 //! a type the row allows. A failure names the field: add it to `docs/spec.md` (or stop
@@ -17,8 +18,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::h2::{block, F, H2, IN, OUT};
 use common::{SpoolWriter, MS};
 use serde_json::Value;
+use tapline_record as rec;
 use tapline_record::{CloseReason, Protocol, TlsLibrary};
 
 /// Header of the spec tables this test reads: first column the key path in backticks,
@@ -145,8 +148,82 @@ fn aws_call(w: &mut SpoolWriter, n: u32, host: &str, target: Option<&str>, body:
         .closed(c);
 }
 
+/// One gRPC message: uncompressed, length-prefixed.
+fn grpc_message(msg: &[u8]) -> Vec<u8> {
+    let mut v = vec![0];
+    v.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    v.extend_from_slice(msg);
+    v
+}
+
+/// One HTTP/2 connection over TLS (ALPN `h2`), in its own spool file: a gRPC call that
+/// ends `NOT_FOUND` in its trailers (`grpc`, `http_version` `"2"`, `response_trailers`,
+/// `*_body_decoded` `"grpc"`), a page with trailers of its own, and a stream the
+/// server pushed beside it (`pushed`).
+fn h2_spool(dir: &Path) {
+    const END: u16 = rec::h2_stream_flags::END_STREAM;
+    const HEND: u16 = rec::h2_block_flags::END_STREAM;
+    let mut c = H2::new(Protocol::TlsPlaintext);
+    c.w.tls_info(c.conn, TlsLibrary::OpenSsl, "api.example.com", "h2", 5);
+    // One protobuf message: field 1, the string "world".
+    let req = grpc_message(b"\x0a\x05world");
+    let call = block(&[
+        F::Idx(3), // POST
+        F::Idx(7), // https
+        F::Lit(":path", "/helloworld.Greeter/SayHello"),
+        F::Lit(":authority", "api.example.com"),
+        F::Lit("content-type", "application/grpc"),
+        F::Lit("te", "trailers"),
+    ]);
+    c.headers(OUT, 1, 0, &call)
+        .data(OUT, 1, 0, &req)
+        .end(OUT, 1, req.len() as u64, END, 0)
+        .headers(
+            IN,
+            1,
+            0,
+            &block(&[F::Idx(8), F::Lit("content-type", "application/grpc")]),
+        )
+        .headers(
+            IN,
+            1,
+            HEND,
+            &block(&[
+                F::Lit("grpc-status", "5"),
+                F::Lit("grpc-message", "no%20such%20thing"),
+            ]),
+        )
+        .end(IN, 1, 0, END, 0);
+    let page = |path: &str| {
+        block(&[
+            F::Idx(2), // GET
+            F::Idx(7),
+            F::Lit(":path", path),
+            F::Lit(":authority", "api.example.com"),
+        ])
+    };
+    c.headers(OUT, 3, HEND, &page("/index.html"))
+        .push_promise(3, 2, &page("/style.css"))
+        .headers(IN, 3, 0, &block(&[F::Idx(8)]))
+        .headers(
+            IN,
+            2,
+            0,
+            &block(&[F::Idx(8), F::Lit("content-type", "text/css")]),
+        )
+        .data(IN, 2, 0, b"p{}")
+        .end(IN, 2, 3, END, 0)
+        .data(IN, 3, 0, b"<p>")
+        .headers(IN, 3, HEND, &block(&[F::Lit("x-checksum", "abc")]))
+        .end(IN, 3, 3, END, 0);
+    let conn = c.conn;
+    c.w.close(conn, CloseReason::Closed, 0, 1000, 1000);
+    std::fs::write(dir.join("42-0.tlr"), &c.w.bytes).expect("write spool file");
+}
+
 /// A spool whose exchanges, together, give every field of the contract a value.
 fn contract_spool(dir: &Path) {
+    h2_spool(dir);
     let mut w = SpoolWriter::new(4242);
 
     // Plain HTTP, binary bodies both ways: `*_body_encoding: "base64"`.
@@ -366,9 +443,29 @@ fn json_fields_are_exactly_the_contract() {
     let lines = emitted();
     assert_eq!(
         lines.len(),
-        14,
+        17,
         "one line per exchange of the contract spool"
     );
+    // The HTTP/2 connection's exchanges are there as such (a field valued only by
+    // `false` or `[]` elsewhere would pass the checks below without them).
+    let h2: Vec<&Value> = lines.iter().filter(|v| v["http_version"] == "2").collect();
+    assert_eq!(h2.len(), 3, "{h2:#?}");
+    assert!(h2.iter().any(|v| v["pushed"] == true), "{h2:#?}");
+    assert!(
+        h2.iter()
+            .any(|v| v["response_trailers"] == serde_json::json!([["x-checksum", "abc"]])),
+        "{h2:#?}"
+    );
+    let grpc: Vec<&Value> = lines.iter().filter(|v| !v["grpc"].is_null()).collect();
+    assert_eq!(grpc.len(), 1, "one gRPC call: {grpc:#?}");
+    assert_eq!(
+        grpc[0]["grpc"],
+        serde_json::json!({"service": "helloworld.Greeter", "method": "SayHello",
+            "status": 5, "message": "no such thing", "request_messages": 1,
+            "response_messages": 0})
+    );
+    assert_eq!(grpc[0]["request_body"], "[{\"1\":\"world\"}]");
+    assert_eq!(grpc[0]["request_body_decoded"], "grpc");
     let mut seen = BTreeMap::new();
     for v in &lines {
         assert!(v.is_object(), "not an object: {v}");

@@ -79,6 +79,7 @@ impl Connection {
             alpn: self.tls_alpn.clone().or(alpn),
             error: error.map(str::to_owned),
             aws: None,
+            grpc: None,
         }
     }
 }

@@ -146,6 +146,7 @@ impl Connection {
             alpn: self.tls_alpn.clone(),
             error: self.exchange_error(req, resp).map(str::to_owned),
             aws: None,
+            grpc: None,
         }
     }
 

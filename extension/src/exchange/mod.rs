@@ -3,16 +3,19 @@
 //! reports (table, JSON, HAR) and exports (OTLP).
 //!
 //! The model imports no other stage of the crate (only the [`crate::text`] decoders):
-//! every stage imports it. The AWS call an exchange is recognised as ([`AwsCall`]) is
-//! part of the model; recognising it is `aws/`'s work.
+//! every stage imports it. The AWS call an exchange is recognised as ([`AwsCall`]) and
+//! the gRPC call ([`GrpcCall`]) are part of the model; recognising them is `aws/`'s and
+//! `grpc/`'s work.
 
 mod aws_call;
 pub(crate) mod aws_service;
+mod grpc_call;
 
 use std::net::SocketAddr;
 
 pub use aws_call::AwsCall;
 pub use aws_service::Service;
+pub(crate) use grpc_call::{grpc_status_name, GrpcCall};
 
 /// How the bytes of an exchange were seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +113,8 @@ pub struct Exchange {
     pub error: Option<String>,
     /// The AWS API call this exchange is, when it is one (`aws::recognise`).
     pub aws: Option<AwsCall>,
+    /// The gRPC call this exchange is, when it is one (`grpc::recognise`).
+    pub grpc: Option<GrpcCall>,
 }
 
 impl Exchange {
@@ -217,5 +222,6 @@ pub(crate) fn sample() -> Exchange {
         sni: Some("api.example.com".into()),
         error: None,
         aws: None,
+        grpc: None,
     }
 }

@@ -1,12 +1,12 @@
 //! Exchanges become OpenTelemetry spans here: one CLIENT span per exchange, following
-//! the HTTP semantic conventions (and the AWS SDK ones for a recognised call), and one
+//! the HTTP semantic conventions (the AWS SDK ones for a recognised AWS call, the RPC ones for gRPC), and one
 //! per opaque TLS connection (`TLS {sni}`). Exchanges must be masked before they are
 //! added: `url.full` is taken as it stands.
 
 use super::attributes::KeyValue;
 use super::ids::{message_span_id, SpanId, TraceId};
 use super::span::{Span, SpanBatch, SpanKind, StatusCode};
-use crate::exchange::{AwsCall, Exchange, Service, TlsKind};
+use crate::exchange::{AwsCall, Exchange, GrpcCall, Service, TlsKind};
 
 const HTTP_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
@@ -81,6 +81,9 @@ pub(crate) fn exchange_span(
     if let Some(a) = &ex.aws {
         aws_attributes(a, &mut attrs);
     }
+    if let Some(g) = &ex.grpc {
+        grpc_attributes(g, &mut attrs);
+    }
     let (status, status_message) = error_status(ex, opaque, &mut attrs);
     let kind = match &ex.aws {
         Some(a) if !a.message_ids.is_empty() => SpanKind::Producer,
@@ -101,11 +104,15 @@ pub(crate) fn exchange_span(
     }
 }
 
-/// The AWS call's name, the method, `HTTP` for an unknown method, or `TLS {host}`.
+/// The AWS call's name, the gRPC call's `pkg.Service/Method`, the method, `HTTP` for
+/// an unknown method, or `TLS {host}`.
 fn span_name(ex: &Exchange, opaque: bool) -> String {
     match (&ex.method, opaque) {
         (Some(_), false) if ex.aws.is_some() => {
             ex.aws.as_ref().map_or_else(String::new, |a| a.name())
+        }
+        (Some(_), false) if ex.grpc.is_some() => {
+            ex.grpc.as_ref().map_or_else(String::new, |g| g.name())
         }
         (Some(m), false) if HTTP_METHODS.contains(&m.as_str()) => m.clone(),
         (Some(_), false) => "HTTP".to_string(),
@@ -191,10 +198,18 @@ fn http_attributes(ex: &Exchange, opaque: bool, attrs: &mut Vec<KeyValue>) {
     }
 }
 
-/// The span status and `error.type`: the exchange's error, an HTTP status of 400 or
-/// more, or a missing response.
+/// The span status and `error.type`: a gRPC status other than OK, the exchange's
+/// error, an HTTP status of 400 or more, or a missing response.
 fn error_status(ex: &Exchange, opaque: bool, attrs: &mut Vec<KeyValue>) -> (StatusCode, String) {
+    // A gRPC call fails by its status code (the HTTP status is 200): `error.type` is
+    // the code's name, the span status message the error.
+    let grpc_error = ex
+        .grpc
+        .as_ref()
+        .and_then(|g| g.status.filter(|&c| c != 0))
+        .map(crate::exchange::grpc_status_name);
     let error_type = match (&ex.error, ex.status) {
+        _ if grpc_error.is_some() => grpc_error.map(str::to_string),
         (Some(e), _) => Some(e.clone()),
         (None, Some(s)) if s >= 400 => Some(s.to_string()),
         (None, None) if !opaque => Some("no response".to_string()),
@@ -203,7 +218,9 @@ fn error_status(ex: &Exchange, opaque: bool, attrs: &mut Vec<KeyValue>) -> (Stat
     match &error_type {
         Some(e) => {
             attrs.push(KeyValue::string("error.type", e.clone()));
-            let msg = if ex.status.is_some() {
+            let msg = if let (Some(err), Some(_)) = (&ex.error, grpc_error) {
+                err.clone()
+            } else if ex.status.is_some() {
                 String::new()
             } else {
                 e.clone()
@@ -268,6 +285,16 @@ fn aws_attributes(a: &AwsCall, attrs: &mut Vec<KeyValue>) {
     }
 }
 
+/// The OpenTelemetry RPC attributes of a gRPC call.
+fn grpc_attributes(g: &GrpcCall, attrs: &mut Vec<KeyValue>) {
+    attrs.push(KeyValue::string("rpc.system", "grpc"));
+    attrs.push(KeyValue::string("rpc.service", g.service.clone()));
+    attrs.push(KeyValue::string("rpc.method", g.method.clone()));
+    if let Some(code) = g.status {
+        attrs.push(KeyValue::int("rpc.grpc.status_code", i64::from(code)));
+    }
+}
+
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -284,6 +311,43 @@ mod tests {
             .iter()
             .find(|kv| kv.key == key)
             .map(|kv| &kv.value)
+    }
+
+    #[test]
+    fn grpc_span_follows_the_rpc_conventions() {
+        let mut ex = exchange();
+        ex.path = Some("/helloworld.Greeter/SayHello".into());
+        ex.http_version = Some("2".into());
+        ex.error = Some("grpc NOT_FOUND: no such thing".into());
+        ex.grpc = Some(GrpcCall {
+            service: "helloworld.Greeter".into(),
+            method: "SayHello".into(),
+            status: Some(5),
+            message: Some("no such thing".into()),
+            request_messages: 1,
+            response_messages: 0,
+        });
+        let s = exchange_span(&ex, TraceId([1; 16]), SpanId([2; 8]), None);
+        assert_eq!(s.name, "helloworld.Greeter/SayHello");
+        let string = |v: &str| Some(AnyValue::String(v.into()));
+        assert_eq!(attr(&s, "rpc.system").cloned(), string("grpc"));
+        assert_eq!(
+            attr(&s, "rpc.service").cloned(),
+            string("helloworld.Greeter")
+        );
+        assert_eq!(attr(&s, "rpc.method").cloned(), string("SayHello"));
+        assert_eq!(attr(&s, "rpc.grpc.status_code"), Some(&AnyValue::Int(5)));
+        assert_eq!(attr(&s, "error.type").cloned(), string("NOT_FOUND"));
+        assert_eq!(s.status, StatusCode::Error);
+        assert_eq!(s.status_message, "grpc NOT_FOUND: no such thing");
+        // Status 0: no error.
+        ex.error = None;
+        if let Some(g) = &mut ex.grpc {
+            g.status = Some(0);
+        }
+        let s = exchange_span(&ex, TraceId([1; 16]), SpanId([2; 8]), None);
+        assert_eq!(s.status, StatusCode::Unset);
+        assert_eq!(attr(&s, "rpc.grpc.status_code"), Some(&AnyValue::Int(0)));
     }
 
     #[test]

@@ -482,6 +482,7 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         alpn: facts.alpn.clone(),
         error,
         aws: None,
+        grpc: None,
     }
 }
 

@@ -2,9 +2,12 @@
 //! every export (OTLP) sees an [`Exchange`] only after [`Masker::mask`] ran on it.
 //!
 //! The stages, in order (each a file): scrubbing of secret-holding services (here), URLs
-//! ([`url`]), headers ([`headers`]), content-coding decode ([`coding`]), then one body
-//! masker per body format — [`form`], [`json`], [`xml`] — chosen in one place,
-//! [`BodyFormat::of`]. A new body format is a new file and one arm there.
+//! ([`url`]), headers ([`headers`]), value shapes in header/trailer values, path, query
+//! and error ([`shapes`]), content-coding decode ([`coding`]), then one body masker per
+//! body format — [`form`], [`json`], [`xml`] — chosen in one place, [`BodyFormat::of`],
+//! and after it, whatever the format, the value shapes ([`shapes`]). A new body format
+//! is a new file and one arm there. gRPC bodies arrive here already decoded into JSON
+//! text (the pipeline's `RecogniseGrpc` stage runs before this one).
 //!
 //! Invariant: masking only ever replaces values with [`MASK`]; it never adds captured data.
 
@@ -13,6 +16,7 @@ mod form;
 mod headers;
 mod json;
 mod rules;
+pub(crate) mod shapes;
 mod url;
 mod xml;
 
@@ -22,6 +26,7 @@ mod tests;
 use crate::exchange::{Body, Exchange};
 use crate::text::header;
 use coding::decode_body;
+pub use rules::DEFAULT_KEY_PATTERN;
 pub use rules::{MaskError, Masker};
 
 impl Masker {
@@ -56,6 +61,8 @@ impl Masker {
                 *value = masked;
             }
         }
+        // Credential-looking values whatever their key.
+        shapes::mask_exchange(ex);
         let request = (&ex.request_headers, &mut ex.request_body);
         let response = (&ex.response_headers, &mut ex.response_body);
         for (headers, body) in [request, response] {
@@ -104,7 +111,8 @@ impl Masker {
         }
     }
 
-    /// Masks a captured (already decoded) body according to its format, in place.
+    /// Masks a captured (already decoded) body according to its format, then its
+    /// values by their shape (every format, and bodies of no known format), in place.
     pub fn mask_body(&self, body: &mut Body, content_type: Option<&str>) {
         let masked = match BodyFormat::of(content_type, &body.bytes) {
             Some(BodyFormat::Form) => self.mask_form(&body.bytes),
@@ -113,6 +121,9 @@ impl Masker {
             None => None,
         };
         if let Some(m) = masked {
+            body.bytes = m;
+        }
+        if let Some(m) = shapes::mask_bytes(&body.bytes) {
             body.bytes = m;
         }
     }

@@ -9,7 +9,7 @@ pub(crate) const MASK: &str = "****";
 
 /// The default key pattern (`TAPLINE_MASK_REGEX` replaces it): case-insensitive, matched
 /// anywhere in a header name, query/form parameter name or JSON key.
-pub(crate) const DEFAULT_KEY_PATTERN: &str =
+pub const DEFAULT_KEY_PATTERN: &str =
     "(?i)pass|secret|token|key|credential|auth|session|signature|cookie";
 
 /// The default `TAPLINE_SCRUB_DOMAINS`.

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::exchange::AwsCall;
-use crate::exchange::{Body, Exchange};
+use crate::exchange::{Body, Exchange, GrpcCall};
 
 /// Writes one line per exchange.
 pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
@@ -78,6 +78,7 @@ pub(crate) fn to_value(x: &Exchange) -> Value {
         // whether the stream was pushed by the server (HTTP/2 PUSH_PROMISE).
         "response_trailers": if opaque { Value::Null } else { headers(&x.response_trailers) },
         "pushed": x.pushed,
+        "grpc": x.grpc.as_ref().map(grpc_value),
     })
 }
 
@@ -104,5 +105,17 @@ pub(crate) fn aws_value(a: &AwsCall) -> Value {
         "request_id": a.request_id,
         "extended_request_id": a.extended_request_id,
         "message_ids": a.message_ids,
+    })
+}
+
+/// The `grpc` object: what the exchange is as a gRPC call.
+pub(crate) fn grpc_value(g: &GrpcCall) -> Value {
+    json!({
+        "service": g.service,
+        "method": g.method,
+        "status": g.status,
+        "message": g.message,
+        "request_messages": g.request_messages,
+        "response_messages": g.response_messages,
     })
 }

@@ -65,6 +65,11 @@ fn row(x: &Exchange, t0: u64) -> [String; 8] {
             .aws
             .as_ref()
             .map_or_else(String::new, |a| escape(&a.name())),
+        // A gRPC call by `pkg.Service/Method`.
+        (Some(_), _) if x.grpc.is_some() => x
+            .grpc
+            .as_ref()
+            .map_or_else(String::new, |g| escape(&g.name())),
         (Some(m), _) => escape(m),
         (None, TlsKind::Opaque) => "TLS".to_owned(),
         (None, _) => "-".to_owned(),
@@ -72,7 +77,10 @@ fn row(x: &Exchange, t0: u64) -> [String; 8] {
     let url = x
         .url_or_origin()
         .map_or_else(|| "-".to_owned(), |u| escape(&u));
-    let status = x.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+    let status = match x.grpc.as_ref().and_then(|g| g.status_name()) {
+        Some(code) => code.to_owned(),
+        None => x.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+    };
     let sizes = format!(
         "{} → {}",
         human_bytes(x.request_body_size()),
@@ -159,6 +167,27 @@ mod tests {
         assert_eq!(human_duration(1_500), "2 µs");
         assert_eq!(human_duration(12_340_000), "12.3 ms");
         assert_eq!(human_duration(2_500_000_000), "2.50 s");
+    }
+
+    #[test]
+    fn grpc_calls_show_their_method_and_status_code() {
+        let mut ex = crate::exchange::sample();
+        ex.path = Some("/helloworld.Greeter/SayHello".into());
+        ex.grpc = Some(crate::exchange::GrpcCall {
+            service: "helloworld.Greeter".into(),
+            method: "SayHello".into(),
+            status: Some(5),
+            message: None,
+            request_messages: 1,
+            response_messages: 0,
+        });
+        let r = row(&ex, ex.start_unix_ns);
+        assert_eq!(
+            (r[2].as_str(), r[4].as_str()),
+            ("helloworld.Greeter/SayHello", "NOT_FOUND")
+        );
+        ex.grpc.as_mut().unwrap().status = None;
+        assert_eq!(row(&ex, 0)[4], "200");
     }
 
     #[test]

@@ -1,0 +1,372 @@
+//! The value-shape rules: each shape masked in every setting it travels in, cut
+//! anywhere; and the false positives measured over a corpus of ordinary payloads.
+
+use base64::Engine;
+
+use super::*;
+
+const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+const AKID: &str = "AKIAIOSFODNN7EXAMPLE";
+const ASID: &str = "ASIAY34FZKBOKMUTVV7A";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----";
+const GHP: &str = "ghp_R2d2C3poR2d2C3poR2d2C3poR2d2C3po1234";
+const GITHUB_PAT: &str =
+    "github_pat_11ABCDEFG0123456789abc_defGHIJKLmnopQRSTuvwxYZ0123456789abcdefGHIJKLMNOP";
+const SLACK: &str = "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx";
+const STRIPE: &str = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+const STRIPE_RK: &str = "rk_live_51H8abcDEFghiJKLmnoPQR";
+const GOOGLE: &str = "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY";
+const BEARER: &str = "Bearer 2YotnFZFEjr1zCsicMWpAA";
+const BASIC: &str = "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==";
+
+/// Every planted credential and the part of it that must never show.
+fn planted() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (JWT, &JWT[37..]),
+        (AKID, &AKID[4..]),
+        (ASID, &ASID[4..]),
+        (PEM, &PEM[32..PEM.len() - 30]),
+        (GHP, &GHP[4..]),
+        (GITHUB_PAT, &GITHUB_PAT[11..]),
+        (SLACK, &SLACK[5..]),
+        (STRIPE, &STRIPE[8..]),
+        (STRIPE_RK, &STRIPE_RK[8..]),
+        (GOOGLE, &GOOGLE[4..]),
+        (BEARER, &BEARER[7..]),
+        (BASIC, &BASIC[6..]),
+    ]
+}
+
+fn masked(s: &str) -> String {
+    mask_str(s).unwrap_or_else(|| s.to_string())
+}
+
+/// Does `out` show a 6-character piece of `secret`?
+fn shows(out: &str, secret: &str) -> bool {
+    let b = secret.as_bytes();
+    b.len() >= 6
+        && b.windows(6)
+            .any(|w| out.as_bytes().windows(6).any(|o| o == w))
+}
+
+#[test]
+fn every_shape_is_masked_in_every_setting() {
+    for (cred, secret) in planted() {
+        for carrier in [
+            cred.to_string(),
+            format!("{{\"a\": \"{cred}\", \"b\": 1}}"),
+            format!("x={cred}&y=2"),
+            format!("note: {cred}\nnext line"),
+            format!("<Value>{cred}</Value>"),
+            format!("{{\"s\": \"line1\\n{cred}\"}}"),
+            format!("[\"{}\"]", cred.replace('\n', "\\n")),
+        ] {
+            let out = masked(&carrier);
+            assert!(out.contains(MASK), "{carrier} -> {out}");
+            assert!(!shows(&out, secret.trim_start()), "{carrier} -> {out}");
+        }
+    }
+}
+
+#[test]
+fn masking_keeps_the_neighbours() {
+    assert_eq!(
+        masked(&format!("{{\"id\": \"{AKID}\", \"name\": \"bob\"}}")),
+        "{\"id\": \"****\", \"name\": \"bob\"}"
+    );
+    assert_eq!(
+        masked("Authorization: Bearer abc123def456"),
+        "Authorization: Bearer ****"
+    );
+    assert_eq!(masked(&format!("k={GHP}.")), "k=****.");
+    assert_eq!(masked(&format!("{BASIC}, ok")), "Basic ****, ok");
+}
+
+#[test]
+fn the_secret_beside_an_access_key_id() {
+    let doc = format!("{{\"a\": \"{AKID}\", \"b\": \"{SECRET}\", \"c\": \"0123456789abcdef0123456789abcdef01234567\"}}");
+    let out = masked(&doc);
+    assert!(!out.contains(SECRET) && !out.contains(AKID), "{out}");
+    // A hex hash beside it is not a secret key (no upper-case letters).
+    assert!(
+        out.contains("0123456789abcdef0123456789abcdef01234567"),
+        "{out}"
+    );
+    // Secret before the id, env-file style.
+    let env = format!("AWS_SECRET_ACCESS_KEY={SECRET}\nAWS_ACCESS_KEY_ID={ASID}\n");
+    assert_eq!(
+        masked(&env),
+        "AWS_SECRET_ACCESS_KEY=****\nAWS_ACCESS_KEY_ID=****\n"
+    );
+    // Far from any key id, a 40-character token is left alone.
+    let far = format!("{AKID}{}{SECRET}", " ".repeat(400));
+    assert!(masked(&far).contains(SECRET));
+}
+
+#[test]
+fn not_credentials() {
+    for s in [
+        "token_type: Bearer",
+        "{\"token_type\": \"bearer\", \"expires_in\": 3600}",
+        "Bearer authentication is described in RFC 6750",
+        "Basic information about the service",
+        "basic usage: curl -u user:pass",
+        "AROAYXLVZ6IFH3WOXIMXB and AIDAJQABLZS4A3QDU576Q are ids, not keys",
+        "ghp_ and sk_live_ alone are prefixes",
+        "eyJhbGciOiJIUzI1NiJ9 alone is a header",
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1L\n-----END PUBLIC KEY-----",
+        "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ\n-----END CERTIFICATE-----",
+        "AKIAIOSFODNN7EXAMPLEXX is too long",
+        "xAKIAIOSFODNN7EXAMPLE is inside a word",
+    ] {
+        assert_eq!(mask_str(s), None, "{s}");
+    }
+}
+
+#[test]
+fn a_cut_credential_is_masked_as_far_as_it_goes() {
+    let mut checked = 0;
+    for (cred, secret) in planted() {
+        let doc = format!("{{\"k\": \"{}\"}}", cred.replace('\n', "\\n"));
+        let secret = secret.replace('\n', "\\n");
+        for cut in 0..=doc.len() {
+            let prefix = &doc.as_bytes()[..cut];
+            let out = mask_bytes(prefix).unwrap_or_else(|| prefix.to_vec());
+            let out = String::from_utf8_lossy(&out);
+            assert!(!shows(&out, &secret), "cut {cut}: {out}");
+            checked += 1;
+        }
+    }
+    // The secret key after its id, cut anywhere.
+    let doc = format!("{{\"id\": \"{AKID}\", \"s\": \"{SECRET}\"}}");
+    for cut in 0..=doc.len() {
+        let out = masked(&doc[..cut]);
+        assert!(
+            !shows(&out, SECRET) && !shows(&out, &AKID[4..]),
+            "cut {cut}: {out}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 700, "{checked}");
+}
+
+/// A splitmix64: the corpus is the same on every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    fn hex(&mut self, n: usize) -> String {
+        self.bytes(n).iter().map(|b| format!("{b:02x}")).collect()
+    }
+    fn uuid(&mut self) -> String {
+        let h = self.hex(16);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        )
+    }
+    fn upper_alnum(&mut self, n: usize) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        (0..n)
+            .map(|_| A[(self.next() % 32) as usize] as char)
+            .collect()
+    }
+}
+
+/// Ordinary payloads a service sends and receives, none holding a credential.
+fn ordinary_corpus() -> Vec<(&'static str, String)> {
+    let mut rng = Rng(0x5AFE_5A9E);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut corpus = Vec::new();
+    for i in 0..200 {
+        // An image inlined as base64 (random bytes behind a PNG signature), sizes 1..64 KiB.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(rng.bytes(1024 * (1 + i % 64)));
+        corpus.push((
+            "base64 image",
+            format!(
+                "{{\"avatar\": \"data:image/png;base64,{}\"}}",
+                b64.encode(&png)
+            ),
+        ));
+        corpus.push(("base64url blob", b64url.encode(rng.bytes(2048))));
+        corpus.push((
+            "uuids",
+            format!(
+                "{{\"id\": \"{}\", \"items\": [\"{}\", \"{}\"]}}",
+                rng.uuid(),
+                rng.uuid(),
+                rng.uuid()
+            ),
+        ));
+        corpus.push((
+            "hashes",
+            format!(
+                "md5={} sha1={} sha256={} etag=\"{}\"",
+                rng.hex(16),
+                rng.hex(20),
+                rng.hex(32),
+                rng.hex(16)
+            ),
+        ));
+        corpus.push((
+            "aws request ids",
+            format!(
+                "{{\"RequestId\": \"{}\", \"x-amz-id-2\": \"{}\", \"x-amzn-trace-id\": \"Root=1-{}-{}\", \"x-amz-cf-id\": \"{}\"}}",
+                rng.uuid(),
+                b64.encode(rng.bytes(56)),
+                &rng.hex(4),
+                rng.hex(12),
+                b64url.encode(rng.bytes(42)),
+            ),
+        ));
+        corpus.push((
+            "aws ids and arns",
+            format!(
+                "<RoleId>AROA{}</RoleId><UserId>AIDA{}</UserId><Arn>arn:aws:iam::{}:role/app-{}</Arn><S3Key>uploads/{}.bin</S3Key>",
+                rng.upper_alnum(17),
+                rng.upper_alnum(17),
+                rng.next() % 1_000_000_000_000,
+                i,
+                rng.uuid(),
+            ),
+        ));
+        corpus.push((
+            "git and package data",
+            format!(
+                "commit {}\nAuthor: Dev <dev@example.com>\nintegrity sha512-{}\n",
+                rng.hex(20),
+                b64.encode(rng.bytes(64))
+            ),
+        ));
+        corpus.push((
+            "prose",
+            format!(
+                "Basic plans include bearer bonds, token buckets and basic auth docs (RFC 7617). Order {} shipped.",
+                rng.next() % 100_000
+            ),
+        ));
+        corpus.push((
+            "oauth response without a token",
+            format!(
+                "{{\"token_type\": \"Bearer\", \"expires_in\": {}, \"scope\": \"read write\"}}",
+                rng.next() % 7200
+            ),
+        ));
+    }
+    corpus
+}
+
+/// The false-positive rate of the rule set over ordinary payloads: the share of payloads
+/// in which anything was masked. Measured: 0 of 1,800 payloads (9.3 MB); the test fails
+/// if any payload of the corpus loses a byte.
+#[test]
+fn ordinary_payloads_stay_readable() {
+    let corpus = ordinary_corpus();
+    let bytes: usize = corpus.iter().map(|(_, p)| p.len()).sum();
+    let hit: Vec<_> = corpus
+        .iter()
+        .filter_map(|(kind, p)| mask_str(p).map(|m| (kind, p, m)))
+        .collect();
+    println!(
+        "value shapes: {} of {} ordinary payloads ({} bytes) changed",
+        hit.len(),
+        corpus.len(),
+        bytes
+    );
+    if let Some((kind, p, m)) = hit.first() {
+        let at = p.bytes().zip(m.bytes()).take_while(|(a, b)| a == b).count();
+        panic!(
+            "false positive in {kind}: ...{}...",
+            &p[at.saturating_sub(40)..(at + 60).min(p.len())]
+        );
+    }
+    assert_eq!(corpus.len(), 1800);
+}
+
+/// Through the pipeline's stages (gRPC recognition, then the masker): every body format
+/// carrying every shape under neutral names, cut at every length, shows no 6-character
+/// piece of any secret.
+#[test]
+fn every_body_format_cut_anywhere_leaks_no_shape() {
+    let masker =
+        crate::mask::Masker::new(crate::mask::DEFAULT_KEY_PATTERN, &[] as &[&str]).unwrap();
+    let pipeline = crate::pipeline::Pipeline::new(masker, crate::budget::Budget::default());
+    let creds: Vec<(&str, &str)> = planted()
+        .into_iter()
+        .filter(|(c, _)| !c.contains('\n'))
+        .collect();
+    let join = |f: &dyn Fn(usize, &str) -> String, sep: &str| {
+        creds
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| f(i, c))
+            .collect::<Vec<_>>()
+            .join(sep)
+    };
+    let json_doc = format!("{{{}}}", join(&|i, c| format!("\"n{i}\": \"{c}\""), ", "));
+    let form = join(&|i, c| format!("n{i}={c}"), "&");
+    let text = join(&|i, c| format!("line {i}: {c}"), "\n");
+    let xml = format!("<R>{}</R>", join(&|i, c| format!("<N{i}>{c}</N{i}>"), ""));
+    let mut grpc = Vec::new();
+    for (c, _) in &creds {
+        let mut msg = vec![0x0a, c.len() as u8];
+        msg.extend_from_slice(c.as_bytes());
+        grpc.push(0);
+        grpc.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        grpc.extend(msg);
+    }
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("application/json", json_doc.into_bytes()),
+        ("application/x-www-form-urlencoded", form.into_bytes()),
+        ("text/plain", text.into_bytes()),
+        ("application/xml", xml.into_bytes()),
+        (
+            "application/octet-stream",
+            b"\x00\x01"
+                .iter()
+                .chain(creds[0].0.as_bytes())
+                .copied()
+                .collect(),
+        ),
+        ("application/grpc", grpc),
+    ];
+    let mut checked = 0;
+    for (ct, doc) in cases {
+        for cut in 0..=doc.len() {
+            let mut ex = crate::exchange::sample();
+            ex.http_version = Some("2".into());
+            ex.request_headers = vec![("content-type".into(), ct.into())];
+            ex.request_body = Some(crate::exchange::Body {
+                bytes: doc[..cut].to_vec(),
+                size: doc.len() as u64,
+                truncated: cut < doc.len(),
+                decoded: None,
+            });
+            pipeline.process(std::slice::from_mut(&mut ex));
+            let out = String::from_utf8_lossy(&ex.request_body.unwrap().bytes).into_owned();
+            for (_, secret) in &creds {
+                assert!(!shows(&out, secret), "{ct} cut {cut}: {out}");
+            }
+            if cut == doc.len() {
+                assert!(out.contains(MASK), "{ct}: {out}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 2000, "{checked}");
+}
