@@ -185,6 +185,8 @@ fn layouts() -> Vec<Layout> {
     let mut all = opening_layouts();
     all.extend(traffic_layouts());
     all.extend(process_layouts());
+    all.extend(h2_stream_layouts());
+    all.extend(h2_control_layouts());
     all
 }
 
@@ -419,6 +421,12 @@ fn process_layouts() -> Vec<Layout> {
             .to_vec(),
             vec![("family", 0x0A0B), ("port", 0x0C0D), ("addr", 0xA1)],
         ),
+    ]
+}
+
+/// HTTP/2 start, header block and data records.
+fn h2_stream_layouts() -> Vec<Layout> {
+    vec![
         (
             "tl_h2_start",
             rec::H2Start {
@@ -476,6 +484,12 @@ fn process_layouts() -> Vec<Layout> {
                 ("len", 0x2122_2324),
             ],
         ),
+    ]
+}
+
+/// HTTP/2 stream end, reset, GOAWAY and settings records.
+fn h2_control_layouts() -> Vec<Layout> {
+    vec![
         (
             "tl_h2_stream_end",
             rec::H2StreamEnd {
@@ -571,15 +585,38 @@ fn constant_mismatches(h: &CHeader, bad: &mut Vec<String>) {
         Some(&c) => bad.push(format!("{name}: header says {c}, Rust says {rust}")),
         None => bad.push(format!("{name}: missing from the header")),
     };
-    use rec::{msg_flags as mf, CloseReason as Cr, LifecycleEvent as Le, TlsLibrary as Tl};
-    /// A one-byte wire enum's value.
-    fn b(v: impl Into<u8>) -> u64 {
-        u64::from(v.into())
+    for (name, v) in expected_defines() {
+        expect(&h.defines, name, v);
     }
+    for (name, v) in expected_enums() {
+        expect(&h.enums, name, v);
+    }
+    // Every TL_ enum value in the header is one the Rust side knows.
+    for (name, v) in &h.enums {
+        let known = match name.as_str() {
+            n if n.starts_with("TL_PROTO_") => rec::Protocol::from(*v as u8).known().is_some(),
+            n if n.starts_with("TL_PART_") => rec::Part::from(*v as u8).known().is_some(),
+            "TL_EGRESS" | "TL_INGRESS" => rec::Direction::from(*v as u8).known().is_some(),
+            _ => rec::RecordType::from_u16(*v as u16).is_some(),
+        };
+        if !known {
+            bad.push(format!("{name} = {v}: unknown to tapline-record"));
+        }
+    }
+}
+
+/// A one-byte wire enum's value.
+fn b(v: impl Into<u8>) -> u64 {
+    u64::from(v.into())
+}
+
+/// The `#define`s the header must hold, with the Rust values.
+fn expected_defines() -> Vec<(&'static str, u64)> {
     use rec::{
         h2_block_flags as hb, h2_settings_flags as hs, h2_stream_flags as hf, H2StartHow as Hs,
     };
-    for (name, v) in [
+    use rec::{msg_flags as mf, CloseReason as Cr, LifecycleEvent as Le, TlsLibrary as Tl};
+    vec![
         ("TL_MAGIC", u64::from(rec::MAGIC)),
         ("TL_SEG_MAGIC", rec::segment::SEGMENT_MAGIC),
         ("TL_SEG_VERSION", u64::from(rec::segment::SEGMENT_VERSION)),
@@ -633,11 +670,13 @@ fn constant_mismatches(h: &CHeader, bad: &mut Vec<String>) {
             "TL_H2_SETTINGS_MAX_FRAME_SIZE",
             u64::from(hs::MAX_FRAME_SIZE),
         ),
-    ] {
-        expect(&h.defines, name, v);
-    }
+    ]
+}
+
+/// The enum values the header must hold, with the Rust values.
+fn expected_enums() -> Vec<(&'static str, u64)> {
     use rec::RecordType as T;
-    for (name, v) in [
+    vec![
         ("TL_PROC_START", T::ProcStart as u64),
         ("TL_CONN_OPEN", T::ConnOpen as u64),
         ("TL_DATA", T::Data as u64),
@@ -663,21 +702,7 @@ fn constant_mismatches(h: &CHeader, bad: &mut Vec<String>) {
         ("TL_PART_HEAD", b(rec::Part::Head)),
         ("TL_PART_BODY", b(rec::Part::Body)),
         ("TL_PART_RAW", b(rec::Part::Raw)),
-    ] {
-        expect(&h.enums, name, v);
-    }
-    // Every TL_ enum value in the header is one the Rust side knows.
-    for (name, v) in &h.enums {
-        let known = match name.as_str() {
-            n if n.starts_with("TL_PROTO_") => rec::Protocol::from(*v as u8).known().is_some(),
-            n if n.starts_with("TL_PART_") => rec::Part::from(*v as u8).known().is_some(),
-            "TL_EGRESS" | "TL_INGRESS" => rec::Direction::from(*v as u8).known().is_some(),
-            _ => rec::RecordType::from_u16(*v as u16).is_some(),
-        };
-        if !known {
-            bad.push(format!("{name} = {v}: unknown to tapline-record"));
-        }
-    }
+    ]
 }
 
 /// The C structs' sizes (and the sizes the comments state) against the Rust lengths.

@@ -301,60 +301,10 @@ fn a_long_lived_h2_connection_hands_out_each_stream_once_with_its_hpack_state() 
     let mut c = H2::new(Protocol::H2c);
     let mut feed = ExchangeFeed::new(&dir.0);
     let mut got: Vec<Exchange> = Vec::new();
-    // Dynamic table index of `server: h2-test` in the ingress direction (62 when it is
-    // the newest entry).
-    let mut server_idx = 62;
-    let mut late_end: Option<u32> = None;
-    let mut late_block: Option<u32> = None;
+    let mut rounds = H2Rounds::new();
     let mut max_retained = 0;
     for i in 0..ROUNDS {
-        let id = 2 * i + 1;
-        let path = format!("/r/{i}");
-        let mut req = vec![
-            F::Idx(2),
-            F::Idx(7),
-            F::Lit(":path", &path),
-            F::Lit(":authority", "api.example.com"),
-        ];
-        if i == 0 {
-            req.extend([F::Add("user-agent", "sdk/1"), F::Add("x-tenant", "acme")]);
-        } else {
-            req.extend([F::Idx(63), F::Idx(62)]);
-        }
-        c.headers(OUT, id, h2_block_flags::END_STREAM, &block(&req));
-        c.end(OUT, id, 0, h2_stream_flags::END_STREAM, 0);
-        let mut expect_now = vec![];
-        // Ends of the previous round's stream, and headers after a reset.
-        if let Some(prev) = late_end.take() {
-            c.end(IN, prev, 2, h2_stream_flags::END_STREAM, 0);
-            expect_now.push(prev);
-        }
-        if let Some(prev) = late_block.take() {
-            let b = block(&[F::Idx(8), F::Add("x-late", "1")]);
-            c.headers(IN, prev, 0, &b);
-            server_idx += 1;
-        }
-        if i % 10 == 9 {
-            c.reset(IN, id, 8);
-            c.end(IN, id, 0, h2_stream_flags::RESET, 8);
-            late_block = Some(id);
-            expect_now.push(id);
-        } else {
-            let server = if i == 0 {
-                F::Add("server", "h2-test")
-            } else {
-                F::Idx(server_idx)
-            };
-            c.headers(IN, id, 0, &block(&[F::Idx(8), server]));
-            c.data(IN, id, 0, b"ok");
-            if i % 3 == 1 {
-                late_end = Some(id);
-            } else {
-                c.end(IN, id, 2, h2_stream_flags::END_STREAM, 0);
-                expect_now.push(id);
-            }
-        }
-
+        let mut expect_now = rounds.write(&mut c, i);
         file.write_all(&c.w.bytes).expect("append");
         c.w.bytes.clear();
         assert!(feed.read_new().expect("read") > 0);
@@ -381,6 +331,81 @@ fn a_long_lived_h2_connection_hands_out_each_stream_once_with_its_hpack_state() 
     got.sort_by_key(|x| x.seq);
     let ids: Vec<u32> = got.iter().map(|x| x.seq).collect();
     assert_eq!(ids, (0..ROUNDS).map(|i| 2 * i + 1).collect::<Vec<_>>());
+    check_h2_exchanges(&got);
+}
+
+/// What the long-lived HTTP/2 connection's rounds carry from one round to the next.
+struct H2Rounds {
+    /// Dynamic table index of `server: h2-test` in the ingress direction (62 when it is
+    /// the newest entry).
+    server_idx: usize,
+    late_end: Option<u32>,
+    late_block: Option<u32>,
+}
+
+impl H2Rounds {
+    fn new() -> Self {
+        H2Rounds {
+            server_idx: 62,
+            late_end: None,
+            late_block: None,
+        }
+    }
+
+    /// Writes round `i`'s records to `c`; returns the streams that become final in it.
+    fn write(&mut self, c: &mut H2, i: u32) -> Vec<u32> {
+        let id = 2 * i + 1;
+        let path = format!("/r/{i}");
+        let mut req = vec![
+            F::Idx(2),
+            F::Idx(7),
+            F::Lit(":path", &path),
+            F::Lit(":authority", "api.example.com"),
+        ];
+        if i == 0 {
+            req.extend([F::Add("user-agent", "sdk/1"), F::Add("x-tenant", "acme")]);
+        } else {
+            req.extend([F::Idx(63), F::Idx(62)]);
+        }
+        c.headers(OUT, id, h2_block_flags::END_STREAM, &block(&req));
+        c.end(OUT, id, 0, h2_stream_flags::END_STREAM, 0);
+        let mut expect_now = vec![];
+        // Ends of the previous round's stream, and headers after a reset.
+        if let Some(prev) = self.late_end.take() {
+            c.end(IN, prev, 2, h2_stream_flags::END_STREAM, 0);
+            expect_now.push(prev);
+        }
+        if let Some(prev) = self.late_block.take() {
+            let b = block(&[F::Idx(8), F::Add("x-late", "1")]);
+            c.headers(IN, prev, 0, &b);
+            self.server_idx += 1;
+        }
+        if i % 10 == 9 {
+            c.reset(IN, id, 8);
+            c.end(IN, id, 0, h2_stream_flags::RESET, 8);
+            self.late_block = Some(id);
+            expect_now.push(id);
+        } else {
+            let server = if i == 0 {
+                F::Add("server", "h2-test")
+            } else {
+                F::Idx(self.server_idx)
+            };
+            c.headers(IN, id, 0, &block(&[F::Idx(8), server]));
+            c.data(IN, id, 0, b"ok");
+            if i % 3 == 1 {
+                self.late_end = Some(id);
+            } else {
+                c.end(IN, id, 2, h2_stream_flags::END_STREAM, 0);
+                expect_now.push(id);
+            }
+        }
+        expect_now
+    }
+}
+
+/// Every stream of the long-lived connection, sorted by stream id, decoded in full.
+fn check_h2_exchanges(got: &[Exchange]) {
     for (i, x) in got.iter().enumerate() {
         assert_eq!(x.http_version.as_deref(), Some("2"));
         assert_eq!(x.method.as_deref(), Some("GET"), "stream {}", x.seq);
