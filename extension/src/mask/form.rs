@@ -34,11 +34,27 @@ impl Masker {
     }
 }
 
-/// `a=b&c=d` with no whitespace: a form body or a query string.
+/// `a=b&c=d` with no whitespace: a form body or a query string. Decides whether an
+/// untyped or `text/plain` body, or the text of a JSON string, is masked as a form.
+///
+/// Base64 is not a form whatever its letters spell (else its "name" is searched for
+/// `key`, `auth`, ... and its empty "value" masked): a form's names hold no `/`, `;`
+/// or `,` (a form encoder percent-encodes them; base64 and a data URL such as
+/// `data:image/png;base64,...` hold them), and some pair has a value beyond `=`
+/// (bare base64 ends in `=` or `==` padding, and that is all after its one `=`).
 pub(super) fn looks_like_form(s: &str) -> bool {
-    !s.is_empty()
-        && s.contains('=')
-        && !s
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'{')
+    if s.bytes()
+        .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'{')
+    {
+        return false;
+    }
+    let mut has_value = false;
+    for pair in s.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name.bytes().any(|b| matches!(b, b'/' | b';' | b',')) {
+            return false;
+        }
+        has_value |= value.bytes().any(|b| b != b'=');
+    }
+    has_value
 }

@@ -120,6 +120,16 @@ fn json_table() {
             r#"{"body":"user=a&password=b"}"#,
             r#"{"body":"user=a&password=****"}"#,
         ),
+        // base64 is not a form, whatever its letters spell
+        (
+            r#"{"a":"data:image/png;base64,iVBO2aKeyDay+x/AuthQ="}"#,
+            r#"{"a":"data:image/png;base64,iVBO2aKeyDay+x/AuthQ="}"#,
+        ),
+        (
+            r#"{"a":"c2VjcmV0aKeyx+Q=="}"#,
+            r#"{"a":"c2VjcmV0aKeyx+Q=="}"#,
+        ),
+        (r#"{"a":"x=1&auth="}"#, r#"{"a":"x=1&auth=****"}"#),
         // cut inside escapes: in a key, in a secret, in a \u sequence
         (r#"{"pass\"#, r#"{"pass\"#),
         (r#"{"password":"ab\u00"#, r#"{"password":"****""#),
@@ -736,4 +746,120 @@ fn random_documents_cut_at_every_prefix_leak_nothing() {
         }
     }
     assert!(checked > 10_000);
+}
+
+/// Base64 of `n` random bytes behind a PNG signature.
+fn random_png_b64(rng: &mut Rng, n: usize) -> String {
+    use base64::Engine;
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend((0..n).map(|_| rng.next() as u8));
+    base64::engine::general_purpose::STANDARD.encode(png)
+}
+
+fn random_of(rng: &mut Rng, alphabet: &[u8], n: usize) -> String {
+    (0..n)
+        .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize] as char)
+        .collect()
+}
+
+/// The JSON body of `tests/clients/py_value_shapes.py`: a UUID, a sha256 and a base64
+/// image (a data URL) beside credential-shaped values under neutral keys. Through the
+/// whole masker (key rules, embedded forms, value shapes) the neighbours stay whole and
+/// every secret becomes `****`, for thousands of random images.
+#[test]
+fn random_images_beside_credentials_stay_whole() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let m = masker();
+    let mut rng = Rng(0x1A6E_5EED);
+    for round in 0..4000 {
+        let hex = |rng: &mut Rng, n: usize| random_of(rng, b"0123456789abcdef", n);
+        let uuid = format!("3f1c2a9e-6b7d-4c1e-9a8f-{}", hex(&mut rng, 12));
+        let sha256 = hex(&mut rng, 64);
+        let size = [300, 299, 298, 48, 1000][round % 5];
+        let image = format!("data:image/png;base64,{}", random_png_b64(&mut rng, size));
+        let alnum_sym: Vec<u8> = [ALNUM, b"/+"].concat();
+        let jwt = format!(
+            "{}.{}.{}",
+            b64url.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            b64url.encode(format!(
+                r#"{{"sub": "{}"}}"#,
+                random_of(&mut rng, ALNUM, 12)
+            )),
+            b64url.encode((0..32).map(|_| rng.next() as u8).collect::<Vec<u8>>()),
+        );
+        let secrets = [
+            jwt,
+            format!(
+                "AKIA{}",
+                random_of(&mut rng, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+            ),
+            format!("Ab{}", random_of(&mut rng, &alnum_sym, 38)),
+            format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
+                random_of(&mut rng, &alnum_sym, 64)
+            ),
+            format!("Bearer tk{}9", random_of(&mut rng, ALNUM, 30)),
+            format!(
+                "Basic {}",
+                b64.encode(format!("svc:{}", random_of(&mut rng, ALNUM, 20)))
+            ),
+            format!("ghp_{}", random_of(&mut rng, ALNUM, 36)),
+            format!(
+                "xoxb-{}-{}",
+                random_of(&mut rng, b"0123456789", 12),
+                random_of(&mut rng, ALNUM, 24)
+            ),
+            format!("sk_live_{}", random_of(&mut rng, ALNUM, 24)),
+            format!("AIza{}", random_of(&mut rng, &[ALNUM, b"_-"].concat(), 35)),
+        ];
+        let mut doc = serde_json::Map::new();
+        doc.insert("id".into(), uuid.clone().into());
+        doc.insert("digest".into(), sha256.clone().into());
+        doc.insert("avatar".into(), image.clone().into());
+        for (i, s) in secrets.iter().enumerate() {
+            doc.insert(format!("field{i}"), s.clone().into());
+        }
+        // serde_json keeps insertion order only with `preserve_order`: write it by hand.
+        let mut text = String::from("{");
+        for (i, k) in ["id", "digest", "avatar"]
+            .into_iter()
+            .map(String::from)
+            .chain((0..secrets.len()).map(|i| format!("field{i}")))
+            .enumerate()
+        {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("{}: {}", Value::from(k.clone()), doc[&k]));
+        }
+        text.push('}');
+        let mut body = Body {
+            bytes: text.clone().into_bytes(),
+            size: text.len() as u64,
+            truncated: false,
+            decoded: None,
+        };
+        m.mask_body(&mut body, Some("application/json"));
+        let got: Value = serde_json::from_slice(&body.bytes).unwrap_or_else(|e| {
+            panic!(
+                "round {round}: {e}: {}",
+                String::from_utf8_lossy(&body.bytes)
+            )
+        });
+        assert_eq!(got["id"], uuid, "round {round}");
+        assert_eq!(got["digest"], sha256, "round {round}");
+        assert_eq!(got["avatar"], image, "round {round}");
+        let want = |s: &str| {
+            ["Bearer ", "Basic "]
+                .into_iter()
+                .find(|p| s.starts_with(p))
+                .map_or(MASK.to_string(), |p| format!("{p}{MASK}"))
+        };
+        for (i, s) in secrets.iter().enumerate() {
+            assert_eq!(got[format!("field{i}")], want(s), "round {round}: {text}");
+        }
+    }
 }
