@@ -179,28 +179,37 @@ impl Slot {
         dir: usize,
         f: impl FnOnce(&mut Framer, &mut RequestKinds, &mut Pending) -> R,
     ) -> Option<R> {
+        self.with_busy(dir, || {
+            let mut kinds = RequestKinds {
+                head_bits: self.head_bits.load(Ordering::Acquire),
+                connect_bits: self.connect_bits.load(Ordering::Acquire),
+            };
+            // SAFETY: the busy flag of `dir` is held: this thread is the framer's only user.
+            let framer = unsafe { &mut *self.framers[dir].get() };
+            let mut no_pending = Pending::new();
+            let pending = if dir == 0 {
+                // SAFETY: `pending` belongs to the egress direction, whose flag is held.
+                unsafe { &mut *self.pending.get() }
+            } else {
+                &mut no_pending
+            };
+            let r = f(framer, &mut kinds, pending);
+            if dir == 0 {
+                self.head_bits.store(kinds.head_bits, Ordering::Release);
+                self.connect_bits
+                    .store(kinds.connect_bits, Ordering::Release);
+            }
+            r
+        })
+    }
+
+    /// Runs `f` holding the busy flag of `dir`, if no other thread holds it (`None`
+    /// then). What the HTTP/2 framers, which live in `http2`'s pool, are used under.
+    pub fn with_busy<R>(&self, dir: usize, f: impl FnOnce() -> R) -> Option<R> {
         if !self.lock(dir) {
             return None;
         }
-        let mut kinds = RequestKinds {
-            head_bits: self.head_bits.load(Ordering::Acquire),
-            connect_bits: self.connect_bits.load(Ordering::Acquire),
-        };
-        // SAFETY: the busy flag of `dir` is held: this thread is the framer's only user.
-        let framer = unsafe { &mut *self.framers[dir].get() };
-        let mut no_pending = Pending::new();
-        let pending = if dir == 0 {
-            // SAFETY: `pending` belongs to the egress direction, whose flag is held.
-            unsafe { &mut *self.pending.get() }
-        } else {
-            &mut no_pending
-        };
-        let r = f(framer, &mut kinds, pending);
-        if dir == 0 {
-            self.head_bits.store(kinds.head_bits, Ordering::Release);
-            self.connect_bits
-                .store(kinds.connect_bits, Ordering::Release);
-        }
+        let r = f();
         self.unlock(dir);
         Some(r)
     }

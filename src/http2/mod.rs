@@ -48,7 +48,7 @@ struct Entry {
 }
 
 // SAFETY: `framers[d]` is only used by the thread holding busy flag `d` of the slot
-// whose `h2` names this entry (see `with_framer`); the rest is atomics.
+// whose `h2` names this entry (see `frame_from`); the rest is atomics.
 unsafe impl Sync for Entry {}
 
 static POOL_PTR: AtomicPtr<Entry> = AtomicPtr::new(core::ptr::null_mut());
@@ -148,7 +148,7 @@ pub fn frame_from(
 ) -> Option<Verdict> {
     entry(slot.h2.load(Ordering::Acquire))?;
     let max_body = crate::config::max_body();
-    slot.with_framer(dir, |_, _, _| {
+    slot.with_busy(dir, || {
         // Looked up again under the busy flag: the entry is given back (and may be
         // taken by another connection) only while both flags of its slot are held, so
         // an entry this connection owns now stays ours until the flag is released.
