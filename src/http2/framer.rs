@@ -177,6 +177,8 @@ impl Framer {
         self.block_seq = 0;
         self.peer_resets_seen = 0;
         self.settings_flags = 0;
+        self.header_table_size = 0;
+        self.max_frame_size = 0;
         self.streams = [NO_STREAM; STREAMS];
         self.untracked = [0; UNTRACKED_RING];
         self.untracked_next = 0;

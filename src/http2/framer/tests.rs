@@ -403,6 +403,26 @@ fn streams_past_the_table_are_counted_and_ended() {
     assert_eq!(r2.body(next), b"again");
 }
 
+/// A pooled framer is started again in place: a SETTINGS frame the last connection
+/// left half read does not leak its values into the next connection's first SETTINGS.
+#[test]
+fn start_forgets_a_half_read_settings_frame() {
+    let mut f = framer(false);
+    let mut rec = Rec::default();
+    let whole = frame(
+        FRAME_SETTINGS,
+        0,
+        0,
+        &[0, 1, 0, 0, 0x10, 0, 0, 5, 0, 0, 0x40, 0],
+    );
+    assert_eq!(f.feed(&whole[..17], T, 100, &mut rec), Verdict::Continue);
+    f.finish(T, &mut rec);
+    f.start(false);
+    let empty = frame(FRAME_SETTINGS, 0, 0, &[]);
+    assert_eq!(f.feed(&empty, T, 100, &mut rec), Verdict::Continue);
+    assert_eq!(rec.0, [Ev::Settings(0, 0, 0)]);
+}
+
 #[test]
 fn reset_goaway_settings_are_reported() {
     let mut wire = frame(
