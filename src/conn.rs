@@ -137,6 +137,12 @@ impl Slot {
         if !self.lock_both() {
             return false;
         }
+        // A connection on this slot whose end was never seen (its fd closed by a call
+        // not hooked) gives back the HTTP/2 pool entry it may hold.
+        let h2 = self.h2.swap(0, Ordering::Relaxed);
+        if h2 != 0 {
+            crate::http2::abandon(h2, self.conn_id.load(Ordering::Relaxed));
+        }
         // SAFETY: both busy flags are held: no other thread touches the cells.
         unsafe {
             *self.info.get() = info;
@@ -153,7 +159,6 @@ impl Slot {
         self.last_in_wall.store(0, Ordering::Relaxed);
         self.head_bits.store(0, Ordering::Relaxed);
         self.connect_bits.store(0, Ordering::Relaxed);
-        self.h2.store(0, Ordering::Relaxed);
         self.conn_id.store(conn_id, Ordering::Relaxed);
         self.origin.store(origin, Ordering::Relaxed);
         self.unlock(1);

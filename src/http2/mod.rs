@@ -199,6 +199,17 @@ pub fn finish_locked(slot: &Slot, conn_id: u64, now: Stamp) {
     e.owner.store(0, Ordering::Release);
 }
 
+/// Gives back pool entry `index` if connection `conn_id` still owns it, without writing
+/// anything: the connection's end was missed. The caller holds both busy flags of the
+/// slot that named the entry and has cleared its `h2`.
+pub fn abandon(index: u32, conn_id: u64) {
+    if let Some(e) = entry(index) {
+        let _ = e
+            .owner
+            .compare_exchange(conn_id, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
 fn post_reset(e: &Entry, dir: usize, packed: u64) {
     let n = e.reset_count[dir].load(Ordering::Relaxed);
     e.resets[dir][n as usize % RESET_RING].store(packed, Ordering::Relaxed);
