@@ -178,6 +178,38 @@ def echo_server():
     srv.stop()
 
 
+# --- HTTP/2 servers (test_http2.py, test_http2_records.py) -------------------------------
+
+@pytest.fixture(scope="module")
+def h2c_port():
+    """Port of tests/servers/h2_server.js, cleartext HTTP/2 with prior knowledge."""
+    require_tool("node")
+    srv = ServerProcess(["node", str(SERVERS / "h2_server.js")], "h2c server")
+    yield srv.port
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def h2_tls_port(test_ca):
+    """Port of tests/servers/h2_server.js over TLS with ALPN h2 (the test CA's cert)."""
+    require_tool("node")
+    srv = ServerProcess(["node", str(SERVERS / "h2_server.js"),
+                         "--cert", str(test_ca / "server.pem"),
+                         "--key", str(test_ca / "server.key")], "h2 TLS server")
+    yield srv.port
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def h2c_upgrade_port():
+    """Port of tests/servers/h2c_upgrade_server.py (HTTP/1.1 with `Upgrade: h2c`)."""
+    pytest.importorskip("h2", reason="httpx[http2] (scripts/setup)")
+    srv = ServerProcess([sys.executable, str(SERVERS / "h2c_upgrade_server.py")],
+                        "h2c upgrade server")
+    yield srv.port
+    srv.stop()
+
+
 class OtlpReceiver:
     """tests/servers/otlp_receiver.py as a subprocess: decodes every POST with the
     official OTLP protobuf definitions, records one JSON line per request (headers,

@@ -15,37 +15,9 @@ import sys
 
 import pytest
 
-from conftest import (CLIENTS, SERVERS, ServerProcess, body_bytes, header, headers_all,
-                      require_tool)
+from conftest import CLIENTS, body_bytes, header, headers_all, require_tool
 
 TEN = b"0123456789"
-
-
-@pytest.fixture(scope="module")
-def h2c_port():
-    require_tool("node")
-    srv = ServerProcess(["node", str(SERVERS / "h2_server.js")], "h2c server")
-    yield srv.port
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def h2_tls_port(test_ca):
-    require_tool("node")
-    srv = ServerProcess(["node", str(SERVERS / "h2_server.js"),
-                         "--cert", str(test_ca / "server.pem"),
-                         "--key", str(test_ca / "server.key")], "h2 TLS server")
-    yield srv.port
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def h2c_upgrade_port():
-    pytest.importorskip("h2", reason="httpx[http2] (scripts/setup)")
-    srv = ServerProcess([sys.executable, str(SERVERS / "h2c_upgrade_server.py")],
-                        "h2c upgrade server")
-    yield srv.port
-    srv.stop()
 
 
 # The 30,000-byte headers are over the reader's default per-exchange header budget

@@ -17,39 +17,12 @@ from collections import defaultdict
 import hpack
 import pytest
 
-from conftest import CLIENTS, SERVERS, ServerProcess, require_tool, spool_records
+from conftest import CLIENTS, require_tool, spool_records
 
 OUT, IN = "egress", "ingress"
 END_STREAM, RESET, INCOMPLETE = 1, 2, 4
 BLOCK_END_STREAM, BLOCK_TRUNCATED, BLOCK_PUSH_PROMISE = 1, 2, 4
 CANCEL = 8
-
-
-@pytest.fixture(scope="module")
-def h2c_port():
-    require_tool("node")
-    srv = ServerProcess(["node", str(SERVERS / "h2_server.js")], "h2c server")
-    yield srv.port
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def h2c_upgrade_port():
-    pytest.importorskip("h2", reason="httpx[http2] (scripts/setup)")
-    srv = ServerProcess([sys.executable, str(SERVERS / "h2c_upgrade_server.py")],
-                        "h2c upgrade server")
-    yield srv.port
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def h2_tls_port(test_ca):
-    require_tool("node")
-    srv = ServerProcess(["node", str(SERVERS / "h2_server.js"),
-                         "--cert", str(test_ca / "server.pem"),
-                         "--key", str(test_ca / "server.key")], "h2 TLS server")
-    yield srv.port
-    srv.stop()
 
 
 class Conn:

@@ -4,12 +4,12 @@ on in HTTP/2 (the `h2` package; node's http2 module does not upgrade). The reque
 that asked for the upgrade is stream 1: its response comes as HTTP/2. Every response is
 200 with body "h2c <path>" and header `x-upgraded: yes|no`. A request without the
 upgrade headers is answered in HTTP/1.1. Prints `READY <port>` once listening."""
-import socket
-import threading
 
 import h2.config
 import h2.connection
 import h2.events
+
+from thread_server import serve
 
 
 def read_head(conn):
@@ -77,19 +77,5 @@ def handle(conn):
         conn.close()
 
 
-def main():
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    print(f"READY {srv.getsockname()[1]}", flush=True)
-    while True:
-        conn, _ = srv.accept()
-        threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        pass
+    serve(handle)

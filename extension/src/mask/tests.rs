@@ -631,10 +631,11 @@ fn config_from_lookup() {
     assert!(Masker::from_lookup(|k| (k == "TAPLINE_MASK_REGEX").then(|| "(".into())).is_err());
 }
 
-/// A splitmix64 for reproducible random documents.
-struct Rng(u64);
+/// A splitmix64: the same random documents and corpora on every run (also used by
+/// `shapes::tests`).
+pub(super) struct Rng(pub(super) u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -646,6 +647,29 @@ impl Rng {
     }
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
         xs[self.below(xs.len() as u64) as usize]
+    }
+    pub(super) fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    pub(super) fn hex(&mut self, n: usize) -> String {
+        self.bytes(n).iter().map(|b| format!("{b:02x}")).collect()
+    }
+    pub(super) fn uuid(&mut self) -> String {
+        let h = self.hex(16);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        )
+    }
+    pub(super) fn upper_alnum(&mut self, n: usize) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        (0..n)
+            .map(|_| A[(self.next() % 32) as usize] as char)
+            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 use base64::Engine;
 
 use super::*;
+use crate::mask::tests::Rng;
 
 const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
 const AKID: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -149,41 +150,6 @@ fn a_cut_credential_is_masked_as_far_as_it_goes() {
         checked += 1;
     }
     assert!(checked > 700, "{checked}");
-}
-
-/// A splitmix64: the corpus is the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    fn hex(&mut self, n: usize) -> String {
-        self.bytes(n).iter().map(|b| format!("{b:02x}")).collect()
-    }
-    fn uuid(&mut self) -> String {
-        let h = self.hex(16);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        )
-    }
-    fn upper_alnum(&mut self, n: usize) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        (0..n)
-            .map(|_| A[(self.next() % 32) as usize] as char)
-            .collect()
-    }
 }
 
 /// Ordinary payloads a service sends and receives, none holding a credential.
