@@ -135,25 +135,32 @@ class Lambda:
     `build`: the directory holding `tapline`, `libtapline.so` and `tapline-lambda-sim`
     (`sim` and `layer_dir` override where the simulator and the layer's two binaries
     come from). `otlp=False` runs no receiver and sets no endpoint: the extension then
-    writes one JSON line per exchange to its stdout (`extension.log`)."""
+    writes one JSON line per exchange to its stdout (`extension.log`).
+
+    `runtime_cmd(env, cmd, rt_env)` may replace the runtime's command line and add to its
+    environment (another tracer's wrapper, another language): it gets this environment
+    (`task`, `otlp_port`, ...), the default command and environment, and returns both."""
 
     def __init__(self, build, servers, tmp, layer=True, spool=None, timeout_ms=3000,
                  with_extension=True, gate=None, ext_env=None, otlp=True, sim=None,
-                 layer_dir=None, handler=HANDLER, rt_env=None):
+                 layer_dir=None, handler=HANDLER, rt_env=None, runtime_cmd=None):
         self.tmp = tmp
         self.events = queue.Queue()
         self.lines = []
         self.receiver = None
         self.otlp_out = os.path.join(tmp, "otlp.jsonl")
         otlp_port = None
+        self.otlp_port = None
         if otlp:
             port_file = os.path.join(tmp, "otlp.port")
             self.receiver = subprocess.Popen(
                 [sys.executable, os.path.join(ROOT, "tests/servers/otlp_receiver.py"),
-                 "--out", self.otlp_out, "--port-file", port_file, "--timeout", "600"])
+                 "--out", self.otlp_out, "--port-file", port_file, "--timeout", "7200"],
+                stdout=subprocess.DEVNULL)
             while not (os.path.exists(port_file) and open(port_file).read().strip()):
                 time.sleep(0.02)
             otlp_port = open(port_file).read().strip()
+            self.otlp_port = otlp_port
             if gate:
                 # The extension exports through the gate, which can hold an export.
                 gate.upstream = int(otlp_port)
@@ -203,6 +210,7 @@ class Lambda:
             self.extension_registered_ns = time.time_ns()
 
         task = os.path.join(tmp, "task")
+        self.task = task
         os.makedirs(task)
         with open(os.path.join(task, "handler.py"), "w") as f:
             f.write(handler)
@@ -213,7 +221,10 @@ class Lambda:
         if layer:
             # AWS_LAMBDA_EXEC_WRAPPER: Lambda runs the script with the runtime's command line.
             cmd = ["dash", os.path.join(opt, "tapline", "wrapper.sh")] + cmd
+        if runtime_cmd:
+            cmd, rt_env = runtime_cmd(self, cmd, rt_env)
         self.runtime_log = open(os.path.join(tmp, "runtime.log"), "w+")
+        self.runtime_spawned_ns = time.time_ns()
         self.runtime = subprocess.Popen(cmd, cwd=task, env=rt_env, stdout=self.runtime_log,
                                         stderr=subprocess.STDOUT)
 

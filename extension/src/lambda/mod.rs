@@ -7,10 +7,11 @@
 //! the runtime has posted that request's outcome ([`window`]: a `Lifecycle` record or the
 //! POST exchange itself; [`telemetry`]'s `platform.runtimeDone` when the runtime is not
 //! traced; the deadline as the last resort), then reads the spool, builds the
-//! invocation's spans, masks, budgets, exports with a short timeout, and calls Next at
-//! once. Work never happens before the response, and nothing waits on the collector
-//! longer than `TAPLINE_OTLP_MAX_ELAPSED_MS`: what is not delivered stays in the outbox
-//! for the next invocation or for SHUTDOWN.
+//! invocation's spans, masks, budgets, and exports them with a short timeout — or, when
+//! invocations come often ([`flush`]), keeps the batch and sends it while the next
+//! invocation runs — and calls Next. Work never happens before the response, and nothing
+//! waits on the collector longer than `TAPLINE_OTLP_MAX_ELAPSED_MS`: what is not
+//! delivered stays in the outbox for the next invocation or for SHUTDOWN.
 //!
 //! Only configuration the user must fix (an invalid mask pattern, an unusable OTLP
 //! setting) goes to `init/error`; everything else — no spool directory, no FIFO, no
@@ -20,6 +21,7 @@
 pub(crate) mod api;
 pub(crate) mod feed;
 pub(crate) mod flows;
+pub(crate) mod flush;
 pub(crate) mod telemetry;
 pub(crate) mod wake;
 pub(crate) mod window;
@@ -40,6 +42,7 @@ use crate::pipeline::Pipeline;
 
 use api::{ErrorPhase, Event, ExtensionsClient, Invoke, Registration};
 use feed::ExchangeFeed;
+use flush::{FlushMode, FlushPolicy};
 use telemetry::{RuntimeDone, TelemetryListener};
 use wake::WakeFifo;
 use window::{is_runtime_api, Attribution, Outcome, Windows};
@@ -57,6 +60,10 @@ const RECHECK: Duration = Duration::from_millis(50);
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(200);
 /// Invocations remembered for late exchanges.
 const REMEMBERED: usize = 64;
+/// A kept-alive connection to the collector idle longer than this (a frozen sandbox
+/// included) is not trusted any more: the next export opens a new one rather than
+/// risk a POST on a connection the collector has closed.
+const KEEP_ALIVE_IDLE: Duration = Duration::from_millis(2000);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LambdaError {
@@ -122,6 +129,7 @@ pub(crate) fn run() -> i32 {
         }
     };
     loop {
+        ext.calling_next();
         match client.next_event() {
             Ok(Event::Invoke(inv)) => ext.on_invoke(inv),
             Ok(Event::Shutdown {
@@ -195,6 +203,15 @@ struct Extension {
     invoked: u64,
     /// Messages this environment produced, for links from its own consumers.
     produced: flows::ProducedMessages,
+    /// Whether a batch goes out after the response or during the next invocation.
+    flush: FlushPolicy,
+    /// When we last called Next (the idle gap to the next INVOKE starts there).
+    next_called: Option<Instant>,
+    /// A built batch kept for the next invocation (or SHUTDOWN) to send.
+    held: Option<SpanBatch>,
+    /// The exporter of the last export and when it finished: its connection is kept
+    /// alive for the next one.
+    exporter: Option<(OtlpExporter, Instant)>,
 }
 
 impl Extension {
@@ -254,6 +271,10 @@ impl Extension {
             sink,
             invoked: 0,
             produced: flows::ProducedMessages::default(),
+            flush: FlushPolicy::from_setting(env("TAPLINE_FLUSH_HOLD_MS").as_deref()),
+            next_called: None,
+            held: None,
+            exporter: None,
             spool_dir,
         };
         ext.prepare_spool();
@@ -304,8 +325,20 @@ impl Extension {
         }
     }
 
+    /// Marks the start of an idle gap.
+    fn calling_next(&mut self) {
+        self.next_called = Some(Instant::now());
+    }
+
     fn on_invoke(&mut self, invoke: Invoke) {
         self.invoked += 1;
+        self.flush
+            .observe(self.next_called.take().map(|t| t.elapsed()));
+        // The previous invocation's batch, if kept: it goes out now, while the function
+        // runs (the caller is not waiting on us, and neither is the bill).
+        if let Some(held) = self.held.take() {
+            self.send(&held, &[], None);
+        }
         let mut ids = SpanBatch::new(Resource::default());
         let trace = invoke
             .xray
@@ -362,11 +395,16 @@ impl Extension {
         }
         let work_start = now_unix_ns();
         self.ingest(false);
-        let n = self.report(Some(&id), None);
+        let mode = self.flush.mode();
+        let n = self.report(Some(&id), None, mode);
         // One line per invocation: what was reported, and when the work ran (the e2e
         // test checks it ran after the response and before Next).
+        let when = match (mode, &self.sink) {
+            (FlushMode::DuringNext, Sink::Otlp(..)) => "sent during the next invocation",
+            _ => "sent",
+        };
         log(format_args!(
-            "invocation {id}: {n} exchange(s) reported; work {work_start}..{}",
+            "invocation {id}: {n} exchange(s) reported, {when}; work {work_start}..{}",
             now_unix_ns()
         ));
         if let Some(tail) = &mut self.tail {
@@ -386,7 +424,11 @@ impl Extension {
             );
             left.saturating_sub(SHUTDOWN_MARGIN)
         });
-        let n = self.report(None, deadline.or(Some(Duration::from_millis(1500))));
+        let n = self.report(
+            None,
+            deadline.or(Some(Duration::from_millis(1500))),
+            FlushMode::AfterResponse,
+        );
         log(format_args!("shutdown: {n} exchange(s) reported"));
         if let Some(tail) = &mut self.tail {
             let s = tail.segment_stats();
@@ -422,8 +464,15 @@ impl Extension {
 
     /// Builds, masks, budgets and sends one report: the invocation spans that are due
     /// (`current`, or all at shutdown) and every final exchange not yet reported.
-    /// `shutdown_budget` bounds the export at shutdown.
-    fn report(&mut self, current: Option<&str>, shutdown_budget: Option<Duration>) -> usize {
+    /// `shutdown_budget` bounds the export at shutdown. With [`FlushMode::DuringNext`]
+    /// an OTLP batch is kept for the next invocation instead of sent; a batch kept
+    /// earlier goes out with this one.
+    fn report(
+        &mut self,
+        current: Option<&str>,
+        shutdown_budget: Option<Duration>,
+        mode: FlushMode,
+    ) -> usize {
         let mut exchanges = std::mem::take(&mut self.unreported);
         let outcome = self.pipeline.process(&mut exchanges);
         if outcome.bytes_after < outcome.bytes_before {
@@ -489,7 +538,16 @@ impl Extension {
         for (service, id, trace) in produced {
             self.produced.record(service, id, trace);
         }
-        self.send(&batch, &lines, shutdown_budget);
+        if let Some(held) = self.held.take() {
+            batch.spans.splice(0..0, held.spans);
+        }
+        if mode == FlushMode::DuringNext && matches!(self.sink, Sink::Otlp(..)) {
+            if !batch.is_empty() {
+                self.held = Some(batch);
+            }
+        } else {
+            self.send(&batch, &lines, shutdown_budget);
+        }
         exchanges.len()
     }
 
@@ -499,7 +557,7 @@ impl Extension {
             .find(|c| c.invoke.request_id == request_id)
     }
 
-    fn send(&self, batch: &SpanBatch, lines: &[String], budget: Option<Duration>) {
+    fn send(&mut self, batch: &SpanBatch, lines: &[String], budget: Option<Duration>) {
         match &self.sink {
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
@@ -509,20 +567,35 @@ impl Extension {
                 let _ = out.flush();
             }
             Sink::Otlp(config, outbox) => {
-                let mut config = (**config).clone();
-                if let Some(b) = budget {
-                    config.max_elapsed = config.max_elapsed.min(b);
-                    config.timeout = config.timeout.min(b.max(Duration::from_millis(1)));
+                // The last exporter (and its kept-alive connection) unless it has been
+                // idle too long or this export has its own budget (shutdown).
+                let reuse = self
+                    .exporter
+                    .take()
+                    .filter(|(_, at)| budget.is_none() && at.elapsed() < KEEP_ALIVE_IDLE);
+                let exporter = match reuse {
+                    Some((x, _)) => x,
+                    None => {
+                        let mut config = (**config).clone();
+                        if let Some(b) = budget {
+                            config.max_elapsed = config.max_elapsed.min(b);
+                            config.timeout = config.timeout.min(b.max(Duration::from_millis(1)));
+                        }
+                        let exporter = match OtlpExporter::new(config) {
+                            Ok(x) => x,
+                            Err(e) => return log(format_args!("otlp: {e}")),
+                        };
+                        match outbox {
+                            Some(o) => exporter.with_outbox(o.clone()),
+                            None => exporter,
+                        }
+                    }
+                };
+                let result = exporter.export_batch(batch);
+                if budget.is_none() {
+                    self.exporter = Some((exporter, Instant::now()));
                 }
-                let exporter = match OtlpExporter::new(config) {
-                    Ok(x) => x,
-                    Err(e) => return log(format_args!("otlp: {e}")),
-                };
-                let exporter = match outbox {
-                    Some(o) => exporter.with_outbox(o.clone()),
-                    None => exporter,
-                };
-                match exporter.export_batch(batch) {
+                match result {
                     Ok(o) if o.outbox_sent > 0 => log(format_args!(
                         "otlp: sent {} spans and {} earlier batch(es)",
                         o.spans, o.outbox_sent

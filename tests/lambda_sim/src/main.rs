@@ -13,6 +13,13 @@
 //! rewrites that header; everything else is forwarded byte for byte. Runtime and
 //! extension both talk to the proxy (one `AWS_LAMBDA_RUNTIME_API`, as in Lambda).
 //!
+//! Streamed responses (`Lambda-Runtime-Function-Response-Mode: streaming`, a chunked
+//! `POST .../response`) are Lambda's, not the simulator's: the proxy reads the chunks
+//! as they come, and only when the streamed body has ended (the last chunk and its
+//! trailers) hands the simulator the whole body (as a JSON string) — so the invocation
+//! ends when the stream ends, not when its head was written. An error reported in the
+//! trailers (`Lambda-Runtime-Function-Error-Type`) becomes the invocation's error.
+//!
 //! Protocol — stdin, one command per line:
 //!
 //! ```text
@@ -20,7 +27,9 @@
 //!                         `response <id> <status> <received_unix_ns> <payload json>` when
 //!                         the runtime answers (what the caller sees), then
 //!                         `ready <id> <unix_ns> <overhead_ms>` when every extension has
-//!                         called Next again (the end of the invocation)
+//!                         called Next again (the end of the invocation); a streamed
+//!                         response first prints `stream <id> <first_chunk_unix_ns>
+//!                         <end_unix_ns> <chunks> <bytes>` once its body has ended
 //! wait-extensions <n>     prints `extensions <n>` once n extensions have registered
 //! shutdown <reason>       spindown | timeout | failure; prints `shutdown <unix_ns>` when
 //!                         every extension acknowledged it (or the deadline passed)
@@ -84,13 +93,14 @@ async fn main() {
     let upstream = sim.addr();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
     let proxy = listener.local_addr().expect("proxy address");
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            tokio::spawn(proxy_connection(client, upstream));
-        }
-    });
 
     let out: Out = Arc::new(Mutex::new(tokio::io::stdout()));
+    let proxy_out = out.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(proxy_connection(client, upstream, proxy_out.clone()));
+        }
+    });
     say(&out, format!("api {proxy}")).await;
     let sim = Arc::new(sim);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -215,18 +225,29 @@ async fn follow(sim: Arc<Simulator>, out: Out, id: String) {
 }
 
 /// Forwards one client connection to the simulator, rewriting the `Content-Type` of
-/// `invocation/next` responses to `application/json`. Requests and responses are
-/// HTTP/1.1 with `Content-Length` (what both sides send); one exchange at a time.
-async fn proxy_connection(client: TcpStream, upstream: std::net::SocketAddr) {
+/// `invocation/next` responses to `application/json`, and turning a streamed response
+/// into a whole one once it has ended. Requests and responses are HTTP/1.1 with
+/// `Content-Length` (chunked: only a streamed response); one exchange at a time.
+async fn proxy_connection(client: TcpStream, upstream: std::net::SocketAddr, out: Out) {
     let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     let (mut client, mut server) = (BufReader::new(client), BufReader::new(server));
     loop {
-        let Some((head, body)) = read_message(&mut client).await else {
+        let Some((mut head, mut body)) = read_message(&mut client).await else {
             return;
         };
+        if header(&head, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            let Some(streamed) = read_chunked(&mut client).await else {
+                return;
+            };
+            let Some((h, b, line)) = streamed.into_whole(&head) else {
+                return;
+            };
+            say(&out, line).await;
+            (head, body) = (h, b);
+        }
         let is_next = head
             .lines()
             .next()
@@ -264,6 +285,131 @@ async fn proxy_connection(client: TcpStream, upstream: std::net::SocketAddr) {
             return;
         }
     }
+}
+
+/// The value of header `name` in a message head.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n").skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+/// A chunked request body as it arrived.
+struct Streamed {
+    body: Vec<u8>,
+    chunks: usize,
+    first_chunk_ns: u128,
+    end_ns: u128,
+    trailers: Vec<(String, String)>,
+}
+
+impl Streamed {
+    /// The request the simulator understands: the whole body as a JSON string, with a
+    /// `Content-Length`, to `.../response` — or, with an error in the trailers, the
+    /// error to `.../error` — and the `stream` line to print.
+    fn into_whole(self, head: &str) -> Option<(String, Vec<u8>, String)> {
+        let mut lines = head.split("\r\n");
+        let mut parts = lines.next()?.splitn(3, ' ');
+        let (method, path, version) = (parts.next()?, parts.next()?, parts.next()?);
+        let id = path
+            .strip_prefix("/2018-06-01/runtime/invocation/")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or("-")
+            .to_string();
+        let trailer = |name: &str| {
+            self.trailers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let text = String::from_utf8_lossy(&self.body).into_owned();
+        let (path, body) = match trailer("Lambda-Runtime-Function-Error-Type") {
+            Some(kind) => (
+                path.replace("/response", "/error"),
+                serde_json::json!({
+                    "errorType": kind,
+                    "errorMessage": trailer("Lambda-Runtime-Function-Error-Body")
+                        .unwrap_or_default(),
+                })
+                .to_string(),
+            ),
+            None => (path.to_string(), serde_json::Value::String(text).to_string()),
+        };
+        let mut new_head = format!("{method} {path} {version}\r\n");
+        for l in lines.filter(|l| !l.is_empty()) {
+            let name = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+            if !matches!(
+                name.as_str(),
+                "transfer-encoding" | "content-length" | "content-type" | "trailer"
+            ) {
+                new_head.push_str(l);
+                new_head.push_str("\r\n");
+            }
+        }
+        new_head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        ));
+        let line = format!(
+            "stream {id} {} {} {} {}",
+            self.first_chunk_ns,
+            self.end_ns,
+            self.chunks,
+            self.body.len()
+        );
+        Some((new_head, body.into_bytes(), line))
+    }
+}
+
+/// A chunked body, read chunk by chunk as the client sends it, and its trailers.
+async fn read_chunked(s: &mut BufReader<TcpStream>) -> Option<Streamed> {
+    let mut st = Streamed {
+        body: Vec::new(),
+        chunks: 0,
+        first_chunk_ns: 0,
+        end_ns: 0,
+        trailers: Vec::new(),
+    };
+    loop {
+        let mut size_line = String::new();
+        if s.read_line(&mut size_line).await.ok()? == 0 {
+            return None;
+        }
+        let hex = size_line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(hex, 16).ok()?;
+        if size == 0 {
+            break;
+        }
+        if st.chunks == 0 {
+            st.first_chunk_ns = now_ns();
+        }
+        st.chunks += 1;
+        // Lambda's limit for a streamed response is 20 MB.
+        if st.body.len() + size > 20 << 20 {
+            return None;
+        }
+        let at = st.body.len();
+        st.body.resize(at + size, 0);
+        s.read_exact(&mut st.body[at..]).await.ok()?;
+        let mut crlf = [0u8; 2];
+        s.read_exact(&mut crlf).await.ok()?;
+    }
+    loop {
+        let mut line = String::new();
+        if s.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            st.trailers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    st.end_ns = now_ns();
+    Some(st)
 }
 
 /// One HTTP/1.1 message: head (with its blank line) and a `Content-Length` body.
