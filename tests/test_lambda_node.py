@@ -119,14 +119,20 @@ def test_streamed_response_ends_the_invocation_when_the_stream_ends(build, serve
         # The invocation ended with the stream, not with the POST's head: the caller's
         # response and the end of the invocation come after the last chunk.
         assert end <= int(resp[3]) <= int(ready[2]), (streams[rid], resp, ready)
-        # tapline's work on it began after the stream had ended...
+        # The call made while the stream was open belongs to this invocation, inside
+        # its window (not "after the response")...
+        inv, urls = children_of(spans, rid)
+        assert len(urls) == 4, (urls, log)
+        during = [s for s in spans if s["parent_span_id"] == inv["span_id"]
+                  and f"/plain?n={i}&via=stream" in s["attributes"].get("url.full", "")]
+        assert len(during) == 1, urls
+        assert during[0]["attributes"]["tapline.lambda.phase"] == "invocation", during
+        assert during[0]["end_unix_ns"] <= inv["end_unix_ns"], (during, inv)
+        assert inv["status"]["code"] != 2, inv
+        # ... and tapline's work on the invocation began only after it (the function
+        # was still working while it streamed), and was over before Next.
         line = [l for l in log.splitlines() if f"invocation {rid}:" in l]
         assert line, log
         start, stop = (int(x) for x in line[0].rsplit("work ", 1)[1].split(".."))
-        assert end <= start <= stop <= int(ready[2]), (streams[rid], start, stop, ready)
-        # ... and the call made while the stream was open belongs to this invocation.
-        inv, urls = children_of(spans, rid)
-        assert len(urls) == 4, (urls, log)
-        assert any(f"/plain?n={i}&via=stream" in u for u in urls), urls
-        assert inv["status"]["code"] != 2, inv
+        assert during[0]["end_unix_ns"] <= start <= stop <= int(ready[2]), (during, start, ready)
     assert PLANTED not in open(env.otlp_out).read()

@@ -75,8 +75,8 @@ impl FlushPolicy {
 
     /// The mode for the batch of the invocation under way.
     pub(crate) fn mode(&self) -> FlushMode {
-        let often = !self.hold.is_zero()
-            && self.gaps.iter().all(|g| g.is_some_and(|g| g <= self.hold));
+        let often =
+            !self.hold.is_zero() && self.gaps.iter().all(|g| g.is_some_and(|g| g <= self.hold));
         if often {
             FlushMode::DuringNext
         } else {

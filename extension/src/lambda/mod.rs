@@ -325,9 +325,12 @@ impl Extension {
         }
     }
 
-    /// Marks the start of an idle gap.
+    /// Marks the start of an idle gap (between invocations: the wait for the first
+    /// INVOKE is the init phase, not a gap).
     fn calling_next(&mut self) {
-        self.next_called = Some(Instant::now());
+        if self.invoked > 0 {
+            self.next_called = Some(Instant::now());
+        }
     }
 
     fn on_invoke(&mut self, invoke: Invoke) {

@@ -114,11 +114,24 @@ impl Windows {
             if ex.method.as_deref() != Some("POST") {
                 return;
             }
+            // A streamed response (`Lambda-Runtime-Function-Response-Mode: streaming`)
+            // is over when its body ends, not when its head was written: the function
+            // still works while it streams. The exchange's end (the Runtime API's answer,
+            // which comes after the last chunk) bounds that; the `Lifecycle` record,
+            // written at the end of the body, is the closer mark when known.
+            let streamed = ex
+                .request_header("Lambda-Runtime-Function-Response-Mode")
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("streaming"));
+            let at = if streamed {
+                ex.start_unix_ns.saturating_add(ex.duration_ns)
+            } else {
+                ex.start_unix_ns
+            };
             let w = self.entry(id);
             w.outcome = Some(outcome);
             w.closed_unix_ns = Some(match w.closed_unix_ns {
-                Some(t) => t.min(ex.start_unix_ns),
-                None => ex.start_unix_ns,
+                Some(t) => t.min(at),
+                None => at,
             });
         }
     }
@@ -265,6 +278,41 @@ mod tests {
         assert!(w.is_closed("b"));
         assert_eq!(w.get("b").unwrap().outcome, Some(Outcome::Error));
         assert_eq!(w.attribute(2500), Attribution::After("b"));
+    }
+
+    #[test]
+    fn a_streamed_response_closes_its_window_when_the_stream_ends() {
+        let mut w = Windows::default();
+        w.observe_runtime(&next("s", 0, 100));
+        // Head written at 200, last chunk at ~900, the Runtime API answered at 905.
+        let mut post = ex(
+            "POST",
+            "/2018-06-01/runtime/invocation/s/response",
+            200,
+            705,
+        );
+        post.request_headers = vec![
+            (
+                "Lambda-Runtime-Function-Response-Mode".into(),
+                "streaming".into(),
+            ),
+            ("Transfer-Encoding".into(), "chunked".into()),
+        ];
+        w.observe_runtime(&post);
+        assert!(w.is_closed("s"));
+        // A call made while the stream was open belongs to the invocation.
+        assert_eq!(w.attribute(500), Attribution::During("s"));
+        assert_eq!(w.attribute(950), Attribution::After("s"));
+        // The Lifecycle record (end of the body) is the closer mark.
+        let mut w2 = Windows::default();
+        w2.observe_runtime(&next("s", 0, 100));
+        w2.observe_lifecycle(&LifecycleMark {
+            event: LifecycleEvent::InvocationResponse,
+            request_id: "s".into(),
+            wall_ns: 901,
+        });
+        w2.observe_runtime(&post);
+        assert_eq!(w2.get("s").unwrap().closed_unix_ns, Some(901));
     }
 
     #[test]

@@ -334,11 +334,19 @@ impl Streamed {
                 })
                 .to_string(),
             ),
-            None => (path.to_string(), serde_json::Value::String(text).to_string()),
+            None => (
+                path.to_string(),
+                serde_json::Value::String(text).to_string(),
+            ),
         };
         let mut new_head = format!("{method} {path} {version}\r\n");
         for l in lines.filter(|l| !l.is_empty()) {
-            let name = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+            let name = l
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if !matches!(
                 name.as_str(),
                 "transfer-encoding" | "content-length" | "content-type" | "trailer"
@@ -405,7 +413,8 @@ async fn read_chunked(s: &mut BufReader<TcpStream>) -> Option<Streamed> {
             break;
         }
         if let Some((k, v)) = line.split_once(':') {
-            st.trailers.push((k.trim().to_string(), v.trim().to_string()));
+            st.trailers
+                .push((k.trim().to_string(), v.trim().to_string()));
         }
     }
     st.end_ns = now_ns();
