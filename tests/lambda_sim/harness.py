@@ -143,7 +143,8 @@ class Lambda:
 
     def __init__(self, build, servers, tmp, layer=True, spool=None, timeout_ms=3000,
                  with_extension=True, gate=None, ext_env=None, otlp=True, sim=None,
-                 layer_dir=None, handler=HANDLER, rt_env=None, runtime_cmd=None):
+                 layer_dir=None, handler=HANDLER, rt_env=None, runtime_cmd=None,
+                 receiver_args=()):
         self.tmp = tmp
         self.events = queue.Queue()
         self.lines = []
@@ -155,7 +156,8 @@ class Lambda:
             port_file = os.path.join(tmp, "otlp.port")
             self.receiver = subprocess.Popen(
                 [sys.executable, os.path.join(ROOT, "tests/servers/otlp_receiver.py"),
-                 "--out", self.otlp_out, "--port-file", port_file, "--timeout", "7200"],
+                 "--out", self.otlp_out, "--port-file", port_file, "--timeout", "7200",
+                 *receiver_args],
                 stdout=subprocess.DEVNULL)
             while not (os.path.exists(port_file) and open(port_file).read().strip()):
                 time.sleep(0.02)

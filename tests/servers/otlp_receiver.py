@@ -150,6 +150,19 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             "bytes": len(body),
             "error": None,
         }
+        if srv.args.no_decode:
+            # A collector elsewhere: answer at once, decode nothing here (the bodies
+            # are in --raw-dir for whoever reads them afterwards).
+            with srv.lock:
+                srv.requests += 1
+                raw = os.path.join(srv.args.raw_dir, f"{srv.requests:06d}.bin")
+                with open(raw, "wb") as f:
+                    f.write(ctype.encode() + b"\n" + body)
+            if ctype.startswith("application/x-protobuf"):
+                self.reply(200, b"", "application/x-protobuf")
+            else:
+                self.reply(200, b"{}", "application/json")
+            return
         with srv.lock:
             srv.requests += 1
             if srv.args.raw_dir:
@@ -204,6 +217,21 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             threading.Thread(target=srv.shutdown, daemon=True).start()
 
 
+def read_raw_dir(raw_dir):
+    """The records --no-decode would have written: one per saved body, in order."""
+    out = []
+    for name in sorted(os.listdir(raw_dir)):
+        with open(os.path.join(raw_dir, name), "rb") as f:
+            ctype, _, body = f.read().partition(b"\n")
+        record = {"raw": name, "content_type": ctype.decode(), "error": None}
+        try:
+            record.update(summarize(decode(body, ctype.decode())))
+        except Exception as e:
+            record["error"] = f"{type(e).__name__}: {e}"
+        out.append(record)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=0)
@@ -212,6 +240,11 @@ def main():
     p.add_argument("--raw-dir", help="save each request body here, as received")
     p.add_argument("--cert", help="PEM certificate: serve HTTPS")
     p.add_argument("--key", help="PEM private key for --cert")
+    p.add_argument("--no-decode", action="store_true",
+                   help="with --raw-dir: save each body (its content type on the first "
+                        "line) and answer 200 at once, decoding nothing (benchmarks: "
+                        "the receiver's work stays off the measured machine's path); "
+                        "read them with read_raw_dir()")
     p.add_argument("--fail", type=int, default=0, help="answer 503 to the first N requests")
     p.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds with --fail")
     p.add_argument("--reject", type=int, default=0, help="report N rejected spans")
@@ -219,6 +252,8 @@ def main():
     p.add_argument("--timeout", type=float, default=60.0, help="exit after this many seconds")
     args = p.parse_args()
 
+    if args.no_decode and not args.raw_dir:
+        p.error("--no-decode needs --raw-dir")
     if args.raw_dir:
         os.makedirs(args.raw_dir, exist_ok=True)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Receiver)
