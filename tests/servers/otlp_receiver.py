@@ -140,8 +140,10 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         srv = self.server
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = self.read_chunked()  # OpenTelemetry's JavaScript exporter sends so
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         ctype = self.headers.get("Content-Type", "")
         record = {
             "path": self.path,
@@ -197,6 +199,17 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             self.reply(200, resp.SerializeToString(), "application/x-protobuf")
         else:
             self.reply(200, json_format.MessageToJson(resp).encode(), "application/json")
+
+    def read_chunked(self):
+        parts = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
 
     def write_record(self, record):
         srv = self.server

@@ -96,6 +96,8 @@ async function main() {
     const id = next.headers["lambda-runtime-aws-request-id"];
     process.env._X_AMZN_TRACE_ID = next.headers["lambda-runtime-trace-id"] || "";
     const context = {
+      functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+      functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION || "$LATEST",
       awsRequestId: id,
       invokedFunctionArn: next.headers["lambda-runtime-invoked-function-arn"],
       deadlineMs: Number(next.headers["lambda-runtime-deadline-ms"]),
