@@ -20,7 +20,7 @@ pub const DEFAULT_KEY_PATTERN: &str = "(?i)pass|secret|token|credential|auth|ses
 /// Names the default pattern matches that are not secrets (whole names,
 /// case-insensitive): authors, and the tokens that are pagination or idempotency
 /// identifiers. Applies only while [`DEFAULT_KEY_PATTERN`] is the pattern in force.
-pub(crate) const DEFAULT_NOT_SECRET: &str = "(?i)^(?:authors?|author[-_ ]?(?:name|id|email)|authority|authored|(?:next|continuation|pagination|starting|page|client|idempotency)[-_ ]?token|token[-_ ]?type)$";
+pub(crate) const DEFAULT_NOT_SECRET: &str = "(?i)^(?:authors?|author[-_ ]?(?:name|id|email)|authority|authored|(?:next|(?:next[-_ ]?)?(?:continuation|pagination|starting|page|client|idempotency))[-_ ]?token|token[-_ ]?type)$";
 
 /// Members that name a name/value pair (`{"name": "DB_PASSWORD", "value": ...}`, AWS
 /// `ParameterKey`/`ParameterValue`): the *value* of such a member is matched by the key
