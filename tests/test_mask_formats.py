@@ -53,7 +53,8 @@ def run(tapline_bin, tmp_path, http_server, moto, otlp_receiver, fmt):
     for where, data in [("stdout", proc.stdout), ("stderr", proc.stderr),
                         (f"{fmt} report", report)]:
         assert_absent(where, data, s)
-    assert b"****" in report
+    if fmt != "table":  # the table shows no bodies
+        assert b"****" in report
     records = rcv.records()
     assert records and all(r["error"] is None for r in records), records
     assert_absent("OTLP (decoded)", json.dumps(records), s)
@@ -61,7 +62,7 @@ def run(tapline_bin, tmp_path, http_server, moto, otlp_receiver, fmt):
         assert_absent(f"OTLP raw body {i}", raw, s)
     spans = rcv.spans()
     names = [sp["name"] for sp in spans]
-    assert "ECS.RegisterTaskDefinition" in names and "CloudFormation.CreateStack" in names, names
+    assert "ecs.RegisterTaskDefinition" in names and "cloudformation.CreateStack" in names, names
     request_ids = [sp["attributes"].get("aws.request_id") for sp in spans]
     for k in ("ecs", "create_stack", "describe_stacks"):
         assert ids[k] in request_ids, (k, ids, request_ids)
@@ -74,8 +75,8 @@ def test_secrets_beside_their_names_leave_no_table_har_or_otlp(
     s, ids, report = run(tapline_bin, tmp_path, http_server, moto, otlp_receiver, fmt)
     text = report.decode()
     if fmt == "table":
-        for name in ("ECS.RegisterTaskDefinition", "CloudFormation.CreateStack",
-                     "CloudFormation.DescribeStacks"):
+        for name in ("ecs.RegisterTaskDefinition", "cloudformation.CreateStack",
+                     "cloudformation.DescribeStacks"):
             assert name in text, text
         assert text.count("POST") >= 3, text
         return
