@@ -156,7 +156,9 @@ impl JsonScan<'_> {
                         member == Member::Secret || (member == Member::PairValue && pair_secret);
                     match member {
                         _ if secret => self.masked_value(),
-                        Member::PairValue => self.pair_value(),
+                        // Deeper than that, a pair value is read as any value (a value
+                        // nested in values, in values... must not grow the stack).
+                        Member::PairValue if self.depth < MAX_NESTED_DEPTH => self.pair_value(),
                         Member::PairName if c == b'"' => self.pair_name(),
                         Member::GraphqlQuery if c == b'"' => self.graphql_query(),
                         _ if is_value_start(c) => self.value(c),
@@ -223,7 +225,7 @@ impl JsonScan<'_> {
         let end = skip_value(self.input, self.pos).max(self.pos + 1);
         let raw = &self.input[self.pos..end];
         let start = self.out.len();
-        match self.masker.mask_json_depth(raw, self.depth) {
+        match self.masker.mask_json_depth(raw, self.depth + 1) {
             Some(m) => {
                 self.out.extend_from_slice(&m);
                 self.changed = true;

@@ -447,3 +447,19 @@ fn every_format_cut_at_every_length_leaks_no_secret_character() {
     }
     assert!(checked > 10_000, "{checked}");
 }
+
+/// Values nested in values (`{"value":{"value":...`) are read without growing the stack
+/// with their depth, and a secret pair deep inside is still masked.
+#[test]
+fn deeply_nested_pair_values_do_not_overflow() {
+    let n = 100_000;
+    let doc = format!(
+        "{}{{\"name\":\"password\",\"value\":\"s3\"}}{}",
+        "{\"value\":".repeat(n),
+        "}".repeat(n)
+    );
+    let out = masker().mask_json(doc.as_bytes()).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains(r#"{"name":"password","value":"****"}"#));
+    assert!(!out.contains("s3"));
+}
