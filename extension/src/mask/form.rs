@@ -1,8 +1,29 @@
 //! `name=value` pairs: query strings and `application/x-www-form-urlencoded` bodies.
-//! Names are compared after percent-decoding; values of sensitive names become [`MASK`].
+//! Names are compared after percent-decoding; values of sensitive names become [`MASK`],
+//! and so do the values of name/value pairs spelled as form arrays (AWS query protocol:
+//! `Parameters.member.1.ParameterKey=DbPassword&Parameters.member.1.ParameterValue=...`,
+//! `Attributes.entry.1.key=`/`.value=`, `MessageAttribute.1.Name=`/`.Value.StringValue=`):
+//! a value member is masked when its sibling name member's value matches the key rule.
 
-use super::rules::{Masker, MASK};
+use super::rules::{is_pair_name, is_pair_value, Masker, MASK};
 use crate::text::percent_decode;
+
+/// `prefix.member` → (`prefix`, `member`, what follows `member`): the last
+/// `.`-separated segment, or — for a value member — the one before `.StringValue` and
+/// the like (`MessageAttribute.1.Value.StringValue`).
+fn split_member(name: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut end = name.len();
+    // At most two trailing segments are looked at: `P.Value` and `P.Value.X`.
+    for _ in 0..2 {
+        let Some(dot) = name[..end].rfind('.') else {
+            break;
+        };
+        out.push((&name[..dot], &name[dot + 1..end]));
+        end = dot;
+    }
+    out
+}
 
 impl Masker {
     /// Masks the values of sensitive `name=value` pairs separated by `sep` (a query
@@ -11,12 +32,36 @@ impl Masker {
     pub fn mask_pairs(&self, s: &str, sep: char) -> Option<String> {
         let mut changed = false;
         let mut out = String::with_capacity(s.len());
+        // Prefixes of form-array pairs whose name member names a secret.
+        let mut secret_pairs: Vec<String> = Vec::new();
+        for pair in s.split(sep) {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            let k = percent_decode(k, true);
+            if let Some(&(prefix, member)) = split_member(k.trim()).first() {
+                if is_pair_name(member) && self.is_sensitive_key(percent_decode(v, true).trim()) {
+                    secret_pairs.push(prefix.to_string());
+                }
+            }
+        }
+        let pair_secret = |k: &str| {
+            let members = split_member(k.trim());
+            members.iter().enumerate().any(|(i, (p, m))| {
+                // `P.Value.StringValue` is the value; `P.Value.DataType` is not.
+                let tail_is_value = i == 0 || members[0].1.to_ascii_lowercase().ends_with("value");
+                tail_is_value && is_pair_value(m) && secret_pairs.iter().any(|s| s == p)
+            })
+        };
         for (i, pair) in s.split(sep).enumerate() {
             if i > 0 {
                 out.push(sep);
             }
             match pair.split_once('=') {
-                Some((k, v)) if self.is_sensitive_param(percent_decode(k, true).trim()) => {
+                Some((k, v))
+                    if self.is_sensitive_param(percent_decode(k, true).trim())
+                        || (!secret_pairs.is_empty() && pair_secret(&percent_decode(k, true))) =>
+                {
                     out.push_str(k);
                     out.push('=');
                     out.push_str(MASK);

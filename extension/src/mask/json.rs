@@ -9,8 +9,10 @@
 //! of a sensitive key that the cut left unfinished — half a string, half a number, an
 //! unclosed object — is masked all the same, so no prefix of a secret survives either.
 
+use std::ops::Range;
+
 use super::form::looks_like_form;
-use super::rules::Masker;
+use super::rules::{is_pair_name, is_pair_value, Masker};
 
 /// How deep JSON held in JSON strings (an API Gateway event's `body`) is followed.
 const MAX_NESTED_DEPTH: u32 = 4;
@@ -31,9 +33,12 @@ impl Masker {
             stack: Vec::new(),
             changed: false,
             depth,
+            graphql_secret_vars: self.graphql_secret_variables_in_json(input),
+            pair_values: Vec::new(),
+            to_mask: Vec::new(),
         };
         scan.run();
-        scan.changed.then_some(scan.out)
+        scan.finish()
     }
 
     /// A JSON string's decoded text that itself holds JSON or a form: masked, or `None`.
@@ -60,20 +65,41 @@ pub(super) fn looks_like_json(bytes: &[u8]) -> bool {
     )
 }
 
+/// What a member's key says about its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Member {
+    /// The key rule matches the key (or it names a GraphQL variable passed to a
+    /// sensitive argument): the value is masked whole.
+    Secret,
+    /// The name of a name/value pair (`name`, `ParameterKey`, ...): its string value is
+    /// matched by the key rule.
+    PairName,
+    /// The value of a name/value pair (`value`, `ParameterValue`, ...).
+    PairValue,
+    /// `query`: a GraphQL operation text when it is a string.
+    GraphqlQuery,
+    Plain,
+}
+
 /// Where the scanner stands inside an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ObjState {
     Key,
-    /// After a key; `true` if the key is sensitive.
-    Colon(bool),
-    /// Expecting a value; `true` if its key is sensitive.
-    Value(bool),
+    /// After a key.
+    Colon(Member),
+    /// Expecting a value.
+    Value(Member),
     CommaOrEnd,
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Frame {
-    Object(ObjState),
+    /// An object; `pair_secret`: a name member of it named a secret, so its value member
+    /// is masked.
+    Object {
+        state: ObjState,
+        pair_secret: bool,
+    },
     Array,
 }
 
@@ -87,6 +113,14 @@ struct JsonScan<'a> {
     stack: Vec<Frame>,
     changed: bool,
     depth: u32,
+    /// GraphQL variables passed to sensitive arguments (keys masked like sensitive keys).
+    graphql_secret_vars: Vec<String>,
+    /// Value members written before their pair's name was seen: (the depth of their
+    /// object, their range in `out`). Masked if a name member of the same object turns
+    /// out sensitive, or if the input ends before their object does (a cut body).
+    pair_values: Vec<(usize, Range<usize>)>,
+    /// Ranges of `out` to become `"****"` at the end.
+    to_mask: Vec<Range<usize>>,
 }
 
 impl JsonScan<'_> {
@@ -98,39 +132,54 @@ impl JsonScan<'_> {
                 continue;
             }
             match self.stack.last().copied() {
-                Some(Frame::Object(ObjState::Key)) if c == b'"' => {
+                Some(Frame::Object {
+                    state: ObjState::Key,
+                    ..
+                }) if c == b'"' => {
                     let (end, key) = scan_string(self.input, self.pos);
-                    let sensitive = self.masker.is_sensitive_key(&key);
+                    let member = self.member(&key);
                     self.copy_to(end);
-                    self.set_top(ObjState::Colon(sensitive));
+                    self.set_top(ObjState::Colon(member));
                 }
-                Some(Frame::Object(ObjState::Colon(sensitive))) if c == b':' => {
+                Some(Frame::Object {
+                    state: ObjState::Colon(member),
+                    ..
+                }) if c == b':' => {
                     self.copy_to(self.pos + 1);
-                    self.set_top(ObjState::Value(sensitive));
+                    self.set_top(ObjState::Value(member));
                 }
-                Some(Frame::Object(ObjState::Value(true))) if !matches!(c, b',' | b'}' | b']') => {
-                    let end = skip_value(self.input, self.pos);
-                    let raw = &self.input[self.pos..end];
-                    if raw == b"null" {
-                        self.out.extend_from_slice(raw);
-                    } else {
-                        self.out.extend_from_slice(b"\"****\"");
-                        self.changed |= raw != b"\"****\"";
+                Some(Frame::Object {
+                    state: ObjState::Value(member),
+                    pair_secret,
+                }) if !matches!(c, b',' | b'}' | b']') => {
+                    let secret =
+                        member == Member::Secret || (member == Member::PairValue && pair_secret);
+                    match member {
+                        _ if secret => self.masked_value(),
+                        // Deeper than that, a pair value is read as any value (a value
+                        // nested in values, in values... must not grow the stack).
+                        Member::PairValue if self.depth < MAX_NESTED_DEPTH => self.pair_value(),
+                        Member::PairName if c == b'"' => self.pair_name(),
+                        Member::GraphqlQuery if c == b'"' => self.graphql_query(),
+                        _ if is_value_start(c) => self.value(c),
+                        _ => self.copy_to(self.pos + 1),
                     }
-                    self.pos = end;
-                    self.set_top(ObjState::CommaOrEnd);
                 }
-                Some(Frame::Object(ObjState::Value(false))) | Some(Frame::Array) | None
-                    if is_value_start(c) =>
-                {
+                Some(Frame::Array) | None if is_value_start(c) => {
                     self.value(c);
                 }
-                Some(Frame::Object(ObjState::CommaOrEnd)) if c == b',' => {
+                Some(Frame::Object {
+                    state: ObjState::CommaOrEnd,
+                    ..
+                }) if c == b',' => {
                     self.copy_to(self.pos + 1);
                     self.set_top(ObjState::Key);
                 }
                 _ if c == b'}' || c == b']' => {
                     self.copy_to(self.pos + 1);
+                    // Value members of this object whose pair named no secret stay.
+                    let depth = self.stack.len();
+                    self.pair_values.retain(|(d, _)| *d != depth);
                     self.stack.pop();
                     self.after_value();
                 }
@@ -142,13 +191,128 @@ impl JsonScan<'_> {
         }
     }
 
+    fn member(&self, key: &str) -> Member {
+        if self.masker.is_sensitive_key(key) || self.graphql_secret_vars.iter().any(|v| v == key) {
+            Member::Secret
+        } else if is_pair_name(key) {
+            Member::PairName
+        } else if is_pair_value(key) {
+            Member::PairValue
+        } else if key == "query" {
+            Member::GraphqlQuery
+        } else {
+            Member::Plain
+        }
+    }
+
+    /// The value of a sensitive key: `"****"` (a `null` stays).
+    fn masked_value(&mut self) {
+        let end = skip_value(self.input, self.pos);
+        let raw = &self.input[self.pos..end];
+        if raw == b"null" {
+            self.out.extend_from_slice(raw);
+        } else {
+            self.out.extend_from_slice(b"\"****\"");
+            self.changed |= raw != b"\"****\"";
+        }
+        self.pos = end;
+        self.set_top(ObjState::CommaOrEnd);
+    }
+
+    /// A pair's value member before its name was seen: masked by its own keys, its
+    /// place remembered in case the name comes later and names a secret.
+    fn pair_value(&mut self) {
+        let end = skip_value(self.input, self.pos).max(self.pos + 1);
+        let raw = &self.input[self.pos..end];
+        let start = self.out.len();
+        match self.masker.mask_json_depth(raw, self.depth + 1) {
+            Some(m) => {
+                self.out.extend_from_slice(&m);
+                self.changed = true;
+            }
+            None => self.out.extend_from_slice(raw),
+        }
+        if raw != b"null" {
+            self.pair_values
+                .push((self.stack.len(), start..self.out.len()));
+        }
+        self.pos = end;
+        self.set_top(ObjState::CommaOrEnd);
+    }
+
+    /// A pair's name member: copied; if the key rule matches it, the pair's value is a
+    /// secret, written already or still to come.
+    fn pair_name(&mut self) {
+        let (end, name) = scan_string(self.input, self.pos);
+        self.copy_to(end);
+        if self.masker.is_sensitive_key(name.trim()) {
+            let depth = self.stack.len();
+            if let Some(Frame::Object { pair_secret, .. }) = self.stack.last_mut() {
+                *pair_secret = true;
+            }
+            let (now, later) = std::mem::take(&mut self.pair_values)
+                .into_iter()
+                .partition(|(d, _)| *d == depth);
+            self.pair_values = later;
+            self.to_mask.extend(now.into_iter().map(|(_, r)| r));
+        }
+        self.set_top(ObjState::CommaOrEnd);
+    }
+
+    /// A GraphQL operation text: its literal arguments masked by the key rule.
+    fn graphql_query(&mut self) {
+        let (end, text) = scan_string(self.input, self.pos);
+        let masked = self
+            .masker
+            .mask_graphql_literals(&text)
+            .or_else(|| self.masker.mask_embedded(&text, self.depth));
+        match masked {
+            Some(m) => {
+                let quoted = serde_json::Value::String(m).to_string();
+                self.out.extend_from_slice(quoted.as_bytes());
+                self.pos = end;
+                self.changed = true;
+            }
+            None => self.copy_to(end),
+        }
+        self.set_top(ObjState::CommaOrEnd);
+    }
+
+    /// The output, with the value members of secret pairs masked; `None` if nothing
+    /// changed.
+    fn finish(mut self) -> Option<Vec<u8>> {
+        // Cut before a pair's name was seen: whether it named a secret is unknown, and
+        // the value is masked as if it did.
+        self.to_mask
+            .extend(self.pair_values.drain(..).map(|(_, r)| r));
+        if self.to_mask.is_empty() {
+            return self.changed.then_some(self.out);
+        }
+        self.to_mask.sort_by_key(|r| r.start);
+        let mut out = Vec::with_capacity(self.out.len());
+        let mut at = 0;
+        for r in &self.to_mask {
+            if r.start < at {
+                continue;
+            }
+            out.extend_from_slice(&self.out[at..r.start]);
+            out.extend_from_slice(b"\"****\"");
+            at = r.end;
+        }
+        out.extend_from_slice(&self.out[at..]);
+        Some(out)
+    }
+
     /// A value that is not itself masked: containers open a frame, strings may hold
     /// embedded JSON or a form, scalars are copied.
     fn value(&mut self, c: u8) {
         match c {
             b'{' => {
                 self.copy_to(self.pos + 1);
-                self.stack.push(Frame::Object(ObjState::Key));
+                self.stack.push(Frame::Object {
+                    state: ObjState::Key,
+                    pair_secret: false,
+                });
             }
             b'[' => {
                 self.copy_to(self.pos + 1);
@@ -176,14 +340,18 @@ impl JsonScan<'_> {
     }
 
     fn after_value(&mut self) {
-        if let Some(Frame::Object(ObjState::Value(_))) = self.stack.last() {
+        if let Some(Frame::Object {
+            state: ObjState::Value(_),
+            ..
+        }) = self.stack.last()
+        {
             self.set_top(ObjState::CommaOrEnd);
         }
     }
 
-    fn set_top(&mut self, state: ObjState) {
-        if let Some(top) = self.stack.last_mut() {
-            *top = Frame::Object(state);
+    fn set_top(&mut self, new: ObjState) {
+        if let Some(Frame::Object { state, .. }) = self.stack.last_mut() {
+            *state = new;
         }
     }
 

@@ -4,24 +4,37 @@
 //! The stages, in order (each a file): scrubbing of secret-holding services (here), URLs
 //! ([`url`]), headers ([`headers`]), value shapes in header/trailer values, path, query
 //! and error ([`shapes`]), content-coding decode ([`coding`]), then one body masker per
-//! body format — [`form`], [`json`], [`xml`] — chosen in one place, [`BodyFormat::of`],
-//! and after it, whatever the format, the value shapes ([`shapes`]). A new body format
-//! is a new file and one arm there. gRPC bodies arrive here already decoded into JSON
-//! text (the pipeline's `RecogniseGrpc` stage runs before this one).
+//! body format — [`multipart`], [`form`], [`graphql`], [`json`], [`xml`], [`text`] —
+//! chosen in one place, [`BodyFormat::of`] (a multipart part goes through it again, by
+//! its own content type), and after it, whatever the format, the value shapes
+//! ([`shapes`]). A new body format is a new file and one arm there. gRPC bodies arrive
+//! here already decoded into JSON text (the pipeline's `RecogniseGrpc` stage runs before
+//! this one).
 //!
-//! Invariant: masking only ever replaces values with [`MASK`]; it never adds captured data.
+//! Name/value pairs (`{"name": "DB_PASSWORD", "value": ...}`, AWS
+//! `ParameterKey`/`ParameterValue`, `<Name>`/`<Value>`, `Tags.member.1.Key=`/`.Value=`)
+//! are one rule in three formats ([`rules::PAIR_NAMES`], [`rules::PAIR_VALUES`]): the
+//! value member is masked when the key rule matches the name member's *value*.
+//!
+//! Invariant: masking only ever replaces values with [`MASK`] (and a binary file part of
+//! a multipart body with its size); it never adds captured data.
 
 mod coding;
 mod form;
+mod graphql;
 mod headers;
 mod json;
+mod multipart;
 mod rules;
 pub(crate) mod shapes;
+mod text;
 mod url;
 mod xml;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_formats;
 
 use crate::exchange::{Body, Exchange};
 use crate::text::header;
@@ -114,17 +127,27 @@ impl Masker {
     /// Masks a captured (already decoded) body according to its format, then its
     /// values by their shape (every format, and bodies of no known format), in place.
     pub fn mask_body(&self, body: &mut Body, content_type: Option<&str>) {
-        let masked = match BodyFormat::of(content_type, &body.bytes) {
-            Some(BodyFormat::Form) => self.mask_form(&body.bytes),
-            Some(BodyFormat::Json) => self.mask_json(&body.bytes),
-            Some(BodyFormat::Xml) => self.mask_xml(&body.bytes),
-            None => None,
-        };
-        if let Some(m) = masked {
+        if let Some(m) = self.mask_format(&body.bytes, content_type, 0) {
             body.bytes = m;
         }
         if let Some(m) = shapes::mask_bytes(&body.bytes) {
             body.bytes = m;
+        }
+    }
+
+    /// The key rules of the body's format (`depth`: how deep in multipart parts);
+    /// `None` if nothing changed.
+    fn mask_format(&self, bytes: &[u8], content_type: Option<&str>, depth: u32) -> Option<Vec<u8>> {
+        match BodyFormat::of(content_type, bytes)? {
+            BodyFormat::Multipart => self.mask_multipart(bytes, content_type?, depth),
+            BodyFormat::Form => self.mask_form(bytes),
+            BodyFormat::Graphql => {
+                let text = String::from_utf8_lossy(bytes);
+                self.mask_graphql_literals(&text).map(String::into_bytes)
+            }
+            BodyFormat::Json => self.mask_json(bytes),
+            BodyFormat::Xml => self.mask_xml(bytes),
+            BodyFormat::Text => self.mask_text(bytes),
         }
     }
 }
@@ -132,20 +155,33 @@ impl Masker {
 /// The body formats the masker reads. Each has its own file and masking function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BodyFormat {
+    /// `multipart/form-data`, `multipart/mixed` (any `multipart/*` with a boundary).
+    Multipart,
     /// `application/x-www-form-urlencoded`, or plain text that is `a=b&c=d`.
     Form,
+    /// `application/graphql`: an operation text (JSON GraphQL requests are [`Json`]).
+    ///
+    /// [`Json`]: BodyFormat::Json
+    Graphql,
     Json,
     Xml,
+    /// Any other body whose bytes are text: header-like lines and `key=value` pairs.
+    Text,
 }
 
 impl BodyFormat {
     /// The one dispatch by content type: the declared type first, then — for JSON and
     /// XML — what the bytes look like; an untyped or `text/plain` body is masked as a
-    /// form when it is one. `None`: a format nothing is masked in.
+    /// form when it is one, any other body of text as text. `None`: a format nothing is
+    /// masked in (binary).
     pub(crate) fn of(content_type: Option<&str>, bytes: &[u8]) -> Option<BodyFormat> {
         let ct = content_type.unwrap_or("").to_ascii_lowercase();
-        if ct.contains("x-www-form-urlencoded") {
+        if ct.starts_with("multipart/") {
+            Some(BodyFormat::Multipart)
+        } else if ct.contains("x-www-form-urlencoded") {
             Some(BodyFormat::Form)
+        } else if ct.starts_with("application/graphql") {
+            Some(BodyFormat::Graphql)
         } else if ct.contains("json") || json::looks_like_json(bytes) {
             Some(BodyFormat::Json)
         } else if ct.contains("xml") || xml::looks_like_xml(bytes) {
@@ -154,6 +190,8 @@ impl BodyFormat {
             && std::str::from_utf8(bytes).is_ok_and(form::looks_like_form)
         {
             Some(BodyFormat::Form)
+        } else if text::is_textual(bytes) {
+            Some(BodyFormat::Text)
         } else {
             None
         }

@@ -8,9 +8,38 @@ use regex::Regex;
 pub(crate) const MASK: &str = "****";
 
 /// The default key pattern (`TAPLINE_MASK_REGEX` replaces it): case-insensitive, matched
-/// anywhere in a header name, query/form parameter name or JSON key.
-pub const DEFAULT_KEY_PATTERN: &str =
-    "(?i)pass|secret|token|key|credential|auth|session|signature|cookie";
+/// anywhere in a header name, query/form parameter name, JSON key or XML name.
+///
+/// Tuned to credentials, not names: a bare `key` is an identifier more often than a
+/// secret (`ParameterKey`, S3's object `Key`, `KeySchema`, `partitionKey`), so only the
+/// kinds of key that are credentials match (`api_key`, `AccessKeyId`, `privateKey`,
+/// `SSECustomerKey`, `KeyMaterial`...). [`DEFAULT_NOT_SECRET`] removes names that merely
+/// contain a word of it.
+pub const DEFAULT_KEY_PATTERN: &str = "(?i)pass|secret|token|credential|auth|session|signature|cookie|(?:api|access|private|signing|encryption|master|client|customer|ssh|license|account|subscription|shared|hmac)[-_. ]?key|keymaterial";
+
+/// Names the default pattern matches that are not secrets (whole names,
+/// case-insensitive): authors, and the tokens that are pagination or idempotency
+/// identifiers. Applies only while [`DEFAULT_KEY_PATTERN`] is the pattern in force.
+pub(crate) const DEFAULT_NOT_SECRET: &str = "(?i)^(?:authors?|author[-_ ]?(?:name|id|email)|authority|authored|(?:next|(?:next[-_ ]?)?(?:continuation|pagination|starting|page|client|idempotency))[-_ ]?token|token[-_ ]?type)$";
+
+/// Members that name a name/value pair (`{"name": "DB_PASSWORD", "value": ...}`, AWS
+/// `ParameterKey`/`ParameterValue`): the *value* of such a member is matched by the key
+/// rule and, if it matches, the pair's [`PAIR_VALUES`] sibling is masked. Compared
+/// case-insensitively, whole.
+pub(crate) const PAIR_NAMES: &[&str] = &["name", "key", "parameterkey", "parametername", "id"];
+
+/// Members that hold the value of a name/value pair (see [`PAIR_NAMES`]).
+pub(crate) const PAIR_VALUES: &[&str] = &["value", "parametervalue", "secretstring"];
+
+/// Is `member` a name member of a name/value pair?
+pub(crate) fn is_pair_name(member: &str) -> bool {
+    PAIR_NAMES.iter().any(|n| n.eq_ignore_ascii_case(member))
+}
+
+/// Is `member` the value member of a name/value pair?
+pub(crate) fn is_pair_value(member: &str) -> bool {
+    PAIR_VALUES.iter().any(|n| n.eq_ignore_ascii_case(member))
+}
 
 /// The default `TAPLINE_SCRUB_DOMAINS`.
 pub(crate) const DEFAULT_SCRUB_DOMAINS: &str = "secretsmanager|ssm|kms|sts";
@@ -38,6 +67,8 @@ pub enum MaskError {
 #[derive(Clone, Debug)]
 pub struct Masker {
     key: Regex,
+    /// Names the key pattern matches that are not secrets (the default pattern's).
+    not_secret: Option<Regex>,
     pub(super) scrub_domains: Vec<String>,
 }
 
@@ -48,8 +79,14 @@ impl Masker {
     /// `sts.amazonaws.com` and `sts-fips.us-east-1.amazonaws.com`, not `posts.example`)
     /// keeps no headers, query or bodies.
     pub fn new<S: AsRef<str>>(pattern: &str, scrub_domains: &[S]) -> Result<Self, MaskError> {
+        let not_secret = if pattern == DEFAULT_KEY_PATTERN {
+            Some(Regex::new(DEFAULT_NOT_SECRET)?)
+        } else {
+            None
+        };
         Ok(Masker {
             key: Regex::new(pattern)?,
+            not_secret,
             scrub_domains: scrub_domains
                 .iter()
                 .map(|d| d.as_ref().trim().to_ascii_lowercase())
@@ -77,7 +114,7 @@ impl Masker {
 
     /// Does this key name (header, parameter, JSON key) hold a secret?
     pub fn is_sensitive_key(&self, name: &str) -> bool {
-        self.key.is_match(name)
+        self.key.is_match(name) && !self.not_secret.as_ref().is_some_and(|n| n.is_match(name))
     }
 
     pub(crate) fn is_sensitive_param(&self, name: &str) -> bool {

@@ -64,8 +64,8 @@ fn json_table() {
             r#"{"auth":"****","x":2}"#,
         ),
         (
-            r#"{"keys":["a","b"],"x":[1,2]}"#,
-            r#"{"keys":"****","x":[1,2]}"#,
+            r#"{"tokens":["a","b"],"x":[1,2]}"#,
+            r#"{"tokens":"****","x":[1,2]}"#,
         ),
         // escaped quote in the secret, escaped quote in a harmless key
         (
@@ -568,7 +568,7 @@ fn body_without_content_type() {
         decoded: None,
     };
     m.mask_body(&mut b, Some("text/html"));
-    assert_eq!(b.bytes, b"plain password=x text");
+    assert_eq!(b.bytes, b"plain password=**** text");
 }
 
 #[test]

@@ -1,7 +1,27 @@
 //! XML bodies (AWS query-protocol responses, S3, SOAP): sensitive elements with all they
-//! hold, and sensitive attributes. A document cut anywhere is masked as far as it goes.
+//! hold, sensitive attributes, and name/value siblings (`<Name>DbPassword</Name>
+//! <Value>...</Value>`, `<ParameterKey>`/`<ParameterValue>`: the value is masked when
+//! the key rule matches the name's text). A document cut anywhere is masked as far as
+//! it goes.
 
-use super::rules::{Masker, MASK};
+use std::ops::Range;
+
+use super::rules::{is_pair_name, is_pair_value, Masker, MASK};
+
+/// An open element.
+#[derive(Debug, Default)]
+struct Open {
+    /// Its content is masked (its own name, an ancestor's, or its pair's name).
+    secret: bool,
+    /// A name member of a name/value pair: its text, collected.
+    pair_name: Option<String>,
+    /// A value member of a pair not known secret: where its content starts in `out`.
+    pair_value_at: Option<usize>,
+    /// A child name member named a secret: value children are masked.
+    pair_secret: bool,
+    /// Contents of value children written before their name was seen (ranges in `out`).
+    pair_values: Vec<Range<usize>>,
+}
 
 impl Masker {
     /// Masks XML (AWS query-protocol responses, SOAP, ...): the text of every element
@@ -12,13 +32,17 @@ impl Masker {
     pub fn mask_xml(&self, input: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(input.len());
         let mut changed = false;
-        // Open elements: is each one sensitive (itself or by an ancestor)?
-        let mut open: Vec<bool> = Vec::new();
+        let mut open: Vec<Open> = Vec::new();
+        // Ranges of `out` to become MASK at the end (pair values seen before their name).
+        let mut to_mask: Vec<Range<usize>> = Vec::new();
         let mut i = 0;
         while i < input.len() {
-            let inside_secret = open.last().copied().unwrap_or(false);
+            let inside_secret = open.last().is_some_and(|o| o.secret);
             if input[i] != b'<' {
                 let end = memchr_from(input, i, b'<');
+                if let Some(name) = open.last_mut().and_then(|o| o.pair_name.as_mut()) {
+                    name.push_str(&String::from_utf8_lossy(&input[i..end]));
+                }
                 if inside_secret && input[i..end].iter().any(|b| !b.is_ascii_whitespace()) {
                     out.extend_from_slice(MASK.as_bytes());
                     changed = true;
@@ -37,6 +61,11 @@ impl Masker {
             };
             if rest.starts_with(b"<![CDATA[") {
                 let end = skip_to(b"]]>", 9);
+                if let Some(name) = open.last_mut().and_then(|o| o.pair_name.as_mut()) {
+                    let text = &rest[9..end];
+                    let text = text.strip_suffix(b"]]>").unwrap_or(text);
+                    name.push_str(&String::from_utf8_lossy(text));
+                }
                 if inside_secret {
                     out.extend_from_slice(MASK.as_bytes());
                     changed = true;
@@ -57,8 +86,25 @@ impl Masker {
                 i += end;
             } else if rest.starts_with(b"</") {
                 let end = skip_to(b">", 2);
+                let closed = open.pop();
+                if let Some(closed) = closed {
+                    let parent = open.last_mut();
+                    if let (Some(at), Some(parent)) = (closed.pair_value_at, parent) {
+                        if at == out.len() {
+                            // Empty: nothing to hide.
+                        } else if parent.pair_secret {
+                            to_mask.push(at..out.len());
+                        } else {
+                            parent.pair_values.push(at..out.len());
+                        }
+                    } else if let (Some(name), Some(parent)) = (closed.pair_name, open.last_mut()) {
+                        if self.is_sensitive_key(name.trim()) {
+                            parent.pair_secret = true;
+                            to_mask.append(&mut parent.pair_values);
+                        }
+                    }
+                }
                 out.extend_from_slice(&rest[..end]);
-                open.pop();
                 i += end;
             } else {
                 let (end, self_closing, tag_changed) = self.mask_xml_tag(rest, &mut out);
@@ -76,12 +122,50 @@ impl Masker {
                     let envelope = ["response", "result"]
                         .iter()
                         .any(|e| local.to_ascii_lowercase().ends_with(e));
-                    open.push(inside_secret || (!envelope && self.is_sensitive_param(local)));
+                    let pair_secret = open.last().is_some_and(|o| o.pair_secret);
+                    let secret = inside_secret
+                        || (!envelope && self.is_sensitive_param(local))
+                        || (pair_secret && is_pair_value(local));
+                    let mut element = Open {
+                        secret,
+                        ..Open::default()
+                    };
+                    if !secret && is_pair_name(local) {
+                        element.pair_name = Some(String::new());
+                    } else if !secret && is_pair_value(local) {
+                        element.pair_value_at = Some(out.len());
+                    }
+                    open.push(element);
                 }
                 i += end;
             }
         }
-        changed.then_some(out)
+        // Cut before a pair's name was seen (or finished): whether it named a secret is
+        // unknown, and the values are masked as if it did.
+        for o in &mut open {
+            to_mask.append(&mut o.pair_values);
+        }
+        if let Some(at) = open.last().and_then(|o| o.pair_value_at) {
+            if at < out.len() {
+                to_mask.push(at..out.len());
+            }
+        }
+        if to_mask.is_empty() {
+            return changed.then_some(out);
+        }
+        to_mask.sort_by_key(|r| r.start);
+        let mut masked = Vec::with_capacity(out.len());
+        let mut at = 0;
+        for r in to_mask {
+            if r.start < at {
+                continue;
+            }
+            masked.extend_from_slice(&out[at..r.start]);
+            masked.extend_from_slice(MASK.as_bytes());
+            at = r.end;
+        }
+        masked.extend_from_slice(&out[at..]);
+        Some(masked)
     }
 
     /// Copies the start tag at the front of `tag` into `out`, masking the values of

@@ -336,3 +336,116 @@ fn every_body_format_cut_anywhere_leaks_no_shape() {
     }
     assert!(checked > 2000, "{checked}");
 }
+
+/// Ordinary payloads of the formats the key rules read (multipart uploads, GraphQL,
+/// AWS name/value lists and form arrays, S3 and DynamoDB names that hold "key", text
+/// logs), none holding a credential.
+fn ordinary_structured_corpus() -> Vec<(&'static str, String)> {
+    let mut rng = Rng(0x0D15_EA5E);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut corpus = Vec::new();
+    for i in 0..100 {
+        let png = b64.encode(rng.bytes(512));
+        corpus.push((
+            "multipart/form-data; boundary=xYz0",
+            format!(
+                "--xYz0\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nholiday {i}\r\n--xYz0\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"img_{i}.png\"\r\nContent-Type: text/plain\r\n\r\n{png}\r\n--xYz0--\r\n"
+            ),
+        ));
+        corpus.push((
+            "application/json",
+            format!(
+                r#"{{"query":"query Items($first: Int, $after: String) {{ items(first: $first, after: $after, author: \"ann\") {{ id name }} }}","variables":{{"first":{},"after":"{}"}}}}"#,
+                i,
+                rng.uuid()
+            ),
+        ));
+        corpus.push((
+            "application/x-amz-json-1.1",
+            format!(
+                r#"{{"family":"web","containerDefinitions":[{{"name":"app","environment":[{{"name":"LOG_LEVEL","value":"info"}},{{"name":"REGION","value":"eu-west-1"}},{{"name":"REQUEST_ID","value":"{}"}}]}}],"tags":[{{"key":"team","value":"core"}}]}}"#,
+                rng.uuid()
+            ),
+        ));
+        corpus.push((
+            "application/x-www-form-urlencoded",
+            format!(
+                "Action=CreateStack&StackName=web-{i}&Parameters.member.1.ParameterKey=Env&Parameters.member.1.ParameterValue=prod&Parameters.member.2.ParameterKey=KeyName&Parameters.member.2.ParameterValue=deploy-{i}&Tags.member.1.Key=Name&Tags.member.1.Value=web&NextToken={}",
+                rng.hex(16)
+            ),
+        ));
+        corpus.push((
+            "application/xml",
+            format!(
+                "<ListBucketResult><Name>b</Name><Contents><Key>uploads/{}.bin</Key><ETag>&quot;{}&quot;</ETag></Contents><NextContinuationToken>{}</NextContinuationToken></ListBucketResult>",
+                rng.uuid(),
+                rng.hex(16),
+                b64.encode(rng.bytes(24))
+            ),
+        ));
+        corpus.push((
+            "application/x-amz-json-1.0",
+            format!(
+                r#"{{"TableName":"t{i}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"Key":{{"pk":{{"S":"{}"}}}},"partitionKey":"p{i}","ClientToken":"{}"}}"#,
+                rng.uuid(),
+                rng.uuid()
+            ),
+        ));
+        corpus.push((
+            "text/plain",
+            format!(
+                "2024-01-01T00:00:{:02}Z INFO request_id={} user=ann status=200\nAuthor: Ann <ann@example.com>\nContent-Type: application/json\n",
+                i % 60,
+                rng.uuid()
+            ),
+        ));
+    }
+    corpus
+}
+
+/// The false-positive rate of every rule (key rules of every format, then the value
+/// shapes), through the whole body masker: the share of ordinary payloads in which
+/// anything was masked. Measured: 0 of 2,500 payloads; the test fails on the first.
+#[test]
+fn ordinary_payloads_stay_readable_through_every_rule() {
+    let masker =
+        crate::mask::Masker::new(crate::mask::DEFAULT_KEY_PATTERN, &[] as &[&str]).unwrap();
+    let mut corpus: Vec<(&str, String)> = ordinary_corpus()
+        .into_iter()
+        .map(|(_, p)| {
+            let ct = match p.as_bytes().first() {
+                Some(b'{') => "application/json",
+                Some(b'<') => "application/xml",
+                _ => "text/plain",
+            };
+            (ct, p)
+        })
+        .collect();
+    corpus.extend(ordinary_structured_corpus());
+    let hits: Vec<(&str, &String, Vec<u8>)> = corpus
+        .iter()
+        .filter_map(|(ct, p)| {
+            let mut body = crate::exchange::Body {
+                bytes: p.clone().into_bytes(),
+                size: p.len() as u64,
+                truncated: false,
+                decoded: None,
+            };
+            masker.mask_body(&mut body, Some(ct));
+            (body.bytes != p.as_bytes()).then_some((*ct, p, body.bytes))
+        })
+        .collect();
+    println!(
+        "every rule: {} of {} ordinary payloads changed",
+        hits.len(),
+        corpus.len()
+    );
+    if let Some((ct, p, m)) = hits.first() {
+        let at = p.bytes().zip(m.iter()).take_while(|(a, b)| a == *b).count();
+        panic!(
+            "false positive in {ct}: ...{}...",
+            &p[at.saturating_sub(60)..(at + 60).min(p.len())]
+        );
+    }
+    assert_eq!(corpus.len(), 2500);
+}
