@@ -53,7 +53,7 @@ def test_php_curl_and_streams_every_exchange_once(run_plain, run_traced, http_se
         assert e["error"] is None, e
         tls = query.endswith("_tls")
         assert e["scheme"] == ("https" if tls else "http"), e["url"]
-        assert e["tls"] == ("openssl" if tls else None), (e["url"], e["tls"])
+        assert e["tls"] == ("openssl" if tls else "none"), (e["url"], e["tls"])
     for query in ("curl_exec", "curl_exec_tls", "fgc", "fgc_tls"):
         assert body_bytes(by_query[query][0], "response") == HELLO_BODY
     for i in range(10):

@@ -132,10 +132,7 @@ impl<'a> Image<'a> {
         // SAFETY: the loader's program headers of this object, `dlpi_phnum` of them,
         // mapped while the object is loaded (the caller's contract); same layout.
         let phdrs = unsafe {
-            core::slice::from_raw_parts(
-                info.dlpi_phdr as *const Phdr,
-                usize::from(info.dlpi_phnum),
-            )
+            core::slice::from_raw_parts(info.dlpi_phdr as *const Phdr, usize::from(info.dlpi_phnum))
         };
         Some(Image {
             base: info.dlpi_addr as usize,
@@ -276,8 +273,9 @@ impl<'a> Image<'a> {
 
 /// The GNU hash of a symbol name (`DT_GNU_HASH`).
 pub fn gnu_hash(name: &[u8]) -> u32 {
-    name.iter()
-        .fold(5381u32, |h, &b| h.wrapping_mul(33).wrapping_add(u32::from(b)))
+    name.iter().fold(5381u32, |h, &b| {
+        h.wrapping_mul(33).wrapping_add(u32::from(b))
+    })
 }
 
 /// An object's own exported symbols, looked up through its `DT_GNU_HASH` table: how we

@@ -23,8 +23,10 @@
 //! would have held) is exactly the one our shim calls for that object — libc's for the
 //! libc hooks (`RTLD_NEXT`), the caller's own libssl for `SSL_*` (the per-call-site
 //! dispatch in `hooks/openssl.rs` asks the same question of the same object). What each
-//! slot held is kept per object. Anything else — a slot that held another function (an
-//! object in its own namespace with its own libc, a second interposer), a relocation
+//! slot held is kept per object. A slot of an object that binds through the global scope
+//! and holds some third function (an interposer preloaded before us, an executable's
+//! canonical PLT entry) is what the loader's rules chose: left as it is. Anything else
+//! — a deep-bound slot that held another function (its own copy of libc), a relocation
 //! type not understood, tables outside the object, `mprotect` refused, a slot page that
 //! is executable — leaves the whole object untouched, said once as a notice.
 //!
@@ -114,6 +116,8 @@ struct Pending {
     path_len: usize,
     slots: [PendingSlot; SLOTS_PER_OBJECT],
     nslots: usize,
+    /// Added by a `RTLD_DEEPBIND` dlopen: binds in its own scope first.
+    scoped: bool,
     verdict: Option<Untouched>,
 }
 
@@ -123,7 +127,6 @@ struct BoundSlot {
     object: ObjectId,
     slot: usize,
     held: usize,
-    shim: usize,
 }
 
 const MAX_SEEN: usize = 2048;
@@ -162,6 +165,7 @@ const EMPTY_PENDING: Pending = Pending {
         dropped: false,
     }; SLOTS_PER_OBJECT],
     nslots: 0,
+    scoped: false,
     verdict: None,
 };
 
@@ -187,7 +191,6 @@ static STATE: Guarded = Guarded(UnsafeCell::new(State {
         object: NO_ID,
         slot: 0,
         held: 0,
-        shim: 0,
     }; MAX_BOUND],
     bound_len: 0,
 }));
@@ -478,7 +481,8 @@ fn visit(walk: &mut Walk<'_>, image: &Image<'_>) {
         base: image.base,
         dynamic,
     };
-    if (id.base == me.base && id.dynamic == me.dynamic) || (me.loader_base != 0 && id.base == me.loader_base)
+    if (id.base == me.base && id.dynamic == me.dynamic)
+        || (me.loader_base != 0 && id.base == me.loader_base)
     {
         return;
     }
@@ -504,6 +508,7 @@ fn visit(walk: &mut Walk<'_>, image: &Image<'_>) {
     p.verdict = None;
     p.path_len = copy_path(&mut p.path, image.name);
     let scoped = !walk.scope.is_null();
+    p.scoped = scoped;
     match collect(me, image, scoped, p) {
         Ok(()) if p.nslots == 0 => {}
         Ok(()) => state.pending_len += 1,
@@ -629,7 +634,13 @@ fn decide(me: &Me, p: &mut Pending, scope: *mut c_void) -> Result<(), Untouched>
             resolve::lookup(name)
         };
         if calls != Some(held) {
-            return Err(Untouched::BindsElsewhere);
+            if p.scoped {
+                return Err(Untouched::BindsElsewhere);
+            }
+            // Bound through the global scope to another definition (an interposer
+            // preloaded before us, an executable's canonical PLT entry): not a bypass.
+            s.dropped = true;
+            continue;
         }
         s.value = held;
         live += 1;
@@ -678,7 +689,6 @@ unsafe extern "C" fn rewrite(
                                 object: id,
                                 slot: s.slot,
                                 held: s.value,
-                                shim: s.shim,
                             };
                             state.bound_len += 1;
                         }
@@ -732,13 +742,8 @@ unsafe fn store(
     let protected = relro.is_some_and(|(start, end)| at >= start && at < end);
     if protected {
         // SAFETY: a page of the object's RELRO data; read-write, never executable.
-        let r = unsafe {
-            libc::mprotect(
-                at as *mut c_void,
-                page,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
-        };
+        let r =
+            unsafe { libc::mprotect(at as *mut c_void, page, libc::PROT_READ | libc::PROT_WRITE) };
         if r != 0 {
             return Err(());
         }

@@ -238,7 +238,8 @@ unsafe fn open_loaded(path: *const libc::c_char) -> *mut c_void {
 fn close_loaded(handle: *mut c_void) {
     if let Some(f) = REAL_DLCLOSE.get() {
         // SAFETY: libc's dlclose, with its own signature.
-        let dlclose: unsafe extern "C" fn(*mut c_void) -> c_int = unsafe { core::mem::transmute(f) };
+        let dlclose: unsafe extern "C" fn(*mut c_void) -> c_int =
+            unsafe { core::mem::transmute(f) };
         // SAFETY: a handle open_loaded returned.
         unsafe { dlclose(handle) };
     }
