@@ -62,7 +62,7 @@ extern "C" fn tapline_init() {
         }
         // Objects that bind past the global scope (RTLD_DEEPBIND): bound to us.
         sys::got::init();
-        hooks::after(sys::got::scan_at_start);
+        hooks::after(|| sys::got::scan_at_start(hooks::dlopen::say_untouched));
         // SAFETY: registering a plain extern "C" handler; no preconditions.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     });

@@ -11,12 +11,14 @@ connection). The library now rewrites such objects' GOT slots to its hooks, afte
   and HTTPS: every exchange once, the program's output the same as without tapline.
 - A small C host dlopens a test library RTLD_DEEPBIND (lazy and -z now builds; RTLD_LAZY,
   RTLD_NOW, LD_BIND_NOW) twice, with a dlclose between: both rounds' requests captured.
+- An object dlmopen'ed into a new namespace (its own libc) is left untouched and named
+  once in a notice record.
 """
 import subprocess
 
 import pytest
 
-from conftest import CLIENTS, HELLO_BODY, body_bytes, require_tool
+from conftest import CLIENTS, HELLO_BODY, body_bytes, require_tool, spool_records
 
 
 def php_exchanges(exs):
@@ -99,3 +101,22 @@ def test_c_host_deepbind_dlopen_dlclose_dlopen(binding, mode, bind_now, deep_lib
     for e in exs:
         assert e["status"] == 200 and e["error"] is None, e
         assert body_bytes(e, "response") == HELLO_BODY
+
+
+def test_dlmopen_new_namespace_is_left_alone_and_said_once(deep_libs, c_programs, run_plain,
+                                                          run_preloaded, tapline_bin,
+                                                          http_port, tmp_path):
+    """An object dlmopen'ed into a new namespace binds to that namespace's own libc,
+    which no hook of ours calls: it is left untouched, the program runs as without the
+    library, and one notice (kind object_untouched) names it."""
+    host = c_programs("deepbind_host")
+    lib = deep_libs["now"]
+    cmd = [host, lib, http_port, "newns", 2]
+    plain = run_plain(cmd)
+    assert plain.returncode == 0, plain.stderr.decode(errors="replace")
+    spool = tmp_path / "spool"
+    proc = run_preloaded(cmd, env={"TAPLINE_SPOOL_DIR": str(spool)})
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert proc.stdout == plain.stdout
+    notices = spool_records(tapline_bin, spool, "notice")
+    assert [(n["kind"], n["program"]) for n in notices] == [("object_untouched", str(lib))]

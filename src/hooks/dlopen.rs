@@ -17,9 +17,19 @@
 
 use core::ffi::{c_char, c_int, c_void};
 
+use core::ffi::CStr;
+
+use tapline_record::NoticeKind;
+
 use super::after;
-use crate::sys::got;
+use crate::spool;
+use crate::sys::got::{self, Untouched};
 use crate::sys::resolve::{REAL_DLCLOSE, REAL_DLMOPEN, REAL_DLOPEN};
+
+/// An object left untouched by [`got`]: said once, as a notice record naming it.
+pub fn say_untouched(path: &[u8], _why: Untouched) {
+    spool::notice(NoticeKind::ObjectUntouched, spool::pid(), path);
+}
 
 #[no_mangle]
 pub unsafe extern "C" fn dlopen(file: *const c_char, flags: c_int) -> *mut c_void {
@@ -34,7 +44,7 @@ pub unsafe extern "C" fn dlopen(file: *const c_char, flags: c_int) -> *mut c_voi
         None => core::ptr::null_mut(),
     };
     if !handle.is_null() && flags & libc::RTLD_NOLOAD == 0 {
-        after(|| got::after_dlopen(handle, flags));
+        after(|| got::after_dlopen(handle, flags, say_untouched));
     }
     handle
 }
@@ -56,7 +66,14 @@ pub unsafe extern "C" fn dlmopen(
         None => core::ptr::null_mut(),
     };
     if !handle.is_null() && flags & libc::RTLD_NOLOAD == 0 {
-        after(|| got::after_dlmopen(handle, flags, file));
+        let path = if file.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the caller's NUL-terminated file name, valid during the call.
+            unsafe { CStr::from_ptr(file) }.to_bytes()
+        };
+        // SAFETY: the handle dlmopen just returned.
+        after(|| unsafe { got::after_dlmopen(handle, flags, path, say_untouched) });
     }
     handle
 }
@@ -73,7 +90,7 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
         None => -1,
     };
     if ret == 0 {
-        after(got::after_dlclose);
+        after(|| got::after_dlclose(say_untouched));
     }
     ret
 }

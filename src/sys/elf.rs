@@ -236,7 +236,7 @@ impl<'a> Image<'a> {
             if at == 0 || size == 0 {
                 return Ok(&[]);
             }
-            if at % 8 != 0 || self.segment_of(at, size).is_none() {
+            if !at.is_multiple_of(8) || self.segment_of(at, size).is_none() {
                 return Err(Unreadable::OutOfBounds);
             }
             // SAFETY: `size` bytes at `at` lie in a loaded segment of the object (checked

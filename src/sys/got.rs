@@ -336,39 +336,41 @@ pub fn init() {
 
 // --- entry points ------------------------------------------------------------------------
 
+/// Says that the object at `path` was left untouched, and why (a notice record: the
+/// spool sits above this module, so the caller writes it).
+pub type Say = fn(path: &[u8], why: Untouched);
+
 /// The objects loaded before us (constructor): bind those that bypass us.
-pub fn scan_at_start() {
-    scan(core::ptr::null_mut());
+pub fn scan_at_start(say: Say) {
+    scan(core::ptr::null_mut(), say);
 }
 
 /// After a successful `dlopen(.., flags)` that returned `handle`.
-pub fn after_dlopen(handle: *mut c_void, flags: c_int) {
+pub fn after_dlopen(handle: *mut c_void, flags: c_int, say: Say) {
     let scope = if flags & libc::RTLD_DEEPBIND != 0 {
         handle
     } else {
         core::ptr::null_mut()
     };
-    scan(scope);
+    scan(scope, say);
 }
 
-/// After a successful `dlmopen(lmid, ..)` that returned `handle`.
-pub fn after_dlmopen(handle: *mut c_void, flags: c_int, path: *const c_char) {
+/// After a successful `dlmopen` that returned `handle` for the object at `path`.
+///
+/// # Safety
+/// `handle` is what `dlmopen` just returned (not NULL), not closed since.
+pub unsafe fn after_dlmopen(handle: *mut c_void, flags: c_int, path: &[u8], say: Say) {
     let mut lmid: libc::Lmid_t = 0;
-    // SAFETY: a handle dlmopen just returned; RTLD_DI_LMID writes one Lmid_t.
+    // SAFETY: a live handle (the caller's contract); RTLD_DI_LMID writes one Lmid_t.
     let ok = unsafe { libc::dlinfo(handle, RTLD_DI_LMID, &mut lmid as *mut _ as *mut c_void) };
     if ok == 0 && lmid != libc::LM_ID_BASE {
-        if !SAID_NAMESPACE.swap(true, Ordering::Relaxed) {
-            let name = if path.is_null() {
-                &[][..]
-            } else {
-                // SAFETY: the caller's NUL-terminated path, still valid in the hook.
-                unsafe { CStr::from_ptr(path) }.to_bytes()
-            };
-            say_untouched(name, Untouched::OtherNamespace);
+        if me().is_some() && !SAID_NAMESPACE.swap(true, Ordering::Relaxed) {
+            UNTOUCHED.fetch_add(1, Ordering::Relaxed);
+            say(path, Untouched::OtherNamespace);
         }
         return;
     }
-    after_dlopen(handle, flags);
+    after_dlopen(handle, flags, say);
 }
 
 /// `RTLD_DI_LMID` (glibc `<dlfcn.h>`).
@@ -376,8 +378,8 @@ const RTLD_DI_LMID: c_int = 1;
 
 /// After `dlclose`: forget the objects that went away (a later `dlopen` may load one
 /// again at the same address, and it must be looked at again).
-pub fn after_dlclose() {
-    scan(core::ptr::null_mut());
+pub fn after_dlclose(say: Say) {
+    scan(core::ptr::null_mut(), say);
 }
 
 // --- the scan ----------------------------------------------------------------------------
@@ -391,7 +393,7 @@ struct Walk<'s> {
     unchanged: bool,
 }
 
-fn scan(scope: *mut c_void) {
+fn scan(scope: *mut c_void, say: Say) {
     let Some(me) = me() else {
         return;
     };
@@ -437,11 +439,13 @@ fn scan(scope: *mut c_void) {
         let state = write.state;
         for p in &state.pending[..state.pending_len] {
             if let Some(why) = p.verdict {
-                say_untouched(&p.path[..p.path_len], why);
+                UNTOUCHED.fetch_add(1, Ordering::Relaxed);
+                say(&p.path[..p.path_len], why);
             }
         }
         if state.overflow {
-            say_untouched(b"", Untouched::TooMany);
+            UNTOUCHED.fetch_add(1, Ordering::Relaxed);
+            say(b"", Untouched::TooMany);
         }
     });
 }
@@ -557,7 +561,7 @@ fn collect(me: &Me, image: &Image<'_>, scoped: bool, p: &mut Pending) -> Result<
                 continue;
             };
             let slot = image.base.wrapping_add(r.offset as usize);
-            if slot % 8 != 0 || image.segment_of(slot, 8).is_none() {
+            if !slot.is_multiple_of(8) || image.segment_of(slot, 8).is_none() {
                 return Err(Untouched::Unreadable);
             }
             // SAFETY: an aligned word inside one of the object's loaded segments.
@@ -781,10 +785,4 @@ pub fn held_before(slot: usize) -> Option<usize> {
             .map(|b| b.held)
     })
     .flatten()
-}
-
-/// An object left untouched: counted; said once per object (an object is looked at
-/// once, when it is new).
-fn say_untouched(_path: &[u8], _why: Untouched) {
-    UNTOUCHED.fetch_add(1, Ordering::Relaxed);
 }

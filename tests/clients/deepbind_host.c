@@ -1,9 +1,11 @@
 /* A host that loads a library with RTLD_DEEPBIND, as PHP loads its extensions, and has
- * it make HTTP calls: deepbind_host LIB PORT lazy|now ROUNDS.
+ * it make HTTP calls: deepbind_host LIB PORT lazy|now|newns ROUNDS.
  *
- * Each round dlopens LIB (RTLD_LAZY or RTLD_NOW, | RTLD_DEEPBIND), calls its deep_get
- * for /hello?round=N, prints the status line and body, and dlcloses it again, so the
- * second round runs in a freshly loaded copy. */
+ * Each round dlopens LIB (RTLD_LAZY or RTLD_NOW, | RTLD_DEEPBIND; `newns`: dlmopen into
+ * a new link-map namespace, with its own libc), calls its deep_get for /hello?round=N,
+ * prints the status line and body, and dlcloses it again, so the second round runs in a
+ * freshly loaded copy. */
+#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,15 +15,17 @@ typedef int (*deep_get_fn)(int, const char *, char *, int);
 
 int main(int argc, char **argv) {
     if (argc != 5) {
-        fprintf(stderr, "usage: %s LIB PORT lazy|now ROUNDS\n", argv[0]);
+        fprintf(stderr, "usage: %s LIB PORT lazy|now|newns ROUNDS\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[2]);
-    int mode = strcmp(argv[3], "now") == 0 ? RTLD_NOW : RTLD_LAZY;
+    int mode = strcmp(argv[3], "lazy") == 0 ? RTLD_LAZY : RTLD_NOW;
+    int newns = strcmp(argv[3], "newns") == 0;
     int rounds = atoi(argv[4]);
     static char buf[65536];
     for (int round = 1; round <= rounds; round++) {
-        void *h = dlopen(argv[1], mode | RTLD_DEEPBIND);
+        void *h = newns ? dlmopen(LM_ID_NEWLM, argv[1], mode)
+                        : dlopen(argv[1], mode | RTLD_DEEPBIND);
         if (!h) {
             fprintf(stderr, "dlopen: %s\n", dlerror());
             return 1;
