@@ -27,6 +27,14 @@ pub mod reloc {
     pub const JUMP_SLOT: u32 = 1026;
 }
 
+/// Elsewhere nothing is rewritten ([`super::got::init`] stays off).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub mod reloc {
+    pub const NONE: u32 = 0;
+    pub const GLOB_DAT: u32 = u32::MAX;
+    pub const JUMP_SLOT: u32 = u32::MAX;
+}
+
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
 const PT_GNU_RELRO: u32 = 0x6474_e552;
@@ -408,5 +416,92 @@ impl Exports {
         let strings = unsafe { core::slice::from_raw_parts(self.strtab as *const u8, self.strsz) };
         let rest = &strings[start..];
         rest.iter().position(|&b| b == 0).map(|n| &rest[..n])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::ffi::c_void;
+
+    #[test]
+    fn gnu_hash_matches_the_linkers() {
+        assert_eq!(gnu_hash(b""), 5381);
+        assert_eq!(gnu_hash(b"printf"), 0x156b_2bb8);
+    }
+
+    /// libc as this test process loaded it: its path and what `f` found in it.
+    unsafe extern "C" fn with_libc(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader's record and our `data` pointer.
+        let (info, f) = unsafe { (&*info, &mut *(data as *mut &mut dyn FnMut(&Image<'_>))) };
+        // SAFETY: the record of the callback running now.
+        let image = unsafe { Image::from_info(info) }.unwrap();
+        if image.name.is_null() {
+            return 0;
+        }
+        // SAFETY: the loader's NUL-terminated name.
+        let name = unsafe { CStr::from_ptr(image.name) }.to_bytes();
+        if name.ends_with(b"/libc.so.6") {
+            f(&image);
+            return 1;
+        }
+        0
+    }
+
+    fn on_libc(mut f: impl FnMut(&Image<'_>)) {
+        let mut f: &mut dyn FnMut(&Image<'_>) = &mut f;
+        // SAFETY: the callback only calls `f`.
+        unsafe {
+            libc::dl_iterate_phdr(
+                Some(with_libc),
+                &mut f as *mut &mut dyn FnMut(&Image<'_>) as *mut c_void,
+            )
+        };
+    }
+
+    #[test]
+    fn libc_reads_its_relocations_and_symbol_names() {
+        let mut seen = false;
+        on_libc(|image| {
+            let d = image.dynamic().expect("libc's dynamic section reads");
+            let mut slots = 0;
+            for r in d.tables.iter().flat_map(|t| t.iter()) {
+                if r.kind() != reloc::JUMP_SLOT && r.kind() != reloc::GLOB_DAT {
+                    continue;
+                }
+                let (_, name) = image.symbol(&d, r.symbol()).expect("symbol in bounds");
+                assert!(!name.is_empty());
+                let slot = image.base + r.offset as usize;
+                assert!(image.segment_of(slot, 8).is_some() && image.slot_is_data(slot));
+                slots += 1;
+            }
+            assert!(slots > 0);
+            assert!(image.relro_pages(4096).is_some());
+            seen = true;
+        });
+        assert!(seen, "libc.so.6 not among the loaded objects");
+    }
+
+    #[test]
+    fn gnu_hash_lookup_finds_what_the_loader_finds() {
+        let mut seen = false;
+        on_libc(|image| {
+            let exports = Exports::of_self(image).expect("libc has DT_GNU_HASH");
+            for name in [c"connect", c"recvfrom", c"SSL_write_not_here", c"write"] {
+                // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
+                let loader = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) } as usize;
+                let ours = exports.find(name.to_bytes()).map(|(_, a)| a).unwrap_or(0);
+                assert_eq!(ours, loader, "{name:?}");
+                if let Some((i, _)) = exports.find(name.to_bytes()) {
+                    assert_eq!(exports.name_of(i), name);
+                }
+            }
+            seen = true;
+        });
+        assert!(seen);
     }
 }

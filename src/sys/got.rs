@@ -294,6 +294,9 @@ unsafe extern "C" fn find_self(
 /// only if the global scope resolves our hooks to us (we are preloaded; a test that
 /// `dlopen`s the library for its spool functions must not rebind the process).
 pub fn init() {
+    if cfg!(not(any(target_arch = "x86_64", target_arch = "aarch64"))) {
+        return;
+    }
     let mut want = FindSelf {
         addr: init as fn() as usize,
         found: None,
