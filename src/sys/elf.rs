@@ -162,6 +162,17 @@ impl<'a> Image<'a> {
         })
     }
 
+    /// The lowest and highest address the object's segments cover.
+    pub fn range(&self) -> (usize, usize) {
+        self.loads().fold((usize::MAX, 0), |(lo, hi), p| {
+            let start = self.base.wrapping_add(p.vaddr as usize);
+            (
+                lo.min(start),
+                hi.max(start.saturating_add(p.memsz as usize)),
+            )
+        })
+    }
+
     /// True if `addr` lies inside one of the object's segments (a lazy PLT slot still
     /// points into its own object).
     pub fn contains(&self, addr: usize) -> bool {

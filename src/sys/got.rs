@@ -199,6 +199,8 @@ static LOCKED: AtomicBool = AtomicBool::new(false);
 /// What this library is, found once in the constructor.
 struct Me {
     base: usize,
+    /// Our own mapped range: an address inside is one of our functions.
+    range: (usize, usize),
     dynamic: usize,
     loader_base: usize,
     page: usize,
@@ -217,6 +219,12 @@ static SAID_NAMESPACE: AtomicBool = AtomicBool::new(false);
 static UNTOUCHED: AtomicUsize = AtomicUsize::new(0);
 /// Slots rewritten since the start (objects forgotten at `dlclose` included).
 static REWRITTEN: AtomicUsize = AtomicUsize::new(0);
+
+impl Me {
+    fn owns(&self, addr: usize) -> bool {
+        addr >= self.range.0 && addr < self.range.1
+    }
+}
 
 fn me() -> Option<&'static Me> {
     if !ENABLED.load(Ordering::Acquire) {
@@ -265,7 +273,15 @@ pub fn counts() -> (usize, usize) {
 
 struct FindSelf {
     addr: usize,
-    found: Option<(usize, usize, Option<Exports>)>,
+    found: Option<Found>,
+}
+
+/// This library as `dl_iterate_phdr` shows it.
+struct Found {
+    base: usize,
+    dynamic: usize,
+    range: (usize, usize),
+    exports: Option<Exports>,
 }
 
 unsafe extern "C" fn find_self(
@@ -282,11 +298,12 @@ unsafe extern "C" fn find_self(
     if !image.contains(want.addr) {
         return 0;
     }
-    want.found = Some((
-        image.base,
-        image.dynamic_addr().unwrap_or(0),
-        Exports::of_self(&image),
-    ));
+    want.found = Some(Found {
+        base: image.base,
+        dynamic: image.dynamic_addr().unwrap_or(0),
+        range: image.range(),
+        exports: Exports::of_self(&image),
+    });
     1
 }
 
@@ -303,7 +320,13 @@ pub fn init() {
     };
     // SAFETY: the callback only reads the loader's records and writes `want`.
     unsafe { libc::dl_iterate_phdr(Some(find_self), &mut want as *mut FindSelf as *mut c_void) };
-    let Some((base, dynamic, Some(exports))) = want.found else {
+    let Some(Found {
+        base,
+        dynamic,
+        range,
+        exports: Some(exports),
+    }) = want.found
+    else {
         return;
     };
     let Some((_, ours)) = exports.find(b"connect") else {
@@ -328,6 +351,7 @@ pub fn init() {
     unsafe {
         *ME.0.get() = Some(Me {
             base,
+            range,
             dynamic,
             loader_base,
             page,
@@ -627,7 +651,7 @@ fn decide(me: &Me, p: &mut Pending, scope: *mut c_void) -> Result<(), Untouched>
         let held = if s.lazy {
             // SAFETY: the handle the dlopen just returned, and a NUL-terminated name.
             let f = unsafe { libc::dlsym(scope, name.as_ptr()) } as usize;
-            if f == 0 || resolve::is_ours(f) {
+            if f == 0 || me.owns(f) {
                 s.dropped = true; // the global scope answers: us
                 continue;
             }
@@ -638,7 +662,12 @@ fn decide(me: &Me, p: &mut Pending, scope: *mut c_void) -> Result<(), Untouched>
         let calls = if PER_CALLER.contains(&name.to_bytes()) {
             resolve::lookup_in_object(path, name)
         } else {
-            resolve::lookup(name)
+            // What `RealFn` finds: RTLD_NEXT (from here, never us), else the fallback.
+            // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
+            match unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize {
+                0 => resolve::lookup(name),
+                f => Some(f),
+            }
         };
         if calls != Some(held) {
             if p.scoped {
@@ -710,57 +739,47 @@ unsafe extern "C" fn rewrite(
 }
 
 /// Phase 3 for one object, under the loader's list lock: every slot to our shim, or
-/// (on any failure) none.
+/// (on any failure) none. The RELRO pages holding slots are made read-write once, as one
+/// window, and read-only again after the stores.
 fn bind(page: usize, image: &Image<'_>, p: &Pending) -> Result<(), Untouched> {
-    let slots = &p.slots[..p.nslots];
-    if slots.iter().any(|s| !image.slot_is_data(s.slot)) {
+    let live = || p.slots[..p.nslots].iter().filter(|s| !s.dropped);
+    if live().any(|s| !image.slot_is_data(s.slot)) {
         return Err(Untouched::SlotNotData);
     }
-    let relro = image.relro_pages(page);
-    for (done, s) in slots.iter().enumerate() {
-        if s.dropped {
-            continue;
-        }
-        // SAFETY: the slot was found in phase 1 and its object is still loaded (we are
-        // in the loader's callback for it, under its list lock); `slot_is_data` holds.
-        if unsafe { store(page, relro, s.slot, s.shim) }.is_err() {
-            for undo in slots[..done].iter().filter(|s| !s.dropped) {
-                // SAFETY: as above; these stores succeeded moments ago.
-                let _ = unsafe { store(page, relro, undo.slot, undo.value) };
+    let window = image.relro_pages(page).and_then(|(start, end)| {
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for s in live() {
+            let at = s.slot & !(page - 1);
+            if at >= start && at < end {
+                lo = lo.min(at);
+                hi = hi.max(at + page);
             }
+        }
+        (lo < hi).then_some((lo, hi))
+    });
+    if let Some((lo, hi)) = window {
+        // SAFETY: pages inside the object's RELRO range (between two that hold its
+        // slots), data by `slot_is_data`: read-write, never executable.
+        let r = unsafe {
+            libc::mprotect(
+                lo as *mut c_void,
+                hi - lo,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if r != 0 {
             return Err(Untouched::ProtectRefused);
         }
     }
-    Ok(())
-}
-
-/// Stores `value` into the GOT slot at `slot`, lifting RELRO's read-only protection
-/// around the store when the slot is under it.
-///
-/// # Safety
-/// `slot` is an aligned GOT slot on a data page of an object that stays loaded.
-unsafe fn store(
-    page: usize,
-    relro: Option<(usize, usize)>,
-    slot: usize,
-    value: usize,
-) -> Result<(), ()> {
-    let at = slot & !(page - 1);
-    let protected = relro.is_some_and(|(start, end)| at >= start && at < end);
-    if protected {
-        // SAFETY: a page of the object's RELRO data; read-write, never executable.
-        let r =
-            unsafe { libc::mprotect(at as *mut c_void, page, libc::PROT_READ | libc::PROT_WRITE) };
-        if r != 0 {
-            return Err(());
-        }
+    for s in live() {
+        // SAFETY: an aligned word-sized slot of an object still loaded (we are in the
+        // loader's callback for it, under its list lock), writable now; other threads
+        // may read it concurrently, so the store is one atomic word.
+        unsafe { AtomicUsize::from_ptr(s.slot as *mut usize) }.store(s.shim, Ordering::Release);
     }
-    // SAFETY: an aligned word-sized slot, writable now; other threads may read it
-    // concurrently, so the store is one atomic word.
-    unsafe { AtomicUsize::from_ptr(slot as *mut usize) }.store(value, Ordering::Release);
-    if protected {
+    if let Some((lo, hi)) = window {
         // SAFETY: back to what the loader left: read-only.
-        unsafe { libc::mprotect(at as *mut c_void, page, libc::PROT_READ) };
+        unsafe { libc::mprotect(lo as *mut c_void, hi - lo, libc::PROT_READ) };
     }
     Ok(())
 }
