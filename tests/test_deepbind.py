@@ -41,6 +41,9 @@ def test_php_curl_and_streams_every_exchange_once(run_plain, run_traced, http_se
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert proc.stdout == plain.stdout
 
+    # No opaque twin of a TLS socket whose plaintext was seen, nothing else either.
+    assert [e["tls"] for e in exs if e["tls"] == "opaque"] == [], [e["url"] for e in exs]
+    assert len(exs) == 14, [e["url"] for e in exs]
     exs = php_exchanges(exs)
     by_query = {}
     for e in exs:
