@@ -145,6 +145,7 @@ enum tl_record_type {
     TL_H2_RESET      = 14, /* an RST_STREAM frame                               */
     TL_H2_GOAWAY     = 15, /* a GOAWAY frame                                    */
     TL_H2_SETTINGS   = 16, /* a SETTINGS frame (not an ACK)                     */
+    TL_NOTICE        = 17, /* a blind spot: a program the library cannot see    */
 };
 
 enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
@@ -324,6 +325,25 @@ struct tl_name_lookup {
     uint16_t name_len;
     uint16_t count;
     uint32_t reserved;
+};
+
+/* TL_NOTICE: 8 bytes, then path_len bytes of the program's (or object's)
+ * path, cut at 4096. conn_id is 0. The header's pid is the writer; `pid` is
+ * the process the notice is about (the same process after execve, the child
+ * after posix_spawn). Written by the exec hooks before a program LD_PRELOAD
+ * will not see runs, and by `tapline run` for CMD itself. */
+#define TL_NOTICE_STATIC_EXECUTABLE 1 /* no PT_INTERP: no loader, no preload      */
+#define TL_NOTICE_GO_PROGRAM        2 /* Go build id note or .go.buildinfo: Go
+                                       * makes its own system calls             */
+#define TL_NOTICE_SET_ID            3 /* set-uid/set-gid: the loader drops
+                                       * LD_PRELOAD                             */
+#define TL_NOTICE_OBJECT_UNTOUCHED  4 /* an object loaded into a traced process
+                                       * that the library left untouched       */
+struct tl_notice {
+    uint8_t  kind;     /*  0: TL_NOTICE_*                                      */
+    uint8_t  flags;    /*  1: 0                                                */
+    uint16_t path_len; /*  2                                                   */
+    uint32_t pid;      /*  4: the process the notice is about                  */
 };
 
 /* ---------------------------------------------------------------------------

@@ -60,6 +60,9 @@ extern "C" fn tapline_init() {
         if config::inline_hooks() {
             let _ = hooks::inline::install();
         }
+        // Objects that bind past the global scope (RTLD_DEEPBIND): bound to us.
+        sys::got::init();
+        hooks::after(|| sys::got::scan_at_start(hooks::dlopen::say_untouched));
         // SAFETY: registering a plain extern "C" handler; no preconditions.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     });
@@ -90,6 +93,7 @@ static FINI: extern "C" fn() = tapline_fini;
 #[cfg(all(feature = "hooks", not(test)))]
 extern "C" fn after_fork_child() {
     let _ = std::panic::catch_unwind(spool::after_fork_child);
+    sys::got::after_fork_child();
 }
 
 /// Appends one record through the spool writer, as the hooks do: for the stress tests

@@ -412,6 +412,23 @@ fn process_layouts() -> Vec<Layout> {
             vec![("name_len", 0x0102), ("count", 0x0304)],
         ),
         (
+            "tl_notice",
+            rec::Notice {
+                kind: 2.into(),
+                flags: 0x05,
+                path_len: 0x0607,
+                pid: 0x0809_0A0B,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("kind", 2),
+                ("flags", 0x05),
+                ("path_len", 0x0607),
+                ("pid", 0x0809_0A0B),
+            ],
+        ),
+        (
             "tl_addr",
             rec::NameLookup::encode_addr(&rec::WireAddr {
                 family: 0x0A0B,
@@ -612,6 +629,7 @@ fn b(v: impl Into<u8>) -> u64 {
 
 /// The `#define`s the header must hold, with the Rust values.
 fn expected_defines() -> Vec<(&'static str, u64)> {
+    use rec::NoticeKind as Nk;
     use rec::{
         h2_block_flags as hb, h2_settings_flags as hs, h2_stream_flags as hf, H2StartHow as Hs,
     };
@@ -650,6 +668,10 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
             b(Le::InvocationResponse),
         ),
         ("TL_LIFECYCLE_INVOCATION_ERROR", b(Le::InvocationError)),
+        ("TL_NOTICE_STATIC_EXECUTABLE", b(Nk::StaticExecutable)),
+        ("TL_NOTICE_GO_PROGRAM", b(Nk::GoProgram)),
+        ("TL_NOTICE_SET_ID", b(Nk::SetId)),
+        ("TL_NOTICE_OBJECT_UNTOUCHED", b(Nk::ObjectUntouched)),
         ("TL_H2_START_PRIOR_KNOWLEDGE", b(Hs::PriorKnowledge)),
         ("TL_H2_START_TLS", b(Hs::Tls)),
         ("TL_H2_START_H2C_UPGRADE", b(Hs::H2cUpgrade)),
@@ -693,6 +715,7 @@ fn expected_enums() -> Vec<(&'static str, u64)> {
         ("TL_H2_RESET", T::H2Reset as u64),
         ("TL_H2_GOAWAY", T::H2GoAway as u64),
         ("TL_H2_SETTINGS", T::H2Settings as u64),
+        ("TL_NOTICE", T::Notice as u64),
         ("TL_EGRESS", b(rec::Direction::Egress)),
         ("TL_INGRESS", b(rec::Direction::Ingress)),
         ("TL_PROTO_HTTP1", b(rec::Protocol::Http1)),
@@ -719,6 +742,7 @@ fn size_mismatches(h: &CHeader, bad: &mut Vec<String>) {
         ("tl_lifecycle", rec::Lifecycle::LEN),
         ("tl_name_lookup", rec::NameLookup::LEN),
         ("tl_addr", rec::NameLookup::ADDR_LEN),
+        ("tl_notice", rec::Notice::LEN),
         ("tl_h2_start", rec::H2Start::LEN),
         ("tl_h2_headers", rec::H2Headers::LEN),
         ("tl_h2_data", rec::H2Data::LEN),

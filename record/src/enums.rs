@@ -148,6 +148,22 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// Why the library will not see into a program (`Notice.kind`).
+    pub enum NoticeKind {
+        /// A statically linked executable (no `PT_INTERP`): no loader, so no
+        /// `LD_PRELOAD`.
+        StaticExecutable = 1,
+        /// A Go program (Go build id note or `.go.buildinfo`): Go makes its own system
+        /// calls, even when dynamically linked.
+        GoProgram = 2,
+        /// A set-user-id or set-group-id executable: the loader drops `LD_PRELOAD`.
+        SetId = 3,
+        /// An object loaded into a traced process that the library left untouched.
+        ObjectUntouched = 4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +205,12 @@ mod tests {
             LifecycleEvent::InvocationNext,
             LifecycleEvent::InvocationResponse,
             LifecycleEvent::InvocationError,
+        ]);
+        roundtrips(&[
+            NoticeKind::StaticExecutable,
+            NoticeKind::GoProgram,
+            NoticeKind::SetId,
+            NoticeKind::ObjectUntouched,
         ]);
         roundtrips(&[
             H2StartHow::PriorKnowledge,

@@ -65,6 +65,9 @@ pub enum RecordType {
     H2GoAway = 15,
     /// An HTTP/2 SETTINGS frame (not an ACK): the values a reader needs.
     H2Settings = 16,
+    /// A blind spot said out loud: a program or object the library will not see into
+    /// (a static or Go executable, a set-id one), named by path and pid.
+    Notice = 17,
 }
 
 impl RecordType {
@@ -86,6 +89,7 @@ impl RecordType {
             14 => Self::H2Reset,
             15 => Self::H2GoAway,
             16 => Self::H2Settings,
+            17 => Self::Notice,
             _ => return None,
         })
     }

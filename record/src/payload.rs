@@ -6,7 +6,9 @@
 //! passed to [`Header::seal`](crate::Header::seal) as further parts. `decode` returns
 //! `None` when the payload is too short for its type.
 
-use crate::enums::{CloseReason, Direction, LifecycleEvent, Part, Protocol, TlsLibrary};
+use crate::enums::{
+    CloseReason, Direction, LifecycleEvent, NoticeKind, Part, Protocol, TlsLibrary,
+};
 use crate::le::{le16, le32, le64};
 
 /// A socket address as it is stored: family (`AF_INET` = 2, `AF_INET6` = 10), port, and
@@ -412,5 +414,44 @@ impl NameLookup {
             port: le16(b, 2),
             addr,
         })
+    }
+}
+
+/// `Notice`: fixed 8 bytes, then the path of the program or object (`path_len` bytes).
+/// The header's pid is the writer; `pid` is the process the notice is about (the
+/// same process after `execve`, the child after `posix_spawn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub flags: u8,
+    pub path_len: u16,
+    pub pid: u32,
+}
+
+impl Notice {
+    pub const LEN: usize = 8;
+    /// Longest path a notice carries; longer ones are cut.
+    pub const MAX_PATH: usize = 4096;
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0] = self.kind.into();
+        b[1] = self.flags;
+        b[2..4].copy_from_slice(&self.path_len.to_le_bytes());
+        b[4..8].copy_from_slice(&self.pid.to_le_bytes());
+        b
+    }
+    /// Returns the fixed part and the path.
+    pub fn decode(p: &[u8]) -> Option<(Self, &[u8])> {
+        if p.len() < Self::LEN {
+            return None;
+        }
+        let n = Notice {
+            kind: p[0].into(),
+            flags: p[1],
+            path_len: le16(p, 2),
+            pid: le32(p, 4),
+        };
+        let path = p.get(Self::LEN..Self::LEN + n.path_len as usize)?;
+        Some((n, path))
     }
 }

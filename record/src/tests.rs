@@ -165,6 +165,29 @@ fn payload_roundtrips() {
 }
 
 #[test]
+fn notice_roundtrips_and_refuses_a_short_path() {
+    let n = Notice {
+        kind: NoticeKind::GoProgram,
+        flags: 0,
+        path_len: 11,
+        pid: 4242,
+    };
+    let mut p = [0u8; 24];
+    p[..Notice::LEN].copy_from_slice(&n.encode());
+    p[Notice::LEN..Notice::LEN + 11].copy_from_slice(b"/usr/bin/gp");
+    assert_eq!(Notice::decode(&p), Some((n, &b"/usr/bin/gp"[..])));
+    // A path_len past the payload does not decode.
+    assert_eq!(Notice::decode(&p[..Notice::LEN + 10]), None);
+    assert_eq!(Notice::decode(&p[..4]), None);
+    // A kind this build does not know still decodes; the reader decides.
+    p[0] = 200;
+    assert_eq!(
+        Notice::decode(&p).map(|(n, _)| n.kind),
+        Some(NoticeKind::Unknown(200))
+    );
+}
+
+#[test]
 fn h2_payloads_roundtrip() {
     let h = H2Headers {
         dir: Direction::Ingress,
@@ -234,8 +257,8 @@ fn h2_payloads_roundtrip() {
         upgrade_msg_seq: 4,
     };
     assert_eq!(H2Start::decode(&st.encode()), Some(st));
-    for t in 10..=16 {
+    for t in 10..=17 {
         assert!(RecordType::from_u16(t).is_some(), "type {t}");
     }
-    assert!(RecordType::from_u16(17).is_none());
+    assert!(RecordType::from_u16(18).is_none());
 }

@@ -1,12 +1,14 @@
 //! The `extern "C"` shims: the functions this library exports in place of libc's
 //! ([`libc`]) and the TLS libraries' ([`openssl`], [`gnutls`]; [`inline`] patches
-//! OpenSSL linked into the executable itself).
+//! OpenSSL linked into the executable itself; [`dlopen`] follows loaded objects so that
+//! those bound past us are bound to us).
 //!
 //! Every shim follows one pattern: call the real function exactly once, first; keep its
 //! return value and errno; then, unless we are already inside our own code on this
 //! thread, hand what happened to [`crate::capture`] inside a panic boundary; restore
 //! errno; return the real result. Capture may be skipped, never fail the call.
 
+pub mod dlopen;
 pub mod gnutls;
 pub mod inline;
 pub mod libc;

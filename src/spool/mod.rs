@@ -16,7 +16,9 @@ pub mod file;
 pub mod process;
 pub mod segment;
 
-use tapline_record::{ConnClose, ConnOpen, Data, MsgEnd, RecordType, Stamp, TlsInfo};
+use tapline_record::{
+    ConnClose, ConnOpen, Data, MsgEnd, Notice, NoticeKind, RecordType, Stamp, TlsInfo,
+};
 
 use crate::config::{self, SpoolMode};
 use process::header;
@@ -122,4 +124,19 @@ pub fn tls_info(conn_id: u64, info: &TlsInfo, sni: &[u8], alpn: &[u8], at: Stamp
         at,
         &[&info.encode(), sni, alpn],
     );
+}
+
+/// A blind spot said out loud: `program` (a path, cut at [`Notice::MAX_PATH`]) runs, or
+/// is loaded, in process `pid` where the library will not see it. No allocation and no
+/// lock: callable from the exec hooks (after `vfork` the child shares our memory) and
+/// from constructor code. True if the record was written.
+pub fn notice(kind: NoticeKind, pid: u32, program: &[u8]) -> bool {
+    let path = &program[..program.len().min(Notice::MAX_PATH)];
+    let fixed = Notice {
+        kind,
+        flags: 0,
+        path_len: path.len() as u16,
+        pid,
+    };
+    record(RecordType::Notice, 0, now(), &[&fixed.encode(), path])
 }

@@ -1,7 +1,10 @@
 //! The operating-system edge of the library: finding the real functions we interpose
 //! ([`resolve`]), and the few raw syscalls the library makes for its own I/O ([`raw`]),
-//! which must never pass through our own hooks.
+//! which must never pass through our own hooks; [`got`] binds objects that bypass the
+//! global scope (`RTLD_DEEPBIND`) to our hooks, reading them with [`elf`].
 
+pub mod elf;
+pub mod got;
 pub mod raw;
 pub mod resolve;
 

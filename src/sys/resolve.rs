@@ -135,14 +135,13 @@ fn lookup_in_loaded_objects(name: &CStr) -> Option<usize> {
     for &path in &names.names[..names.len] {
         // SAFETY: `path` is a loader-owned NUL-terminated string of a loaded object;
         // RTLD_NOLOAD only returns a handle to it (or NULL), it never loads anything.
-        let handle = unsafe { libc::dlopen(path, libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+        let handle = unsafe { open_loaded(path) };
         if handle.is_null() {
             continue;
         }
         // SAFETY: a valid handle and a NUL-terminated name.
         let p = unsafe { libc::dlsym(handle, name.as_ptr()) } as usize;
-        // SAFETY: balances the reference the NOLOAD dlopen took.
-        unsafe { libc::dlclose(handle) };
+        close_loaded(handle);
         if p != 0 && !is_ours(p) {
             return Some(p);
         }
@@ -173,13 +172,75 @@ pub fn lookup_in_object(path: &CStr, name: &CStr) -> Option<usize> {
     }
     // SAFETY: a NUL-terminated path; RTLD_NOLOAD never loads anything, it only
     // returns a handle to an object already loaded (or NULL).
-    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+    let handle = unsafe { open_loaded(path.as_ptr()) };
     if handle.is_null() {
         return None;
     }
     // SAFETY: a valid handle and a NUL-terminated name.
     let p = unsafe { libc::dlsym(handle, name.as_ptr()) } as usize;
-    // SAFETY: balances the reference the NOLOAD dlopen took.
-    unsafe { libc::dlclose(handle) };
+    close_loaded(handle);
     (p != 0 && !is_ours(p)).then_some(p)
+}
+
+/// libc's `dlopen`, `dlclose`: we export both (`hooks/dlopen.rs`), so a call from this
+/// library by name would reach our own hooks. Found with `RTLD_NEXT` only (the
+/// loaded-objects fallback itself needs them).
+pub static REAL_DLOPEN: NextFn = NextFn::new(c"dlopen");
+pub static REAL_DLMOPEN: NextFn = NextFn::new(c"dlmopen");
+pub static REAL_DLCLOSE: NextFn = NextFn::new(c"dlclose");
+
+/// A function found with `dlsym(RTLD_NEXT)` alone, once.
+pub struct NextFn {
+    name: &'static CStr,
+    addr: AtomicUsize,
+}
+
+impl NextFn {
+    pub const fn new(name: &'static CStr) -> Self {
+        NextFn {
+            name,
+            addr: AtomicUsize::new(UNRESOLVED),
+        }
+    }
+
+    /// The address, or `None` if no later object defines the name.
+    pub fn get(&self) -> Option<usize> {
+        match self.addr.load(Ordering::Acquire) {
+            UNRESOLVED => {
+                // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
+                let p = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) } as usize;
+                let found = (p != 0 && !is_ours(p)).then_some(p);
+                self.addr.store(found.unwrap_or(MISSING), Ordering::Release);
+                found
+            }
+            MISSING => None,
+            a => Some(a),
+        }
+    }
+}
+
+/// A handle to the already loaded object at `path` (`RTLD_NOLOAD`), or NULL.
+///
+/// # Safety
+/// `path` is a NUL-terminated string.
+unsafe fn open_loaded(path: *const libc::c_char) -> *mut c_void {
+    let Some(f) = REAL_DLOPEN.get() else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: libc's dlopen, with its own signature.
+    let dlopen: unsafe extern "C" fn(*const libc::c_char, c_int) -> *mut c_void =
+        unsafe { core::mem::transmute(f) };
+    // SAFETY: the caller's NUL-terminated path; RTLD_NOLOAD never loads anything.
+    unsafe { dlopen(path, libc::RTLD_NOLOAD | libc::RTLD_LAZY) }
+}
+
+/// Balances the reference [`open_loaded`] took.
+fn close_loaded(handle: *mut c_void) {
+    if let Some(f) = REAL_DLCLOSE.get() {
+        // SAFETY: libc's dlclose, with its own signature.
+        let dlclose: unsafe extern "C" fn(*mut c_void) -> c_int =
+            unsafe { core::mem::transmute(f) };
+        // SAFETY: a handle open_loaded returned.
+        unsafe { dlclose(handle) };
+    }
 }

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tapline_record as rec;
-use tapline_record::{LifecycleEvent, RecordType, TlsLibrary};
+use tapline_record::{LifecycleEvent, NoticeKind, RecordType, TlsLibrary};
 
 /// One decoded record payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +45,13 @@ pub enum SpoolRecord {
     NameLookup {
         name: String,
         addrs: Vec<IpAddr>,
+    },
+    /// A blind spot: `program` runs (or is loaded) in process `pid` where the library
+    /// cannot see it. Its kind is a known one.
+    Notice {
+        kind: NoticeKind,
+        pid: u32,
+        program: String,
     },
     /// One HTTP/2 record (`H2*`): an event of an HTTP/2 connection (its direction
     /// known), for [`crate::http2`].
@@ -86,6 +93,14 @@ pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
             }
         }
         RecordType::NameLookup => name_lookup(p)?,
+        RecordType::Notice => {
+            let (n, path) = rec::Notice::decode(p)?;
+            SpoolRecord::Notice {
+                kind: n.kind.known()?,
+                pid: n.pid,
+                program: String::from_utf8_lossy(path).into_owned(),
+            }
+        }
         t @ (RecordType::H2Start
         | RecordType::H2Headers
         | RecordType::H2Data
@@ -165,6 +180,33 @@ mod tests {
         assert_eq!(socket_addr(&v6), Some("[::1]:8080".parse().unwrap()));
         v6.family = 0;
         assert_eq!(socket_addr(&v6), None);
+    }
+
+    #[test]
+    fn notices_decode_with_their_program_and_pid() {
+        let path = b"/usr/bin/busybox";
+        let fixed = rec::Notice {
+            kind: NoticeKind::StaticExecutable,
+            flags: 0,
+            path_len: path.len() as u16,
+            pid: 31337,
+        };
+        let mut p = fixed.encode().to_vec();
+        p.extend_from_slice(path);
+        p.extend_from_slice(&[0; 8]); // padding, as read from a spool
+        assert_eq!(
+            decode(RecordType::Notice as u16, &p),
+            Some(SpoolRecord::Notice {
+                kind: NoticeKind::StaticExecutable,
+                pid: 31337,
+                program: "/usr/bin/busybox".into(),
+            })
+        );
+        // A kind this build does not know is left out; so is a path past the payload.
+        p[0] = 99;
+        assert_eq!(decode(RecordType::Notice as u16, &p), None);
+        p[0] = 1;
+        assert_eq!(decode(RecordType::Notice as u16, &p[..12]), None);
     }
 
     #[test]

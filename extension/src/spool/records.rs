@@ -10,7 +10,7 @@
 //! One object a line: `file`, `index` (position in the file), `type` (`proc_start`,
 //! `conn_open`, `data`, `msg_end`, `conn_close`, `tls_info`, `drops`, `lifecycle`,
 //! `name_lookup`, `h2_start`, `h2_headers`, `h2_data`, `h2_stream_end`, `h2_reset`,
-//! `h2_goaway`, `h2_settings`, or the number of a type this reader does not know), the header fields
+//! `h2_goaway`, `h2_settings`, `notice`, or the number of a type this reader does not know), the header fields
 //! (`version`, `rtype`, `length`, `crc32`, `wall_ns`, `mono_ns`, `pid`, `tid`,
 //! `conn_id`), then the payload's fields. Enum-like bytes are names when known, else
 //! numbers; byte strings are text when they are UTF-8, else base64 with a
@@ -24,8 +24,8 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use tapline_record as rec;
 use tapline_record::{
-    CloseReason, Direction, H2StartHow, Header, Item, LifecycleEvent, Part, Protocol, RecordIter,
-    RecordType, TlsLibrary,
+    CloseReason, Direction, H2StartHow, Header, Item, LifecycleEvent, NoticeKind, Part, Protocol,
+    RecordIter, RecordType, TlsLibrary,
 };
 
 use super::{file_names, segment, SpoolError};
@@ -113,6 +113,7 @@ fn type_name(t: RecordType) -> &'static str {
         RecordType::H2Reset => "h2_reset",
         RecordType::H2GoAway => "h2_goaway",
         RecordType::H2Settings => "h2_settings",
+        RecordType::Notice => "notice",
     }
 }
 
@@ -169,6 +170,12 @@ wire_names!(lifecycle_event, LifecycleEvent {
     InvocationNext => "invocation_next",
     InvocationResponse => "invocation_response",
     InvocationError => "invocation_error",
+});
+wire_names!(notice_kind, NoticeKind {
+    StaticExecutable => "static_executable",
+    GoProgram => "go_program",
+    SetId => "set_id",
+    ObjectUntouched => "object_untouched",
 });
 wire_names!(h2_start_how, H2StartHow {
     PriorKnowledge => "prior_knowledge",
@@ -273,6 +280,14 @@ fn payload_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option
             bytes_field(o, "name", name);
             o.insert("addrs".into(), addrs.into());
         }
+        RecordType::Notice => {
+            let (n, path) = rec::Notice::decode(p)?;
+            put("kind", notice_kind(n.kind));
+            put("flags", n.flags.into());
+            put("path_len", n.path_len.into());
+            put("notice_pid", n.pid.into());
+            bytes_field(o, "program", path);
+        }
         _ => return h2_fields(t, p, o),
     }
     Some(())
@@ -359,6 +374,32 @@ mod tests {
         h.conn_id = conn_id;
         let _ = h.seal(&[payload]);
         (h, payload.to_vec())
+    }
+
+    #[test]
+    fn notice_shows_kind_program_and_pid() {
+        let fixed = rec::Notice {
+            kind: NoticeKind::SetId,
+            flags: 0,
+            path_len: 12,
+            pid: 77,
+        };
+        let mut p = fixed.encode().to_vec();
+        p.extend_from_slice(b"/usr/bin/su\xff");
+        let (h, p) = framed(RecordType::Notice, 0, &p);
+        let v = to_json("1-0.tls", 0, &h, &p);
+        assert_eq!(v["type"], "notice");
+        assert_eq!(v["kind"], "set_id");
+        assert_eq!(v["notice_pid"], 77);
+        assert_eq!(v["pid"], 42);
+        assert_eq!(v["program_encoding"], "base64");
+        let mut p = fixed.encode().to_vec();
+        p[0] = 50;
+        p.extend_from_slice(b"/usr/bin/sux");
+        let (h, p) = framed(RecordType::Notice, 0, &p);
+        let v = to_json("1-0.tls", 1, &h, &p);
+        assert_eq!(v["kind"], 50);
+        assert_eq!(v["program"], "/usr/bin/sux");
     }
 
     #[test]
