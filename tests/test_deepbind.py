@@ -123,3 +123,51 @@ def test_dlmopen_new_namespace_is_left_alone_and_said_once(deep_libs, c_programs
     assert proc.stdout == plain.stdout
     notices = spool_records(tapline_bin, spool, "notice")
     assert [(n["kind"], n["program"]) for n in notices] == [("object_untouched", str(lib))]
+
+
+CALLER_LIB = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+/* Opens a library by bare name: glibc searches this object's RUNPATH ($ORIGIN/sub). */
+int open_by_bare_name(void) {
+    void *h = dlopen("libtarget.so", RTLD_NOW);
+    if (!h) { printf("dlopen failed: %s\n", dlerror()); return 1; }
+    int (*f)(void) = (int (*)(void))dlsym(h, "target_value");
+    printf("target_value %d\n", f ? f() : -1);
+    return 0;
+}
+"""
+
+CALLER_HOST = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    void *h = dlopen(argv[1], RTLD_NOW);
+    if (!h) { printf("host: %s\n", dlerror()); return 2; }
+    int (*f)(void) = (int (*)(void))dlsym(h, "open_by_bare_name");
+    return f();
+}
+"""
+
+
+def test_a_bare_name_is_searched_with_the_callers_runpath(run_plain, run_preloaded, tmp_path):
+    """glibc searches a bare name with the calling object's RUNPATH: the dlopen hook must
+    not become that caller (it jumps to the real dlopen for such names)."""
+    gcc = require_tool("gcc")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (tmp_path / "target.c").write_text("int target_value(void) { return 42; }\n")
+    (tmp_path / "caller.c").write_text(CALLER_LIB)
+    (tmp_path / "host.c").write_text(CALLER_HOST)
+    subprocess.run([gcc, "-shared", "-fPIC", "-o", str(sub / "libtarget.so"),
+                    str(tmp_path / "target.c")], check=True, stdin=subprocess.DEVNULL)
+    subprocess.run([gcc, "-shared", "-fPIC", "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/sub",
+                    "-o", str(tmp_path / "libcaller.so"), str(tmp_path / "caller.c"), "-ldl"],
+                   check=True, stdin=subprocess.DEVNULL)
+    subprocess.run([gcc, "-o", str(tmp_path / "host"), str(tmp_path / "host.c"), "-ldl"],
+                   check=True, stdin=subprocess.DEVNULL)
+    cmd = [tmp_path / "host", tmp_path / "libcaller.so"]
+    plain = run_plain(cmd)
+    assert plain.returncode == 0 and plain.stdout == b"target_value 42\n", plain
+    pre = run_preloaded(cmd)
+    assert (pre.returncode, pre.stdout) == (plain.returncode, plain.stdout), pre
