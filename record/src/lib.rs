@@ -439,6 +439,7 @@ mod enums;
 pub mod h2;
 mod le;
 pub mod payload;
+pub mod program;
 pub mod segment;
 pub mod settings;
 pub use enums::*;

@@ -7,6 +7,7 @@
 //! thread, hand what happened to [`crate::capture`] inside a panic boundary; restore
 //! errno; return the real result. Capture may be skipped, never fail the call.
 
+pub mod exec;
 pub mod gnutls;
 pub mod inline;
 pub mod libc;

@@ -138,5 +138,19 @@ pub fn notice(kind: NoticeKind, pid: u32, program: &[u8]) -> bool {
         path_len: path.len() as u16,
         pid,
     };
-    record(RecordType::Notice, 0, now(), &[&fixed.encode(), path])
+    let parts: [&[u8]; 2] = [&fixed.encode(), path];
+    let me = crate::sys::raw::syscall6(libc::SYS_getpid, [0; 6]) as u32;
+    if me != process::pid() {
+        // A `vfork` child (or a raw `clone`): our memory, but its own descriptor
+        // table. The segment writer only stores into memory we share (a claim's
+        // descriptors are closed again); the file writer keeps a descriptor the
+        // parent would not have. Segments only, then, and never the file fallback.
+        if active_mode() != SpoolMode::Segment {
+            return false;
+        }
+        let len = parts.iter().map(|p| p.len()).sum();
+        let mut h = header(RecordType::Notice, len, 0, now());
+        return matches!(segment::append(&mut h, &parts), segment::Outcome::Written);
+    }
+    record(RecordType::Notice, 0, now(), &parts)
 }

@@ -81,6 +81,8 @@ pub struct Assembly {
     pub exchanges: Vec<Exchange>,
     pub processes: BTreeMap<u32, ProcessInfo>,
     pub totals: Totals,
+    /// Blind spots the spool names (`Notice` records), each once, in time order.
+    pub notices: Vec<crate::notice::Notice>,
 }
 
 /// Builds every exchange the spool holds.
@@ -116,6 +118,7 @@ pub(crate) fn assemble_resuming(
     }
 
     let mut processes = BTreeMap::new();
+    let mut notices = Vec::new();
     let mut by_conn: BTreeMap<u64, Vec<&SpoolEntry>> = BTreeMap::new();
     for e in &spool.entries {
         match &e.record {
@@ -129,6 +132,15 @@ pub(crate) fn assemble_resuming(
                     argv: argv.clone(),
                 });
             }
+            SpoolRecord::Notice { kind, pid, program } => crate::notice::add(
+                &mut notices,
+                crate::notice::Notice {
+                    unix_ns: e.meta.wall_ns,
+                    pid: *pid,
+                    kind: *kind,
+                    program: program.clone(),
+                },
+            ),
             _ if e.meta.conn_id != 0 => by_conn.entry(e.meta.conn_id).or_default().push(e),
             _ => {}
         }
@@ -154,5 +166,6 @@ pub(crate) fn assemble_resuming(
         exchanges,
         processes,
         totals,
+        notices,
     }
 }
