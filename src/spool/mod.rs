@@ -17,7 +17,7 @@ pub mod process;
 pub mod segment;
 
 use tapline_record::{
-    ConnClose, ConnOpen, Data, MsgEnd, Notice, NoticeKind, RecordType, Stamp, TlsInfo,
+    ConnClose, ConnOpen, Data, Failure, MsgEnd, Notice, NoticeKind, RecordType, Stamp, TlsInfo,
 };
 
 use crate::config::{self, SpoolMode};
@@ -153,4 +153,14 @@ pub fn notice(kind: NoticeKind, pid: u32, program: &[u8]) -> bool {
         return matches!(segment::append(&mut h, &parts), segment::Outcome::Written);
     }
     record(RecordType::Notice, 0, now(), &parts)
+}
+
+/// A call that failed before any HTTP (`name` and `reason` as the record says them).
+pub fn failure(conn_id: u64, fixed: &Failure, name: &[u8], reason: &[u8], at: Stamp) {
+    record(
+        RecordType::Failure,
+        conn_id,
+        at,
+        &[&fixed.encode(), name, reason],
+    );
 }

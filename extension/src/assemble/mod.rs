@@ -26,6 +26,7 @@
 //! the connection).
 
 mod connection;
+mod failure;
 mod h2;
 mod http_head;
 mod opaque;
@@ -119,6 +120,7 @@ pub(crate) fn assemble_resuming(
 
     let mut processes = BTreeMap::new();
     let mut notices = Vec::new();
+    let mut failed = Vec::new();
     let mut by_conn: BTreeMap<u64, Vec<&SpoolEntry>> = BTreeMap::new();
     for e in &spool.entries {
         match &e.record {
@@ -132,6 +134,22 @@ pub(crate) fn assemble_resuming(
                     argv: argv.clone(),
                 });
             }
+            SpoolRecord::Failure {
+                stage,
+                code,
+                peer,
+                name,
+                reason,
+            } => failed.push(failure::FailedCall {
+                pid: e.meta.pid,
+                conn_id: e.meta.conn_id,
+                wall_ns: e.meta.wall_ns,
+                stage: *stage,
+                code: *code,
+                peer: *peer,
+                name: name.as_deref(),
+                reason,
+            }),
             SpoolRecord::Notice { kind, pid, program } => crate::notice::add(
                 &mut notices,
                 crate::notice::Notice {
@@ -161,6 +179,7 @@ pub(crate) fn assemble_resuming(
         let resume = (!conn.h2.is_empty()).then(|| hpack.entry(conn.conn_id).or_default());
         conn.exchanges(&mut exchanges, resume);
     }
+    exchanges.extend(failed.iter().map(failure::FailedCall::exchange));
     exchanges.sort_by_key(|x| (x.start_unix_ns, x.pid, x.conn_id, x.seq));
     Assembly {
         exchanges,
