@@ -127,3 +127,28 @@ def test_refused_in_every_format(run_traced):
 def test_a_successful_call_has_no_failure(run_traced, http_server):
     _, lines = run_traced(["curl", "-s", "-o", "/dev/null", f"{http_server}/hello"])
     assert [x.get("error") for x in lines] == [None]
+
+
+def test_refused_connect_is_named_by_the_lookup_that_gave_the_address(run_traced, run_plain):
+    port = refused_port()
+    cmd = ["python3", "-c",
+           "import socket, sys\n"
+           "addr = socket.getaddrinfo('localhost', int(sys.argv[1]), socket.AF_INET,"
+           " socket.SOCK_STREAM)[0][4]\n"
+           "try:\n    socket.socket().connect(addr)\n"
+           "except ConnectionRefusedError:\n    sys.exit(3)\n", str(port)]
+    x = check(run_traced, run_plain, cmd, f"connect: 127.0.0.1:{port}: connection refused",
+              "localhost")
+    assert x["peer"] == f"127.0.0.1:{port}"
+
+
+def test_a_name_that_fails_twice_is_reported_once(run_traced, run_plain):
+    cmd = ["python3", "-c",
+           "import socket\n"
+           "for _ in range(3):\n"
+           "    try:\n        socket.getaddrinfo('nonexistent.invalid', 80)\n"
+           "    except socket.gaierror:\n        pass\n"
+           "socket.getaddrinfo('127.0.0.1', 80, flags=socket.AI_NUMERICHOST)\n"
+           "try:\n    socket.getaddrinfo('not-a-number', 80, flags=socket.AI_NUMERICHOST)\n"
+           "except socket.gaierror:\n    pass\n"]
+    check(run_traced, run_plain, cmd, DNS_ERROR, BAD_NAME)
