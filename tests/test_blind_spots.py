@@ -45,10 +45,6 @@ def same_as_plain(run_plain, traced_proc, cmd):
     return plain
 
 
-def notices_of(lines):
-    return [x for x in lines if "notice" in x]
-
-
 def exchanges_of(lines):
     return [x for x in lines if "notice" not in x]
 
@@ -64,7 +60,7 @@ def test_static_busybox_wget_is_said_in_table_json_and_har(run_traced, run_plain
     plain = same_as_plain(run_plain, proc, cmd)
     # Output identical to a run without tapline (the report went to a file).
     assert proc.stdout == plain.stdout
-    notes = notices_of(lines)
+    notes = run_traced.notices
     assert len(notes) == 1, lines
     n = notes[0]
     assert n["notice"] == "static_executable"
@@ -89,7 +85,7 @@ def test_go_program_is_said_in_table_json_and_har(run_traced, run_plain, go_clie
     proc, lines = run_traced(cmd)
     plain = same_as_plain(run_plain, proc, cmd)
     assert proc.stdout == plain.stdout and proc.stdout.startswith(b"200 ")
-    notes = notices_of(lines)
+    notes = run_traced.notices
     assert [(x["notice"], x["program"]) for x in notes] == [("go_program", go_client)], lines
     assert exchanges_of(lines) == []
     _, table = run_traced(cmd, fmt="table")
@@ -100,7 +96,7 @@ def test_go_program_is_said_in_table_json_and_har(run_traced, run_plain, go_clie
 
 def test_a_traced_shell_of_dynamic_programs_has_no_notice(run_traced, http_server):
     _, lines = run_traced(["sh", "-c", f"curl -s -o /dev/null '{http_server}/hello?q=dyn'"])
-    assert notices_of(lines) == []
+    assert run_traced.notices == []
     assert len(exchanges_of(lines)) == 1
 
 

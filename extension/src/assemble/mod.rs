@@ -86,6 +86,34 @@ pub struct Assembly {
     pub notices: Vec<crate::notice::Notice>,
 }
 
+/// The exchange of one `Failure` record (the Lambda feed hands these out at once: no
+/// other record belongs to them).
+pub(crate) fn failed_exchange(e: &SpoolEntry) -> Option<Exchange> {
+    let SpoolRecord::Failure {
+        stage,
+        code,
+        peer,
+        name,
+        reason,
+    } = &e.record
+    else {
+        return None;
+    };
+    Some(
+        failure::FailedCall {
+            pid: e.meta.pid,
+            conn_id: e.meta.conn_id,
+            wall_ns: e.meta.wall_ns,
+            stage: *stage,
+            code: *code,
+            peer: *peer,
+            name: name.as_deref(),
+            reason,
+        }
+        .exchange(),
+    )
+}
+
 /// Builds every exchange the spool holds.
 pub fn assemble(spool: &Spool) -> Assembly {
     assemble_from(spool, &HashMap::new())
