@@ -146,6 +146,7 @@ enum tl_record_type {
     TL_H2_GOAWAY     = 15, /* a GOAWAY frame                                    */
     TL_H2_SETTINGS   = 16, /* a SETTINGS frame (not an ACK)                     */
     TL_NOTICE        = 17, /* a blind spot: a program the library cannot see    */
+    TL_FAILURE       = 18, /* a name lookup or TCP connect that failed         */
 };
 
 enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
@@ -344,6 +345,25 @@ struct tl_notice {
     uint8_t  flags;    /*  1: 0                                                */
     uint16_t path_len; /*  2                                                   */
     uint32_t pid;      /*  4: the process the notice is about                  */
+};
+
+/* TL_FAILURE: 32 bytes, then name_len bytes of name (the host looked up, or
+ * the name the peer was resolved from), then reason_len bytes of text (the
+ * resolver's message for TL_FAILURE_DNS). Dns: conn_id 0, once per name and
+ * process. Connect: a conn_id of its own (no other record has it). */
+#define TL_FAILURE_DNS     1 /* getaddrinfo failed; code = EAI_* value          */
+#define TL_FAILURE_CONNECT 2 /* TCP connect failed; code = errno                */
+#define TL_FAILURE_TLS     3 /* TLS handshake failed; reason = library's text   */
+struct tl_failure {
+    uint8_t  stage;         /*  0: TL_FAILURE_*                                */
+    uint8_t  flags;         /*  1: 0                                           */
+    uint16_t name_len;      /*  2                                              */
+    int32_t  code;          /*  4                                              */
+    uint16_t peer_family;   /*  8: as struct tl_addr; 0 for a lookup           */
+    uint16_t peer_port;     /* 10                                              */
+    uint8_t  peer_addr[16]; /* 12                                              */
+    uint16_t reason_len;    /* 28                                              */
+    uint16_t reserved;      /* 30                                              */
 };
 
 /* ---------------------------------------------------------------------------

@@ -7,7 +7,8 @@
 
 use core::sync::atomic::Ordering;
 use tapline_record::{
-    CloseReason, ConnClose, ConnOpen, Data, Direction, MsgEnd, Part, Protocol, Stamp, WireAddr,
+    CloseReason, ConnClose, ConnOpen, Data, Direction, Failure, FailureStage, MsgEnd, Part,
+    Protocol, Stamp, WireAddr,
 };
 
 pub use crate::bytes::Bytes;
@@ -62,6 +63,70 @@ pub unsafe fn on_connect(fd: i32, addr: *const libc::sockaddr, len: libc::sockle
     slot.start(conn::new_conn_id(spool::pid()), origin::SOCKET, info);
 }
 
+/// A blocking `connect` on `fd` failed with `errno` (`addr` as given to it).
+///
+/// # Safety
+/// `addr` must be valid for `len` bytes (it was just passed to the real `connect`).
+pub unsafe fn on_connect_failed(
+    fd: i32,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+    errno: i32,
+) {
+    if addr.is_null() || !is_stream_socket(fd) {
+        return;
+    }
+    // SAFETY: the caller guarantees `addr` is valid for `len` bytes.
+    if let Some(peer) = unsafe { wire_addr(addr, len) } {
+        connect_failed(&peer, errno);
+    }
+}
+
+/// `getsockopt(SO_ERROR)` on `fd` said `errno`: a non-blocking connect still pending
+/// here failed (node, asyncio and curl learn it this way).
+pub fn on_so_error(fd: i32, errno: i32) {
+    let Some(slot) = conn::slot(fd) else { return };
+    pending_failed(slot, errno);
+}
+
+/// A connect that had not carried a byte yet failed: reported once (the slot leaves
+/// PENDING first, so a second report loses the race).
+fn pending_failed(slot: &Slot, errno: i32) {
+    if slot.bytes[0].load(Ordering::Relaxed) != 0
+        || slot
+            .state
+            .compare_exchange(
+                state::PENDING,
+                state::IGNORED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+    {
+        return;
+    }
+    connect_failed(&slot.info().peer, errno);
+}
+
+/// Writes the `Failure` of a connect to `peer`, named by the lookup that gave it.
+fn connect_failed(peer: &WireAddr, errno: i32) {
+    if peer.family != tapline_record::AF_INET && peer.family != tapline_record::AF_INET6 {
+        return;
+    }
+    let named = names::name_for(peer);
+    let name = named.as_ref().map_or(&[][..], |(n, len)| &n[..*len]);
+    let fixed = Failure {
+        stage: FailureStage::Connect,
+        flags: 0,
+        name_len: name.len() as u16,
+        code: errno,
+        peer: *peer,
+        reason_len: 0,
+    };
+    let conn_id = conn::new_conn_id(spool::pid());
+    spool::failure(conn_id, &fixed, name, &[], spool::now());
+}
+
 /// The process wrote `done` bytes of `bytes` to socket `fd`.
 pub fn on_egress(fd: i32, bytes: Bytes<'_>, done: usize) {
     let Some(slot) = conn::slot(fd) else { return };
@@ -107,6 +172,41 @@ pub fn detach(fd: i32) -> Option<Detached> {
     let conn_id = slot.conn_id.load(Ordering::Acquire);
     let st = slot.state.swap(state::FREE, Ordering::AcqRel);
     (st != state::FREE).then_some(Detached { state: st, conn_id })
+}
+
+/// Before the real `close` of a connection [`detach`] found still PENDING (no byte
+/// written): whether its connect never finished (TCP still in SYN-SENT: the program
+/// gave up waiting, as `curl --connect-timeout` and asyncio's `wait_for` do). One
+/// `getsockopt(TCP_INFO)`, the only call made on a descriptor before its `close`.
+pub fn connect_unfinished(fd: i32, d: Option<Detached>) -> Option<WireAddr> {
+    let d = d.filter(|d| d.state == state::PENDING)?;
+    let slot = conn::slot(fd)?;
+    if slot.bytes[0].load(Ordering::Relaxed) != 0
+        || slot.conn_id.load(Ordering::Relaxed) != d.conn_id
+    {
+        return None;
+    }
+    // SAFETY: an all-zero tcp_info is a valid value of this plain C struct.
+    let mut info: libc::tcp_info = unsafe { core::mem::zeroed() };
+    let mut len = core::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let r = crate::sys::raw::syscall6(
+        libc::SYS_getsockopt,
+        [
+            fd as usize,
+            libc::IPPROTO_TCP as usize,
+            libc::TCP_INFO as usize,
+            &mut info as *mut libc::tcp_info as usize,
+            &mut len as *mut libc::socklen_t as usize,
+            0,
+        ],
+    );
+    const TCP_SYN_SENT: u8 = 2;
+    (r == 0 && len >= 1 && info.tcpi_state == TCP_SYN_SENT).then(|| slot.info().peer)
+}
+
+/// A connect the program gave up on before it finished ([`connect_unfinished`]).
+pub fn on_connect_abandoned(peer: &WireAddr) {
+    connect_failed(peer, libc::ETIMEDOUT);
 }
 
 /// `close(fd)` returned; `detached` is what [`detach`] took out before the call.
@@ -241,6 +341,15 @@ pub fn eof(slot: &Slot) {
 /// A read or write failed with `errno`. Connection-ending errors end the connection;
 /// EAGAIN, EINTR and the like change nothing.
 pub fn error(slot: &Slot, errno: i32) {
+    // The first read or write on a non-blocking connect that failed.
+    if slot.state.load(Ordering::Relaxed) == state::PENDING
+        && matches!(
+            errno,
+            libc::ECONNREFUSED | libc::ETIMEDOUT | libc::EHOSTUNREACH | libc::ENETUNREACH
+        )
+    {
+        return pending_failed(slot, errno);
+    }
     if !matches!(
         errno,
         libc::ECONNRESET

@@ -24,6 +24,7 @@ pub mod bytes;
 pub mod capture;
 pub mod config;
 pub mod conn;
+pub mod exec;
 #[cfg(all(feature = "hooks", not(test)))]
 pub mod hooks;
 pub mod http1;
@@ -53,6 +54,7 @@ extern "C" fn tapline_init() {
             return;
         }
         spool::process::init();
+        hooks::exec::init();
         conn::init();
         tls::init();
         http2::init();

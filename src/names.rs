@@ -108,6 +108,32 @@ pub fn emit_for(conn_id: u64, peer: &WireAddr, at: Stamp) {
     );
 }
 
+/// The name a lookup resolved `peer` from, if one of the remembered lookups did: the
+/// bytes and their length.
+pub fn name_for(peer: &WireAddr) -> Option<([u8; NAME_WORDS * 8], usize)> {
+    find(peer).map(|(name, len, _, _)| (name, len))
+}
+
+/// Hashes of the names whose failed lookup was already reported (0 = free).
+static FAILED: [AtomicU64; 16] = [ZERO; 16];
+static FAILED_NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// True the first time a failed lookup of `name` is seen in this process (a small ring
+/// of hashes: a name that falls out of it may be reported again).
+pub fn first_failure(name: &[u8]) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let h = h.max(1);
+    if FAILED.iter().any(|w| w.load(Ordering::Relaxed) == h) {
+        return false;
+    }
+    let i = FAILED_NEXT.fetch_add(1, Ordering::Relaxed) as usize % FAILED.len();
+    FAILED[i].store(h, Ordering::Relaxed);
+    true
+}
+
 type Found = ([u8; NAME_WORDS * 8], usize, [WireAddr; MAX_ADDRS], usize);
 
 fn find(peer: &WireAddr) -> Option<Found> {

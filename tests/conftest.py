@@ -363,12 +363,16 @@ class Traced:
         if fmt != "json":
             return proc, text
         exchanges = []
+        # Blind-spot notices (a static or Go program ran: Python's ctypes runs the static
+        # /sbin/ldconfig) are kept apart, in `self.notices`, for the tests that want them.
+        self.notices = []
         for i, line in enumerate(text.splitlines()):
             if line.strip():
                 try:
-                    exchanges.append(json.loads(line))
+                    obj = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise AssertionError(f"report line {i + 1} is not JSON: {line[:200]!r}") from e
+                (self.notices if "notice" in obj else exchanges).append(obj)
         return proc, exchanges
 
 

@@ -31,7 +31,10 @@ def test_errno_check_identical_under_tapline_run(c_programs, run_plain, run_trac
     assert b"libtapline mapped: yes" in proc.stderr, proc.stderr
     assert proc.returncode == plain.returncode == 0
     assert proc.stdout.decode().splitlines() == plain.stdout.decode().splitlines()
-    assert exs == []  # nothing in it is HTTP
+    # Nothing in it is HTTP; its one refused connect (step 7) is shown as a failed call.
+    assert [x["error"].split(": ")[0] for x in exs] == ["connect"], exs
+    assert exs[0]["error"].endswith(": connection refused")
+    assert exs[0]["method"] is None
 
 
 def _bad_spool_dirs(tmp_path):

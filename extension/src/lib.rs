@@ -26,6 +26,7 @@ mod grpc;
 mod http2;
 mod lambda;
 mod mask;
+mod notice;
 mod pieces;
 mod pipeline;
 mod report;
@@ -49,6 +50,7 @@ pub use spool::{Spool, SpoolError};
 // are written by [`execute`] and [`check_spool_bytes`]; no user needs them directly.)
 pub use assemble::{assemble, Assembly, ProcessInfo, Totals};
 pub use budget::{Budget, BudgetOutcome};
+pub use notice::Notice;
 pub use pipeline::Pipeline;
 
 // Model: one HTTP exchange as every stage sees it.

@@ -429,6 +429,33 @@ fn process_layouts() -> Vec<Layout> {
             ],
         ),
         (
+            "tl_failure",
+            rec::Failure {
+                stage: 2.into(),
+                flags: 0x03,
+                name_len: 0x0405,
+                code: 0x0607_0809,
+                peer: rec::WireAddr {
+                    family: 0x0A0B,
+                    port: 0x0C0D,
+                    addr: peer,
+                },
+                reason_len: 0x0E0F,
+            }
+            .encode()
+            .to_vec(),
+            vec![
+                ("stage", 2),
+                ("flags", 0x03),
+                ("name_len", 0x0405),
+                ("code", 0x0607_0809),
+                ("peer_family", 0x0A0B),
+                ("peer_port", 0x0C0D),
+                ("peer_addr", 0xA1),
+                ("reason_len", 0x0E0F),
+            ],
+        ),
+        (
             "tl_addr",
             rec::NameLookup::encode_addr(&rec::WireAddr {
                 family: 0x0A0B,
@@ -629,11 +656,11 @@ fn b(v: impl Into<u8>) -> u64 {
 
 /// The `#define`s the header must hold, with the Rust values.
 fn expected_defines() -> Vec<(&'static str, u64)> {
-    use rec::NoticeKind as Nk;
     use rec::{
         h2_block_flags as hb, h2_settings_flags as hs, h2_stream_flags as hf, H2StartHow as Hs,
     };
     use rec::{msg_flags as mf, CloseReason as Cr, LifecycleEvent as Le, TlsLibrary as Tl};
+    use rec::{FailureStage as Fs, NoticeKind as Nk};
     vec![
         ("TL_MAGIC", u64::from(rec::MAGIC)),
         ("TL_SEG_MAGIC", rec::segment::SEGMENT_MAGIC),
@@ -668,6 +695,9 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
             b(Le::InvocationResponse),
         ),
         ("TL_LIFECYCLE_INVOCATION_ERROR", b(Le::InvocationError)),
+        ("TL_FAILURE_DNS", b(Fs::Dns)),
+        ("TL_FAILURE_CONNECT", b(Fs::Connect)),
+        ("TL_FAILURE_TLS", b(Fs::Tls)),
         ("TL_NOTICE_STATIC_EXECUTABLE", b(Nk::StaticExecutable)),
         ("TL_NOTICE_GO_PROGRAM", b(Nk::GoProgram)),
         ("TL_NOTICE_SET_ID", b(Nk::SetId)),
@@ -716,6 +746,7 @@ fn expected_enums() -> Vec<(&'static str, u64)> {
         ("TL_H2_GOAWAY", T::H2GoAway as u64),
         ("TL_H2_SETTINGS", T::H2Settings as u64),
         ("TL_NOTICE", T::Notice as u64),
+        ("TL_FAILURE", T::Failure as u64),
         ("TL_EGRESS", b(rec::Direction::Egress)),
         ("TL_INGRESS", b(rec::Direction::Ingress)),
         ("TL_PROTO_HTTP1", b(rec::Protocol::Http1)),
@@ -743,6 +774,7 @@ fn size_mismatches(h: &CHeader, bad: &mut Vec<String>) {
         ("tl_name_lookup", rec::NameLookup::LEN),
         ("tl_addr", rec::NameLookup::ADDR_LEN),
         ("tl_notice", rec::Notice::LEN),
+        ("tl_failure", rec::Failure::LEN),
         ("tl_h2_start", rec::H2Start::LEN),
         ("tl_h2_headers", rec::H2Headers::LEN),
         ("tl_h2_data", rec::H2Data::LEN),

@@ -164,6 +164,19 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// Which step of a call failed (`Failure.stage`).
+    pub enum FailureStage {
+        /// `getaddrinfo` returned an error for a name; `code` is its `EAI_*` value.
+        Dns = 1,
+        /// A TCP `connect` failed (blocking, or learnt later from `SO_ERROR` or the
+        /// first read or write); `code` is the errno.
+        Connect = 2,
+        /// A TLS handshake failed; the reason is the library's text.
+        Tls = 3,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +219,7 @@ mod tests {
             LifecycleEvent::InvocationResponse,
             LifecycleEvent::InvocationError,
         ]);
+        roundtrips(&[FailureStage::Dns, FailureStage::Connect, FailureStage::Tls]);
         roundtrips(&[
             NoticeKind::StaticExecutable,
             NoticeKind::GoProgram,

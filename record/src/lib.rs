@@ -68,6 +68,9 @@ pub enum RecordType {
     /// A blind spot said out loud: a program or object the library will not see into
     /// (a static or Go executable, a set-id one), named by path and pid.
     Notice = 17,
+    /// A call that failed before any HTTP: a name lookup, a TCP connect (the stage
+    /// says which), with the resolver's or the kernel's reason.
+    Failure = 18,
 }
 
 impl RecordType {
@@ -90,6 +93,7 @@ impl RecordType {
             15 => Self::H2GoAway,
             16 => Self::H2Settings,
             17 => Self::Notice,
+            18 => Self::Failure,
             _ => return None,
         })
     }
@@ -439,6 +443,7 @@ mod enums;
 pub mod h2;
 mod le;
 pub mod payload;
+pub mod program;
 pub mod segment;
 pub mod settings;
 pub use enums::*;

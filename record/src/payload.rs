@@ -7,7 +7,7 @@
 //! `None` when the payload is too short for its type.
 
 use crate::enums::{
-    CloseReason, Direction, LifecycleEvent, NoticeKind, Part, Protocol, TlsLibrary,
+    CloseReason, Direction, FailureStage, LifecycleEvent, NoticeKind, Part, Protocol, TlsLibrary,
 };
 use crate::le::{le16, le32, le64};
 
@@ -453,5 +453,51 @@ impl Notice {
         };
         let path = p.get(Self::LEN..Self::LEN + n.path_len as usize)?;
         Some((n, path))
+    }
+}
+
+/// `Failure`: fixed 32 bytes, then the name (`name_len` bytes: the host looked up, or
+/// the name the peer was resolved from) and the reason (`reason_len` bytes of text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub stage: FailureStage,
+    pub flags: u8,
+    pub name_len: u16,
+    /// `EAI_*` for `Dns`, the errno for `Connect`, the library's code for `Tls`.
+    pub code: i32,
+    /// The address connected to (family 0 for a name lookup).
+    pub peer: WireAddr,
+    pub reason_len: u16,
+}
+
+impl Failure {
+    pub const LEN: usize = 32;
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0] = self.stage.into();
+        b[1] = self.flags;
+        b[2..4].copy_from_slice(&self.name_len.to_le_bytes());
+        b[4..8].copy_from_slice(&self.code.to_le_bytes());
+        b[8..28].copy_from_slice(&NameLookup::encode_addr(&self.peer));
+        b[28..30].copy_from_slice(&self.reason_len.to_le_bytes());
+        b
+    }
+    /// Returns the fixed part, the name and the reason.
+    pub fn decode(p: &[u8]) -> Option<(Self, &[u8], &[u8])> {
+        if p.len() < Self::LEN {
+            return None;
+        }
+        let f = Failure {
+            stage: p[0].into(),
+            flags: p[1],
+            name_len: le16(p, 2),
+            code: le32(p, 4) as i32,
+            peer: NameLookup::decode_addr(&p[8..28])?,
+            reason_len: le16(p, 28),
+        };
+        let name_end = Self::LEN + f.name_len as usize;
+        let name = p.get(Self::LEN..name_end)?;
+        let reason = p.get(name_end..name_end + f.reason_len as usize)?;
+        Some((f, name, reason))
     }
 }

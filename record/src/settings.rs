@@ -54,6 +54,9 @@ pub const SPOOL_FILE_BYTES: EnvVar = EnvVar(c"TAPLINE_SPOOL_FILE_BYTES");
 pub const SPOOL_MAX_BYTES: EnvVar = EnvVar(c"TAPLINE_SPOOL_MAX_BYTES");
 /// Claimed segments the whole spool directory may hold.
 pub const SPOOL_MAX_SEGMENTS: EnvVar = EnvVar(c"TAPLINE_SPOOL_MAX_SEGMENTS");
+/// `0`: the exec hooks do not put `LD_PRELOAD` (and the `TAPLINE_*` settings) back
+/// into a child's environment that lacks it.
+pub const FOLLOW_EXEC: EnvVar = EnvVar(c"TAPLINE_FOLLOW_EXEC");
 /// Set by Lambda in the runtime's environment: the Runtime API's `host:port`.
 pub const LAMBDA_RUNTIME_API: EnvVar = EnvVar(c"AWS_LAMBDA_RUNTIME_API");
 

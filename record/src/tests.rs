@@ -188,6 +188,31 @@ fn notice_roundtrips_and_refuses_a_short_path() {
 }
 
 #[test]
+fn failure_roundtrips_with_name_and_reason() {
+    let f = Failure {
+        stage: FailureStage::Connect,
+        flags: 0,
+        name_len: 9,
+        code: 111,
+        peer: WireAddr {
+            family: AF_INET,
+            port: 9,
+            addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        },
+        reason_len: 4,
+    };
+    let mut p = [0u8; 48];
+    p[..Failure::LEN].copy_from_slice(&f.encode());
+    p[Failure::LEN..Failure::LEN + 9].copy_from_slice(b"localhost");
+    p[Failure::LEN + 9..Failure::LEN + 13].copy_from_slice(b"why?");
+    assert_eq!(
+        Failure::decode(&p),
+        Some((f, &b"localhost"[..], &b"why?"[..]))
+    );
+    assert_eq!(Failure::decode(&p[..Failure::LEN + 12]), None);
+}
+
+#[test]
 fn h2_payloads_roundtrip() {
     let h = H2Headers {
         dir: Direction::Ingress,
@@ -257,8 +282,8 @@ fn h2_payloads_roundtrip() {
         upgrade_msg_seq: 4,
     };
     assert_eq!(H2Start::decode(&st.encode()), Some(st));
-    for t in 10..=17 {
+    for t in 10..=18 {
         assert!(RecordType::from_u16(t).is_some(), "type {t}");
     }
-    assert!(RecordType::from_u16(18).is_none());
+    assert!(RecordType::from_u16(19).is_none());
 }

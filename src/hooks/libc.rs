@@ -35,6 +35,7 @@ pub static REAL_RECV_CHK: RealFn = RealFn::new(c"__recv_chk");
 pub static REAL_RECVFROM_CHK: RealFn = RealFn::new(c"__recvfrom_chk");
 pub static REAL_GETADDRINFO: RealFn = RealFn::new(c"getaddrinfo");
 pub static REAL_SYSCALL: RealFn = RealFn::new(c"syscall");
+pub static REAL_GETSOCKOPT: RealFn = RealFn::new(c"getsockopt");
 
 /// Resolves every libc function now, in the constructor, while the process is young.
 pub fn resolve_all() {
@@ -57,6 +58,7 @@ pub fn resolve_all() {
         &REAL_RECVFROM_CHK,
         &REAL_GETADDRINFO,
         &REAL_SYSCALL,
+        &REAL_GETSOCKOPT,
     ] {
         f.resolve();
     }
@@ -135,9 +137,66 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
             [fd as usize, addr as usize, len as usize, 0, 0, 0]
         ) as c_int
     );
-    if ret == 0 || raw::errno() == libc::EINPROGRESS {
+    let errno = raw::errno();
+    if ret == 0 || errno == libc::EINPROGRESS {
         // SAFETY: `addr` was valid for `len` bytes for the real connect.
         after(|| unsafe { capture::on_connect(fd, addr, len) });
+    } else if matches!(
+        errno,
+        libc::ECONNREFUSED
+            | libc::ETIMEDOUT
+            | libc::ENETUNREACH
+            | libc::EHOSTUNREACH
+            | libc::ECONNRESET
+            | libc::EACCES
+            | libc::EPERM
+            | libc::EADDRNOTAVAIL
+    ) {
+        // SAFETY: as above.
+        after(|| unsafe { capture::on_connect_failed(fd, addr, len, errno) });
+    }
+    ret
+}
+
+/// `getsockopt`: only `SOL_SOCKET`/`SO_ERROR` with a non-zero answer matters — how
+/// node, asyncio and curl learn that a non-blocking connect failed.
+#[no_mangle]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
+    let ret = call_real!(
+        REAL_GETSOCKOPT,
+        fn(c_int, c_int, c_int, *mut c_void, *mut socklen_t) -> c_int,
+        (fd, level, name, value, len),
+        sys(
+            libc::SYS_getsockopt,
+            [
+                fd as usize,
+                level as usize,
+                name as usize,
+                value as usize,
+                len as usize,
+                0
+            ]
+        ) as c_int
+    );
+    if ret == 0
+        && level == libc::SOL_SOCKET
+        && name == libc::SO_ERROR
+        && !value.is_null()
+        && !len.is_null()
+    {
+        // SAFETY: on success the kernel wrote `*len` bytes of the int at `value`.
+        let err = unsafe { (*len as usize >= 4).then(|| *(value as *const c_int)) };
+        if let Some(err) = err.filter(|&e| e != 0) {
+            if capture::interesting(fd) {
+                after(|| capture::on_so_error(fd, err));
+            }
+        }
     }
     ret
 }
@@ -150,6 +209,10 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     } else {
         None
     };
+    let mut unfinished = None;
+    if detached.is_some() {
+        after(|| unfinished = capture::connect_unfinished(fd, detached));
+    }
     let ret = call_real!(
         REAL_CLOSE,
         fn(c_int) -> c_int,
@@ -157,7 +220,12 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
         sys(libc::SYS_close, [fd as usize, 0, 0, 0, 0, 0]) as c_int
     );
     if detached.is_some() || ours {
-        after(|| capture::on_close(fd, detached));
+        after(|| {
+            if let Some(peer) = &unfinished {
+                capture::on_connect_abandoned(peer);
+            }
+            capture::on_close(fd, detached)
+        });
     }
     ret
 }
@@ -456,8 +524,53 @@ pub unsafe extern "C" fn getaddrinfo(
     if ret == 0 && !node.is_null() && !res.is_null() {
         // SAFETY: on success `*res` is a valid addrinfo list and `node` a C string.
         after(|| unsafe { remember_lookup(node, *res) });
+    } else if ret != 0 && !node.is_null() {
+        // A lookup only meant to parse a numeric address is not a name that failed.
+        // SAFETY: `hints` is NULL or a valid addrinfo (the real call read it).
+        let numeric = !hints.is_null() && unsafe { (*hints).ai_flags } & libc::AI_NUMERICHOST != 0;
+        if !numeric {
+            // SAFETY: `node` is a C string.
+            after(|| unsafe { lookup_failed(node, ret) });
+        }
     }
     ret
+}
+
+/// A failed lookup of `node`: one `Failure` per name and process, with the resolver's
+/// message (`gai_strerror` returns a static string).
+///
+/// # Safety
+/// `node` is a NUL-terminated string.
+unsafe fn lookup_failed(node: *const libc::c_char, code: c_int) {
+    // SAFETY: the caller's contract.
+    let name = unsafe { core::ffi::CStr::from_ptr(node) }.to_bytes();
+    let name = &name[..name.len().min(255)];
+    if name.is_empty() || !crate::names::first_failure(name) {
+        return;
+    }
+    // SAFETY: gai_strerror takes any code and returns a static NUL-terminated string.
+    let reason = unsafe { libc::gai_strerror(code) };
+    let reason = if reason.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: as above.
+        unsafe { core::ffi::CStr::from_ptr(reason) }.to_bytes()
+    };
+    let fixed = tapline_record::Failure {
+        stage: tapline_record::FailureStage::Dns,
+        flags: 0,
+        name_len: name.len() as u16,
+        code,
+        peer: tapline_record::WireAddr::default(),
+        reason_len: reason.len().min(512) as u16,
+    };
+    crate::spool::failure(
+        0,
+        &fixed,
+        name,
+        &reason[..fixed.reason_len as usize],
+        crate::spool::now(),
+    );
 }
 
 /// # Safety

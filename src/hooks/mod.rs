@@ -9,6 +9,7 @@
 //! errno; return the real result. Capture may be skipped, never fail the call.
 
 pub mod dlopen;
+pub mod exec;
 pub mod gnutls;
 pub mod inline;
 pub mod libc;

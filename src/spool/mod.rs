@@ -17,7 +17,7 @@ pub mod process;
 pub mod segment;
 
 use tapline_record::{
-    ConnClose, ConnOpen, Data, MsgEnd, Notice, NoticeKind, RecordType, Stamp, TlsInfo,
+    ConnClose, ConnOpen, Data, Failure, MsgEnd, Notice, NoticeKind, RecordType, Stamp, TlsInfo,
 };
 
 use crate::config::{self, SpoolMode};
@@ -138,5 +138,29 @@ pub fn notice(kind: NoticeKind, pid: u32, program: &[u8]) -> bool {
         path_len: path.len() as u16,
         pid,
     };
-    record(RecordType::Notice, 0, now(), &[&fixed.encode(), path])
+    let parts: [&[u8]; 2] = [&fixed.encode(), path];
+    let me = crate::sys::raw::syscall6(libc::SYS_getpid, [0; 6]) as u32;
+    if me != process::pid() {
+        // A `vfork` child (or a raw `clone`): our memory, but its own descriptor
+        // table. The segment writer only stores into memory we share (a claim's
+        // descriptors are closed again); the file writer keeps a descriptor the
+        // parent would not have. Segments only, then, and never the file fallback.
+        if active_mode() != SpoolMode::Segment {
+            return false;
+        }
+        let len = parts.iter().map(|p| p.len()).sum();
+        let mut h = header(RecordType::Notice, len, 0, now());
+        return matches!(segment::append(&mut h, &parts), segment::Outcome::Written);
+    }
+    record(RecordType::Notice, 0, now(), &parts)
+}
+
+/// A call that failed before any HTTP (`name` and `reason` as the record says them).
+pub fn failure(conn_id: u64, fixed: &Failure, name: &[u8], reason: &[u8], at: Stamp) {
+    record(
+        RecordType::Failure,
+        conn_id,
+        at,
+        &[&fixed.encode(), name, reason],
+    );
 }

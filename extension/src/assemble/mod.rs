@@ -26,6 +26,7 @@
 //! the connection).
 
 mod connection;
+mod failure;
 mod h2;
 mod http_head;
 mod opaque;
@@ -81,6 +82,36 @@ pub struct Assembly {
     pub exchanges: Vec<Exchange>,
     pub processes: BTreeMap<u32, ProcessInfo>,
     pub totals: Totals,
+    /// Blind spots the spool names (`Notice` records), each once, in time order.
+    pub notices: Vec<crate::notice::Notice>,
+}
+
+/// The exchange of one `Failure` record (the Lambda feed hands these out at once: no
+/// other record belongs to them).
+pub(crate) fn failed_exchange(e: &SpoolEntry) -> Option<Exchange> {
+    let SpoolRecord::Failure {
+        stage,
+        code,
+        peer,
+        name,
+        reason,
+    } = &e.record
+    else {
+        return None;
+    };
+    Some(
+        failure::FailedCall {
+            pid: e.meta.pid,
+            conn_id: e.meta.conn_id,
+            wall_ns: e.meta.wall_ns,
+            stage: *stage,
+            code: *code,
+            peer: *peer,
+            name: name.as_deref(),
+            reason,
+        }
+        .exchange(),
+    )
 }
 
 /// Builds every exchange the spool holds.
@@ -116,6 +147,8 @@ pub(crate) fn assemble_resuming(
     }
 
     let mut processes = BTreeMap::new();
+    let mut notices = Vec::new();
+    let mut failed = Vec::new();
     let mut by_conn: BTreeMap<u64, Vec<&SpoolEntry>> = BTreeMap::new();
     for e in &spool.entries {
         match &e.record {
@@ -129,6 +162,31 @@ pub(crate) fn assemble_resuming(
                     argv: argv.clone(),
                 });
             }
+            SpoolRecord::Failure {
+                stage,
+                code,
+                peer,
+                name,
+                reason,
+            } => failed.push(failure::FailedCall {
+                pid: e.meta.pid,
+                conn_id: e.meta.conn_id,
+                wall_ns: e.meta.wall_ns,
+                stage: *stage,
+                code: *code,
+                peer: *peer,
+                name: name.as_deref(),
+                reason,
+            }),
+            SpoolRecord::Notice { kind, pid, program } => crate::notice::add(
+                &mut notices,
+                crate::notice::Notice {
+                    unix_ns: e.meta.wall_ns,
+                    pid: *pid,
+                    kind: *kind,
+                    program: program.clone(),
+                },
+            ),
             _ if e.meta.conn_id != 0 => by_conn.entry(e.meta.conn_id).or_default().push(e),
             _ => {}
         }
@@ -149,10 +207,12 @@ pub(crate) fn assemble_resuming(
         let resume = (!conn.h2.is_empty()).then(|| hpack.entry(conn.conn_id).or_default());
         conn.exchanges(&mut exchanges, resume);
     }
+    exchanges.extend(failed.iter().map(failure::FailedCall::exchange));
     exchanges.sort_by_key(|x| (x.start_unix_ns, x.pid, x.conn_id, x.seq));
     Assembly {
         exchanges,
         processes,
         totals,
+        notices,
     }
 }

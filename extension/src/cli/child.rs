@@ -10,6 +10,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use std::os::unix::fs::OpenOptionsExt;
+use tapline_record as rec;
+use tapline_record::NoticeKind;
+
 use crate::spool::{segment, Spool, SpoolEntry, SpoolError, SpoolTail};
 
 use super::args::RunOptions;
@@ -73,10 +77,19 @@ pub(super) fn run_child(
             prepend_preload(lib, std::env::var_os("LD_PRELOAD")),
         )
         .env(tapline_record::settings::SPOOL_DIR.name(), spool_dir);
-    let status = cmd.status().map_err(|source| RunError::Spawn {
-        program: program.clone(),
-        source,
-    });
+    let blind_spot = blind_spot(program);
+    let status = cmd
+        .spawn()
+        .inspect(|child| {
+            if let Some((kind, path)) = &blind_spot {
+                let _ = write_notice(spool_dir, *kind, child.id(), path);
+            }
+        })
+        .and_then(|mut child| child.wait())
+        .map_err(|source| RunError::Spawn {
+            program: program.clone(),
+            source,
+        });
     child_done.store(true, Ordering::SeqCst);
     let followed = refill.join().ok().flatten();
     let status = status?;
@@ -86,6 +99,79 @@ pub(super) fn run_child(
         (None, None) => EXIT_FAILURE,
     };
     Ok((code, followed))
+}
+
+/// Why the preload will not see CMD, if it will not (the exec hooks ask the same of
+/// every program a traced process starts): its kind and the path found along `PATH`.
+fn blind_spot(program: &OsStr) -> Option<(NoticeKind, PathBuf)> {
+    use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+    let path = find_program(program)?;
+    let file = std::fs::File::open(&path).ok()?;
+    let meta = file.metadata().ok()?;
+    // `/proc/self` belongs to our effective ids: the loader drops LD_PRELOAD when a
+    // set-id bit changes them.
+    let me = std::fs::metadata("/proc/self").ok()?;
+    let mode = meta.permissions().mode();
+    if (mode & 0o4000 != 0 && meta.uid() != me.uid())
+        || (mode & 0o2000 != 0 && meta.gid() != me.gid())
+    {
+        return Some((NoticeKind::SetId, path));
+    }
+    let kind = tapline_record::program::elf_blind_spot(&mut |buf, off| {
+        file.read_at(buf, off).unwrap_or(0)
+    })?;
+    Some((kind, path))
+}
+
+/// `program` as `execvp` finds it: itself when it holds a `/`, else the first
+/// executable file of that name along `PATH`.
+fn find_program(program: &OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.as_bytes().contains(&b'/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Writes a `Notice` record about process `pid` into a record file of our own
+/// (`<our pid>-0.tlr`), which the reader reads like the library's.
+fn write_notice(spool_dir: &Path, kind: NoticeKind, pid: u32, path: &Path) -> io::Result<()> {
+    use std::io::Write;
+    let program = &path.as_os_str().as_bytes()[..path.as_os_str().len().min(rec::Notice::MAX_PATH)];
+    let fixed = rec::Notice {
+        kind,
+        flags: 0,
+        path_len: program.len() as u16,
+        pid,
+    }
+    .encode();
+    let wall_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut h = rec::Header::new(
+        rec::RecordType::Notice,
+        fixed.len() + program.len(),
+        wall_ns,
+        0,
+    );
+    h.pid = std::process::id();
+    let (head, pad) = h.seal(&[&fixed, program]);
+    let mut bytes = head.to_vec();
+    bytes.extend_from_slice(&fixed);
+    bytes.extend_from_slice(program);
+    bytes.extend_from_slice(rec::Header::padding(pad));
+    let name = spool_dir.join(format!("{}-0.tlr", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(name)?
+        .write_all(&bytes)
 }
 
 /// The records `tapline run` read from shared segments while the program ran (those

@@ -56,13 +56,15 @@ pub(super) fn write_report(
     match &r.output {
         Some(path) => {
             let mut f = io::BufWriter::new(File::create(path).map_err(out_err)?);
-            report::write(r.format, &assembly.exchanges, &mut f).map_err(out_err)?;
+            report::write_with_notices(r.format, &assembly.exchanges, &assembly.notices, &mut f)
+                .map_err(out_err)?;
             f.flush().map_err(out_err)?;
         }
         None => {
             let stderr = io::stderr();
             let mut lock = io::BufWriter::new(stderr.lock());
-            report::write(r.format, &assembly.exchanges, &mut lock).map_err(out_err)?;
+            report::write_with_notices(r.format, &assembly.exchanges, &assembly.notices, &mut lock)
+                .map_err(out_err)?;
             lock.flush().map_err(out_err)?;
         }
     }

@@ -111,6 +111,20 @@ fn span_json(s: &Span) -> Value {
     if !s.status_message.is_empty() {
         v["status"]["message"] = Value::String(s.status_message.clone());
     }
+    if !s.events.is_empty() {
+        v["events"] = Value::Array(
+            s.events
+                .iter()
+                .map(|e| {
+                    json!({
+                        "timeUnixNano": e.time_unix_ns.to_string(),
+                        "name": e.name,
+                        "attributes": attrs_json(&e.attributes),
+                    })
+                })
+                .collect(),
+        );
+    }
     if !s.links.is_empty() {
         v["links"] = Value::Array(
             s.links
@@ -210,6 +224,15 @@ fn span_pb(s: &Span) -> Vec<u8> {
     put_fixed64(&mut out, 8, s.end_unix_ns);
     for kv in &s.attributes {
         put_message(&mut out, 9, &key_value_pb(kv));
+    }
+    for e in &s.events {
+        let mut event = Vec::new();
+        put_fixed64(&mut event, 1, e.time_unix_ns);
+        put_string(&mut event, 2, &e.name);
+        for kv in &e.attributes {
+            put_message(&mut event, 3, &key_value_pb(kv));
+        }
+        put_message(&mut out, 11, &event);
     }
     for l in &s.links {
         let mut link = Vec::new();
@@ -437,6 +460,45 @@ mod tests {
         assert_eq!(status, vec![(3, Field::Varint(2))]);
         // every byte was consumed by well-formed fields
         assert_eq!(fields(&pb).count(), 1);
+    }
+
+    #[test]
+    fn span_events_in_both_encodings() {
+        let mut b = batch();
+        b.spans[0].events.push(crate::export::span::SpanEvent {
+            time_unix_ns: 1_700_000_000_001_000_000,
+            name: "tapline.notice".into(),
+            attributes: vec![KeyValue::string("tapline.notice.kind", "go_program")],
+        });
+        let v = b.to_json();
+        let ev = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["events"][0];
+        assert_eq!(ev["name"], "tapline.notice");
+        assert_eq!(ev["timeUnixNano"], "1700000000001000000");
+        assert_eq!(ev["attributes"][0]["value"]["stringValue"], "go_program");
+        let pb = b.to_protobuf();
+        let rs = fields(&pb).next().unwrap().1.bytes().unwrap();
+        let ss = fields(rs)
+            .find(|(f, _)| *f == 2)
+            .unwrap()
+            .1
+            .bytes()
+            .unwrap();
+        let span = fields(ss)
+            .find(|(f, _)| *f == 2)
+            .unwrap()
+            .1
+            .bytes()
+            .unwrap();
+        let event = fields(span)
+            .find(|(f, _)| *f == 11)
+            .unwrap()
+            .1
+            .bytes()
+            .unwrap();
+        let event: Vec<_> = fields(event).collect();
+        assert_eq!(event[0], (1, Field::Fixed64(1_700_000_000_001_000_000)));
+        assert_eq!(event[1].1.bytes().unwrap(), b"tapline.notice");
+        assert_eq!(event[2].0, 3);
     }
 
     #[test]

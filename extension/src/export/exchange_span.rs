@@ -56,6 +56,7 @@ impl SpanBatch {
                     status: StatusCode::Unset,
                     status_message: String::new(),
                     links: Vec::new(),
+                    events: Vec::new(),
                 })
                 .collect();
             self.spans.push(span);
@@ -101,6 +102,7 @@ pub(crate) fn exchange_span(
         status,
         status_message,
         links: Vec::new(),
+        events: Vec::new(),
     }
 }
 

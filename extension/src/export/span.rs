@@ -40,6 +40,15 @@ pub struct Link {
     pub attributes: Vec<KeyValue>,
 }
 
+/// A time-stamped event on a span (OTLP `Span.Event`): a blind spot on the invocation
+/// span in Lambda.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanEvent {
+    pub time_unix_ns: u64,
+    pub name: String,
+    pub attributes: Vec<KeyValue>,
+}
+
 /// One span, ready to encode.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Span {
@@ -54,6 +63,7 @@ pub struct Span {
     pub status: StatusCode,
     pub status_message: String,
     pub links: Vec<Link>,
+    pub events: Vec<SpanEvent>,
 }
 
 /// Spans that are exported together, with their resource and trace context.

@@ -113,6 +113,10 @@ pub struct ExchangeFeed {
     /// TLS socket connections whose plaintext another connection reports.
     twins: HashSet<u64>,
     lifecycle: Vec<LifecycleMark>,
+    /// Calls that failed before any HTTP, as exchanges: final as soon as read.
+    failed: Vec<Exchange>,
+    /// Blind spots read since the last [`ExchangeFeed::take_notices`].
+    notices: Vec<crate::notice::Notice>,
 }
 
 impl ExchangeFeed {
@@ -125,6 +129,8 @@ impl ExchangeFeed {
             hpack: HashMap::new(),
             twins: HashSet::new(),
             lifecycle: Vec::new(),
+            failed: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -141,6 +147,22 @@ impl ExchangeFeed {
 
     fn absorb(&mut self, e: SpoolEntry) {
         match &e.record {
+            SpoolRecord::Failure { .. } => {
+                self.failed.extend(crate::assemble::failed_exchange(&e));
+                return;
+            }
+            SpoolRecord::Notice { kind, pid, program } => {
+                crate::notice::add(
+                    &mut self.notices,
+                    crate::notice::Notice {
+                        unix_ns: e.meta.wall_ns,
+                        pid: *pid,
+                        kind: *kind,
+                        program: program.clone(),
+                    },
+                );
+                return;
+            }
             SpoolRecord::Lifecycle { event, request_id } => {
                 self.lifecycle.push(LifecycleMark {
                     event: *event,
@@ -212,14 +234,20 @@ impl ExchangeFeed {
         std::mem::take(&mut self.lifecycle)
     }
 
+    /// `Notice` records read since the last call.
+    pub fn take_notices(&mut self) -> Vec<crate::notice::Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
     /// Exchanges that became final since the last call, each once. With `flush`, every
     /// exchange still pending is final (shutdown: the writers are gone).
     ///
     /// Nothing is reassembled when no record came in since the last call; the records
     /// of the exchanges handed out are dropped.
     pub fn take_final(&mut self, flush: bool) -> Vec<Exchange> {
+        let failed = std::mem::take(&mut self.failed);
         if self.pending.entries.is_empty() || !(self.dirty || flush) {
-            return Vec::new();
+            return failed;
         }
         self.dirty = false;
         let starts: HashMap<u64, ConnStart> = self
@@ -229,7 +257,7 @@ impl ExchangeFeed {
             .map(|(&c, p)| (c, p.start))
             .collect();
         let assembly = assemble_resuming(&self.pending, &starts, &mut self.hpack);
-        let mut out = Vec::new();
+        let mut out = failed;
         let mut streams_out = false;
         for ex in assembly.exchanges {
             let Some(p) = self.conns.get_mut(&ex.conn_id) else {

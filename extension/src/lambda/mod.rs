@@ -197,6 +197,8 @@ struct Extension {
     invocations: VecDeque<InvocationCtx>,
     /// Final user exchanges not yet reported.
     unreported: Vec<Exchange>,
+    /// Blind spots read and not yet put on an invocation span.
+    notices: Vec<crate::notice::Notice>,
     pipeline: Pipeline,
     resource: Resource,
     sink: Sink,
@@ -266,6 +268,7 @@ impl Extension {
             windows: Windows::default(),
             invocations: VecDeque::new(),
             unreported: Vec::new(),
+            notices: Vec::new(),
             pipeline,
             resource,
             sink,
@@ -454,6 +457,9 @@ impl Extension {
         for mark in tail.take_lifecycle() {
             self.windows.observe_lifecycle(&mark);
         }
+        for n in tail.take_notices() {
+            crate::notice::add(&mut self.notices, n);
+        }
         let mut fresh = tail.take_final(flush);
         fresh.sort_by_key(|x| (x.start_unix_ns, x.pid, x.conn_id, x.seq));
         for ex in fresh {
@@ -494,10 +500,23 @@ impl Extension {
             .filter(|(_, c)| !c.span_sent && current.is_none_or(|id| id == c.invoke.request_id))
             .map(|(i, _)| i)
             .collect();
+        let notices = std::mem::take(&mut self.notices);
+        let mut said = notices.is_empty();
         for i in due {
-            let span = self.invocation_span(&self.invocations[i]);
+            let mut span = self.invocation_span(&self.invocations[i]);
+            // Blind spots seen since the last report: events on the first span due.
+            if !said {
+                span.events = notices.iter().map(notice_event).collect();
+                said = true;
+            }
             batch.push(span);
             self.invocations[i].span_sent = true;
+        }
+        if matches!(self.sink, Sink::Stdout) {
+            lines.extend(notices.iter().map(|n| n.to_json().to_string()));
+        } else if !said {
+            // No invocation span yet: keep them for the next one.
+            self.notices = notices;
         }
         let mut produced = Vec::new();
         for ex in &exchanges {
@@ -673,6 +692,7 @@ impl Extension {
             status,
             status_message: message,
             links,
+            events: Vec::new(),
         }
     }
 }
@@ -682,6 +702,20 @@ impl Extension {
 #[cfg(test)]
 fn trigger(event: &[u8]) -> &'static str {
     crate::aws::trigger::parse(event).kind.faas_trigger()
+}
+
+/// A blind spot as an event on the invocation span (`tapline.notice`).
+fn notice_event(n: &crate::notice::Notice) -> crate::export::span::SpanEvent {
+    crate::export::span::SpanEvent {
+        time_unix_ns: n.unix_ns,
+        name: "tapline.notice".into(),
+        attributes: vec![
+            KeyValue::string("tapline.notice.kind", n.kind_name()),
+            KeyValue::string("tapline.notice.message", n.message()),
+            KeyValue::string("process.executable.path", n.program.clone()),
+            KeyValue::int("process.pid", i64::from(n.pid)),
+        ],
+    }
 }
 
 #[cfg(test)]

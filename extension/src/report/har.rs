@@ -21,6 +21,24 @@ pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<(
     out.write_all(b"\n")
 }
 
+/// Writes one HAR document whose `log.comment` says the blind spots, one per line.
+pub(crate) fn write_with_notices(
+    exchanges: &[Exchange],
+    notices: &[crate::notice::Notice],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut doc = to_value(exchanges);
+    if !notices.is_empty() {
+        let lines: Vec<String> = notices
+            .iter()
+            .map(|n| format!("tapline notice: {}", n.message()))
+            .collect();
+        doc["log"]["comment"] = Value::from(lines.join("\n"));
+    }
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    out.write_all(b"\n")
+}
+
 /// The HAR document for these exchanges.
 pub(crate) fn to_value(exchanges: &[Exchange]) -> Value {
     json!({

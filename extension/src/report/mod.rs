@@ -9,6 +9,7 @@ use std::io::{self, Write};
 
 use crate::assemble::Totals;
 use crate::exchange::Exchange;
+use crate::notice::Notice;
 
 pub(crate) mod har;
 pub(crate) mod json;
@@ -50,6 +51,31 @@ pub(crate) fn write(format: Format, exchanges: &[Exchange], out: &mut dyn Write)
         Format::Json => json::write(exchanges, out),
         Format::Har => har::write(exchanges, out),
     }
+}
+
+/// Writes the exchanges in `format` with the blind spots the spool named: after the
+/// table, one `tapline: notice: ...` line each; after the JSON lines, one
+/// `{"notice": ...}` line each; in HAR, the `log.comment`.
+pub(crate) fn write_with_notices(
+    format: Format,
+    exchanges: &[Exchange],
+    notices: &[Notice],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        Format::Har => return har::write_with_notices(exchanges, notices, out),
+        Format::Table | Format::Json => write(format, exchanges, out)?,
+    }
+    for n in notices {
+        match format {
+            Format::Json => {
+                serde_json::to_writer(&mut *out, &n.to_json())?;
+                out.write_all(b"\n")?;
+            }
+            _ => writeln!(out, "tapline: notice: {}", n.message())?,
+        }
+    }
+    Ok(())
 }
 
 /// One line saying what was lost or skipped while reading the spool, if anything was.

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tapline_record as rec;
-use tapline_record::{LifecycleEvent, NoticeKind, RecordType, TlsLibrary};
+use tapline_record::{FailureStage, LifecycleEvent, NoticeKind, RecordType, TlsLibrary};
 
 /// One decoded record payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +53,16 @@ pub enum SpoolRecord {
         pid: u32,
         program: String,
     },
+    /// A call that failed before any HTTP (its stage a known one): `name` the host
+    /// looked up or the peer's name, `peer` the address connected to, `code` the
+    /// `EAI_*` value or errno, `reason` the library's text.
+    Failure {
+        stage: FailureStage,
+        code: i32,
+        peer: Option<SocketAddr>,
+        name: Option<String>,
+        reason: String,
+    },
     /// One HTTP/2 record (`H2*`): an event of an HTTP/2 connection (its direction
     /// known), for [`crate::http2`].
     H2(super::h2::H2Frame),
@@ -93,6 +103,16 @@ pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
             }
         }
         RecordType::NameLookup => name_lookup(p)?,
+        RecordType::Failure => {
+            let (f, name, reason) = rec::Failure::decode(p)?;
+            SpoolRecord::Failure {
+                stage: f.stage.known()?,
+                code: f.code,
+                peer: socket_addr(&f.peer),
+                name: (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned()),
+                reason: String::from_utf8_lossy(reason).into_owned(),
+            }
+        }
         RecordType::Notice => {
             let (n, path) = rec::Notice::decode(p)?;
             SpoolRecord::Notice {

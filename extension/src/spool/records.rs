@@ -10,7 +10,7 @@
 //! One object a line: `file`, `index` (position in the file), `type` (`proc_start`,
 //! `conn_open`, `data`, `msg_end`, `conn_close`, `tls_info`, `drops`, `lifecycle`,
 //! `name_lookup`, `h2_start`, `h2_headers`, `h2_data`, `h2_stream_end`, `h2_reset`,
-//! `h2_goaway`, `h2_settings`, `notice`, or the number of a type this reader does not know), the header fields
+//! `h2_goaway`, `h2_settings`, `notice`, `failure`, or the number of a type this reader does not know), the header fields
 //! (`version`, `rtype`, `length`, `crc32`, `wall_ns`, `mono_ns`, `pid`, `tid`,
 //! `conn_id`), then the payload's fields. Enum-like bytes are names when known, else
 //! numbers; byte strings are text when they are UTF-8, else base64 with a
@@ -24,8 +24,8 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use tapline_record as rec;
 use tapline_record::{
-    CloseReason, Direction, H2StartHow, Header, Item, LifecycleEvent, NoticeKind, Part, Protocol,
-    RecordIter, RecordType, TlsLibrary,
+    CloseReason, Direction, FailureStage, H2StartHow, Header, Item, LifecycleEvent, NoticeKind,
+    Part, Protocol, RecordIter, RecordType, TlsLibrary,
 };
 
 use super::{file_names, segment, SpoolError};
@@ -114,6 +114,7 @@ fn type_name(t: RecordType) -> &'static str {
         RecordType::H2GoAway => "h2_goaway",
         RecordType::H2Settings => "h2_settings",
         RecordType::Notice => "notice",
+        RecordType::Failure => "failure",
     }
 }
 
@@ -176,6 +177,11 @@ wire_names!(notice_kind, NoticeKind {
     GoProgram => "go_program",
     SetId => "set_id",
     ObjectUntouched => "object_untouched",
+});
+wire_names!(failure_stage, FailureStage {
+    Dns => "dns",
+    Connect => "connect",
+    Tls => "tls",
 });
 wire_names!(h2_start_how, H2StartHow {
     PriorKnowledge => "prior_knowledge",
@@ -279,6 +285,15 @@ fn payload_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option
                 .collect();
             bytes_field(o, "name", name);
             o.insert("addrs".into(), addrs.into());
+        }
+        RecordType::Failure => {
+            let (f, name, reason) = rec::Failure::decode(p)?;
+            put("stage", failure_stage(f.stage));
+            put("flags", f.flags.into());
+            put("code", f.code.into());
+            put("peer", address(&f.peer));
+            bytes_field(o, "name", name);
+            bytes_field(o, "reason", reason);
         }
         RecordType::Notice => {
             let (n, path) = rec::Notice::decode(p)?;

@@ -1,0 +1,416 @@
+//! The exec family and `posix_spawn`: where a traced process starts another program.
+//!
+//! Why these hooks: a program the preload cannot see (static, Go, set-id) would
+//! otherwise leave silence that reads as "made no call" — a notice says it; and a
+//! child started with an environment that dropped `LD_PRELOAD` would be lost — the
+//! preload is put back ([`crate::exec`]). Both happen *before* the real call, because
+//! a successful exec does not return: the one exception to "real call first", and it
+//! never changes what runs (same path, same argv, the caller's variables unchanged).
+//! `posix_spawn` writes its notice after the call, with the child's pid.
+//!
+//! glibc's `execl*`, `execvp` and `system` reach `execve` inside libc (not through
+//! our symbol); `execv`, `execvp` and `execvpe` are hooked for that reason. The
+//! variadic `execl`, `execle` and `execlp` are not (stable Rust cannot define a
+//! variadic function): a child they start keeps the environment it was given.
+#![allow(clippy::missing_safety_doc)]
+
+use core::ffi::{c_char, CStr};
+use libc::{c_int, pid_t};
+use tapline_record::NoticeKind;
+
+use super::{after, call_real};
+use crate::exec::{self, ChildEnv, PATH_CAP};
+use crate::sys::raw;
+use crate::sys::resolve::RealFn;
+
+pub static REAL_EXECVE: RealFn = RealFn::new(c"execve");
+pub static REAL_EXECVEAT: RealFn = RealFn::new(c"execveat");
+pub static REAL_FEXECVE: RealFn = RealFn::new(c"fexecve");
+pub static REAL_EXECV: RealFn = RealFn::new(c"execv");
+pub static REAL_EXECVP: RealFn = RealFn::new(c"execvp");
+pub static REAL_EXECVPE: RealFn = RealFn::new(c"execvpe");
+pub static REAL_POSIX_SPAWN: RealFn = RealFn::new(c"posix_spawn");
+pub static REAL_POSIX_SPAWNP: RealFn = RealFn::new(c"posix_spawnp");
+
+type Argv = *const *const c_char;
+
+extern "C" {
+    static environ: *const *const c_char;
+}
+
+/// Resolves the exec functions now (constructor): a `vfork` child must not run the
+/// loader's lookup code on its parent's memory.
+pub fn resolve_all() {
+    for f in [
+        &REAL_EXECVE,
+        &REAL_EXECVEAT,
+        &REAL_FEXECVE,
+        &REAL_EXECV,
+        &REAL_EXECVP,
+        &REAL_EXECVPE,
+        &REAL_POSIX_SPAWN,
+        &REAL_POSIX_SPAWNP,
+    ] {
+        f.resolve();
+    }
+}
+
+/// The constructor: resolves the real functions and remembers what a child's
+/// environment gets back (`LD_PRELOAD`, the `TAPLINE_*` settings).
+pub fn init() {
+    resolve_all();
+    let follow = crate::config::env(tapline_record::settings::FOLLOW_EXEC) != Some(b"0");
+    // SAFETY: the constructor runs before the program can change its environment
+    // from other threads; `environ` is NULL or a NULL-terminated array of C strings.
+    let entries = unsafe {
+        let mut v = environ;
+        core::iter::from_fn(move || {
+            if v.is_null() || (*v).is_null() {
+                return None;
+            }
+            let e = CStr::from_ptr(*v).to_bytes();
+            v = v.add(1);
+            Some(e)
+        })
+    };
+    exec::init(entries, follow);
+}
+
+/// `PATH` of this process's environment now, as `execvp` reads it (`getenv` does not
+/// allocate).
+fn path_var() -> Option<&'static [u8]> {
+    // SAFETY: a NUL-terminated name.
+    let p = unsafe { libc::getenv(c"PATH".as_ptr()) };
+    // SAFETY: getenv returned NULL or a NUL-terminated string of the environment.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
+fn getpid() -> u32 {
+    raw::syscall6(libc::SYS_getpid, [0; 6]) as u32
+}
+
+/// A NUL-terminated path's bytes (empty for NULL).
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string.
+unsafe fn path_bytes<'a>(p: *const c_char) -> &'a [u8] {
+    if p.is_null() {
+        return &[];
+    }
+    // SAFETY: the caller's contract.
+    unsafe { CStr::from_ptr(p) }.to_bytes()
+}
+
+/// Inspects the program and writes a notice when the preload will not see it.
+fn say(kind: Option<NoticeKind>, pid: u32, path: &[u8]) {
+    if let Some(kind) = kind {
+        crate::spool::notice(kind, pid, path);
+    }
+}
+
+/// Before an exec of `path` (relative to `dirfd`): the notice, then the child's
+/// environment (`None`: pass `envp` on as it is).
+///
+/// # Safety
+/// `path` is NULL or NUL-terminated; `envp` NULL or a NULL-terminated array of C strings.
+unsafe fn before_exec(
+    dirfd: c_int,
+    path: *const c_char,
+    envp: Argv,
+    env: &mut ChildEnv,
+) -> Option<Argv> {
+    let mut built = None;
+    after(|| {
+        // SAFETY: the caller's contract.
+        let program = unsafe { path_bytes(path) };
+        say(exec::blind_spot_at(dirfd, path), getpid(), program);
+        // SAFETY: the caller's contract.
+        built = unsafe { env.build(envp) };
+    });
+    built
+}
+
+/// [`before_exec`] for a file searched along `PATH` (`execvp`, `execvpe`).
+///
+/// # Safety
+/// As [`before_exec`].
+unsafe fn before_exec_search(file: *const c_char, envp: Argv, env: &mut ChildEnv) -> Option<Argv> {
+    let mut built = None;
+    after(|| {
+        // SAFETY: the caller's contract.
+        let file = unsafe { path_bytes(file) };
+        let mut found = [0u8; PATH_CAP];
+        if let Some(n) = exec::search_path(file, path_var(), &mut found) {
+            say(
+                exec::blind_spot_at(libc::AT_FDCWD, found.as_ptr() as *const c_char),
+                getpid(),
+                &found[..n],
+            );
+        }
+        // SAFETY: the caller's contract.
+        built = unsafe { env.build(envp) };
+    });
+    built
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    let mut env = ChildEnv::default();
+    // SAFETY: libc's contract for execve.
+    let envp = unsafe { before_exec(libc::AT_FDCWD, path, envp, &mut env) }.unwrap_or(envp);
+    call_real!(
+        REAL_EXECVE,
+        fn(*const c_char, Argv, Argv) -> c_int,
+        (path, argv, envp),
+        raw::syscall6(
+            libc::SYS_execve,
+            [path as usize, argv as usize, envp as usize, 0, 0, 0]
+        ) as c_int
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execveat(
+    dirfd: c_int,
+    path: *const c_char,
+    argv: Argv,
+    envp: Argv,
+    flags: c_int,
+) -> c_int {
+    let mut env = ChildEnv::default();
+    // An empty path with AT_EMPTY_PATH names `dirfd` itself.
+    // SAFETY: libc's contract for execveat.
+    let empty = !path.is_null() && unsafe { *path } == 0;
+    let envp = if empty && flags & libc::AT_EMPTY_PATH != 0 {
+        let mut built = None;
+        after(|| {
+            say(exec::blind_spot(dirfd), getpid(), b"");
+            // SAFETY: as above.
+            built = unsafe { env.build(envp) };
+        });
+        built.unwrap_or(envp)
+    } else {
+        // SAFETY: as above.
+        unsafe { before_exec(dirfd, path, envp, &mut env) }.unwrap_or(envp)
+    };
+    call_real!(
+        REAL_EXECVEAT,
+        fn(c_int, *const c_char, Argv, Argv, c_int) -> c_int,
+        (dirfd, path, argv, envp, flags),
+        raw::syscall6(
+            libc::SYS_execveat,
+            [
+                dirfd as usize,
+                path as usize,
+                argv as usize,
+                envp as usize,
+                flags as usize,
+                0
+            ]
+        ) as c_int
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
+    let mut env = ChildEnv::default();
+    let mut built = None;
+    after(|| {
+        say(exec::blind_spot(fd), getpid(), b"");
+        // SAFETY: libc's contract for fexecve.
+        built = unsafe { env.build(envp) };
+    });
+    let envp = built.unwrap_or(envp);
+    call_real!(
+        REAL_FEXECVE,
+        fn(c_int, Argv, Argv) -> c_int,
+        (fd, argv, envp),
+        {
+            raw::set_errno(libc::ENOSYS);
+            -1
+        }
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
+    let mut env = ChildEnv::default();
+    // SAFETY: `environ` is the process's environment, as execv itself reads it.
+    let current = unsafe { environ };
+    // SAFETY: libc's contract for execv.
+    match unsafe { before_exec(libc::AT_FDCWD, path, current, &mut env) } {
+        // execv(p, a) is execve(p, a, environ): with a built environment, it is that.
+        Some(envp) => call_real!(
+            REAL_EXECVE,
+            fn(*const c_char, Argv, Argv) -> c_int,
+            (path, argv, envp),
+            raw::syscall6(
+                libc::SYS_execve,
+                [path as usize, argv as usize, envp as usize, 0, 0, 0]
+            ) as c_int
+        ),
+        None => call_real!(
+            REAL_EXECV,
+            fn(*const c_char, Argv) -> c_int,
+            (path, argv),
+            raw::syscall6(
+                libc::SYS_execve,
+                [path as usize, argv as usize, current as usize, 0, 0, 0]
+            ) as c_int
+        ),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
+    let mut env = ChildEnv::default();
+    // SAFETY: as for execv.
+    let current = unsafe { environ };
+    // SAFETY: libc's contract for execvp.
+    match unsafe { before_exec_search(file, current, &mut env) } {
+        // execvp(f, a) is execvpe(f, a, environ).
+        Some(envp) if REAL_EXECVPE.get().is_some() => call_real!(
+            REAL_EXECVPE,
+            fn(*const c_char, Argv, Argv) -> c_int,
+            (file, argv, envp),
+            -1
+        ),
+        _ => call_real!(
+            REAL_EXECVP,
+            fn(*const c_char, Argv) -> c_int,
+            (file, argv),
+            {
+                raw::set_errno(libc::ENOSYS);
+                -1
+            }
+        ),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    let mut env = ChildEnv::default();
+    // SAFETY: libc's contract for execvpe.
+    let envp = unsafe { before_exec_search(file, envp, &mut env) }.unwrap_or(envp);
+    call_real!(
+        REAL_EXECVPE,
+        fn(*const c_char, Argv, Argv) -> c_int,
+        (file, argv, envp),
+        {
+            raw::set_errno(libc::ENOSYS);
+            -1
+        }
+    )
+}
+
+type SpawnFn = unsafe extern "C" fn(
+    *mut pid_t,
+    *const c_char,
+    *const libc::posix_spawn_file_actions_t,
+    *const libc::posix_spawnattr_t,
+    Argv,
+    Argv,
+) -> c_int;
+
+/// Both `posix_spawn` shims: the environment before the call (it is the child's),
+/// the notice after it, with the child's pid.
+///
+/// # Safety
+/// libc's contract for posix_spawn.
+// posix_spawn's six arguments, and which of the two functions.
+#[allow(clippy::too_many_arguments)]
+unsafe fn spawn(
+    real: &RealFn,
+    search: bool,
+    pid: *mut pid_t,
+    path: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: Argv,
+    envp: Argv,
+) -> c_int {
+    let mut env = ChildEnv::default();
+    let mut built = None;
+    after(|| {
+        // SAFETY: the caller's contract.
+        built = unsafe { env.build(envp) };
+    });
+    let envp = built.unwrap_or(envp);
+    let Some(addr) = real.get() else {
+        return libc::ENOSYS;
+    };
+    // SAFETY: the address of the libc function of this name, with this signature.
+    let f: SpawnFn = unsafe { core::mem::transmute(addr) };
+    // SAFETY: the caller's arguments, passed on (envp possibly extended).
+    let ret = unsafe { f(pid, path, actions, attr, argv, envp) };
+    if ret == 0 && !pid.is_null() {
+        // SAFETY: on success the child's pid was stored there.
+        let child = unsafe { *pid } as u32;
+        after(|| {
+            // SAFETY: the caller's contract.
+            let file = unsafe { path_bytes(path) };
+            let mut found = [0u8; PATH_CAP];
+            let dirs = if search {
+                path_var()
+            } else {
+                Some(b"".as_slice())
+            };
+            if let Some(n) = exec::search_path(file, dirs, &mut found) {
+                say(
+                    exec::blind_spot_at(libc::AT_FDCWD, found.as_ptr() as *const c_char),
+                    child,
+                    &found[..n],
+                );
+            }
+        });
+    }
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_spawn(
+    pid: *mut pid_t,
+    path: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: Argv,
+    envp: Argv,
+) -> c_int {
+    // SAFETY: libc's contract for posix_spawn.
+    unsafe {
+        spawn(
+            &REAL_POSIX_SPAWN,
+            false,
+            pid,
+            path,
+            actions,
+            attr,
+            argv,
+            envp,
+        )
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_spawnp(
+    pid: *mut pid_t,
+    file: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: Argv,
+    envp: Argv,
+) -> c_int {
+    // SAFETY: libc's contract for posix_spawnp.
+    unsafe {
+        spawn(
+            &REAL_POSIX_SPAWNP,
+            true,
+            pid,
+            file,
+            actions,
+            attr,
+            argv,
+            envp,
+        )
+    }
+}
