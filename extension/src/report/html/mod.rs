@@ -95,8 +95,9 @@ impl<W: Write> HtmlReport<W> {
              <span><i class=\"c-client\"></i>4xx</span><span><i class=\"c-server\"></i>5xx</span>\
              <span><i class=\"c-failed\"></i>failed</span><span><i class=\"c-opaque\"></i>opaque TLS</span></span>\
              <span id=\"generated\" class=\"legend\"></span></header>\n\
-             <div id=\"notice\" class=\"notice\"></div>\n<div id=\"axis\"></div>\n\
-             <main><div id=\"rows\"><div id=\"spacer\"></div></div><aside id=\"detail\"></aside></main>\n\
+             <div id=\"notice\" class=\"notice\"></div>\n\
+             <main><div id=\"rows\"><div id=\"axisrow\"><span class=\"pad\">time since the first request</span>\
+             <div id=\"axis\"></div></div><div id=\"spacer\"></div></div><aside id=\"detail\"></aside></main>\n\
              <script type=\"application/x-ndjson\" id=\"tl-data\">\n"
         )
     }
@@ -141,12 +142,14 @@ impl<W: Write> HtmlReport<W> {
             "max_exchanges": self.limits.max_exchanges,
             "max_bytes": self.limits.max_bytes,
         });
-        self.out.write_all(
-            b"</script>\n<script type=\"application/json\" id=\"tl-meta\">",
-        )?;
+        self.out
+            .write_all(b"</script>\n<script type=\"application/json\" id=\"tl-meta\">")?;
         let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
         write_script_safe(&mut self.out, &meta)?;
-        write!(self.out, "</script>\n<script>\n{JS}</script>\n</body>\n</html>\n")?;
+        write!(
+            self.out,
+            "</script>\n<script>\n{JS}</script>\n</body>\n</html>\n"
+        )?;
         self.out.flush()?;
         Ok(self.out)
     }

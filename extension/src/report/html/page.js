@@ -120,6 +120,7 @@
   // ---- formatting -----------------------------------------------------------------------
   function ms(ns) {
     var v = ns / 1e6;
+    if (v === 0) return '0';
     if (v >= 10000) return (v / 1000).toFixed(1) + ' s';
     if (v >= 100) return v.toFixed(0) + ' ms';
     if (v >= 10) return v.toFixed(1) + ' ms';
@@ -181,13 +182,13 @@
   var rows = [];
   var shown = [];
 
+  // Connection ids are (pid << 32) | n: n numbers the process's connections.
+  function connNumber(x) { return Number(x.conn_id) % 4294967296; }
   function connLabel(x) {
-    var parts = ['conn ' + x.conn_id];
-    var hp = (x.host || '?') + (x.port ? ':' + x.port : '');
-    parts.push(hp);
+    var parts = ['connection ' + connNumber(x), (x.host || '?') + (x.port ? ':' + x.port : '')];
     if (x.tls && x.tls !== 'none') parts.push('TLS ' + x.tls);
     if (x.http_version === '2') parts.push('HTTP/2');
-    parts.push('pid ' + x.pid);
+    if (lambdaMode) parts.push('pid ' + x.pid);
     return parts.join(' · ');
   }
 
@@ -316,6 +317,7 @@
     frame = 0;
     spacer.style.height = (rows.length * ROW_H) + 'px';
     var first = Math.max(0, Math.floor(rowsBox.scrollTop / ROW_H) - OVERSCAN);
+    // (the sticky time axis above the rows only shifts the window by a row: overscan covers it)
     var last = Math.min(rows.length, Math.ceil((rowsBox.scrollTop + rowsBox.clientHeight) / ROW_H) + OVERSCAN);
     var frag = document.createDocumentFragment();
     for (var i = first; i < last; i++) frag.appendChild(renderRow(rows[i], i));
@@ -470,7 +472,7 @@
     section(box, 'General', kvTable([
       ['status', x.status], ['outcome', x._outcome], ['method', x.method], ['url', x.url],
       ['HTTP version', x.http_version], ['process', x.pid],
-      ['connection', x.conn_id + (x.http_version === '2' ? ', stream ' + x.seq : ', exchange #' + (x.seq + 1))],
+      ['connection', connNumber(x) + ' (id ' + x.conn_id + ')' + (x.http_version === '2' ? ', stream ' + x.seq : ', exchange #' + (x.seq + 1) + ' on it')],
       ['pushed', x.pushed ? 'yes (server push)' : null], ['truncated', x.truncated ? 'yes, a field was cut to a limit' : null]
     ]));
     section(box, 'Timing', kvTable([

@@ -13,7 +13,10 @@ fn parts(page: &str) -> (Vec<Value>, Value) {
         .collect();
     let meta_start = page.find("id=\"tl-meta\">").unwrap() + 13;
     let meta_end = meta_start + page[meta_start..].find("</script>").unwrap();
-    (lines, serde_json::from_str(&page[meta_start..meta_end]).unwrap())
+    (
+        lines,
+        serde_json::from_str(&page[meta_start..meta_end]).unwrap(),
+    )
 }
 
 fn page(exchanges: &[Exchange], limits: EmbedLimits) -> String {
@@ -33,7 +36,8 @@ fn wire_text_cannot_close_the_data_element() {
         size: evil.len() as u64,
         ..Body::default()
     });
-    x.request_headers.push(("X-Note".into(), "</SCRIPT >".into()));
+    x.request_headers
+        .push(("X-Note".into(), "</SCRIPT >".into()));
     let page = page(&[x], EmbedLimits::default());
     // Three script elements (data, meta, code) and nothing else closes one.
     assert_eq!(page.matches("</script>").count(), 3, "{page}");
@@ -86,7 +90,9 @@ fn past_the_exchange_limit_exchanges_are_counted_not_embedded() {
 
 #[test]
 fn past_the_byte_limit_exchanges_are_counted_not_embedded() {
-    let one = serde_json::to_vec(&json::to_value(&sample())).unwrap().len() as u64;
+    let one = serde_json::to_vec(&json::to_value(&sample()))
+        .unwrap()
+        .len() as u64;
     let limits = EmbedLimits {
         max_exchanges: 100,
         // Room for two lines (each has `seq` and a newline more), not three.
@@ -102,7 +108,16 @@ fn past_the_byte_limit_exchanges_are_counted_not_embedded() {
 fn the_page_fetches_nothing() {
     let page = page(&[sample()], EmbedLimits::default());
     let lower = page.to_ascii_lowercase();
-    for needle in [" src=", " href=", "@import", "url(", "fetch(", "xmlhttprequest", "http://", "https://"] {
+    for needle in [
+        " src=",
+        " href=",
+        "@import",
+        "url(",
+        "fetch(",
+        "xmlhttprequest",
+        "http://",
+        "https://",
+    ] {
         // The one exchange's URL is data, not a reference: look outside the data.
         let outside = lower.replace("https://api.example.com/v1/items", "");
         assert!(!outside.contains(needle), "{needle}");
