@@ -9,8 +9,9 @@ times, each in a fresh tab load:
   - load: milliseconds from navigation to the page drawn (the page's own
     `performance.now()` when its script finished: parsing N embedded JSON lines,
     grouping, the first rows);
-  - scroll: the list scrolled from top to bottom one screen at a time; per step, the
-    time until the next frame was painted (mean and worst);
+  - scroll: the list scrolled from top to bottom in up to 200 jumps of at least a
+    screen; per jump, the time until the next frame was painted (mean and worst), and
+    the time the page's script spent drawing the rows in view (mean and worst);
   - rows in the DOM after scrolling (lazy rendering keeps it to a screen's worth).
 
 Usage: bench/html_load.py [N] [ROUNDS]      (defaults 10000, 3)
@@ -19,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,29 +36,31 @@ if missing:
 if not os.path.exists(tapline):
     subprocess.run(["cargo", "build", "--release", "--workspace"], cwd=ROOT, check=True)
 
-tmp = tempfile.mkdtemp(prefix="tapline-html-bench-")
-env = {k: v for k, v in os.environ.items() if not k.startswith(("TAPLINE_", "LD_PRELOAD"))}
-server = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/servers/http_server.py")],
-                          stdout=subprocess.PIPE, text=True, env=env)
-try:
-    port = int(server.stdout.readline().split()[1])
-    page = os.path.join(tmp, "report.html")
-    t = time.monotonic()
-    subprocess.run([tapline, "run", "--format", "html", "-o", page, "--", sys.executable,
-                    os.path.join(ROOT, "tests/clients/py_requests_session.py"),
-                    f"http://127.0.0.1:{port}", str(n)],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    run_s = time.monotonic() - t
-finally:
-    server.terminate()
-    server.wait()
+page = os.path.join(target, f"bench-html-{n}.html")
+if os.environ.get("REUSE") == "1" and os.path.exists(page):
+    print(f"reusing {page}")
+else:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAPLINE_", "LD_PRELOAD"))}
+    server = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/servers/http_server.py")],
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        port = int(server.stdout.readline().split()[1])
+        t = time.monotonic()
+        subprocess.run([tapline, "run", "--format", "html", "-o", page, "--", sys.executable,
+                        os.path.join(ROOT, "tests/clients/py_requests_session.py"),
+                        f"http://127.0.0.1:{port}", str(n)],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        print(f"tapline run --format html: {time.monotonic() - t:.1f} s, program included")
+    finally:
+        server.terminate()
+        server.wait()
 
 size = os.path.getsize(page)
-print(f"{n} exchanges: tapline run --format html took {run_s:.1f} s (program included); "
-      f"page {size / 1048576:.1f} MiB ({size / n:.0f} bytes per exchange)")
+print(f"{n} exchanges: page {page}, {size / 1048576:.1f} MiB ({size / n:.0f} bytes per exchange)")
 
 browser = Browser(chromium, driver)
-loads, steps_all, dom_rows, shown = [], [], 0, ""
+browser.driver.set_script_timeout(600)
+loads, steps_all, draws, dom_rows, shown = [], [], [], 0, ""
 try:
     for r in range(rounds):
         t = time.monotonic()
@@ -72,7 +74,9 @@ try:
             const frame = () => new Promise(ok => requestAnimationFrame(() => requestAnimationFrame(ok)));
             return (async () => {
               const out = [];
-              for (let top = 0; top < box.scrollHeight; top += box.clientHeight) {
+              // At most 200 screens, spread evenly from the top to the bottom.
+              const stride = Math.max(box.clientHeight, Math.ceil(box.scrollHeight / 200));
+              for (let top = 0; top < box.scrollHeight; top += stride) {
                 const t = performance.now();
                 box.scrollTop = top;
                 await frame();
@@ -81,6 +85,7 @@ try:
               return out;
             })();""")
         steps_all.extend(steps)
+        draws.append(browser.js("return window.taplineDrawn"))
         dom_rows = browser.js("return document.querySelectorAll('#spacer .row').length")
         assert not browser.resources(), browser.resources()
 finally:
@@ -90,6 +95,9 @@ print(f"page says: {shown.strip()}")
 for r, (ready, wall) in enumerate(loads):
     print(f"load #{r + 1}: drawn {ready} ms after navigation (driver.get to ready: {wall:.0f} ms)")
 print(f"load, best of {rounds}: {min(x for x, _ in loads)} ms; median {statistics.median(x for x, _ in loads)} ms")
-print(f"scroll top to bottom: {len(steps_all) // rounds} screens per pass; per screen until painted "
+print(f"scroll top to bottom: {len(steps_all) // rounds} jumps per pass; per jump until painted "
       f"mean {statistics.mean(steps_all):.1f} ms, worst {max(steps_all):.1f} ms")
+count = sum(d["count"] for d in draws)
+print(f"drawing the rows in view (the page's script, {count} draws): mean "
+      f"{sum(d['totalMs'] for d in draws) / count:.2f} ms, worst {max(d['maxMs'] for d in draws):.2f} ms")
 print(f"rows in the DOM after scrolling: {dom_rows} (of {n} exchanges plus group rows)")

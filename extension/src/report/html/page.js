@@ -313,7 +313,10 @@
     return d;
   }
 
+  // What drawing the rows in view costs (read by bench/html_load.py).
+  var drawn = window.taplineDrawn = { count: 0, totalMs: 0, maxMs: 0 };
   function render() {
+    var t0 = performance.now();
     frame = 0;
     spacer.style.height = (rows.length * ROW_H) + 'px';
     var first = Math.max(0, Math.floor(rowsBox.scrollTop / ROW_H) - OVERSCAN);
@@ -324,6 +327,10 @@
     spacer.textContent = '';
     spacer.appendChild(frag);
     if (!rows.length) spacer.appendChild(el('div', 'empty', all.length ? 'No exchange matches the filter.' : 'No exchanges were captured.'));
+    var took = performance.now() - t0;
+    drawn.count++;
+    drawn.totalMs += took;
+    if (took > drawn.maxMs) drawn.maxMs = took;
   }
   function schedule() { if (!frame) frame = window.requestAnimationFrame(render); }
   rowsBox.addEventListener('scroll', schedule, { passive: true });
