@@ -187,6 +187,8 @@ def test_lambda_spool_is_grouped_by_invocation(browser, tapline_bin, tmp_path):
     for rid in rids:
         hosts = next(v for k, v in per.items() if rid in k)
         assert sorted(hosts) == ["127.0.0.1", "localhost"], per
+    totals = browser.js("return document.getElementById('totals').textContent")
+    assert totals.startswith(f"{2 * len(rids)} exchanges"), totals
     notice = browser.js("return document.getElementById('notice').textContent")
     assert "grouped by invocation" in notice
     assert [m for level, m in browser.console() if level == "SEVERE"] == []

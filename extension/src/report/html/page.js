@@ -381,7 +381,9 @@
       t.appendChild(el('b', null, value));
       t.appendChild(document.createTextNode(' ' + label + '   '));
     }
-    part(shown.length === all.length ? 'exchanges' : 'of ' + all.length + ' exchanges', shown.length);
+    // In Lambda terms the Runtime API calls are not exchanges of the function's.
+    var listed = lambdaMode ? all.length - runtimeCalls : all.length;
+    part(shown.length === listed ? 'exchanges' : 'of ' + listed + ' exchanges', shown.length);
     part('failed', failed);
     part('sent', bytes(up));
     part('received', bytes(down));
