@@ -37,10 +37,13 @@
     return null;
   }
 
+  // A 4xx or 5xx answer is coloured as such even when the exchange then failed (a body
+  // cut off); any other exchange with an error (no answer, a gRPC error) is 'failed'.
   function outcome(x) {
+    var s = x.status;
+    if (s >= 400) return s < 500 ? 'client' : 'server';
     if (x.error) return 'failed';
     if (x.method === null || x.method === undefined) return x.tls === 'opaque' ? 'opaque' : 'failed';
-    var s = x.status;
     if (s === null || s === undefined) return 'failed';
     if (s < 300) return 'ok';
     if (s < 400) return 'redirect';
@@ -166,7 +169,7 @@
           tests.push(function (x) { return x._outcome === val; });
         }
       } else if (w === 'error' || w === 'failed') {
-        tests.push(function (x) { return x._outcome === 'failed'; });
+        tests.push(function (x) { return !!x.error || x._outcome === 'failed'; });
       } else {
         tests.push(function (x) { return x._search.indexOf(w) >= 0; });
       }
@@ -370,7 +373,7 @@
   function drawTotals() {
     var failed = 0, up = 0, down = 0, hosts = {};
     shown.forEach(function (x) {
-      if (x._outcome === 'failed') failed++;
+      if (x.error || x._outcome === 'failed') failed++;
       up += Number(x.request_body_size) || 0;
       down += Number(x.response_body_size) || 0;
       if (x.host) hosts[x.host] = 1;
