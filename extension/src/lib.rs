@@ -119,6 +119,7 @@ fn write_every_report(exchanges: &[Exchange]) {
         report::Format::Table,
         report::Format::Json,
         report::Format::Har,
+        report::Format::Html,
     ] {
         // Writing to a sink cannot fail; a failure here would be a bug worth a panic in
         // the fuzzer, but not in production callers, so it is ignored.

@@ -17,7 +17,9 @@ usage:
   tapline --help | --version
 
 options:
-  -f, --format table|json|har   report format (default: table)
+  -f, --format table|json|har|html
+                                report format (default: table); html: one
+                                self-contained page, best with -o FILE.html
   -o, --output PATH             write the report to PATH instead of stderr
       --otlp [ENDPOINT]         (run) also export OTLP traces
       --spool-dir DIR           (run) spool directory to use (default: a private one)

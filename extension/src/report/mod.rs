@@ -1,4 +1,5 @@
-//! Reports: pure functions from `&[Exchange]` to bytes on a writer.
+//! Reports: pure functions from `&[Exchange]` to bytes on a writer (the HTML page is
+//! also a writer fed one exchange at a time, `html::HtmlReport`).
 //!
 //! Why pure: masking and size budgets are stages of their own that run before any
 //! report, so a report must not look anywhere but at the exchanges it is given (no
@@ -12,6 +13,7 @@ use crate::exchange::Exchange;
 use crate::notice::Notice;
 
 pub(crate) mod har;
+pub(crate) mod html;
 pub(crate) mod json;
 pub(crate) mod table;
 
@@ -25,11 +27,13 @@ pub enum Format {
     Json,
     /// HAR 1.2, one JSON document.
     Har,
+    /// One self-contained HTML page: a waterfall with details (`report/html/`).
+    Html,
 }
 
 /// `--format` named something else.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format {0:?} (expected table, json or har)")]
+#[error("unknown format {0:?} (expected table, json, har or html)")]
 pub struct UnknownFormat(pub String);
 
 impl std::str::FromStr for Format {
@@ -39,6 +43,7 @@ impl std::str::FromStr for Format {
             "table" => Ok(Format::Table),
             "json" | "jsonl" => Ok(Format::Json),
             "har" => Ok(Format::Har),
+            "html" => Ok(Format::Html),
             other => Err(UnknownFormat(other.to_owned())),
         }
     }
@@ -50,6 +55,7 @@ pub(crate) fn write(format: Format, exchanges: &[Exchange], out: &mut dyn Write)
         Format::Table => table::write(exchanges, out),
         Format::Json => json::write(exchanges, out),
         Format::Har => har::write(exchanges, out),
+        Format::Html => html::write(exchanges, out),
     }
 }
 

@@ -1,0 +1,200 @@
+"""`--format html` in a real browser: Debian's chromium, headless, loading the report from
+disk with the network off (tests/html_browser.py).
+
+The run is a real Python program (tests/clients/py_waterfall_mix.py) making parallel
+HTTP, HTTPS and failing calls against the test servers; the same spool read as JSON tells
+what the page must show."""
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from conftest import CLIENTS, DEFAULT_TIMEOUT, REPO, clean_env, header
+
+sys.path.insert(0, os.path.dirname(__file__))
+from html_browser import Browser, find_tools  # noqa: E402
+
+SECRET = "wfsecret-3f9a1c7e5b2d8064"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, driver, missing = find_tools()
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run scripts/setup", pytrace=False)
+    b = Browser(chromium, driver)
+    yield b
+    b.close()
+
+
+def tapline(tapline_bin, *args, env=None):
+    return subprocess.run([tapline_bin, *map(str, args)], env=clean_env(env), capture_output=True,
+                          timeout=DEFAULT_TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tapline_bin, http_server, https_server, ca_bundle, tmp_path_factory):
+    """A traced run of py_waterfall_mix.py: (html path, the same spool as JSON exchanges)."""
+    tmp = tmp_path_factory.mktemp("html")
+    spool, page = tmp / "spool", tmp / "report.html"
+    https_base = https_server.replace("127.0.0.1", "localhost")
+    proc = tapline(tapline_bin, "run", "--format", "html", "-o", page, "--spool-dir", spool,
+                   "--keep-spool", "--", sys.executable, CLIENTS / "py_waterfall_mix.py",
+                   http_server, https_base, ca_bundle, SECRET)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    shown = tapline(tapline_bin, "show", "--format", "json", "-o", tmp / "report.json", spool)
+    assert shown.returncode == 0, shown.stderr.decode()
+    exchanges = [json.loads(line) for line in (tmp / "report.json").read_text().splitlines()]
+    return page, exchanges
+
+
+def rows(browser):
+    return browser.js("""return [...document.querySelectorAll('.row.x')].map(r =>
+        [r.dataset.host, r.dataset.status, r.dataset.outcome, r.dataset.i])""")
+
+
+def set_filter(browser, text):
+    browser.js("""const f = document.getElementById('filter'); f.value = arguments[0];
+        f.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'}));""", text)
+
+
+def test_known_run_rows_hosts_statuses_details_and_filter(browser, mixed_run):
+    page, exchanges = mixed_run
+    assert SECRET not in page.read_text(), "the secret left unmasked"
+    paths = sorted(x["path"] for x in exchanges)
+    assert paths == sorted(["/hello", "/hello", "/hello", "/status/404", "/bytes/2048", "/echo",
+                            "/status/503", "/slow", "/drop"]), paths
+
+    browser.open(str(page))
+    assert browser.resources() == []
+    got = rows(browser)
+    want = Counter((x["host"], "" if x["status"] is None else str(x["status"])) for x in exchanges)
+    assert Counter((h, s) for h, s, _, _ in got) == want
+    def outcome(x):
+        if (x["status"] or 0) >= 400:
+            return "client" if x["status"] < 500 else "server"
+        return "failed" if x["error"] or x["status"] is None else "ok"
+    assert {(i, o) for _, _, o, i in got} == {(str(k), outcome(x)) for k, x in enumerate(exchanges)}
+    assert Counter(o for _, _, o, _ in got)["failed"] >= 1
+    # Grouped by process and connection: the keep-alive session is one connection group.
+    groups = browser.js("return [...document.querySelectorAll('.row.g1')].map(r => r.textContent)")
+    session = [g for g in groups if "4 exchanges" in g]
+    assert len(session) == 1, groups
+    totals = browser.js("return document.getElementById('totals').textContent")
+    errors = sum(1 for x in exchanges if x["error"] or x["status"] is None)
+    assert "9 exchanges" in totals and f"{errors} failed" in totals, totals
+
+    # Click the HTTPS call that carried the secret: its headers, masked.
+    tls_row = next(i for h, s, o, i in got if h == "localhost" and s == "200"
+                   and exchanges[int(i)]["path"] == "/bytes/2048")
+    browser.js("document.querySelector(`.row.x[data-i='${arguments[0]}']`).click()", tls_row)
+    detail = browser.js("return document.getElementById('detail').innerText")
+    assert "Request headers" in detail and "Authorization" in detail, detail
+    auth = browser.js("""return [...document.querySelectorAll('#detail table.headers tr')]
+        .map(tr => [...tr.cells].map(c => c.textContent))
+        .filter(c => c[0].toLowerCase() === 'authorization')""")
+    assert auth == [["Authorization", header(exchanges[int(tls_row)]["request_headers"],
+                                             "authorization")]]
+    assert "****" in auth[0][1] and SECRET not in detail
+    assert "tls" in detail and "openssl" in detail
+    curl = browser.js("return document.querySelector('#detail pre.curl').textContent")
+    assert curl.startswith("curl") and "/bytes/2048" in curl and "****" in curl
+    assert SECRET not in curl
+
+    # The POST's JSON body, pretty-printed and masked.
+    echo = next(i for h, s, o, i in got if exchanges[int(i)]["path"] == "/echo")
+    browser.js("document.querySelector(`.row.x[data-i='${arguments[0]}']`).click()", echo)
+    body = browser.js("return document.querySelector('#detail pre.body').textContent")
+    assert json.loads(body)["password"] == "****" and '\n  "' in body, body
+
+    # The failed call shows its error.
+    drop = next(i for h, s, o, i in got if exchanges[int(i)]["path"] == "/drop")
+    browser.js("document.querySelector(`.row.x[data-i='${arguments[0]}']`).click()", drop)
+    err = browser.js("return document.querySelector('#detail .err').textContent")
+    assert err == f"error: {exchanges[int(drop)]['error']}", err
+
+    # The filter narrows the rows.
+    set_filter(browser, "status:404")
+    assert [s for _, s, _, _ in rows(browser)] == ["404"]
+    set_filter(browser, "host:localhost")
+    assert {h for h, _, _, _ in rows(browser)} == {"localhost"}
+    assert len(rows(browser)) == sum(1 for x in exchanges if x["host"] == "localhost") == 2
+    set_filter(browser, "error")
+    assert sorted(int(i) for _, _, _, i in rows(browser)) == [
+        k for k, x in enumerate(exchanges) if x["error"] or x["status"] is None]
+    set_filter(browser, "method:POST echo")
+    assert len(rows(browser)) == 1
+    set_filter(browser, "")
+    assert len(rows(browser)) == len(exchanges)
+
+    severe = [m for level, m in browser.console() if level in ("SEVERE", "WARNING")]
+    assert severe == [], severe
+
+
+def test_rows_are_rendered_lazily(browser, tapline_bin, http_server, tmp_path):
+    """1,500 keep-alive exchanges: the page holds only the rows in view, and scrolling to
+    the end brings the last ones."""
+    page = tmp_path / "many.html"
+    proc = tapline(tapline_bin, "run", "--format", "html", "-o", page, "--",
+                   sys.executable, CLIENTS / "py_requests_session.py", http_server, "1500")
+    assert proc.returncode == 0, proc.stderr.decode()
+    browser.open(str(page))
+    in_dom = len(rows(browser))
+    assert 0 < in_dom < 120, in_dom
+    total = browser.js("return document.getElementById('totals').textContent")
+    assert total.startswith("1500 exchanges"), total
+    browser.js("const r = document.getElementById('rows'); r.scrollTop = r.scrollHeight;")
+    browser.js("return new Promise(ok => requestAnimationFrame(() => requestAnimationFrame(ok)))")
+    last = [int(i) for _, _, _, i in rows(browser)]
+    assert max(last) == 1499 and len(last) < 120, last
+    assert [m for level, m in browser.console() if level == "SEVERE"] == []
+
+
+def test_lambda_spool_is_grouped_by_invocation(browser, tapline_bin, tmp_path):
+    """A Lambda environment's spool (the runtime traced through wrapper.sh; no extension
+    empties it): `tapline show --format html` groups the handler's calls by invocation."""
+    sys.path.insert(0, str(REPO / "tests" / "lambda_sim"))
+    from harness import Lambda, Servers
+
+    build = os.path.dirname(tapline_bin)
+    servers = Servers(str(tmp_path))
+    env = None
+    rids = []
+    try:
+        env = Lambda(build, servers, str(tmp_path / "env"), with_extension=False, otlp=False)
+        for n in range(2):
+            rid, resp, _ = env.invoke({"n": n})
+            assert json.loads(resp[4])["statuses"] == [200, 200], resp
+            rids.append(rid)
+        env.shutdown()
+        spool = env.spool
+    finally:
+        if env:
+            env.close()
+        servers.close()
+    page = tmp_path / "lambda.html"
+    proc = tapline(tapline_bin, "show", "--format", "html", "-o", page, spool)
+    assert proc.returncode == 0, proc.stderr.decode()
+    browser.open(str(page))
+    heads = browser.js("return [...document.querySelectorAll('.row.g0')].map(r => r.textContent)")
+    for k, rid in enumerate(rids):
+        mine = [h for h in heads if f"invocation #{k + 1} {rid}" in h]
+        assert len(mine) == 1, (rid, heads)
+    # Each invocation holds the handler's calls (an HTTP and an HTTPS one), not the
+    # Runtime API's.
+    per = browser.js("""const out = {}; let cur = null;
+        for (const r of document.querySelectorAll('#spacer .row')) {
+          if (r.classList.contains('g0')) cur = r.textContent;
+          else if (r.classList.contains('x')) (out[cur] = out[cur] || []).push(r.dataset.host);
+        } return out;""")
+    for rid in rids:
+        hosts = next(v for k, v in per.items() if rid in k)
+        assert sorted(hosts) == ["127.0.0.1", "localhost"], per
+    totals = browser.js("return document.getElementById('totals').textContent")
+    assert totals.startswith(f"{2 * len(rids)} exchanges"), totals
+    notice = browser.js("return document.getElementById('notice').textContent")
+    assert "grouped by invocation" in notice
+    assert [m for level, m in browser.console() if level == "SEVERE"] == []
