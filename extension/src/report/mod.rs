@@ -70,6 +70,7 @@ pub(crate) fn write_with_notices(
 ) -> io::Result<()> {
     match format {
         Format::Har => return har::write_with_notices(exchanges, notices, out),
+        Format::Html => return html::write_with_notices(exchanges, notices, out),
         Format::Table | Format::Json => write(format, exchanges, out)?,
     }
     for n in notices {

@@ -54,6 +54,8 @@ pub(crate) struct HtmlReport<W: Write> {
     embedded_bytes: u64,
     left_out: u64,
     line: Vec<u8>,
+    /// The blind spots the spool named (`tapline: notice` messages), shown at the top.
+    notices: Vec<String>,
 }
 
 impl<W: Write> HtmlReport<W> {
@@ -73,6 +75,7 @@ impl<W: Write> HtmlReport<W> {
             embedded_bytes: 0,
             left_out: 0,
             line: Vec::with_capacity(4096),
+            notices: Vec::new(),
         }
     }
 
@@ -141,6 +144,7 @@ impl<W: Write> HtmlReport<W> {
             "left_out": self.left_out,
             "max_exchanges": self.limits.max_exchanges,
             "max_bytes": self.limits.max_bytes,
+            "notices": self.notices,
         });
         self.out
             .write_all(b"</script>\n<script type=\"application/json\" id=\"tl-meta\">")?;
@@ -169,10 +173,20 @@ fn write_script_safe(out: &mut impl Write, json: &[u8]) -> io::Result<()> {
 
 /// Writes the exchanges as one page.
 pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
+    write_with_notices(exchanges, &[], out)
+}
+
+/// Writes the exchanges as one page that also says the blind spots the spool named.
+pub(crate) fn write_with_notices(
+    exchanges: &[Exchange],
+    notices: &[crate::notice::Notice],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut report = HtmlReport::new(out);
     for x in exchanges {
         report.push(x)?;
     }
+    report.notices = notices.iter().map(|n| n.message()).collect();
     report.finish().map(drop)
 }
 

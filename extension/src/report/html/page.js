@@ -553,6 +553,7 @@
         meta.max_exchanges + ' exchanges and ' + bytes(meta.max_bytes) + ' of data (use --format json for all of them).');
     }
     if (unreadable > 0) parts.push(unreadable + ' embedded line(s) could not be read.');
+    (meta.notices || []).forEach(function (n) { parts.push('Notice: ' + n + '.'); });
     if (lambdaMode && runtimeCalls) parts.push('Lambda: exchanges grouped by invocation; the runtime\'s ' + runtimeCalls + ' Runtime API call(s) mark the invocations and are not listed.');
     byId('notice').textContent = parts.join(' ');
   })();
