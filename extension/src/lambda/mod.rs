@@ -12,10 +12,13 @@
 //! longer than `TAPLINE_OTLP_MAX_ELAPSED_MS`: what is not delivered stays in the outbox
 //! for the next invocation or for SHUTDOWN.
 //!
-//! Only configuration the user must fix (an invalid mask pattern, an unusable OTLP
-//! setting) goes to `init/error`; everything else — no spool directory, no FIFO, no
-//! Telemetry API — is logged, and the extension carries on doing what it still can,
-//! always calling Next promptly: the function's responses never depend on us.
+//! Nothing goes to `init/error`: Lambda fails the environment's init on it, and a typo in
+//! a tracing variable must not take the function down. A configuration mistake is
+//! logged once and fails closed for the data instead (an invalid mask pattern: every
+//! exchange scrubbed; an unusable OTLP endpoint or CA file: nothing exported; an unknown
+//! OTLP protocol: the default, said so). Everything else — no spool directory, no FIFO,
+//! no Telemetry API — is logged too, and the extension carries on doing what it still
+//! can, always calling Next promptly: the function's responses never depend on us.
 
 pub(crate) mod api;
 pub(crate) mod feed;
@@ -38,7 +41,7 @@ use crate::export::{
 };
 use crate::pipeline::Pipeline;
 
-use api::{ErrorPhase, Event, ExtensionsClient, Invoke, Registration};
+use api::{Event, ExtensionsClient, Invoke, Registration};
 use feed::ExchangeFeed;
 use telemetry::{RuntimeDone, TelemetryListener};
 use wake::WakeFifo;
@@ -57,16 +60,6 @@ const RECHECK: Duration = Duration::from_millis(50);
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(200);
 /// Invocations remembered for late exchanges.
 const REMEMBERED: usize = 64;
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum LambdaError {
-    #[error(transparent)]
-    Api(#[from] api::ApiError),
-    #[error("TAPLINE_MASK_REGEX: {0}")]
-    Mask(#[from] crate::mask::MaskError),
-    #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
-}
 
 /// Keeps two ready-made segments in the spool (after the invocation's work, before
 /// Next: the function is not running then).
@@ -112,15 +105,7 @@ pub(crate) fn run() -> i32 {
         "extension registered as {name} in {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3
     ));
-    let mut ext = match Extension::new(&client, registration) {
-        Ok(x) => x,
-        Err(e) => {
-            log(format_args!("configuration error: {e}"));
-            let _ =
-                client.report_error(ErrorPhase::Init, "Extension.ConfigInvalid", &e.to_string());
-            return 1;
-        }
-    };
+    let mut ext = Extension::new(&client, registration);
     loop {
         match client.next_event() {
             Ok(Event::Invoke(inv)) => ext.on_invoke(inv),
@@ -141,7 +126,7 @@ pub(crate) fn run() -> i32 {
                 // asking again at full speed.
                 log(format_args!("event/next: {e}"));
                 let _ =
-                    client.report_error(ErrorPhase::Exit, "Extension.NextFailed", &e.to_string());
+                    client.report_exit_error("Extension.NextFailed", &e.to_string());
                 ext.on_shutdown(0);
                 return 1;
             }
@@ -175,10 +160,60 @@ enum Sink {
     Otlp(Box<OtlpConfig>, Option<Outbox>),
     /// No OTLP endpoint configured: JSON lines on stdout (CloudWatch Logs in Lambda).
     Stdout,
+    /// An OTLP endpoint was configured but cannot be used (not an http(s) URL, an
+    /// unreadable CA file): nothing is exported — not to another destination either —
+    /// and what was withheld is counted.
+    Withheld,
+}
+
+/// The sink the OTLP variables ask for; a mistake in them is logged once and fails
+/// closed (see the module doc).
+fn otlp_sink(env: &dyn Fn(&str) -> Option<String>) -> Sink {
+    let with_defaults = |k: &str| {
+        env(k).or_else(|| match k {
+            "OTEL_EXPORTER_OTLP_TIMEOUT" => Some(DEFAULT_OTLP_TIMEOUT_MS.into()),
+            "TAPLINE_OTLP_MAX_ELAPSED_MS" => Some(DEFAULT_OTLP_MAX_ELAPSED_MS.into()),
+            _ => None,
+        })
+    };
+    let config = match OtlpConfig::from_lookup(None, with_defaults) {
+        Ok(c) => c,
+        Err(e) => {
+            // An unknown protocol protects nothing: the default encoding is as safe.
+            let no_protocol = |k: &str| match k {
+                "OTEL_EXPORTER_OTLP_PROTOCOL" | "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" => None,
+                _ => with_defaults(k),
+            };
+            match OtlpConfig::from_lookup(None, no_protocol) {
+                Ok(c) => {
+                    log(format_args!(
+                        "configuration error: {e}; exporting with the default protocol \
+                         (http/json) instead"
+                    ));
+                    c
+                }
+                Err(_) => {
+                    log(format_args!(
+                        "configuration error: {e}; nothing will be exported until it is \
+                         fixed (the function runs as usual)"
+                    ));
+                    return Sink::Withheld;
+                }
+            }
+        }
+    };
+    // The TLS setup (CA files) is checked once, here, not at the first export.
+    if let Err(e) = OtlpExporter::new(config.clone()) {
+        log(format_args!(
+            "configuration error: OTLP {e}; nothing will be exported until it is fixed \
+             (the function runs as usual)"
+        ));
+        return Sink::Withheld;
+    }
+    Sink::Otlp(Box::new(config), None)
 }
 
 struct Extension {
-    runtime_api: String,
     function_name: String,
     function_version: String,
     spool_dir: PathBuf,
@@ -195,11 +230,22 @@ struct Extension {
     invoked: u64,
     /// Messages this environment produced, for links from its own consumers.
     produced: flows::ProducedMessages,
+    /// Spans not exported because the OTLP setting is unusable ([`Sink::Withheld`]).
+    withheld: usize,
 }
 
 impl Extension {
-    fn new(client: &ExtensionsClient, reg: Registration) -> Result<Self, LambdaError> {
-        let pipeline = Pipeline::from_env()?;
+    fn new(client: &ExtensionsClient, reg: Registration) -> Self {
+        let pipeline = Pipeline::from_env().unwrap_or_else(|e| {
+            log(format_args!(
+                "configuration error: {e}; every exchange is exported without headers, \
+                 query or bodies until it is fixed (the function runs as usual)"
+            ));
+            Pipeline::new(
+                crate::mask::Masker::scrub_everything(),
+                crate::budget::Budget::from_env(),
+            )
+        });
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let spool_dir = PathBuf::from(
             env(tapline_record::settings::SPOOL_DIR.name()).unwrap_or(DEFAULT_SPOOL_DIR.into()),
@@ -207,15 +253,7 @@ impl Extension {
         let sink = if env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
             || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
         {
-            let config = OtlpConfig::from_lookup(None, |k| {
-                env(k).or_else(|| match k {
-                    "OTEL_EXPORTER_OTLP_TIMEOUT" => Some(DEFAULT_OTLP_TIMEOUT_MS.into()),
-                    "TAPLINE_OTLP_MAX_ELAPSED_MS" => Some(DEFAULT_OTLP_MAX_ELAPSED_MS.into()),
-                    _ => None,
-                })
-            })?;
-            OtlpExporter::new(config.clone())?; // fail at init, not at the first export
-            Sink::Otlp(Box::new(config), None)
+            otlp_sink(&env)
         } else {
             Sink::Stdout
         };
@@ -240,7 +278,6 @@ impl Extension {
                 .push(KeyValue::string("cloud.region", region));
         }
         let mut ext = Extension {
-            runtime_api: client.runtime_api().to_string(),
             function_name,
             function_version,
             tail: None,
@@ -254,6 +291,7 @@ impl Extension {
             sink,
             invoked: 0,
             produced: flows::ProducedMessages::default(),
+            withheld: 0,
             spool_dir,
         };
         ext.prepare_spool();
@@ -263,7 +301,7 @@ impl Extension {
             }
         }
         ext.start_telemetry(client);
-        Ok(ext)
+        ext
     }
 
     /// The spool directory (0700, so the function finds it) and the wake FIFO. Failing
@@ -388,6 +426,12 @@ impl Extension {
         });
         let n = self.report(None, deadline.or(Some(Duration::from_millis(1500))));
         log(format_args!("shutdown: {n} exchange(s) reported"));
+        if matches!(self.sink, Sink::Withheld) {
+            log(format_args!(
+                "{} span(s) withheld: the OTLP configuration is unusable",
+                self.withheld
+            ));
+        }
         if let Some(tail) = &mut self.tail {
             let s = tail.segment_stats();
             log(format_args!(
@@ -412,7 +456,7 @@ impl Extension {
         let mut fresh = tail.take_final(flush);
         fresh.sort_by_key(|x| (x.start_unix_ns, x.pid, x.conn_id, x.seq));
         for ex in fresh {
-            if is_runtime_api(&ex, &self.runtime_api) {
+            if is_runtime_api(&ex) {
                 self.windows.observe_runtime(&ex);
             } else {
                 self.unreported.push(ex);
@@ -489,6 +533,9 @@ impl Extension {
         for (service, id, trace) in produced {
             self.produced.record(service, id, trace);
         }
+        if matches!(self.sink, Sink::Withheld) {
+            self.withheld += batch.spans.len();
+        }
         self.send(&batch, &lines, shutdown_budget);
         exchanges.len()
     }
@@ -508,6 +555,7 @@ impl Extension {
                 }
                 let _ = out.flush();
             }
+            Sink::Withheld => {}
             Sink::Otlp(config, outbox) => {
                 let mut config = (**config).clone();
                 if let Some(b) = budget {

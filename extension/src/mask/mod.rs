@@ -80,7 +80,8 @@ impl Masker {
     /// A secret-holding service is scrubbed by its host name, or — for local and VPC
     /// endpoints — by what the request was recognised as.
     fn is_scrubbed(&self, ex: &Exchange) -> bool {
-        [ex.host.as_deref(), ex.sni.as_deref()]
+        self.scrub_all
+            || [ex.host.as_deref(), ex.sni.as_deref()]
             .into_iter()
             .flatten()
             .any(|h| self.is_scrubbed_host(h))
