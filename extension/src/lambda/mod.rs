@@ -369,12 +369,15 @@ impl Extension {
         if self.tail.is_none() {
             return; // nothing captured: call Next at once
         }
+        self.windows.open_at_invoke(&id, now_unix_ns());
         // Wait for the runtime to have posted this invocation's outcome.
         loop {
             self.ingest(false);
-            if self.windows.is_closed(&id)
-                || self.runtime_done.as_ref().is_some_and(|d| d.contains(&id))
-            {
+            if self.windows.is_closed(&id) {
+                break;
+            }
+            if let Some(ok) = self.runtime_done.as_ref().and_then(|d| d.succeeded(&id)) {
+                self.windows.close_at_runtime_done(&id, now_unix_ns(), ok);
                 break;
             }
             let now = now_unix_ns();

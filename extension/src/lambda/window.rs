@@ -136,6 +136,25 @@ impl Windows {
         w.closed_unix_ns.get_or_insert(mark.wall_ns);
     }
 
+    /// The extension was told of invocation `request_id` (INVOKE) at `at`: the window
+    /// opens there unless the runtime's own `next` exchange says when (it wins, also
+    /// when it arrives later). For a runtime whose Runtime API calls are not seen.
+    pub(crate) fn open_at_invoke(&mut self, request_id: &str, at: u64) {
+        self.entry(request_id).opened_unix_ns.get_or_insert(at);
+    }
+
+    /// The Telemetry API's `platform.runtimeDone` for `request_id` arrived (seen at
+    /// `at`): the window closes there unless the runtime's post was seen.
+    pub(crate) fn close_at_runtime_done(&mut self, request_id: &str, at: u64, success: bool) {
+        let w = self.entry(request_id);
+        w.outcome.get_or_insert(if success {
+            Outcome::Response
+        } else {
+            Outcome::Error
+        });
+        w.closed_unix_ns.get_or_insert(at);
+    }
+
     /// True once the runtime has posted this invocation's outcome.
     pub(crate) fn is_closed(&self, request_id: &str) -> bool {
         self.get(request_id)
