@@ -219,7 +219,11 @@ impl ExtensionsClient {
     /// `POST exit/error`: the extension cannot go on and says why; Lambda resets the
     /// environment. Exit after. (Never `init/error`: Lambda fails the function's init on
     /// it, and no mistake of ours may do that.)
-    pub(crate) fn report_exit_error(&self, error_type: &str, message: &str) -> Result<(), ApiError> {
+    pub(crate) fn report_exit_error(
+        &self,
+        error_type: &str,
+        message: &str,
+    ) -> Result<(), ApiError> {
         let (path, what) = ("exit/error", "exit/error");
         let body =
             serde_json::json!({"errorMessage": message, "errorType": error_type}).to_string();

@@ -125,8 +125,7 @@ pub(crate) fn run() -> i32 {
                 // answered something we do not understand: neither gets better by
                 // asking again at full speed.
                 log(format_args!("event/next: {e}"));
-                let _ =
-                    client.report_exit_error("Extension.NextFailed", &e.to_string());
+                let _ = client.report_exit_error("Extension.NextFailed", &e.to_string());
                 ext.on_shutdown(0);
                 return 1;
             }
@@ -369,7 +368,7 @@ impl Extension {
         if self.tail.is_none() {
             return; // nothing captured: call Next at once
         }
-        self.windows.open_at_invoke(&id, now_unix_ns());
+        let invoked_at = now_unix_ns();
         // Wait for the runtime to have posted this invocation's outcome.
         loop {
             self.ingest(false);
@@ -377,7 +376,8 @@ impl Extension {
                 break;
             }
             if let Some(ok) = self.runtime_done.as_ref().and_then(|d| d.succeeded(&id)) {
-                self.windows.close_at_runtime_done(&id, now_unix_ns(), ok);
+                self.windows
+                    .close_at_runtime_done(&id, invoked_at, now_unix_ns(), ok);
                 break;
             }
             let now = now_unix_ns();

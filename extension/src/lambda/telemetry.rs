@@ -41,11 +41,10 @@ pub(crate) struct RuntimeDone(Arc<Mutex<VecDeque<(String, bool)>>>);
 impl RuntimeDone {
     /// `Some(status == "success")` once the invocation's runtimeDone arrived.
     pub(crate) fn succeeded(&self, request_id: &str) -> Option<bool> {
-        self.0.lock().ok().and_then(|q| {
-            q.iter()
-                .find(|(id, _)| id == request_id)
-                .map(|&(_, ok)| ok)
-        })
+        self.0
+            .lock()
+            .ok()
+            .and_then(|q| q.iter().find(|(id, _)| id == request_id).map(|&(_, ok)| ok))
     }
 
     fn insert(&self, request_id: (String, bool)) {

@@ -136,17 +136,20 @@ impl Windows {
         w.closed_unix_ns.get_or_insert(mark.wall_ns);
     }
 
-    /// The extension was told of invocation `request_id` (INVOKE) at `at`: the window
-    /// opens there unless the runtime's own `next` exchange says when (it wins, also
-    /// when it arrives later). For a runtime whose Runtime API calls are not seen.
-    pub(crate) fn open_at_invoke(&mut self, request_id: &str, at: u64) {
-        self.entry(request_id).opened_unix_ns.get_or_insert(at);
-    }
-
     /// The Telemetry API's `platform.runtimeDone` for `request_id` arrived (seen at
-    /// `at`): the window closes there unless the runtime's post was seen.
-    pub(crate) fn close_at_runtime_done(&mut self, request_id: &str, at: u64, success: bool) {
+    /// `at`): the window closes there unless the runtime's post was seen, and — for a
+    /// runtime whose Runtime API calls are not seen — opens when the extension was told
+    /// of the invocation (`invoked_at`, INVOKE), unless the runtime's own `next`
+    /// exchange says when (it wins, also when it arrives later).
+    pub(crate) fn close_at_runtime_done(
+        &mut self,
+        request_id: &str,
+        invoked_at: u64,
+        at: u64,
+        success: bool,
+    ) {
         let w = self.entry(request_id);
+        w.opened_unix_ns.get_or_insert(invoked_at.min(at));
         w.outcome.get_or_insert(if success {
             Outcome::Response
         } else {

@@ -82,9 +82,9 @@ impl Masker {
     fn is_scrubbed(&self, ex: &Exchange) -> bool {
         self.scrub_all
             || [ex.host.as_deref(), ex.sni.as_deref()]
-            .into_iter()
-            .flatten()
-            .any(|h| self.is_scrubbed_host(h))
+                .into_iter()
+                .flatten()
+                .any(|h| self.is_scrubbed_host(h))
             || ex.aws.as_ref().is_some_and(|a| {
                 let name = a.service.signing_name();
                 self.scrub_domains.iter().any(|d| d == name)

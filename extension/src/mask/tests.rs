@@ -910,7 +910,17 @@ fn scrub_everything_keeps_no_header_query_or_body() {
     let body = ex.request_body.as_ref().unwrap();
     assert!(body.bytes.is_empty() && body.size == 22 && ex.truncated);
     assert_eq!(
-        (ex.method.as_deref(), ex.host.as_deref(), ex.path.as_deref(), ex.status),
-        (Some("POST"), Some("api.example.com"), Some("/v1/items"), Some(200))
+        (
+            ex.method.as_deref(),
+            ex.host.as_deref(),
+            ex.path.as_deref(),
+            ex.status
+        ),
+        (
+            Some("POST"),
+            Some("api.example.com"),
+            Some("/v1/items"),
+            Some(200)
+        )
     );
 }
