@@ -212,11 +212,15 @@ struct tl_proc_start {
 
 /* TL_CONN_OPEN: 64 bytes. Written when the first bytes classify a connection
  * (not at connect(), so connections that never carry HTTP or TLS leave no
- * trace). */
+ * trace). TL_CONN_RUNTIME_API: the peer is the Lambda Runtime API named by
+ * the traced process's own AWS_LAMBDA_RUNTIME_API (the runtime's lifecycle
+ * calls; a reader must not rely on its own environment naming the same
+ * address: a proxy may sit between runtime and API). */
+#define TL_CONN_RUNTIME_API 0x01
 struct tl_conn_open {
     int32_t  fd;              /*  0: socket fd, -1 if known only by TLS object */
     uint8_t  protocol;        /*  4: enum tl_protocol                          */
-    uint8_t  flags;           /*  5                                            */
+    uint8_t  flags;           /*  5: TL_CONN_*                                 */
     uint16_t peer_family;     /*  6                                            */
     uint64_t connect_wall_ns; /*  8: connect() time, else first write         */
     uint64_t connect_mono_ns; /* 16                                            */

@@ -427,7 +427,11 @@ fn open_as(
     let open = ConnOpen {
         fd: info.fd,
         protocol,
-        flags: 0,
+        flags: if slot.runtime_api.load(Ordering::Relaxed) {
+            tapline_record::conn_flags::RUNTIME_API
+        } else {
+            0
+        },
         connect_wall_ns: info.connect.wall_ns,
         connect_mono_ns: info.connect.mono_ns,
         peer: info.peer,

@@ -52,6 +52,17 @@ def require_tool(name):
     return path
 
 
+def require_module(name, what=None):
+    """A Python module the tests need is missing: fail loudly (CI installs it; never
+    skip). Returns the module."""
+    import importlib
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        pytest.fail(f"python module {name} ({what or name}) is not installed: run scripts/setup",
+                    pytrace=False)
+
+
 # --- servers -----------------------------------------------------------------------------
 
 class ServerProcess:
@@ -203,7 +214,7 @@ def h2_tls_port(test_ca):
 @pytest.fixture(scope="module")
 def h2c_upgrade_port():
     """Port of tests/servers/h2c_upgrade_server.py (HTTP/1.1 with `Upgrade: h2c`)."""
-    pytest.importorskip("h2", reason="httpx[http2] (scripts/setup)")
+    require_module("h2", "httpx[http2]")
     srv = ServerProcess([sys.executable, str(SERVERS / "h2c_upgrade_server.py")],
                         "h2c upgrade server")
     yield srv.port

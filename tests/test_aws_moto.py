@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLIENTS, REPO, clean_env, require_tool
+from conftest import CLIENTS, REPO, clean_env, require_module, require_tool
 
 PLANTED = "PLANTED-AWS-SECRET-51c9"
 # What the signature of the hand-made query-protocol request carries (hex of PLANTED).
@@ -192,7 +192,7 @@ ALL_OPS = ["DynamoDB.PutItem", "SQS.SendMessage", "SNS.Publish", "S3.PutObject",
 
 
 def test_boto3_calls_named_and_attributed(tapline_bin, tmp_path, moto, otlp_receiver):
-    pytest.importorskip("boto3")
+    require_module("boto3")
     env = {"AWS_ACCESS_KEY_ID": f"AKIA{PLANTED}", "AWS_SECRET_ACCESS_KEY": f"{PLANTED}-key",
            "AWS_SESSION_TOKEN": f"{PLANTED}-session-token", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_EC2_METADATA_DISABLED": "true"}
@@ -241,7 +241,7 @@ def test_iam_access_key_in_an_xml_response_is_masked(tapline_bin, tmp_path, moto
     """IAM answers in XML (query protocol) and is not a scrubbed service: the new key's
     SecretAccessKey must still be masked in every output, while the call stays named
     and its request id readable."""
-    pytest.importorskip("boto3")
+    require_module("boto3")
     client = tmp_path / "iam_key.py"
     client.write_text(IAM_CLIENT)
     env = {"AWS_ACCESS_KEY_ID": "AKIATESTTESTTEST", "AWS_SECRET_ACCESS_KEY": "test-secret",

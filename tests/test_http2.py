@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import CLIENTS, body_bytes, header, headers_all, require_tool
+from conftest import CLIENTS, body_bytes, header, headers_all, require_tool, require_module
 
 TEN = b"0123456789"
 
@@ -262,7 +262,7 @@ def test_goaway_midway_fails_the_streams_above_its_last_stream(run_plain, run_tr
 
 
 def test_httpx_http2(run_plain, run_traced, h2_tls_port, ca_bundle, tmp_path):
-    pytest.importorskip("h2", reason="httpx[http2] (scripts/setup)")
+    require_module("h2", "httpx[http2]")
     script = tmp_path / "httpx_h2.py"
     script.write_text(
         "import httpx, sys\n"

@@ -17,7 +17,7 @@ from collections import defaultdict
 import hpack
 import pytest
 
-from conftest import CLIENTS, require_tool, spool_records
+from conftest import CLIENTS, require_tool, spool_records, require_module
 
 OUT, IN = "egress", "ingress"
 END_STREAM, RESET, INCOMPLETE = 1, 2, 4
@@ -252,7 +252,7 @@ def test_node_http2_client_inline_hooks(tapline_bin, run_plain, run_preloaded, h
 
 
 def test_httpx_http2_over_tls(tapline_bin, run_plain, run_preloaded, h2_tls_port, ca_bundle, tmp_path):
-    pytest.importorskip("h2", reason="httpx[http2] (scripts/setup)")
+    require_module("h2", "httpx[http2]")
     code = (
         "import httpx, sys\n"
         "with httpx.Client(http2=True, verify=sys.argv[2]) as c:\n"

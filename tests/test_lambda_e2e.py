@@ -19,7 +19,6 @@ cryptography.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -29,15 +28,17 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lambda_sim"))
 from harness import PLANTED, Gate, Lambda, Servers  # noqa: E402
+from conftest import require_module, require_tool  # noqa: E402
 
-pytest.importorskip("awslambdaric")
-pytest.importorskip("opentelemetry.proto")
-if not shutil.which("dash"):
-    pytest.skip("dash is not installed", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def build():
+    # CI installs all of these: a missing one fails loudly, never skips.
+    require_tool("dash")
+    require_module("awslambdaric")
+    require_module("opentelemetry.proto", "opentelemetry-proto")
+    require_module("cryptography")
     subprocess.run(
         ["cargo", "build", "-p", "libtapline", "-p", "tapline", "-p", "tapline-lambda-sim"],
         cwd=ROOT, check=True,

@@ -22,11 +22,11 @@ import urllib.request
 
 import pytest
 
-from conftest import clean_env, require_tool
+from conftest import clean_env, require_module, require_tool
 from test_lambda_e2e import build, servers, xray_trace_id  # noqa: F401  (fixtures; harness path)
 from harness import Lambda  # noqa: E402
 
-boto3 = pytest.importorskip("boto3")
+boto3 = require_module("boto3")
 
 FLOW_HANDLER = r'''
 import json, os

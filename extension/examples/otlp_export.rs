@@ -45,6 +45,7 @@ fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchan
         error: None,
         aws: None,
         grpc: None,
+        runtime_api: false,
     }
 }
 

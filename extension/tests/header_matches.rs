@@ -674,6 +674,10 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
         ("TL_HEADER_LEN", rec::HEADER_LEN as u64),
         ("TL_ALIGN", rec::ALIGN as u64),
         ("TL_MAX_RECORD_LEN", rec::MAX_RECORD_LEN as u64),
+        (
+            "TL_CONN_RUNTIME_API",
+            u64::from(rec::conn_flags::RUNTIME_API),
+        ),
         ("TL_MSG_HEAD_TRUNCATED", u64::from(mf::HEAD_TRUNCATED)),
         ("TL_MSG_BODY_TRUNCATED", u64::from(mf::BODY_TRUNCATED)),
         ("TL_MSG_CHUNKED", u64::from(mf::CHUNKED)),

@@ -434,3 +434,59 @@ fn check_h2_exchanges(got: &[Exchange]) {
         }
     }
 }
+
+/// Regression: a keep-alive connection whose first exchange has no captured request
+/// head (its response came, its request did not) never lets the connection's start
+/// move; without the feed's de-duplication its next exchange was handed out again at
+/// every later poll (four times over four invocations).
+#[test]
+fn an_exchange_after_one_without_a_request_head_is_handed_out_once() {
+    let dir = temp_dir("nohead");
+    let path = dir.0.join("4243-0.tlr");
+    let mut file = std::fs::File::create(&path).expect("spool file");
+    let mut w = SpoolWriter::new(4243);
+    let conn = w.conn_id(1);
+    w.open(conn, Protocol::Http1, 3, "127.0.0.1:8080");
+    // Exchange 0: only its response was captured.
+    w.tick(MS).response(
+        conn,
+        0,
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+        b"ok",
+    );
+    // Exchange 1: whole.
+    w.tick(MS).request(
+        conn,
+        1,
+        "GET /second HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+        b"",
+    );
+    w.tick(MS).response(
+        conn,
+        1,
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+        b"ok",
+    );
+    let mut tail = ExchangeFeed::new(&dir.0);
+    let mut got: Vec<Exchange> = Vec::new();
+    for i in 0..4u32 {
+        // Every poll brings something new (a call on a fresh connection), so the
+        // feed reassembles what it still holds each time.
+        fresh_call(&mut w, i + 1, i);
+        file.write_all(&w.bytes).expect("append");
+        w.bytes.clear();
+        assert!(tail.read_new().expect("read") > 0);
+        got.extend(tail.take_final(false));
+    }
+    got.extend(tail.take_final(true));
+    let second: Vec<&Exchange> = got
+        .iter()
+        .filter(|x| x.path.as_deref() == Some("/second"))
+        .collect();
+    assert_eq!(second.len(), 1, "{second:#?}");
+    let fresh = got
+        .iter()
+        .filter(|x| x.path.as_deref() == Some("/fresh"))
+        .count();
+    assert_eq!(fresh, 4);
+}

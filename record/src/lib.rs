@@ -99,6 +99,13 @@ impl RecordType {
     }
 }
 
+/// `ConnOpen.flags` bits.
+pub mod conn_flags {
+    /// The connection goes to the Lambda Runtime API named by the traced process's own
+    /// `AWS_LAMBDA_RUNTIME_API`: the runtime's lifecycle calls, not user traffic.
+    pub const RUNTIME_API: u8 = 1;
+}
+
 /// `MsgEnd.flags` bits.
 pub mod msg_flags {
     /// The head was longer than the head limit; only its prefix was captured.

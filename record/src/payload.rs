@@ -66,6 +66,7 @@ pub struct ConnOpen {
     /// The socket fd, or -1 for a connection known only by its TLS object.
     pub fd: i32,
     pub protocol: Protocol,
+    /// [`crate::conn_flags`] bits.
     pub flags: u8,
     /// `connect()` time (wall clock), or the first write's when connect was not seen.
     pub connect_wall_ns: u64,

@@ -20,6 +20,8 @@ import json
 import os
 import queue
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -55,10 +57,34 @@ def handle(event, context):
 '''.replace("PLANTED_KEY", PLANTED + "-query").replace("PLANTED_TOKEN", PLANTED + "-bearer")
 
 
+# Set when a request for /hang arrives (the function is now inside that call).
+HANG_SEEN = threading.Event()
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
+    """`/big?size=N`: N bytes of body; `/hang`: no answer for 60 s; else the path as
+    JSON."""
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
+        if self.path.startswith("/hang"):
+            HANG_SEEN.set()
+            time.sleep(60)
+            self.close_connection = True
+            return
+        if self.path.startswith("/big"):
+            size = int(self.path.split("size=", 1)[1].split("&")[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            chunk = b"b" * 65536
+            left = size
+            while left:
+                n = min(left, len(chunk))
+                self.wfile.write(chunk[:n])
+                left -= n
+            return
         body = json.dumps({"path": self.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -144,8 +170,16 @@ class Lambda:
     def __init__(self, build, servers, tmp, layer=True, spool=None, timeout_ms=3000,
                  with_extension=True, gate=None, ext_env=None, otlp=True, sim=None,
                  layer_dir=None, handler=HANDLER, rt_env=None, runtime_cmd=None,
-                 receiver_args=()):
+                 receiver_args=(), freeze_gap=None, runtime_proxy=False, preload_runtime=None):
+        """`freeze_gap`: seconds the sandbox stays frozen (runtime and extension
+        SIGSTOPped, as Lambda freezes it) after every invocation, thawed before the next.
+        `runtime_proxy`: the runtime reaches the Runtime API through a byte-for-byte TCP
+        forwarder (its `AWS_LAMBDA_RUNTIME_API` differs from the extension's).
+        `preload_runtime=False`: the runtime is started without `wrapper.sh` even
+        though the layer is there (its children may still preload the library)."""
         self.tmp = tmp
+        self.freeze_gap = freeze_gap
+        self.frozen = False
         self.events = queue.Queue()
         self.lines = []
         self.receiver = None
@@ -211,16 +245,22 @@ class Lambda:
             # Seen by the simulator, which looks every 10 ms.
             self.extension_registered_ns = time.time_ns()
 
+        self.forwarder = None
+        if runtime_proxy:
+            host, port = self.api.rsplit(":", 1)
+            self.forwarder = Forwarder((host, int(port)))
+            env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{self.forwarder.port}")
+        self.lib = os.path.join(opt, "tapline", "libtapline.so")
         task = os.path.join(tmp, "task")
         self.task = task
         os.makedirs(task)
         with open(os.path.join(task, "handler.py"), "w") as f:
             f.write(handler)
-        rt_env = dict(env, PYTHONPATH=task, E2E_HTTP_PORT=str(servers["http"]),
+        rt_env = dict(env, PYTHONPATH=task, E2E_HTTP_PORT=str(servers["http"]), E2E_LIB=self.lib,
                       E2E_HTTPS_PORT=str(servers["https"]), SSL_CERT_FILE=servers["ca"],
                       **(rt_env or {}))
         cmd = [sys.executable, "-m", "awslambdaric", "handler.handle"]
-        if layer:
+        if layer and preload_runtime is not False:
             # AWS_LAMBDA_EXEC_WRAPPER: Lambda runs the script with the runtime's command line.
             cmd = ["dash", os.path.join(opt, "tapline", "wrapper.sh")] + cmd
         if runtime_cmd:
@@ -256,14 +296,44 @@ class Lambda:
                 self.events.put(ev)
 
     def invoke(self, payload, wait_ready=True):
+        self.thaw()
         self.send("invoke " + json.dumps(payload))
         rid = self.expect("enqueued")[1]
         resp = self.expect("response")
         assert resp[1] == rid
         ready = self.expect("ready") if wait_ready else None
+        if wait_ready and self.freeze_gap:
+            # Every extension called Next: Lambda may freeze the sandbox now.
+            self.freeze()
+            time.sleep(self.freeze_gap)
         return rid, resp, ready
 
+    def _sandbox(self):
+        return [p for p in (self.runtime, self.extension) if p and p.poll() is None]
+
+    def freeze(self):
+        """SIGSTOP runtime and extension, as Lambda freezes a sandbox between
+        invocations."""
+        for p in self._sandbox():
+            os.kill(p.pid, signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self):
+        if self.frozen:
+            for p in self._sandbox():
+                os.kill(p.pid, signal.SIGCONT)
+            self.frozen = False
+
+    def extension_peak_rss_kb(self):
+        """VmHWM of the extension (peak resident set), in KiB."""
+        with open(f"/proc/{self.extension.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmHWM")
+
     def shutdown(self, reason="spindown"):
+        self.thaw()
         self.send(f"shutdown {reason}")
         return self.expect("shutdown", timeout=30)
 
@@ -290,10 +360,138 @@ class Lambda:
         return "\n--- extension ---\n" + parts[0] + "\n--- runtime ---\n" + parts[1]
 
     def close(self):
+        self.thaw()
         for p in (self.runtime, self.extension, self.sim, self.receiver):
             if p and p.poll() is None:
                 p.kill()
                 p.wait()
+        if self.forwarder:
+            self.forwarder.close()
+
+
+class Forwarder:
+    """A TCP hop on 127.0.0.1 that forwards bytes both ways to `upstream`, as a local
+    emulator's proxy sits between the runtime and the Runtime API."""
+
+    def __init__(self, upstream):
+        self.upstream = upstream
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+
+
+class Trouble:
+    """An OTLP hop between the extension and the receiver that misbehaves on demand, as
+    a collector in trouble does. `mode`: "ok" (forward), "stall" (take the request, say
+    nothing for `stall_s` seconds, then hang up without forwarding: a hung collector),
+    an HTTP status such as 429 or 503 (answered with `Retry-After: 1`, not forwarded),
+    or "down" (nothing listens: connection refused). Counts what it saw per mode."""
+
+    def __init__(self, stall_s=5.0):
+        self.upstream = None
+        self.stall_s = stall_s
+        self.mode = "ok"
+        self.seen = {}
+        self.stalling = 0
+        self.lock = threading.Lock()
+        self.server = None
+        self.port = None
+        self._serve(0)
+
+    def _serve(self, port):
+        import http.client
+
+        hop = self
+
+        class Hop(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                mode = hop.mode
+                with hop.lock:
+                    hop.seen[mode] = hop.seen.get(mode, 0) + 1
+                if mode == "stall":
+                    with hop.lock:
+                        hop.stalling += 1
+                    time.sleep(hop.stall_s)
+                    with hop.lock:
+                        hop.stalling -= 1
+                    self.close_connection = True
+                    return
+                if isinstance(mode, int):
+                    data = b"busy"
+                    self.send_response(mode)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                c = http.client.HTTPConnection("127.0.0.1", hop.upstream, timeout=30)
+                c.request("POST", self.path, body=body,
+                          headers={"Content-Type": self.headers.get("Content-Type", "")})
+                r = c.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                self.send_header("Content-Type", r.getheader("Content-Type", "text/plain"))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                c.close()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Hop)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def set(self, mode):
+        """"ok", "stall", an HTTP status, or "down"."""
+        if mode == "down" and self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        elif mode != "down" and self.server is None:
+            self._serve(self.port)
+        self.mode = mode
+
+    def close(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
 
 
 class Gate:

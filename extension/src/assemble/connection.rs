@@ -222,6 +222,12 @@ impl Connection {
             .or(self.socket_peer)
     }
 
+    /// The library marked the connection as the traced runtime's Runtime API one.
+    pub(super) fn runtime_api(&self) -> bool {
+        self.open
+            .is_some_and(|o| o.flags & tapline_record::conn_flags::RUNTIME_API != 0)
+    }
+
     pub(super) fn is_tls(&self) -> bool {
         matches!(
             self.protocol(),

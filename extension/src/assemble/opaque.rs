@@ -80,6 +80,7 @@ impl Connection {
             error: error.map(str::to_owned),
             aws: None,
             grpc: None,
+            runtime_api: self.runtime_api(),
         }
     }
 }

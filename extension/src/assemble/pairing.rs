@@ -147,6 +147,7 @@ impl Connection {
             error: self.exchange_error(req, resp).map(str::to_owned),
             aws: None,
             grpc: None,
+            runtime_api: self.runtime_api(),
         }
     }
 

@@ -115,6 +115,10 @@ pub struct Exchange {
     pub aws: Option<AwsCall>,
     /// The gRPC call this exchange is, when it is one (`grpc::recognise`).
     pub grpc: Option<GrpcCall>,
+    /// The library marked its connection as the traced runtime's own Runtime API
+    /// connection (`ConnOpen` flag `RUNTIME_API`, from the runtime's
+    /// `AWS_LAMBDA_RUNTIME_API`): Lambda lifecycle, not user traffic.
+    pub runtime_api: bool,
 }
 
 impl Exchange {
@@ -223,5 +227,6 @@ pub(crate) fn sample() -> Exchange {
         error: None,
         aws: None,
         grpc: None,
+        runtime_api: false,
     }
 }

@@ -76,9 +76,15 @@ impl OtlpExporter {
     }
 
     pub fn new(config: OtlpConfig) -> Result<Self, ExportError> {
+        // Per operation, not an overall deadline per request: ureq checks a request
+        // deadline before every read, so a process stopped mid-export (a frozen Lambda
+        // sandbox) would fail with a timeout after the thaw although the collector's
+        // answer is waiting in the socket — and the batch, already delivered, would be
+        // kept and sent again. A socket timeout only counts time spent waiting.
         let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(config.timeout)
-            .timeout(config.timeout)
+            .timeout_read(config.timeout)
+            .timeout_write(config.timeout)
             .redirects(0)
             .user_agent(concat!("tapline/", env!("CARGO_PKG_VERSION")));
         if config.endpoint.starts_with("https://") {
@@ -127,7 +133,11 @@ impl OtlpExporter {
         };
         let down = self.flush_outbox_until(deadline, &mut outcome)?;
         if batch.is_empty() {
-            return Ok(outcome);
+            // Nothing new, but kept batches that could not go out are worth saying.
+            return match down {
+                Some(f) => Err(f.error),
+                None => Ok(outcome),
+            };
         }
         let payload = batch.encode(self.config.encoding);
         let result = match down {
@@ -231,7 +241,6 @@ impl OtlpExporter {
             let mut req = self
                 .agent
                 .post(&self.config.endpoint)
-                .timeout(self.config.timeout.min(remaining))
                 .set("Content-Type", encoding.content_type());
             for (k, v) in &self.config.headers {
                 req = req.set(k, v);

@@ -234,6 +234,7 @@ pub(crate) fn check_body_bytes(data: &[u8]) -> Vec<u8> {
             error: None,
             aws: None,
             grpc: None,
+            runtime_api: false,
         };
         recognise(&mut ex);
         masker.mask(&mut ex);

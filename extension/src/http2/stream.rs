@@ -483,6 +483,7 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         error,
         aws: None,
         grpc: None,
+        runtime_api: false,
     }
 }
 

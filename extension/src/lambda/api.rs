@@ -216,18 +216,15 @@ impl ExtensionsClient {
         Event::parse(&body)
     }
 
-    /// `POST init/error` (during init) or `POST exit/error` (later): the extension cannot
-    /// work and says why; Lambda fails the init or resets the environment. Exit after.
-    pub(crate) fn report_error(
+    /// `POST exit/error`: the extension cannot go on and says why; Lambda resets the
+    /// environment. Exit after. (Never `init/error`: Lambda fails the function's init on
+    /// it, and no mistake of ours may do that.)
+    pub(crate) fn report_exit_error(
         &self,
-        phase: ErrorPhase,
         error_type: &str,
         message: &str,
     ) -> Result<(), ApiError> {
-        let (path, what) = match phase {
-            ErrorPhase::Init => ("init/error", "init/error"),
-            ErrorPhase::Exit => ("exit/error", "exit/error"),
-        };
+        let (path, what) = ("exit/error", "exit/error");
         let body =
             serde_json::json!({"errorMessage": message, "errorType": error_type}).to_string();
         self.agent
@@ -242,13 +239,6 @@ impl ExtensionsClient {
             .map(|_| ())
             .map_err(|e| call_error(what, e))
     }
-}
-
-/// Which error route to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ErrorPhase {
-    Init,
-    Exit,
 }
 
 pub(crate) fn call_error(what: &'static str, e: ureq::Error) -> ApiError {

@@ -13,10 +13,13 @@
 //! waits on the collector longer than `TAPLINE_OTLP_MAX_ELAPSED_MS`: what is not
 //! delivered stays in the outbox for the next invocation or for SHUTDOWN.
 //!
-//! Only configuration the user must fix (an invalid mask pattern, an unusable OTLP
-//! setting) goes to `init/error`; everything else — no spool directory, no FIFO, no
-//! Telemetry API — is logged, and the extension carries on doing what it still can,
-//! always calling Next promptly: the function's responses never depend on us.
+//! Nothing goes to `init/error`: Lambda fails the environment's init on it, and a typo in
+//! a tracing variable must not take the function down. A configuration mistake is
+//! logged once and fails closed for the data instead (an invalid mask pattern: every
+//! exchange scrubbed; an unusable OTLP endpoint or CA file: nothing exported; an unknown
+//! OTLP protocol: the default, said so). Everything else — no spool directory, no FIFO,
+//! no Telemetry API — is logged too, and the extension carries on doing what it still
+//! can, always calling Next promptly: the function's responses never depend on us.
 
 pub(crate) mod api;
 pub(crate) mod feed;
@@ -40,7 +43,7 @@ use crate::export::{
 };
 use crate::pipeline::Pipeline;
 
-use api::{ErrorPhase, Event, ExtensionsClient, Invoke, Registration};
+use api::{Event, ExtensionsClient, Invoke, Registration};
 use feed::ExchangeFeed;
 use flush::{FlushMode, FlushPolicy};
 use telemetry::{RuntimeDone, TelemetryListener};
@@ -64,16 +67,6 @@ const REMEMBERED: usize = 64;
 /// included) is not trusted any more: the next export opens a new one rather than
 /// risk a POST on a connection the collector has closed.
 const KEEP_ALIVE_IDLE: Duration = Duration::from_millis(2000);
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum LambdaError {
-    #[error(transparent)]
-    Api(#[from] api::ApiError),
-    #[error("TAPLINE_MASK_REGEX: {0}")]
-    Mask(#[from] crate::mask::MaskError),
-    #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
-}
 
 /// Keeps two ready-made segments in the spool (after the invocation's work, before
 /// Next: the function is not running then).
@@ -119,15 +112,7 @@ pub(crate) fn run() -> i32 {
         "extension registered as {name} in {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3
     ));
-    let mut ext = match Extension::new(&client, registration) {
-        Ok(x) => x,
-        Err(e) => {
-            log(format_args!("configuration error: {e}"));
-            let _ =
-                client.report_error(ErrorPhase::Init, "Extension.ConfigInvalid", &e.to_string());
-            return 1;
-        }
-    };
+    let mut ext = Extension::new(&client, registration);
     loop {
         ext.calling_next();
         match client.next_event() {
@@ -148,8 +133,7 @@ pub(crate) fn run() -> i32 {
                 // answered something we do not understand: neither gets better by
                 // asking again at full speed.
                 log(format_args!("event/next: {e}"));
-                let _ =
-                    client.report_error(ErrorPhase::Exit, "Extension.NextFailed", &e.to_string());
+                let _ = client.report_exit_error("Extension.NextFailed", &e.to_string());
                 ext.on_shutdown(0);
                 return 1;
             }
@@ -183,10 +167,60 @@ enum Sink {
     Otlp(Box<OtlpConfig>, Option<Outbox>),
     /// No OTLP endpoint configured: JSON lines on stdout (CloudWatch Logs in Lambda).
     Stdout,
+    /// An OTLP endpoint was configured but cannot be used (not an http(s) URL, an
+    /// unreadable CA file): nothing is exported — not to another destination either —
+    /// and what was withheld is counted.
+    Withheld,
+}
+
+/// The sink the OTLP variables ask for; a mistake in them is logged once and fails
+/// closed (see the module doc).
+fn otlp_sink(env: &dyn Fn(&str) -> Option<String>) -> Sink {
+    let with_defaults = |k: &str| {
+        env(k).or_else(|| match k {
+            "OTEL_EXPORTER_OTLP_TIMEOUT" => Some(DEFAULT_OTLP_TIMEOUT_MS.into()),
+            "TAPLINE_OTLP_MAX_ELAPSED_MS" => Some(DEFAULT_OTLP_MAX_ELAPSED_MS.into()),
+            _ => None,
+        })
+    };
+    let config = match OtlpConfig::from_lookup(None, with_defaults) {
+        Ok(c) => c,
+        Err(e) => {
+            // An unknown protocol protects nothing: the default encoding is as safe.
+            let no_protocol = |k: &str| match k {
+                "OTEL_EXPORTER_OTLP_PROTOCOL" | "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" => None,
+                _ => with_defaults(k),
+            };
+            match OtlpConfig::from_lookup(None, no_protocol) {
+                Ok(c) => {
+                    log(format_args!(
+                        "configuration error: {e}; exporting with the default protocol \
+                         (http/json) instead"
+                    ));
+                    c
+                }
+                Err(_) => {
+                    log(format_args!(
+                        "configuration error: {e}; nothing will be exported until it is \
+                         fixed (the function runs as usual)"
+                    ));
+                    return Sink::Withheld;
+                }
+            }
+        }
+    };
+    // The TLS setup (CA files) is checked once, here, not at the first export.
+    if let Err(e) = OtlpExporter::new(config.clone()) {
+        log(format_args!(
+            "configuration error: OTLP {e}; nothing will be exported until it is fixed \
+             (the function runs as usual)"
+        ));
+        return Sink::Withheld;
+    }
+    Sink::Otlp(Box::new(config), None)
 }
 
 struct Extension {
-    runtime_api: String,
     function_name: String,
     function_version: String,
     spool_dir: PathBuf,
@@ -214,11 +248,22 @@ struct Extension {
     /// The exporter of the last export and when it finished: its connection is kept
     /// alive for the next one.
     exporter: Option<(OtlpExporter, Instant)>,
+    /// Spans not exported because the OTLP setting is unusable ([`Sink::Withheld`]).
+    withheld: usize,
 }
 
 impl Extension {
-    fn new(client: &ExtensionsClient, reg: Registration) -> Result<Self, LambdaError> {
-        let pipeline = Pipeline::from_env()?;
+    fn new(client: &ExtensionsClient, reg: Registration) -> Self {
+        let pipeline = Pipeline::from_env().unwrap_or_else(|e| {
+            log(format_args!(
+                "configuration error: {e}; every exchange is exported without headers, \
+                 query or bodies until it is fixed (the function runs as usual)"
+            ));
+            Pipeline::new(
+                crate::mask::Masker::scrub_everything(),
+                crate::budget::Budget::from_env(),
+            )
+        });
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let spool_dir = PathBuf::from(
             env(tapline_record::settings::SPOOL_DIR.name()).unwrap_or(DEFAULT_SPOOL_DIR.into()),
@@ -226,15 +271,7 @@ impl Extension {
         let sink = if env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
             || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
         {
-            let config = OtlpConfig::from_lookup(None, |k| {
-                env(k).or_else(|| match k {
-                    "OTEL_EXPORTER_OTLP_TIMEOUT" => Some(DEFAULT_OTLP_TIMEOUT_MS.into()),
-                    "TAPLINE_OTLP_MAX_ELAPSED_MS" => Some(DEFAULT_OTLP_MAX_ELAPSED_MS.into()),
-                    _ => None,
-                })
-            })?;
-            OtlpExporter::new(config.clone())?; // fail at init, not at the first export
-            Sink::Otlp(Box::new(config), None)
+            otlp_sink(&env)
         } else {
             Sink::Stdout
         };
@@ -259,7 +296,6 @@ impl Extension {
                 .push(KeyValue::string("cloud.region", region));
         }
         let mut ext = Extension {
-            runtime_api: client.runtime_api().to_string(),
             function_name,
             function_version,
             tail: None,
@@ -278,6 +314,7 @@ impl Extension {
             next_called: None,
             held: None,
             exporter: None,
+            withheld: 0,
             spool_dir,
         };
         ext.prepare_spool();
@@ -287,7 +324,7 @@ impl Extension {
             }
         }
         ext.start_telemetry(client);
-        Ok(ext)
+        ext
     }
 
     /// The spool directory (0700, so the function finds it) and the wake FIFO. Failing
@@ -370,12 +407,16 @@ impl Extension {
         if self.tail.is_none() {
             return; // nothing captured: call Next at once
         }
+        let invoked_at = now_unix_ns();
         // Wait for the runtime to have posted this invocation's outcome.
         loop {
             self.ingest(false);
-            if self.windows.is_closed(&id)
-                || self.runtime_done.as_ref().is_some_and(|d| d.contains(&id))
-            {
+            if self.windows.is_closed(&id) {
+                break;
+            }
+            if let Some(ok) = self.runtime_done.as_ref().and_then(|d| d.succeeded(&id)) {
+                self.windows
+                    .close_at_runtime_done(&id, invoked_at, now_unix_ns(), ok);
                 break;
             }
             let now = now_unix_ns();
@@ -436,6 +477,12 @@ impl Extension {
             FlushMode::AfterResponse,
         );
         log(format_args!("shutdown: {n} exchange(s) reported"));
+        if matches!(self.sink, Sink::Withheld) {
+            log(format_args!(
+                "{} span(s) withheld: the OTLP configuration is unusable",
+                self.withheld
+            ));
+        }
         if let Some(tail) = &mut self.tail {
             let s = tail.segment_stats();
             log(format_args!(
@@ -463,7 +510,7 @@ impl Extension {
         let mut fresh = tail.take_final(flush);
         fresh.sort_by_key(|x| (x.start_unix_ns, x.pid, x.conn_id, x.seq));
         for ex in fresh {
-            if is_runtime_api(&ex, &self.runtime_api) {
+            if is_runtime_api(&ex) {
                 self.windows.observe_runtime(&ex);
             } else {
                 self.unreported.push(ex);
@@ -563,6 +610,9 @@ impl Extension {
         if let Some(held) = self.held.take() {
             batch.spans.splice(0..0, held.spans);
         }
+        if matches!(self.sink, Sink::Withheld) {
+            self.withheld += batch.spans.len();
+        }
         if mode == FlushMode::DuringNext && matches!(self.sink, Sink::Otlp(..)) {
             if !batch.is_empty() {
                 self.held = Some(batch);
@@ -588,6 +638,7 @@ impl Extension {
                 }
                 let _ = out.flush();
             }
+            Sink::Withheld => {}
             Sink::Otlp(config, outbox) => {
                 // The last exporter (and its kept-alive connection) unless it has been
                 // idle too long or this export has its own budget (shutdown).

@@ -33,19 +33,21 @@ pub(crate) enum TelemetryError {
     Subscribe(#[from] ApiError),
 }
 
-/// Request ids whose runtime phase is over, as the Telemetry API reported them.
+/// Request ids whose runtime phase is over, as the Telemetry API reported them, each
+/// with whether its status was `success`.
 #[derive(Clone, Default)]
-pub(crate) struct RuntimeDone(Arc<Mutex<VecDeque<String>>>);
+pub(crate) struct RuntimeDone(Arc<Mutex<VecDeque<(String, bool)>>>);
 
 impl RuntimeDone {
-    pub(crate) fn contains(&self, request_id: &str) -> bool {
+    /// `Some(status == "success")` once the invocation's runtimeDone arrived.
+    pub(crate) fn succeeded(&self, request_id: &str) -> Option<bool> {
         self.0
             .lock()
-            .map(|q| q.iter().any(|id| id == request_id))
-            .unwrap_or(false)
+            .ok()
+            .and_then(|q| q.iter().find(|(id, _)| id == request_id).map(|&(_, ok)| ok))
     }
 
-    fn insert(&self, request_id: String) {
+    fn insert(&self, request_id: (String, bool)) {
         if let Ok(mut q) = self.0.lock() {
             if q.len() >= REMEMBERED {
                 q.pop_front();
@@ -213,16 +215,20 @@ fn read_request(r: &mut impl BufRead) -> Option<Vec<u8>> {
     Some(body)
 }
 
-/// The request ids of the `platform.runtimeDone` events of one batch.
-pub(crate) fn runtime_done_ids(body: &[u8]) -> Vec<String> {
+/// The request ids of the `platform.runtimeDone` events of one batch, each with whether
+/// its status was `success`.
+pub(crate) fn runtime_done_ids(body: &[u8]) -> Vec<(String, bool)> {
     let Ok(Value::Array(events)) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
     };
     events
         .iter()
         .filter(|e| e.get("type").and_then(Value::as_str) == Some("platform.runtimeDone"))
-        .filter_map(|e| e.pointer("/record/requestId").and_then(Value::as_str))
-        .map(str::to_string)
+        .filter_map(|e| {
+            let id = e.pointer("/record/requestId").and_then(Value::as_str)?;
+            let ok = e.pointer("/record/status").and_then(Value::as_str) == Some("success");
+            Some((id.to_string(), ok))
+        })
         .collect()
 }
 
@@ -237,7 +243,10 @@ mod tests {
           {"time":"2022-10-12T00:00:15.120Z","type":"platform.runtimeDone","record":{"requestId":"a","status":"success","metrics":{"durationMs":56.0}}},
           {"time":"2022-10-12T00:00:16.000Z","type":"platform.runtimeDone","record":{"requestId":"b","status":"timeout"}}
         ]"#;
-        assert_eq!(runtime_done_ids(batch), vec!["a", "b"]);
+        assert_eq!(
+            runtime_done_ids(batch),
+            vec![("a".to_string(), true), ("b".to_string(), false)]
+        );
         assert!(runtime_done_ids(b"{}").is_empty());
         assert!(runtime_done_ids(b"not json").is_empty());
     }

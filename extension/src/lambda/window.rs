@@ -18,7 +18,6 @@ use super::feed::LifecycleMark;
 
 /// Windows remembered (late exchanges of older invocations lose their parent).
 const REMEMBERED_WINDOWS: usize = 64;
-const RUNTIME_PREFIX: &str = "/2018-06-01/runtime/";
 const INVOCATION_PREFIX: &str = "/2018-06-01/runtime/invocation/";
 
 /// How an invocation ended, as the runtime told the Runtime API.
@@ -150,6 +149,28 @@ impl Windows {
         w.closed_unix_ns.get_or_insert(mark.wall_ns);
     }
 
+    /// The Telemetry API's `platform.runtimeDone` for `request_id` arrived (seen at
+    /// `at`): the window closes there unless the runtime's post was seen, and — for a
+    /// runtime whose Runtime API calls are not seen — opens when the extension was told
+    /// of the invocation (`invoked_at`, INVOKE), unless the runtime's own `next`
+    /// exchange says when (it wins, also when it arrives later).
+    pub(crate) fn close_at_runtime_done(
+        &mut self,
+        request_id: &str,
+        invoked_at: u64,
+        at: u64,
+        success: bool,
+    ) {
+        let w = self.entry(request_id);
+        w.opened_unix_ns.get_or_insert(invoked_at.min(at));
+        w.outcome.get_or_insert(if success {
+            Outcome::Response
+        } else {
+            Outcome::Error
+        });
+        w.closed_unix_ns.get_or_insert(at);
+    }
+
     /// True once the runtime has posted this invocation's outcome.
     pub(crate) fn is_closed(&self, request_id: &str) -> bool {
         self.get(request_id)
@@ -177,32 +198,12 @@ impl Windows {
     }
 }
 
-/// True for the runtime's own Runtime API calls (`runtime_api` is the
-/// `AWS_LAMBDA_RUNTIME_API` value): lifecycle, not user traffic.
-pub(crate) fn is_runtime_api(ex: &Exchange, runtime_api: &str) -> bool {
-    if !ex
-        .path
-        .as_deref()
-        .is_some_and(|p| p.starts_with(RUNTIME_PREFIX))
-    {
-        return false;
-    }
-    let Some((host, port)) = runtime_api.rsplit_once(':') else {
-        return false;
-    };
-    let Ok(port) = port.parse::<u16>() else {
-        return false;
-    };
-    let by_host = ex.port == Some(port)
-        && ex
-            .host
-            .as_deref()
-            .is_some_and(|h| h.eq_ignore_ascii_case(host));
-    let by_peer = ex.peer.is_some_and(|p| {
-        p.port() == port
-            && (p.ip().to_string() == host || (host == "localhost" && p.ip().is_loopback()))
-    });
-    by_host || by_peer
+/// True for the runtime's own Runtime API calls: lifecycle, not user traffic. The
+/// library marks the connection (from the traced runtime's own `AWS_LAMBDA_RUNTIME_API`);
+/// the extension's own address may differ (a proxy between runtime and API, as local
+/// emulators use), so it is not consulted.
+pub(crate) fn is_runtime_api(ex: &Exchange) -> bool {
+    ex.runtime_api
 }
 
 #[cfg(test)]
@@ -316,16 +317,10 @@ mod tests {
     }
 
     #[test]
-    fn runtime_api_exchanges_are_recognised() {
-        let e = ex("GET", "/2018-06-01/runtime/invocation/next", 0, 1);
-        assert!(is_runtime_api(&e, "127.0.0.1:9001"));
-        assert!(!is_runtime_api(&e, "127.0.0.1:9002"));
-        let mut other = ex("GET", "/2018-06-01/runtime/invocation/next", 0, 1);
-        other.port = Some(8080);
-        other.host = Some("example.com".into());
-        other.peer = "10.0.0.1:8080".parse().ok();
-        assert!(!is_runtime_api(&other, "127.0.0.1:9001"));
-        let user = ex("GET", "/items", 0, 1);
-        assert!(!is_runtime_api(&user, "127.0.0.1:9001"));
+    fn runtime_api_exchanges_are_recognised_by_the_library_mark() {
+        let mut e = ex("GET", "/2018-06-01/runtime/invocation/next", 0, 1);
+        assert!(!is_runtime_api(&e), "a path alone is not the Runtime API");
+        e.runtime_api = true;
+        assert!(is_runtime_api(&e));
     }
 }

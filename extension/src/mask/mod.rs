@@ -93,10 +93,11 @@ impl Masker {
     /// A secret-holding service is scrubbed by its host name, or — for local and VPC
     /// endpoints — by what the request was recognised as.
     fn is_scrubbed(&self, ex: &Exchange) -> bool {
-        [ex.host.as_deref(), ex.sni.as_deref()]
-            .into_iter()
-            .flatten()
-            .any(|h| self.is_scrubbed_host(h))
+        self.scrub_all
+            || [ex.host.as_deref(), ex.sni.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|h| self.is_scrubbed_host(h))
             || ex.aws.as_ref().is_some_and(|a| {
                 let name = a.service.signing_name();
                 self.scrub_domains.iter().any(|d| d == name)

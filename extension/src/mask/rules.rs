@@ -70,6 +70,9 @@ pub struct Masker {
     /// Names the key pattern matches that are not secrets (the default pattern's).
     not_secret: Option<Regex>,
     pub(super) scrub_domains: Vec<String>,
+    /// Every exchange is scrubbed (no headers, query or bodies): the pattern the user
+    /// set could not be applied ([`Masker::scrub_everything`]).
+    pub(super) scrub_all: bool,
 }
 
 impl Masker {
@@ -92,7 +95,23 @@ impl Masker {
                 .map(|d| d.as_ref().trim().to_ascii_lowercase())
                 .filter(|d| !d.is_empty())
                 .collect(),
+            scrub_all: false,
         })
+    }
+
+    /// Fail closed: the masker to use when the configured one cannot be built (an
+    /// invalid `TAPLINE_MASK_REGEX`). What the user's pattern was meant to protect is
+    /// unknown, so no exchange keeps headers, query or bodies; method, host, path
+    /// (masked by the default rules), status, sizes and timing still go out.
+    pub fn scrub_everything() -> Self {
+        // The default pattern is a constant that compiles (this module's tests build
+        // it); failing here would be a bug in this crate, not in its input.
+        let key = Regex::new(DEFAULT_KEY_PATTERN).expect("the default mask pattern compiles");
+        Masker {
+            key,
+            scrub_domains: Vec::new(),
+            scrub_all: true,
+        }
     }
 
     /// From `TAPLINE_MASK_REGEX` and `TAPLINE_SCRUB_DOMAINS` (`|`- or `,`-separated; set

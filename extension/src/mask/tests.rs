@@ -887,3 +887,40 @@ fn random_images_beside_credentials_stay_whole() {
         }
     }
 }
+
+/// An invalid `TAPLINE_MASK_REGEX` fails closed: the extension masks with
+/// `scrub_everything`, which keeps no header, query or body of any host.
+#[test]
+fn scrub_everything_keeps_no_header_query_or_body() {
+    assert!(Masker::from_lookup(|k| (k == "TAPLINE_MASK_REGEX").then(|| "(".into())).is_err());
+    let m = Masker::scrub_everything();
+    let mut ex = exchange();
+    ex.query = Some("customer=42&note=plain".into());
+    ex.request_headers = vec![("X-Customer-Field".into(), "private".into())];
+    ex.response_headers = vec![("Content-Type".into(), "application/json".into())];
+    ex.request_body = Some(Body {
+        bytes: br#"{"customer":"private"}"#.to_vec(),
+        size: 22,
+        truncated: false,
+        decoded: None,
+    });
+    m.mask(&mut ex);
+    assert!(ex.request_headers.is_empty() && ex.response_headers.is_empty());
+    assert_eq!(ex.query, None);
+    let body = ex.request_body.as_ref().unwrap();
+    assert!(body.bytes.is_empty() && body.size == 22 && ex.truncated);
+    assert_eq!(
+        (
+            ex.method.as_deref(),
+            ex.host.as_deref(),
+            ex.path.as_deref(),
+            ex.status
+        ),
+        (
+            Some("POST"),
+            Some("api.example.com"),
+            Some("/v1/items"),
+            Some(200)
+        )
+    );
+}
