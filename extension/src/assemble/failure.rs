@@ -91,6 +91,7 @@ impl FailedCall<'_> {
             error: Some(error),
             aws: None,
             grpc: None,
+            runtime_api: false,
         }
     }
 }

@@ -107,8 +107,10 @@ impl Masker {
         // The default pattern is a constant that compiles (this module's tests build
         // it); failing here would be a bug in this crate, not in its input.
         let key = Regex::new(DEFAULT_KEY_PATTERN).expect("the default mask pattern compiles");
+        let not_secret = Regex::new(DEFAULT_NOT_SECRET).expect("the default exceptions compile");
         Masker {
             key,
+            not_secret: Some(not_secret),
             scrub_domains: Vec::new(),
             scrub_all: true,
         }
