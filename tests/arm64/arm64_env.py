@@ -218,8 +218,9 @@ def arm64(qemu, arm64_lib, tmp_path):
 
 
 def show_json(tapline, spool, runner=()):
-    """The exchanges of a spool, as `tapline show --format json` prints them."""
-    proc = subprocess.run([*map(str, runner), str(tapline), "show", "--format", "json",
-                           str(spool)], capture_output=True, check=True,
-                          stdin=subprocess.DEVNULL, timeout=QEMU_TIMEOUT)
-    return [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
+    """The exchanges of a spool, as `tapline show --format json --output FILE` writes them."""
+    out = Path(f"{spool}.json")
+    subprocess.run([*map(str, runner), str(tapline), "show", "--format", "json",
+                    "--output", str(out), str(spool)], capture_output=True, check=True,
+                   stdin=subprocess.DEVNULL, timeout=QEMU_TIMEOUT)
+    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
