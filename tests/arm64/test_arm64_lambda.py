@@ -52,8 +52,7 @@ def test_arm64_extension_exports_every_invocation_with_its_calls(
     env = Lambda(None, servers, d, sim=sim, layer_dir=str(staged), timeout_ms=120000,
                  runner=[qemu, "-L", str(arm64_sysroot)],
                  runtime=[str(arm64_sysroot / "usr" / "bin" / "python3.11")],
-                 rt_env={"PYTHONPATH": f"{os.path.join(d, 'task')}:{arm64_site}",
-                         "PYTHONNOUSERSITE": "1"})
+                 pythonpath=[str(arm64_site)], rt_env={"PYTHONNOUSERSITE": "1"})
     try:
         results = []
         for n in range(3):

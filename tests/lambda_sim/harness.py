@@ -138,11 +138,13 @@ class Lambda:
     writes one JSON line per exchange to its stdout (`extension.log`). `runner` is put
     before the extension's and the runtime's command (an emulator: `qemu-aarch64-static
     -L SYSROOT` for an arm64 layer, tests/arm64/); `runtime` replaces the runtime's
-    interpreter (`[python]`, then `-m awslambdaric handler.handle`)."""
+    interpreter (`[python]`, then `-m awslambdaric handler.handle`), `pythonpath` is
+    added after the handler's folder (where that interpreter finds awslambdaric)."""
 
     def __init__(self, build, servers, tmp, layer=True, spool=None, timeout_ms=3000,
                  with_extension=True, gate=None, ext_env=None, otlp=True, sim=None,
-                 layer_dir=None, handler=HANDLER, rt_env=None, runner=(), runtime=None):
+                 layer_dir=None, handler=HANDLER, rt_env=None, runner=(), runtime=None,
+                 pythonpath=()):
         self.tmp = tmp
         self.events = queue.Queue()
         self.lines = []
@@ -209,7 +211,7 @@ class Lambda:
         os.makedirs(task)
         with open(os.path.join(task, "handler.py"), "w") as f:
             f.write(handler)
-        rt_env = dict(env, PYTHONPATH=task, E2E_HTTP_PORT=str(servers["http"]),
+        rt_env = dict(env, PYTHONPATH=os.pathsep.join([task, *pythonpath]), E2E_HTTP_PORT=str(servers["http"]),
                       E2E_HTTPS_PORT=str(servers["https"]), SSL_CERT_FILE=servers["ca"],
                       **(rt_env or {}))
         cmd = [*runner, *(runtime or [sys.executable]), "-m", "awslambdaric", "handler.handle"]
