@@ -58,8 +58,10 @@ extern "C" fn tapline_init() {
         conn::init();
         tls::init();
         http2::init();
-        // OpenSSL inside the executable itself (node): inline hooks, or nothing.
-        if config::inline_hooks() {
+        // OpenSSL inside the executable itself (node): inline hooks, or nothing. The
+        // plans are x86-64 code (iced-x86 decodes the prologues, a `jmp rel32` replaces
+        // them): on any other architecture, nothing — node's TLS stays opaque there.
+        if cfg!(target_arch = "x86_64") && config::inline_hooks() {
             let _ = hooks::inline::install();
         }
         // Objects that bind past the global scope (RTLD_DEEPBIND): bound to us.

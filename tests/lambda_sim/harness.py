@@ -161,7 +161,11 @@ class Lambda:
     `build`: the directory holding `tapline`, `libtapline.so` and `tapline-lambda-sim`
     (`sim` and `layer_dir` override where the simulator and the layer's two binaries
     come from). `otlp=False` runs no receiver and sets no endpoint: the extension then
-    writes one JSON line per exchange to its stdout (`extension.log`).
+    writes one JSON line per exchange to its stdout (`extension.log`). `runner` is put
+    before the extension's and the runtime's command (an emulator: `qemu-aarch64-static
+    -L SYSROOT` for an arm64 layer, tests/arm64/); `runtime` replaces the runtime's
+    interpreter (`[python]`, then `-m awslambdaric handler.handle`), `pythonpath` is
+    added after the handler's folder (where that interpreter finds awslambdaric).
 
     `runtime_cmd(env, cmd, rt_env)` may replace the runtime's command line and add to its
     environment (another tracer's wrapper, another language): it gets this environment
@@ -170,7 +174,8 @@ class Lambda:
     def __init__(self, build, servers, tmp, layer=True, spool=None, timeout_ms=3000,
                  with_extension=True, gate=None, ext_env=None, otlp=True, sim=None,
                  layer_dir=None, handler=HANDLER, rt_env=None, runtime_cmd=None,
-                 receiver_args=(), freeze_gap=None, runtime_proxy=False, preload_runtime=None):
+                 receiver_args=(), freeze_gap=None, runtime_proxy=False, preload_runtime=None,
+                 runner=(), runtime=None, pythonpath=()):
         """`freeze_gap`: seconds the sandbox stays frozen (runtime and extension
         SIGSTOPped, as Lambda freezes it) after every invocation, thawed before the next.
         `runtime_proxy`: the runtime reaches the Runtime API through a byte-for-byte TCP
@@ -238,7 +243,7 @@ class Lambda:
                 ext_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{otlp_port}"
             self.extension_spawned_ns = time.time_ns()
             self.extension = subprocess.Popen(
-                [os.path.join(opt, "extensions", "tapline")],
+                [*runner, os.path.join(opt, "extensions", "tapline")],
                 env=ext_env, stdout=self.ext_log, stderr=subprocess.STDOUT)
             self.send("wait-extensions 1")
             self.expect("extensions")
@@ -256,10 +261,11 @@ class Lambda:
         os.makedirs(task)
         with open(os.path.join(task, "handler.py"), "w") as f:
             f.write(handler)
-        rt_env = dict(env, PYTHONPATH=task, E2E_HTTP_PORT=str(servers["http"]), E2E_LIB=self.lib,
+        rt_env = dict(env, PYTHONPATH=os.pathsep.join([task, *pythonpath]),
+                      E2E_HTTP_PORT=str(servers["http"]), E2E_LIB=self.lib,
                       E2E_HTTPS_PORT=str(servers["https"]), SSL_CERT_FILE=servers["ca"],
                       **(rt_env or {}))
-        cmd = [sys.executable, "-m", "awslambdaric", "handler.handle"]
+        cmd = [*runner, *(runtime or [sys.executable]), "-m", "awslambdaric", "handler.handle"]
         if layer and preload_runtime is not False:
             # AWS_LAMBDA_EXEC_WRAPPER: Lambda runs the script with the runtime's command line.
             cmd = ["dash", os.path.join(opt, "tapline", "wrapper.sh")] + cmd
