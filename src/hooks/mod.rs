@@ -1,5 +1,5 @@
 //! The `extern "C"` shims: the functions this library exports in place of libc's
-//! ([`libc`]) and the TLS libraries' ([`openssl`], [`gnutls`]; [`inline`] patches
+//! ([`io`] for the calls that carry bytes, [`libc`] for the rest) and the TLS libraries' ([`openssl`], [`gnutls`]; [`inline`] patches
 //! OpenSSL linked into the executable itself).
 //!
 //! Every shim follows one pattern: call the real function exactly once, first; keep its
@@ -9,6 +9,7 @@
 
 pub mod gnutls;
 pub mod inline;
+pub mod io;
 pub mod libc;
 pub mod openssl;
 
