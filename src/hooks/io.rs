@@ -169,24 +169,27 @@ unsafe fn message<'a>(msg: *const msghdr) -> Bytes<'a> {
     unsafe { vectored(m.msg_iov, m.msg_iovlen as c_int) }
 }
 
-// SAFETY (every `after` step below): the real call reported `ret` bytes transferred
-// through the caller's buffers, which are valid for at least that many bytes.
-
 hot_hook! {
     fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t;
     sys libc::SYS_write => [fd, buf, count];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| sent(fd, ret, || unsafe { transferred(buf, ret as usize) });
 }
 
 hot_hook! {
     fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t;
     sys libc::SYS_writev => [fd, iov, cnt];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| sent(fd, ret, || unsafe { vectored(iov, cnt) });
 }
 
 hot_hook! {
     fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t;
     sys libc::SYS_sendto => [fd, buf, len, flags];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| sent(fd, ret, || unsafe { transferred(buf, ret as usize) });
 }
 
@@ -200,42 +203,56 @@ hot_hook! {
         alen: socklen_t,
     ) -> ssize_t;
     sys libc::SYS_sendto => [fd, buf, len, flags, addr, alen];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| sent(fd, ret, || unsafe { transferred(buf, ret as usize) });
 }
 
 hot_hook! {
     fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t;
     sys libc::SYS_sendmsg => [fd, msg, flags];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| sent(fd, ret, || unsafe { message(msg) });
 }
 
 hot_hook! {
     fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t;
     sys libc::SYS_read => [fd, buf, count];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| received(fd, ret, 0, || unsafe { transferred(buf, ret as usize) });
 }
 
 hot_hook! {
     fn __read_chk(fd: c_int, buf: *mut c_void, count: size_t, buflen: size_t) -> ssize_t;
     sys libc::SYS_read => [fd, buf, count];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| received(fd, ret, 0, || unsafe { transferred(buf, ret as usize) });
 }
 
 hot_hook! {
     fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t;
     sys libc::SYS_readv => [fd, iov, cnt];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| received(fd, ret, 0, || unsafe { vectored(iov, cnt) });
 }
 
 hot_hook! {
     fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t;
     sys libc::SYS_recvfrom => [fd, buf, len, flags];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
 }
 
 hot_hook! {
     fn __recv_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t, flags: c_int) -> ssize_t;
     sys libc::SYS_recvfrom => [fd, buf, len, flags];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
 }
 
@@ -249,6 +266,8 @@ hot_hook! {
         alen: *mut socklen_t,
     ) -> ssize_t;
     sys libc::SYS_recvfrom => [fd, buf, len, flags, addr, alen];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
 }
 
@@ -263,12 +282,16 @@ hot_hook! {
         alen: *mut socklen_t,
     ) -> ssize_t;
     sys libc::SYS_recvfrom => [fd, buf, len, flags, addr, alen];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
 }
 
 hot_hook! {
     fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t;
     sys libc::SYS_recvmsg => [fd, msg, flags];
+    // SAFETY: the real call reported `ret` bytes moved through the caller's buffers,
+    // which are valid for at least that many (or `ret` <= 0 and they are not read).
     after |ret| received(fd, ret, flags, || unsafe { message(msg) });
 }
 

@@ -70,7 +70,13 @@ pub fn after_fork_child() {
 /// may be handed to the program's next `open`, and we must never write there.
 pub fn descriptor_closed(lo: c_int, hi: c_int) {
     let fd = FD.load(Ordering::Acquire);
-    if fd >= 0 && fd >= lo && fd <= hi && FD.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+    if fd >= 0
+        && fd >= lo
+        && fd <= hi
+        && FD
+            .compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
         crate::conn::set_watch(fd, crate::conn::watch::SPOOL, false);
     }
 }
@@ -149,7 +155,10 @@ fn writev_record(fd: c_int, header: &mut Header, parts: &[&[u8]]) -> bool {
     }
     if ret < 0 && raw::errno() == libc::EBADF {
         // Someone closed our descriptor behind our back: open a new file next time.
-        if FD.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if FD
+            .compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             crate::conn::set_watch(fd, crate::conn::watch::SPOOL, false);
         }
     }

@@ -138,12 +138,7 @@ fn own_range() -> (usize, usize) {
     }
     let mut range = [is_ours as fn(usize) -> bool as usize, 0, 0];
     // SAFETY: the callback only reads the loader's info and writes into `range`.
-    unsafe {
-        libc::dl_iterate_phdr(
-            Some(find_own_range),
-            range.as_mut_ptr() as *mut c_void,
-        )
-    };
+    unsafe { libc::dl_iterate_phdr(Some(find_own_range), range.as_mut_ptr() as *mut c_void) };
     let (lo, hi) = (range[1], range[2]);
     if hi == 0 {
         // Not found (cannot happen for a loaded library): nothing is ours.
