@@ -60,7 +60,9 @@ pub unsafe fn on_connect(fd: i32, addr: *const libc::sockaddr, len: libc::sockle
         local,
         connect: spool::now(),
     };
-    slot.start(conn::new_conn_id(spool::pid()), origin::SOCKET, info);
+    if slot.start(conn::new_conn_id(spool::pid()), origin::SOCKET, info) {
+        conn::set_watch(fd, conn::watch::CONN, true);
+    }
 }
 
 /// A blocking `connect` on `fd` failed with `errno` (`addr` as given to it).
@@ -171,6 +173,7 @@ pub fn detach(fd: i32) -> Option<Detached> {
     let slot = conn::slot(fd)?;
     let conn_id = slot.conn_id.load(Ordering::Acquire);
     let st = slot.state.swap(state::FREE, Ordering::AcqRel);
+    conn::set_watch(fd, conn::watch::CONN, false);
     (st != state::FREE).then_some(Detached { state: st, conn_id })
 }
 
@@ -372,6 +375,9 @@ pub fn close(slot: &Slot, conn_id: u64) {
         return;
     }
     let st = slot.state.swap(state::FREE, Ordering::AcqRel);
+    if let Some(fd) = conn::fd_of(slot) {
+        conn::set_watch(fd, conn::watch::CONN, false);
+    }
     if matches!(st, state::HTTP | state::TLS | state::H2C) {
         let reason = if slot.eof.load(Ordering::Relaxed) {
             CloseReason::PeerEof

@@ -19,8 +19,53 @@ use tapline_record::{Stamp, WireAddr};
 use crate::http1::{Framer, RequestKinds};
 use crate::lambda::Pending;
 
-/// Highest fd number followed (exclusive).
+/// Highest fd number followed (exclusive). A power of two: [`watched`] masks with it.
 pub const MAX_FDS: usize = 65536;
+const _: () = assert!(MAX_FDS.is_power_of_two());
+
+/// One byte per fd number: nonzero when the hooks must look at that fd (a connection
+/// in the table, or the spool file; the bits of [`watch`]). It is all the hot hooks
+/// read before passing an untraced call on, so it sits apart from the slots, dense
+/// (64 KiB of `.bss`, zero = not watched, nothing to initialise). A number at or above
+/// `MAX_FDS` shares the byte of its low bits: a false "look closer", never a miss of
+/// an fd the table could hold.
+static WATCH: [AtomicU8; MAX_FDS] = [const { AtomicU8::new(0) }; MAX_FDS];
+
+/// Why an fd is watched (bits of its [`WATCH`] byte).
+pub mod watch {
+    /// Its slot in the table is not free.
+    pub const CONN: u8 = 1;
+    /// It is the spool file (its `close` must be seen).
+    pub const SPOOL: u8 = 2;
+}
+
+/// Must the hooks look at `fd` at all? The first and only test on the untraced path.
+#[inline(always)]
+pub fn watched(fd: i32) -> bool {
+    WATCH[fd as u32 as usize & (MAX_FDS - 1)].load(Ordering::Relaxed) != 0
+}
+
+/// Sets or clears one [`watch`] bit of `fd` (out-of-range fds are never watched).
+pub fn set_watch(fd: i32, bit: u8, on: bool) {
+    if fd < 0 || fd as usize >= MAX_FDS {
+        return;
+    }
+    let w = &WATCH[fd as usize];
+    if on {
+        w.fetch_or(bit, Ordering::Relaxed);
+    } else {
+        w.fetch_and(!bit, Ordering::Relaxed);
+    }
+}
+
+/// The fd whose table slot `slot` is, or `None` for a slot outside the table (a TLS
+/// session's own slot).
+pub fn fd_of(slot: &Slot) -> Option<i32> {
+    let t = TABLE.load(Ordering::Acquire) as usize;
+    let p = slot as *const Slot as usize;
+    let size = core::mem::size_of::<Slot>();
+    (t != 0 && p >= t && p < t + MAX_FDS * size).then(|| ((p - t) / size) as i32)
+}
 
 /// Slot states.
 pub mod state {

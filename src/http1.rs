@@ -97,6 +97,43 @@ const H_NONE: u8 = 0;
 const H_CL: u8 = 1;
 const H_TE: u8 = 2;
 
+/// What [`Framer::skip_run`] did.
+enum Skip {
+    /// Nothing to skip here: take the next byte by byte.
+    No,
+    /// Skipped this many bytes.
+    To(usize),
+    /// A NUL in a request line, this many bytes in (counted): framing stops.
+    Malformed(usize),
+}
+
+/// The index of the first `b` in `data` (glibc's vectorised `memchr`).
+fn find_byte(b: u8, data: &[u8]) -> Option<usize> {
+    if data.is_empty() {
+        return None;
+    }
+    // SAFETY: `data` is valid for `data.len()` bytes; memchr reads no further.
+    let p = unsafe { libc::memchr(data.as_ptr().cast(), i32::from(b), data.len()) };
+    (!p.is_null()).then(|| p as usize - data.as_ptr() as usize)
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn skips_enabled() -> bool {
+    true
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Tests turn the run skipping off to compare it with the byte-wise steps.
+    pub(crate) static SKIPS: core::cell::Cell<bool> = const { core::cell::Cell::new(true) };
+}
+
+#[cfg(test)]
+fn skips_enabled() -> bool {
+    SKIPS.with(|s| s.get())
+}
+
 /// Per-direction framing state. All-zero is a valid initial state ([`Framer::new`]),
 /// so a table of framers can live in zeroed memory.
 #[derive(Clone, Copy, Debug, Default)]
@@ -319,14 +356,33 @@ impl Framer {
 
     /// Scans head bytes until the head ends or the data runs out. Returns bytes consumed
     /// and a verdict if framing must stop.
+    ///
+    /// Byte by byte where a byte can change what we learn (the method, the status, the
+    /// `Content-Length` and `Transfer-Encoding` lines); a run that cannot — the rest of
+    /// a request line after its method, a status line's reason phrase, any header line
+    /// whose first byte starts neither name — is skipped to its line end with one
+    /// `memchr`, with exactly the effect the byte-wise steps would have had.
     fn scan_head(&mut self, role: Role, data: &[u8]) -> (usize, Option<Verdict>) {
-        for (n, &b) in data.iter().enumerate() {
+        let mut n = 0;
+        while n < data.len() {
+            if skips_enabled() && self.may_skip(role) {
+                match self.skip_run(role, &data[n..]) {
+                    Skip::No => {}
+                    Skip::To(k) => {
+                        n += k;
+                        continue;
+                    }
+                    Skip::Malformed(k) => return (n + k, Some(Verdict::Malformed)),
+                }
+            }
+            let b = data[n];
+            n += 1;
             self.head_len += 1;
             self.wire_len += 1;
             if self.phase == Phase::StartLine {
                 if b == b'\n' {
                     if !self.start_line_ok(role) {
-                        return (n + 1, Some(Verdict::Malformed));
+                        return (n, Some(Verdict::Malformed));
                     }
                     self.phase = Phase::Headers;
                     self.line_pos = 0;
@@ -334,7 +390,7 @@ impl Framer {
                     continue;
                 }
                 if !self.start_line_byte(role, b) {
-                    return (n + 1, Some(Verdict::Malformed));
+                    return (n, Some(Verdict::Malformed));
                 }
                 self.line_pos += 1;
                 continue;
@@ -344,7 +400,7 @@ impl Framer {
                 if self.line_pos == 0 {
                     // Blank line: the head is complete. The caller decides the body.
                     self.phase = Phase::Fixed;
-                    return (n + 1, None);
+                    return (n, None);
                 }
                 self.end_header_line();
                 continue;
@@ -357,6 +413,126 @@ impl Framer {
             self.line_pos += 1;
         }
         (data.len(), None)
+    }
+
+    /// Could [`Framer::skip_run`] take a run here? Cheap, inline: false while a method,
+    /// a status code or a header name of interest is being read byte by byte.
+    #[inline(always)]
+    fn may_skip(&self, role: Role) -> bool {
+        let pos = self.line_pos;
+        match self.phase {
+            Phase::StartLine => match role {
+                Role::Request => self.method_len > 0 && pos > u32::from(self.method_len),
+                Role::Response => pos >= 12,
+            },
+            Phase::Headers => pos == 0 || (self.value_of == H_NONE && self.name_mask == 0),
+            _ => false,
+        }
+    }
+
+    /// A run at the start of `data` that the byte-wise steps would pass over without
+    /// learning anything, taken in one step (see [`Framer::scan_head`]).
+    fn skip_run(&mut self, role: Role, data: &[u8]) -> Skip {
+        let pos = self.line_pos as usize;
+        match self.phase {
+            Phase::StartLine => {
+                let past_fixed_part = match role {
+                    // Past the method and the space after it: each byte only has to
+                    // be non-NUL, and the last digit is the version's minor number.
+                    Role::Request => self.method_len > 0 && pos > self.method_len as usize,
+                    // The reason phrase: anything goes.
+                    Role::Response => pos >= 12,
+                };
+                if !past_fixed_part {
+                    return Skip::No;
+                }
+                let run = &data[..find_byte(b'\n', data).unwrap_or(data.len())];
+                if run.is_empty() {
+                    return Skip::No;
+                }
+                if role == Role::Request {
+                    let nul = find_byte(0, run);
+                    let seen = &run[..nul.unwrap_or(run.len())];
+                    if let Some(&d) = seen.iter().rev().find(|b| b.is_ascii_digit()) {
+                        self.http_minor = d - b'0';
+                    }
+                    if let Some(nul) = nul {
+                        self.line_pos += nul as u32;
+                        self.head_len += nul as u64 + 1;
+                        self.wire_len += nul as u64 + 1;
+                        return Skip::Malformed(nul + 1);
+                    }
+                }
+                self.line_pos += run.len() as u32;
+                self.head_len += run.len() as u64;
+                self.wire_len += run.len() as u64;
+                Skip::To(run.len())
+            }
+            Phase::Headers if pos == 0 => {
+                let first = data[0];
+                if matches!(first, b'\r' | b'\n') {
+                    return Skip::No;
+                }
+                if matches!(first, b'c' | b'C' | b't' | b'T') {
+                    return self.skip_name(data);
+                }
+                // A header line we do not read: its first byte already rules out both
+                // names (or makes it a folded continuation). Up to and including its
+                // `\n`, the line only ends; without one, take it byte by byte.
+                let Some(end) = find_byte(b'\n', data) else {
+                    return Skip::No;
+                };
+                self.head_len += end as u64 + 1;
+                self.wire_len += end as u64 + 1;
+                self.te_match = 0;
+                self.end_header_line();
+                Skip::To(end + 1)
+            }
+            Phase::Headers if self.value_of == H_NONE && self.name_mask == 0 => {
+                // The rest of a header line whose name matched neither: up to its `\n`
+                // (left to the byte-wise step, which ends the line), bytes only count.
+                let run = &data[..find_byte(b'\n', data).unwrap_or(data.len())];
+                if run.is_empty() {
+                    return Skip::No;
+                }
+                let crs = run.iter().filter(|&&b| b == b'\r').count();
+                self.saw_cr |= crs > 0;
+                self.line_pos += (run.len() - crs) as u32;
+                self.head_len += run.len() as u64;
+                self.wire_len += run.len() as u64;
+                Skip::To(run.len())
+            }
+            _ => Skip::No,
+        }
+    }
+
+    /// At the start of a header line that may name `Content-Length` or
+    /// `Transfer-Encoding`: when the whole name and its `:` are in `data` (and no `\r`
+    /// hides in it), compares the name at once and leaves the framer as the byte-wise
+    /// steps would after the `:` (reading the value of one of the two, or nothing).
+    fn skip_name(&mut self, data: &[u8]) -> Skip {
+        let line = &data[..find_byte(b'\n', data).unwrap_or(data.len())];
+        let Some(colon) = find_byte(b':', line) else {
+            return Skip::No;
+        };
+        let name = &line[..colon];
+        if find_byte(b'\r', name).is_some() {
+            return Skip::No;
+        }
+        self.te_match = 0;
+        self.name_mask = 0;
+        self.value_of = H_NONE;
+        if name.eq_ignore_ascii_case(CONTENT_LENGTH) {
+            self.value_of = H_CL;
+            self.content_length = 0;
+            self.has_length = true;
+        } else if name.eq_ignore_ascii_case(TRANSFER_ENCODING) {
+            self.value_of = H_TE;
+        }
+        self.line_pos += colon as u32 + 1;
+        self.head_len += colon as u64 + 1;
+        self.wire_len += colon as u64 + 1;
+        Skip::To(colon + 1)
     }
 
     fn start_line_byte(&mut self, role: Role, b: u8) -> bool {

@@ -44,6 +44,7 @@ pub mod tls;
 #[cfg(all(feature = "hooks", not(test)))]
 extern "C" fn tapline_init() {
     let _ = std::panic::catch_unwind(|| {
+        hooks::io::resolve_all();
         hooks::libc::resolve_all();
         spool::set_pid();
         let inert = is_tapline_binary();

@@ -1,38 +1,22 @@
-//! libc socket calls: `connect` and `close` open and end what we follow; the send and
-//! receive families carry the bytes. Runtimes differ in which they call (curl
-//! `send`/`recv`, Python `write`/`read`/`send`/`recv`, Node `write`/`writev`/`read`,
-//! Java `writev`...); the rest are hooked because other programs use them.
+//! libc calls made once per connection or name, not per byte: `connect` starts what we
+//! follow, `getaddrinfo` names it, `close_range` and `syscall(SYS_close)` end it. The
+//! calls that carry bytes, and `close`, are the hot hooks of [`super::io`].
 //!
-//! Each shim: real call first (exactly once), then the fast check "is this fd one we
-//! follow?" (one table lookup), then capture through [`super::after`].
+//! Each shim: real call first (exactly once), then capture through [`super::after`].
 //!
 //! The shims' safety contract is libc's own for the function of the same name, so
 //! they carry no `# Safety` sections of their own.
 #![allow(clippy::missing_safety_doc)]
 
-use libc::{c_int, c_uint, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{c_int, c_uint, c_void, sockaddr, socklen_t};
 
-use super::{after, call_real, transferred};
-use crate::capture::{self, Bytes};
+use super::{after, call_real};
+use crate::capture;
 use crate::sys::raw;
 use crate::sys::resolve::RealFn;
 
 pub static REAL_CONNECT: RealFn = RealFn::new(c"connect");
-pub static REAL_CLOSE: RealFn = RealFn::new(c"close");
 pub static REAL_CLOSE_RANGE: RealFn = RealFn::new(c"close_range");
-pub static REAL_WRITE: RealFn = RealFn::new(c"write");
-pub static REAL_WRITEV: RealFn = RealFn::new(c"writev");
-pub static REAL_SEND: RealFn = RealFn::new(c"send");
-pub static REAL_SENDTO: RealFn = RealFn::new(c"sendto");
-pub static REAL_SENDMSG: RealFn = RealFn::new(c"sendmsg");
-pub static REAL_READ: RealFn = RealFn::new(c"read");
-pub static REAL_READV: RealFn = RealFn::new(c"readv");
-pub static REAL_RECV: RealFn = RealFn::new(c"recv");
-pub static REAL_RECVFROM: RealFn = RealFn::new(c"recvfrom");
-pub static REAL_RECVMSG: RealFn = RealFn::new(c"recvmsg");
-pub static REAL_READ_CHK: RealFn = RealFn::new(c"__read_chk");
-pub static REAL_RECV_CHK: RealFn = RealFn::new(c"__recv_chk");
-pub static REAL_RECVFROM_CHK: RealFn = RealFn::new(c"__recvfrom_chk");
 pub static REAL_GETADDRINFO: RealFn = RealFn::new(c"getaddrinfo");
 pub static REAL_SYSCALL: RealFn = RealFn::new(c"syscall");
 pub static REAL_GETSOCKOPT: RealFn = RealFn::new(c"getsockopt");
@@ -41,21 +25,7 @@ pub static REAL_GETSOCKOPT: RealFn = RealFn::new(c"getsockopt");
 pub fn resolve_all() {
     for f in [
         &REAL_CONNECT,
-        &REAL_CLOSE,
         &REAL_CLOSE_RANGE,
-        &REAL_WRITE,
-        &REAL_WRITEV,
-        &REAL_SEND,
-        &REAL_SENDTO,
-        &REAL_SENDMSG,
-        &REAL_READ,
-        &REAL_READV,
-        &REAL_RECV,
-        &REAL_RECVFROM,
-        &REAL_RECVMSG,
-        &REAL_READ_CHK,
-        &REAL_RECV_CHK,
-        &REAL_RECVFROM_CHK,
         &REAL_GETADDRINFO,
         &REAL_SYSCALL,
         &REAL_GETSOCKOPT,
@@ -66,64 +36,6 @@ pub fn resolve_all() {
 
 fn sys(nr: libc::c_long, a: [usize; 6]) -> isize {
     raw::syscall6(nr, a)
-}
-
-/// After a call that wrote `ret` bytes (or failed). `bytes` describes the caller's
-/// buffers; it is only called when `ret > 0`, i.e. when the kernel found them valid.
-#[inline]
-fn sent<'a>(fd: c_int, ret: ssize_t, bytes: impl FnOnce() -> Bytes<'a>) {
-    if !capture::interesting(fd) {
-        return;
-    }
-    let errno = raw::errno();
-    after(|| {
-        if ret > 0 {
-            capture::on_egress(fd, bytes(), ret as usize)
-        } else if ret < 0 {
-            capture::on_error(fd, errno)
-        }
-    });
-}
-
-/// After a call that read `ret` bytes (or hit EOF, or failed); `bytes` as for [`sent`].
-/// Peeked bytes stay in the socket and will be read again: they are not captured.
-#[inline]
-fn received<'a>(fd: c_int, ret: ssize_t, flags: c_int, bytes: impl FnOnce() -> Bytes<'a>) {
-    if flags & libc::MSG_PEEK != 0 || !capture::interesting(fd) {
-        return;
-    }
-    let errno = raw::errno();
-    after(|| {
-        if ret > 0 {
-            capture::on_ingress(fd, bytes(), ret as usize)
-        } else if ret == 0 {
-            capture::on_eof(fd)
-        } else {
-            capture::on_error(fd, errno)
-        }
-    });
-}
-
-/// # Safety
-/// `iov` must point to `cnt` iovecs, as the real call required.
-unsafe fn vectored<'a>(iov: *const iovec, cnt: c_int) -> Bytes<'a> {
-    if iov.is_null() || cnt <= 0 {
-        return Bytes::Vectored(&[]);
-    }
-    // SAFETY: as above.
-    Bytes::Vectored(unsafe { core::slice::from_raw_parts(iov, cnt as usize) })
-}
-
-/// # Safety
-/// `msg` must be a valid msghdr, as the real call required.
-unsafe fn message<'a>(msg: *const msghdr) -> Bytes<'a> {
-    if msg.is_null() {
-        return Bytes::Vectored(&[]);
-    }
-    // SAFETY: a valid msghdr (see above).
-    let m = unsafe { &*msg };
-    // SAFETY: msg_iov points to msg_iovlen iovecs.
-    unsafe { vectored(m.msg_iov, m.msg_iovlen as c_int) }
 }
 
 #[no_mangle]
@@ -202,35 +114,6 @@ pub unsafe extern "C" fn getsockopt(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    let ours = crate::spool::file::is_spool_fd(fd);
-    let detached = if capture::known(fd) {
-        capture::detach(fd)
-    } else {
-        None
-    };
-    let mut unfinished = None;
-    if detached.is_some() {
-        after(|| unfinished = capture::connect_unfinished(fd, detached));
-    }
-    let ret = call_real!(
-        REAL_CLOSE,
-        fn(c_int) -> c_int,
-        (fd),
-        sys(libc::SYS_close, [fd as usize, 0, 0, 0, 0, 0]) as c_int
-    );
-    if detached.is_some() || ours {
-        after(|| {
-            if let Some(peer) = &unfinished {
-                capture::on_connect_abandoned(peer);
-            }
-            capture::on_close(fd, detached)
-        });
-    }
-    ret
-}
-
-#[no_mangle]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     let ret = call_real!(
         REAL_CLOSE_RANGE,
@@ -245,259 +128,6 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
     if ret == 0 && flags & CLOSE_RANGE_CLOEXEC == 0 {
         after(|| capture::on_close_range(first, last));
     }
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
-    let ret = call_real!(
-        REAL_WRITE,
-        fn(c_int, *const c_void, size_t) -> ssize_t,
-        (fd, buf, count),
-        sys(libc::SYS_write, [fd as usize, buf as usize, count, 0, 0, 0])
-    );
-    // SAFETY: the real write read `ret` bytes of `buf`.
-    sent(fd, ret, || unsafe { transferred(buf, ret as usize) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
-    let ret = call_real!(
-        REAL_WRITEV,
-        fn(c_int, *const iovec, c_int) -> ssize_t,
-        (fd, iov, cnt),
-        sys(
-            libc::SYS_writev,
-            [fd as usize, iov as usize, cnt as usize, 0, 0, 0]
-        )
-    );
-    // SAFETY: the real writev accepted `iov` and `cnt`.
-    sent(fd, ret, || unsafe { vectored(iov, cnt) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
-    let ret = call_real!(
-        REAL_SEND,
-        fn(c_int, *const c_void, size_t, c_int) -> ssize_t,
-        (fd, buf, len, flags),
-        sys(
-            libc::SYS_sendto,
-            [fd as usize, buf as usize, len, flags as usize, 0, 0]
-        )
-    );
-    // SAFETY: the real send read `ret` bytes of `buf`.
-    sent(fd, ret, || unsafe { transferred(buf, ret as usize) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn sendto(
-    fd: c_int,
-    buf: *const c_void,
-    len: size_t,
-    flags: c_int,
-    addr: *const sockaddr,
-    alen: socklen_t,
-) -> ssize_t {
-    let ret = call_real!(
-        REAL_SENDTO,
-        fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t,
-        (fd, buf, len, flags, addr, alen),
-        sys(
-            libc::SYS_sendto,
-            [
-                fd as usize,
-                buf as usize,
-                len,
-                flags as usize,
-                addr as usize,
-                alen as usize
-            ]
-        )
-    );
-    // SAFETY: the real sendto read `ret` bytes of `buf`.
-    sent(fd, ret, || unsafe { transferred(buf, ret as usize) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
-    let ret = call_real!(
-        REAL_SENDMSG,
-        fn(c_int, *const msghdr, c_int) -> ssize_t,
-        (fd, msg, flags),
-        sys(
-            libc::SYS_sendmsg,
-            [fd as usize, msg as usize, flags as usize, 0, 0, 0]
-        )
-    );
-    // SAFETY: the real sendmsg accepted `msg`.
-    sent(fd, ret, || unsafe { message(msg) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
-    let ret = call_real!(
-        REAL_READ,
-        fn(c_int, *mut c_void, size_t) -> ssize_t,
-        (fd, buf, count),
-        sys(libc::SYS_read, [fd as usize, buf as usize, count, 0, 0, 0])
-    );
-    // SAFETY: the real read wrote `ret` bytes into `buf`.
-    received(fd, ret, 0, || unsafe { transferred(buf, ret as usize) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __read_chk(
-    fd: c_int,
-    buf: *mut c_void,
-    count: size_t,
-    buflen: size_t,
-) -> ssize_t {
-    let ret = call_real!(
-        REAL_READ_CHK,
-        fn(c_int, *mut c_void, size_t, size_t) -> ssize_t,
-        (fd, buf, count, buflen),
-        sys(libc::SYS_read, [fd as usize, buf as usize, count, 0, 0, 0])
-    );
-    // SAFETY: the real call wrote `ret` bytes into `buf`.
-    received(fd, ret, 0, || unsafe { transferred(buf, ret as usize) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
-    let ret = call_real!(
-        REAL_READV,
-        fn(c_int, *const iovec, c_int) -> ssize_t,
-        (fd, iov, cnt),
-        sys(
-            libc::SYS_readv,
-            [fd as usize, iov as usize, cnt as usize, 0, 0, 0]
-        )
-    );
-    // SAFETY: the real readv accepted `iov` and `cnt`.
-    received(fd, ret, 0, || unsafe { vectored(iov, cnt) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
-    let ret = call_real!(
-        REAL_RECV,
-        fn(c_int, *mut c_void, size_t, c_int) -> ssize_t,
-        (fd, buf, len, flags),
-        sys(
-            libc::SYS_recvfrom,
-            [fd as usize, buf as usize, len, flags as usize, 0, 0]
-        )
-    );
-    // SAFETY: the real recv wrote `ret` bytes into `buf`.
-    received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __recv_chk(
-    fd: c_int,
-    buf: *mut c_void,
-    len: size_t,
-    buflen: size_t,
-    flags: c_int,
-) -> ssize_t {
-    let ret = call_real!(
-        REAL_RECV_CHK,
-        fn(c_int, *mut c_void, size_t, size_t, c_int) -> ssize_t,
-        (fd, buf, len, buflen, flags),
-        sys(
-            libc::SYS_recvfrom,
-            [fd as usize, buf as usize, len, flags as usize, 0, 0]
-        )
-    );
-    // SAFETY: the real call wrote `ret` bytes into `buf`.
-    received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn recvfrom(
-    fd: c_int,
-    buf: *mut c_void,
-    len: size_t,
-    flags: c_int,
-    addr: *mut sockaddr,
-    alen: *mut socklen_t,
-) -> ssize_t {
-    let ret = call_real!(
-        REAL_RECVFROM,
-        fn(c_int, *mut c_void, size_t, c_int, *mut sockaddr, *mut socklen_t) -> ssize_t,
-        (fd, buf, len, flags, addr, alen),
-        sys(
-            libc::SYS_recvfrom,
-            [
-                fd as usize,
-                buf as usize,
-                len,
-                flags as usize,
-                addr as usize,
-                alen as usize
-            ]
-        )
-    );
-    // SAFETY: the real recvfrom wrote `ret` bytes into `buf`.
-    received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __recvfrom_chk(
-    fd: c_int,
-    buf: *mut c_void,
-    len: size_t,
-    buflen: size_t,
-    flags: c_int,
-    addr: *mut sockaddr,
-    alen: *mut socklen_t,
-) -> ssize_t {
-    let ret = call_real!(
-        REAL_RECVFROM_CHK,
-        fn(c_int, *mut c_void, size_t, size_t, c_int, *mut sockaddr, *mut socklen_t) -> ssize_t,
-        (fd, buf, len, buflen, flags, addr, alen),
-        sys(
-            libc::SYS_recvfrom,
-            [
-                fd as usize,
-                buf as usize,
-                len,
-                flags as usize,
-                addr as usize,
-                alen as usize
-            ]
-        )
-    );
-    // SAFETY: the real call wrote `ret` bytes into `buf`.
-    received(fd, ret, flags, || unsafe { transferred(buf, ret as usize) });
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    let ret = call_real!(
-        REAL_RECVMSG,
-        fn(c_int, *mut msghdr, c_int) -> ssize_t,
-        (fd, msg, flags),
-        sys(
-            libc::SYS_recvmsg,
-            [fd as usize, msg as usize, flags as usize, 0, 0, 0]
-        )
-    );
-    // SAFETY: the real recvmsg accepted `msg` and filled `ret` bytes of its iovecs.
-    received(fd, ret, flags, || unsafe { message(msg) });
     ret
 }
 

@@ -1,7 +1,8 @@
 //! The `extern "C"` shims: the functions this library exports in place of libc's
-//! ([`libc`]) and the TLS libraries' ([`openssl`], [`gnutls`]; [`inline`] patches
-//! OpenSSL linked into the executable itself; [`dlopen`] follows loaded objects so that
-//! those bound past us are bound to us).
+//! ([`io`] for the calls that carry bytes, [`libc`] for the rest, [`exec`] for the
+//! programs a traced process starts) and the TLS libraries' ([`openssl`], [`gnutls`];
+//! [`inline`] patches OpenSSL linked into the executable itself; [`dlopen`] follows
+//! loaded objects so that those bound past us are bound to us).
 //!
 //! Every shim follows one pattern: call the real function exactly once, first; keep its
 //! return value and errno; then, unless we are already inside our own code on this
@@ -12,6 +13,7 @@ pub mod dlopen;
 pub mod exec;
 pub mod gnutls;
 pub mod inline;
+pub mod io;
 pub mod libc;
 pub mod openssl;
 

@@ -398,3 +398,99 @@ fn message_ends_carry_the_direction_of_the_role() {
     assert_eq!(out.ends[0].dir, Direction::Ingress);
     assert_ne!(out.ends[0].flags & f::INCOMPLETE, 0);
 }
+
+/// Feeds `data` cut at the given points; returns what came out, every verdict, and the
+/// framer's state after each piece.
+fn feed_cut(role: Role, data: &[u8], cuts: &[usize], skips: bool) -> (String, Vec<String>) {
+    SKIPS.with(|s| s.set(skips));
+    let mut fr = Framer::new();
+    let mut out = Collect::default();
+    let mut k = RequestKinds::default();
+    let mut states = Vec::new();
+    let mut at = 0;
+    for &c in cuts.iter().chain(core::iter::once(&data.len())) {
+        let c = c.clamp(at, data.len());
+        let v = fr.feed(role, &data[at..c], Stamp::default(), 64, &mut k, &mut out);
+        states.push(format!("{v:?} {fr:?}"));
+        at = c;
+    }
+    fr.finish_on_close(&mut out);
+    SKIPS.with(|s| s.set(true));
+    (format!("{out:?}"), states)
+}
+
+#[test]
+fn skipping_runs_is_exactly_the_byte_wise_scan() {
+    // Heads built from pieces that exercise every run the scan skips (long request
+    // targets, reason phrases, uninteresting and folded header lines, NULs, CRs, the
+    // two headers it reads) and the byte-wise paths around them, cut anywhere.
+    const STARTS: &[&[u8]] = &[
+        b"GET /a/b?c=1&d=HTTP/1.9 HTTP/1.1",
+        b"POST / HTTP/1.0",
+        b"GET /\0x HTTP/1.1",
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 404 Not \0Found",
+        b"HTTP/1.0 100 Continue",
+        b"HTTP/1.1 204",
+        b"GET",
+        b"",
+    ];
+    const LINES: &[&[u8]] = &[
+        b"Host: x",
+        b"X-Trace: 12\r3",
+        b" folded: value",
+        b"\tfolded",
+        b"Content-Length: 5",
+        b"content-length: 12",
+        b"Transfer-Encoding: chunked",
+        b"transfer-encoding: gzip, chunked",
+        b"te: x",
+        b"Connection: close",
+        b"\0",
+        b"c",
+        b"T",
+        b":",
+        b"Cookie: a=b",
+        b"",
+    ];
+    const ENDS: &[&[u8]] = &[b"\r\n", b"\n", b"", b"\r"];
+    const BODIES: &[&[u8]] = &[
+        b"hello",
+        b"5\r\nhello\r\n0\r\n\r\n",
+        b"",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pick = |from: &[&'static [u8]], r: u64| from[(r % from.len() as u64) as usize];
+    for _ in 0..20_000 {
+        let mut data = Vec::new();
+        data.extend_from_slice(pick(STARTS, next()));
+        data.extend_from_slice(pick(ENDS, next()));
+        for _ in 0..(next() % 6) {
+            data.extend_from_slice(pick(LINES, next()));
+            data.extend_from_slice(pick(ENDS, next() % 3));
+        }
+        data.extend_from_slice(pick(ENDS, next()));
+        data.extend_from_slice(pick(BODIES, next()));
+        let mut cuts: Vec<usize> = (0..(next() % 5))
+            .map(|_| (next() % (data.len() as u64 + 1)) as usize)
+            .collect();
+        cuts.sort_unstable();
+        for role in [Role::Request, Role::Response] {
+            let bytewise = feed_cut(role, &data, &cuts, false);
+            let skipping = feed_cut(role, &data, &cuts, true);
+            assert_eq!(
+                bytewise,
+                skipping,
+                "{role:?} {:?} cut at {cuts:?}",
+                String::from_utf8_lossy(&data)
+            );
+        }
+    }
+}

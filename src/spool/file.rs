@@ -55,6 +55,7 @@ const RETRY_NS: u64 = 1_000_000_000;
 pub fn after_fork_child() {
     let fd = FD.swap(-1, Ordering::AcqRel);
     if fd >= 0 {
+        crate::conn::set_watch(fd, crate::conn::watch::SPOOL, false);
         raw::close(fd);
     }
     FILE_SEQ.store(0, Ordering::Relaxed);
@@ -69,8 +70,14 @@ pub fn after_fork_child() {
 /// may be handed to the program's next `open`, and we must never write there.
 pub fn descriptor_closed(lo: c_int, hi: c_int) {
     let fd = FD.load(Ordering::Acquire);
-    if fd >= 0 && fd >= lo && fd <= hi {
-        let _ = FD.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+    if fd >= 0
+        && fd >= lo
+        && fd <= hi
+        && FD
+            .compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        crate::conn::set_watch(fd, crate::conn::watch::SPOOL, false);
     }
 }
 
@@ -148,7 +155,12 @@ fn writev_record(fd: c_int, header: &mut Header, parts: &[&[u8]]) -> bool {
     }
     if ret < 0 && raw::errno() == libc::EBADF {
         // Someone closed our descriptor behind our back: open a new file next time.
-        let _ = FD.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+        if FD
+            .compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            crate::conn::set_watch(fd, crate::conn::watch::SPOOL, false);
+        }
     }
     false
 }
@@ -168,6 +180,7 @@ fn current_fd(header: &Header) -> Option<c_int> {
     };
     match FD.compare_exchange(-1, new_fd, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {
+            crate::conn::set_watch(new_fd, crate::conn::watch::SPOOL, true);
             FILE_WRITTEN.store(0, Ordering::Relaxed);
             Some(new_fd)
         }

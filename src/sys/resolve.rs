@@ -12,7 +12,8 @@
 //! by other means (a raw syscall) or reports failure the way the function would.
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use libc::{c_int, c_void};
 
 /// Not looked up yet.
@@ -60,6 +61,53 @@ impl RealFn {
     }
 }
 
+/// The real function behind one of the hot hooks (the calls every program makes on
+/// every descriptor: `read`, `write`, `send`, `recv`, `close`...), kept as a pointer that
+/// is always safe to call, so that the untraced path is one indirect jump with no
+/// "resolved yet?" test: before resolution it points at a first-call function that
+/// resolves and then calls; when the symbol is missing, at a raw-syscall fallback.
+/// `F` is the C signature (an `unsafe extern "C" fn` type).
+pub struct HotFn<F> {
+    name: &'static CStr,
+    ptr: AtomicPtr<()>,
+    fallback: *mut (),
+    _sig: PhantomData<F>,
+}
+
+// SAFETY: `fallback` is the address of a function (immutable code); the rest is atomic.
+unsafe impl<F> Sync for HotFn<F> {}
+
+impl<F: Copy> HotFn<F> {
+    /// `first` is called until [`HotFn::resolve`] has run; `fallback` is used for good
+    /// when no other object defines `name`. Both must have the signature `F`.
+    pub const fn new(name: &'static CStr, first: *mut (), fallback: *mut ()) -> Self {
+        HotFn {
+            name,
+            ptr: AtomicPtr::new(first),
+            fallback,
+            _sig: PhantomData,
+        }
+    }
+
+    /// The function to call: the real one, or before resolution the first-call
+    /// function, or the fallback. One relaxed load.
+    #[inline(always)]
+    pub fn f(&self) -> F {
+        let p = self.ptr.load(Ordering::Relaxed);
+        // SAFETY: `ptr` only ever holds `first`, `fallback` or the real function of
+        // this name, all with the signature `F` (a function pointer, pointer-sized).
+        unsafe { core::mem::transmute_copy::<*mut (), F>(&p) }
+    }
+
+    /// Looks the symbol up now (from the constructor, or from the first call) and
+    /// returns the function to call from now on.
+    pub fn resolve(&self) -> F {
+        let p = lookup(self.name).map_or(self.fallback, |a| a as *mut ());
+        self.ptr.store(p, Ordering::Relaxed);
+        self.f()
+    }
+}
+
 /// Finds `name` outside this library: `RTLD_NEXT` first, then every loaded object.
 pub fn lookup(name: &CStr) -> Option<usize> {
     // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name is always safe to call.
@@ -71,13 +119,62 @@ pub fn lookup(name: &CStr) -> Option<usize> {
 }
 
 /// True if `addr` lies inside this library (a pointer to one of our own hooks).
+///
+/// Our own address range is learnt once from the loader's program headers and kept:
+/// `dladdr` for each answer cost thousands of instructions per symbol at start-up.
 pub fn is_ours(addr: usize) -> bool {
-    let here = object_base(is_ours as fn(usize) -> bool as usize);
-    here.is_some() && object_base(addr) == here
+    let (lo, hi) = own_range();
+    lo <= addr && addr < hi
 }
 
-fn object_base(addr: usize) -> Option<usize> {
-    dladdr(addr).map(|info| info.dli_fbase as usize)
+/// This library's lowest and highest mapped addresses (its `PT_LOAD` segments).
+static OWN_LO: AtomicUsize = AtomicUsize::new(0);
+static OWN_HI: AtomicUsize = AtomicUsize::new(0);
+
+fn own_range() -> (usize, usize) {
+    let hi = OWN_HI.load(Ordering::Acquire);
+    if hi != 0 {
+        return (OWN_LO.load(Ordering::Relaxed), hi);
+    }
+    let mut range = [is_ours as fn(usize) -> bool as usize, 0, 0];
+    // SAFETY: the callback only reads the loader's info and writes into `range`.
+    unsafe { libc::dl_iterate_phdr(Some(find_own_range), range.as_mut_ptr() as *mut c_void) };
+    let (lo, hi) = (range[1], range[2]);
+    if hi == 0 {
+        // Not found (cannot happen for a loaded library): nothing is ours.
+        return (1, 0);
+    }
+    OWN_LO.store(lo, Ordering::Relaxed);
+    OWN_HI.store(hi, Ordering::Release);
+    (lo, hi)
+}
+
+/// `dl_iterate_phdr` callback: `data` is `[an address of ours, lo, hi]`; fills lo and hi
+/// with the bounds of the object whose loadable segments contain that address.
+unsafe extern "C" fn find_own_range(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: dl_iterate_phdr passes a valid info pointer and our `data` pointer.
+    let (info, range) = unsafe { (&*info, &mut *(data as *mut [usize; 3])) };
+    if info.dlpi_phdr.is_null() {
+        return 0;
+    }
+    // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
+    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let (mut lo, mut hi) = (usize::MAX, 0usize);
+    for ph in phdrs.iter().filter(|ph| ph.p_type == libc::PT_LOAD) {
+        let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
+        lo = lo.min(start);
+        hi = hi.max(start + ph.p_memsz as usize);
+    }
+    if lo <= range[0] && range[0] < hi {
+        range[1] = lo;
+        range[2] = hi;
+        return 1;
+    }
+    0
 }
 
 /// What the loader knows about the object containing `addr` (`dladdr`).

@@ -1,0 +1,48 @@
+"""The untraced path of the hot hooks, counted in instructions (issue: the hook path to
+the floor). valgrind's callgrind counts user-space instructions, which are the same for
+one build whatever else the machine does: this is a budget, not a timing assertion.
+
+Every program under the library pays this on every read/write/send/recv/close of every
+file, pipe and socket it does not trace; the budget is what a forwarding interposer
+needs (one byte of the watch map, one load of the real function, a tail jump)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, require_tool
+
+# Instructions a hooked call on an untraced fd may add to the bare call.
+UNTRACED_BUDGET = 8
+
+
+@pytest.fixture(scope="module")
+def untraced_rows(tapline_lib):
+    require_tool("valgrind")
+    require_tool("gcc")
+    env = dict(os.environ)
+    env["CARGO_TARGET_DIR"] = os.path.dirname(os.path.dirname(tapline_lib))
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "instr_count.py"), "--json", "--rows", "untraced",
+         "--n", "2000"],
+        env=env, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
+        timeout=900)
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_every_hot_family_is_measured(untraced_rows):
+    names = {r["row"] for r in untraced_rows}
+    assert names == {"untraced write", "untraced writev", "untraced read",
+                     "untraced send+recv", "untraced dup+close"}
+
+
+@pytest.mark.parametrize("row", ["write", "writev", "read", "send+recv", "dup+close"])
+def test_untraced_call_stays_within_budget(untraced_rows, row):
+    r = next(r for r in untraced_rows if r["row"] == "untraced " + row)
+    # The bare call did run (the loop and libc's wrapper cost something).
+    assert r["without"] > 5, r
+    assert r["added"] <= UNTRACED_BUDGET, (
+        f"a hooked {row} on an untraced fd adds {r['added']:.1f} instructions "
+        f"(budget {UNTRACED_BUDGET}): {r}")
