@@ -69,11 +69,19 @@ def run(tapline_bin, tmp_path, http_server, moto, otlp_receiver, fmt):
     return s, ids, report
 
 
-@pytest.mark.parametrize("fmt", ["table", "har"])
-def test_secrets_beside_their_names_leave_no_table_har_or_otlp(
+@pytest.mark.parametrize("fmt", ["table", "har", "html"])
+def test_secrets_beside_their_names_leave_no_table_har_html_or_otlp(
         tapline_bin, tmp_path, http_server, moto, otlp_receiver, fmt):
     s, ids, report = run(tapline_bin, tmp_path, http_server, moto, otlp_receiver, fmt)
     text = report.decode()
+    if fmt == "html":
+        # The page embeds the masked JSON objects; the neighbours stay readable.
+        assert 'id="tl-data"' in text, text[:500]
+        for needle in ("photo.png", "DbPassword", "API_TOKEN=****", "$pw"):
+            assert needle in text, needle
+        for rid in ids.values():
+            assert rid in text, rid
+        return
     if fmt == "table":
         for name in ("ecs.RegisterTaskDefinition", "cloudformation.CreateStack",
                      "cloudformation.DescribeStacks"):

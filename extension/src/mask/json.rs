@@ -52,10 +52,26 @@ impl Masker {
             Some(String::from_utf8_lossy(&m).into_owned())
         } else if looks_like_form(text) {
             self.mask_pairs(text, '&')
+        } else if let Some((base, query)) = url_with_query(text) {
+            // A URL or path with a query string (an echoed request, a callback, a
+            // presigned link): its parameters are masked as a request's are.
+            let masked = self.mask_pairs(query, '&')?;
+            Some(format!("{base}?{masked}"))
         } else {
             None
         }
     }
+}
+
+/// `text` split at its `?` when it is one URL or path with a query (no whitespace, the
+/// part before the `?` a path or an absolute URL).
+fn url_with_query(text: &str) -> Option<(&str, &str)> {
+    if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    let (base, query) = text.split_once('?')?;
+    let url_like = base.starts_with('/') || base.contains("://");
+    (url_like && query.contains('=')).then_some((base, query))
 }
 
 pub(super) fn looks_like_json(bytes: &[u8]) -> bool {

@@ -59,6 +59,16 @@ fn json_table() {
             r#"{"apiKey":"****","n":null}"#,
         ),
         (r#"{"secret":null}"#, r#"{"secret":null}"#),
+        // a URL or path echoed in a string: its query parameters masked as a request's
+        (
+            r#"{"path":"/secret?n=0&api_key=PLANTED"}"#,
+            r#"{"path":"/secret?n=0&api_key=****"}"#,
+        ),
+        (
+            r#"{"next":"https://h.example/p?token=abc&page=2"}"#,
+            r#"{"next":"https://h.example/p?token=****&page=2"}"#,
+        ),
+        (r#"{"q":"what? x=1"}"#, r#"{"q":"what? x=1"}"#),
         (
             r#"{"auth":{"user":"u","pw":"p"},"x":2}"#,
             r#"{"auth":"****","x":2}"#,
