@@ -21,6 +21,18 @@ pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<(
     out.write_all(b"\n")
 }
 
+/// What a streamed HAR document starts with, up to its first entry (the same fields as
+/// [`to_value`]): entries follow, comma-separated, then [`DOCUMENT_TAIL`].
+pub(crate) const DOCUMENT_HEAD: &str = concat!(
+    "{\n  \"log\": {\n    \"version\": \"1.2\",\n    \"creator\": {\n",
+    "      \"name\": \"tapline\",\n      \"version\": \"",
+    env!("CARGO_PKG_VERSION"),
+    "\"\n    },\n    \"entries\": [\n"
+);
+
+/// What closes a streamed HAR document.
+pub(crate) const DOCUMENT_TAIL: &str = "\n    ]\n  }\n}\n";
+
 /// The HAR document for these exchanges.
 pub(crate) fn to_value(exchanges: &[Exchange]) -> Value {
     json!({
@@ -32,7 +44,8 @@ pub(crate) fn to_value(exchanges: &[Exchange]) -> Value {
     })
 }
 
-fn entry(x: &Exchange) -> Value {
+/// One HAR entry.
+pub(crate) fn entry(x: &Exchange) -> Value {
     let time_ms = x.duration_ns as f64 / 1e6;
     let url = x.url_or_origin().unwrap_or_default();
     let http_version = match x.http_version.as_deref() {

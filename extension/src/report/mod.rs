@@ -1,4 +1,6 @@
-//! Reports: pure functions from `&[Exchange]` to bytes on a writer.
+//! Reports: pure functions from exchanges to bytes on a writer, written all at once
+//! ([`write`]) or one exchange at a time as they complete ([`sink::ReportSink`], what
+//! `tapline run` and `tapline show --follow` use).
 //!
 //! Why pure: masking and size budgets are stages of their own that run before any
 //! report, so a report must not look anywhere but at the exchanges it is given (no
@@ -12,6 +14,7 @@ use crate::exchange::Exchange;
 
 pub(crate) mod har;
 pub(crate) mod json;
+pub(crate) mod sink;
 pub(crate) mod table;
 
 /// The `--format` choices.
