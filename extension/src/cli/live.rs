@@ -18,6 +18,10 @@ use crate::lambda::feed::ExchangeFeed;
 use crate::pipeline::Pipeline;
 use crate::report::sink::{ReportSink, RunSummary};
 
+/// Bytes of segment records one read takes at most: what a reader that lags behind
+/// its writers holds in memory at once (the rest waits in the spool).
+pub(super) const POLL_BUDGET: u64 = 2 << 20;
+
 /// Exchanges kept for `--otlp` before they are sent as one batch.
 const OTLP_BATCH: usize = 4096;
 
@@ -95,11 +99,16 @@ impl<'a> LiveReport<'a> {
     }
 
     /// Reads what was written since the last call and reports the exchanges that became
-    /// final.
+    /// final, a bounded read at a time ([`POLL_BUDGET`]) until nothing more waits.
     pub(super) fn poll(&mut self) {
-        let _ = self.feed.read_new();
-        let done = self.feed.take_final(false);
-        self.emit(done);
+        loop {
+            let _ = self.feed.read_new();
+            let done = self.feed.take_final(false);
+            self.emit(done);
+            if !self.feed.more_waiting() {
+                break;
+            }
+        }
         if self.delete_consumed {
             self.feed.delete_consumed();
         }
@@ -111,6 +120,8 @@ impl<'a> LiveReport<'a> {
         while quiet < 2 {
             let before = self.feed.segment_stats();
             let n = self.feed.read_new().unwrap_or(0);
+            let done = self.feed.take_final(false);
+            self.emit(done);
             quiet = if n == 0 && self.feed.segment_stats() == before {
                 quiet + 1
             } else {

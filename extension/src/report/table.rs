@@ -58,12 +58,18 @@ impl TableStyle {
         }
     }
 
-    /// The URL column's width: what the terminal leaves after the other columns and
-    /// some room for the TLS column, or a fixed minimum (widened by longer URLs) when
-    /// piped.
+    /// The URL column's width: on a terminal what its width leaves after the other
+    /// columns and some room for the TLS column, but no more than two thirds of what
+    /// the other columns leave (the rest is for the TLS column and errors); a fixed
+    /// minimum (widened by longer URLs) when piped.
     fn url_width(&self) -> usize {
         match self.width {
-            Some(w) => w.saturating_sub(FIXED_WIDTH + TAIL_ROOM).max(MIN_URL),
+            Some(w) => {
+                let free = w.saturating_sub(FIXED_WIDTH);
+                free.saturating_sub(TAIL_ROOM)
+                    .min(free * 2 / 3)
+                    .max(MIN_URL)
+            }
             None => PIPED_URL,
         }
     }

@@ -108,6 +108,11 @@ pub struct SegmentFollower {
     cursors: BTreeMap<String, Cursor>,
     finished: BTreeSet<String>,
     delete_finished: bool,
+    /// Most record bytes one poll returns (read whole segments at a time); `None`:
+    /// everything committed.
+    poll_budget: Option<u64>,
+    /// The last poll stopped at its budget: more is waiting.
+    budget_reached: bool,
     pub stats: SegmentStats,
 }
 
@@ -125,8 +130,25 @@ impl SegmentFollower {
             cursors: BTreeMap::new(),
             finished: BTreeSet::new(),
             delete_finished,
+            poll_budget: None,
+            budget_reached: false,
             stats: SegmentStats::default(),
         }
+    }
+
+    /// Bounds what one poll returns to about `bytes` of records (it stops after the
+    /// segment that reaches it), so that a reader that lags behind its writers holds a
+    /// bounded amount in memory: the rest waits in the spool, where the writers' bounds
+    /// apply. Segments are then read in the order they were filled — full ones first,
+    /// ones handed back for reuse (whose next epoch is the newest) last — so that a
+    /// poll that stops early never returns newer records before older ones.
+    pub fn set_poll_budget(&mut self, bytes: u64) {
+        self.poll_budget = Some(bytes);
+    }
+
+    /// The last poll stopped at its budget (more is waiting to be read).
+    pub fn budget_reached(&self) -> bool {
+        self.budget_reached
     }
 
     /// Reads every record committed since the last poll and hands each to `sink`
@@ -147,8 +169,40 @@ impl SegmentFollower {
             }
         }
         names.sort_by_key(|n| super::files::file_order(n));
+        if self.poll_budget.is_some() {
+            // Fill order: full segments (older records), then those being written, then
+            // those handed back (a new epoch there is newer than everything else).
+            let mut keyed: Vec<(u8, String)> = names
+                .into_iter()
+                .map(|n| {
+                    let rank = match self.cursors.get(&n) {
+                        Some(c) if c.consumed => 2,
+                        Some(c) => match read_header(&c.file) {
+                            Ok(Some(h)) if h.is_full() => 0,
+                            _ => 1,
+                        },
+                        None => 1,
+                    };
+                    (rank, n)
+                })
+                .collect();
+            keyed.sort_by_key(|(rank, _)| *rank);
+            names = keyed.into_iter().map(|(_, n)| n).collect();
+        }
+        self.budget_reached = false;
+        let returned = std::cell::Cell::new(0u64);
+        let budget = self.poll_budget;
+        let mut counting = |name: &str, record: RawRecord<'_>| {
+            returned
+                .set(returned.get() + (record.payload.len() + tapline_record::HEADER_LEN) as u64);
+            sink(name, record);
+        };
         let mut alive = AliveCache::default();
         for name in names {
+            if budget.is_some_and(|b| returned.get() >= b) {
+                self.budget_reached = true;
+                break;
+            }
             if !self.cursors.contains_key(&name) {
                 let path = self.dir.join(&name);
                 // Writable only to hand segments back; read-only if that is refused.
@@ -178,26 +232,27 @@ impl SegmentFollower {
                 self.cursors.insert(name.clone(), cursor);
             }
             let cursor = self.cursors.get_mut(&name).expect("inserted above");
-            let release = match poll_segment(cursor, &name, &mut alive, &mut self.stats, sink)? {
-                Progress::Open => false,
-                Progress::Released => true,
-                Progress::Finished(header) => {
-                    let keeper_lives = header.reusable() && alive.alive(header.keeper);
-                    if self.delete_finished && keeper_lives && cursor.writable {
-                        match hand_back(&cursor.file, &header) {
-                            Ok(true) => {
-                                cursor.consumed = true;
-                                self.stats.recycled += 1;
-                                false
+            let release =
+                match poll_segment(cursor, &name, &mut alive, &mut self.stats, &mut counting)? {
+                    Progress::Open => false,
+                    Progress::Released => true,
+                    Progress::Finished(header) => {
+                        let keeper_lives = header.reusable() && alive.alive(header.keeper);
+                        if self.delete_finished && keeper_lives && cursor.writable {
+                            match hand_back(&cursor.file, &header) {
+                                Ok(true) => {
+                                    cursor.consumed = true;
+                                    self.stats.recycled += 1;
+                                    false
+                                }
+                                Ok(false) => false,
+                                Err(_) => true,
                             }
-                            Ok(false) => false,
-                            Err(_) => true,
+                        } else {
+                            true
                         }
-                    } else {
-                        true
                     }
-                }
-            };
+                };
             if release {
                 self.cursors.remove(&name);
                 self.finished.insert(name.clone());
