@@ -22,20 +22,28 @@ use crate::report::sink::{ReportSink, RunSummary};
 /// its writers holds in memory at once (the rest waits in the spool).
 pub(super) const POLL_BUDGET: u64 = 2 << 20;
 
+/// Records absorbed between two reassemblies: bounds the exchanges built at once.
+const CHUNK_RECORDS: usize = 2048;
+
 /// Exchanges kept for `--otlp` before they are sent as one batch.
 const OTLP_BATCH: usize = 4096;
 
 /// A spool followed and reported as it is written.
 pub(super) struct LiveReport<'a> {
     feed: ExchangeFeed,
+    /// Record files read to their end are deleted once they cannot grow.
+    delete_consumed: bool,
+    out: Reporter<'a>,
+}
+
+/// Where final exchanges go: the pipeline, then the sink (and `--otlp`).
+struct Reporter<'a> {
     pipeline: Pipeline,
     sink: Box<dyn ReportSink + Send + 'a>,
     summary: RunSummary,
     /// The first error writing the report; nothing more is written after it (the spool
     /// is still followed, so that the program's segments keep being handed back).
     write_error: Option<io::Error>,
-    /// Record files read to their end are deleted once they cannot grow.
-    delete_consumed: bool,
     /// `--otlp`: exchanges waiting to be exported, and where full batches go.
     otlp: Option<OtlpBatches<'a>>,
 }
@@ -89,12 +97,14 @@ impl<'a> LiveReport<'a> {
     ) -> Self {
         LiveReport {
             feed,
-            pipeline,
-            sink,
-            summary: RunSummary::default(),
-            write_error: None,
             delete_consumed,
-            otlp,
+            out: Reporter {
+                pipeline,
+                sink,
+                summary: RunSummary::default(),
+                write_error: None,
+                otlp,
+            },
         }
     }
 
@@ -102,9 +112,7 @@ impl<'a> LiveReport<'a> {
     /// final, a bounded read at a time ([`POLL_BUDGET`]) until nothing more waits.
     pub(super) fn poll(&mut self) {
         loop {
-            let _ = self.feed.read_new();
-            let done = self.feed.take_final(false);
-            self.emit(done);
+            self.read_step();
             if !self.feed.more_waiting() {
                 break;
             }
@@ -119,9 +127,7 @@ impl<'a> LiveReport<'a> {
         let mut quiet = 0;
         while quiet < 2 {
             let before = self.feed.segment_stats();
-            let n = self.feed.read_new().unwrap_or(0);
-            let done = self.feed.take_final(false);
-            self.emit(done);
+            let n = self.read_step();
             quiet = if n == 0 && self.feed.segment_stats() == before {
                 quiet + 1
             } else {
@@ -134,26 +140,38 @@ impl<'a> LiveReport<'a> {
     /// printed with their state, `no response` or `incomplete response`) and closes the
     /// report.
     pub(super) fn finish(mut self) -> LiveOutcome {
-        let _ = self.feed.read_new();
+        self.read_step();
         let rest = self.feed.take_final(true);
-        self.emit(rest);
-        if let Some(o) = self.otlp.as_mut() {
+        let mut out = self.out;
+        out.emit(rest);
+        if let Some(o) = out.otlp.as_mut() {
             o.send_kept();
         }
         let totals = self.feed.totals();
-        self.summary.dropped_records = totals.dropped_records;
-        if self.write_error.is_none() {
-            if let Err(e) = self.sink.finish(&self.summary) {
-                self.write_error = Some(e);
+        out.summary.dropped_records = totals.dropped_records;
+        if out.write_error.is_none() {
+            if let Err(e) = out.sink.finish(&out.summary) {
+                out.write_error = Some(e);
             }
         }
         LiveOutcome {
-            summary: self.summary,
+            summary: out.summary,
             totals,
-            write_error: self.write_error,
+            write_error: out.write_error,
         }
     }
 
+    /// One bounded read; the exchanges it completes are reported every
+    /// [`CHUNK_RECORDS`] records. Returns the number of records read.
+    fn read_step(&mut self) -> usize {
+        let out = &mut self.out;
+        self.feed
+            .read_new_in_chunks(CHUNK_RECORDS, &mut |batch| out.emit(batch))
+            .unwrap_or(0)
+    }
+}
+
+impl Reporter<'_> {
     /// Masks, cuts and writes a batch of final exchanges, in the order they completed.
     fn emit(&mut self, mut batch: Vec<Exchange>) {
         if batch.is_empty() {

@@ -170,6 +170,32 @@ impl ExchangeFeed {
         read.map(|_| n)
     }
 
+    /// Like [`ExchangeFeed::read_new`], but hands the exchanges that became final to
+    /// `each` every `chunk` records read, so that a large read never has all of its
+    /// exchanges built at once (`tapline run` behind a fast program).
+    pub(crate) fn read_new_in_chunks(
+        &mut self,
+        chunk: usize,
+        each: &mut dyn FnMut(Vec<Exchange>),
+    ) -> Result<usize, SpoolError> {
+        let mut fresh = Vec::new();
+        let read = self.tail.read_new(&mut fresh);
+        let n = fresh.len();
+        let mut records = fresh.into_iter();
+        loop {
+            let mut any = false;
+            for e in records.by_ref().take(chunk.max(1)) {
+                self.absorb(e);
+                any = true;
+            }
+            if !any {
+                break;
+            }
+            each(self.take_final(false));
+        }
+        read.map(|_| n)
+    }
+
     fn absorb(&mut self, e: SpoolEntry) {
         match &e.record {
             SpoolRecord::Lifecycle { event, request_id } => {

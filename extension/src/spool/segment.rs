@@ -588,7 +588,10 @@ mod tests {
 
     impl Seg {
         fn new(dir: &Path, keeper: u32) -> Seg {
-            let path = dir.join(format!("{keeper}-0.tls"));
+            Seg::numbered(dir, keeper, 0)
+        }
+        fn numbered(dir: &Path, keeper: u32, seq: u32) -> Seg {
+            let path = dir.join(format!("{keeper}-{seq}.tls"));
             let file = fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -596,7 +599,7 @@ mod tests {
                 .open(&path)
                 .expect("create");
             file.set_len(SIZE).expect("size");
-            file.write_all_at(&SegmentHeader::claimed(SIZE, keeper, 0), 0)
+            file.write_all_at(&SegmentHeader::claimed(SIZE, keeper, seq), 0)
                 .expect("header");
             Seg {
                 path,
@@ -642,6 +645,46 @@ mod tests {
         f.poll(&mut |_, rec| tags.push(rec.payload[0]))
             .expect("poll");
         tags
+    }
+
+    /// What a keeper does to reuse a segment handed back: reset, a new epoch.
+    fn reuse(seg: &mut Seg, me: u32) {
+        let h = seg.header();
+        seg.at = DATA_START;
+        seg.u64_at(field::RESERVE, DATA_START);
+        seg.u64_at(field::DATA_END, 0);
+        seg.u32_at(field::WRITERS, me);
+        seg.u32_at(field::STATE, State::Claimed as u32);
+        seg.u32_at(field::EPOCH, h.epoch + 1);
+    }
+
+    #[test]
+    fn a_budgeted_poll_stops_early_and_never_returns_newer_records_first() {
+        let dir = tempdir();
+        let me = std::process::id();
+        let mut a = Seg::numbered(&dir, me, 0);
+        let mut b = Seg::numbered(&dir, me, 1);
+        let mut f = SegmentFollower::new(&dir, true);
+        f.set_poll_budget(1);
+        a.record(1);
+        a.record(2);
+        a.fill();
+        b.record(3);
+        // One segment per poll at this budget: A (full, older) first.
+        assert_eq!(poll(&mut f), [1, 2]);
+        assert!(f.budget_reached());
+        assert_eq!(f.stats.recycled, 1, "A handed back");
+        assert_eq!(poll(&mut f), [3]);
+        // B fills up with older records while A, reused, gets the newest one. A's name
+        // comes first, but B's records must come out before A's new epoch.
+        b.record(4);
+        b.fill();
+        reuse(&mut a, me);
+        a.record(5);
+        assert_eq!(poll(&mut f), [4]);
+        assert!(f.budget_reached());
+        assert_eq!(poll(&mut f), [5]);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
