@@ -18,32 +18,20 @@ use crate::lambda::feed::ExchangeFeed;
 use crate::pipeline::Pipeline;
 use crate::report::sink::{ReportSink, RunSummary};
 
-/// Bytes of segment records one read takes at most: what a reader that lags behind
-/// its writers holds in memory at once (the rest waits in the spool).
-pub(super) const POLL_BUDGET: u64 = 2 << 20;
-
-/// Records absorbed between two reassemblies: bounds the exchanges built at once.
-const CHUNK_RECORDS: usize = 2048;
-
 /// Exchanges kept for `--otlp` before they are sent as one batch.
 const OTLP_BATCH: usize = 4096;
 
 /// A spool followed and reported as it is written.
 pub(super) struct LiveReport<'a> {
     feed: ExchangeFeed,
-    /// Record files read to their end are deleted once they cannot grow.
-    delete_consumed: bool,
-    out: Reporter<'a>,
-}
-
-/// Where final exchanges go: the pipeline, then the sink (and `--otlp`).
-struct Reporter<'a> {
     pipeline: Pipeline,
     sink: Box<dyn ReportSink + Send + 'a>,
     summary: RunSummary,
     /// The first error writing the report; nothing more is written after it (the spool
     /// is still followed, so that the program's segments keep being handed back).
     write_error: Option<io::Error>,
+    /// Record files read to their end are deleted once they cannot grow.
+    delete_consumed: bool,
     /// `--otlp`: exchanges waiting to be exported, and where full batches go.
     otlp: Option<OtlpBatches<'a>>,
 }
@@ -97,26 +85,21 @@ impl<'a> LiveReport<'a> {
     ) -> Self {
         LiveReport {
             feed,
+            pipeline,
+            sink,
+            summary: RunSummary::default(),
+            write_error: None,
             delete_consumed,
-            out: Reporter {
-                pipeline,
-                sink,
-                summary: RunSummary::default(),
-                write_error: None,
-                otlp,
-            },
+            otlp,
         }
     }
 
     /// Reads what was written since the last call and reports the exchanges that became
-    /// final, a bounded read at a time ([`POLL_BUDGET`]) until nothing more waits.
+    /// final.
     pub(super) fn poll(&mut self) {
-        loop {
-            self.read_step();
-            if !self.feed.more_waiting() {
-                break;
-            }
-        }
+        let _ = self.feed.read_new();
+        let done = self.feed.take_final(false);
+        self.emit(done);
         if self.delete_consumed {
             self.feed.delete_consumed();
         }
@@ -127,7 +110,7 @@ impl<'a> LiveReport<'a> {
         let mut quiet = 0;
         while quiet < 2 {
             let before = self.feed.segment_stats();
-            let n = self.read_step();
+            let n = self.feed.read_new().unwrap_or(0);
             quiet = if n == 0 && self.feed.segment_stats() == before {
                 quiet + 1
             } else {
@@ -140,38 +123,26 @@ impl<'a> LiveReport<'a> {
     /// printed with their state, `no response` or `incomplete response`) and closes the
     /// report.
     pub(super) fn finish(mut self) -> LiveOutcome {
-        self.read_step();
+        let _ = self.feed.read_new();
         let rest = self.feed.take_final(true);
-        let mut out = self.out;
-        out.emit(rest);
-        if let Some(o) = out.otlp.as_mut() {
+        self.emit(rest);
+        if let Some(o) = self.otlp.as_mut() {
             o.send_kept();
         }
         let totals = self.feed.totals();
-        out.summary.dropped_records = totals.dropped_records;
-        if out.write_error.is_none() {
-            if let Err(e) = out.sink.finish(&out.summary) {
-                out.write_error = Some(e);
+        self.summary.dropped_records = totals.dropped_records;
+        if self.write_error.is_none() {
+            if let Err(e) = self.sink.finish(&self.summary) {
+                self.write_error = Some(e);
             }
         }
         LiveOutcome {
-            summary: out.summary,
+            summary: self.summary,
             totals,
-            write_error: out.write_error,
+            write_error: self.write_error,
         }
     }
 
-    /// One bounded read; the exchanges it completes are reported every
-    /// [`CHUNK_RECORDS`] records. Returns the number of records read.
-    fn read_step(&mut self) -> usize {
-        let out = &mut self.out;
-        self.feed
-            .read_new_in_chunks(CHUNK_RECORDS, &mut |batch| out.emit(batch))
-            .unwrap_or(0)
-    }
-}
-
-impl Reporter<'_> {
     /// Masks, cuts and writes a batch of final exchanges, in the order they completed.
     fn emit(&mut self, mut batch: Vec<Exchange>) {
         if batch.is_empty() {

@@ -38,7 +38,7 @@ use crate::spool::{Spool, SpoolError, SpoolTail};
 
 use args::ReportOptions;
 use child::{find_library, run_child};
-use live::{LiveReport, OtlpBatches, POLL_BUDGET};
+use live::{LiveReport, OtlpBatches};
 use output::{export_otlp, open_report_output, write_records, write_report};
 use spool_dir::SpoolDir;
 
@@ -110,8 +110,7 @@ fn follow(o: &ShowOptions) -> Result<(), RunError> {
     let pipeline = Pipeline::from_env().map_err(RunError::Mask)?;
     let (out, style) = open_report_output(&o.report)?;
     let sink = report::sink::open(o.report.format, out, style, None);
-    let tail = SpoolTail::new(&o.dir).with_poll_budget(POLL_BUDGET);
-    let mut live = LiveReport::new(ExchangeFeed::with_tail(tail), pipeline, sink, true, None);
+    let mut live = LiveReport::new(ExchangeFeed::new(&o.dir), pipeline, sink, true, None);
     while !stop.load(Ordering::SeqCst) {
         live.poll();
         std::thread::sleep(FOLLOW_POLL);
@@ -202,12 +201,11 @@ fn live_report(o: &RunOptions, spool_dir: &Path) -> Result<LiveReport<'static>, 
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     let sink = report::sink::open(o.report.format, out, style, Some(started));
-    let tail = if o.keep_spool {
-        SpoolTail::keeping(spool_dir)
+    let feed = if o.keep_spool {
+        ExchangeFeed::with_tail(SpoolTail::keeping(spool_dir))
     } else {
-        SpoolTail::new(spool_dir)
+        ExchangeFeed::new(spool_dir)
     };
-    let feed = ExchangeFeed::with_tail(tail.with_poll_budget(POLL_BUDGET));
     let otlp = o.otlp.clone().map(|endpoint| {
         OtlpBatches::new(Box::new(move |batch: &[Exchange]| {
             if let Err(e) = export_otlp(endpoint.as_deref(), batch) {

@@ -170,32 +170,6 @@ impl ExchangeFeed {
         read.map(|_| n)
     }
 
-    /// Like [`ExchangeFeed::read_new`], but hands the exchanges that became final to
-    /// `each` every `chunk` records read, so that a large read never has all of its
-    /// exchanges built at once (`tapline run` behind a fast program).
-    pub(crate) fn read_new_in_chunks(
-        &mut self,
-        chunk: usize,
-        each: &mut dyn FnMut(Vec<Exchange>),
-    ) -> Result<usize, SpoolError> {
-        let mut fresh = Vec::new();
-        let read = self.tail.read_new(&mut fresh);
-        let n = fresh.len();
-        let mut records = fresh.into_iter();
-        loop {
-            let mut any = false;
-            for e in records.by_ref().take(chunk.max(1)) {
-                self.absorb(e);
-                any = true;
-            }
-            if !any {
-                break;
-            }
-            each(self.take_final(false));
-        }
-        read.map(|_| n)
-    }
-
     fn absorb(&mut self, e: SpoolEntry) {
         match &e.record {
             SpoolRecord::Lifecycle { event, request_id } => {
@@ -244,11 +218,6 @@ impl ExchangeFeed {
         }
         self.pending.entries.push(e);
         self.dirty = true;
-    }
-
-    /// The last read stopped at the tail's budget: more is waiting to be read.
-    pub(crate) fn more_waiting(&self) -> bool {
-        self.tail.more_waiting()
     }
 
     /// What reading the shared segments met so far (records, holes, segments handed

@@ -108,11 +108,6 @@ pub struct SegmentFollower {
     cursors: BTreeMap<String, Cursor>,
     finished: BTreeSet<String>,
     delete_finished: bool,
-    /// Most record bytes one poll returns (read whole segments at a time); `None`:
-    /// everything committed.
-    poll_budget: Option<u64>,
-    /// The last poll stopped at its budget: more is waiting.
-    budget_reached: bool,
     pub stats: SegmentStats,
 }
 
@@ -130,25 +125,8 @@ impl SegmentFollower {
             cursors: BTreeMap::new(),
             finished: BTreeSet::new(),
             delete_finished,
-            poll_budget: None,
-            budget_reached: false,
             stats: SegmentStats::default(),
         }
-    }
-
-    /// Bounds what one poll returns to about `bytes` of records (it stops after the
-    /// segment that reaches it), so that a reader that lags behind its writers holds a
-    /// bounded amount in memory: the rest waits in the spool, where the writers' bounds
-    /// apply. Segments are then read in the order they were filled — full ones first,
-    /// ones handed back for reuse (whose next epoch is the newest) last — so that a
-    /// poll that stops early never returns newer records before older ones.
-    pub fn set_poll_budget(&mut self, bytes: u64) {
-        self.poll_budget = Some(bytes);
-    }
-
-    /// The last poll stopped at its budget (more is waiting to be read).
-    pub fn budget_reached(&self) -> bool {
-        self.budget_reached
     }
 
     /// Reads every record committed since the last poll and hands each to `sink`
@@ -169,40 +147,8 @@ impl SegmentFollower {
             }
         }
         names.sort_by_key(|n| super::files::file_order(n));
-        if self.poll_budget.is_some() {
-            // Fill order: full segments (older records), then those being written, then
-            // those handed back (a new epoch there is newer than everything else).
-            let mut keyed: Vec<(u8, String)> = names
-                .into_iter()
-                .map(|n| {
-                    let rank = match self.cursors.get(&n) {
-                        Some(c) if c.consumed => 2,
-                        Some(c) => match read_header(&c.file) {
-                            Ok(Some(h)) if h.is_full() => 0,
-                            _ => 1,
-                        },
-                        None => 1,
-                    };
-                    (rank, n)
-                })
-                .collect();
-            keyed.sort_by_key(|(rank, _)| *rank);
-            names = keyed.into_iter().map(|(_, n)| n).collect();
-        }
-        self.budget_reached = false;
-        let returned = std::cell::Cell::new(0u64);
-        let budget = self.poll_budget;
-        let mut counting = |name: &str, record: RawRecord<'_>| {
-            returned
-                .set(returned.get() + (record.payload.len() + tapline_record::HEADER_LEN) as u64);
-            sink(name, record);
-        };
         let mut alive = AliveCache::default();
         for name in names {
-            if budget.is_some_and(|b| returned.get() >= b) {
-                self.budget_reached = true;
-                break;
-            }
             if !self.cursors.contains_key(&name) {
                 let path = self.dir.join(&name);
                 // Writable only to hand segments back; read-only if that is refused.
@@ -232,27 +178,26 @@ impl SegmentFollower {
                 self.cursors.insert(name.clone(), cursor);
             }
             let cursor = self.cursors.get_mut(&name).expect("inserted above");
-            let release =
-                match poll_segment(cursor, &name, &mut alive, &mut self.stats, &mut counting)? {
-                    Progress::Open => false,
-                    Progress::Released => true,
-                    Progress::Finished(header) => {
-                        let keeper_lives = header.reusable() && alive.alive(header.keeper);
-                        if self.delete_finished && keeper_lives && cursor.writable {
-                            match hand_back(&cursor.file, &header) {
-                                Ok(true) => {
-                                    cursor.consumed = true;
-                                    self.stats.recycled += 1;
-                                    false
-                                }
-                                Ok(false) => false,
-                                Err(_) => true,
+            let release = match poll_segment(cursor, &name, &mut alive, &mut self.stats, sink)? {
+                Progress::Open => false,
+                Progress::Released => true,
+                Progress::Finished(header) => {
+                    let keeper_lives = header.reusable() && alive.alive(header.keeper);
+                    if self.delete_finished && keeper_lives && cursor.writable {
+                        match hand_back(&cursor.file, &header) {
+                            Ok(true) => {
+                                cursor.consumed = true;
+                                self.stats.recycled += 1;
+                                false
                             }
-                        } else {
-                            true
+                            Ok(false) => false,
+                            Err(_) => true,
                         }
+                    } else {
+                        true
                     }
-                };
+                }
+            };
             if release {
                 self.cursors.remove(&name);
                 self.finished.insert(name.clone());
@@ -588,10 +533,7 @@ mod tests {
 
     impl Seg {
         fn new(dir: &Path, keeper: u32) -> Seg {
-            Seg::numbered(dir, keeper, 0)
-        }
-        fn numbered(dir: &Path, keeper: u32, seq: u32) -> Seg {
-            let path = dir.join(format!("{keeper}-{seq}.tls"));
+            let path = dir.join(format!("{keeper}-0.tls"));
             let file = fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -599,7 +541,7 @@ mod tests {
                 .open(&path)
                 .expect("create");
             file.set_len(SIZE).expect("size");
-            file.write_all_at(&SegmentHeader::claimed(SIZE, keeper, seq), 0)
+            file.write_all_at(&SegmentHeader::claimed(SIZE, keeper, 0), 0)
                 .expect("header");
             Seg {
                 path,
@@ -645,46 +587,6 @@ mod tests {
         f.poll(&mut |_, rec| tags.push(rec.payload[0]))
             .expect("poll");
         tags
-    }
-
-    /// What a keeper does to reuse a segment handed back: reset, a new epoch.
-    fn reuse(seg: &mut Seg, me: u32) {
-        let h = seg.header();
-        seg.at = DATA_START;
-        seg.u64_at(field::RESERVE, DATA_START);
-        seg.u64_at(field::DATA_END, 0);
-        seg.u32_at(field::WRITERS, me);
-        seg.u32_at(field::STATE, State::Claimed as u32);
-        seg.u32_at(field::EPOCH, h.epoch + 1);
-    }
-
-    #[test]
-    fn a_budgeted_poll_stops_early_and_never_returns_newer_records_first() {
-        let dir = tempdir();
-        let me = std::process::id();
-        let mut a = Seg::numbered(&dir, me, 0);
-        let mut b = Seg::numbered(&dir, me, 1);
-        let mut f = SegmentFollower::new(&dir, true);
-        f.set_poll_budget(1);
-        a.record(1);
-        a.record(2);
-        a.fill();
-        b.record(3);
-        // One segment per poll at this budget: A (full, older) first.
-        assert_eq!(poll(&mut f), [1, 2]);
-        assert!(f.budget_reached());
-        assert_eq!(f.stats.recycled, 1, "A handed back");
-        assert_eq!(poll(&mut f), [3]);
-        // B fills up with older records while A, reused, gets the newest one. A's name
-        // comes first, but B's records must come out before A's new epoch.
-        b.record(4);
-        b.fill();
-        reuse(&mut a, me);
-        a.record(5);
-        assert_eq!(poll(&mut f), [4]);
-        assert!(f.budget_reached());
-        assert_eq!(poll(&mut f), [5]);
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
