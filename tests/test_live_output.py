@@ -176,7 +176,7 @@ def test_200000_keepalive_exchanges_come_out_each_once(tapline_bin, pingpong):
     assert not missing and not twice, (len(missing), missing[:5], len(twice), twice[:5], others)
     assert len(conns) == 1
     assert summary(others).startswith(f"tapline: {n} exchanges, 0 errors, "), others
-    assert summary(others).endswith(", 0 records dropped"), others
+    assert summary(others).endswith(", 0 records lost"), others
 
 
 def test_an_exchange_still_open_at_exit_is_printed_with_its_state(run_traced):

@@ -52,7 +52,7 @@ impl RunSummary {
     }
 
     /// `tapline: 3 exchanges, 1 error, 1.2 KiB sent, 4.0 KiB received, 0 notices,
-    /// 0 records dropped`.
+    /// 0 records lost` (records the capture library dropped).
     pub(crate) fn line(&self) -> String {
         let plural =
             |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -63,7 +63,7 @@ impl RunSummary {
             table::human_bytes(self.bytes_sent),
             table::human_bytes(self.bytes_received),
             plural(self.notices.len() as u64, "notice", "notices"),
-            plural(self.dropped_records, "record dropped", "records dropped"),
+            plural(self.dropped_records, "record lost", "records lost"),
         )
     }
 }
@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(
             s.line(),
             "tapline: 2 exchanges, 1 error, 200 B sent, 4.0 KiB received, 0 notices, \
-             1 record dropped"
+             1 record lost"
         );
     }
 }
