@@ -34,7 +34,7 @@ output:
   run (and show -F) print each exchange when it completes (its response ended, or it
   failed), in completion order, while the program runs; exchanges still open at the end
   are printed with their state (no response, incomplete response). HAR is streamed
-  entry by entry and closed at the end. A summary line follows on stderr: exchanges,
+  entry by entry and closed at the end. Without -o a summary line follows: exchanges,
   errors, bytes each way, notices, records dropped. Nothing is kept once printed.
   On a terminal the table fits its width (long URLs shortened in the middle) and
   colours status classes and errors (not with NO_COLOR set); written to a file or a

@@ -121,7 +121,11 @@ fn follow(o: &ShowOptions) -> Result<(), RunError> {
 /// Closes a live report: the summary line and what was lost, on stderr.
 fn finish_live(r: &ReportOptions, live: LiveReport<'_>) -> Result<(), RunError> {
     let outcome = live.finish();
-    eprintln!("{}", outcome.summary.line());
+    // With the report on stderr, it ends with the summary line; with `--output`, stderr
+    // stays the program's own (nothing is added unless something was lost).
+    if r.output.is_none() {
+        eprintln!("{}", outcome.summary.line());
+    }
     // What was lost in detail; not into a machine-readable stream that is on stderr
     // too (the summary line counts the dropped records either way).
     if r.format == report::Format::Table || r.output.is_some() {
