@@ -1,6 +1,11 @@
 /* Keep-alive HTTP/1.1 ping-pong over loopback.
  *   http_pingpong server         listens on 127.0.0.1:0, prints the port, serves forever
- *   http_pingpong client PORT N  N sequential GETs on one connection, prints requests/s
+ *   http_pingpong client PORT N [numbered] [hold]
+ *                                N sequential GETs on one connection, prints requests/s;
+ *                                numbered: GET /ping?i=<k> (k = 0..N-1), so that each
+ *                                exchange can be told apart in a report; hold: then wait
+ *                                until stdin closes (a benchmark reads the reader's memory
+ *                                while the connection is still open)
  * The server answers every request with a fixed 64-byte body. Only the client is meant
  * to run under the library, so the ratio shows the hooks' cost per exchange. */
 #include <arpa/inet.h>
@@ -58,7 +63,7 @@ int main(int argc, char **argv) {
         }
     }
     if (argc < 4 || strcmp(argv[1], "client") != 0) {
-        fprintf(stderr, "usage: %s server | client PORT N\n", argv[0]);
+        fprintf(stderr, "usage: %s server | client PORT N [numbered] [hold]\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[2]);
@@ -71,12 +76,20 @@ int main(int argc, char **argv) {
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) { perror("connect"); return 1; }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int numbered = 0, hold = 0;
+    for (int i = 4; i < argc; i++) {
+        if (strcmp(argv[i], "numbered") == 0) numbered = 1;
+        else if (strcmp(argv[i], "hold") == 0) hold = 1;
+    }
     char req[256], buf[4096];
     int rl = snprintf(req, sizeof req, "GET /ping HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
     size_t want = sizeof RESPONSE - 1;
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (long i = 0; i < n; i++) {
+        if (numbered)
+            rl = snprintf(req, sizeof req,
+                          "GET /ping?i=%ld HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", i, port);
         if (send(fd, req, rl, 0) != rl) { perror("send"); return 1; }
         size_t got = 0;
         while (got < want) {
@@ -88,6 +101,9 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &b);
     double s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
     printf("%.0f\n", n / s);
+    fflush(stdout);
+    if (hold)
+        while (read(0, buf, sizeof buf) > 0) {}
     close(fd);
     return 0;
 }

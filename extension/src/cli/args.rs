@@ -10,8 +10,9 @@ pub const USAGE: &str = "\
 tapline: show the HTTP calls any program makes
 
 usage:
-  tapline run [OPTIONS] -- CMD [ARGS...]   run CMD with capture, then report its HTTP exchanges
+  tapline run [OPTIONS] -- CMD [ARGS...]   run CMD with capture, reporting its HTTP exchanges
   tapline show [OPTIONS] DIR               report what a spool directory holds
+  tapline show -F [OPTIONS] DIR            follow a spool other processes write (tail -f)
   tapline show --records [-o PATH] DIR     print the spool's records as JSON lines (stdout)
   tapline extension                        run as an AWS Lambda extension
   tapline --help | --version
@@ -24,9 +25,22 @@ options:
       --otlp [ENDPOINT]         (run) also export OTLP traces
       --spool-dir DIR           (run) spool directory to use (default: a private one)
       --keep-spool              (run) keep the spool directory afterwards
+  -F, --follow                  (show) print exchanges as they complete until Ctrl-C or
+                                SIGTERM, handing finished segments back (the spool stays
+                                bounded); what is still open then is printed in its state
       --records                 (show) every record, every field: one JSON object a line
                                 (type, file, index, header fields, payload fields; bytes
                                 as text when UTF-8, else base64 with <name>_encoding)
+
+output:
+  run (and show -F) print each exchange when it completes (its response ended, or it
+  failed), in completion order, while the program runs; exchanges still open at the end
+  are printed with their state (no response, incomplete response). HAR is streamed
+  entry by entry and closed at the end. Without -o a summary line follows: exchanges,
+  errors, bytes each way, notices, records dropped. Nothing is kept once printed.
+  On a terminal the table fits its width (long URLs shortened in the middle) and
+  colours status classes and errors (not with NO_COLOR set); written to a file or a
+  pipe it has full URLs and no colours.
 
 environment:
   TAPLINE_LIB       path of libtapline.so (default: next to the tapline binary)
@@ -57,6 +71,8 @@ pub struct RunOptions {
 pub struct ShowOptions {
     pub report: ReportOptions,
     pub dir: PathBuf,
+    /// `--follow`: report as the spool is written, until SIGINT/SIGTERM.
+    pub follow: bool,
 }
 
 /// `tapline show --records`.
@@ -211,6 +227,7 @@ fn parse_show(p: &mut lexopt::Parser) -> Result<Invocation, UsageError> {
     let mut report = ReportOptions::default();
     let mut dir = None;
     let mut records = false;
+    let mut follow = false;
     while let Some(arg) = p.next()? {
         if let Some(which) = report_option(&arg) {
             set_report_option(p, which, &mut report)?;
@@ -218,19 +235,27 @@ fn parse_show(p: &mut lexopt::Parser) -> Result<Invocation, UsageError> {
         }
         match arg {
             Long("records") => records = true,
+            Short('F') | Long("follow") => follow = true,
             Value(v) if dir.is_none() => dir = Some(PathBuf::from(v)),
             Short('h') | Long("help") => return Err(usage("")),
             other => return Err(other.unexpected().into()),
         }
     }
     let dir = dir.ok_or_else(|| usage("show: missing the spool directory (tapline show DIR)"))?;
+    if records && follow {
+        return Err(usage("show: --records and --follow do not go together"));
+    }
     Ok(if records {
         Invocation::Records(RecordsOptions {
             output: report.output,
             dir,
         })
     } else {
-        Invocation::Show(ShowOptions { report, dir })
+        Invocation::Show(ShowOptions {
+            report,
+            dir,
+            follow,
+        })
     })
 }
 
@@ -312,8 +337,14 @@ mod tests {
                     output: None
                 },
                 dir: PathBuf::from("/d"),
+                follow: false,
             }))
         );
+        let Ok(Invocation::Show(o)) = parse(args(&["show", "-F", "--format", "json", "/d"])) else {
+            panic!()
+        };
+        assert!(o.follow && o.report.format == Format::Json);
+        assert!(parse(args(&["show", "--follow", "--records", "/d"])).is_err());
         assert_eq!(parse(args(&["--help"])), Ok(Invocation::Help));
         assert_eq!(parse(args(&["-h"])), Ok(Invocation::Help));
         assert_eq!(parse(args(&["--version"])), Ok(Invocation::Version));

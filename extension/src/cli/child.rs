@@ -1,5 +1,5 @@
 //! The traced program: the library preloaded, the spool's segments made ahead and
-//! followed while it runs, Ctrl-C and Ctrl-\\ left to it, its exit status kept.
+//! followed (and reported) while it runs, Ctrl-C and Ctrl-\\ left to it, its exit status kept.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -14,10 +14,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use tapline_record as rec;
 use tapline_record::NoticeKind;
 
-use crate::spool::{segment, Spool, SpoolEntry, SpoolError, SpoolTail};
+use crate::spool::segment;
 
 use super::args::RunOptions;
 use super::error::{RunError, EXIT_FAILURE};
+use super::live::LiveReport;
 
 /// Spawns the program with the library preloaded and waits for it. Ctrl-C / Ctrl-\
 /// reach the program from the terminal; tapline ignores them until it has exited, then
@@ -26,7 +27,8 @@ pub(super) fn run_child(
     o: &RunOptions,
     lib: &Path,
     spool_dir: &Path,
-) -> Result<(i32, Option<Followed>), RunError> {
+    live: Option<LiveReport<'static>>,
+) -> Result<(i32, Option<LiveReport<'static>>), RunError> {
     let child_done = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
         // A handler (not SIG_IGN) is what we want: the exec'd child resets handled
@@ -42,32 +44,32 @@ pub(super) fn run_child(
     };
     // Segments made ahead of need: the program's first record claims one with a rename
     // instead of creating and faulting its own; a helper thread keeps two ready, and
-    // (unless the spool is to be kept as written) follows the segments as the program
-    // fills them, handing finished ones back for reuse: a long run stays within a few
-    // segments instead of claiming new ones up to the directory bound.
+    // follows the spool as the program fills it, reporting each exchange as it completes
+    // (and, unless the spool is to be kept as written, handing finished segments back
+    // for reuse: a long run stays within a few segments instead of claiming new ones up
+    // to the directory bound).
     let segment_bytes = std::env::var(tapline_record::settings::SEGMENT_BYTES.name())
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(segment::DEFAULT_SEGMENT_BYTES);
     let _ = segment::make_free_segments(spool_dir, 2, segment_bytes);
-    let follow = !o.keep_spool;
-    let refill = {
+    let follower = {
         let done = Arc::clone(&child_done);
         let dir = spool_dir.to_owned();
+        let mut live = live;
         std::thread::spawn(move || {
-            let mut followed = follow.then(|| Followed::new(&dir));
             while !done.load(Ordering::SeqCst) {
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 let _ = segment::make_free_segments(&dir, 2, segment_bytes);
-                if let Some(f) = followed.as_mut() {
-                    f.poll();
+                if let Some(l) = live.as_mut() {
+                    l.poll();
                 }
             }
             let _ = segment::remove_free_segments(&dir);
-            if let Some(f) = followed.as_mut() {
-                f.drain();
+            if let Some(l) = live.as_mut() {
+                l.drain();
             }
-            followed
+            live
         })
     };
     let mut cmd = Command::new(program);
@@ -91,14 +93,14 @@ pub(super) fn run_child(
             source,
         });
     child_done.store(true, Ordering::SeqCst);
-    let followed = refill.join().ok().flatten();
+    let live = follower.join().ok().flatten();
     let status = status?;
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code,
         (None, Some(sig)) => 128 + sig,
         (None, None) => EXIT_FAILURE,
     };
-    Ok((code, followed))
+    Ok((code, live))
 }
 
 /// Why the preload will not see CMD, if it will not (the exec hooks ask the same of
@@ -172,41 +174,6 @@ fn write_notice(spool_dir: &Path, kind: NoticeKind, pid: u32, path: &Path) -> io
         .mode(0o600)
         .open(name)?
         .write_all(&bytes)
-}
-
-/// The records `tapline run` read from shared segments while the program ran (those
-/// segments were handed back for reuse or deleted, so they are not read again at the
-/// end).
-pub(super) struct Followed {
-    tail: SpoolTail,
-    entries: Vec<SpoolEntry>,
-}
-
-impl Followed {
-    fn new(dir: &Path) -> Followed {
-        Followed {
-            tail: SpoolTail::segments_only(dir),
-            entries: Vec::new(),
-        }
-    }
-
-    fn poll(&mut self) {
-        let _ = self.tail.read_new(&mut self.entries);
-    }
-
-    /// After the program exited: reads until nothing new comes (its writers are gone,
-    /// so every segment finishes).
-    fn drain(&mut self) {
-        self.tail.drain(&mut self.entries);
-    }
-
-    /// The spool: record files read whole from the directory, then the segments'
-    /// records as they were followed.
-    pub(super) fn into_spool(self, dir: &Path) -> Result<Spool, SpoolError> {
-        let mut spool = Spool::read_dir_files(dir)?;
-        spool.append(self.tail.into_spool(self.entries));
-        Ok(spool)
-    }
 }
 
 /// `libtapline.so`: `$TAPLINE_LIB`, else next to our executable. Absolute, so that it

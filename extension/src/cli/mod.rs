@@ -13,6 +13,7 @@
 mod args;
 mod child;
 mod error;
+mod live;
 mod output;
 mod spool_dir;
 
@@ -23,13 +24,22 @@ pub use error::EXIT_USAGE;
 pub(crate) use error::{RunError, EXIT_FAILURE};
 
 use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::assemble::Assembly;
+use crate::exchange::Exchange;
+use crate::lambda::feed::ExchangeFeed;
 use crate::pipeline::Pipeline;
-use crate::spool::Spool;
+use crate::report;
+use crate::spool::{Spool, SpoolError, SpoolTail};
 
+use args::ReportOptions;
 use child::{find_library, run_child};
-use output::{export_otlp, write_records, write_report};
+use live::{LiveReport, OtlpBatches};
+use output::{export_otlp, open_report_output, write_records, write_report};
 use spool_dir::SpoolDir;
 
 /// Runs a parsed command line; returns the process exit status.
@@ -62,8 +72,11 @@ pub fn execute(inv: Invocation) -> i32 {
     }
 }
 
-/// `tapline show DIR`.
+/// `tapline show DIR` (`--follow`: tail it until Ctrl-C or SIGTERM).
 pub(crate) fn show(o: &ShowOptions) -> Result<(), RunError> {
+    if o.follow {
+        return follow(o);
+    }
     let spool = Spool::read_dir(&o.dir).map_err(RunError::Spool)?;
     let assembly = prepare(&spool)?;
     write_report(&o.report, &spool, &assembly)
@@ -74,6 +87,59 @@ pub(crate) fn show(o: &ShowOptions) -> Result<(), RunError> {
 fn prepare(spool: &Spool) -> Result<Assembly, RunError> {
     let pipeline = Pipeline::from_env().map_err(RunError::Mask)?;
     Ok(pipeline.run(spool))
+}
+
+/// How often a followed spool is looked at.
+const FOLLOW_POLL: Duration = Duration::from_millis(50);
+
+/// `tapline show --follow DIR`: like `tail -f`, a spool that processes started
+/// elsewhere write. Each exchange is printed when it completes; finished segments are
+/// handed back (and record files of processes that are gone deleted), so the spool
+/// stays bounded; Ctrl-C or SIGTERM ends it, with what was pending printed in its state.
+fn follow(o: &ShowOptions) -> Result<(), RunError> {
+    if !o.dir.is_dir() {
+        return Err(RunError::Spool(SpoolError::ReadDir {
+            dir: o.dir.clone(),
+            source: io::Error::new(io::ErrorKind::NotFound, "not a directory"),
+        }));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RunError::Signals)?;
+    }
+    let pipeline = Pipeline::from_env().map_err(RunError::Mask)?;
+    let (out, style) = open_report_output(&o.report)?;
+    let sink = report::sink::open(o.report.format, out, style, None);
+    let mut live = LiveReport::new(ExchangeFeed::new(&o.dir), pipeline, sink, true, None);
+    while !stop.load(Ordering::SeqCst) {
+        live.poll();
+        std::thread::sleep(FOLLOW_POLL);
+    }
+    finish_live(&o.report, live)
+}
+
+/// Closes a live report: the summary line and what was lost, on stderr.
+fn finish_live(r: &ReportOptions, live: LiveReport<'_>) -> Result<(), RunError> {
+    let outcome = live.finish();
+    // With the report on stderr, it ends with the summary line; with `--output`, stderr
+    // stays the program's own (nothing is added unless something was lost).
+    if r.output.is_none() {
+        eprintln!("{}", outcome.summary.line());
+    }
+    // What was lost in detail; not into a machine-readable stream that is on stderr
+    // too (the summary line counts the dropped records either way).
+    if r.format == report::Format::Table || r.output.is_some() {
+        if let Some(line) = report::footer(&outcome.totals) {
+            eprintln!("{line}");
+        }
+    }
+    match outcome.write_error {
+        Some(source) => Err(RunError::Output {
+            path: r.output.clone(),
+            source,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `tapline run`: returns CMD's exit status (or ours when CMD could not run).
@@ -92,7 +158,16 @@ pub(crate) fn run(o: &RunOptions) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let (status, followed) = match run_child(o, &lib, &spool.path) {
+    // A report that cannot be made (a bad mask pattern, an output that cannot be
+    // created) does not stop the program: it runs as it would without tapline.
+    let live = match live_report(o, &spool.path) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("tapline: {e}");
+            None
+        }
+    };
+    let (status, live) = match run_child(o, &lib, &spool.path, live) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tapline: {e}");
@@ -107,25 +182,11 @@ pub(crate) fn run(o: &RunOptions) -> i32 {
             return code;
         }
     };
-    let read = match followed {
-        Some(f) => f.into_spool(&spool.path),
-        None => Spool::read_dir(&spool.path),
-    };
-    let report = read.map_err(RunError::Spool).and_then(|s| {
-        let assembly = prepare(&s)?;
-        write_report(&o.report, &s, &assembly)?;
-        Ok(assembly)
-    });
-    match report {
-        Ok(assembly) => {
-            if let Some(endpoint) = &o.otlp {
-                if let Err(e) = export_otlp(endpoint.as_deref(), &assembly.exchanges) {
-                    eprintln!("tapline: otlp: {e}");
-                }
-            }
-        }
+    if let Some(live) = live {
         // The program's status still wins: tapline must not change what a script sees.
-        Err(e) => eprintln!("tapline: {e}"),
+        if let Err(e) = finish_live(&o.report, live) {
+            eprintln!("tapline: {e}");
+        }
     }
     if o.keep_spool {
         eprintln!("tapline: spool kept in {}", spool.path.display());
@@ -133,4 +194,28 @@ pub(crate) fn run(o: &RunOptions) -> i32 {
         spool.remove();
     }
     status
+}
+
+/// The report of `tapline run`, written while the program runs. With `--keep-spool`
+/// the spool is read without handing anything back (it stays as written).
+fn live_report(o: &RunOptions, spool_dir: &Path) -> Result<LiveReport<'static>, RunError> {
+    let pipeline = Pipeline::from_env().map_err(RunError::Mask)?;
+    let (out, style) = open_report_output(&o.report)?;
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let sink = report::sink::open(o.report.format, out, style, Some(started));
+    let feed = if o.keep_spool {
+        ExchangeFeed::with_tail(SpoolTail::keeping(spool_dir))
+    } else {
+        ExchangeFeed::new(spool_dir)
+    };
+    let otlp = o.otlp.clone().map(|endpoint| {
+        OtlpBatches::new(Box::new(move |batch: &[Exchange]| {
+            if let Err(e) = export_otlp(endpoint.as_deref(), batch) {
+                eprintln!("tapline: otlp: {e}");
+            }
+        }))
+    });
+    Ok(LiveReport::new(feed, pipeline, sink, !o.keep_spool, otlp))
 }

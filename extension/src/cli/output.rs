@@ -2,12 +2,14 @@
 //! export of `--otlp`, and the records of `show --records`.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::assemble::Assembly;
 use crate::exchange::Exchange;
 use crate::export::{OtlpExporter, Outbox, Resource};
+use crate::report::sink::RunSummary;
+use crate::report::table::TableStyle;
 use crate::report::{self, Format};
 use crate::spool::Spool;
 
@@ -44,6 +46,41 @@ pub(super) fn export_otlp(endpoint: Option<&str>, exchanges: &[Exchange]) -> Res
     Ok(())
 }
 
+/// Where a report written as exchanges complete goes (`--output`, else stderr), and
+/// how its table is laid out there: fitted to the terminal and coloured when stderr is
+/// one (no colours with `NO_COLOR` set, or `TERM=dumb`), else full URLs, no colours.
+pub(super) fn open_report_output(
+    r: &ReportOptions,
+) -> Result<(Box<dyn Write + Send>, TableStyle), RunError> {
+    match &r.output {
+        Some(path) => {
+            let f = File::create(path).map_err(|source| RunError::Output {
+                path: r.output.clone(),
+                source,
+            })?;
+            Ok((Box::new(io::BufWriter::new(f)), TableStyle::piped()))
+        }
+        None => {
+            let stderr = io::stderr();
+            let style = if stderr.is_terminal() {
+                let width = terminal_size::terminal_size_of(&stderr)
+                    .map(|(w, _)| usize::from(w.0))
+                    .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+                    .filter(|&w| w > 0)
+                    .unwrap_or(80);
+                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+                let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+                TableStyle::terminal(width, !no_color && !dumb)
+            } else {
+                TableStyle::piped()
+            };
+            Ok((Box::new(io::BufWriter::new(stderr)), style))
+        }
+    }
+}
+
+/// `tapline show DIR`: the whole report at once, through the same sinks as a live one
+/// (so the table fits a terminal the same way).
 pub(super) fn write_report(
     r: &ReportOptions,
     spool: &Spool,
@@ -53,21 +90,17 @@ pub(super) fn write_report(
         path: r.output.clone(),
         source,
     };
-    match &r.output {
-        Some(path) => {
-            let mut f = io::BufWriter::new(File::create(path).map_err(out_err)?);
-            report::write_with_notices(r.format, &assembly.exchanges, &assembly.notices, &mut f)
-                .map_err(out_err)?;
-            f.flush().map_err(out_err)?;
-        }
-        None => {
-            let stderr = io::stderr();
-            let mut lock = io::BufWriter::new(stderr.lock());
-            report::write_with_notices(r.format, &assembly.exchanges, &assembly.notices, &mut lock)
-                .map_err(out_err)?;
-            lock.flush().map_err(out_err)?;
-        }
+    let (out, style) = open_report_output(r)?;
+    let mut sink = report::sink::open(r.format, out, style, None);
+    for x in &assembly.exchanges {
+        sink.push(x).map_err(out_err)?;
     }
+    let summary = RunSummary {
+        notices: assembly.notices.clone(),
+        ..RunSummary::default()
+    };
+    sink.finish(&summary).map_err(out_err)?;
+    drop(sink);
     // The footer is about the spool, not the exchanges: stderr, and not into a
     // machine-readable stream that is itself on stderr.
     if r.format == Format::Table || r.output.is_some() {

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use tapline_record::{Direction, LifecycleEvent, Part};
 
-use crate::assemble::{assemble_resuming, ConnStart};
+use crate::assemble::{assemble_resuming, ConnStart, Totals};
 use crate::exchange::Exchange;
 use crate::http2::{event_stream, HpackResume, StreamProgress};
 use crate::spool::segment::SegmentStats;
@@ -117,12 +117,19 @@ pub struct ExchangeFeed {
     failed: Vec<Exchange>,
     /// Blind spots read since the last [`ExchangeFeed::take_notices`].
     notices: Vec<crate::notice::Notice>,
+    /// Records (and bytes) the writers reported lost in `Drops` records.
+    dropped: (u64, u64),
 }
 
 impl ExchangeFeed {
     pub fn new(dir: &Path) -> Self {
+        Self::with_tail(SpoolTail::new(dir))
+    }
+
+    /// A feed over a tail made some other way (one that leaves the spool as written).
+    pub(crate) fn with_tail(tail: SpoolTail) -> Self {
         ExchangeFeed {
-            tail: SpoolTail::new(dir),
+            tail,
             pending: Spool::default(),
             dirty: false,
             conns: HashMap::new(),
@@ -131,7 +138,31 @@ impl ExchangeFeed {
             lifecycle: Vec::new(),
             failed: Vec::new(),
             notices: Vec::new(),
+            dropped: (0, 0),
         }
+    }
+
+    /// What was read and lost so far: records, torn or corrupt stretches (the segments'
+    /// holes and garbage included), records that did not decode, and the records the
+    /// writers reported dropped.
+    pub(crate) fn totals(&self) -> Totals {
+        let s = self.tail.segment_stats();
+        let mut t = Totals {
+            files: self.tail.files().len() as u64,
+            skipped_bytes: s.hole_bytes + s.garbage_bytes,
+            skipped_stretches: s.holes + s.corrupt,
+            dropped_records: self.dropped.0,
+            dropped_bytes: self.dropped.1,
+            ..Totals::default()
+        };
+        for f in self.tail.files() {
+            t.unreadable_files += u64::from(f.error.is_some());
+            t.records += f.records;
+            t.skipped_bytes += f.skipped_bytes;
+            t.skipped_stretches += f.skipped_stretches;
+            t.undecodable_records += f.undecodable;
+        }
+        t
     }
 
     /// Reads what was written since the last call. Returns the number of new records.
@@ -176,6 +207,10 @@ impl ExchangeFeed {
                 ..
             } => {
                 self.twins.insert(*socket);
+            }
+            SpoolRecord::Drops(d) => {
+                self.dropped.0 = self.dropped.0.saturating_add(d.records);
+                self.dropped.1 = self.dropped.1.saturating_add(d.bytes);
             }
             _ => {}
         }

@@ -21,22 +21,27 @@ pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<(
     out.write_all(b"\n")
 }
 
-/// Writes one HAR document whose `log.comment` says the blind spots, one per line.
-pub(crate) fn write_with_notices(
-    exchanges: &[Exchange],
-    notices: &[crate::notice::Notice],
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    let mut doc = to_value(exchanges);
-    if !notices.is_empty() {
-        let lines: Vec<String> = notices
+/// What a streamed HAR document starts with, up to its first entry (the same fields as
+/// [`to_value`]): entries follow, comma-separated, then [`DOCUMENT_TAIL`].
+pub(crate) const DOCUMENT_HEAD: &str = concat!(
+    "{\n  \"log\": {\n    \"version\": \"1.2\",\n    \"creator\": {\n",
+    "      \"name\": \"tapline\",\n      \"version\": \"",
+    env!("CARGO_PKG_VERSION"),
+    "\"\n    },\n    \"entries\": [\n"
+);
+
+/// What closes a streamed HAR document.
+pub(crate) const DOCUMENT_TAIL: &str = "\n    ]\n  }\n}\n";
+
+/// The `log.comment` that says the blind spots, one `tapline notice: ...` line each.
+pub(crate) fn notices_comment(notices: &[crate::notice::Notice]) -> Option<String> {
+    (!notices.is_empty()).then(|| {
+        notices
             .iter()
             .map(|n| format!("tapline notice: {}", n.message()))
-            .collect();
-        doc["log"]["comment"] = Value::from(lines.join("\n"));
-    }
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
-    out.write_all(b"\n")
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 /// The HAR document for these exchanges.
@@ -50,7 +55,8 @@ pub(crate) fn to_value(exchanges: &[Exchange]) -> Value {
     })
 }
 
-fn entry(x: &Exchange) -> Value {
+/// One HAR entry.
+pub(crate) fn entry(x: &Exchange) -> Value {
     let time_ms = x.duration_ns as f64 / 1e6;
     let url = x.url_or_origin().unwrap_or_default();
     let http_version = match x.http_version.as_deref() {

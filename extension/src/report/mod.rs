@@ -1,5 +1,7 @@
-//! Reports: pure functions from `&[Exchange]` to bytes on a writer (the HTML page is
-//! also a writer fed one exchange at a time, `html::HtmlReport`).
+//! Reports: pure functions from exchanges to bytes on a writer, written all at once
+//! ([`write`]) or one exchange at a time as they complete ([`sink::ReportSink`], what
+//! `tapline run`, `tapline show` and `tapline show --follow` use; the HTML page is one
+//! of them, `html::HtmlReport`).
 //!
 //! Why pure: masking and size budgets are stages of their own that run before any
 //! report, so a report must not look anywhere but at the exchanges it is given (no
@@ -10,11 +12,11 @@ use std::io::{self, Write};
 
 use crate::assemble::Totals;
 use crate::exchange::Exchange;
-use crate::notice::Notice;
 
 pub(crate) mod har;
 pub(crate) mod html;
 pub(crate) mod json;
+pub(crate) mod sink;
 pub(crate) mod table;
 
 /// The `--format` choices.
@@ -57,32 +59,6 @@ pub(crate) fn write(format: Format, exchanges: &[Exchange], out: &mut dyn Write)
         Format::Har => har::write(exchanges, out),
         Format::Html => html::write(exchanges, out),
     }
-}
-
-/// Writes the exchanges in `format` with the blind spots the spool named: after the
-/// table, one `tapline: notice: ...` line each; after the JSON lines, one
-/// `{"notice": ...}` line each; in HAR, the `log.comment`.
-pub(crate) fn write_with_notices(
-    format: Format,
-    exchanges: &[Exchange],
-    notices: &[Notice],
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    match format {
-        Format::Har => return har::write_with_notices(exchanges, notices, out),
-        Format::Html => return html::write_with_notices(exchanges, notices, out),
-        Format::Table | Format::Json => write(format, exchanges, out)?,
-    }
-    for n in notices {
-        match format {
-            Format::Json => {
-                serde_json::to_writer(&mut *out, &n.to_json())?;
-                out.write_all(b"\n")?;
-            }
-            _ => writeln!(out, "tapline: notice: {}", n.message())?,
-        }
-    }
-    Ok(())
 }
 
 /// One line saying what was lost or skipped while reading the spool, if anything was.

@@ -1,59 +1,266 @@
 //! `--format table`: one line per exchange, for a person at a terminal.
 //!
-//! Columns: time since the first exchange, pid, method, URL, status, request →
-//! response body sizes, duration, how TLS was seen, and the error if any. Everything
-//! that came off the wire is escaped, so that a hostile server cannot move the cursor
-//! or change colours in the user's terminal.
+//! Columns: time since the start (of the run, or the first exchange), pid, method, URL,
+//! status, request → response body sizes, duration, how TLS was seen, and the error if
+//! any. Everything that came off the wire is escaped, so that a hostile server cannot
+//! move the cursor or change colours in the user's terminal.
+//!
+//! Lines are written as exchanges complete, so column widths are fixed up front rather
+//! than measured over all rows: on a terminal ([`TableStyle::terminal`]) the URL column
+//! takes what the terminal's width leaves (a longer URL is shortened in the middle, where
+//! it says least: scheme, host and the end of the path stay), the line is cut at the
+//! width, and status classes and errors are coloured; piped ([`TableStyle::piped`]) the
+//! URL is always whole and nothing is coloured, so that grep and scripts see everything.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::exchange::{Exchange, TlsKind};
 
+use super::sink::{ReportSink, RunSummary};
+
 /// Writes a header line and one line per exchange (or a line saying there were none).
 pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
-    if exchanges.is_empty() {
-        return writeln!(out, "tapline: no HTTP exchanges captured");
+    let mut buf = Vec::new();
+    {
+        let mut sink = TableSink::new(Box::new(&mut buf), TableStyle::piped(), None);
+        for x in exchanges {
+            sink.push(x)?;
+        }
+        sink.finish(&RunSummary::default())?;
     }
-    let t0 = exchanges.iter().map(|x| x.start_unix_ns).min().unwrap_or(0);
-    let rows: Vec<[String; 8]> = exchanges.iter().map(|x| row(x, t0)).collect();
-    let url_width = rows
-        .iter()
-        .map(|r| r[3].chars().count())
-        .max()
-        .unwrap_or(3)
-        .clamp(3, 80);
-    let pid_width = rows.iter().map(|r| r[1].len()).max().unwrap_or(3).max(3);
-    writeln!(
-        out,
-        "{:>9}  {:>pw$}  {:<7}  {:<uw$}  {:>6}  {:>21}  {:>9}  TLS",
-        "TIME",
-        "PID",
-        "METHOD",
-        "URL",
-        "STATUS",
-        "REQ → RESP BYTES",
-        "DURATION",
-        pw = pid_width,
-        uw = url_width
-    )?;
-    for r in rows {
-        let line = format!(
-            "{:>9}  {:>pw$}  {:<7}  {:<uw$}  {:>6}  {:>21}  {:>9}  {}",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            pw = pid_width,
-            uw = url_width
-        );
-        writeln!(out, "{}", line.trim_end())?;
+    out.write_all(&buf)
+}
+
+/// How the table is laid out for where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TableStyle {
+    /// The terminal's width in columns; `None` when not a terminal (no cutting).
+    pub width: Option<usize>,
+    /// ANSI colours for status classes and errors.
+    pub color: bool,
+}
+
+impl TableStyle {
+    /// Not a terminal: full URLs, no colours.
+    pub(crate) fn piped() -> Self {
+        TableStyle {
+            width: None,
+            color: false,
+        }
     }
-    Ok(())
+
+    /// A terminal `width` columns wide.
+    pub(crate) fn terminal(width: usize, color: bool) -> Self {
+        TableStyle {
+            width: Some(width),
+            color,
+        }
+    }
+
+    /// The URL column's width: on a terminal what its width leaves after the other
+    /// columns and some room for the TLS column, but no more than two thirds of what
+    /// the other columns leave (the rest is for the TLS column and errors); a fixed
+    /// minimum (widened by longer URLs) when piped.
+    fn url_width(&self) -> usize {
+        match self.width {
+            Some(w) => {
+                let free = w.saturating_sub(FIXED_WIDTH);
+                free.saturating_sub(TAIL_ROOM)
+                    .min(free * 2 / 3)
+                    .max(MIN_URL)
+            }
+            None => PIPED_URL,
+        }
+    }
+}
+
+/// Widths of the columns other than the URL, the two-space gaps included.
+const FIXED_WIDTH: usize = 9 + 2 + PID_WIDTH + 2 + 7 + 2 + 2 + 6 + 2 + SIZES_WIDTH + 2 + 9 + 2;
+const SIZES_WIDTH: usize = 17;
+const PID_WIDTH: usize = 7;
+/// Room kept for the TLS column on a terminal.
+const TAIL_ROOM: usize = 8;
+/// A narrow terminal keeps this much of the URL and cuts the end of the line instead.
+const MIN_URL: usize = 32;
+const PIPED_URL: usize = 40;
+
+/// ANSI SGR codes.
+const GREEN: &str = "32";
+const CYAN: &str = "36";
+const YELLOW: &str = "33";
+const RED: &str = "31";
+const BOLD: &str = "1";
+
+/// The table, a line at a time.
+pub(crate) struct TableSink<'a> {
+    out: Box<dyn Write + Send + 'a>,
+    style: TableStyle,
+    /// Time origin of the TIME column; the first exchange's start when not given.
+    t0: Option<u64>,
+    header_written: bool,
+}
+
+impl<'a> TableSink<'a> {
+    pub(crate) fn new(out: Box<dyn Write + Send + 'a>, style: TableStyle, t0: Option<u64>) -> Self {
+        TableSink {
+            out,
+            style,
+            t0,
+            header_written: false,
+        }
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        let cells: [(String, Option<&'static str>); 8] = [
+            (format!("{:>9}", "TIME"), None),
+            (format!("{:>PID_WIDTH$}", "PID"), None),
+            (format!("{:<7}", "METHOD"), None),
+            (format!("{:<uw$}", "URL", uw = self.style.url_width()), None),
+            (format!("{:>6}", "STATUS"), None),
+            (format!("{:>SIZES_WIDTH$}", "REQ → RESP BYTES"), None),
+            (format!("{:>9}", "DURATION"), None),
+            ("TLS".to_owned(), None),
+        ];
+        let line = self.render(&cells, Some(BOLD));
+        self.out.write_all(line.as_bytes())
+    }
+
+    /// One line from its cells (text, colour), two spaces apart, cut to the terminal's
+    /// width, trailing blanks removed; `all` colours the whole line.
+    fn render(
+        &self,
+        cells: &[(String, Option<&'static str>)],
+        all: Option<&'static str>,
+    ) -> String {
+        let cells: Vec<&(String, Option<&'static str>)> =
+            cells.iter().filter(|(t, _)| !t.is_empty()).collect();
+        let on = self.style.color;
+        let colour = |c: Option<&'static str>| if on { c } else { None };
+        let mut line = String::new();
+        if let Some(c) = colour(all) {
+            let _ = write!(line, "\x1b[{c}m");
+        }
+        let mut used = 0usize;
+        for (i, (text, c)) in cells.iter().enumerate() {
+            let text = if i + 1 == cells.len() {
+                text.trim_end()
+            } else {
+                text.as_str()
+            };
+            let sep = if i == 0 { "" } else { "  " };
+            let n = sep.len() + text.chars().count();
+            let room = self
+                .style
+                .width
+                .map_or(usize::MAX, |w| w.saturating_sub(used));
+            if n > room && room <= sep.len() + 1 {
+                line.push('…');
+                break;
+            }
+            let (text, cut) = if n > room {
+                let keep = room.saturating_sub(sep.len() + 1);
+                (text.chars().take(keep).collect::<String>(), true)
+            } else {
+                (text.to_owned(), false)
+            };
+            line.push_str(sep);
+            match colour(*c) {
+                Some(c) => {
+                    let _ = write!(line, "\x1b[{c}m{text}\x1b[0m");
+                }
+                None => line.push_str(&text),
+            }
+            used += n;
+            if cut {
+                line.push('…');
+                break;
+            }
+        }
+        if colour(all).is_some() {
+            line.push_str("\x1b[0m");
+        }
+        line.push('\n');
+        line
+    }
+}
+
+impl ReportSink for TableSink<'_> {
+    fn push(&mut self, x: &Exchange) -> io::Result<()> {
+        if !self.header_written {
+            self.header()?;
+            self.header_written = true;
+        }
+        let t0 = *self.t0.get_or_insert(x.start_unix_ns);
+        let r = row(x, t0);
+        let uw = self.style.url_width();
+        let url = match self.style.width {
+            Some(_) => shorten_middle(&r[3], uw),
+            None => r[3].clone(),
+        };
+        let status_colour = self.style.color.then(|| status_colour(x)).flatten();
+        let (tls, error) = match r[7].split_once("  error: ") {
+            Some((t, e)) => (t.to_owned(), format!("error: {e}")),
+            None => (r[7].clone(), String::new()),
+        };
+        let cells: [(String, Option<&'static str>); 9] = [
+            (format!("{:>9}", r[0]), None),
+            (format!("{:>PID_WIDTH$}", r[1]), None),
+            (format!("{:<7}", r[2]), None),
+            (format!("{url:<uw$}"), None),
+            (format!("{:>6}", r[4]), status_colour),
+            (format!("{:>SIZES_WIDTH$}", r[5]), None),
+            (format!("{:>9}", r[6]), None),
+            (tls, None),
+            (error, Some(RED)),
+        ];
+        let line = self.render(&cells, None);
+        self.out.write_all(line.as_bytes())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn finish(&mut self, summary: &RunSummary) -> io::Result<()> {
+        if !self.header_written {
+            writeln!(self.out, "tapline: no HTTP exchanges captured")?;
+        }
+        for n in &summary.notices {
+            writeln!(self.out, "tapline: notice: {}", n.message())?;
+        }
+        self.out.flush()
+    }
+}
+
+/// The colour of an exchange's status: its class, or red for an error.
+fn status_colour(x: &Exchange) -> Option<&'static str> {
+    if let Some(code) = x.grpc.as_ref().and_then(|g| g.status) {
+        return Some(if code == 0 { GREEN } else { RED });
+    }
+    match x.status {
+        Some(200..=299) => Some(GREEN),
+        Some(300..=399) => Some(CYAN),
+        Some(400..=499) => Some(YELLOW),
+        Some(500..=599) => Some(RED),
+        _ if x.error.is_some() => Some(RED),
+        _ => None,
+    }
+}
+
+/// `s` in at most `max` characters: its start and end kept, `…` between them.
+fn shorten_middle(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max || max < 3 {
+        return s.to_owned();
+    }
+    let keep = max - 1;
+    let head = keep.div_ceil(2);
+    let tail = keep - head;
+    let mut out: String = s.chars().take(head).collect();
+    out.push('…');
+    out.extend(s.chars().skip(n - tail));
+    out
 }
 
 fn row(x: &Exchange, t0: u64) -> [String; 8] {
@@ -131,7 +338,7 @@ fn escape(s: &str) -> String {
     out
 }
 
-fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -188,6 +395,92 @@ mod tests {
         );
         ex.grpc.as_mut().unwrap().status = None;
         assert_eq!(row(&ex, 0)[4], "200");
+    }
+
+    fn lines(style: TableStyle, exchanges: &[Exchange]) -> Vec<String> {
+        let mut buf = Vec::new();
+        {
+            let mut sink = TableSink::new(Box::new(&mut buf), style, None);
+            for x in exchanges {
+                sink.push(x).unwrap();
+            }
+            sink.finish(&RunSummary::default()).unwrap();
+        }
+        String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn long_url_exchange() -> Exchange {
+        let mut x = crate::exchange::sample();
+        x.path = Some(format!("/v1/{}/tail", "segment/".repeat(20)));
+        x.status = Some(404);
+        x.error = Some("connection reset".into());
+        x
+    }
+
+    fn strip_ansi(s: &str) -> String {
+        let mut out = String::new();
+        let mut it = s.chars();
+        while let Some(c) = it.next() {
+            if c == '\x1b' {
+                for d in it.by_ref() {
+                    if d == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn middle_shortening_keeps_both_ends() {
+        assert_eq!(shorten_middle("abcdefghij", 20), "abcdefghij");
+        assert_eq!(shorten_middle("abcdefghij", 7), "abc…hij");
+        assert_eq!(shorten_middle("abcdefghij", 6), "abc…ij");
+        assert_eq!(shorten_middle("abcdefghij", 6).chars().count(), 6);
+    }
+
+    #[test]
+    fn on_a_terminal_lines_fit_its_width_and_colour_status_and_error() {
+        let x = long_url_exchange();
+        let url = x.url_or_origin().unwrap();
+        for width in [60, 100, 140] {
+            let out = lines(TableStyle::terminal(width, true), std::slice::from_ref(&x));
+            assert_eq!(out.len(), 2);
+            for l in &out {
+                assert!(strip_ansi(l).chars().count() <= width, "{width}: {l}");
+            }
+            let row = strip_ansi(&out[1]);
+            assert!(!row.contains(&url) && row.contains('…'), "{row}");
+            assert!(row.contains("https://"), "{row}");
+        }
+        let wide = lines(TableStyle::terminal(300, true), std::slice::from_ref(&x));
+        assert!(wide[1].contains("\x1b[33m   404\x1b[0m"), "{}", wide[1]);
+        assert!(
+            wide[1].contains("\x1b[31merror: connection reset\x1b[0m"),
+            "{}",
+            wide[1]
+        );
+        assert!(strip_ansi(&wide[1]).contains("/tail"));
+    }
+
+    #[test]
+    fn piped_lines_have_whole_urls_and_no_escapes() {
+        let x = long_url_exchange();
+        let out = lines(TableStyle::piped(), std::slice::from_ref(&x));
+        assert!(out[1].contains(&x.url_or_origin().unwrap()), "{}", out[1]);
+        assert!(!out.iter().any(|l| l.contains('\x1b') || l.contains('…')));
+        assert!(out[1].ends_with("error: connection reset"), "{}", out[1]);
+        assert_eq!(
+            lines(TableStyle::piped(), &[]),
+            ["tapline: no HTTP exchanges captured"]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tapline_record::{Item, ParseError, RecordIter, MAGIC};
 
-use super::batch::{FileStats, Spool, SpoolEntry};
+use super::batch::{FileStats, SpoolEntry};
 use super::files::{file_names, SpoolError};
 use super::segment::{SegmentFollower, SegmentStats};
 
@@ -31,9 +31,6 @@ struct FileCursor {
 /// Incremental reader of a spool directory: record files and shared segments.
 pub(crate) struct SpoolTail {
     dir: PathBuf,
-    /// Record files are followed too (else only segments: their files are read whole
-    /// afterwards by [`Spool::read_dir_files`]).
-    follow_files: bool,
     cursors: BTreeMap<String, FileCursor>,
     segments: SegmentFollower,
     /// Segment name → index into `files`.
@@ -49,19 +46,8 @@ pub(crate) struct SpoolTail {
 impl SpoolTail {
     /// Follows the record files and segments of `dir`, handing finished segments back.
     pub(crate) fn new(dir: &Path) -> Self {
-        Self::with(dir, true)
-    }
-
-    /// Follows only the segments of `dir` (`tapline run`: its record files are read
-    /// whole once the program exited).
-    pub(crate) fn segments_only(dir: &Path) -> Self {
-        Self::with(dir, false)
-    }
-
-    fn with(dir: &Path, follow_files: bool) -> Self {
         SpoolTail {
             dir: dir.to_path_buf(),
-            follow_files,
             cursors: BTreeMap::new(),
             segments: SegmentFollower::new(dir, true),
             segment_files: HashMap::new(),
@@ -70,50 +56,27 @@ impl SpoolTail {
         }
     }
 
+    /// Follows the record files and segments of `dir` and leaves them as written
+    /// (`tapline run --keep-spool`: nothing is handed back or deleted).
+    pub(crate) fn keeping(dir: &Path) -> Self {
+        let mut tail = Self::new(dir);
+        tail.segments = SegmentFollower::new(dir, false);
+        tail
+    }
+
     /// Appends to `out` the records written since the last call; returns how many.
     pub(crate) fn read_new(&mut self, out: &mut Vec<SpoolEntry>) -> Result<usize, SpoolError> {
         let before = out.len();
-        if self.follow_files {
-            for name in file_names(&self.dir, false)? {
-                self.read_file(&name, out);
-            }
+        for name in file_names(&self.dir, false)? {
+            self.read_file(&name, out);
         }
         self.read_segments(out);
         Ok(out.len() - before)
     }
 
-    /// After the writers are gone: reads until nothing new comes (every segment then
-    /// finishes).
-    pub(crate) fn drain(&mut self, out: &mut Vec<SpoolEntry>) {
-        let mut quiet = 0;
-        while quiet < 2 {
-            let before = self.segments.stats;
-            let _ = self.read_new(out);
-            quiet = if self.segments.stats == before {
-                quiet + 1
-            } else {
-                0
-            };
-        }
-    }
-
     /// The files read so far.
-    #[cfg(test)]
     pub(crate) fn files(&self) -> &[FileStats] {
         &self.files
-    }
-
-    /// `entries` (read by this tail) as a spool. What the segments skipped is counted
-    /// in the first segment's stats.
-    pub(crate) fn into_spool(self, entries: Vec<SpoolEntry>) -> Spool {
-        let mut files = self.files;
-        let s = self.segments.stats;
-        let first_segment = self.segment_files.values().min().copied();
-        if let Some(f) = first_segment.and_then(|i| files.get_mut(i)) {
-            f.skipped_stretches += s.holes + s.corrupt;
-            f.skipped_bytes += s.hole_bytes + s.garbage_bytes;
-        }
-        Spool { files, entries }
     }
 
     /// What reading the shared segments met so far (records, holes, segments handed
@@ -314,19 +277,6 @@ mod tests {
         while tail.read_new(&mut out).expect("read") > 0 {}
         assert_eq!(counts(&out), [1, 2]);
         assert_eq!(tail.skipped_bytes, 64);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_segments_only_tail_leaves_record_files_alone() {
-        let dir = tempdir("segments-only");
-        std::fs::write(dir.join("1-0.tlr"), drops(1)).expect("write");
-        let mut tail = SpoolTail::segments_only(&dir);
-        let mut out = Vec::new();
-        assert_eq!(tail.read_new(&mut out).expect("read"), 0);
-        assert!(tail.files().is_empty());
-        let spool = tail.into_spool(out);
-        assert!(spool.entries.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::exchange::Exchange;
 use crate::report::json;
+use crate::report::sink::{ReportSink, RunSummary};
 
 const CSS: &str = include_str!("page.css");
 const JS: &str = include_str!("page.js");
@@ -173,21 +174,49 @@ fn write_script_safe(out: &mut impl Write, json: &[u8]) -> io::Result<()> {
 
 /// Writes the exchanges as one page.
 pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
-    write_with_notices(exchanges, &[], out)
-}
-
-/// Writes the exchanges as one page that also says the blind spots the spool named.
-pub(crate) fn write_with_notices(
-    exchanges: &[Exchange],
-    notices: &[crate::notice::Notice],
-    out: &mut dyn Write,
-) -> io::Result<()> {
     let mut report = HtmlReport::new(out);
     for x in exchanges {
         report.push(x)?;
     }
-    report.notices = notices.iter().map(|n| n.message()).collect();
     report.finish().map(drop)
+}
+
+/// `--format html` as a [`ReportSink`]: exchanges embedded as they come; the page is
+/// closed (with the run's notices) at the end.
+pub(crate) struct HtmlSink<'a> {
+    report: Option<HtmlReport<Box<dyn Write + Send + 'a>>>,
+}
+
+impl<'a> HtmlSink<'a> {
+    pub(crate) fn new(out: Box<dyn Write + Send + 'a>) -> Self {
+        HtmlSink {
+            report: Some(HtmlReport::new(out)),
+        }
+    }
+}
+
+impl ReportSink for HtmlSink<'_> {
+    fn push(&mut self, x: &Exchange) -> io::Result<()> {
+        match self.report.as_mut() {
+            Some(r) => r.push(x),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.report.as_mut() {
+            Some(r) => r.out.flush(),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self, summary: &RunSummary) -> io::Result<()> {
+        let Some(mut report) = self.report.take() else {
+            return Ok(());
+        };
+        report.notices = summary.notices.iter().map(|n| n.message()).collect();
+        report.finish().map(drop)
+    }
 }
 
 #[cfg(test)]
