@@ -48,6 +48,15 @@ def mixed_run(tapline_bin, http_server, https_server, ca_bundle, tmp_path_factor
     shown = tapline(tapline_bin, "show", "--format", "json", "-o", tmp / "report.json", spool)
     assert shown.returncode == 0, shown.stderr.decode()
     exchanges = [json.loads(line) for line in (tmp / "report.json").read_text().splitlines()]
+    # `run` embeds exchanges as they complete, `show` lists them by start: put the
+    # independent `show` list in the page's order, so that a row's `data-i` names its
+    # exchange in both.
+    text = page.read_text()
+    data = text.split('id="tl-data">', 1)[1].split("</script>", 1)[0]
+    key = lambda x: (x["pid"], x["conn_id"], x["start_unix_ns"], x.get("path"))
+    order = {key(json.loads(line)): n for n, line in enumerate(data.split("\n")) if line.strip()}
+    assert sorted(order) == sorted(key(x) for x in exchanges)
+    exchanges.sort(key=lambda x: order[key(x)])
     return page, exchanges
 
 

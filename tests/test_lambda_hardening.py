@@ -308,8 +308,12 @@ def test_collector_trouble(lam, mode):
     bounded and is drained once the collector is back; every span arrives once."""
     hop = Trouble(stall_s=STALL)
     try:
+        # Every batch sent after its response (not held for the next invocation, which
+        # invocations a few times a second would choose): the export this test troubles
+        # is the one before Next. tests/test_lambda_flush.py covers held batches.
         env = lam(gate=hop, ext_env={"OTEL_EXPORTER_OTLP_TIMEOUT": "300",
-                                     "TAPLINE_OTLP_MAX_ELAPSED_MS": "800"})
+                                     "TAPLINE_OTLP_MAX_ELAPSED_MS": "800",
+                                     "TAPLINE_FLUSH_HOLD_MS": "0"})
         calls = {}
         rid, resp, _ = env.invoke({"n": 0})
         ok(env, resp, 0)

@@ -81,10 +81,18 @@ impl OtlpExporter {
         // sandbox) would fail with a timeout after the thaw although the collector's
         // answer is waiting in the socket — and the batch, already delivered, would be
         // kept and sent again. A socket timeout only counts time spent waiting.
+        //
+        // No pooled connections: ureq (2.x) sets the socket timeouts when it connects
+        // and clears them when a connection goes back to its pool, so a request on a
+        // pooled connection would wait on a stalled collector for as long as it stalls
+        // (seen: 5 s of a 5 s stall, with Next held that long). A fresh connection per
+        // request always carries them.
         let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(config.timeout)
             .timeout_read(config.timeout)
             .timeout_write(config.timeout)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .redirects(0)
             .user_agent(concat!("tapline/", env!("CARGO_PKG_VERSION")));
         if config.endpoint.starts_with("https://") {

@@ -63,9 +63,9 @@ const RECHECK: Duration = Duration::from_millis(50);
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(200);
 /// Invocations remembered for late exchanges.
 const REMEMBERED: usize = 64;
-/// A kept-alive connection to the collector idle longer than this (a frozen sandbox
-/// included) is not trusted any more: the next export opens a new one rather than
-/// risk a POST on a connection the collector has closed.
+/// The last export's exporter (its agent and TLS configuration, built from the CA files)
+/// is reused by the next export within this long; each request still opens its own
+/// connection (see `OtlpExporter::new`: pooled connections lose their timeouts).
 const KEEP_ALIVE_IDLE: Duration = Duration::from_millis(2000);
 
 /// Keeps two ready-made segments in the spool (after the invocation's work, before
@@ -640,8 +640,8 @@ impl Extension {
             }
             Sink::Withheld => {}
             Sink::Otlp(config, outbox) => {
-                // The last exporter (and its kept-alive connection) unless it has been
-                // idle too long or this export has its own budget (shutdown).
+                // The last exporter unless it has been idle too long or this export has
+                // its own budget (shutdown).
                 let reuse = self
                     .exporter
                     .take()
