@@ -19,7 +19,6 @@ cryptography.
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -27,7 +26,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lambda_sim"))
-from harness import PLANTED, Gate, Lambda, Servers  # noqa: E402
+from harness import PLANTED, Gate, Lambda, Servers, build_binaries  # noqa: E402
 from conftest import require_module, require_tool  # noqa: E402
 
 
@@ -39,12 +38,7 @@ def build():
     require_module("awslambdaric")
     require_module("opentelemetry.proto", "opentelemetry-proto")
     require_module("cryptography")
-    subprocess.run(
-        ["cargo", "build", "-p", "libtapline", "-p", "tapline", "-p", "tapline-lambda-sim"],
-        cwd=ROOT, check=True,
-    )
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    return os.path.join(target, "debug")
+    return build_binaries()
 
 
 @pytest.fixture(scope="module")

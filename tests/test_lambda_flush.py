@@ -16,7 +16,6 @@ Needs: cargo, dash, the Python packages of the Lambda harness.
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -26,18 +25,13 @@ from conftest import require_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lambda_sim"))
-from harness import Lambda, Servers  # noqa: E402
+from harness import Lambda, Servers, build_binaries  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def build():
     require_tool("dash")
-    subprocess.run(
-        ["cargo", "build", "-p", "libtapline", "-p", "tapline", "-p", "tapline-lambda-sim"],
-        cwd=ROOT, check=True,
-    )
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    return os.path.join(target, "debug")
+    return build_binaries()
 
 
 @pytest.fixture(scope="module")

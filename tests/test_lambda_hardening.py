@@ -32,7 +32,7 @@ from conftest import require_tool
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lambda_sim"))
 import harness  # noqa: E402
-from harness import PLANTED, Gate, Lambda, Servers, Trouble  # noqa: E402
+from harness import PLANTED, Gate, Lambda, Servers, Trouble, build_binaries  # noqa: E402
 
 FREEZE_GAP = float(os.environ.get("TAPLINE_TEST_FREEZE_GAP", "2"))
 STALL = float(os.environ.get("TAPLINE_TEST_STALL", "5"))
@@ -98,13 +98,7 @@ def build():
             pytest.fail(f"python module {module} is not installed: run scripts/setup",
                         pytrace=False)
     # The release build, as in Lambda: volume and budgets are measured on what ships.
-    subprocess.run(
-        ["cargo", "build", "--release", "-p", "libtapline", "-p", "tapline",
-         "-p", "tapline-lambda-sim"],
-        cwd=ROOT, check=True, stdin=subprocess.DEVNULL,
-    )
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    return os.path.join(target, "release")
+    return build_binaries(release=True)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ Needs: node, dash, cargo, the Python packages of the Lambda harness.
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -29,19 +28,14 @@ from conftest import require_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lambda_sim"))
-from harness import PLANTED, Lambda, Servers  # noqa: E402
+from harness import PLANTED, Lambda, Servers, build_binaries  # noqa: E402
 
 NODE_DIR = os.path.join(ROOT, "tests", "lambda_sim", "node")
 
 
 @pytest.fixture(scope="module")
 def build():
-    subprocess.run(
-        ["cargo", "build", "-p", "libtapline", "-p", "tapline", "-p", "tapline-lambda-sim"],
-        cwd=ROOT, check=True,
-    )
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    return os.path.join(target, "debug")
+    return build_binaries()
 
 
 @pytest.fixture(scope="module")

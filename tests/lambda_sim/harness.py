@@ -131,6 +131,17 @@ def make_ca(tmp):
     return paths
 
 
+def build_binaries(release=False):
+    """`cargo build` of the library, the extension and the simulator (debug, or release as
+    in Lambda); returns the folder that holds them (honours CARGO_TARGET_DIR)."""
+    cmd = ["cargo", "build", "-p", "libtapline", "-p", "tapline", "-p", "tapline-lambda-sim"]
+    if release:
+        cmd.insert(2, "--release")
+    subprocess.run(cmd, cwd=ROOT, check=True, stdin=subprocess.DEVNULL)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release" if release else "debug")
+
+
 class Servers:
     """The function's backends: plain HTTP and HTTPS on 127.0.0.1, in this process
     (never traced: only the runtime is preloaded)."""

@@ -438,18 +438,7 @@ mod tests {
         let rs = fields(&pb).next().unwrap();
         assert_eq!(rs.0, 1);
         let rs = rs.1.bytes().unwrap();
-        let ss = fields(rs)
-            .find(|(f, _)| *f == 2)
-            .unwrap()
-            .1
-            .bytes()
-            .unwrap();
-        let span = fields(ss)
-            .find(|(f, _)| *f == 2)
-            .unwrap()
-            .1
-            .bytes()
-            .unwrap();
+        let span = first_span(rs);
         let span: Vec<_> = fields(span).collect();
         let get = |n| span.iter().find(|(f, _)| *f == n).map(|(_, v)| *v);
         assert_eq!(get(1).unwrap().bytes().unwrap(), &b.spans[0].trace_id.0);
@@ -460,6 +449,12 @@ mod tests {
         assert_eq!(status, vec![(3, Field::Varint(2))]);
         // every byte was consumed by well-formed fields
         assert_eq!(fields(&pb).count(), 1);
+    }
+
+    /// The first span of a protobuf `ResourceSpans` (scope spans, field 2; spans, field 2).
+    fn first_span(rs: &[u8]) -> &[u8] {
+        let field2 = |b| fields(b).find(|(f, _)| *f == 2).unwrap().1.bytes().unwrap();
+        field2(field2(rs))
     }
 
     #[test]
@@ -477,18 +472,7 @@ mod tests {
         assert_eq!(ev["attributes"][0]["value"]["stringValue"], "go_program");
         let pb = b.to_protobuf();
         let rs = fields(&pb).next().unwrap().1.bytes().unwrap();
-        let ss = fields(rs)
-            .find(|(f, _)| *f == 2)
-            .unwrap()
-            .1
-            .bytes()
-            .unwrap();
-        let span = fields(ss)
-            .find(|(f, _)| *f == 2)
-            .unwrap()
-            .1
-            .bytes()
-            .unwrap();
+        let span = first_span(rs);
         let event = fields(span)
             .find(|(f, _)| *f == 11)
             .unwrap()
