@@ -25,6 +25,7 @@ pub(crate) mod api;
 pub(crate) mod feed;
 pub(crate) mod flows;
 pub(crate) mod flush;
+pub(crate) mod sender;
 pub(crate) mod telemetry;
 pub(crate) mod wake;
 pub(crate) mod window;
@@ -247,7 +248,9 @@ struct Extension {
     held: Option<SpanBatch>,
     /// The exporter of the last export and when it finished: its connection is kept
     /// alive for the next one.
-    exporter: Option<(OtlpExporter, Instant)>,
+    exporter: sender::Kept,
+    /// The background sender of kept batches.
+    sender: sender::Sender,
     /// Spans not exported because the OTLP setting is unusable ([`Sink::Withheld`]).
     withheld: usize,
 }
@@ -314,6 +317,7 @@ impl Extension {
             next_called: None,
             held: None,
             exporter: None,
+            sender: sender::Sender::default(),
             withheld: 0,
             spool_dir,
         };
@@ -368,6 +372,8 @@ impl Extension {
     /// Marks the start of an idle gap (between invocations: the wait for the first
     /// INVOKE is the init phase, not a gap).
     fn calling_next(&mut self) {
+        // Never a send in flight while the sandbox may be frozen.
+        self.settle_send();
         if self.invoked > 0 {
             self.next_called = Some(Instant::now());
         }
@@ -380,7 +386,7 @@ impl Extension {
         // The previous invocation's batch, if kept: it goes out now, while the function
         // runs (the caller is not waiting on us, and neither is the bill).
         if let Some(held) = self.held.take() {
-            self.send(&held, &[], None);
+            self.send_in_background(held);
         }
         let mut ids = SpanBatch::new(Resource::default());
         let trace = invoke
@@ -630,6 +636,7 @@ impl Extension {
     }
 
     fn send(&mut self, batch: &SpanBatch, lines: &[String], budget: Option<Duration>) {
+        self.settle_send();
         match &self.sink {
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
@@ -640,43 +647,33 @@ impl Extension {
             }
             Sink::Withheld => {}
             Sink::Otlp(config, outbox) => {
-                // The last exporter unless it has been idle too long or this export has
-                // its own budget (shutdown).
-                let reuse = self
-                    .exporter
-                    .take()
-                    .filter(|(_, at)| budget.is_none() && at.elapsed() < KEEP_ALIVE_IDLE);
-                let exporter = match reuse {
-                    Some((x, _)) => x,
-                    None => {
-                        let mut config = (**config).clone();
-                        if let Some(b) = budget {
-                            config.max_elapsed = config.max_elapsed.min(b);
-                            config.timeout = config.timeout.min(b.max(Duration::from_millis(1)));
-                        }
-                        let exporter = match OtlpExporter::new(config) {
-                            Ok(x) => x,
-                            Err(e) => return log(format_args!("otlp: {e}")),
-                        };
-                        match outbox {
-                            Some(o) => exporter.with_outbox(o.clone()),
-                            None => exporter,
-                        }
-                    }
-                };
-                let result = exporter.export_batch(batch);
-                if budget.is_none() {
-                    self.exporter = Some((exporter, Instant::now()));
-                }
-                match result {
-                    Ok(o) if o.outbox_sent > 0 => log(format_args!(
-                        "otlp: sent {} spans and {} earlier batch(es)",
-                        o.spans, o.outbox_sent
-                    )),
-                    Ok(_) => {}
-                    Err(e) => log(format_args!("otlp: {e}")),
-                }
+                let reuse = self.exporter.take();
+                self.exporter = send_otlp(config, outbox.as_ref(), reuse, batch, budget);
             }
+        }
+    }
+
+    /// Sends a kept batch in the background ([`sender`]), at the lowest CPU priority:
+    /// the function is running.
+    fn send_in_background(&mut self, batch: SpanBatch) {
+        let Sink::Otlp(config, outbox) = &self.sink else {
+            return;
+        };
+        let config = config.clone();
+        let outbox = outbox.clone();
+        let mut kept = self.exporter.take();
+        let reuse = self.sender.settle().unwrap_or_else(|| kept.take());
+        self.sender.start(
+            move || send_otlp(&config, outbox.as_ref(), reuse, &batch, None),
+            &mut kept,
+        );
+        self.exporter = kept;
+    }
+
+    /// Waits for a background send still in flight and takes its exporter back.
+    fn settle_send(&mut self) {
+        if let Some(kept) = self.sender.settle() {
+            self.exporter = kept;
         }
     }
 
@@ -746,6 +743,49 @@ impl Extension {
             events: Vec::new(),
         }
     }
+}
+
+/// One OTLP export: the exporter of the last export unless it has been idle too long or
+/// this export has its own budget (shutdown). Returns the exporter to reuse next time.
+fn send_otlp(
+    config: &OtlpConfig,
+    outbox: Option<&Outbox>,
+    reuse: sender::Kept,
+    batch: &SpanBatch,
+    budget: Option<Duration>,
+) -> sender::Kept {
+    let reuse = reuse.filter(|(_, at)| budget.is_none() && at.elapsed() < KEEP_ALIVE_IDLE);
+    let exporter = match reuse {
+        Some((x, _)) => x,
+        None => {
+            let mut config = config.clone();
+            if let Some(b) = budget {
+                config.max_elapsed = config.max_elapsed.min(b);
+                config.timeout = config.timeout.min(b.max(Duration::from_millis(1)));
+            }
+            let exporter = match OtlpExporter::new(config) {
+                Ok(x) => x,
+                Err(e) => {
+                    log(format_args!("otlp: {e}"));
+                    return None;
+                }
+            };
+            match outbox {
+                Some(o) => exporter.with_outbox(o.clone()),
+                None => exporter,
+            }
+        }
+    };
+    let result = exporter.export_batch(batch);
+    match result {
+        Ok(o) if o.outbox_sent > 0 => log(format_args!(
+            "otlp: sent {} spans and {} earlier batch(es)",
+            o.spans, o.outbox_sent
+        )),
+        Ok(_) => {}
+        Err(e) => log(format_args!("otlp: {e}")),
+    }
+    budget.is_none().then(|| (exporter, Instant::now()))
 }
 
 /// `faas.trigger` from the shape of the event (its captured prefix: the JSON may be cut,
