@@ -217,12 +217,18 @@ struct tl_proc_start {
  * calls; a reader must not rely on its own environment naming the same
  * address: a proxy may sit between runtime and API). */
 #define TL_CONN_RUNTIME_API 0x01
+/* TL_CONN_CONNECT_STARTED: connect() returned EINPROGRESS (non-blocking), so
+ * connect_* is when the connect started, and the connection was established by
+ * this record's time (its first write). Without it, connect_* is when a blocking
+ * connect() returned: its start is not known (the hook calls the real function
+ * first and stamps afterwards). */
+#define TL_CONN_CONNECT_STARTED 0x02
 struct tl_conn_open {
     int32_t  fd;              /*  0: socket fd, -1 if known only by TLS object */
     uint8_t  protocol;        /*  4: enum tl_protocol                          */
     uint8_t  flags;           /*  5: TL_CONN_*                                 */
     uint16_t peer_family;     /*  6                                            */
-    uint64_t connect_wall_ns; /*  8: connect() time, else first write         */
+    uint64_t connect_wall_ns; /*  8: connect() time (see CONNECT_STARTED)     */
     uint64_t connect_mono_ns; /* 16                                            */
     uint8_t  peer_addr[16];   /* 24                                            */
     uint16_t peer_port;       /* 40                                            */

@@ -38,11 +38,16 @@ pub fn known(fd: i32) -> bool {
     conn::slot(fd).is_some_and(|s| s.state.load(Ordering::Relaxed) != state::FREE)
 }
 
-/// `connect` succeeded or is in progress on `fd`.
+/// `connect` succeeded (`in_progress` false) or is in progress (`EINPROGRESS`) on `fd`.
 ///
 /// # Safety
 /// `addr` must be valid for `len` bytes (it was just passed to the real `connect`).
-pub unsafe fn on_connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) {
+pub unsafe fn on_connect(
+    fd: i32,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+    in_progress: bool,
+) {
     let Some(slot) = conn::slot(fd) else { return };
     if addr.is_null() {
         return;
@@ -59,6 +64,7 @@ pub unsafe fn on_connect(fd: i32, addr: *const libc::sockaddr, len: libc::sockle
         peer,
         local,
         connect: spool::now(),
+        connect_started: in_progress,
     };
     if slot.start(conn::new_conn_id(spool::pid()), origin::SOCKET, info) {
         conn::set_watch(fd, conn::watch::CONN, true);
@@ -435,6 +441,10 @@ fn open_as(
         protocol,
         flags: if slot.runtime_api.load(Ordering::Relaxed) {
             tapline_record::conn_flags::RUNTIME_API
+        } else {
+            0
+        } | if info.connect_started && !from_tls {
+            tapline_record::conn_flags::CONNECT_STARTED
         } else {
             0
         },

@@ -93,6 +93,9 @@ pub struct ConnInfo {
     pub peer: WireAddr,
     pub local: WireAddr,
     pub connect: Stamp,
+    /// `connect` returned `EINPROGRESS`: `connect` is when it started (a blocking
+    /// `connect` is stamped when it returned, its start unknown).
+    pub connect_started: bool,
 }
 
 /// Where a slot's bytes come from.

@@ -678,6 +678,10 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
             "TL_CONN_RUNTIME_API",
             u64::from(rec::conn_flags::RUNTIME_API),
         ),
+        (
+            "TL_CONN_CONNECT_STARTED",
+            u64::from(rec::conn_flags::CONNECT_STARTED),
+        ),
         ("TL_MSG_HEAD_TRUNCATED", u64::from(mf::HEAD_TRUNCATED)),
         ("TL_MSG_BODY_TRUNCATED", u64::from(mf::BODY_TRUNCATED)),
         ("TL_MSG_CHUNKED", u64::from(mf::CHUNKED)),

@@ -51,8 +51,9 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     );
     let errno = raw::errno();
     if ret == 0 || errno == libc::EINPROGRESS {
+        let in_progress = ret != 0;
         // SAFETY: `addr` was valid for `len` bytes for the real connect.
-        after(|| unsafe { capture::on_connect(fd, addr, len) });
+        after(|| unsafe { capture::on_connect(fd, addr, len, in_progress) });
     } else if matches!(
         errno,
         libc::ECONNREFUSED

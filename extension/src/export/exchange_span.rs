@@ -193,6 +193,15 @@ fn http_attributes(ex: &Exchange, opaque: bool, attrs: &mut Vec<KeyValue>) {
             clamp_i64(ex.response_wire_bytes),
         ));
     }
+    // Phases the records tell (the connection's set-up came before the span's start).
+    for (name, ns) in ex.timings.phases() {
+        if let Some(ns) = ns {
+            attrs.push(KeyValue::int(
+                &format!("tapline.timing.{name}_ns"),
+                clamp_i64(ns),
+            ));
+        }
+    }
     attrs.push(KeyValue::string("tapline.tls", ex.tls.as_str()));
     attrs.push(KeyValue::int("process.pid", i64::from(ex.pid)));
     if ex.truncated {
