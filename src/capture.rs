@@ -97,6 +97,22 @@ pub fn on_so_error(fd: i32, errno: i32) {
     pending_failed(slot, errno);
 }
 
+/// `getsockopt(SO_ERROR)` on `fd` said 0: a non-blocking connect still pending here
+/// is established (curl, node, asyncio and CPython with a timeout ask this way). The
+/// first answer is kept: it is the connect phase's end.
+pub fn on_so_error_none(fd: i32) {
+    let Some(slot) = conn::slot(fd) else { return };
+    if slot.state.load(Ordering::Acquire) != state::PENDING || !slot.info().connect_started {
+        return;
+    }
+    let _ = slot.established_wall.compare_exchange(
+        0,
+        spool::now().wall_ns,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+}
+
 /// A connect that had not carried a byte yet failed: reported once (the slot leaves
 /// PENDING first, so a second report loses the race).
 fn pending_failed(slot: &Slot, errno: i32) {
@@ -450,6 +466,11 @@ fn open_as(
         },
         connect_wall_ns: info.connect.wall_ns,
         connect_mono_ns: info.connect.mono_ns,
+        established_wall_ns: if from_tls {
+            0
+        } else {
+            slot.established_wall.load(Ordering::Relaxed)
+        },
         peer: info.peer,
         local: info.local,
     };

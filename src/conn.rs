@@ -123,6 +123,9 @@ pub struct Slot {
     pub bytes: [AtomicU64; 2],
     pub first_out_wall: AtomicU64,
     pub last_in_wall: AtomicU64,
+    /// When `getsockopt(SO_ERROR)` said a non-blocking connect succeeded (wall ns;
+    /// 0 = not seen).
+    pub established_wall: AtomicU64,
     /// [`RequestKinds`], shared by the two directions.
     head_bits: AtomicU64,
     connect_bits: AtomicU64,
@@ -205,6 +208,7 @@ impl Slot {
         self.bytes[1].store(0, Ordering::Relaxed);
         self.first_out_wall.store(0, Ordering::Relaxed);
         self.last_in_wall.store(0, Ordering::Relaxed);
+        self.established_wall.store(0, Ordering::Relaxed);
         self.head_bits.store(0, Ordering::Relaxed);
         self.connect_bits.store(0, Ordering::Relaxed);
         self.conn_id.store(conn_id, Ordering::Relaxed);

@@ -648,7 +648,8 @@ fn phases_of_a_fresh_tls_connection_and_its_keep_alive_reuse() {
     let mut w = SpoolWriter::new(100);
     let sock = w.conn_id(1);
     let plain = w.conn_id(2);
-    w.open_started(sock, Protocol::Tls, 7, "127.0.0.1:8443", 5 * MS)
+    // SO_ERROR said established 3 ms before the ClientHello: connect took 2 ms.
+    w.open_started(sock, Protocol::Tls, 7, "127.0.0.1:8443", 5 * MS, 3 * MS)
         .data(sock, Direction::Egress, Part::Raw, 0, 0, HELLO)
         .tick(7 * MS)
         .open(plain, Protocol::TlsPlaintext, 7, "127.0.0.1:8443")
@@ -669,7 +670,7 @@ fn phases_of_a_fresh_tls_connection_and_its_keep_alive_reuse() {
     assert_eq!(
         (t.connect_ns, t.tls_ns, t.send_ns, t.wait_ns, t.receive_ns),
         (
-            Some(5 * MS),
+            Some(2 * MS),
             Some(7 * MS),
             Some(MS),
             Some(10 * MS),
@@ -701,4 +702,19 @@ fn phases_not_recorded_are_left_out() {
         (t.connect_ns, t.tls_ns, t.send_ns, t.wait_ns, t.receive_ns),
         (None, None, Some(MS), Some(3 * MS), None)
     );
+}
+
+/// A non-blocking connect whose success was not asked with `SO_ERROR`: it ended by the
+/// socket's first write.
+#[test]
+fn non_blocking_connect_without_so_error_ends_at_the_first_write() {
+    let mut w = SpoolWriter::new(100);
+    let c = w.conn_id(1);
+    w.open_started(c, Protocol::Http1, 5, "127.0.0.1:8080", 4 * MS, 0)
+        .request(c, 0, GET, b"")
+        .tick(3 * MS)
+        .response(c, 0, OK, b"hello")
+        .closed(c);
+    let t = read(&[w.bytes]).exchanges[0].timings;
+    assert_eq!((t.connect_ns, t.tls_ns), (Some(4 * MS), None));
 }

@@ -254,7 +254,7 @@ fn contract_spool(dir: &Path) {
     // A non-blocking connect 2 ms before the ClientHello, the handshake 3 ms
     // (`timings.connect`, `timings.tls`).
     w.tick(3 * MS)
-        .open_started(sock, Protocol::Tls, 7, "127.0.0.1:8443", 2 * MS)
+        .open_started(sock, Protocol::Tls, 7, "127.0.0.1:8443", 2 * MS, 0)
         .tick(3 * MS)
         .open(plain, Protocol::TlsPlaintext, 7, "127.0.0.1:8443")
         .tls_info(

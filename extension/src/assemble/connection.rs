@@ -66,9 +66,24 @@ pub(super) struct SocketSetup {
     /// When a non-blocking `connect` started (`CONNECT_STARTED`); `None` when the
     /// start is not known (a blocking `connect` is stamped when it returned).
     pub(super) connect_started_wall_ns: Option<u64>,
+    /// When `SO_ERROR` said the connect succeeded, when the library saw it ask.
+    pub(super) established_wall_ns: Option<u64>,
     /// The socket's first write (its `ConnOpen`'s time): the connection was
     /// established by then; for TLS, the ClientHello.
     pub(super) first_write_wall_ns: u64,
+}
+
+impl SocketSetup {
+    /// The connect phase: its start to `SO_ERROR`'s answer, else to the first write.
+    fn connect_ns(&self) -> Option<u64> {
+        let end = self.established_wall_ns.unwrap_or(self.first_write_wall_ns);
+        span(self.connect_started_wall_ns?, end)
+    }
+}
+
+/// `to - from` when both are stamps and in order.
+fn span(from: u64, to: u64) -> Option<u64> {
+    (from != 0 && to >= from).then(|| to - from)
 }
 
 /// One connection's records, sorted out.
@@ -248,33 +263,27 @@ impl Connection {
         Some(SocketSetup {
             connect_started_wall_ns: (started && open.connect_wall_ns != 0)
                 .then_some(open.connect_wall_ns),
+            established_wall_ns: (started && open.established_wall_ns != 0)
+                .then_some(open.established_wall_ns),
             first_write_wall_ns: self.open_wall_ns?,
         })
     }
 
     /// The set-up phases of the connection's first exchange, `(connect, tls)` in ns:
-    /// connect from a non-blocking `connect` to the socket's first write; TLS from the
-    /// ClientHello written on the socket to the first plaintext written through the TLS
-    /// library. Each only when both its ends were recorded.
+    /// connect from a non-blocking `connect` to `SO_ERROR` saying it succeeded (else
+    /// to the socket's first write); TLS from the ClientHello written on the socket to
+    /// the first plaintext written through the TLS library. Each only when both its
+    /// ends were recorded.
     pub(super) fn setup_phases(&self) -> (Option<u64>, Option<u64>) {
-        let span = |from: u64, to: u64| (from != 0 && to >= from).then(|| to - from);
         match self.socket_setup {
             // Plaintext through a TLS library: its socket tells the connect and the
             // ClientHello; its own first write is the first plaintext.
             Some(socket) => (
-                socket
-                    .connect_started_wall_ns
-                    .and_then(|c| span(c, socket.first_write_wall_ns)),
+                socket.connect_ns(),
                 self.open_wall_ns
                     .and_then(|p| span(socket.first_write_wall_ns, p)),
             ),
-            None => (
-                self.own_setup().and_then(|s| {
-                    s.connect_started_wall_ns
-                        .and_then(|c| span(c, s.first_write_wall_ns))
-                }),
-                None,
-            ),
+            None => (self.own_setup().and_then(|s| s.connect_ns()), None),
         }
     }
 
