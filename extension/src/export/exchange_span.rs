@@ -325,6 +325,25 @@ mod tests {
     }
 
     #[test]
+    fn known_phases_are_attributes_unknown_ones_absent() {
+        let mut ex = exchange();
+        ex.timings.tls_ns = Some(7_000);
+        ex.timings.wait_ns = Some(4_000_000);
+        let s = exchange_span(&ex, TraceId([1; 16]), SpanId([2; 8]), None);
+        assert_eq!(
+            attr(&s, "tapline.timing.tls_ns"),
+            Some(&AnyValue::Int(7_000))
+        );
+        assert_eq!(
+            attr(&s, "tapline.timing.wait_ns"),
+            Some(&AnyValue::Int(4_000_000))
+        );
+        for absent in ["connect", "send", "receive"] {
+            assert_eq!(attr(&s, &format!("tapline.timing.{absent}_ns")), None);
+        }
+    }
+
+    #[test]
     fn grpc_span_follows_the_rpc_conventions() {
         let mut ex = exchange();
         ex.path = Some("/helloworld.Greeter/SayHello".into());

@@ -313,6 +313,44 @@ mod tests {
     }
 
     #[test]
+    fn timings_from_phases_add_up_and_move_the_start_back() {
+        let mut x = crate::exchange::sample(); // 5 ms
+        x.timings.connect_ns = Some(2_000_000);
+        x.timings.tls_ns = Some(3_000_000);
+        x.timings.send_ns = Some(1_000_000);
+        x.timings.receive_ns = Some(500_000);
+        let e = entry(&x);
+        let t = &e["timings"];
+        assert_eq!(
+            (t["dns"].clone(), t["blocked"].clone()),
+            (json!(-1), json!(-1))
+        );
+        // HAR counts ssl inside connect; wait is the rest of the exchange.
+        assert_eq!(
+            (t["connect"].as_f64(), t["ssl"].as_f64()),
+            (Some(5.0), Some(3.0))
+        );
+        assert_eq!(
+            (
+                t["send"].as_f64(),
+                t["wait"].as_f64(),
+                t["receive"].as_f64()
+            ),
+            (Some(1.0), Some(3.5), Some(0.5))
+        );
+        assert_eq!(e["time"].as_f64(), Some(10.0));
+        assert_eq!(e["startedDateTime"], iso8601(x.start_unix_ns - 5_000_000));
+        // Nothing known: all of it is wait, connect and ssl -1.
+        x.timings = Default::default();
+        let t = entry(&x)["timings"].clone();
+        assert_eq!(
+            (t["connect"].clone(), t["ssl"].clone()),
+            (json!(-1), json!(-1))
+        );
+        assert_eq!(t["wait"].as_f64(), Some(5.0));
+    }
+
+    #[test]
     fn query_and_cookies() {
         assert_eq!(
             query_string(Some("a=1&b&&c=x=y")),
