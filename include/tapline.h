@@ -210,19 +210,26 @@ struct tl_proc_start {
     uint32_t flags;
 };
 
-/* TL_CONN_OPEN: 64 bytes. Written when the first bytes classify a connection
+/* TL_CONN_OPEN: 72 bytes (64 from older writers: no established_wall_ns). Written when the first bytes classify a connection
  * (not at connect(), so connections that never carry HTTP or TLS leave no
  * trace). TL_CONN_RUNTIME_API: the peer is the Lambda Runtime API named by
  * the traced process's own AWS_LAMBDA_RUNTIME_API (the runtime's lifecycle
  * calls; a reader must not rely on its own environment naming the same
  * address: a proxy may sit between runtime and API). */
 #define TL_CONN_RUNTIME_API 0x01
+/* TL_CONN_CONNECT_STARTED: connect() returned EINPROGRESS (non-blocking), so
+ * connect_* is when the connect started, and the connection was established at
+ * established_wall_ns (getsockopt(SO_ERROR) answered 0) when that is not 0, else
+ * by this record's time (its first write). Without it, connect_* is when a
+ * blocking connect() returned: its start is not known (the hook calls the real
+ * function first and stamps afterwards). */
+#define TL_CONN_CONNECT_STARTED 0x02
 struct tl_conn_open {
     int32_t  fd;              /*  0: socket fd, -1 if known only by TLS object */
     uint8_t  protocol;        /*  4: enum tl_protocol                          */
     uint8_t  flags;           /*  5: TL_CONN_*                                 */
     uint16_t peer_family;     /*  6                                            */
-    uint64_t connect_wall_ns; /*  8: connect() time, else first write         */
+    uint64_t connect_wall_ns; /*  8: connect() time (see CONNECT_STARTED)     */
     uint64_t connect_mono_ns; /* 16                                            */
     uint8_t  peer_addr[16];   /* 24                                            */
     uint16_t peer_port;       /* 40                                            */
@@ -230,6 +237,7 @@ struct tl_conn_open {
     uint16_t local_family;    /* 44                                            */
     uint16_t reserved;        /* 46                                            */
     uint8_t  local_addr[16];  /* 48                                            */
+    uint64_t established_wall_ns; /* 64: SO_ERROR said 0 (CONNECT_STARTED), else 0 */
 };
 
 /* TL_DATA: 24 bytes, then `len` captured bytes.

@@ -38,11 +38,16 @@ pub fn known(fd: i32) -> bool {
     conn::slot(fd).is_some_and(|s| s.state.load(Ordering::Relaxed) != state::FREE)
 }
 
-/// `connect` succeeded or is in progress on `fd`.
+/// `connect` succeeded (`in_progress` false) or is in progress (`EINPROGRESS`) on `fd`.
 ///
 /// # Safety
 /// `addr` must be valid for `len` bytes (it was just passed to the real `connect`).
-pub unsafe fn on_connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) {
+pub unsafe fn on_connect(
+    fd: i32,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+    in_progress: bool,
+) {
     let Some(slot) = conn::slot(fd) else { return };
     if addr.is_null() {
         return;
@@ -59,6 +64,7 @@ pub unsafe fn on_connect(fd: i32, addr: *const libc::sockaddr, len: libc::sockle
         peer,
         local,
         connect: spool::now(),
+        connect_started: in_progress,
     };
     if slot.start(conn::new_conn_id(spool::pid()), origin::SOCKET, info) {
         conn::set_watch(fd, conn::watch::CONN, true);
@@ -89,6 +95,22 @@ pub unsafe fn on_connect_failed(
 pub fn on_so_error(fd: i32, errno: i32) {
     let Some(slot) = conn::slot(fd) else { return };
     pending_failed(slot, errno);
+}
+
+/// `getsockopt(SO_ERROR)` on `fd` said 0: a non-blocking connect still pending here
+/// is established (curl, node, asyncio and CPython with a timeout ask this way). The
+/// first answer is kept: it is the connect phase's end.
+pub fn on_so_error_none(fd: i32) {
+    let Some(slot) = conn::slot(fd) else { return };
+    if slot.state.load(Ordering::Acquire) != state::PENDING || !slot.info().connect_started {
+        return;
+    }
+    let _ = slot.established_wall.compare_exchange(
+        0,
+        spool::now().wall_ns,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
 }
 
 /// A connect that had not carried a byte yet failed: reported once (the slot leaves
@@ -437,9 +459,18 @@ fn open_as(
             tapline_record::conn_flags::RUNTIME_API
         } else {
             0
+        } | if info.connect_started && !from_tls {
+            tapline_record::conn_flags::CONNECT_STARTED
+        } else {
+            0
         },
         connect_wall_ns: info.connect.wall_ns,
         connect_mono_ns: info.connect.mono_ns,
+        established_wall_ns: if from_tls {
+            0
+        } else {
+            slot.established_wall.load(Ordering::Relaxed)
+        },
         peer: info.peer,
         local: info.local,
     };

@@ -93,6 +93,9 @@ pub struct ConnInfo {
     pub peer: WireAddr,
     pub local: WireAddr,
     pub connect: Stamp,
+    /// `connect` returned `EINPROGRESS`: `connect` is when it started (a blocking
+    /// `connect` is stamped when it returned, its start unknown).
+    pub connect_started: bool,
 }
 
 /// Where a slot's bytes come from.
@@ -120,6 +123,9 @@ pub struct Slot {
     pub bytes: [AtomicU64; 2],
     pub first_out_wall: AtomicU64,
     pub last_in_wall: AtomicU64,
+    /// When `getsockopt(SO_ERROR)` said a non-blocking connect succeeded (wall ns;
+    /// 0 = not seen).
+    pub established_wall: AtomicU64,
     /// [`RequestKinds`], shared by the two directions.
     head_bits: AtomicU64,
     connect_bits: AtomicU64,
@@ -202,6 +208,7 @@ impl Slot {
         self.bytes[1].store(0, Ordering::Relaxed);
         self.first_out_wall.store(0, Ordering::Relaxed);
         self.last_in_wall.store(0, Ordering::Relaxed);
+        self.established_wall.store(0, Ordering::Relaxed);
         self.head_bits.store(0, Ordering::Relaxed);
         self.connect_bits.store(0, Ordering::Relaxed);
         self.conn_id.store(conn_id, Ordering::Relaxed);

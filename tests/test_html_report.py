@@ -143,6 +143,70 @@ def test_known_run_rows_hosts_statuses_details_and_filter(browser, mixed_run):
     assert severe == [], severe
 
 
+def phase_segments(browser, i):
+    return browser.js("""return [...document.querySelectorAll(
+        `.row.x[data-i='${arguments[0]}'] .ph`)].map(e => e.className.replace('ph ph-', ''))""",
+                      str(i))
+
+
+def test_phases_of_a_fresh_connection_and_not_of_its_reused_one(browser, mixed_run):
+    """The HTTPS session's first call opened its connection (TLS handshake before its
+    first byte); its second reused it: no set-up phases. urllib with a timeout connects
+    without blocking: its connect phase is known."""
+    page, exchanges = mixed_run
+    at = {x["path"]: k for k, x in enumerate(exchanges)}
+    fresh, reused = exchanges[at["/bytes/2048"]], exchanges[at["/echo"]]
+    assert fresh["conn_id"] == reused["conn_id"], (fresh, reused)
+    assert {"tls", "send", "wait", "receive"} <= set(fresh["timings"]), fresh["timings"]
+    assert not {"connect", "tls"} & set(reused["timings"]), reused["timings"]
+    assert {"send", "wait", "receive"} <= set(reused["timings"]), reused["timings"]
+    slow = exchanges[at["/slow"]]
+    assert "connect" in slow["timings"], slow["timings"]
+    for x in exchanges:
+        t = x["timings"]
+        assert all(v >= 0 for v in t.values()), t
+        if {"send", "wait", "receive"} <= set(t):
+            # The three cover first request byte -> last response byte (µs rounding).
+            assert abs(sum(t[k] for k in ("send", "wait", "receive")) * 1e6
+                       - x["duration_ns"]) < 5_000, x
+    by_conn = {}
+    for x in exchanges:
+        by_conn.setdefault(x["conn_id"], []).append(x)
+    for xs in by_conn.values():
+        xs.sort(key=lambda x: x["start_unix_ns"])
+        for x in xs[1:]:  # a reused connection's exchanges were not set up
+            assert not {"connect", "tls"} & set(x["timings"]), xs
+
+    browser.open(str(page))
+    segs = phase_segments(browser, at["/bytes/2048"])
+    assert {"tls", "send", "wait", "receive"} <= set(segs), segs
+    segs = phase_segments(browser, at["/echo"])
+    assert not {"connect", "tls"} & set(segs) and {"send", "wait", "receive"} <= set(segs), segs
+    assert "connect" in phase_segments(browser, at["/slow"])
+    # The set-up is drawn before the bar, which starts at the first request byte.
+    left = browser.js("""const r = document.querySelector(`.row.x[data-i='${arguments[0]}']`);
+        return [r.querySelector('.ph-tls').getBoundingClientRect().left,
+                r.querySelector('.bar').getBoundingClientRect().left]""", str(at["/bytes/2048"]))
+    assert left[0] < left[1], left
+    legend = browser.js("return [...document.querySelectorAll('.legend.phases span')].map(s => s.textContent)")
+    assert legend == ["connect", "TLS", "send", "wait", "receive"], legend
+
+    browser.js("document.querySelector(`.row.x[data-i='${arguments[0]}']`).click()",
+               str(at["/bytes/2048"]))
+    timing = browser.js("""return [...document.querySelectorAll('#detail table.timings tr')]
+        .map(tr => [...tr.cells].map(c => c.textContent))""")
+    names = [n for n, _ in timing]
+    assert any(n.startswith("TLS handshake") for n in names), timing
+    assert any(n.startswith("wait") for n in names) and "receive" in names, timing
+    assert not any(n.startswith("connect") for n in names) or "connect" in fresh["timings"]
+    browser.js("document.querySelector(`.row.x[data-i='${arguments[0]}']`).click()",
+               str(at["/echo"]))
+    names = browser.js("""return [...document.querySelectorAll('#detail table.timings tr')]
+        .map(tr => tr.cells[0].textContent)""")
+    assert not any(n.startswith(("TLS", "connect")) for n in names), names
+    assert [m for level, m in browser.console() if level == "SEVERE"] == []
+
+
 def test_rows_are_rendered_lazily(browser, tapline_bin, http_server, tmp_path):
     """1,500 keep-alive exchanges: the page holds only the rows in view, and scrolling to
     the end brings the last ones."""

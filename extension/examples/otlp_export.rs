@@ -21,6 +21,7 @@ fn exchange(method: &str, host: &str, path: &str, status: Option<u16>) -> Exchan
         seq: 0,
         start_unix_ns: 1_700_000_000_000_000_000,
         duration_ns: 12_345_678,
+        timings: tapline::Timings::default(),
         method: Some(method.into()),
         scheme: "https",
         host: Some(host.into()),

@@ -54,7 +54,7 @@ pub use notice::Notice;
 pub use pipeline::Pipeline;
 
 // Model: one HTTP exchange as every stage sees it.
-pub use exchange::{AwsCall, Body, Exchange, Service, TlsKind};
+pub use exchange::{AwsCall, Body, Exchange, Service, Timings, TlsKind};
 
 // Masking: the masker a [`Pipeline`] carries.
 pub use mask::{MaskError, Masker, DEFAULT_KEY_PATTERN};

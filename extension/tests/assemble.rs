@@ -640,3 +640,81 @@ fn spool_directory_reading_ignores_other_files() {
     assert_eq!(assemble(&spool).exchanges.len(), 2);
     assert!(Spool::read_dir(&dir).is_err());
 }
+
+/// A fresh TLS connection (non-blocking connect, then the handshake) carrying two
+/// keep-alive exchanges: the set-up phases go to the first exchange only.
+#[test]
+fn phases_of_a_fresh_tls_connection_and_its_keep_alive_reuse() {
+    let mut w = SpoolWriter::new(100);
+    let sock = w.conn_id(1);
+    let plain = w.conn_id(2);
+    // SO_ERROR said established 3 ms before the ClientHello: connect took 2 ms.
+    w.open_started(sock, Protocol::Tls, 7, "127.0.0.1:8443", 5 * MS, 3 * MS)
+        .data(sock, Direction::Egress, Part::Raw, 0, 0, HELLO)
+        .tick(7 * MS)
+        .open(plain, Protocol::TlsPlaintext, 7, "127.0.0.1:8443")
+        .tls_info(plain, TlsLibrary::OpenSsl, "api.example.com", "http/1.1", 7);
+    for i in 0..2u32 {
+        let head = format!("GET /n/{i} HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+        w.request(plain, i, &head, b"")
+            .tick(10 * MS)
+            .response(plain, i, OK, b"hello");
+    }
+    w.closed(plain)
+        .close(sock, CloseReason::Closed, 0, 500, 900);
+    let a = read(&[w.bytes]);
+    let [first, second] = &a.exchanges[..] else {
+        panic!("two exchanges, got {}", a.exchanges.len());
+    };
+    let t = first.timings;
+    assert_eq!(
+        (t.connect_ns, t.tls_ns, t.send_ns, t.wait_ns, t.receive_ns),
+        (
+            Some(2 * MS),
+            Some(7 * MS),
+            Some(MS),
+            Some(10 * MS),
+            Some(2 * MS)
+        )
+    );
+    let t = second.timings;
+    assert_eq!(
+        (t.connect_ns, t.tls_ns, t.send_ns, t.wait_ns, t.receive_ns),
+        (None, None, Some(MS), Some(10 * MS), Some(2 * MS))
+    );
+}
+
+/// A blocking connect is stamped when it returned: its start, and so the connect
+/// phase, is unknown; a response cut off has no receive phase.
+#[test]
+fn phases_not_recorded_are_left_out() {
+    let mut w = SpoolWriter::new(100);
+    let c = w.conn_id(1);
+    w.open(c, Protocol::Http1, 5, "127.0.0.1:8080")
+        .request(c, 0, GET, b"")
+        .tick(3 * MS)
+        .data(c, Direction::Ingress, Part::Head, 0, 0, OK.as_bytes())
+        .tick(MS)
+        .close(c, CloseReason::Error, 104, 50, 10);
+    let x = &read(&[w.bytes]).exchanges[0];
+    let t = x.timings;
+    assert_eq!(
+        (t.connect_ns, t.tls_ns, t.send_ns, t.wait_ns, t.receive_ns),
+        (None, None, Some(MS), Some(3 * MS), None)
+    );
+}
+
+/// A non-blocking connect whose success was not asked with `SO_ERROR`: it ended by the
+/// socket's first write.
+#[test]
+fn non_blocking_connect_without_so_error_ends_at_the_first_write() {
+    let mut w = SpoolWriter::new(100);
+    let c = w.conn_id(1);
+    w.open_started(c, Protocol::Http1, 5, "127.0.0.1:8080", 4 * MS, 0)
+        .request(c, 0, GET, b"")
+        .tick(3 * MS)
+        .response(c, 0, OK, b"hello")
+        .closed(c);
+    let t = read(&[w.bytes]).exchanges[0].timings;
+    assert_eq!((t.connect_ns, t.tls_ns), (Some(4 * MS), None));
+}

@@ -105,7 +105,8 @@ fn show_json_has_exactly_the_spec_fields() {
                     "response_body_decoded",
                     "response_trailers",
                     "pushed",
-                    "grpc"
+                    "grpc",
+                    "timings"
                 ]
                 .contains(k),
             "unexpected field {k}"

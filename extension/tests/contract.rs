@@ -35,7 +35,9 @@ fn spec_path() -> PathBuf {
 /// A field row of the spec: key path → allowed JSON types (`string`, `integer`,
 /// `boolean`, `array`, `object`, `null`).
 fn spec_fields(text: &str) -> BTreeMap<String, BTreeSet<String>> {
-    const TYPES: [&str; 6] = ["string", "integer", "boolean", "array", "object", "null"];
+    const TYPES: [&str; 7] = [
+        "string", "integer", "number", "boolean", "array", "object", "null",
+    ];
     let mut fields = BTreeMap::new();
     let mut in_table = false;
     for (n, line) in text.lines().enumerate() {
@@ -249,8 +251,11 @@ fn contract_spool(dir: &Path) {
     let plain = w.conn_id(3);
     let req = gzip(br#"{"name":"widget"}"#);
     let resp = gzip(br#"{"id":7}"#);
-    w.tick(MS)
-        .open(sock, Protocol::Tls, 7, "127.0.0.1:8443")
+    // A non-blocking connect 2 ms before the ClientHello, the handshake 3 ms
+    // (`timings.connect`, `timings.tls`).
+    w.tick(3 * MS)
+        .open_started(sock, Protocol::Tls, 7, "127.0.0.1:8443", 2 * MS, 0)
+        .tick(3 * MS)
         .open(plain, Protocol::TlsPlaintext, 7, "127.0.0.1:8443")
         .tls_info(
             plain,

@@ -258,6 +258,7 @@ fn opening_layouts() -> Vec<Layout> {
                     port: 0x1415,
                     addr: local,
                 },
+                established_wall_ns: 0x1617_1819_1A1B_1C1D,
             }
             .encode()
             .to_vec(),
@@ -273,6 +274,7 @@ fn opening_layouts() -> Vec<Layout> {
                 ("local_port", 0x1415),
                 ("local_family", 0x1213),
                 ("local_addr", 0xB2),
+                ("established_wall_ns", 0x1617_1819_1A1B_1C1D),
             ],
         ),
     ]
@@ -677,6 +679,10 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
         (
             "TL_CONN_RUNTIME_API",
             u64::from(rec::conn_flags::RUNTIME_API),
+        ),
+        (
+            "TL_CONN_CONNECT_STARTED",
+            u64::from(rec::conn_flags::CONNECT_STARTED),
         ),
         ("TL_MSG_HEAD_TRUNCATED", u64::from(mf::HEAD_TRUNCATED)),
         ("TL_MSG_BODY_TRUNCATED", u64::from(mf::BODY_TRUNCATED)),

@@ -104,6 +104,12 @@ pub mod conn_flags {
     /// The connection goes to the Lambda Runtime API named by the traced process's own
     /// `AWS_LAMBDA_RUNTIME_API`: the runtime's lifecycle calls, not user traffic.
     pub const RUNTIME_API: u8 = 1;
+    /// `connect` returned `EINPROGRESS` (a non-blocking connect): `connect_*` is when
+    /// the connect started, and the connection was established at
+    /// `established_wall_ns` (`SO_ERROR` answered 0) when not 0, else by this record's
+    /// time (the first write). Without it, `connect_*` is when a blocking `connect`
+    /// returned (its start is not known).
+    pub const CONNECT_STARTED: u8 = 2;
 }
 
 /// `MsgEnd.flags` bits.

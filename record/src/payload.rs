@@ -59,7 +59,7 @@ impl ProcStart {
     }
 }
 
-/// `ConnOpen`: 64 bytes. Written when the sniffer first classifies a connection (not at
+/// `ConnOpen`: 72 bytes (64 from writers before `established_wall_ns`). Written when the sniffer first classifies a connection (not at
 /// `connect`, so that connections that never carry HTTP or TLS leave no trace).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnOpen {
@@ -73,10 +73,15 @@ pub struct ConnOpen {
     pub connect_mono_ns: u64,
     pub peer: WireAddr,
     pub local: WireAddr,
+    /// With `CONNECT_STARTED`: when `getsockopt(SO_ERROR)` answered 0 (the connection
+    /// was established), wall clock; 0 when not seen.
+    pub established_wall_ns: u64,
 }
 
 impl ConnOpen {
-    pub const LEN: usize = 64;
+    pub const LEN: usize = 72;
+    /// What writers before `established_wall_ns` wrote.
+    pub const LEN_V0: usize = 64;
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
         b[0..4].copy_from_slice(&self.fd.to_le_bytes());
@@ -90,10 +95,11 @@ impl ConnOpen {
         b[42..44].copy_from_slice(&self.local.port.to_le_bytes());
         b[44..46].copy_from_slice(&self.local.family.to_le_bytes());
         b[48..64].copy_from_slice(&self.local.addr);
+        b[64..72].copy_from_slice(&self.established_wall_ns.to_le_bytes());
         b
     }
     pub fn decode(p: &[u8]) -> Option<Self> {
-        if p.len() < Self::LEN {
+        if p.len() < Self::LEN_V0 {
             return None;
         }
         let mut peer = [0u8; 16];
@@ -116,6 +122,7 @@ impl ConnOpen {
                 port: le16(p, 42),
                 addr: local,
             },
+            established_wall_ns: if p.len() >= Self::LEN { le64(p, 64) } else { 0 },
         })
     }
 }

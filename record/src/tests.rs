@@ -136,8 +136,18 @@ fn payload_roundtrips() {
             port: 40000,
             addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
         },
+        established_wall_ns: 3,
     };
     assert_eq!(ConnOpen::decode(&open.encode()), Some(open));
+    // A record of a writer before `established_wall_ns` (64 bytes) still decodes.
+    let old = ConnOpen::decode(&open.encode()[..ConnOpen::LEN_V0]).expect("64-byte ConnOpen");
+    assert_eq!(
+        old,
+        ConnOpen {
+            established_wall_ns: 0,
+            ..open
+        }
+    );
     let close = ConnClose {
         reason: CloseReason::Error,
         protocol: Protocol::Http1,

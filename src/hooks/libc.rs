@@ -51,8 +51,9 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     );
     let errno = raw::errno();
     if ret == 0 || errno == libc::EINPROGRESS {
+        let in_progress = ret != 0;
         // SAFETY: `addr` was valid for `len` bytes for the real connect.
-        after(|| unsafe { capture::on_connect(fd, addr, len) });
+        after(|| unsafe { capture::on_connect(fd, addr, len, in_progress) });
     } else if matches!(
         errno,
         libc::ECONNREFUSED
@@ -70,8 +71,8 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     ret
 }
 
-/// `getsockopt`: only `SOL_SOCKET`/`SO_ERROR` with a non-zero answer matters — how
-/// node, asyncio and curl learn that a non-blocking connect failed.
+/// `getsockopt`: only `SOL_SOCKET`/`SO_ERROR` matters — how node, asyncio and curl
+/// learn that a non-blocking connect failed (non-zero) or is established (zero).
 #[no_mangle]
 pub unsafe extern "C" fn getsockopt(
     fd: c_int,
@@ -104,10 +105,12 @@ pub unsafe extern "C" fn getsockopt(
     {
         // SAFETY: on success the kernel wrote `*len` bytes of the int at `value`.
         let err = unsafe { (*len as usize >= 4).then(|| *(value as *const c_int)) };
-        if let Some(err) = err.filter(|&e| e != 0) {
-            if capture::interesting(fd) {
+        match err {
+            Some(0) if capture::interesting(fd) => after(|| capture::on_so_error_none(fd)),
+            Some(err) if err != 0 && capture::interesting(fd) => {
                 after(|| capture::on_so_error(fd, err));
             }
+            _ => {}
         }
     }
     ret

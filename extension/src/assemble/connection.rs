@@ -60,6 +60,32 @@ impl Message {
     }
 }
 
+/// What a socket's `ConnOpen` tells about how it was set up.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SocketSetup {
+    /// When a non-blocking `connect` started (`CONNECT_STARTED`); `None` when the
+    /// start is not known (a blocking `connect` is stamped when it returned).
+    pub(super) connect_started_wall_ns: Option<u64>,
+    /// When `SO_ERROR` said the connect succeeded, when the library saw it ask.
+    pub(super) established_wall_ns: Option<u64>,
+    /// The socket's first write (its `ConnOpen`'s time): the connection was
+    /// established by then; for TLS, the ClientHello.
+    pub(super) first_write_wall_ns: u64,
+}
+
+impl SocketSetup {
+    /// The connect phase: its start to `SO_ERROR`'s answer, else to the first write.
+    fn connect_ns(&self) -> Option<u64> {
+        let end = self.established_wall_ns.unwrap_or(self.first_write_wall_ns);
+        span(self.connect_started_wall_ns?, end)
+    }
+}
+
+/// `to - from` when both are stamps and in order.
+fn span(from: u64, to: u64) -> Option<u64> {
+    (from != 0 && to >= from).then(|| to - from)
+}
+
 /// One connection's records, sorted out.
 pub(super) struct Connection {
     pub(super) conn_id: u64,
@@ -67,6 +93,9 @@ pub(super) struct Connection {
     pub(super) start: ConnStart,
     pub(super) pid: u32,
     pub(super) open: Option<ConnOpen>,
+    /// Wall time of the `ConnOpen` record: the connection's first write (for a TLS
+    /// socket the ClientHello, for a TLS library's plaintext the first plaintext).
+    pub(super) open_wall_ns: Option<u64>,
     pub(super) close: Option<ConnClose>,
     pub(super) close_wall_ns: Option<u64>,
     pub(super) tls_library: Option<TlsLibrary>,
@@ -86,6 +115,8 @@ pub(super) struct Connection {
     /// For a plaintext connection: facts borrowed from its TLS socket.
     pub(super) socket_peer: Option<SocketAddr>,
     pub(super) socket_sni: Option<String>,
+    /// For a plaintext connection: how its TLS socket was set up.
+    pub(super) socket_setup: Option<SocketSetup>,
     /// HTTP/2 records, in reading order ([`crate::http2`] makes the exchanges).
     pub(super) h2: Vec<H2Record>,
 }
@@ -98,6 +129,7 @@ impl Connection {
             start,
             pid: first.map_or(0, |m| m.pid),
             open: None,
+            open_wall_ns: None,
             close: None,
             close_wall_ns: None,
             tls_library: None,
@@ -115,6 +147,7 @@ impl Connection {
             has_plaintext: false,
             socket_peer: None,
             socket_sni: None,
+            socket_setup: None,
             h2: Vec::new(),
         };
         for e in entries {
@@ -123,6 +156,7 @@ impl Connection {
             match &e.record {
                 SpoolRecord::ConnOpen(o) if c.open.is_none() => {
                     c.open = Some(*o);
+                    c.open_wall_ns = Some(e.meta.wall_ns);
                     c.pid = e.meta.pid;
                 }
                 SpoolRecord::ConnClose(cl) => {
@@ -222,6 +256,37 @@ impl Connection {
             .or(self.socket_peer)
     }
 
+    /// How this connection's socket was set up, from its own `ConnOpen`.
+    fn own_setup(&self) -> Option<SocketSetup> {
+        let open = self.open?;
+        let started = open.flags & tapline_record::conn_flags::CONNECT_STARTED != 0;
+        Some(SocketSetup {
+            connect_started_wall_ns: (started && open.connect_wall_ns != 0)
+                .then_some(open.connect_wall_ns),
+            established_wall_ns: (started && open.established_wall_ns != 0)
+                .then_some(open.established_wall_ns),
+            first_write_wall_ns: self.open_wall_ns?,
+        })
+    }
+
+    /// The set-up phases of the connection's first exchange, `(connect, tls)` in ns:
+    /// connect from a non-blocking `connect` to `SO_ERROR` saying it succeeded (else
+    /// to the socket's first write); TLS from the ClientHello written on the socket to
+    /// the first plaintext written through the TLS library. Each only when both its
+    /// ends were recorded.
+    pub(super) fn setup_phases(&self) -> (Option<u64>, Option<u64>) {
+        match self.socket_setup {
+            // Plaintext through a TLS library: its socket tells the connect and the
+            // ClientHello; its own first write is the first plaintext.
+            Some(socket) => (
+                socket.connect_ns(),
+                self.open_wall_ns
+                    .and_then(|p| span(socket.first_write_wall_ns, p)),
+            ),
+            None => (self.own_setup().and_then(|s| s.connect_ns()), None),
+        }
+    }
+
     /// The library marked the connection as the traced runtime's Runtime API one.
     pub(super) fn runtime_api(&self) -> bool {
         self.open
@@ -289,9 +354,9 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
         })
         .collect();
     for (si, socket_conn, pid, fd, from, to, closed) in sockets {
-        let (peer, sni) = {
+        let (peer, sni, setup) = {
             let s = &conns[si];
-            (s.peer(), s.client_hello().0)
+            (s.peer(), s.client_hello().0, s.own_setup())
         };
         let mut linked = false;
         for c in conns.iter_mut() {
@@ -316,6 +381,7 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
                     c.socket_peer = peer;
                 }
                 c.socket_sni = sni.clone();
+                c.socket_setup = setup;
                 linked = true;
             }
         }

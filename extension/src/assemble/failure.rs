@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use tapline_record::FailureStage;
 
-use crate::exchange::{Exchange, TlsKind};
+use crate::exchange::{Exchange, Timings, TlsKind};
 
 /// What a `Failure` record said, with where it came from.
 pub(super) struct FailedCall<'a> {
@@ -67,6 +67,7 @@ impl FailedCall<'_> {
             seq: 0,
             start_unix_ns: self.wall_ns,
             duration_ns: 0,
+            timings: Timings::default(),
             method: None,
             scheme: if port == Some(443) { "https" } else { "http" },
             host,

@@ -56,6 +56,7 @@ impl Connection {
             seq: 0,
             start_unix_ns: start,
             duration_ns: end.saturating_sub(start),
+            timings: Default::default(),
             method: None,
             scheme,
             host,

@@ -4,7 +4,7 @@
 
 use tapline_record::{msg_flags, CloseReason, Protocol};
 
-use crate::exchange::{Body, Exchange, TlsKind};
+use crate::exchange::{Body, Exchange, Timings, TlsKind};
 use crate::http2::HpackResume;
 use crate::text::split_host_port;
 
@@ -25,6 +25,16 @@ impl Connection {
         self.http1_exchanges(out);
         if !self.h2.is_empty() {
             self.h2_exchanges(first_out, out, hpack);
+        }
+        // The connection's set-up went before its first exchange only: HTTP/1's
+        // first request (or the counted-only exchange), HTTP/2's stream 1.
+        let (connect, tls) = self.setup_phases();
+        for x in &mut out[first_out..] {
+            let h2 = x.http_version.as_deref() == Some("2") && x.method.is_some();
+            if (h2 && x.seq == 1) || (!h2 && x.seq == 0) {
+                x.timings.connect_ns = connect;
+                x.timings.tls_ns = tls;
+            }
         }
     }
 
@@ -103,6 +113,10 @@ impl Connection {
         let target = req_head.as_ref().map(|h| split_target(&h.target));
         let (host, port) = self.host_port(scheme, req_head.as_ref(), target.as_ref(), &sni);
         let (start, end) = self.timing(req, resp);
+        let timings = Timings::exchange_phases(
+            req.map_or((None, None), |m| (m.start_wall_ns(), complete_end(m))),
+            resp.map_or((None, None), |(m, _)| (m.start_wall_ns(), complete_end(m))),
+        );
 
         let resp_head = resp.and_then(|(_, h)| h);
         let status = resp.and_then(|(m, h)| {
@@ -123,6 +137,7 @@ impl Connection {
             seq,
             start_unix_ns: start,
             duration_ns: end.saturating_sub(start),
+            timings,
             method: req_head.as_ref().map(|h| h.method.clone()),
             scheme,
             host,
@@ -246,6 +261,13 @@ fn body(m: &Message, truncated: &mut bool) -> Option<Body> {
         truncated: cut,
         decoded: None,
     })
+}
+
+/// When a message's last byte was, if it was complete (its `MsgEnd` says neither cut
+/// off nor unparseable).
+fn complete_end(m: &Message) -> Option<u64> {
+    let cut = m.flag(msg_flags::INCOMPLETE) || m.flag(msg_flags::MALFORMED);
+    m.end_wall_ns.filter(|_| !cut)
 }
 
 fn wire_len(m: &Message) -> u64 {

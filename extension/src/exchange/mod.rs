@@ -10,12 +10,14 @@
 mod aws_call;
 pub(crate) mod aws_service;
 mod grpc_call;
+mod timings;
 
 use std::net::SocketAddr;
 
 pub use aws_call::AwsCall;
 pub use aws_service::Service;
 pub(crate) use grpc_call::{grpc_status_name, GrpcCall};
+pub use timings::Timings;
 
 /// How the bytes of an exchange were seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +74,9 @@ pub struct Exchange {
     pub start_unix_ns: u64,
     /// First request byte written → last response byte read (or last activity seen).
     pub duration_ns: u64,
+    /// Phases (connect, TLS, send, wait, receive) the records tell; the connection's
+    /// set-up phases come before `start_unix_ns` and belong to its first exchange.
+    pub timings: Timings,
     /// `None` for opaque TLS.
     pub method: Option<String>,
     /// `"http"` or `"https"`.
@@ -203,6 +208,7 @@ pub(crate) fn sample() -> Exchange {
         seq: 0,
         start_unix_ns: 1_700_000_000_000_000_000,
         duration_ns: 5_000_000,
+        timings: Timings::default(),
         method: Some("POST".into()),
         scheme: "https",
         host: Some("api.example.com".into()),

@@ -193,6 +193,15 @@ fn http_attributes(ex: &Exchange, opaque: bool, attrs: &mut Vec<KeyValue>) {
             clamp_i64(ex.response_wire_bytes),
         ));
     }
+    // Phases the records tell (the connection's set-up came before the span's start).
+    for (name, ns) in ex.timings.phases() {
+        if let Some(ns) = ns {
+            attrs.push(KeyValue::int(
+                &format!("tapline.timing.{name}_ns"),
+                clamp_i64(ns),
+            ));
+        }
+    }
     attrs.push(KeyValue::string("tapline.tls", ex.tls.as_str()));
     attrs.push(KeyValue::int("process.pid", i64::from(ex.pid)));
     if ex.truncated {
@@ -313,6 +322,25 @@ mod tests {
             .iter()
             .find(|kv| kv.key == key)
             .map(|kv| &kv.value)
+    }
+
+    #[test]
+    fn known_phases_are_attributes_unknown_ones_absent() {
+        let mut ex = exchange();
+        ex.timings.tls_ns = Some(7_000);
+        ex.timings.wait_ns = Some(4_000_000);
+        let s = exchange_span(&ex, TraceId([1; 16]), SpanId([2; 8]), None);
+        assert_eq!(
+            attr(&s, "tapline.timing.tls_ns"),
+            Some(&AnyValue::Int(7_000))
+        );
+        assert_eq!(
+            attr(&s, "tapline.timing.wait_ns"),
+            Some(&AnyValue::Int(4_000_000))
+        );
+        for absent in ["connect", "send", "receive"] {
+            assert_eq!(attr(&s, &format!("tapline.timing.{absent}_ns")), None);
+        }
     }
 
     #[test]

@@ -210,6 +210,7 @@ pub(crate) fn check_body_bytes(data: &[u8]) -> Vec<u8> {
             seq: 1,
             start_unix_ns: 0,
             duration_ns: 0,
+            timings: crate::exchange::Timings::default(),
             method: Some("POST".into()),
             scheme: "http",
             host: Some("127.0.0.1".into()),

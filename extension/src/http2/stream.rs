@@ -15,7 +15,7 @@ use tapline_record::Direction;
 use super::blocks::{decode_blocks, other, slot, Decoded, HpackResume};
 use super::hpack::Field;
 use super::record::H2Record;
-use crate::exchange::{Body, Exchange, TlsKind};
+use crate::exchange::{Body, Exchange, Timings, TlsKind};
 use crate::pieces::Pieces;
 use crate::spool::{H2Event, StreamEnd};
 use tapline_record::CloseReason;
@@ -433,6 +433,22 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         .filter(|&t| t != 0)
         .unwrap_or(s.last_wall_ns)
         .max(start);
+    // A direction's first and last frame; its last only once it ended with END_STREAM.
+    let frames = |e: Option<&StreamEnd>| {
+        e.map_or((None, None), |e| {
+            let first = Some(e.first_wall_ns).filter(|&t| t != 0);
+            let complete = e.end_stream && !e.incomplete && !e.reset;
+            (first, Some(e.last_wall_ns).filter(|&t| t != 0 && complete))
+        })
+    };
+    let mut timings = Timings::exchange_phases(frames(req_end), frames(resp_end));
+    if let Some(u) = upgrade {
+        // The request was the HTTP/1.1 upgrade request.
+        let sent = u.timings.send_ns.map(|send| u.start_unix_ns + send);
+        let t = Timings::exchange_phases((Some(u.start_unix_ns), sent), frames(resp_end));
+        timings.send_ns = t.send_ns;
+        timings.wait_ns = t.wait_ns;
+    }
     let wire = |dir: Direction| {
         s.end[slot(dir)].map_or_else(
             || {
@@ -455,6 +471,7 @@ fn exchange(facts: &ConnFacts, id: u32, s: &Stream<'_>, goaways: &[(u32, u32)]) 
         seq: id,
         start_unix_ns: start,
         duration_ns: end - start,
+        timings,
         method: req.method,
         scheme: req.scheme,
         host: req.host,

@@ -2,9 +2,13 @@
 //!
 //! Why these choices: HAR was made for browsers, which know more than we do about
 //! some things and less about others. Where we do not know a value, HAR's own "unknown"
-//! is used (`-1` for sizes); the timings we have are first byte written → last byte
-//! read, so `send` and `receive` are 0 and all of it is `wait` (all non-negative, as
-//! HAR viewers require). Exchanges without an HTTP request (opaque TLS, h2c) appear as
+//! is used (`-1` for sizes and for `blocked`, `dns`, and `connect`/`ssl` when not
+//! known). `send`, `wait` and `receive` are required: the exchange's phases where the
+//! records tell them, a phase not known being 0 and the rest of the exchange's time
+//! `wait`, so that they always add up to first request byte → last response byte (all
+//! non-negative, as HAR viewers require). `ssl` is included in `connect`, as HAR
+//! says; when the TCP connect is not known, `connect` is the TLS time alone. A known
+//! set-up moves `startedDateTime` back by it and adds it to `time`. Exchanges without an HTTP request (opaque TLS, h2c) appear as
 //! `CONNECT` entries to the origin with a `comment`, so that they are not lost.
 //! tapline's own facts go in `_`-prefixed fields, which HAR allows.
 
@@ -13,7 +17,7 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use crate::exchange::{Body, Exchange};
-use crate::report::json::body_text;
+use crate::report::json::{body_text, ms};
 
 /// Writes one HAR document.
 pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
@@ -55,9 +59,40 @@ pub(crate) fn to_value(exchanges: &[Exchange]) -> Value {
     })
 }
 
+/// HAR `timings` for an exchange, and the set-up time (connect and TLS) that came
+/// before its first request byte.
+fn har_timings(x: &Exchange) -> (Value, u64) {
+    let t = &x.timings;
+    let send = t.send_ns.unwrap_or(0);
+    let receive = t.receive_ns.unwrap_or(0);
+    let wait = t
+        .wait_ns
+        .unwrap_or_else(|| x.duration_ns.saturating_sub(send + receive));
+    let setup = t.setup_ns();
+    let known = |v: Option<u64>| v.map_or(Value::from(-1), |ns| Value::from(ms(ns)));
+    let connect = if t.connect_ns.is_some() || t.tls_ns.is_some() {
+        Value::from(ms(setup))
+    } else {
+        Value::from(-1)
+    };
+    (
+        json!({
+            "blocked": -1,
+            "dns": -1,
+            "connect": connect,
+            "ssl": known(t.tls_ns),
+            "send": ms(send),
+            "wait": ms(wait),
+            "receive": ms(receive),
+        }),
+        setup,
+    )
+}
+
 /// One HAR entry.
 pub(crate) fn entry(x: &Exchange) -> Value {
-    let time_ms = x.duration_ns as f64 / 1e6;
+    let (timings, setup_ns) = har_timings(x);
+    let time_ms = ms(x.duration_ns + setup_ns);
     let url = x.url_or_origin().unwrap_or_default();
     let http_version = match x.http_version.as_deref() {
         Some("2") => "HTTP/2.0",
@@ -103,12 +138,12 @@ pub(crate) fn entry(x: &Exchange) -> Value {
         "bodySize": if x.status.is_some() { x.response_body_size() as i64 } else { -1 },
     });
     let mut e = json!({
-        "startedDateTime": iso8601(x.start_unix_ns),
+        "startedDateTime": iso8601(x.start_unix_ns.saturating_sub(setup_ns)),
         "time": time_ms,
         "request": request,
         "response": response,
         "cache": {},
-        "timings": { "send": 0.0, "wait": time_ms, "receive": 0.0 },
+        "timings": timings,
         "connection": x.conn_id.to_string(),
         "_pid": x.pid,
         "_tls": x.tls.as_str(),
@@ -275,6 +310,44 @@ mod tests {
             "2024-02-29T12:34:56.789Z"
         );
         assert_eq!(iso8601(u64::MAX), "2554-07-21T23:34:33.709Z");
+    }
+
+    #[test]
+    fn timings_from_phases_add_up_and_move_the_start_back() {
+        let mut x = crate::exchange::sample(); // 5 ms
+        x.timings.connect_ns = Some(2_000_000);
+        x.timings.tls_ns = Some(3_000_000);
+        x.timings.send_ns = Some(1_000_000);
+        x.timings.receive_ns = Some(500_000);
+        let e = entry(&x);
+        let t = &e["timings"];
+        assert_eq!(
+            (t["dns"].clone(), t["blocked"].clone()),
+            (json!(-1), json!(-1))
+        );
+        // HAR counts ssl inside connect; wait is the rest of the exchange.
+        assert_eq!(
+            (t["connect"].as_f64(), t["ssl"].as_f64()),
+            (Some(5.0), Some(3.0))
+        );
+        assert_eq!(
+            (
+                t["send"].as_f64(),
+                t["wait"].as_f64(),
+                t["receive"].as_f64()
+            ),
+            (Some(1.0), Some(3.5), Some(0.5))
+        );
+        assert_eq!(e["time"].as_f64(), Some(10.0));
+        assert_eq!(e["startedDateTime"], iso8601(x.start_unix_ns - 5_000_000));
+        // Nothing known: all of it is wait, connect and ssl -1.
+        x.timings = Default::default();
+        let t = entry(&x)["timings"].clone();
+        assert_eq!(
+            (t["connect"].clone(), t["ssl"].clone()),
+            (json!(-1), json!(-1))
+        );
+        assert_eq!(t["wait"].as_f64(), Some(5.0));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::exchange::AwsCall;
-use crate::exchange::{Body, Exchange, GrpcCall};
+use crate::exchange::{Body, Exchange, GrpcCall, Timings};
 
 /// Writes one line per exchange.
 pub(crate) fn write(exchanges: &[Exchange], out: &mut dyn Write) -> io::Result<()> {
@@ -46,6 +46,8 @@ pub(crate) fn to_value(x: &Exchange) -> Value {
         "pid": x.pid,
         "start_unix_ns": x.start_unix_ns,
         "duration_ns": x.duration_ns,
+        // Phases in ms, each present only when the records tell it.
+        "timings": timings_value(&x.timings),
         "method": x.method,
         "url": x.url_or_origin(),
         "scheme": x.scheme,
@@ -80,6 +82,22 @@ pub(crate) fn to_value(x: &Exchange) -> Value {
         "pushed": x.pushed,
         "grpc": x.grpc.as_ref().map(grpc_value),
     })
+}
+
+/// ns as ms, to the microsecond.
+pub(crate) fn ms(ns: u64) -> f64 {
+    (ns / 1_000) as f64 / 1_000.0
+}
+
+/// The `timings` object: the phases the records tell, in ms (`{}` when none).
+pub(crate) fn timings_value(t: &Timings) -> Value {
+    let mut m = serde_json::Map::new();
+    for (name, ns) in t.phases() {
+        if let Some(ns) = ns {
+            m.insert(name.to_owned(), Value::from(ms(ns)));
+        }
+    }
+    Value::Object(m)
 }
 
 /// The `aws` object: what the exchange is as an AWS API call.

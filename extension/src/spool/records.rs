@@ -224,6 +224,7 @@ fn payload_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option
             put("connect_mono_ns", c.connect_mono_ns.into());
             put("peer", address(&c.peer));
             put("local", address(&c.local));
+            put("established_wall_ns", c.established_wall_ns.into());
         }
         RecordType::Data => {
             let (d, bytes) = rec::Data::decode(p)?;

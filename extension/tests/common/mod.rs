@@ -106,6 +106,36 @@ impl SpoolWriter {
             connect_mono_ns: 1_000_000_000 + self.now,
             peer: wire_addr(peer.parse().expect("test peer address")),
             local: wire_addr("127.0.0.1:40000".parse().expect("local")),
+            established_wall_ns: 0,
+        };
+        self.record(RecordType::ConnOpen, conn, &[&o.encode()])
+    }
+
+    /// A `ConnOpen` of a non-blocking connect (`CONNECT_STARTED`) that started
+    /// `connect_ago` ns before this record (the socket's first write), and that
+    /// `SO_ERROR` said established `established_ago` ns before it (0: not seen).
+    pub fn open_started(
+        &mut self,
+        conn: u64,
+        protocol: Protocol,
+        fd: i32,
+        peer: &str,
+        connect_ago: u64,
+        established_ago: u64,
+    ) -> &mut Self {
+        let o = ConnOpen {
+            fd,
+            protocol,
+            flags: tapline_record::conn_flags::CONNECT_STARTED,
+            connect_wall_ns: self.wall() - connect_ago,
+            connect_mono_ns: 1_000_000_000 + self.now - connect_ago,
+            peer: wire_addr(peer.parse().expect("test peer address")),
+            local: wire_addr("127.0.0.1:40000".parse().expect("local")),
+            established_wall_ns: if established_ago == 0 {
+                0
+            } else {
+                self.wall() - established_ago
+            },
         };
         self.record(RecordType::ConnOpen, conn, &[&o.encode()])
     }

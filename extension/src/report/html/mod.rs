@@ -98,9 +98,12 @@ impl<W: Write> HtmlReport<W> {
              <span class=\"legend\"><span><i class=\"c-ok\"></i>2xx</span><span><i class=\"c-redirect\"></i>3xx</span>\
              <span><i class=\"c-client\"></i>4xx</span><span><i class=\"c-server\"></i>5xx</span>\
              <span><i class=\"c-failed\"></i>failed</span><span><i class=\"c-opaque\"></i>opaque TLS</span></span>\
+             <span class=\"legend phases\" title=\"phases under a bar, where the records tell them\"><span><i class=\"ph-connect\"></i>connect</span>\
+             <span><i class=\"ph-tls\"></i>TLS</span><span><i class=\"ph-send\"></i>send</span>\
+             <span><i class=\"ph-wait\"></i>wait</span><span><i class=\"ph-receive\"></i>receive</span></span>\
              <span id=\"generated\" class=\"legend\"></span></header>\n\
              <div id=\"notice\" class=\"notice\"></div>\n\
-             <main><div id=\"rows\"><div id=\"axisrow\"><span class=\"pad\">time since the first request</span>\
+             <main><div id=\"rows\"><div id=\"axisrow\"><span class=\"pad\">time since the first connect or request</span>\
              <div id=\"axis\"></div></div><div id=\"spacer\"></div></div><aside id=\"detail\"></aside></main>\n\
              <script type=\"application/x-ndjson\" id=\"tl-data\">\n"
         )

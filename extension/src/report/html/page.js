@@ -57,17 +57,28 @@
     return x.method || 'TLS';
   }
 
+  // Phases (`timings`, in ms, each only when the records tell it): the connection's
+  // set-up (connect, TLS) comes before the first request byte, so a bar with set-up
+  // starts earlier than the exchange.
+  var PHASES = ['connect', 'tls', 'send', 'wait', 'receive'];
+  function phaseNs(x, name) {
+    var t = x.timings;
+    var v = t && typeof t[name] === 'number' ? t[name] : null;
+    return v === null || !(v >= 0) ? null : Math.round(v * 1e6);
+  }
   var T0 = Infinity, T1 = -Infinity;
   all.forEach(function (x, i) {
     x._i = i;
     x._start = Number(x.start_unix_ns) || 0;
     x._end = x._start + (Number(x.duration_ns) || 0);
+    x._setup = (phaseNs(x, 'connect') || 0) + (phaseNs(x, 'tls') || 0);
+    x._from = x._start - x._setup;
     x._outcome = outcome(x);
     x._label = label(x);
     x._runtime = typeof x.path === 'string' && x.path.indexOf(RUNTIME_PREFIX) === 0;
     x._search = [x.method, x.url, x.host, x.status, x.error, x.peer, x.sni, x._label,
       x.grpc && x.grpc.status, x.aws && x.aws.request_id].join(' ').toLowerCase();
-    if (x._start < T0) T0 = x._start;
+    if (x._from < T0) T0 = x._from;
     if (x._end > T1) T1 = x._end;
   });
   if (!isFinite(T0)) { T0 = 0; T1 = 1; }
@@ -212,7 +223,7 @@
       var xs = byConn[k];
       xs.sort(function (a, b) { return a._start - b._start || a.seq - b.seq; });
       var s = Infinity, e = -Infinity;
-      xs.forEach(function (x) { s = Math.min(s, x._start); e = Math.max(e, x._end); });
+      xs.forEach(function (x) { s = Math.min(s, x._from); e = Math.max(e, x._end); });
       var label = connLabel(xs[0]) + ' · ' + xs.length + (xs.length === 1 ? ' exchange' : ' exchanges');
       out.push({ key: k, head: groupRow(1, k, label, s, e, 'group', xs), xs: xs, start: s });
     });
@@ -236,7 +247,7 @@
       var init = shown.filter(function (x) { return !x._inv; });
       if (init.length) {
         var s = Infinity, e = -Infinity;
-        init.forEach(function (x) { s = Math.min(s, x._start); e = Math.max(e, x._end); });
+        init.forEach(function (x) { s = Math.min(s, x._from); e = Math.max(e, x._end); });
         pushGroup(groupRow(0, 'init', 'outside any invocation (init) · ' + init.length + ' exchanges', s, e, 'group', init), init);
       }
       invocations.forEach(function (inv, k) {
@@ -256,7 +267,7 @@
       pids.forEach(function (pid) {
         var xs = byPid[pid];
         var s = Infinity, e = -Infinity;
-        xs.forEach(function (x) { s = Math.min(s, x._start); e = Math.max(e, x._end); });
+        xs.forEach(function (x) { s = Math.min(s, x._from); e = Math.max(e, x._end); });
         pushGroup(groupRow(0, 'p' + pid, 'process ' + pid + ' · ' + xs.length + (xs.length === 1 ? ' exchange' : ' exchanges'), s, e, 'group', xs), xs);
       });
     }
@@ -275,6 +286,33 @@
     b.style.left = l.toFixed(3) + '%';
     b.style.width = Math.max(0, pct(end) - l).toFixed(3) + '%';
     return b;
+  }
+
+  // An exchange's phases as segments under its bar: connect and TLS end at the first
+  // request byte, send, wait and receive follow from it. Unknown phases leave a gap.
+  function phaseSegments(x, box) {
+    var at = x._from;
+    var segs = [];
+    ['connect', 'tls'].forEach(function (name) {
+      var ns = phaseNs(x, name);
+      if (ns !== null) { segs.push([name, at, at + ns]); at += ns; }
+    });
+    at = x._start;
+    var send = phaseNs(x, 'send'), wait = phaseNs(x, 'wait'), receive = phaseNs(x, 'receive');
+    if (send !== null) segs.push(['send', at, at + send]);
+    if (wait !== null) {
+      var from = send !== null ? at + send : (receive !== null ? x._end - receive - wait : null);
+      if (from !== null) segs.push(['wait', from, from + wait]);
+    }
+    if (receive !== null) segs.push(['receive', x._end - receive, x._end]);
+    segs.forEach(function (s) {
+      var b = el('div', 'ph ph-' + s[0]);
+      var l = pct(s[1]);
+      b.style.left = l.toFixed(3) + '%';
+      b.style.width = Math.max(0, pct(s[2]) - l).toFixed(3) + '%';
+      b.title = s[0] + ' ' + ms(s[2] - s[1]);
+      box.appendChild(b);
+    });
   }
 
   function renderRow(r, i) {
@@ -297,6 +335,7 @@
       d.appendChild(lab);
       var wf = el('div', 'wf');
       wf.appendChild(bar(x._start, x._end, x._outcome));
+      phaseSegments(x, wf);
       d.appendChild(wf);
     } else {
       d = el('div', 'row g g' + r.g);
@@ -487,11 +526,22 @@
       ['connection', connNumber(x) + ' (id ' + x.conn_id + ')' + (x.http_version === '2' ? ', stream ' + x.seq : ', exchange #' + (x.seq + 1) + ' on it')],
       ['pushed', x.pushed ? 'yes (server push)' : null], ['truncated', x.truncated ? 'yes, a field was cut to a limit' : null]
     ]));
-    section(box, 'Timing', kvTable([
+    var timing = [
       ['started', iso(x._start)], ['offset', '+' + ms(x._start - T0)],
-      ['duration', ms(x._end - x._start) + ' (first request byte → last response byte)'],
-      ['invocation', x._inv ? x._inv.id : null]
-    ]));
+      ['duration', ms(x._end - x._start) + ' (first request byte → last response byte)']
+    ];
+    var PHASE_TEXT = {
+      connect: 'connect (before the first request byte)', tls: 'TLS handshake (before the first request byte)',
+      send: 'send', wait: 'wait (to the first response byte)', receive: 'receive'
+    };
+    PHASES.forEach(function (name) {
+      var ns = phaseNs(x, name);
+      if (ns !== null) timing.push([PHASE_TEXT[name], ms(ns)]);
+    });
+    timing.push(['invocation', x._inv ? x._inv.id : null]);
+    var tt = kvTable(timing);
+    tt.className = 'timings';
+    section(box, 'Timing', tt);
     section(box, 'Sizes', kvTable([
       ['request body', bytes(x.request_body_size)], ['response body', bytes(x.response_body_size)]
     ]));
