@@ -702,6 +702,19 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
         ("TL_FAILURE_DNS", b(Fs::Dns)),
         ("TL_FAILURE_CONNECT", b(Fs::Connect)),
         ("TL_FAILURE_TLS", b(Fs::Tls)),
+        ("TL_FAILURE_TLS_ALERT", u64::from(rec::failure_flags::TLS_ALERT)),
+        (
+            "TL_FAILURE_TLS_ALERT_FROM_PEER",
+            u64::from(rec::failure_flags::TLS_ALERT_FROM_PEER),
+        ),
+        (
+            "TL_FAILURE_TLS_VERIFY_ONLY",
+            u64::from(rec::failure_flags::TLS_VERIFY_ONLY),
+        ),
+        (
+            "TL_FAILURE_TLS_ALERT_ENCRYPTED",
+            u64::from(rec::failure_flags::TLS_ALERT_ENCRYPTED),
+        ),
         ("TL_NOTICE_STATIC_EXECUTABLE", b(Nk::StaticExecutable)),
         ("TL_NOTICE_GO_PROGRAM", b(Nk::GoProgram)),
         ("TL_NOTICE_SET_ID", b(Nk::SetId)),
