@@ -38,7 +38,6 @@ const CLOSE_NOTIFY: u8 = 0;
 const USER_CANCELED: u8 = 90;
 const FATAL: u8 = 2;
 
-
 /// One direction's walk, packed into a `u64` (see [`Walk::pack`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Walk {
@@ -185,11 +184,7 @@ mod tests {
         let mut wire = HELLO.to_vec();
         wire.extend_from_slice(&[0x15, 3, 3, 0, 2, 2, 46]);
         for cut in 1..=wire.len() {
-            assert_eq!(
-                walk_in_pieces(&wire, cut, true),
-                Some(46),
-                "cut {cut}"
-            );
+            assert_eq!(walk_in_pieces(&wire, cut, true), Some(46), "cut {cut}");
         }
     }
 
@@ -233,7 +228,11 @@ mod tests {
             let mut w = wire.clone();
             w.extend(encrypted(len));
             for cut in [1, 4, 100] {
-                assert_eq!(walk_to_end(&w, cut, true), (None, true), "len {len} cut {cut}");
+                assert_eq!(
+                    walk_to_end(&w, cut, true),
+                    (None, true),
+                    "len {len} cut {cut}"
+                );
             }
             // From the server it is not one.
             assert_eq!(walk_to_end(&w, 4, false), (None, false));
@@ -252,7 +251,10 @@ mod tests {
     fn garbage_stops_the_walk() {
         assert_eq!(walk_in_pieces(b"GET / HTTP/1.1\r\n\r\n", 5, true), None);
         let mut w = Walk::default();
-        assert_eq!(w.step(&[0x16, 9, 9, 9, 9, 0x15, 3, 3, 0, 2, 2, 40], true), None);
+        assert_eq!(
+            w.step(&[0x16, 9, 9, 9, 9, 0x15, 3, 3, 0, 2, 2, 40], true),
+            None
+        );
         assert!(w.done());
         let mut w = Walk::default();
         assert_eq!(w.step(&[0x16, 3, 3, 0xFF, 0xFF], true), None);

@@ -60,15 +60,6 @@ def client_cert_tls12(test_ca):
 
 
 @pytest.fixture(scope="module")
-def client_cert_tls13(test_ca):
-    """A TLS 1.3 server that rejects clients without a certificate (after the
-    client's Finished: the client learns it on its first read)."""
-    srv = server(test_ca, "--require-client-cert", test_ca / "ca.pem")
-    yield f"https://localhost:{srv.port}/hello"
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
 def java_client(tmp_path_factory):
     """Directory holding JavaHttpsFail.class (javac once for the module)."""
     require_tool("javac")
@@ -212,16 +203,9 @@ def test_client_certificate_required_tls12(run_traced, run_plain, client_cert_tl
     one_failure(run_traced, run_plain,
                 ["wget", "-q", "-O", "-", "--ca-certificate", ca_bundle, client_cert_tls12],
                 "tls: A TLS fatal alert has been received. (Handshake failed)")
-
-
-def test_client_certificate_required_tls13(run_traced, run_plain, client_cert_tls13,
-                                           ca_bundle):
-    """TLS 1.3: the client wrote its request before the server's alert arrived; the
-    request's exchange carries the reason."""
-    x = one_failure(run_traced, run_plain,
-                    ["python3", "-c", PY_URLOPEN, client_cert_tls13, ca_bundle],
-                    "tls: tlsv13 alert certificate required")
-    assert x["method"] == "GET"
+    # (TLS 1.3 is left out: the server's alert comes after the client's Finished and
+    # request, and the server closes with that request unread, so the client may meet
+    # a reset before the alert — a race, not a reason tapline could always give.)
 
 
 # --- every format ----------------------------------------------------------------------

@@ -702,7 +702,10 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
         ("TL_FAILURE_DNS", b(Fs::Dns)),
         ("TL_FAILURE_CONNECT", b(Fs::Connect)),
         ("TL_FAILURE_TLS", b(Fs::Tls)),
-        ("TL_FAILURE_TLS_ALERT", u64::from(rec::failure_flags::TLS_ALERT)),
+        (
+            "TL_FAILURE_TLS_ALERT",
+            u64::from(rec::failure_flags::TLS_ALERT),
+        ),
         (
             "TL_FAILURE_TLS_ALERT_FROM_PEER",
             u64::from(rec::failure_flags::TLS_ALERT_FROM_PEER),

@@ -37,6 +37,9 @@ static REAL_ALERT_GET_NAME: RealFn = RealFn::new(c"gnutls_alert_get_name");
 
 /// GNUTLS_E_FATAL_ALERT_RECEIVED: the peer's alert says why.
 const E_FATAL_ALERT_RECEIVED: c_int = -12;
+/// GNUTLS_E_PUSH_ERROR, GNUTLS_E_PULL_ERROR, GNUTLS_E_PREMATURE_TERMINATION: the
+/// transport failed (a reset, a close); the socket's own end says it better.
+const TRANSPORT_ERRORS: [c_int; 3] = [-53, -54, -110];
 
 /// `gnutls_certificate_status_t` bits, in the words of
 /// `gnutls_certificate_verification_status_print` (which allocates: not called here).
@@ -48,13 +51,25 @@ const CERT_STATUS: [(c_uint, &[u8]); 14] = [
     (1 << 5, b"the certificate was revoked"),
     (1 << 8, b"the certificate uses an insecure algorithm"),
     (1 << 11, b"the signature in the certificate is invalid"),
-    (1 << 14, b"the name in the certificate does not match the expected"),
-    (1 << 16, b"the certificate chain violates the signer's constraints"),
+    (
+        1 << 14,
+        b"the name in the certificate does not match the expected",
+    ),
+    (
+        1 << 16,
+        b"the certificate chain violates the signer's constraints",
+    ),
     (1 << 17, b"the certificate does not match the pinned one"),
     (1 << 18, b"the certificate is not for this purpose"),
-    (1 << 19, b"the certificate requires the server to include an OCSP status"),
+    (
+        1 << 19,
+        b"the certificate requires the server to include an OCSP status",
+    ),
     (1 << 20, b"the received OCSP status response is invalid"),
-    (1 << 21, b"the certificate contains an unknown critical extension"),
+    (
+        1 << 21,
+        b"the certificate contains an unknown critical extension",
+    ),
 ];
 
 /// GNUTLS_E_INTERNAL_ERROR: what we return if the real function cannot be found.
@@ -219,7 +234,8 @@ pub unsafe extern "C" fn gnutls_certificate_verify_peers3(
 /// `gnutls_handshake` returned `ret` < 0: a fatal error is the handshake's failure.
 fn on_handshake_failed(session: *mut c_void, ret: c_int) {
     let fatal = call_real!(REAL_ERROR_IS_FATAL, fn(c_int) -> c_int, (ret), 0);
-    if fatal == 0 || !tls::first_failure(session as usize) {
+    if fatal == 0 || TRANSPORT_ERRORS.contains(&ret) || !tls::first_failure(session as usize)
+    {
         return;
     }
     let mut text = ReasonText::new();
@@ -299,7 +315,6 @@ fn c_text<'a>(p: *const c_char) -> &'a [u8] {
     let s = unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes();
     &s[..s.len().min(200)]
 }
-
 
 fn on_send(session: *mut c_void, data: Bytes<'_>, n: usize) {
     let Some((s, new)) = tls::find_or_insert(session as usize) else {

@@ -709,7 +709,6 @@ fn static_text<'a>(p: *const c_char) -> &'a [u8] {
     &s[..s.len().min(200)]
 }
 
-
 /// `SSL_write` on `ssl` returned `ret`.
 ///
 /// # Safety

@@ -148,9 +148,15 @@ impl FailedCall<'_> {
             let name = alert_name(self.code).map_or_else(|| self.code.to_string(), str::to_owned);
             (format!("tls: alert {name} from {from}"), 2)
         } else if self.reason.is_empty() {
-            ("tls: handshake failed".to_owned(), if verify_only { 3 } else { 4 })
+            (
+                "tls: handshake failed".to_owned(),
+                if verify_only { 3 } else { 4 },
+            )
         } else {
-            (format!("tls: {}", self.reason), if verify_only { 3 } else { 4 })
+            (
+                format!("tls: {}", self.reason),
+                if verify_only { 3 } else { 4 },
+            )
         };
         TlsFailure {
             text,
