@@ -234,8 +234,7 @@ pub unsafe extern "C" fn gnutls_certificate_verify_peers3(
 /// `gnutls_handshake` returned `ret` < 0: a fatal error is the handshake's failure.
 fn on_handshake_failed(session: *mut c_void, ret: c_int) {
     let fatal = call_real!(REAL_ERROR_IS_FATAL, fn(c_int) -> c_int, (ret), 0);
-    if fatal == 0 || TRANSPORT_ERRORS.contains(&ret) || !tls::first_failure(session as usize)
-    {
+    if fatal == 0 || TRANSPORT_ERRORS.contains(&ret) || !tls::first_failure(session as usize) {
         return;
     }
     let mut text = ReasonText::new();

@@ -273,6 +273,56 @@ mod tests {
         assert_eq!(refused.port, Some(9));
     }
 
+    #[test]
+    fn tls_failures_say_the_library_or_the_wire() {
+        let tls = |flags, code, reason| FailedCall {
+            stage: FailureStage::Tls,
+            flags,
+            code,
+            reason,
+            ..dns_like()
+        };
+        let lib = tls(0, 0, "certificate verify failed: self-signed certificate").tls_failure();
+        assert_eq!(
+            lib.text,
+            "tls: certificate verify failed: self-signed certificate"
+        );
+        let sent = tls(failure_flags::TLS_ALERT, 46, "").tls_failure();
+        assert_eq!(sent.text, "tls: alert certificate_unknown from the client");
+        let received = tls(
+            failure_flags::TLS_ALERT | failure_flags::TLS_ALERT_FROM_PEER,
+            70,
+            "",
+        )
+        .tls_failure();
+        assert_eq!(received.text, "tls: alert protocol_version from the server");
+        let unknown = tls(failure_flags::TLS_ALERT, 250, "").tls_failure();
+        assert_eq!(unknown.text, "tls: alert 250 from the client");
+        let encrypted = tls(
+            failure_flags::TLS_ALERT | failure_flags::TLS_ALERT_ENCRYPTED,
+            0,
+            "",
+        )
+        .tls_failure();
+        assert_eq!(encrypted.text, "tls: alert (encrypted) from the client");
+        let verify = tls(
+            failure_flags::TLS_VERIFY_ONLY,
+            18,
+            "certificate verify failed: x",
+        )
+        .tls_failure();
+        assert!(verify.verify_only);
+        // The library's reason wins over what the wire said, in either order.
+        assert_eq!(encrypted.clone().or_better(lib.clone()), lib);
+        assert_eq!(lib.clone().or_better(sent.clone()), lib);
+        assert_eq!(sent.clone().or_better(encrypted), sent);
+        assert_eq!(sent.or_better(verify.clone()), verify);
+        // A failure of its own (no connection records) is an opaque https exchange.
+        let alone = tls(0, 0, "handshake failed").exchange();
+        assert_eq!(alone.error.as_deref(), Some("tls: handshake failed"));
+        assert_eq!((alone.scheme, alone.tls), ("https", TlsKind::Opaque));
+    }
+
     fn dns_like() -> FailedCall<'static> {
         FailedCall {
             pid: 1,
