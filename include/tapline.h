@@ -366,9 +366,20 @@ struct tl_notice {
 #define TL_FAILURE_DNS     1 /* getaddrinfo failed; code = EAI_* value          */
 #define TL_FAILURE_CONNECT 2 /* TCP connect failed; code = errno                */
 #define TL_FAILURE_TLS     3 /* TLS handshake failed; reason = library's text   */
+/* flags of a TL_FAILURE_TLS. Its conn_id is the TLS socket's (the reader makes
+ * the failure that connection's error) when the socket is followed, else the
+ * plaintext connection's, else one of its own. */
+#define TL_FAILURE_TLS_ALERT           0x01 /* code = alert description read from
+                                             * the wire (content type 21); no reason */
+#define TL_FAILURE_TLS_ALERT_FROM_PEER 0x02 /* the peer sent it (else we did)     */
+#define TL_FAILURE_TLS_VERIFY_ONLY     0x04 /* handshake done, certificate did not
+                                             * verify: a failure only if the
+                                             * connection carried no response     */
+#define TL_FAILURE_TLS_ALERT_ENCRYPTED 0x08 /* TLS 1.3: an alert-sized first
+                                             * encrypted record we sent; code 0   */
 struct tl_failure {
     uint8_t  stage;         /*  0: TL_FAILURE_*                                */
-    uint8_t  flags;         /*  1: 0                                           */
+    uint8_t  flags;         /*  1: TL_FAILURE_TLS_* (else 0)                   */
     uint16_t name_len;      /*  2                                              */
     int32_t  code;          /*  4                                              */
     uint16_t peer_family;   /*  8: as struct tl_addr; 0 for a lookup           */

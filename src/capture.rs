@@ -15,7 +15,9 @@ pub use crate::bytes::Bytes;
 use crate::conn::{self, origin, state, ConnInfo, Slot};
 use crate::http1::{FrameSink, Role, Verdict};
 use crate::lambda::LifecycleSink;
+use crate::tls_wire::Walk;
 use crate::{config, http2, names, spool, tls};
+use tapline_record::failure_flags;
 
 /// How many first bytes of a TLS connection are kept (the ClientHello, for SNI/ALPN).
 const RAW_HELLO_LIMIT: usize = 2048;
@@ -169,6 +171,7 @@ pub fn on_ingress(fd: i32, bytes: Bytes<'_>, done: usize) {
 pub fn on_eof(fd: i32) {
     if let Some(slot) = conn::slot(fd) {
         eof(slot);
+        tls::note_inner_socket(fd);
     }
 }
 
@@ -176,6 +179,7 @@ pub fn on_eof(fd: i32) {
 pub fn on_error(fd: i32, errno: i32) {
     if let Some(slot) = conn::slot(fd) {
         error(slot, errno);
+        tls::note_inner_socket(fd);
     }
 }
 
@@ -313,7 +317,10 @@ pub fn egress(slot: &Slot, bytes: Bytes<'_>, done: usize, on_open: impl FnOnce(u
             count(slot, 0, done, now);
             frame_h2(slot, 0, bytes, done, now);
         }
-        state::TLS => count(slot, 0, done, now),
+        state::TLS => {
+            count(slot, 0, done, now);
+            walk_tls(slot, 0, bytes, done);
+        }
         _ => {}
     }
 }
@@ -346,9 +353,60 @@ pub fn ingress(slot: &Slot, bytes: Bytes<'_>, done: usize) {
             count(slot, 1, done, now);
             frame_h2(slot, 1, bytes, done, now);
         }
-        state::TLS => count(slot, 1, done, now),
+        state::TLS => {
+            count(slot, 1, done, now);
+            walk_tls(slot, 1, bytes, done);
+        }
         _ => {}
     }
+}
+
+/// TLS ciphertext moved on a socket: during the handshake, look for an alert
+/// ([`crate::tls_wire`]) and write it as the connection's `Failure`.
+fn walk_tls(slot: &Slot, dir: usize, bytes: Bytes<'_>, done: usize) {
+    let seen = slot.with_busy(dir, || {
+        let mut walk = Walk::unpack(slot.tls_walk[dir].load(Ordering::Relaxed));
+        if walk.done() {
+            return None;
+        }
+        let mut seen = None;
+        bytes.each(done, |piece| {
+            if seen.is_none() {
+                seen = walk.step(piece, dir == 0);
+            }
+        });
+        slot.tls_walk[dir].store(walk.pack(), Ordering::Relaxed);
+        seen
+    });
+    let Some(Some(desc)) = seen else { return };
+    let flags = failure_flags::TLS_ALERT
+        | if dir == 1 {
+            failure_flags::TLS_ALERT_FROM_PEER
+        } else {
+            0
+        };
+    let conn_id = slot.conn_id.load(Ordering::Relaxed);
+    tls_failed(conn_id, &slot.info().peer, flags, i32::from(desc), &[], &[]);
+}
+
+/// Writes the `Failure` of a TLS handshake on connection `conn_id` (the socket's, when
+/// it is followed) to `peer`; `sni` names the server when the peer's lookup does not.
+pub fn tls_failed(conn_id: u64, peer: &WireAddr, flags: u8, code: i32, sni: &[u8], reason: &[u8]) {
+    let named = names::name_for(peer);
+    let name = match &named {
+        Some((n, len)) if sni.is_empty() => &n[..*len],
+        _ => sni,
+    };
+    let reason = &reason[..reason.len().min(512)];
+    let fixed = Failure {
+        stage: FailureStage::Tls,
+        flags,
+        name_len: name.len() as u16,
+        code,
+        peer: *peer,
+        reason_len: reason.len() as u16,
+    };
+    spool::failure(conn_id, &fixed, name, reason, spool::now());
 }
 
 /// The peer closed its side: a close-delimited response is complete.
@@ -682,6 +740,12 @@ fn end_connection(slot: &Slot, conn_id: u64, was: u8, reason: CloseReason, errno
         }
         if was == state::H2C {
             http2::finish_locked(slot, conn_id, now);
+        }
+        if was == state::TLS
+            && Walk::unpack(slot.tls_walk[0].load(Ordering::Relaxed)).ended_with_encrypted_alert()
+        {
+            let flags = failure_flags::TLS_ALERT | failure_flags::TLS_ALERT_ENCRYPTED;
+            tls_failed(conn_id, &slot.info().peer, flags, 0, &[], &[]);
         }
         Some(close(slot))
     });

@@ -135,6 +135,9 @@ pub struct Slot {
     pending: UnsafeCell<Pending>,
     /// HTTP/2: 1 + the index of this connection's `http2` pool entry; 0 when none.
     pub h2: AtomicU32,
+    /// TLS ciphertext: each direction's walk of the record layer during the handshake
+    /// ([`crate::tls_wire::Walk`], packed), used under that direction's busy flag.
+    pub tls_walk: [AtomicU64; 2],
 }
 
 // SAFETY: the UnsafeCells are only accessed under the protocol documented on each
@@ -211,6 +214,8 @@ impl Slot {
         self.established_wall.store(0, Ordering::Relaxed);
         self.head_bits.store(0, Ordering::Relaxed);
         self.connect_bits.store(0, Ordering::Relaxed);
+        self.tls_walk[0].store(0, Ordering::Relaxed);
+        self.tls_walk[1].store(0, Ordering::Relaxed);
         self.conn_id.store(conn_id, Ordering::Relaxed);
         self.origin.store(origin, Ordering::Relaxed);
         self.unlock(1);

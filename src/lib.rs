@@ -35,6 +35,7 @@ pub mod names;
 pub mod spool;
 pub mod sys;
 pub mod tls;
+pub mod tls_wire;
 
 /// The constructor: runs when the dynamic loader maps the library, before `main`.
 ///

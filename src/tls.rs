@@ -193,7 +193,9 @@ pub fn socket_facts(fd: i32) -> SocketFacts {
             info.peer = known.peer;
             info.local = known.local;
             info.connect = known.connect;
-            if st == state::TLS {
+            // ENDED: a TLS socket whose read or write failed (a handshake that the
+            // peer broke off) is still the one under the session.
+            if st == state::TLS || st == state::ENDED {
                 socket_conn_id = s.conn_id.load(Ordering::Relaxed);
             }
         }
@@ -201,6 +203,29 @@ pub fn socket_facts(fd: i32) -> SocketFacts {
     SocketFacts {
         info,
         socket_conn_id,
+    }
+}
+
+/// Sessions whose failed handshake was written (a `Failure` once per session, though
+/// the program may call again after the failure): a small ring of keys, a key cleared
+/// when its session is freed.
+const FAILED_RING: usize = 32;
+static FAILED: [AtomicUsize; FAILED_RING] = [const { AtomicUsize::new(0) }; FAILED_RING];
+static NEXT_FAILED: AtomicUsize = AtomicUsize::new(0);
+
+/// True the first time a failure of session `key` is to be written.
+pub fn first_failure(key: usize) -> bool {
+    if key == 0 || FAILED.iter().any(|k| k.load(Ordering::Acquire) == key) {
+        return false;
+    }
+    FAILED[NEXT_FAILED.fetch_add(1, Ordering::Relaxed) % FAILED_RING].store(key, Ordering::Release);
+    true
+}
+
+/// Session `key` was freed: its address may name another session next.
+pub fn forget_failure(key: usize) {
+    for k in &FAILED {
+        let _ = k.compare_exchange(key, 0, Ordering::AcqRel, Ordering::Relaxed);
     }
 }
 

@@ -112,6 +112,22 @@ pub mod conn_flags {
     pub const CONNECT_STARTED: u8 = 2;
 }
 
+/// `Failure.flags` bits (stage `Tls`).
+pub mod failure_flags {
+    /// `code` is a TLS alert description read from the wire (a plaintext alert record,
+    /// content type 21, on a connection classified TLS); `reason` is empty.
+    pub const TLS_ALERT: u8 = 1;
+    /// With [`TLS_ALERT`]: the peer sent the alert (else the traced process did).
+    pub const TLS_ALERT_FROM_PEER: u8 = 2;
+    /// The handshake finished but the peer's certificate did not verify, and the
+    /// program may have chosen to go on (`curl -k`, `--no-check-certificate`): a
+    /// failure only for a connection that then carried no response.
+    pub const TLS_VERIFY_ONLY: u8 = 4;
+    /// With [`TLS_ALERT`]: an alert the traced process sent encrypted (TLS 1.3: a
+    /// first encrypted record of alert size); which alert cannot be read.
+    pub const TLS_ALERT_ENCRYPTED: u8 = 8;
+}
+
 /// `MsgEnd.flags` bits.
 pub mod msg_flags {
     /// The head was longer than the head limit; only its prefix was captured.

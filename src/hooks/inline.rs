@@ -69,12 +69,22 @@ static MAIN_SSL_GET_FD: MainFn = MainFn::new();
 static MAIN_SSL_GET_ERROR: MainFn = MainFn::new();
 static MAIN_SSL_GET_SERVERNAME: MainFn = MainFn::new();
 static MAIN_SSL_GET0_ALPN_SELECTED: MainFn = MainFn::new();
+static MAIN_SSL_IS_INIT_FINISHED: MainFn = MainFn::new();
+static MAIN_SSL_GET_VERIFY_RESULT: MainFn = MainFn::new();
+static MAIN_X509_VERIFY_CERT_ERROR_STRING: MainFn = MainFn::new();
+static MAIN_ERR_PEEK_ERROR: MainFn = MainFn::new();
+static MAIN_ERR_REASON_ERROR_STRING: MainFn = MainFn::new();
 
 static MAIN: SessionQueries = SessionQueries {
     get_fd: &MAIN_SSL_GET_FD,
     get_error: &MAIN_SSL_GET_ERROR,
     get_servername: &MAIN_SSL_GET_SERVERNAME,
     get0_alpn_selected: &MAIN_SSL_GET0_ALPN_SELECTED,
+    is_init_finished: &MAIN_SSL_IS_INIT_FINISHED,
+    get_verify_result: &MAIN_SSL_GET_VERIFY_RESULT,
+    verify_error_string: &MAIN_X509_VERIFY_CERT_ERROR_STRING,
+    peek_error: &MAIN_ERR_PEEK_ERROR,
+    reason_error_string: &MAIN_ERR_REASON_ERROR_STRING,
 };
 
 /// The trampolines: the real functions, as the handlers call them.
@@ -159,6 +169,14 @@ pub fn install() -> Result<(), Skipped> {
         (&MAIN_SSL_GET_ERROR, c"SSL_get_error"),
         (&MAIN_SSL_GET_SERVERNAME, c"SSL_get_servername"),
         (&MAIN_SSL_GET0_ALPN_SELECTED, c"SSL_get0_alpn_selected"),
+        (&MAIN_SSL_IS_INIT_FINISHED, c"SSL_is_init_finished"),
+        (&MAIN_SSL_GET_VERIFY_RESULT, c"SSL_get_verify_result"),
+        (
+            &MAIN_X509_VERIFY_CERT_ERROR_STRING,
+            c"X509_verify_cert_error_string",
+        ),
+        (&MAIN_ERR_PEEK_ERROR, c"ERR_peek_error"),
+        (&MAIN_ERR_REASON_ERROR_STRING, c"ERR_reason_error_string"),
     ] {
         slot.0
             .store(exe.symbol(name).unwrap_or(0), Ordering::Release);

@@ -91,3 +91,30 @@ macro_rules! call_real {
     }};
 }
 pub(crate) use call_real;
+
+/// A failure's reason put together on the stack (no allocation on the hook path),
+/// cut at its capacity.
+pub(crate) struct ReasonText {
+    buf: [u8; 448],
+    len: usize,
+}
+
+impl ReasonText {
+    pub(crate) fn new() -> Self {
+        ReasonText {
+            buf: [0; 448],
+            len: 0,
+        }
+    }
+    pub(crate) fn push(&mut self, s: &[u8]) {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}

@@ -14,16 +14,16 @@
 //! at a time out of larger buffers; `ret <= 0` is WANT_READ/WANT_WRITE or an error).
 #![allow(clippy::missing_safety_doc)]
 
-use core::ffi::{c_char, c_int, c_uint, c_void, CStr};
+use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void, CStr};
 use libc::size_t;
 
-use super::{after, call_real, transferred};
+use super::{after, call_real, transferred, ReasonText};
 use crate::capture::{self, Bytes};
 use crate::conn::origin;
 use crate::sys::resolve::{self, RealFn};
 use crate::{conn, spool, tls};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tapline_record::TlsLibrary;
+use tapline_record::{failure_flags, TlsLibrary};
 
 /// The OpenSSL functions we call, by index into [`NAMES`] and each copy's table.
 const F_WRITE: usize = 0;
@@ -35,7 +35,14 @@ const F_GET_FD: usize = 5;
 const F_GET_ERROR: usize = 6;
 const F_GET_SERVERNAME: usize = 7;
 const F_GET0_ALPN_SELECTED: usize = 8;
-const FNS: usize = 9;
+const F_CONNECT: usize = 9;
+const F_DO_HANDSHAKE: usize = 10;
+const F_IS_INIT_FINISHED: usize = 11;
+const F_GET_VERIFY_RESULT: usize = 12;
+const F_VERIFY_ERROR_STRING: usize = 13;
+const F_PEEK_ERROR: usize = 14;
+const F_REASON_ERROR_STRING: usize = 15;
+const FNS: usize = 16;
 const NAMES: [&CStr; FNS] = [
     c"SSL_write",
     c"SSL_write_ex",
@@ -46,6 +53,14 @@ const NAMES: [&CStr; FNS] = [
     c"SSL_get_error",
     c"SSL_get_servername",
     c"SSL_get0_alpn_selected",
+    c"SSL_connect",
+    c"SSL_do_handshake",
+    c"SSL_is_init_finished",
+    c"SSL_get_verify_result",
+    // libcrypto's, found through libssl's own scope (its dependency).
+    c"X509_verify_cert_error_string",
+    c"ERR_peek_error",
+    c"ERR_reason_error_string",
 ];
 
 /// The functions as the generic lookup finds them (`RTLD_NEXT`, then the loaded
@@ -60,10 +75,21 @@ static DEFAULT: [RealFn; FNS] = [
     RealFn::new(NAMES[6]),
     RealFn::new(NAMES[7]),
     RealFn::new(NAMES[8]),
+    RealFn::new(NAMES[9]),
+    RealFn::new(NAMES[10]),
+    RealFn::new(NAMES[11]),
+    RealFn::new(NAMES[12]),
+    RealFn::new(NAMES[13]),
+    RealFn::new(NAMES[14]),
+    RealFn::new(NAMES[15]),
 ];
 
 /// `SSL_get_error` says the peer closed the TLS connection cleanly.
 const SSL_ERROR_ZERO_RETURN: c_int = 6;
+/// `SSL_get_error` says the call failed in the TLS protocol (the error queue says why).
+const SSL_ERROR_SSL: c_int = 1;
+/// `SSL_get_verify_result`: the peer's certificate verified (or none was checked).
+const X509_V_OK: c_long = 0;
 const TLSEXT_NAMETYPE_HOST_NAME: c_int = 0;
 
 /// Never reached in practice: our `SSL_*` symbols are only called by programs that
@@ -80,6 +106,13 @@ pub(crate) struct SessionQueries {
     pub get_error: &'static dyn Resolved,
     pub get_servername: &'static dyn Resolved,
     pub get0_alpn_selected: &'static dyn Resolved,
+    /// Why a handshake failed: these five (any may be missing: the reason is then
+    /// shorter, never a failed call).
+    pub is_init_finished: &'static dyn Resolved,
+    pub get_verify_result: &'static dyn Resolved,
+    pub verify_error_string: &'static dyn Resolved,
+    pub peek_error: &'static dyn Resolved,
+    pub reason_error_string: &'static dyn Resolved,
 }
 
 /// A function address found once (see [`RealFn`]).
@@ -98,6 +131,11 @@ static INTERPOSED: SessionQueries = SessionQueries {
     get_error: &DEFAULT[F_GET_ERROR],
     get_servername: &DEFAULT[F_GET_SERVERNAME],
     get0_alpn_selected: &DEFAULT[F_GET0_ALPN_SELECTED],
+    is_init_finished: &DEFAULT[F_IS_INIT_FINISHED],
+    get_verify_result: &DEFAULT[F_GET_VERIFY_RESULT],
+    verify_error_string: &DEFAULT[F_VERIFY_ERROR_STRING],
+    peek_error: &DEFAULT[F_PEEK_ERROR],
+    reason_error_string: &DEFAULT[F_REASON_ERROR_STRING],
 };
 
 /// One libssl loaded in the process, and its functions. A process can hold two
@@ -141,6 +179,11 @@ macro_rules! queries_of {
             get_error: &COPIES[$i].fns[F_GET_ERROR],
             get_servername: &COPIES[$i].fns[F_GET_SERVERNAME],
             get0_alpn_selected: &COPIES[$i].fns[F_GET0_ALPN_SELECTED],
+            is_init_finished: &COPIES[$i].fns[F_IS_INIT_FINISHED],
+            get_verify_result: &COPIES[$i].fns[F_GET_VERIFY_RESULT],
+            verify_error_string: &COPIES[$i].fns[F_VERIFY_ERROR_STRING],
+            peek_error: &COPIES[$i].fns[F_PEEK_ERROR],
+            reason_error_string: &COPIES[$i].fns[F_REASON_ERROR_STRING],
         }
     };
 }
@@ -311,6 +354,18 @@ mod entry {
     pub unsafe extern "C" fn SSL_free(_: *mut c_void) {
         core::arch::naked_asm!("mov rsi, [rsp]", "jmp {}", sym ssl_free)
     }
+
+    #[unsafe(naked)]
+    #[no_mangle]
+    pub unsafe extern "C" fn SSL_connect(_: *mut c_void) -> c_int {
+        core::arch::naked_asm!("mov rsi, [rsp]", "jmp {}", sym ssl_connect)
+    }
+
+    #[unsafe(naked)]
+    #[no_mangle]
+    pub unsafe extern "C" fn SSL_do_handshake(_: *mut c_void) -> c_int {
+        core::arch::naked_asm!("mov rsi, [rsp]", "jmp {}", sym ssl_do_handshake)
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -356,6 +411,18 @@ mod entry {
     pub unsafe extern "C" fn SSL_free(_: *mut c_void) {
         core::arch::naked_asm!("mov x1, x30", "b {}", sym ssl_free)
     }
+
+    #[unsafe(naked)]
+    #[no_mangle]
+    pub unsafe extern "C" fn SSL_connect(_: *mut c_void) -> c_int {
+        core::arch::naked_asm!("mov x1, x30", "b {}", sym ssl_connect)
+    }
+
+    #[unsafe(naked)]
+    #[no_mangle]
+    pub unsafe extern "C" fn SSL_do_handshake(_: *mut c_void) -> c_int {
+        core::arch::naked_asm!("mov x1, x30", "b {}", sym ssl_do_handshake)
+    }
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -400,6 +467,18 @@ mod entry {
     pub unsafe extern "C" fn SSL_free(ssl: *mut c_void) {
         // SAFETY: the caller's argument, passed on.
         unsafe { ssl_free(ssl, 0) }
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn SSL_connect(ssl: *mut c_void) -> c_int {
+        // SAFETY: the caller's argument, passed on.
+        unsafe { ssl_connect(ssl, 0) }
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn SSL_do_handshake(ssl: *mut c_void) -> c_int {
+        // SAFETY: the caller's argument, passed on.
+        unsafe { ssl_do_handshake(ssl, 0) }
     }
 }
 
@@ -486,6 +565,150 @@ unsafe extern "C" fn ssl_free(ssl: *mut c_void, ra: usize) {
     after_free(ssl);
 }
 
+unsafe extern "C" fn ssl_connect(ssl: *mut c_void, ra: usize) -> c_int {
+    let t = target(ra);
+    let prev = tls::enter(ssl as usize);
+    let ret = call_real!(
+        t.real(F_CONNECT),
+        fn(*mut c_void) -> c_int,
+        (ssl),
+        NO_REAL_FUNCTION
+    );
+    tls::leave(prev);
+    after_handshake(t.queries(), ssl, ret);
+    ret
+}
+
+unsafe extern "C" fn ssl_do_handshake(ssl: *mut c_void, ra: usize) -> c_int {
+    let t = target(ra);
+    let prev = tls::enter(ssl as usize);
+    let ret = call_real!(
+        t.real(F_DO_HANDSHAKE),
+        fn(*mut c_void) -> c_int,
+        (ssl),
+        NO_REAL_FUNCTION
+    );
+    tls::leave(prev);
+    after_handshake(t.queries(), ssl, ret);
+    ret
+}
+
+/// `SSL_connect` or `SSL_do_handshake` on `ssl` returned `ret` (1: done).
+pub(crate) fn after_handshake(q: &SessionQueries, ssl: *mut c_void, ret: c_int) {
+    if ret != 1 {
+        after(|| on_call_failed(q, ssl, ret));
+    }
+}
+
+/// A call on `ssl` returned `ret`, not success: when it is the handshake that failed
+/// (an SSL error while the handshake is not finished), say why, once per session.
+/// What is asked of OpenSSL only looks: `SSL_get_error` and `ERR_peek_error` leave the
+/// error queue to the caller, who reads it next.
+fn on_call_failed(q: &SessionQueries, ssl: *mut c_void, ret: c_int) {
+    if ssl_error(q, ssl, ret) != SSL_ERROR_SSL
+        || call_real!(q.is_init_finished, fn(*mut c_void) -> c_int, (ssl), 1) != 0
+        || !tls::first_failure(ssl as usize)
+    {
+        return;
+    }
+    let code: c_ulong = call_real!(q.peek_error, fn() -> c_ulong, (), 0);
+    let mut text = ReasonText::new();
+    let reason = static_text(call_real!(
+        q.reason_error_string,
+        fn(c_ulong) -> *const c_char,
+        (code),
+        core::ptr::null()
+    ));
+    let verify: c_long = call_real!(
+        q.get_verify_result,
+        fn(*mut c_void) -> c_long,
+        (ssl),
+        X509_V_OK
+    );
+    const VERIFY_FAILED: &[u8] = b"certificate verify failed";
+    if verify != X509_V_OK && (reason.is_empty() || reason == VERIFY_FAILED) {
+        text.push(VERIFY_FAILED);
+        let why = static_text(call_real!(
+            q.verify_error_string,
+            fn(c_long) -> *const c_char,
+            (verify),
+            core::ptr::null()
+        ));
+        if !why.is_empty() {
+            text.push(b": ");
+            text.push(why);
+        }
+    } else if reason.is_empty() {
+        text.push(b"handshake failed");
+    } else {
+        text.push(reason);
+    }
+    tls_failure(q, ssl, 0, code as i32, text.as_bytes());
+}
+
+/// The handshake on `ssl` finished, but the peer's certificate did not verify: the
+/// program may go on (`curl -k`) or give up (node checks after the handshake). Written
+/// with [`failure_flags::TLS_VERIFY_ONLY`]: the reader makes it the error of a
+/// connection that then carried no response.
+fn on_unverified(q: &SessionQueries, ssl: *mut c_void) {
+    let verify: c_long = call_real!(
+        q.get_verify_result,
+        fn(*mut c_void) -> c_long,
+        (ssl),
+        X509_V_OK
+    );
+    if verify == X509_V_OK || !tls::first_failure(ssl as usize) {
+        return;
+    }
+    let mut text = ReasonText::new();
+    text.push(b"certificate verify failed");
+    let why = static_text(call_real!(
+        q.verify_error_string,
+        fn(c_long) -> *const c_char,
+        (verify),
+        core::ptr::null()
+    ));
+    if !why.is_empty() {
+        text.push(b": ");
+        text.push(why);
+    }
+    tls_failure(
+        q,
+        ssl,
+        failure_flags::TLS_VERIFY_ONLY,
+        verify as i32,
+        text.as_bytes(),
+    );
+}
+
+/// Writes a TLS `Failure` for `ssl`: on its socket's connection when the socket is
+/// followed (the reader makes it that connection's error), else on its plaintext
+/// connection, else on a connection of its own.
+fn tls_failure(q: &SessionQueries, ssl: *mut c_void, flags: u8, code: i32, reason: &[u8]) {
+    let fd = match ssl_get_fd(q, ssl) {
+        fd if fd >= 0 => fd,
+        _ => tls::inner_socket().unwrap_or(-1),
+    };
+    let facts = tls::socket_facts(fd);
+    let conn_id = match (facts.socket_conn_id, tls::find(ssl as usize)) {
+        (0, Some(s)) => s.slot.conn_id.load(Ordering::Acquire),
+        (0, None) => conn::new_conn_id(spool::pid()),
+        (socket, _) => socket,
+    };
+    let sni = servername(q, ssl);
+    capture::tls_failed(conn_id, &facts.info.peer, flags, code, sni, reason);
+}
+
+/// A C string the library owns for the process's life (an error table entry), capped.
+fn static_text<'a>(p: *const c_char) -> &'a [u8] {
+    if p.is_null() {
+        return &[];
+    }
+    // SAFETY: OpenSSL's error and verify strings are NUL-terminated and static.
+    let s = unsafe { CStr::from_ptr(p) }.to_bytes();
+    &s[..s.len().min(200)]
+}
+
 /// `SSL_write` on `ssl` returned `ret`.
 ///
 /// # Safety
@@ -500,6 +723,8 @@ pub(crate) unsafe fn after_write(
         let n = ret as usize;
         // SAFETY: SSL_write consumed `ret` bytes of `buf`.
         after(|| on_plaintext(q, ssl, 0, unsafe { transferred(buf, n) }, n));
+    } else {
+        after(|| on_call_failed(q, ssl, ret));
     }
 }
 
@@ -519,6 +744,8 @@ pub(crate) unsafe fn after_write_ex(
         let n = unsafe { *written };
         // SAFETY: and consumed that many bytes of `buf`.
         after(|| on_plaintext(q, ssl, 0, unsafe { transferred(buf, n) }, n));
+    } else if ret != 1 {
+        after(|| on_call_failed(q, ssl, ret));
     }
 }
 
@@ -537,7 +764,12 @@ pub(crate) unsafe fn after_read(
         // SAFETY: SSL_read wrote `ret` bytes into `buf`.
         after(|| on_plaintext(q, ssl, 1, unsafe { transferred(buf, n) }, n));
     } else if ret == 0 {
-        after(|| on_peer_closed(ssl));
+        after(|| {
+            on_peer_closed(ssl);
+            on_call_failed(q, ssl, ret);
+        });
+    } else {
+        after(|| on_call_failed(q, ssl, ret));
     }
 }
 
@@ -563,6 +795,7 @@ pub(crate) unsafe fn after_read_ex(
             {
                 on_peer_closed(ssl)
             }
+            on_call_failed(q, ssl, ret);
         });
     }
 }
@@ -599,6 +832,7 @@ fn on_plaintext(q: &SessionQueries, ssl: *mut c_void, dir: usize, data: Bytes<'_
         let sni = servername(q, ssl);
         let alpn = alpn_selected(q, ssl);
         tls::write_info(&s.slot, conn_id, TlsLibrary::OpenSsl, sni, alpn, now);
+        on_unverified(q, ssl);
     });
 }
 
@@ -609,6 +843,7 @@ fn on_peer_closed(ssl: *mut c_void) {
 }
 
 fn end_session(key: usize) {
+    tls::forget_failure(key);
     if let Some(s) = tls::find(key) {
         let conn_id = s.slot.conn_id.load(core::sync::atomic::Ordering::Acquire);
         capture::close(&s.slot, conn_id);

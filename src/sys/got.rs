@@ -633,12 +633,14 @@ fn collect(me: &Me, image: &Image<'_>, scoped: bool, p: &mut Pending) -> Result<
 
 /// The names whose shim picks the real function per call site, from the calling
 /// object's own scope (`hooks/openssl.rs`): a per-object lookup answers for them.
-const PER_CALLER: [&[u8]; 5] = [
+const PER_CALLER: [&[u8]; 7] = [
     b"SSL_write",
     b"SSL_write_ex",
     b"SSL_read",
     b"SSL_read_ex",
     b"SSL_free",
+    b"SSL_connect",
+    b"SSL_do_handshake",
 ];
 
 /// Phase 2 for one object: what each slot held or would hold, checked against what our

@@ -230,12 +230,27 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    # Handshakes that fail on the server's side (tests/test_tls_failures.py).
+    ap.add_argument("--tls-max", choices=["1.2", "1.3"],
+                    help="highest TLS version offered")
+    ap.add_argument("--tls-min", choices=["1.2", "1.3"],
+                    help="lowest TLS version accepted")
+    ap.add_argument("--require-client-cert", metavar="CA",
+                    help="reject clients without a certificate signed by CA")
     args = ap.parse_args()
     srv = Server(("127.0.0.1", args.port), Handler)
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
         ctx.set_alpn_protocols(["http/1.1"])
+        versions = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+        if args.tls_max:
+            ctx.maximum_version = versions[args.tls_max]
+        if args.tls_min:
+            ctx.minimum_version = versions[args.tls_min]
+        if args.require_client_cert:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.require_client_cert)
         srv.tls_context = ctx
     print(f"READY {srv.server_address[1]}", flush=True)
     try:

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use tapline_record::TlsLibrary;
 use tapline_record::{CloseReason, ConnClose, ConnOpen, Data, Direction, MsgEnd, Part, Protocol};
 
+use super::failure::{FailedCall, TlsFailure};
 use crate::client_hello::parse_client_hello;
 use crate::exchange::TlsKind;
 use crate::http2::H2Record;
@@ -119,6 +120,9 @@ pub(super) struct Connection {
     pub(super) socket_setup: Option<SocketSetup>,
     /// HTTP/2 records, in reading order ([`crate::http2`] makes the exchanges).
     pub(super) h2: Vec<H2Record>,
+    /// Why its TLS handshake failed (its own `Failure` records, or, for a plaintext
+    /// connection, its socket's).
+    pub(super) tls_failure: Option<TlsFailure>,
 }
 
 impl Connection {
@@ -149,6 +153,7 @@ impl Connection {
             socket_sni: None,
             socket_setup: None,
             h2: Vec::new(),
+            tls_failure: None,
         };
         for e in entries {
             c.last_wall_ns = c.last_wall_ns.max(e.meta.wall_ns);
@@ -187,6 +192,11 @@ impl Connection {
                     wall_ns: e.meta.wall_ns,
                     event: f.event.clone(),
                 }),
+                SpoolRecord::Failure { .. } => {
+                    if let Some(f) = FailedCall::of(e) {
+                        c.add_tls_failure(f.tls_failure());
+                    }
+                }
                 SpoolRecord::MsgEnd(m) => {
                     let msg = c.message(m.dir, m.msg_seq);
                     msg.end = Some(*m);
@@ -198,6 +208,19 @@ impl Connection {
             }
         }
         c
+    }
+
+    fn add_tls_failure(&mut self, f: TlsFailure) {
+        self.tls_failure = Some(match self.tls_failure.take() {
+            Some(had) => had.or_better(f),
+            None => f,
+        });
+    }
+
+    /// The `error` of an exchange of this connection that got no response, when its
+    /// TLS handshake failed.
+    pub(super) fn tls_error(&self) -> Option<&str> {
+        self.tls_failure.as_ref().map(|f| f.text.as_str())
     }
 
     /// True for a message whose exchange was handed out before [`Self::start`].
@@ -354,9 +377,14 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
         })
         .collect();
     for (si, socket_conn, pid, fd, from, to, closed) in sockets {
-        let (peer, sni, setup) = {
+        let (peer, sni, setup, failure) = {
             let s = &conns[si];
-            (s.peer(), s.client_hello().0, s.own_setup())
+            (
+                s.peer(),
+                s.client_hello().0,
+                s.own_setup(),
+                s.tls_failure.clone(),
+            )
         };
         let mut linked = false;
         for c in conns.iter_mut() {
@@ -382,9 +410,57 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
                 }
                 c.socket_sni = sni.clone();
                 c.socket_setup = setup;
+                if let Some(f) = failure.clone() {
+                    c.add_tls_failure(f);
+                }
                 linked = true;
             }
         }
         conns[si].has_plaintext = linked;
+    }
+    link_failed_handshakes(conns);
+}
+
+/// A plaintext connection of a memory-BIO session (node: no socket fd, no socket named)
+/// whose handshake failed may be written after its socket closed — node hands the
+/// request to `SSL_write` while it tears the connection down — so it overlaps no
+/// socket in time. It is the same call as the last socket of the same process to the
+/// same server name that opened before it and was not linked: one exchange, with the
+/// socket's peer.
+fn link_failed_handshakes(conns: &mut [Connection]) {
+    for pi in 0..conns.len() {
+        let c = &conns[pi];
+        let unlinked = c.protocol() == Some(Protocol::TlsPlaintext)
+            && c.tls_failure.is_some()
+            && c.fd() < 0
+            && c.tls_socket_conn.is_none()
+            && c.socket_peer.is_none()
+            && c.tls_sni.is_some();
+        if !unlinked {
+            continue;
+        }
+        let (pid, sni, at) = (c.pid, c.tls_sni.clone(), c.first_mono_ns);
+        let socket = conns
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.protocol() == Some(Protocol::Tls)
+                    && !s.has_plaintext
+                    && s.pid == pid
+                    && s.first_mono_ns <= at
+                    && s.client_hello().0 == sni
+            })
+            .max_by_key(|(_, s)| s.first_mono_ns)
+            .map(|(i, _)| i);
+        let Some(si) = socket else { continue };
+        let peer = conns[si].peer();
+        let failure = conns[si].tls_failure.clone();
+        conns[si].has_plaintext = true;
+        let c = &mut conns[pi];
+        c.socket_peer = peer;
+        c.socket_sni = sni;
+        if let Some(f) = failure {
+            c.add_tls_failure(f);
+        }
     }
 }

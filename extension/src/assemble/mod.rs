@@ -89,29 +89,19 @@ pub struct Assembly {
 /// The exchange of one `Failure` record (the Lambda feed hands these out at once: no
 /// other record belongs to them).
 pub(crate) fn failed_exchange(e: &SpoolEntry) -> Option<Exchange> {
-    let SpoolRecord::Failure {
-        stage,
-        code,
-        peer,
-        name,
-        reason,
-    } = &e.record
-    else {
-        return None;
-    };
-    Some(
-        failure::FailedCall {
-            pid: e.meta.pid,
-            conn_id: e.meta.conn_id,
-            wall_ns: e.meta.wall_ns,
-            stage: *stage,
-            code: *code,
-            peer: *peer,
-            name: name.as_deref(),
-            reason,
+    failure::FailedCall::of(e).map(|f| f.exchange())
+}
+
+/// True for a TLS `Failure` that names a connection of its own records (its socket or
+/// plaintext): it is that connection's error, not an exchange of its own.
+pub(crate) fn is_connection_failure(e: &SpoolEntry) -> bool {
+    matches!(
+        &e.record,
+        SpoolRecord::Failure {
+            stage: tapline_record::FailureStage::Tls,
+            ..
         }
-        .exchange(),
-    )
+    ) && e.meta.conn_id != 0
 }
 
 /// Builds every exchange the spool holds.
@@ -149,6 +139,7 @@ pub(crate) fn assemble_resuming(
     let mut processes = BTreeMap::new();
     let mut notices = Vec::new();
     let mut failed = Vec::new();
+    let mut tls_failed = Vec::new();
     let mut by_conn: BTreeMap<u64, Vec<&SpoolEntry>> = BTreeMap::new();
     for e in &spool.entries {
         match &e.record {
@@ -162,22 +153,8 @@ pub(crate) fn assemble_resuming(
                     argv: argv.clone(),
                 });
             }
-            SpoolRecord::Failure {
-                stage,
-                code,
-                peer,
-                name,
-                reason,
-            } => failed.push(failure::FailedCall {
-                pid: e.meta.pid,
-                conn_id: e.meta.conn_id,
-                wall_ns: e.meta.wall_ns,
-                stage: *stage,
-                code: *code,
-                peer: *peer,
-                name: name.as_deref(),
-                reason,
-            }),
+            SpoolRecord::Failure { .. } if is_connection_failure(e) => tls_failed.push(e),
+            SpoolRecord::Failure { .. } => failed.extend(failure::FailedCall::of(e)),
             SpoolRecord::Notice { kind, pid, program } => crate::notice::add(
                 &mut notices,
                 crate::notice::Notice {
@@ -189,6 +166,15 @@ pub(crate) fn assemble_resuming(
             ),
             _ if e.meta.conn_id != 0 => by_conn.entry(e.meta.conn_id).or_default().push(e),
             _ => {}
+        }
+    }
+
+    // A TLS failure belongs to its connection when that connection left records (the
+    // reader makes it the connection's error); else it is a call of its own.
+    for e in tls_failed {
+        match by_conn.get_mut(&e.meta.conn_id) {
+            Some(records) => records.push(e),
+            None => failed.extend(failure::FailedCall::of(e)),
         }
     }
 

@@ -32,6 +32,7 @@ impl Connection {
         // Without a close record the byte counts are unknown (only the ClientHello is):
         // say so rather than report them as if they were the traffic.
         let error = match self.close_reason() {
+            _ if self.tls_error().is_some() => self.tls_error(),
             None => Some("connection still open when capture ended"),
             Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
             Some((CloseReason::Error, _)) => Some("connection error"),

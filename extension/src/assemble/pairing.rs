@@ -36,6 +36,13 @@ impl Connection {
                 x.timings.tls_ns = tls;
             }
         }
+        // A failed handshake is why a request got no response (one entry per call:
+        // the failure, the plaintext and the socket are one exchange).
+        if let Some(why) = self.tls_error() {
+            for x in out[first_out..].iter_mut().filter(|x| x.status.is_none()) {
+                x.error = Some(why.to_owned());
+            }
+        }
     }
 
     /// Appends the HTTP/1 exchanges (or the counted-only one) of this connection.

@@ -50,6 +50,11 @@ struct ConnProgress {
     /// where the next pruning cuts the responses.
     final_seqs: VecDeque<u32>,
     closed: bool,
+    /// Monotonic time of the `ConnClose`.
+    closed_mono_ns: u64,
+    /// Closed, but its exchange waits (see [`ExchangeFeed::take_final`]): its records
+    /// stay.
+    deferred: bool,
     /// Exchanges `0..start.request` were handed out and their messages' records
     /// dropped; reassembly starts there.
     start: ConnStart,
@@ -119,6 +124,8 @@ pub struct ExchangeFeed {
     notices: Vec<crate::notice::Notice>,
     /// Records (and bytes) the writers reported lost in `Drops` records.
     dropped: (u64, u64),
+    /// Per process, the latest monotonic time of a record read.
+    latest_mono_ns: HashMap<u32, u64>,
 }
 
 impl ExchangeFeed {
@@ -139,6 +146,7 @@ impl ExchangeFeed {
             failed: Vec::new(),
             notices: Vec::new(),
             dropped: (0, 0),
+            latest_mono_ns: HashMap::new(),
         }
     }
 
@@ -177,7 +185,14 @@ impl ExchangeFeed {
     }
 
     fn absorb(&mut self, e: SpoolEntry) {
+        let latest = self.latest_mono_ns.entry(e.meta.pid).or_default();
+        *latest = (*latest).max(e.meta.mono_ns);
         match &e.record {
+            // A TLS failure on a connection being followed is that connection's error
+            // (it comes before the connection's close: the same thread wrote both).
+            SpoolRecord::Failure { .. }
+                if crate::assemble::is_connection_failure(&e)
+                    && self.conns.contains_key(&e.meta.conn_id) => {}
             SpoolRecord::Failure { .. } => {
                 self.failed.extend(crate::assemble::failed_exchange(&e));
                 return;
@@ -231,7 +246,10 @@ impl ExchangeFeed {
                     p.final_seqs.insert(at, m.msg_seq);
                 }
             }
-            SpoolRecord::ConnClose(_) => p.closed = true,
+            SpoolRecord::ConnClose(_) => {
+                p.closed = true;
+                p.closed_mono_ns = e.meta.mono_ns;
+            }
             SpoolRecord::H2(f) => {
                 p.h2.get_or_insert_with(StreamProgress::default)
                     .absorb(f.dir, &f.event)
@@ -292,6 +310,9 @@ impl ExchangeFeed {
             .map(|(&c, p)| (c, p.start))
             .collect();
         let assembly = assemble_resuming(&self.pending, &starts, &mut self.hpack);
+        for p in self.conns.values_mut() {
+            p.deferred = false;
+        }
         let mut out = failed;
         let mut streams_out = false;
         for ex in assembly.exchanges {
@@ -300,6 +321,23 @@ impl ExchangeFeed {
             };
             let counted_only = ex.method.is_none() && ex.path.is_none();
             if counted_only && self.twins.contains(&ex.conn_id) {
+                continue;
+            }
+            // A closed opaque TLS socket waits until a later record of its process was
+            // read: a TLS library with memory BIOs (node) may write the plaintext of the
+            // same call just after the socket closed (a request handed to `SSL_write`
+            // while a failed handshake tears the connection down), and that plaintext
+            // is this exchange, with its reason.
+            if counted_only
+                && ex.tls == crate::exchange::TlsKind::Opaque
+                && p.closed
+                && !flush
+                && self
+                    .latest_mono_ns
+                    .get(&ex.pid)
+                    .is_none_or(|&t| t <= p.closed_mono_ns)
+            {
+                p.deferred = true;
                 continue;
             }
             let over = flush || p.closed;
@@ -338,7 +376,7 @@ impl ExchangeFeed {
         let mut over: HashSet<u64> = HashSet::new();
         let mut moved = false;
         for (&c, p) in &mut self.conns {
-            if flush || p.closed {
+            if flush || (p.closed && !p.deferred) {
                 over.insert(c);
             } else {
                 moved |= p.advance();

@@ -58,6 +58,8 @@ pub enum SpoolRecord {
     /// `EAI_*` value or errno, `reason` the library's text.
     Failure {
         stage: FailureStage,
+        /// `tapline_record::failure_flags` (TLS: an alert from the wire, verify only).
+        flags: u8,
         code: i32,
         peer: Option<SocketAddr>,
         name: Option<String>,
@@ -107,6 +109,7 @@ pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
             let (f, name, reason) = rec::Failure::decode(p)?;
             SpoolRecord::Failure {
                 stage: f.stage.known()?,
+                flags: f.flags,
                 code: f.code,
                 peer: socket_addr(&f.peer),
                 name: (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned()),
