@@ -379,8 +379,17 @@ fn cut_mid_body() -> Vec<Vec<u8>> {
         .request(b, 0, GET, b"")
         .data(b, Direction::Ingress, Part::Head, 0, 0, OK.as_bytes())
         .data(b, Direction::Ingress, Part::Body, 0, 0, b"he")
-        .end(b, Direction::Ingress, 0, OK.len() as u64, 2, OK.len() as u64 + 2,
-             msg_flags::INCOMPLETE, 200, 0)
+        .end(
+            b,
+            Direction::Ingress,
+            0,
+            OK.len() as u64,
+            2,
+            OK.len() as u64 + 2,
+            msg_flags::INCOMPLETE,
+            200,
+            0,
+        )
         .closed(b);
     vec![w.bytes]
 }
@@ -527,7 +536,11 @@ fn connection_cases() -> Vec<Case> {
         (
             "no response",
             no_response,
-            vec![get(None, 0, Some("no response (client closed after 0.0 s)"))],
+            vec![get(
+                None,
+                0,
+                Some("no response (client closed after 0.0 s)"),
+            )],
         ),
         (
             "peer closed first",
@@ -601,7 +614,9 @@ fn connection_cases() -> Vec<Case> {
                 get(
                     Some(200),
                     30_000,
-                    Some("connection closed mid-body (got 30000 bytes, chunked body not terminated)"),
+                    Some(
+                        "connection closed mid-body (got 30000 bytes, chunked body not terminated)",
+                    ),
                 ),
                 get(
                     Some(200),

@@ -212,8 +212,7 @@ impl Connection {
                     let declared = head.map_or(Declared::Unknown, |h| Declared::of(&h.headers));
                     Some(self.response_cut(m, declared))
                 } else {
-                    let declared =
-                        req_head.map_or(Declared::Unknown, |h| Declared::of(&h.headers));
+                    let declared = req_head.map_or(Declared::Unknown, |h| Declared::of(&h.headers));
                     self.request_cut(req, declared)
                 }
             }

@@ -331,8 +331,8 @@ impl ExchangeFeed {
                     continue;
                 }
             }
-            let done = over
-                || (!counted_only && ex.seq < p.final_responses && ex.seq < p.ended_requests);
+            let done =
+                over || (!counted_only && ex.seq < p.final_responses && ex.seq < p.ended_requests);
             if done && ex.seq >= p.start.request && p.emitted.insert(ex.seq) {
                 out.push(ex);
             }
