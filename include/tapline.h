@@ -147,6 +147,7 @@ enum tl_record_type {
     TL_H2_SETTINGS   = 16, /* a SETTINGS frame (not an ACK)                     */
     TL_NOTICE        = 17, /* a blind spot: a program the library cannot see    */
     TL_FAILURE       = 18, /* a name lookup or TCP connect that failed         */
+    TL_MSG_PROGRESS  = 19, /* a message's counts so far (struct tl_msg_end)    */
 };
 
 enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
@@ -278,6 +279,12 @@ struct tl_msg_end {
     uint16_t reserved1;     /* 50                                              */
     uint32_t reserved2;     /* 52                                              */
 };
+
+/* TL_MSG_PROGRESS: the 56 bytes of struct tl_msg_end, for a message still in
+ * progress: its counts so far (flags as far as known; never an end). Written
+ * once its body has run past the captured prefix, then at most every 100 ms or
+ * every MiB, so that a reader can say how far a message got when the process
+ * died without writing its TL_MSG_END. */
 
 /* TL_CONN_CLOSE: 40 bytes. */
 #define TL_CLOSE_CLOSED    1 /* close(), SSL_free(), gnutls_deinit()             */

@@ -175,12 +175,44 @@ pub fn on_eof(fd: i32) {
     }
 }
 
-/// A read or write on socket `fd` failed with `errno`.
+/// A read on socket `fd` failed with `errno`.
 pub fn on_error(fd: i32, errno: i32) {
     if let Some(slot) = conn::slot(fd) {
         error(slot, errno);
         tls::note_inner_socket(fd);
     }
+}
+
+/// A write on socket `fd` failed with `errno`.
+pub fn on_send_error(fd: i32, errno: i32) {
+    if let Some(slot) = conn::slot(fd) {
+        send_error(slot, errno);
+    }
+}
+
+/// A write failed with `errno`. `EPIPE`/`ECONNRESET` on an HTTP/1 connection end the
+/// request only: a server that answers an upload early (413, 401) and closes with the
+/// body unread makes the client's next write fail, and the client then reads the
+/// answer that is already in its socket. The response side stays followed; the
+/// connection's end carries the errno. Anything else is [`error`].
+pub fn send_error(slot: &Slot, errno: i32) {
+    if !matches!(errno, libc::EPIPE | libc::ECONNRESET)
+        || slot.state.load(Ordering::Acquire) != state::HTTP
+    {
+        return error(slot, errno);
+    }
+    if slot
+        .send_errno
+        .compare_exchange(0, errno, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return; // the request was ended by an earlier failed write
+    }
+    let now = spool::now();
+    let conn_id = slot.conn_id.load(Ordering::Relaxed);
+    slot.with_framer(0, |fr, _, _| {
+        fr.finish_on_close(&mut RecordSink::new(conn_id, Direction::Egress, now))
+    });
 }
 
 /// A connection taken out of the table just before the real `close`, so that a thread
@@ -716,6 +748,15 @@ fn frame_h2_failed(slot: &Slot, conn_id: u64, now: Stamp) {
 /// framers meanwhile, so that a new connection on the same fd number cannot reset the
 /// slot under it.
 fn end_connection(slot: &Slot, conn_id: u64, was: u8, reason: CloseReason, errno: i32, now: Stamp) {
+    // A write that failed earlier (see `send_error`) is why the connection ended, unless
+    // a read failed too.
+    let send_errno = slot.send_errno.load(Ordering::Relaxed);
+    let (reason, errno) = match reason {
+        CloseReason::Closed | CloseReason::PeerEof | CloseReason::AtExit if send_errno != 0 => {
+            (CloseReason::Error, send_errno)
+        }
+        _ => (reason, errno),
+    };
     let protocol = match was {
         state::TLS => Protocol::Tls,
         state::H2C => Protocol::H2c,
@@ -797,6 +838,9 @@ impl FrameSink for RecordSink {
     }
     fn end(&mut self, end: &MsgEnd) {
         spool::msg_end(self.conn_id, end, self.at);
+    }
+    fn progress(&mut self, p: &MsgEnd) {
+        spool::msg_progress(self.conn_id, p, self.at);
     }
 }
 

@@ -12,7 +12,7 @@
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 use tapline_record::{Stamp, WireAddr};
 
@@ -117,6 +117,10 @@ pub struct Slot {
     pub origin: AtomicU8,
     /// A read returned 0 (the peer closed its side).
     pub eof: AtomicBool,
+    /// A write failed with `EPIPE`/`ECONNRESET` while the response could still be read
+    /// (an early answer to an upload): the request was ended, the connection is still
+    /// followed, and its `ConnClose` carries this errno. 0 when none.
+    pub send_errno: AtomicI32,
     busy: [AtomicBool; 2],
     pub conn_id: AtomicU64,
     /// Bytes written / read on the socket.
@@ -207,6 +211,7 @@ impl Slot {
         self.runtime_api
             .store(crate::lambda::is_runtime_api(&info.peer), Ordering::Relaxed);
         self.eof.store(false, Ordering::Relaxed);
+        self.send_errno.store(0, Ordering::Relaxed);
         self.bytes[0].store(0, Ordering::Relaxed);
         self.bytes[1].store(0, Ordering::Relaxed);
         self.first_out_wall.store(0, Ordering::Relaxed);

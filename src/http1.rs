@@ -40,7 +40,17 @@ pub trait FrameSink {
     /// Message `end.msg_seq` is complete, or was cut off (see `end.flags`). Its start
     /// stamp is the one the caller passed with the message's first byte.
     fn end(&mut self, end: &MsgEnd);
+    /// Message `p.msg_seq` is still in progress; these are its counts so far. Sent
+    /// while a body runs past the captured prefix, at most every [`PROGRESS_EVERY_NS`]
+    /// or [`PROGRESS_EVERY_BYTES`], so that a process killed mid-transfer leaves
+    /// evidence of how far it got.
+    fn progress(&mut self, p: &MsgEnd);
 }
+
+/// A body past its captured prefix reports its counts at most this often...
+pub const PROGRESS_EVERY_NS: u64 = 100_000_000;
+/// ...or after this many more body bytes, whichever comes first.
+pub const PROGRESS_EVERY_BYTES: u64 = 1 << 20;
 
 /// What the framer learnt from a request that the response framer needs: the k-th
 /// request's method decides whether the k-th response has a body (HEAD) or opens a
@@ -173,6 +183,10 @@ pub struct Framer {
     start: Stamp,
     /// The role of the message in progress (set with its first byte).
     role: Role,
+    /// Body bytes and monotonic time of the last progress report (or the message's
+    /// start).
+    progress_body: u64,
+    progress_mono_ns: u64,
 }
 
 impl Framer {
@@ -201,6 +215,8 @@ impl Framer {
             wire_len: 0,
             start: Stamp::ZERO,
             role: Role::Request,
+            progress_body: 0,
+            progress_mono_ns: 0,
         }
     }
 
@@ -262,7 +278,7 @@ impl Framer {
                     }
                 }
                 Phase::Fixed | Phase::ChunkData | Phase::UntilClose => {
-                    i += self.body_run(&data[i..], max_body, sink);
+                    i += self.body_run(&data[i..], now, max_body, sink);
                 }
                 Phase::ChunkSize => {
                     let b = data[i];
@@ -310,7 +326,13 @@ impl Framer {
 
     /// Body bytes in bulk (fixed length, chunk data, or until close): takes what the
     /// body still has in `data`, and returns how many bytes that was.
-    fn body_run(&mut self, data: &[u8], max_body: u64, sink: &mut impl FrameSink) -> usize {
+    fn body_run(
+        &mut self,
+        data: &[u8],
+        now: Stamp,
+        max_body: u64,
+        sink: &mut impl FrameSink,
+    ) -> usize {
         let avail = data.len() as u64;
         let take = if self.phase == Phase::UntilClose {
             avail
@@ -319,6 +341,11 @@ impl Framer {
         } as usize;
         self.body_bytes(&data[..take], max_body, sink);
         self.wire_len += take as u64;
+        // Past the captured prefix, and not about to end (its end says it all).
+        let ends_here = self.phase == Phase::Fixed && self.remaining == take as u64;
+        if self.body_len > max_body && take > 0 && !ends_here {
+            self.maybe_progress(now, sink);
+        }
         if self.phase != Phase::UntilClose {
             self.remaining -= take as u64;
             if self.remaining == 0 {
@@ -352,6 +379,20 @@ impl Framer {
         self.phase = Phase::StartLine;
         self.start = now;
         self.role = role;
+        self.progress_mono_ns = now.mono_ns;
+    }
+
+    /// Reports the counts so far when the last report (or the start) is
+    /// [`PROGRESS_EVERY_NS`] or [`PROGRESS_EVERY_BYTES`] behind.
+    fn maybe_progress(&mut self, now: Stamp, sink: &mut impl FrameSink) {
+        let due = now.mono_ns.saturating_sub(self.progress_mono_ns) >= PROGRESS_EVERY_NS
+            || self.body_len - self.progress_body >= PROGRESS_EVERY_BYTES;
+        if !due {
+            return;
+        }
+        self.progress_mono_ns = now.mono_ns;
+        self.progress_body = self.body_len;
+        sink.progress(&self.counts(self.flags));
     }
 
     /// Scans head bytes until the head ends or the data runs out. Returns bytes consumed
@@ -830,10 +871,11 @@ impl Framer {
         }
     }
 
-    fn finish(&mut self, extra_flags: u16, sink: &mut impl FrameSink) {
-        let end = MsgEnd {
+    /// The message's counts so far, with `flags`.
+    fn counts(&self, flags: u16) -> MsgEnd {
+        MsgEnd {
             dir: Direction::from(self.role as u8),
-            flags: self.flags | extra_flags,
+            flags,
             msg_seq: self.msg_seq,
             head_len: self.head_len,
             body_len: self.body_len,
@@ -841,7 +883,11 @@ impl Framer {
             start_wall_ns: self.start.wall_ns,
             start_mono_ns: self.start.mono_ns,
             status: self.status,
-        };
+        }
+    }
+
+    fn finish(&mut self, extra_flags: u16, sink: &mut impl FrameSink) {
+        let end = self.counts(self.flags | extra_flags);
         sink.end(&end);
         self.msg_seq = self.msg_seq.wrapping_add(1);
         self.phase = Phase::Idle;

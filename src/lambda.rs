@@ -110,6 +110,10 @@ impl<S: FrameSink> FrameSink for LifecycleSink<'_, S> {
         self.inner.body(msg_seq, offset, bytes);
     }
 
+    fn progress(&mut self, p: &MsgEnd) {
+        self.inner.progress(p);
+    }
+
     fn end(&mut self, end: &MsgEnd) {
         self.inner.end(end);
         let p = *self.pending;

@@ -143,3 +143,23 @@ def test_children_whose_environment_drops_the_preload_are_traced(run_traced, run
     proc, lines = run_traced(cmd, env={"TAPLINE_FOLLOW_EXEC": "0"})
     assert proc.stdout == b"200"
     assert exchanges_of(lines) == []
+
+
+@pytest.mark.parametrize("how", ["execl", "execle", "execlp"])
+def test_execl_family_children_whose_environment_drops_the_preload_are_traced(
+        run_traced, run_plain, http_server, c_programs, how):
+    """The variadic execl, execle and execlp (list items in registers and on the stack)
+    go the way of execv/execve/execvp: the preload is put back, what runs is the same."""
+    require_tool("curl")
+    url = f"{http_server}/hello?q={how}"
+    cmd = [c_programs("execl_family"), how, url]
+    proc, lines = run_traced(cmd)
+    plain = same_as_plain(run_plain, proc, cmd)
+    assert proc.stdout == plain.stdout == b"200"
+    ex = exchanges_of(lines)
+    assert len(ex) == 1, lines
+    assert ex[0]["url"] == url and ex[0]["status"] == 200
+    # TAPLINE_FOLLOW_EXEC=0: the child goes out with the environment it was given.
+    proc, lines = run_traced(cmd, env={"TAPLINE_FOLLOW_EXEC": "0"})
+    assert proc.stdout == b"200"
+    assert exchanges_of(lines) == []

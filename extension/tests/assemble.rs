@@ -5,7 +5,9 @@ mod common;
 
 use common::{SpoolWriter, MS, T0_WALL};
 use tapline::{assemble, Assembly, Spool};
-use tapline_record::{msg_flags, CloseReason, Direction, Part, Protocol, TlsLibrary};
+use tapline_record::{
+    msg_flags, CloseReason, Direction, MsgEnd, Part, Protocol, RecordType, TlsLibrary,
+};
 
 /// What a user sees of one exchange, in the order of the report.
 #[derive(Debug, PartialEq, Eq)]
@@ -298,6 +300,100 @@ fn killed() -> Vec<Vec<u8>> {
     vec![w.bytes]
 }
 
+/// Killed while a long response body ran: the furthest `MsgProgress` says how far.
+fn killed_with_progress() -> Vec<Vec<u8>> {
+    let mut w = SpoolWriter::new(100);
+    let c = w.conn_id(1);
+    let head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+    let progress = |body_len: u64| MsgEnd {
+        dir: Direction::Ingress,
+        flags: msg_flags::BODY_TRUNCATED,
+        msg_seq: 0,
+        head_len: head.len() as u64,
+        body_len,
+        wire_len: head.len() as u64 + body_len,
+        start_wall_ns: 0,
+        start_mono_ns: 0,
+        status: 200,
+    };
+    w.open(c, Protocol::Http1, 5, "127.0.0.1:8080")
+        .request(c, 0, GET, b"")
+        .data(c, Direction::Ingress, Part::Head, 0, 0, head.as_bytes())
+        .data(c, Direction::Ingress, Part::Body, 0, 0, b"abc")
+        .tick(100 * MS)
+        .record(RecordType::MsgProgress, c, &[&progress(60_000).encode()])
+        .tick(100 * MS)
+        .record(RecordType::MsgProgress, c, &[&progress(40_000).encode()]);
+    vec![w.bytes]
+}
+
+/// An early answer: a 413 read while the 100-byte request body was being sent; the
+/// client stopped after 40 bytes and closed.
+fn early_answer() -> Vec<Vec<u8>> {
+    let mut w = SpoolWriter::new(100);
+    let c = w.conn_id(1);
+    let post = "POST /upload HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 100\r\n\r\n";
+    let answer = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n";
+    w.open(c, Protocol::Http1, 5, "127.0.0.1:8080")
+        .data(c, Direction::Egress, Part::Head, 0, 0, post.as_bytes())
+        .data(c, Direction::Egress, Part::Body, 0, 0, &[b'x'; 40])
+        .message(c, Direction::Ingress, 0, answer, b"", msg_flags::NO_BODY)
+        .end(
+            c,
+            Direction::Egress,
+            0,
+            post.len() as u64,
+            40,
+            post.len() as u64 + 40,
+            msg_flags::INCOMPLETE,
+            0,
+            0,
+        )
+        .closed(c);
+    vec![w.bytes]
+}
+
+/// A response cut mid-body by the server (chunked), and one whose client gave up.
+fn cut_mid_body() -> Vec<Vec<u8>> {
+    let mut w = SpoolWriter::new(100);
+    let a = w.conn_id(1);
+    let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    w.open(a, Protocol::Http1, 5, "127.0.0.1:8080")
+        .request(a, 0, GET, b"")
+        .data(a, Direction::Ingress, Part::Head, 0, 0, chunked.as_bytes())
+        .data(a, Direction::Ingress, Part::Body, 0, 0, b"hello")
+        .end(
+            a,
+            Direction::Ingress,
+            0,
+            chunked.len() as u64,
+            30_000,
+            chunked.len() as u64 + 30_100,
+            msg_flags::INCOMPLETE | msg_flags::CHUNKED | msg_flags::BODY_TRUNCATED,
+            200,
+            0,
+        )
+        .close(a, CloseReason::PeerEof, 0, 0, 0);
+    let b = w.tick(MS).conn_id(2);
+    w.open(b, Protocol::Http1, 6, "127.0.0.1:8080")
+        .request(b, 0, GET, b"")
+        .data(b, Direction::Ingress, Part::Head, 0, 0, OK.as_bytes())
+        .data(b, Direction::Ingress, Part::Body, 0, 0, b"he")
+        .end(
+            b,
+            Direction::Ingress,
+            0,
+            OK.len() as u64,
+            2,
+            OK.len() as u64 + 2,
+            msg_flags::INCOMPLETE,
+            200,
+            0,
+        )
+        .closed(b);
+    vec![w.bytes]
+}
+
 /// Two processes, the second with two files, records of one connection split over
 /// both files.
 fn two_processes() -> Vec<Vec<u8>> {
@@ -440,7 +536,11 @@ fn connection_cases() -> Vec<Case> {
         (
             "no response",
             no_response,
-            vec![get(None, 0, Some("no response"))],
+            vec![get(
+                None,
+                0,
+                Some("no response (client closed after 0.0 s)"),
+            )],
         ),
         (
             "peer closed first",
@@ -480,7 +580,50 @@ fn connection_cases() -> Vec<Case> {
         (
             "killed process",
             killed,
-            vec![get(Some(200), 3, Some("incomplete response"))],
+            vec![get(
+                Some(200),
+                3,
+                Some("process killed mid-body (got at least 3 of 5 bytes)"),
+            )],
+        ),
+        (
+            "killed process, long body: the furthest progress counts",
+            killed_with_progress,
+            vec![get(
+                Some(200),
+                60_000,
+                Some("process killed mid-body (got at least 60000 of 100000 bytes)"),
+            )],
+        ),
+        (
+            "early answer: the request body cut, the answer paired with it",
+            early_answer,
+            vec![seen(
+                Some("POST"),
+                "http://127.0.0.1:8080/upload",
+                Some(413),
+                (40, 0),
+                "none",
+                Some("request body cut at 40 of 100 bytes"),
+            )],
+        ),
+        (
+            "cut mid-body: by the server (chunked), by the client",
+            cut_mid_body,
+            vec![
+                get(
+                    Some(200),
+                    30_000,
+                    Some(
+                        "connection closed mid-body (got 30000 bytes, chunked body not terminated)",
+                    ),
+                ),
+                get(
+                    Some(200),
+                    2,
+                    Some("client closed mid-body (got 2 of 5 bytes)"),
+                ),
+            ],
         ),
         (
             "two processes, three files",

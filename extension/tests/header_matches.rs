@@ -773,6 +773,7 @@ fn expected_enums() -> Vec<(&'static str, u64)> {
         ("TL_H2_SETTINGS", T::H2Settings as u64),
         ("TL_NOTICE", T::Notice as u64),
         ("TL_FAILURE", T::Failure as u64),
+        ("TL_MSG_PROGRESS", T::MsgProgress as u64),
         ("TL_EGRESS", b(rec::Direction::Egress)),
         ("TL_INGRESS", b(rec::Direction::Ingress)),
         ("TL_PROTO_HTTP1", b(rec::Protocol::Http1)),

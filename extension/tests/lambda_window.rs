@@ -269,7 +269,7 @@ fn check_runtime_exchanges(rt: &[&Exchange]) {
     }
     let last = rt.last().expect("last");
     assert_eq!(last.status, None);
-    assert_eq!(last.error.as_deref(), Some("no response"));
+    assert_eq!(last.error.as_deref(), Some("no response (process killed)"));
 }
 
 /// The pooled connection: one complete exchange per invocation.

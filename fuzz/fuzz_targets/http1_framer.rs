@@ -41,6 +41,11 @@ impl FrameSink for Check {
         self.body_captured = 0;
         self.head_next = 0;
     }
+    fn progress(&mut self, p: &MsgEnd) {
+        assert_eq!(p.msg_seq, self.next_seq, "progress of the message in progress");
+        assert!(p.body_len > MAX_BODY, "progress only past the captured prefix");
+        assert!(p.wire_len >= p.head_len + p.body_len);
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

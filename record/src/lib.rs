@@ -71,6 +71,10 @@ pub enum RecordType {
     /// A call that failed before any HTTP: a name lookup, a TCP connect (the stage
     /// says which), with the resolver's or the kernel's reason.
     Failure = 18,
+    /// A message still in progress: its counts so far (the [`MsgEnd`] layout, not an
+    /// end). Written while a body runs past the captured prefix, at most every 100 ms
+    /// or 1 MiB, so a reader can tell how far a message got when the process is killed.
+    MsgProgress = 19,
 }
 
 impl RecordType {
@@ -94,6 +98,7 @@ impl RecordType {
             16 => Self::H2Settings,
             17 => Self::Notice,
             18 => Self::Failure,
+            19 => Self::MsgProgress,
             _ => return None,
         })
     }

@@ -292,8 +292,8 @@ fn h2_payloads_roundtrip() {
         upgrade_msg_seq: 4,
     };
     assert_eq!(H2Start::decode(&st.encode()), Some(st));
-    for t in 10..=18 {
+    for t in 10..=19 {
         assert!(RecordType::from_u16(t).is_some(), "type {t}");
     }
-    assert!(RecordType::from_u16(19).is_none());
+    assert!(RecordType::from_u16(20).is_none());
 }

@@ -9,9 +9,9 @@
 //! `posix_spawn` writes its notice after the call, with the child's pid.
 //!
 //! glibc's `execl*`, `execvp` and `system` reach `execve` inside libc (not through
-//! our symbol); `execv`, `execvp` and `execvpe` are hooked for that reason. The
-//! variadic `execl`, `execle` and `execlp` are not (stable Rust cannot define a
-//! variadic function): a child they start keeps the environment it was given.
+//! our symbol); `execv`, `execvp`, `execvpe` and the variadic `execl`, `execle`,
+//! `execlp` are hooked for that reason (the variadic ones through naked trampolines:
+//! stable Rust cannot define a variadic function).
 #![allow(clippy::missing_safety_doc)]
 
 use core::ffi::{c_char, CStr};
@@ -413,4 +413,141 @@ pub unsafe extern "C" fn posix_spawnp(
             envp,
         )
     }
+}
+
+// --- execl, execle, execlp -------------------------------------------------------------
+//
+// Variadic: stable Rust cannot define one, so each exported symbol is a naked
+// trampoline that stores the argument registers that may hold list items next to each
+// other on its stack and calls `execl_collected` with where they are and where the
+// caller's stack arguments begin. The list is then copied into a bounded array on the
+// stack (no malloc: after `vfork` the child shares its parent's memory) and goes the
+// way of `execv`, `execve` (with the list's environment) or `execvp`: the same notice,
+// the same environment rule, the real function called once.
+
+/// Most list items (program name included) the `execl*` hooks take; a longer list
+/// fails with `E2BIG` (glibc's limit is the stack).
+const EXECL_MAX_ARGS: usize = 4096;
+
+const EXECL: c_int = 0;
+const EXECLE: c_int = 1;
+const EXECLP: c_int = 2;
+
+/// The body of the three trampolines: `first` is the list's first item, `regs` the
+/// `nregs` argument registers after it (in order), `stack` the caller's stack
+/// arguments (the items after those).
+///
+/// # Safety
+/// The `execl*` contract: a NULL-terminated list of C strings after `path` (for
+/// `execle`, followed by the environment); `regs`/`stack` as the trampolines set them.
+unsafe extern "C" fn execl_collected(
+    path: *const c_char,
+    regs: *const *const c_char,
+    nregs: usize,
+    stack: *const *const c_char,
+    kind: c_int,
+) -> c_int {
+    // SAFETY: item `i` exists while no NULL came before it (the caller's contract);
+    // the first `nregs` were stored by the trampoline, the rest are on the caller's stack.
+    let item = |i: usize| unsafe {
+        if i < nregs {
+            *regs.add(i)
+        } else {
+            *stack.add(i - nregs)
+        }
+    };
+    let mut argv = [core::ptr::null::<c_char>(); EXECL_MAX_ARGS + 1];
+    let mut n = 0;
+    loop {
+        let a = item(n);
+        if a.is_null() {
+            break;
+        }
+        if n == EXECL_MAX_ARGS {
+            raw::set_errno(libc::E2BIG);
+            return -1;
+        }
+        argv[n] = a;
+        n += 1;
+    }
+    // SAFETY: `argv` is a NULL-terminated array of the caller's C strings; the rest is
+    // the execl* contract, handed on.
+    unsafe {
+        match kind {
+            EXECLE => execve(path, argv.as_ptr(), item(n + 1) as Argv),
+            EXECLP => execvp(path, argv.as_ptr()),
+            _ => execv(path, argv.as_ptr()),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod execl_entry {
+    use super::*;
+
+    // rdi = path, rsi = the first item, rdx, rcx, r8, r9 the next four; the rest on the
+    // stack above the return address. 56 bytes keep the call 16-byte aligned.
+    macro_rules! execl_trampoline {
+        ($name:ident, $kind:expr) => {
+            #[unsafe(naked)]
+            #[no_mangle]
+            pub unsafe extern "C" fn $name(_: *const c_char, _: *const c_char) -> c_int {
+                core::arch::naked_asm!(
+                    "sub rsp, 56",
+                    "mov [rsp], rsi",
+                    "mov [rsp + 8], rdx",
+                    "mov [rsp + 16], rcx",
+                    "mov [rsp + 24], r8",
+                    "mov [rsp + 32], r9",
+                    "mov rsi, rsp",
+                    "mov edx, 5",
+                    "lea rcx, [rsp + 64]",
+                    "mov r8d, {kind}",
+                    "call {f}",
+                    "add rsp, 56",
+                    "ret",
+                    kind = const $kind,
+                    f = sym execl_collected,
+                )
+            }
+        };
+    }
+    execl_trampoline!(execl, EXECL);
+    execl_trampoline!(execle, EXECLE);
+    execl_trampoline!(execlp, EXECLP);
+}
+
+#[cfg(target_arch = "aarch64")]
+mod execl_entry {
+    use super::*;
+
+    // x0 = path, x1 the first item, x2..x7 the next six; the rest on the stack at sp.
+    macro_rules! execl_trampoline {
+        ($name:ident, $kind:expr) => {
+            #[unsafe(naked)]
+            #[no_mangle]
+            pub unsafe extern "C" fn $name(_: *const c_char, _: *const c_char) -> c_int {
+                core::arch::naked_asm!(
+                    "stp x29, x30, [sp, #-80]!",
+                    "mov x29, sp",
+                    "stp x1, x2, [sp, #16]",
+                    "stp x3, x4, [sp, #32]",
+                    "stp x5, x6, [sp, #48]",
+                    "str x7, [sp, #64]",
+                    "add x1, sp, #16",
+                    "mov x2, #7",
+                    "add x3, sp, #80",
+                    "mov x4, #{kind}",
+                    "bl {f}",
+                    "ldp x29, x30, [sp], #80",
+                    "ret",
+                    kind = const $kind,
+                    f = sym execl_collected,
+                )
+            }
+        };
+    }
+    execl_trampoline!(execl, EXECL);
+    execl_trampoline!(execle, EXECLE);
+    execl_trampoline!(execlp, EXECLP);
 }

@@ -123,7 +123,7 @@ fn sent<'a>(fd: c_int, ret: ssize_t, bytes: impl FnOnce() -> Bytes<'a>) {
         if ret > 0 {
             capture::on_egress(fd, bytes(), ret as usize)
         } else if ret < 0 {
-            capture::on_error(fd, errno)
+            capture::on_send_error(fd, errno)
         }
     });
 }

@@ -6,6 +6,7 @@ struct Collect {
     heads: Vec<(u32, Vec<u8>)>,
     bodies: Vec<(u32, Vec<u8>)>,
     ends: Vec<MsgEnd>,
+    progress: Vec<MsgEnd>,
 }
 
 impl FrameSink for Collect {
@@ -35,6 +36,9 @@ impl FrameSink for Collect {
     }
     fn end(&mut self, end: &MsgEnd) {
         self.ends.push(*end);
+    }
+    fn progress(&mut self, p: &MsgEnd) {
+        self.progress.push(*p);
     }
 }
 
@@ -493,4 +497,38 @@ fn skipping_runs_is_exactly_the_byte_wise_scan() {
             );
         }
     }
+}
+
+/// A body past its captured prefix reports its counts every 100 ms or MiB, never for
+/// the piece that ends it, and never within its captured prefix.
+#[test]
+fn long_body_reports_progress_past_the_captured_prefix() {
+    let at = |ms: u64| Stamp {
+        wall_ns: ms * 1_000_000,
+        mono_ns: ms * 1_000_000,
+    };
+    let mut fr = Framer::new();
+    let mut out = Collect::default();
+    let mut k = RequestKinds::default();
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n";
+    let mut feed = |fr: &mut Framer, out: &mut Collect, bytes: &[u8], ms: u64| {
+        fr.feed(Role::Response, bytes, at(ms), 10, &mut k, out)
+    };
+    feed(&mut fr, &mut out, head, 0);
+    feed(&mut fr, &mut out, &[b'a'; 10], 50); // the captured prefix: no report
+    feed(&mut fr, &mut out, &[b'b'; 100], 90); // past it, too soon
+    assert!(out.progress.is_empty());
+    feed(&mut fr, &mut out, &[b'c'; 100], 120); // 100 ms after the start
+    assert_eq!(out.progress.len(), 1);
+    assert_eq!(out.progress[0].body_len, 210);
+    assert_eq!(out.progress[0].wire_len, head.len() as u64 + 210);
+    assert_eq!(out.progress[0].msg_seq, 0);
+    feed(&mut fr, &mut out, &vec![b'd'; 1 << 20], 130); // a MiB later
+    assert_eq!(out.progress.len(), 2);
+    assert_eq!(out.progress[1].body_len, 210 + (1 << 20));
+    let rest = 3_000_000 - out.progress[1].body_len as usize;
+    feed(&mut fr, &mut out, &vec![b'e'; rest], 900); // ends here: its end says it
+    assert_eq!(out.progress.len(), 2);
+    assert_eq!(out.ends.len(), 1);
+    assert_eq!(out.ends[0].body_len, 3_000_000);
 }

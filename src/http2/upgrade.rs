@@ -97,6 +97,10 @@ impl<S: FrameSink> FrameSink for UpgradeWatch<'_, S> {
         }
         self.inner.end(end);
     }
+
+    fn progress(&mut self, p: &MsgEnd) {
+        self.inner.progress(p);
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +114,7 @@ mod tests {
         fn head(&mut self, _: u32, _: u64, _: &[u8]) {}
         fn body(&mut self, _: u32, _: u64, _: &[u8]) {}
         fn end(&mut self, _: &MsgEnd) {}
+        fn progress(&mut self, _: &MsgEnd) {}
     }
 
     fn after_101(wire: &[u8]) -> Option<(u32, Resume)> {

@@ -113,6 +113,11 @@ pub fn msg_end(conn_id: u64, end: &MsgEnd, at: Stamp) {
     record(RecordType::MsgEnd, conn_id, at, &[&end.encode()]);
 }
 
+/// A message's counts so far (`MsgProgress`, the `MsgEnd` layout).
+pub fn msg_progress(conn_id: u64, counts: &MsgEnd, at: Stamp) {
+    record(RecordType::MsgProgress, conn_id, at, &[&counts.encode()]);
+}
+
 pub fn conn_close(conn_id: u64, close: &ConnClose, at: Stamp) {
     record(RecordType::ConnClose, conn_id, at, &[&close.encode()]);
 }

@@ -42,6 +42,8 @@ pub(super) struct Message {
     pub(super) end_wall_ns: Option<u64>,
     pub(super) first_wall_ns: Option<u64>,
     pub(super) last_wall_ns: u64,
+    /// The furthest `MsgProgress` of a message without an end: its counts so far.
+    pub(super) progress: Option<MsgEnd>,
 }
 
 impl Message {
@@ -185,7 +187,8 @@ impl Connection {
                 }
                 SpoolRecord::Data(f, _)
                     if f.part != Part::Raw && c.before_start(f.dir, f.msg_seq) => {}
-                SpoolRecord::MsgEnd(m) if c.before_start(m.dir, m.msg_seq) => {}
+                SpoolRecord::MsgEnd(m) | SpoolRecord::MsgProgress(m)
+                    if c.before_start(m.dir, m.msg_seq) => {}
                 SpoolRecord::Data(f, bytes) => c.add_fragment(f, bytes, e.meta.wall_ns),
                 SpoolRecord::H2(f) => c.h2.push(H2Record {
                     dir: f.dir,
@@ -196,6 +199,14 @@ impl Connection {
                     if let Some(f) = FailedCall::of(e) {
                         c.add_tls_failure(f.tls_failure());
                     }
+                }
+                SpoolRecord::MsgProgress(m) => {
+                    let msg = c.message(m.dir, m.msg_seq);
+                    if msg.progress.is_none_or(|p| p.wire_len <= m.wire_len) {
+                        msg.progress = Some(*m);
+                    }
+                    msg.last_wall_ns = msg.last_wall_ns.max(e.meta.wall_ns);
+                    msg.first_wall_ns.get_or_insert(e.meta.wall_ns);
                 }
                 SpoolRecord::MsgEnd(m) => {
                     let msg = c.message(m.dir, m.msg_seq);
@@ -344,14 +355,6 @@ impl Connection {
         match parse_client_hello(&raw) {
             Ok(h) => (h.sni, (!h.alpn.is_empty()).then(|| h.alpn.join(","))),
             Err(_) => (None, None),
-        }
-    }
-
-    pub(super) fn error_before_response(&self) -> Option<&'static str> {
-        match self.close_reason() {
-            Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
-            Some((CloseReason::PeerEof, _)) => Some("connection closed"),
-            _ => None,
         }
     }
 }

@@ -31,6 +31,7 @@ pub(crate) fn errno_text(errno: i32) -> String {
         113 => "host unreachable".into(),
         104 => "connection reset".into(),
         103 => "connection aborted".into(),
+        32 => "broken pipe".into(),
         100 => "network down".into(),
         99 => "address not available".into(),
         13 | 1 => "permission denied".into(),

@@ -26,6 +26,7 @@
 //! the connection).
 
 mod connection;
+mod cut_short;
 mod failure;
 mod h2;
 mod http_head;

@@ -2,14 +2,14 @@
 //! (`include/tapline.h`, `TL_MSG_END`), and each pair becomes an [`Exchange`] with its
 //! heads parsed, its host and port, its timing and its error.
 
-use tapline_record::{msg_flags, CloseReason, Protocol};
+use tapline_record::{msg_flags, Protocol};
 
 use crate::exchange::{Body, Exchange, Timings, TlsKind};
 use crate::http2::HpackResume;
 use crate::text::split_host_port;
 
-use super::connection::ECONNRESET;
 use super::connection::{Connection, Message};
+use super::cut_short::{body_so_far, Declared};
 use super::http_head::{header, parse_request, parse_response, split_target};
 use super::http_head::{RequestHead, ResponseHead, Target};
 
@@ -137,6 +137,7 @@ impl Connection {
             .map(|h| h.version)
             .or(resp_head.map(|h| h.version))
             .map(|minor| if minor == 0 { "1.0" } else { "1.1" }.to_owned());
+        let error = self.exchange_error(req, req_head.as_ref(), resp);
 
         Exchange {
             pid: self.pid,
@@ -166,7 +167,7 @@ impl Connection {
             tls: self.tls_kind(),
             sni,
             alpn: self.tls_alpn.clone(),
-            error: self.exchange_error(req, resp).map(str::to_owned),
+            error,
             aws: None,
             grpc: None,
             runtime_api: self.runtime_api(),
@@ -215,25 +216,26 @@ impl Connection {
         (start, end)
     }
 
-    /// What went wrong, from what is missing and why the connection closed.
+    /// What went wrong, from what is missing and why the connection closed
+    /// ([`super::cut_short`] says it with the counts).
     fn exchange_error(
         &self,
         req: Option<&Message>,
+        req_head: Option<&RequestHead>,
         resp: Option<Answer<'_>>,
-    ) -> Option<&'static str> {
+    ) -> Option<String> {
         match (req, resp) {
-            (None, _) => Some("request not captured"),
-            (Some(_), None) => Some(self.error_before_response().unwrap_or("no response")),
-            (Some(_), Some((m, _))) => {
+            (None, _) => Some("request not captured".into()),
+            (Some(req), None) => Some(self.no_response(req)),
+            (Some(req), Some((m, head))) => {
                 if m.flag(msg_flags::MALFORMED) {
-                    Some("malformed response")
+                    Some("malformed response".into())
                 } else if m.end.is_none() || m.flag(msg_flags::INCOMPLETE) {
-                    match self.close_reason() {
-                        Some((CloseReason::Error, ECONNRESET)) => Some("connection reset"),
-                        _ => Some("incomplete response"),
-                    }
+                    let declared = head.map_or(Declared::Unknown, |h| Declared::of(&h.headers));
+                    Some(self.response_cut(m, declared))
                 } else {
-                    None
+                    let declared = req_head.map_or(Declared::Unknown, |h| Declared::of(&h.headers));
+                    self.request_cut(req, declared)
                 }
             }
         }
@@ -256,7 +258,7 @@ fn body(m: &Message, truncated: &mut bool) -> Option<Body> {
     if m.flag(msg_flags::NO_BODY) && bytes.is_empty() {
         return None;
     }
-    let size = m.end.map_or(0, |e| e.body_len).max(bytes.len() as u64);
+    let size = body_so_far(m).0;
     if size == 0 {
         return None;
     }
@@ -283,7 +285,8 @@ fn wire_len(m: &Message) -> u64 {
         None => {
             let (h, _) = m.head.joined();
             let (b, _) = m.body.joined();
-            (h.len() + b.len()) as u64
+            let captured = (h.len() + b.len()) as u64;
+            m.progress.map_or(captured, |p| p.wire_len.max(captured))
         }
     }
 }

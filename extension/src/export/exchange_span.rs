@@ -229,7 +229,9 @@ fn error_status(ex: &Exchange, opaque: bool, attrs: &mut Vec<KeyValue>) -> (Stat
     match &error_type {
         Some(e) => {
             attrs.push(KeyValue::string("error.type", e.clone()));
-            let msg = if let (Some(err), Some(_)) = (&ex.error, grpc_error) {
+            // The error says what the status code cannot (a body cut short, an
+            // upload cut by an early answer); a bare HTTP error status has no message.
+            let msg = if let Some(err) = &ex.error {
                 err.clone()
             } else if ex.status.is_some() {
                 String::new()

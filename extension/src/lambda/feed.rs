@@ -49,6 +49,11 @@ struct ConnProgress {
     /// `msg_seq` of each final response read at or after `start.response`, in order:
     /// where the next pruning cuts the responses.
     final_seqs: VecDeque<u32>,
+    /// Requests whose `MsgEnd` was read: requests `0..n` are complete (a request ends
+    /// in order, each before the next begins). An exchange whose response came early,
+    /// while its request body was still being sent, is final only once both ended, so
+    /// that the rest of the request body is counted.
+    ended_requests: u32,
     closed: bool,
     /// Monotonic time of the `ConnClose`.
     closed_mono_ns: u64,
@@ -69,7 +74,7 @@ impl ConnProgress {
     fn pruned(&self, record: &SpoolRecord) -> bool {
         let (dir, seq) = match record {
             SpoolRecord::Data(f, _) if f.part != Part::Raw => (f.dir, f.msg_seq),
-            SpoolRecord::MsgEnd(m) => (m.dir, m.msg_seq),
+            SpoolRecord::MsgEnd(m) | SpoolRecord::MsgProgress(m) => (m.dir, m.msg_seq),
             SpoolRecord::H2(f) => {
                 // Late records of a stream handed out, except header blocks: HPACK
                 // needs every one of them.
@@ -246,6 +251,9 @@ impl ExchangeFeed {
                     p.final_seqs.insert(at, m.msg_seq);
                 }
             }
+            SpoolRecord::MsgEnd(m) if m.dir == Direction::Egress => {
+                p.ended_requests = p.ended_requests.max(m.msg_seq.saturating_add(1));
+            }
             SpoolRecord::ConnClose(_) => {
                 p.closed = true;
                 p.closed_mono_ns = e.meta.mono_ns;
@@ -361,7 +369,8 @@ impl ExchangeFeed {
                     continue;
                 }
             }
-            let done = over || (!counted_only && ex.seq < p.final_responses);
+            let done =
+                over || (!counted_only && ex.seq < p.final_responses && ex.seq < p.ended_requests);
             if done && ex.seq >= p.start.request && p.emitted.insert(ex.seq) {
                 out.push(ex);
             }

@@ -25,6 +25,8 @@ pub enum SpoolRecord {
     Data(rec::Data, Vec<u8>),
     /// One HTTP message is complete or was cut off (direction known).
     MsgEnd(rec::MsgEnd),
+    /// A message's counts so far (`MsgProgress`: the `MsgEnd` layout, not an end).
+    MsgProgress(rec::MsgEnd),
     /// Its reason is a known one (`errno` says more for `CloseReason::Error`).
     ConnClose(rec::ConnClose),
     TlsInfo {
@@ -89,6 +91,11 @@ pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
             let m = rec::MsgEnd::decode(p)?;
             m.dir.known()?;
             SpoolRecord::MsgEnd(m)
+        }
+        RecordType::MsgProgress => {
+            let m = rec::MsgEnd::decode(p)?;
+            m.dir.known()?;
+            SpoolRecord::MsgProgress(m)
         }
         RecordType::ConnClose => {
             let c = rec::ConnClose::decode(p)?;

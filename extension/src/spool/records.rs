@@ -101,6 +101,7 @@ fn type_name(t: RecordType) -> &'static str {
         RecordType::ConnOpen => "conn_open",
         RecordType::Data => "data",
         RecordType::MsgEnd => "msg_end",
+        RecordType::MsgProgress => "msg_progress",
         RecordType::ConnClose => "conn_close",
         RecordType::TlsInfo => "tls_info",
         RecordType::Drops => "drops",
@@ -236,7 +237,7 @@ fn payload_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option
             put("len", d.len.into());
             bytes_field(o, "bytes", bytes);
         }
-        RecordType::MsgEnd => {
+        RecordType::MsgEnd | RecordType::MsgProgress => {
             let m = rec::MsgEnd::decode(p)?;
             put("dir", direction(m.dir));
             put("flags", m.flags.into());
