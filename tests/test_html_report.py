@@ -207,3 +207,73 @@ def test_lambda_spool_is_grouped_by_invocation(browser, tapline_bin, tmp_path):
     notice = browser.js("return document.getElementById('notice').textContent")
     assert "grouped by invocation" in notice
     assert [m for level, m in browser.console() if level == "SEVERE"] == []
+
+
+def test_spool_the_extension_consumed_is_drawn_by_invocation(browser, tapline_bin, tmp_path):
+    """The Lambda extension reads (and hands back) every record of its spool; its
+    exported journal (a masked copy of what it reported) lets `tapline show --format
+    html` of that spool still draw the invocations and their calls afterwards."""
+    sys.path.insert(0, str(REPO / "tests" / "lambda_sim"))
+    from harness import PLANTED, Lambda, Servers
+
+    build = os.path.dirname(tapline_bin)
+    servers = Servers(str(tmp_path))
+    env = None
+    rids = []
+    try:
+        env = Lambda(build, servers, str(tmp_path / "env"), otlp=False)
+        for n in range(3):
+            rid, resp, _ = env.invoke({"n": n})
+            assert json.loads(resp[4])["statuses"] == [200, 200], resp
+            rids.append(rid)
+        env.shutdown()
+        assert env.extension.wait(timeout=DEFAULT_TIMEOUT) == 0, env.ext_log_text()
+        spool = env.spool
+        log = env.ext_log_text()
+    finally:
+        if env:
+            env.close()
+        servers.close()
+    # The extension consumed the spool: read alone, it has no exchange left.
+    left = tapline(tapline_bin, "show", "--format", "json", "-o", tmp_path / "left.json", spool)
+    assert left.returncode == 0, left.stderr.decode()
+    assert (tmp_path / "left.json").read_text().strip() == ""
+    assert b"exported journal not shown" in left.stderr, left.stderr.decode()
+    assert sum(1 for l in log.splitlines() if l.startswith("{")) == 2 * len(rids), log
+
+    page = tmp_path / "consumed.html"
+    proc = tapline(tapline_bin, "show", "--format", "html", "-o", page, spool)
+    assert proc.returncode == 0, proc.stderr.decode()
+    text = page.read_text()
+    assert PLANTED not in text
+    data = text.split('id="tl-data">', 1)[1].split("</script>", 1)[0]
+    lines = [json.loads(line) for line in data.split("\n") if line.strip()]
+    marks = [x["invocation"] for x in lines if "invocation" in x]
+    calls = [x for x in lines if "invocation" not in x]
+    assert [m["id"] for m in marks] == rids, marks
+    assert all(m["outcome"] == "response" and m["end_unix_ns"] >= m["start_unix_ns"] > 0
+               for m in marks), marks
+    for rid in rids:
+        mine = [x for x in calls if x.get("faas.invocation_id") == rid]
+        assert sorted(x["host"] for x in mine) == ["127.0.0.1", "localhost"], (rid, calls)
+        assert all(x["status"] == 200 for x in mine), mine
+    # The HTTPS call carried the secret in its query and Authorization header: masked.
+    auth = [header(x["request_headers"], "authorization") for x in calls if x["host"] == "localhost"]
+    assert auth and all(a and "****" in a for a in auth), auth
+
+    browser.open(str(page))
+    heads = browser.js("return [...document.querySelectorAll('.row.g0')].map(r => r.textContent)")
+    for k, rid in enumerate(rids):
+        mine = [h for h in heads if f"invocation #{k + 1} {rid}" in h]
+        assert len(mine) == 1, (rid, heads)
+    per = browser.js("""const out = {}; let cur = null;
+        for (const r of document.querySelectorAll('#spacer .row')) {
+          if (r.classList.contains('g0')) cur = r.textContent;
+          else if (r.classList.contains('x')) (out[cur] = out[cur] || []).push(r.dataset.host);
+        } return out;""")
+    for rid in rids:
+        hosts = next(v for k, v in per.items() if rid in k)
+        assert sorted(hosts) == ["127.0.0.1", "localhost"], per
+    notice = browser.js("return document.getElementById('notice').textContent")
+    assert "exported them" in notice, notice
+    assert [m for level, m in browser.console() if level == "SEVERE"] == []

@@ -85,6 +85,7 @@ pub(super) fn write_report(
     r: &ReportOptions,
     spool: &Spool,
     assembly: &Assembly,
+    exported: &[serde_json::Map<String, serde_json::Value>],
 ) -> Result<(), RunError> {
     let out_err = |source| RunError::Output {
         path: r.output.clone(),
@@ -92,6 +93,17 @@ pub(super) fn write_report(
     };
     let (out, style) = open_report_output(r)?;
     let mut sink = report::sink::open(r.format, out, style, None);
+    let mut shown = 0usize;
+    for line in exported {
+        shown += usize::from(sink.push_exported(line).map_err(out_err)?);
+    }
+    if shown < exported.len() {
+        eprintln!(
+            "tapline: {} line(s) of the Lambda extension's exported journal not shown \
+             (--format html draws them)",
+            exported.len() - shown
+        );
+    }
     for x in &assembly.exchanges {
         sink.push(x).map_err(out_err)?;
     }
