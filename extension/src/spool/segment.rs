@@ -116,6 +116,10 @@ pub struct SegmentFollower {
     pub stats: SegmentStats,
 }
 
+/// A record read from a segment and held until the poll returns it (a header and its
+/// payload).
+type OwnedRecord = (Header, Vec<u8>);
+
 /// What one poll knows of a segment before reading it: where its current epoch sits in
 /// fill order, and how much of it is unread.
 struct Unread {
@@ -252,7 +256,7 @@ impl SegmentFollower {
         // writer switching segments between the two reads would let the newer record be
         // returned without the older one (a response's end without its last bytes).
         let mut alive = AliveCache::default();
-        let mut read: Vec<(String, Vec<(Header, Vec<u8>)>)> = Vec::with_capacity(order.len());
+        let mut read: Vec<(String, Vec<OwnedRecord>)> = Vec::with_capacity(order.len());
         for Unread { name, .. } in order.into_iter().rev() {
             let cursor = self.cursors.get_mut(&name).expect("inserted above");
             let mut frames = Vec::new();
