@@ -6,6 +6,7 @@ HTTP, HTTPS and failing calls against the test servers; the same spool read as J
 what the page must show."""
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -221,9 +222,15 @@ def test_spool_the_extension_consumed_is_drawn_by_invocation(browser, tapline_bi
     env = None
     rids = []
     try:
-        env = Lambda(build, servers, str(tmp_path / "env"), otlp=False)
-        for n in range(3):
-            rid, resp, _ = env.invoke({"n": n})
+        # Small segments and large events (as test_lambda_e2e's reuse test): segments
+        # fill every few invocations and the extension hands them back, zeroed.
+        seg = str(64 << 10)
+        env = Lambda(build, servers, str(tmp_path / "env"), otlp=False,
+                     rt_env={"TAPLINE_SEGMENT_BYTES": seg, "TAPLINE_MAX_BODY": str(64 << 10)},
+                     ext_env={"TAPLINE_SEGMENT_BYTES": seg})
+        pad = "x" * (24 << 10)
+        for n in range(6):
+            rid, resp, _ = env.invoke({"n": n, "pad": pad})
             assert json.loads(resp[4])["statuses"] == [200, 200], resp
             rids.append(rid)
         env.shutdown()
@@ -234,11 +241,16 @@ def test_spool_the_extension_consumed_is_drawn_by_invocation(browser, tapline_bi
         if env:
             env.close()
         servers.close()
-    # The extension consumed the spool: read alone, it has no exchange left.
+    m = re.search(r"(\d+) handed back for reuse", log)
+    assert m and int(m.group(1)) >= 1, log
+    # The spool alone lost the calls of the segments handed back (zeroed); the runtime's
+    # last, part-filled segment stays until its writer lets it go. Only the page draws
+    # the journal; the other formats say what they left out.
     left = tapline(tapline_bin, "show", "--format", "json", "-o", tmp_path / "left.json", spool)
     assert left.returncode == 0, left.stderr.decode()
-    assert (tmp_path / "left.json").read_text().strip() == ""
     assert b"exported journal not shown" in left.stderr, left.stderr.decode()
+    still = [json.loads(l) for l in (tmp_path / "left.json").read_text().splitlines()]
+    assert sum(1 for x in still if x.get("path") == "/plain") < len(rids), still
     assert sum(1 for l in log.splitlines() if l.startswith("{")) == 2 * len(rids), log
 
     page = tmp_path / "consumed.html"
