@@ -13,16 +13,22 @@ summary line is shown. Prints one row per run: format, exchanges, tapline VmHWM,
 requests/s, wall time, the summary line. The goal: flat (<= 50 MB) from 10,000 to
 1,000,000 exchanges.
 
+A run whose reports stop short (records dropped by the writer) stops waiting after 60
+quiet seconds; its row shows how many were reported and the summary line the loss.
+
 Needs gcc and target/release/{tapline,libtapline.so} (cargo build --release).
 """
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+STALL_S = 60
 REL = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
 
 
@@ -47,8 +53,18 @@ def one_run(tapline, exe, port, fmt, count):
     marker = {"json": b'{"pid"', "table": b"/ping?i=", "har": b'"startedDateTime"'}[fmt]
     seen = 0
     others = []
+    # Lines come through a thread so that a run whose reports stop short (records the
+    # writer dropped: the summary line says so) ends after STALL_S quiet seconds instead
+    # of waiting forever.
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in iter(proc.stderr.readline, b"")]
+                     + [lines.put(b"")], daemon=True).start()
     while seen < count:
-        line = proc.stderr.readline()
+        try:
+            line = lines.get(timeout=STALL_S)
+        except queue.Empty:
+            others.append(f"(stalled: no report line for {STALL_S} s)")
+            break
         if not line:
             break
         if marker in line:
@@ -57,8 +73,13 @@ def one_run(tapline, exe, port, fmt, count):
             others.append(line.decode(errors="replace").rstrip())
     hwm = vm_hwm_kib(proc.pid)
     proc.stdin.close()
-    rest = proc.stderr.read().decode(errors="replace").splitlines()
     proc.wait()
+    rest = []
+    while True:
+        line = lines.get()
+        if not line:
+            break
+        rest.append(line.decode(errors="replace").rstrip())
     wall = time.monotonic() - t
     summary = next((l for l in reversed(others + rest) if l.startswith("tapline: ")
                     and "exchange" in l), "(no summary line)")

@@ -6,6 +6,7 @@ HTTP, HTTPS and failing calls against the test servers; the same spool read as J
 what the page must show."""
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -270,4 +271,85 @@ def test_lambda_spool_is_grouped_by_invocation(browser, tapline_bin, tmp_path):
     assert totals.startswith(f"{2 * len(rids)} exchanges"), totals
     notice = browser.js("return document.getElementById('notice').textContent")
     assert "grouped by invocation" in notice
+    assert [m for level, m in browser.console() if level == "SEVERE"] == []
+
+
+def test_spool_the_extension_consumed_is_drawn_by_invocation(browser, tapline_bin, tmp_path):
+    """The Lambda extension reads (and hands back) every record of its spool; its
+    exported journal (a masked copy of what it reported) lets `tapline show --format
+    html` of that spool still draw the invocations and their calls afterwards."""
+    sys.path.insert(0, str(REPO / "tests" / "lambda_sim"))
+    from harness import PLANTED, Lambda, Servers
+
+    build = os.path.dirname(tapline_bin)
+    servers = Servers(str(tmp_path))
+    env = None
+    rids = []
+    try:
+        # Small segments and large events (as test_lambda_e2e's reuse test): segments
+        # fill every few invocations and the extension hands them back, zeroed.
+        seg = str(64 << 10)
+        env = Lambda(build, servers, str(tmp_path / "env"), otlp=False,
+                     rt_env={"TAPLINE_SEGMENT_BYTES": seg, "TAPLINE_MAX_BODY": str(64 << 10)},
+                     ext_env={"TAPLINE_SEGMENT_BYTES": seg})
+        pad = "x" * (24 << 10)
+        for n in range(6):
+            rid, resp, _ = env.invoke({"n": n, "pad": pad})
+            assert json.loads(resp[4])["statuses"] == [200, 200], resp
+            rids.append(rid)
+        env.shutdown()
+        assert env.extension.wait(timeout=DEFAULT_TIMEOUT) == 0, env.ext_log_text()
+        spool = env.spool
+        log = env.ext_log_text()
+    finally:
+        if env:
+            env.close()
+        servers.close()
+    m = re.search(r"(\d+) handed back for reuse", log)
+    assert m and int(m.group(1)) >= 1, log
+    # The spool alone lost the calls of the segments handed back (zeroed); the runtime's
+    # last, part-filled segment stays until its writer lets it go. Only the page draws
+    # the journal; the other formats say what they left out.
+    left = tapline(tapline_bin, "show", "--format", "json", "-o", tmp_path / "left.json", spool)
+    assert left.returncode == 0, left.stderr.decode()
+    assert b"exported journal not shown" in left.stderr, left.stderr.decode()
+    still = [json.loads(l) for l in (tmp_path / "left.json").read_text().splitlines()]
+    assert sum(1 for x in still if x.get("path") == "/plain") < len(rids), still
+    assert sum(1 for l in log.splitlines() if l.startswith("{")) == 2 * len(rids), log
+
+    page = tmp_path / "consumed.html"
+    proc = tapline(tapline_bin, "show", "--format", "html", "-o", page, spool)
+    assert proc.returncode == 0, proc.stderr.decode()
+    text = page.read_text()
+    assert PLANTED not in text
+    data = text.split('id="tl-data">', 1)[1].split("</script>", 1)[0]
+    lines = [json.loads(line) for line in data.split("\n") if line.strip()]
+    marks = [x["invocation"] for x in lines if "invocation" in x]
+    calls = [x for x in lines if "invocation" not in x]
+    assert [m["id"] for m in marks] == rids, marks
+    assert all(m["outcome"] == "response" and m["end_unix_ns"] >= m["start_unix_ns"] > 0
+               for m in marks), marks
+    for rid in rids:
+        mine = [x for x in calls if x.get("faas.invocation_id") == rid]
+        assert sorted(x["host"] for x in mine) == ["127.0.0.1", "localhost"], (rid, calls)
+        assert all(x["status"] == 200 for x in mine), mine
+    # The HTTPS call carried the secret in its query and Authorization header: masked.
+    auth = [header(x["request_headers"], "authorization") for x in calls if x["host"] == "localhost"]
+    assert auth and all(a and "****" in a for a in auth), auth
+
+    browser.open(str(page))
+    heads = browser.js("return [...document.querySelectorAll('.row.g0')].map(r => r.textContent)")
+    for k, rid in enumerate(rids):
+        mine = [h for h in heads if f"invocation #{k + 1} {rid}" in h]
+        assert len(mine) == 1, (rid, heads)
+    per = browser.js("""const out = {}; let cur = null;
+        for (const r of document.querySelectorAll('#spacer .row')) {
+          if (r.classList.contains('g0')) cur = r.textContent;
+          else if (r.classList.contains('x')) (out[cur] = out[cur] || []).push(r.dataset.host);
+        } return out;""")
+    for rid in rids:
+        hosts = next(v for k, v in per.items() if rid in k)
+        assert sorted(hosts) == ["127.0.0.1", "localhost"], per
+    notice = browser.js("return document.getElementById('notice').textContent")
+    assert "exported them" in notice, notice
     assert [m for level, m in browser.console() if level == "SEVERE"] == []

@@ -18,6 +18,15 @@ use crate::lambda::feed::ExchangeFeed;
 use crate::pipeline::Pipeline;
 use crate::report::sink::{ReportSink, RunSummary};
 
+/// Bytes of segment records one read takes at most (whole segments: one 4 MiB segment
+/// at the default size): what a reader that lags behind its writers holds in memory at
+/// once; the rest waits in the spool.
+pub(super) const POLL_BUDGET: u64 = 2 << 20;
+
+/// Bounded reads one [`LiveReport::poll`] makes at most before it returns (so that a
+/// caller looking at a stop flag between polls gets to it while a writer outruns us).
+const STEPS_PER_POLL: usize = 64;
+
 /// Exchanges kept for `--otlp` before they are sent as one batch.
 const OTLP_BATCH: usize = 4096;
 
@@ -94,13 +103,15 @@ impl<'a> LiveReport<'a> {
         }
     }
 
-    /// Reads what was written since the last call and reports the exchanges that became
-    /// final.
+    /// Reads what was written since the last call, a bounded read at a time
+    /// ([`POLL_BUDGET`]), and reports the exchanges each read made final.
     pub(super) fn poll(&mut self) {
-        let _ = self.feed.read_new();
-        self.summary.notices.extend(self.feed.take_notices());
-        let done = self.feed.take_final(false);
-        self.emit(done);
+        for _ in 0..STEPS_PER_POLL {
+            self.step();
+            if !self.feed.more_waiting() {
+                break;
+            }
+        }
         if self.delete_consumed {
             self.feed.delete_consumed();
         }
@@ -111,7 +122,7 @@ impl<'a> LiveReport<'a> {
         let mut quiet = 0;
         while quiet < 2 {
             let before = self.feed.segment_stats();
-            let n = self.feed.read_new().unwrap_or(0);
+            let n = self.step();
             quiet = if n == 0 && self.feed.segment_stats() == before {
                 quiet + 1
             } else {
@@ -124,8 +135,12 @@ impl<'a> LiveReport<'a> {
     /// printed with their state, `no response` or `incomplete response`) and closes the
     /// report.
     pub(super) fn finish(mut self) -> LiveOutcome {
-        let _ = self.feed.read_new();
-        self.summary.notices.extend(self.feed.take_notices());
+        loop {
+            self.step();
+            if !self.feed.more_waiting() {
+                break;
+            }
+        }
         let rest = self.feed.take_final(true);
         self.emit(rest);
         if let Some(o) = self.otlp.as_mut() {
@@ -143,6 +158,16 @@ impl<'a> LiveReport<'a> {
             totals,
             write_error: self.write_error,
         }
+    }
+
+    /// One bounded read, and the exchanges it made final reported. Returns the records
+    /// read.
+    fn step(&mut self) -> usize {
+        let n = self.feed.read_new().unwrap_or(0);
+        self.summary.notices.extend(self.feed.take_notices());
+        let done = self.feed.take_final(false);
+        self.emit(done);
+        n
     }
 
     /// Masks, cuts and writes a batch of final exchanges, in the order they completed.

@@ -38,7 +38,7 @@ use crate::spool::{Spool, SpoolError, SpoolTail};
 
 use args::ReportOptions;
 use child::{find_library, run_child};
-use live::{LiveReport, OtlpBatches};
+use live::{LiveReport, OtlpBatches, POLL_BUDGET};
 use output::{export_otlp, open_report_output, write_records, write_report};
 use spool_dir::SpoolDir;
 
@@ -79,7 +79,13 @@ pub(crate) fn show(o: &ShowOptions) -> Result<(), RunError> {
     }
     let spool = Spool::read_dir(&o.dir).map_err(RunError::Spool)?;
     let assembly = prepare(&spool)?;
-    write_report(&o.report, &spool, &assembly)
+    // What the Lambda extension reported from this spool before it consumed the
+    // records (already masked): drawn with what the spool still holds.
+    let (exported, unreadable) = crate::lambda::journal::read_journal(&o.dir);
+    if unreadable > 0 {
+        eprintln!("tapline: {unreadable} unreadable line(s) in the exported journal skipped");
+    }
+    write_report(&o.report, &spool, &assembly, &exported)
 }
 
 /// Reassembles the spool through the one [`Pipeline`]: nothing below this point
@@ -110,7 +116,8 @@ fn follow(o: &ShowOptions) -> Result<(), RunError> {
     let pipeline = Pipeline::from_env().map_err(RunError::Mask)?;
     let (out, style) = open_report_output(&o.report)?;
     let sink = report::sink::open(o.report.format, out, style, None);
-    let mut live = LiveReport::new(ExchangeFeed::new(&o.dir), pipeline, sink, true, None);
+    let tail = SpoolTail::new(&o.dir).with_poll_budget(POLL_BUDGET);
+    let mut live = LiveReport::new(ExchangeFeed::with_tail(tail), pipeline, sink, true, None);
     while !stop.load(Ordering::SeqCst) {
         live.poll();
         std::thread::sleep(FOLLOW_POLL);
@@ -206,9 +213,9 @@ fn live_report(o: &RunOptions, spool_dir: &Path) -> Result<LiveReport<'static>, 
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     let sink = report::sink::open(o.report.format, out, style, Some(started));
     let feed = if o.keep_spool {
-        ExchangeFeed::with_tail(SpoolTail::keeping(spool_dir))
+        ExchangeFeed::with_tail(SpoolTail::keeping(spool_dir).with_poll_budget(POLL_BUDGET))
     } else {
-        ExchangeFeed::new(spool_dir)
+        ExchangeFeed::with_tail(SpoolTail::new(spool_dir).with_poll_budget(POLL_BUDGET))
     };
     let otlp = o.otlp.clone().map(|endpoint| {
         OtlpBatches::new(Box::new(move |batch: &[Exchange]| {

@@ -85,6 +85,7 @@ pub(super) fn write_report(
     r: &ReportOptions,
     spool: &Spool,
     assembly: &Assembly,
+    exported: &[serde_json::Map<String, serde_json::Value>],
 ) -> Result<(), RunError> {
     let out_err = |source| RunError::Output {
         path: r.output.clone(),
@@ -92,7 +93,38 @@ pub(super) fn write_report(
     };
     let (out, style) = open_report_output(r)?;
     let mut sink = report::sink::open(r.format, out, style, None);
+    let mut shown = 0usize;
+    for line in exported {
+        shown += usize::from(sink.push_exported(line).map_err(out_err)?);
+    }
+    if shown < exported.len() {
+        eprintln!(
+            "tapline: {} line(s) of the Lambda extension's exported journal not shown \
+             (--format html draws them)",
+            exported.len() - shown
+        );
+    }
+    // The extension reported everything it read up to the journal's newest moment; what
+    // the spool still holds from before then is either in the journal already (records
+    // read from a segment not handed back yet) or a fragment of a connection whose other
+    // records it consumed (a TLS socket without the facts that named its twin). Only
+    // what started later, not reported yet, comes from the spool — and not the rest of a
+    // connection opened before (its opening record consumed: no peer; the runtime's
+    // Runtime API connection is one), nor the runtime's own calls (the journal's
+    // invocation lines stand for them).
+    let horizon = if shown > 0 {
+        journal_horizon(exported)
+    } else {
+        None
+    };
     for x in &assembly.exchanges {
+        if let Some(h) = horizon {
+            let lookup_failed = x.error.as_deref().is_some_and(|e| e.starts_with("dns:"));
+            let opened_before = x.peer.is_none() && !lookup_failed;
+            if x.start_unix_ns <= h || opened_before || x.runtime_api {
+                continue;
+            }
+        }
         sink.push(x).map_err(out_err)?;
     }
     let summary = RunSummary {
@@ -116,6 +148,21 @@ pub(super) fn write_report(
         );
     }
     Ok(())
+}
+
+/// The newest moment the exported journal speaks of: the latest end of an exchange or
+/// an invocation in it.
+fn journal_horizon(lines: &[serde_json::Map<String, serde_json::Value>]) -> Option<u64> {
+    let num = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_u64);
+    lines
+        .iter()
+        .filter_map(|l| match l.get("invocation") {
+            Some(inv) => num(inv.get("end_unix_ns")),
+            None => Some(
+                num(l.get("start_unix_ns"))?.saturating_add(num(l.get("duration_ns")).unwrap_or(0)),
+            ),
+        })
+        .max()
 }
 
 /// `tapline show --records DIR`: the records as JSON lines, to stdout or `--output`.

@@ -268,6 +268,11 @@ impl ExchangeFeed {
         self.dirty = true;
     }
 
+    /// The last read stopped at the tail's budget: more is waiting to be read.
+    pub(crate) fn more_waiting(&self) -> bool {
+        self.tail.more_waiting()
+    }
+
     /// What reading the shared segments met so far (records, holes, segments handed
     /// back for reuse or deleted).
     pub fn segment_stats(&self) -> SegmentStats {

@@ -25,6 +25,7 @@ pub(crate) mod api;
 pub(crate) mod feed;
 pub(crate) mod flows;
 pub(crate) mod flush;
+pub(crate) mod journal;
 pub(crate) mod sender;
 pub(crate) mod telemetry;
 pub(crate) mod wake;
@@ -253,6 +254,9 @@ struct Extension {
     sender: sender::Sender,
     /// Spans not exported because the OTLP setting is unusable ([`Sink::Withheld`]).
     withheld: usize,
+    /// A masked copy of what was reported, for `tapline show --format html` of the
+    /// spool directory once its records are consumed.
+    journal: Option<journal::ExportedJournal>,
 }
 
 impl Extension {
@@ -319,8 +323,13 @@ impl Extension {
             exporter: None,
             sender: sender::Sender::default(),
             withheld: 0,
+            journal: None,
             spool_dir,
         };
+        ext.journal = journal::ExportedJournal::new(
+            &ext.spool_dir,
+            journal::ExportedJournal::bound_from(env("TAPLINE_JOURNAL_BYTES").as_deref()),
+        );
         ext.prepare_spool();
         if let Sink::Otlp(_, outbox) = &mut ext.sink {
             if ext.tail.is_some() {
@@ -483,6 +492,12 @@ impl Extension {
             FlushMode::AfterResponse,
         );
         log(format_args!("shutdown: {n} exchange(s) reported"));
+        if let Some(j) = self.journal.as_ref().filter(|j| j.lost_lines > 0) {
+            log(format_args!(
+                "exported journal: {} line(s) could not be written",
+                j.lost_lines
+            ));
+        }
         if matches!(self.sink, Sink::Withheld) {
             log(format_args!(
                 "{} span(s) withheld: the OTLP configuration is unusable",
@@ -555,8 +570,28 @@ impl Extension {
             .collect();
         let notices = std::mem::take(&mut self.notices);
         let mut said = notices.is_empty();
+        let mut journal_lines = Vec::new();
         for i in due {
             let mut span = self.invocation_span(&self.invocations[i]);
+            if self.journal.is_some() {
+                let c = &self.invocations[i];
+                let w = self.windows.get(&c.invoke.request_id);
+                let trigger = crate::aws::trigger::parse(w.map_or(&[][..], |w| &w.event));
+                journal_lines.push(
+                    journal::JournalInvocation {
+                        request_id: &c.invoke.request_id,
+                        start_unix_ns: span.start_unix_ns,
+                        end_unix_ns: span.end_unix_ns,
+                        outcome: match w.and_then(|w| w.outcome) {
+                            Some(Outcome::Response) => Some("response"),
+                            Some(Outcome::Error) => Some("error"),
+                            None => None,
+                        },
+                        trigger: trigger.kind.faas_trigger(),
+                    }
+                    .to_line(),
+                );
+            }
             // Blind spots seen since the last report: events on the first span due.
             if !said {
                 span.events = notices.iter().map(notice_event).collect();
@@ -599,6 +634,14 @@ impl Extension {
                 last.attributes
                     .push(KeyValue::string("tapline.lambda.phase", phase));
             }
+            if self.journal.is_some() {
+                journal_lines.push(journal::exchange_line(
+                    crate::report::json::to_value(ex),
+                    ex.seq,
+                    ctx.map(|c| c.invoke.request_id.as_str()),
+                    phase,
+                ));
+            }
             if matches!(self.sink, Sink::Stdout) {
                 let mut v = crate::report::json::to_value(ex);
                 if let (Some(c), Some(o)) = (ctx, v.as_object_mut()) {
@@ -612,6 +655,9 @@ impl Extension {
         }
         for (service, id, trace) in produced {
             self.produced.record(service, id, trace);
+        }
+        if let Some(j) = self.journal.as_mut() {
+            j.append(&journal_lines);
         }
         if let Some(held) = self.held.take() {
             batch.spans.splice(0..0, held.spans);

@@ -22,6 +22,15 @@ use super::{har, json, table, Format};
 pub(crate) trait ReportSink {
     /// Writes one exchange (already masked and cut to budget).
     fn push(&mut self, x: &Exchange) -> io::Result<()>;
+    /// Writes one line of the Lambda extension's exported journal (masked when it was
+    /// written); returns false for a format that does not show the journal (only the
+    /// HTML page does).
+    fn push_exported(
+        &mut self,
+        _line: &serde_json::Map<String, serde_json::Value>,
+    ) -> io::Result<bool> {
+        Ok(false)
+    }
     /// Pushes what was written so far to its destination (once per batch, so that a
     /// reader of the report sees each exchange while the program runs).
     fn flush(&mut self) -> io::Result<()>;

@@ -21,7 +21,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tapline_record::segment::{field, SegmentHeader, Step, Walk, DATA_START, FREE_PREFIX, SUFFIX};
-use tapline_record::{parse_record, RawRecord, MAGIC};
+use tapline_record::{parse_record, Header, RawRecord, MAGIC};
 
 /// The library's default segment size (`TAPLINE_SEGMENT_BYTES`).
 pub(crate) use tapline_record::settings::DEFAULT_SEGMENT_BYTES;
@@ -108,7 +108,27 @@ pub struct SegmentFollower {
     cursors: BTreeMap<String, Cursor>,
     finished: BTreeSet<String>,
     delete_finished: bool,
+    /// Most record bytes one poll reads (see [`SegmentFollower::set_poll_budget`]);
+    /// `None`: everything committed.
+    poll_budget: Option<u64>,
+    /// The last poll stopped at its budget: more is waiting.
+    budget_reached: bool,
     pub stats: SegmentStats,
+}
+
+/// A record read from a segment and held until the poll returns it (a header and its
+/// payload).
+type OwnedRecord = (Header, Vec<u8>);
+
+/// What one poll knows of a segment before reading it: where its current epoch sits in
+/// fill order, and how much of it is unread.
+struct Unread {
+    name: String,
+    /// `CLOCK_MONOTONIC` of the epoch's first record (the `ProcStart` the writer commits
+    /// when it switches to the segment, stamped with the record that caused the switch);
+    /// `u64::MAX` when nothing of a new epoch is readable.
+    opened: u64,
+    bytes: u64,
 }
 
 pub use super::files::is_segment_name;
@@ -125,8 +145,26 @@ impl SegmentFollower {
             cursors: BTreeMap::new(),
             finished: BTreeSet::new(),
             delete_finished,
+            poll_budget: None,
+            budget_reached: false,
             stats: SegmentStats::default(),
         }
+    }
+
+    /// Bounds what one poll reads to about `bytes` of records, so that a reader that
+    /// lags behind its writers holds a bounded amount in memory; the rest waits in the
+    /// spool, under the writers' bounds. The poll reads whole segments in fill order
+    /// (by when their current epoch opened, not by name: a segment reused in place keeps
+    /// its name and holds the newest records) and stops after the segment that reaches
+    /// the budget, so that what it leaves unread is newer than everything it returned:
+    /// a connection's records are never seen with a gap before a later record.
+    pub fn set_poll_budget(&mut self, bytes: u64) {
+        self.poll_budget = Some(bytes);
+    }
+
+    /// The last poll stopped at its budget (more is waiting to be read).
+    pub fn budget_reached(&self) -> bool {
+        self.budget_reached
     }
 
     /// Reads every record committed since the last poll and hands each to `sink`
@@ -134,6 +172,7 @@ impl SegmentFollower {
     /// looked at again on the next poll.
     pub fn poll(&mut self, sink: &mut dyn FnMut(&str, RawRecord<'_>)) -> io::Result<()> {
         let mut names: Vec<String> = Vec::new();
+        let mut listed_finished = BTreeSet::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
             // Regular files only (the type from the directory entry: a symlink is not
@@ -142,15 +181,22 @@ impl SegmentFollower {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
-            if is_segment_name(&name) && !self.finished.contains(&name) {
+            if !is_segment_name(&name) {
+                continue;
+            }
+            if self.finished.contains(&name) {
+                listed_finished.insert(name);
+            } else {
                 names.push(name);
             }
         }
+        // Finished names no longer listed were deleted: forgetting them keeps this set
+        // as small as the directory (a spool without reuse makes a new name per segment).
+        self.finished = listed_finished;
         names.sort_by_key(|n| super::files::file_order(n));
-        let mut alive = AliveCache::default();
-        for name in names {
-            if !self.cursors.contains_key(&name) {
-                let path = self.dir.join(&name);
+        for name in &names {
+            if !self.cursors.contains_key(name) {
+                let path = self.dir.join(name);
                 // Writable only to hand segments back; read-only if that is refused.
                 let rw = self.delete_finished.then(|| {
                     fs::OpenOptions::new()
@@ -177,8 +223,51 @@ impl SegmentFollower {
                 };
                 self.cursors.insert(name.clone(), cursor);
             }
+        }
+        // Fill order: every segment's current epoch by when it opened. Read in that
+        // order, a poll returns a connection's records oldest segment first; with a
+        // budget it stops after the segment that reaches it.
+        let mut order = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(cursor) = self.cursors.get(&name) {
+                order.push(unread(cursor, name)?);
+            }
+        }
+        order.sort_by_key(|u| u.opened);
+        self.budget_reached = false;
+        if let Some(budget) = self.poll_budget {
+            let mut taken = 0u64;
+            let mut cut = order.len();
+            for (i, u) in order.iter().enumerate() {
+                taken = taken.saturating_add(u.bytes);
+                if taken >= budget {
+                    cut = i + 1;
+                    break;
+                }
+            }
+            if cut < order.len() {
+                self.budget_reached = order[cut..].iter().any(|u| u.bytes > 0);
+                order.truncate(cut);
+            }
+        }
+        // Read newest first, returned oldest first. Why: a writer commits in program
+        // order, so a record seen in a newer segment means the records its thread put
+        // in older segments before it are committed too; read the other way round, a
+        // writer switching segments between the two reads would let the newer record be
+        // returned without the older one (a response's end without its last bytes).
+        let mut alive = AliveCache::default();
+        let mut read: Vec<(String, Vec<OwnedRecord>)> = Vec::with_capacity(order.len());
+        for Unread { name, .. } in order.into_iter().rev() {
             let cursor = self.cursors.get_mut(&name).expect("inserted above");
-            let release = match poll_segment(cursor, &name, &mut alive, &mut self.stats, sink)? {
+            let mut frames = Vec::new();
+            let mut keep = |_: &str, record: RawRecord<'_>| {
+                frames.push((record.header, record.payload.to_vec()));
+            };
+            let progress = poll_segment(cursor, &name, &mut alive, &mut self.stats, &mut keep);
+            if !frames.is_empty() {
+                read.push((name.clone(), frames));
+            }
+            let release = match progress? {
                 Progress::Open => false,
                 Progress::Released => true,
                 Progress::Finished(header) => {
@@ -210,6 +299,17 @@ impl SegmentFollower {
                 }
             }
         }
+        for (name, records) in read.iter().rev() {
+            for (header, payload) in records {
+                sink(
+                    name,
+                    RawRecord {
+                        header: *header,
+                        payload,
+                    },
+                );
+            }
+        }
         Ok(())
     }
 
@@ -217,6 +317,42 @@ impl SegmentFollower {
     pub fn open_segments(&self) -> usize {
         self.cursors.len()
     }
+}
+
+/// Where a segment's current epoch sits in fill order, and its bytes not read yet.
+fn unread(cursor: &Cursor, name: String) -> io::Result<Unread> {
+    let Some(header) = read_header(&cursor.file)? else {
+        return Ok(Unread {
+            name,
+            opened: u64::MAX,
+            bytes: 0,
+        });
+    };
+    let same_epoch = cursor.epoch == 0 || header.epoch == cursor.epoch;
+    if cursor.consumed && header.epoch == cursor.epoch {
+        // Handed back and not reused yet: nothing to read.
+        return Ok(Unread {
+            name,
+            opened: u64::MAX,
+            bytes: 0,
+        });
+    }
+    let from = if same_epoch && !cursor.consumed {
+        cursor.pos
+    } else {
+        DATA_START
+    };
+    let opened = match read_at(&cursor.file, DATA_START, tapline_record::HEADER_LEN)? {
+        Some(b) if u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == MAGIC => {
+            u64::from_le_bytes(b[24..32].try_into().expect("8 bytes"))
+        }
+        _ => u64::MAX,
+    };
+    Ok(Unread {
+        name,
+        opened,
+        bytes: header.limit().saturating_sub(from),
+    })
 }
 
 /// Reads `len` bytes at `offset`; `None` if the file is shorter.
@@ -542,7 +678,10 @@ mod tests {
 
     impl Seg {
         fn new(dir: &Path, keeper: u32) -> Seg {
-            let path = dir.join(format!("{keeper}-0.tls"));
+            Seg::numbered(dir, keeper, 0)
+        }
+        fn numbered(dir: &Path, keeper: u32, seq: u32) -> Seg {
+            let path = dir.join(format!("{keeper}-{seq}.tls"));
             let file = fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -550,7 +689,7 @@ mod tests {
                 .open(&path)
                 .expect("create");
             file.set_len(SIZE).expect("size");
-            file.write_all_at(&SegmentHeader::claimed(SIZE, keeper, 0), 0)
+            file.write_all_at(&SegmentHeader::claimed(SIZE, keeper, seq), 0)
                 .expect("header");
             Seg {
                 path,
@@ -573,8 +712,11 @@ mod tests {
         }
         /// Appends a committed record whose payload is `tag` repeated.
         fn record(&mut self, tag: u8) {
+            // Monotonic stamps, as a writer's clock gives them.
+            static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            let mono = CLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let payload = [tag; 40];
-            let mut h = Header::new(RecordType::Drops, payload.len(), 1, 2);
+            let mut h = Header::new(RecordType::Drops, payload.len(), 1, mono);
             h.pid = std::process::id();
             let (head, pad) = h.seal(&[&payload]);
             let mut bytes = head.to_vec();
@@ -596,6 +738,73 @@ mod tests {
         f.poll(&mut |_, rec| tags.push(rec.payload[0]))
             .expect("poll");
         tags
+    }
+
+    /// What a keeper does to reuse a segment handed back: reset, a new epoch.
+    fn reuse(seg: &mut Seg, me: u32) {
+        let h = seg.header();
+        seg.at = DATA_START;
+        seg.u64_at(field::RESERVE, DATA_START);
+        seg.u64_at(field::DATA_END, 0);
+        seg.u32_at(field::WRITERS, me);
+        seg.u32_at(field::STATE, State::Claimed as u32);
+        seg.u32_at(field::EPOCH, h.epoch + 1);
+    }
+
+    /// Regression: a budgeted poll that read segments by name returned a reused
+    /// segment's new epoch (the newest records) before an older segment's, and the live
+    /// report printed the exchange straddling them as `incomplete response`.
+    #[test]
+    fn a_budgeted_poll_reads_in_fill_order_not_name_order() {
+        let dir = tempdir();
+        let me = std::process::id();
+        let mut a = Seg::numbered(&dir, me, 0);
+        let mut b = Seg::numbered(&dir, me, 1);
+        let mut f = SegmentFollower::new(&dir, true);
+        f.set_poll_budget(1);
+        a.record(1);
+        a.record(2);
+        a.fill();
+        b.record(3);
+        // One segment per poll at this budget: A (opened first) first.
+        assert_eq!(poll(&mut f), [1, 2]);
+        assert!(f.budget_reached());
+        assert_eq!(f.stats.recycled, 1, "A handed back");
+        assert_eq!(poll(&mut f), [3]);
+        assert!(!f.budget_reached());
+        // B fills up while A, reused, gets the newest records. A's name comes first,
+        // but B's records are older: they come out first, and A's wait for the next poll.
+        b.record(4);
+        b.fill();
+        reuse(&mut a, me);
+        a.record(5);
+        a.record(6);
+        assert_eq!(poll(&mut f), [4]);
+        assert!(f.budget_reached());
+        assert_eq!(poll(&mut f), [5, 6]);
+        assert!(!f.budget_reached());
+        // Without a budget the same spool comes out in fill order in one poll.
+        a.record(7);
+        a.fill();
+        let mut g = SegmentFollower::new(&dir, false);
+        assert_eq!(poll(&mut g), [5, 6, 7]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Both segments have records: one unbudgeted poll returns them oldest segment
+    /// first, whatever their names.
+    #[test]
+    fn one_poll_returns_segments_oldest_first() {
+        let dir = tempdir();
+        let me = std::process::id();
+        let mut late = Seg::numbered(&dir, me, 0);
+        let mut early = Seg::numbered(&dir, me, 1);
+        early.record(1);
+        late.record(2);
+        early.record(3);
+        let mut f = SegmentFollower::new(&dir, false);
+        assert_eq!(poll(&mut f), [1, 3, 2]);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

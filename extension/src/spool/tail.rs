@@ -64,6 +64,19 @@ impl SpoolTail {
         tail
     }
 
+    /// Each read returns about `bytes` of segment records at most (whole segments, in
+    /// fill order: see [`SegmentFollower::set_poll_budget`]); [`SpoolTail::more_waiting`]
+    /// says when a read stopped there.
+    pub(crate) fn with_poll_budget(mut self, bytes: u64) -> Self {
+        self.segments.set_poll_budget(bytes);
+        self
+    }
+
+    /// The last read stopped at its budget: more is waiting.
+    pub(crate) fn more_waiting(&self) -> bool {
+        self.segments.budget_reached()
+    }
+
     /// Appends to `out` the records written since the last call; returns how many.
     pub(crate) fn read_new(&mut self, out: &mut Vec<SpoolEntry>) -> Result<usize, SpoolError> {
         let before = out.len();

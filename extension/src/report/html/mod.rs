@@ -120,8 +120,28 @@ impl<W: Write> HtmlReport<W> {
         if let Value::Object(map) = &mut value {
             map.insert("seq".into(), x.seq.into());
         }
+        self.embed(&value)
+    }
+
+    /// Embeds one line of the Lambda extension's exported journal
+    /// (`lambda/journal.rs`): an exchange's report object as the extension wrote it
+    /// (masked before it was written), or an `{"invocation": ...}` line, which the page
+    /// draws as an invocation's top bar.
+    pub(crate) fn push_exported(
+        &mut self,
+        line: &serde_json::Map<String, Value>,
+    ) -> io::Result<()> {
+        self.start()?;
+        if self.embedded >= self.limits.max_exchanges {
+            self.left_out += 1;
+            return Ok(());
+        }
+        self.embed(&Value::Object(line.clone()))
+    }
+
+    fn embed(&mut self, value: &Value) -> io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, &value).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut self.line, value).map_err(io::Error::other)?;
         let len = self.line.len() as u64 + 1;
         if self.embedded_bytes + len > self.limits.max_bytes {
             self.left_out += 1;
@@ -203,6 +223,13 @@ impl ReportSink for HtmlSink<'_> {
         match self.report.as_mut() {
             Some(r) => r.push(x),
             None => Ok(()),
+        }
+    }
+
+    fn push_exported(&mut self, line: &serde_json::Map<String, Value>) -> io::Result<bool> {
+        match self.report.as_mut() {
+            Some(r) => r.push_exported(line).map(|()| true),
+            None => Ok(false),
         }
     }
 

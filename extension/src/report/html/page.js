@@ -20,12 +20,19 @@
   var meta = {};
   try { meta = JSON.parse(byId('tl-meta').textContent); } catch (e) { meta = {}; }
   var all = [];
+  // Invocations the Lambda extension wrote into its exported journal ({"invocation":
+  // {id, start_unix_ns, end_unix_ns, outcome}}): a spool it consumed has no Runtime API
+  // calls left to find them from.
+  var marks = [];
   var unreadable = 0;
   var lines = byId('tl-data').textContent.split('\n');
   for (var li = 0; li < lines.length; li++) {
     var line = lines[li];
     if (!line) continue;
-    try { all.push(JSON.parse(line)); } catch (e) { unreadable++; }
+    var parsed;
+    try { parsed = JSON.parse(line); } catch (e) { unreadable++; continue; }
+    if (parsed && typeof parsed.invocation === 'object' && parsed.invocation) marks.push(parsed.invocation);
+    else all.push(parsed);
   }
 
   function header(pairs, name) {
@@ -81,6 +88,11 @@
     if (x._from < T0) T0 = x._from;
     if (x._end > T1) T1 = x._end;
   });
+  marks.forEach(function (m) {
+    var s = Number(m.start_unix_ns) || 0, e = Number(m.end_unix_ns) || s;
+    if (s && s < T0) T0 = s;
+    if (e > T1) T1 = e;
+  });
   if (!isFinite(T0)) { T0 = 0; T1 = 1; }
   if (T1 <= T0) T1 = T0 + 1;
 
@@ -111,6 +123,14 @@
         inv.error = m[2] === 'error';
       }
     });
+    marks.forEach(function (m) {
+      var id = typeof m.id === 'string' ? m.id : null;
+      if (!id || byIdMap[id]) return;
+      var start = Number(m.start_unix_ns) || 0;
+      var end = Number(m.end_unix_ns) || null;
+      byIdMap[id] = { id: id, start: start, end: end, outcome: 'inv', error: m.outcome === 'error' };
+      invocations.push(byIdMap[id]);
+    });
     invocations.sort(function (a, b) { return a.start - b.start; });
     invocations.forEach(function (inv, k) {
       if (inv.end === null) {
@@ -122,7 +142,12 @@
   var lambdaMode = invocations.length > 0;
   var runtimeCalls = all.filter(function (x) { return x._runtime; }).length;
 
+  var invById = {};
+  invocations.forEach(function (inv) { invById[inv.id] = inv; });
   function invocationOf(x) {
+    // The extension said which invocation an exchange ran in (its exported journal).
+    var said = x['faas.invocation_id'];
+    if (typeof said === 'string' && Object.prototype.hasOwnProperty.call(invById, said)) return invById[said];
     var found = null;
     for (var k = 0; k < invocations.length; k++) {
       if (invocations[k].start <= x._start) found = invocations[k]; else break;
@@ -604,6 +629,7 @@
     }
     if (unreadable > 0) parts.push(unreadable + ' embedded line(s) could not be read.');
     (meta.notices || []).forEach(function (n) { parts.push('Notice: ' + n + '.'); });
+    if (lambdaMode && marks.length) parts.push('Lambda: exchanges grouped by invocation, as the extension exported them (its journal: ' + marks.length + ' invocation(s)).');
     if (lambdaMode && runtimeCalls) parts.push('Lambda: exchanges grouped by invocation; the runtime\'s ' + runtimeCalls + ' Runtime API call(s) mark the invocations and are not listed.');
     byId('notice').textContent = parts.join(' ');
   })();
