@@ -36,6 +36,7 @@
 //!
 //! A class changed in any other way (a method renamed, a descriptor changed, another
 //! method added) but still holding the listed methods is wrapped as usual.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 
