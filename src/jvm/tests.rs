@@ -291,44 +291,9 @@ fn wrapped_jsse_classes_verify_and_run() {
         }
         let lib = dir.join("libjsse.so");
         gcc(&jdk, &testdata("jsse_natives.c"), &lib);
-        let classes = dir.join("classes");
-        run(Command::new(jdk.tool("javac"))
-            .arg("-d")
-            .arg(&classes)
-            .arg(testdata("JsseProbe.java")));
-        let keystore = dir.join("ks.p12");
-        run(Command::new(jdk.tool("keytool"))
-            .args([
-                "-genkeypair",
-                "-keyalg",
-                "EC",
-                "-alias",
-                "probe",
-                "-dname",
-                "CN=localhost",
-                "-validity",
-                "2",
-                "-storetype",
-                "PKCS12",
-                "-storepass",
-                "secret123",
-                "-keystore",
-            ])
-            .arg(&keystore));
-
-        let probe = |wrapped: bool| {
-            let mut cmd = Command::new(jdk.tool("java"));
-            cmd.arg("-Xverify:all");
-            if wrapped {
-                cmd.arg(format!("--patch-module=java.base={}", patch.display()));
-            }
-            cmd.arg("-cp").arg(&classes).arg("JsseProbe");
-            cmd.arg(if wrapped { lib.to_str().unwrap() } else { "-" });
-            cmd.arg(&keystore).arg("secret123");
-            run(&mut cmd)
-        };
-        let plain = probe(false);
-        let wrapped = probe(true);
+        let probe = JsseProbe::build(&jdk, &dir);
+        let plain = probe.run(None, None);
+        let wrapped = probe.run(Some(&patch), Some(&lib));
         let (own, hooks): (Vec<&str>, Vec<&str>) = wrapped.lines().partition(|l| {
             !l.starts_with("pre ") && !l.starts_with("post ") && !l.starts_with("bound ")
         });
@@ -404,6 +369,105 @@ fn wrapped_jsse_classes_verify_and_run() {
         assert!(has("wrap6 ", "") && has("unwrap6 ", ""));
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// testdata/JsseProbe.java compiled, with a fresh keystore: runs against a patched
+/// java.base and with natives, or as is.
+struct JsseProbe<'a> {
+    jdk: &'a Jdk,
+    classes: PathBuf,
+    keystore: PathBuf,
+}
+
+impl<'a> JsseProbe<'a> {
+    fn build(jdk: &'a Jdk, dir: &Path) -> Self {
+        let classes = dir.join("classes");
+        run(Command::new(jdk.tool("javac"))
+            .arg("-d")
+            .arg(&classes)
+            .arg(testdata("JsseProbe.java")));
+        let keystore = dir.join("ks.p12");
+        run(Command::new(jdk.tool("keytool"))
+            .args([
+                "-genkeypair",
+                "-keyalg",
+                "EC",
+                "-alias",
+                "probe",
+                "-dname",
+                "CN=localhost",
+            ])
+            .args([
+                "-validity",
+                "2",
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "secret123",
+            ])
+            .arg("-keystore")
+            .arg(&keystore));
+        JsseProbe {
+            jdk,
+            classes,
+            keystore,
+        }
+    }
+
+    fn run(&self, patch: Option<&Path>, natives: Option<&Path>) -> String {
+        let mut cmd = Command::new(self.jdk.tool("java"));
+        cmd.arg("-Xverify:all");
+        if let Some(p) = patch {
+            cmd.arg(format!("--patch-module=java.base={}", p.display()));
+        }
+        cmd.arg("-cp").arg(&self.classes).arg("JsseProbe");
+        cmd.arg(natives.map_or("-".into(), |l| l.display().to_string()));
+        cmd.arg(&self.keystore).arg("secret123");
+        run(&mut cmd)
+    }
+}
+
+/// The "deliberately altered class": `SSLSocketImpl$AppOutputStream` with one more
+/// method, a private no-op `tapline$write([BII)V`. The JVM loads it and TLS runs as
+/// before; `wrap_methods` refuses it (it looks wrapped already), so the agent would load
+/// it untouched.
+#[test]
+fn altered_jdk_class_is_refused_and_runs_unchanged() {
+    use super::classfile::{Attribute, Member};
+    let jdk = jdks().remove(0);
+    let dir = scratch("altered");
+    let class = "sun/security/ssl/SSLSocketImpl$AppOutputStream";
+    let bytes = std::fs::read(java_base(&jdk).join(format!("{class}.class"))).unwrap();
+    let mut cf = ClassFile::parse(&bytes).unwrap();
+    let name = cf.add_utf8(b"tapline$write").unwrap();
+    let descriptor = cf.add_utf8(b"([BII)V").unwrap();
+    let code = cf.add_utf8(b"Code").unwrap();
+    // max_stack 0, max_locals 4 (this, byte[], int, int), code: return.
+    let info = vec![0, 0, 0, 4, 0, 0, 0, 1, 0xb1, 0, 0, 0, 0];
+    cf.methods.push(Member {
+        access: ACC_PRIVATE,
+        name,
+        descriptor,
+        attributes: vec![Attribute { name: code, info }],
+    });
+    let altered = cf.write().unwrap();
+    let wraps = [Wrap {
+        method: "write",
+        desc: "([BII)V",
+    }];
+    assert_eq!(
+        wrap_methods(&altered, &wraps),
+        Err(Shape("the class was wrapped before"))
+    );
+    let patch = dir.join("patch");
+    let path = patch.join(format!("{class}.class"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &altered).unwrap();
+    let probe = JsseProbe::build(&jdk, &dir);
+    let plain = probe.run(None, None);
+    assert!(plain.contains("client got pong:ping"), "{plain}");
+    assert_eq!(probe.run(Some(&patch), None), plain);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn gcc(jdk: &Jdk, src: &Path, out: &Path) {
