@@ -226,13 +226,13 @@ impl MethodType {
 
 /// One field type starting at `b[i]`: its kind and the index after it.
 fn field_type(b: &[u8], mut i: usize) -> Option<(Kind, usize)> {
-    let mut dims = 0;
+    let mut dims = 0u16;
     while b.get(i) == Some(&b'[') {
         dims += 1;
         i += 1;
-    }
-    if dims > 255 {
-        return None;
+        if dims > 255 {
+            return None;
+        }
     }
     let k = match *b.get(i)? {
         b'B' | b'C' | b'I' | b'S' | b'Z' => Kind::Int,
