@@ -802,6 +802,22 @@ fn refusals_follow_the_documented_rule() {
             "{bad}"
         );
     }
+    let deep = format!("({}I)V", "[".repeat(256));
+    assert_eq!(
+        refused(&[Wrap {
+            method: "m",
+            desc: &deep
+        }]),
+        Shape("a malformed method descriptor")
+    );
+    let deep = format!("({}I)V", "[".repeat(255));
+    assert_eq!(
+        refused(&[Wrap {
+            method: "m",
+            desc: &deep
+        }]),
+        Shape("a listed method is missing")
+    );
     // A deliberately altered class: the method's descriptor changed (`m(I)I` → `m(I)J`
     // by editing one byte of its Utf8 entry): the wrap is refused, nothing else breaks.
     let at = find_bytes(&class, b"(I)I").unwrap();
