@@ -43,8 +43,7 @@ static READY: AtomicBool = AtomicBool::new(false);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// `TAPLINE_INLINE=0` turns the inline hooks off (node then shows opaque TLS).
 static INLINE: AtomicBool = AtomicBool::new(true);
-/// `TAPLINE_JAVA=0` turns the Java agent off: no `-agentpath` put into `java` command
-/// lines, nothing instrumented by the agent.
+/// `TAPLINE_JAVA=0` turns the JVMTI agent off (Java's TLS then shows opaque).
 static JAVA: AtomicBool = AtomicBool::new(true);
 static MAX_BODY: AtomicU64 = AtomicU64::new(DEFAULT_MAX_BODY);
 static FILE_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_FILE_BYTES);
@@ -103,7 +102,7 @@ pub fn inline_hooks() -> bool {
     INLINE.load(Ordering::Relaxed)
 }
 
-/// Whether the Java agent is on (`TAPLINE_JAVA`, default on).
+/// Whether the JVMTI agent may instrument a JVM (`TAPLINE_JAVA`, default on).
 pub fn java() -> bool {
     JAVA.load(Ordering::Relaxed)
 }

@@ -239,6 +239,7 @@ impl Connection {
         match (self.protocol(), self.tls_library) {
             (_, Some(TlsLibrary::GnuTls)) => TlsKind::GnuTls,
             (_, Some(TlsLibrary::OpenSsl)) => TlsKind::OpenSsl,
+            (_, Some(TlsLibrary::Jsse)) => TlsKind::Jsse,
             // Plaintext from a TLS hook whose TlsInfo was lost: OpenSSL is by far the
             // most common library, and "none" would claim the socket was plaintext.
             (Some(Protocol::TlsPlaintext), None) => TlsKind::OpenSsl,
@@ -302,16 +303,16 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
             }
             let overlaps = c.first_mono_ns >= from && (!closed || c.first_mono_ns <= to);
             // The library named the socket; else the same fd in the same process at the
-            // same time; else (memory BIOs: no fd) the same server name at the same time.
+            // same time; else (memory BIOs, Java's SSLEngine: no fd) the same server name
+            // at the same time, or — no server name for an address literal — the same
+            // peer address the TLS engine was made for.
             let named = c.tls_socket_conn == Some(socket_conn);
             let same_fd = fd >= 0 && c.pid == pid && c.fd() == fd && overlaps;
-            let same_name = c.fd() < 0
-                && c.tls_socket_conn.is_none()
-                && c.pid == pid
-                && overlaps
-                && sni.is_some()
-                && c.tls_sni == sni;
-            if named || same_fd || same_name {
+            let unnamed = c.fd() < 0 && c.tls_socket_conn.is_none() && c.pid == pid && overlaps;
+            let same_name = unnamed && sni.is_some() && c.tls_sni == sni;
+            let own_peer = c.open.and_then(|o| socket_addr(&o.peer));
+            let same_peer = unnamed && sni.is_none() && peer.is_some() && own_peer == peer;
+            if named || same_fd || same_name || same_peer {
                 if c.open.and_then(|o| socket_addr(&o.peer)).is_none() {
                     c.socket_peer = peer;
                 }
