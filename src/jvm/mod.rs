@@ -17,13 +17,16 @@
 //! preload library with its hooks.
 
 pub mod classfile;
-pub mod jvmti;
 pub mod wrap;
 
+// The JVM side is private: `Agent_OnLoad` is exported by its symbol name, and raw JNI
+// references never cross a public Rust API.
 #[cfg(all(feature = "hooks", not(test)))]
-pub mod agent;
+mod agent;
 #[cfg(all(feature = "hooks", not(test)))]
-pub mod natives;
+mod jvmti;
+#[cfg(all(feature = "hooks", not(test)))]
+mod natives;
 
 pub use wrap::{class_name, native_methods, wrap_methods, Shape, Wrap};
 
