@@ -346,10 +346,11 @@ unsafe extern "system" fn write_post(
     off: jint,
     len: jint,
 ) {
+    let key = tls::current();
     let fd = tls::inner_socket().unwrap_or(-1);
     tls::leave(token as usize);
     guarded((), || {
-        socket_plaintext(Jni(env), this, &OUT_THIS0, 0, b, off, len, fd)
+        socket_plaintext(Jni(env), this, &OUT_THIS0, key, 0, b, off, len, fd)
     });
 }
 
@@ -375,47 +376,39 @@ unsafe extern "system" fn read_post(
     _len: jint,
     r: jint,
 ) {
+    let key = tls::current();
     let fd = tls::inner_socket().unwrap_or(-1);
     tls::leave(token as usize);
     guarded((), || {
-        let jni = Jni(env);
-        if r == -1 {
-            let outer = outer_socket(jni, this, &IN_THIS0);
-            let key = key_of(outer, false);
-            jni.delete_local(outer);
-            if key != 0 {
-                after(|| on_peer_closed(key));
-            }
+        if r == -1 && key != 0 {
+            after(|| on_peer_closed(key));
         } else {
-            socket_plaintext(jni, this, &IN_THIS0, 1, b, off, r, fd);
+            socket_plaintext(Jni(env), this, &IN_THIS0, key, 1, b, off, r, fd);
         }
     });
 }
 
-/// `n` bytes at `off` of `b` went through the socket of `stream` (dir 0 out, 1 in).
+/// `n` bytes at `off` of `b` went through session `key`, the socket of `stream` (dir 0
+/// out, 1 in). The key is the one the pre-hook entered (no second tag lookup).
 #[allow(clippy::too_many_arguments)]
 fn socket_plaintext(
     jni: Jni,
     stream: jobject,
     ids: &Ids<1>,
+    key: usize,
     dir: usize,
     b: jarray,
     off: jint,
     n: jint,
     fd: i32,
 ) {
-    if n <= 0 || off < 0 || !crate::config::active() {
-        return;
-    }
-    let outer = outer_socket(jni, stream, ids);
-    let key = key_of(outer, false);
-    if key == 0 {
-        jni.delete_local(outer);
+    if n <= 0 || off < 0 || key == 0 || !crate::config::active() {
         return;
     }
     let mut peer = Peer::new();
     if dir == 0 && tls::find(key).is_none() {
         // A new session: what only JNI can tell, gathered before the critical region.
+        let outer = outer_socket(jni, stream, ids);
         alpn_of(jni, outer, &SOCKET_ALPN, &mut peer);
         if let Some([host_f]) = SOCKET_HOST.get(|| {
             let c = class_of(jni, outer);
@@ -428,8 +421,8 @@ fn socket_plaintext(
             peer.host_len = jni.string_into(host, &mut peer.host);
             jni.delete_local(host);
         }
+        jni.delete_local(outer);
     }
-    jni.delete_local(outer);
     let (from, to) = (off as usize, off as usize + n as usize);
     jni.with_bytes(b, from, to, |bytes| {
         after(|| on_plaintext(key, dir, bytes, fd, &peer));
