@@ -321,9 +321,17 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
             let same_fd = fd >= 0 && c.pid == pid && c.fd() == fd && overlaps;
             let unnamed = c.fd() < 0 && c.tls_socket_conn.is_none() && c.pid == pid && overlaps;
             let same_name = unnamed && sni.is_some() && c.tls_sni == sni;
+            // A Java SSLEngine session knows its peer's port, and its address only for
+            // an address literal; the JDK sends no SNI for a name without a dot
+            // (`localhost`), so the port (and the address when known) must do.
             let own_peer = c.open.and_then(|o| socket_addr(&o.peer));
-            let same_peer =
-                unnamed && sni.is_none() && peer.is_some() && unmapped(own_peer) == unmapped(peer);
+            let own_port = c.open.map(|o| o.peer.port).filter(|&p| p != 0);
+            let same_peer = unnamed
+                && sni.is_none()
+                && peer.is_some_and(|p| {
+                    own_port == Some(p.port())
+                        && (own_peer.is_none() || unmapped(own_peer) == unmapped(Some(p)))
+                });
             if named || same_fd || same_name || same_peer {
                 if c.open.and_then(|o| socket_addr(&o.peer)).is_none() {
                     c.socket_peer = peer;

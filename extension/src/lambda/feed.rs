@@ -292,6 +292,7 @@ impl ExchangeFeed {
             .map(|(&c, p)| (c, p.start))
             .collect();
         let assembly = assemble_resuming(&self.pending, &starts, &mut self.hpack);
+        self.twins.extend(assembly.linked_sockets.iter().copied());
         let mut out = failed;
         let mut streams_out = false;
         for ex in assembly.exchanges {
