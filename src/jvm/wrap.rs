@@ -37,6 +37,17 @@
 //!
 //! A class changed in any other way (a method renamed, a descriptor changed, another
 //! method added) but still holding the listed methods is wrapped as usual.
+//!
+//! An altered class that the JVM still loads and runs exactly as before, but that is
+//! refused: `SSLSocketImpl$AppOutputStream` with one more method, a private no-op
+//! `tapline$write([BII)V` (refused as "wrapped before"; the test
+//! `altered_jdk_class_is_refused_and_runs_unchanged` builds it with
+//! [`super::classfile::ClassFile`] and runs TLS through it with `--patch-module`).
+//! Altering the version, a tag or the target's descriptor is refused too, but the JVM
+//! itself then rejects the class or the JDK breaks.
+//!
+//! The wrapper is not `synchronized`: for a synchronized original, pre and post run
+//! outside its monitor (the renamed original keeps the flag).
 
 use core::fmt;
 
