@@ -7,6 +7,7 @@
 //! checked against the bytes that are there; trailing bytes are an error. Attributes stay
 //! raw bytes (the wrapper copies or builds the few it needs), so [`ClassFile::write`] of a
 //! parsed class gives back the very bytes it was parsed from.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 
