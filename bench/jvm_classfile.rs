@@ -1,11 +1,36 @@
-//! The cost of the JVMTI agent's class-file work (`src/jvm/`, included by path), on the
+//! The cost of the JVMTI agent's class-file work (`src/jvm/classfile.rs` and `wrap.rs`,
+//! included by path; the rest of `src/jvm/` is the JVMTI side), on the
 //! real classes of a JDK's java.base (a directory extracted with `jimage`): per class,
 //! `class_name` (the cheap name read), a full parse, parse + write; and `wrap_methods` on
 //! each JSSE target. Built and run by bench/jvm_classfile.sh. Prints ns per operation (thread
 //! CPU time, and wall time).
-#[path = "../src/jvm/mod.rs"]
 #[allow(dead_code, unused_imports)]
-mod jvm;
+#[path = "../src/jvm"]
+mod jvm {
+    pub mod classfile;
+    pub mod wrap;
+}
+
+use jvm::wrap::Wrap;
+
+/// `jvm::JSSE_TARGETS` (src/jvm/mod.rs, which this standalone build cannot include).
+const JSSE_TARGETS: &[(&str, &[Wrap<'static>])] = &[
+    ("sun/security/ssl/SSLSocketImpl$AppOutputStream", &[Wrap { method: "write", desc: "([BII)V" }]),
+    ("sun/security/ssl/SSLSocketImpl$AppInputStream", &[Wrap { method: "read", desc: "([BII)I" }]),
+    (
+        "sun/security/ssl/SSLEngineImpl",
+        &[
+            Wrap {
+                method: "wrap",
+                desc: "([Ljava/nio/ByteBuffer;IILjava/nio/ByteBuffer;)Ljavax/net/ssl/SSLEngineResult;",
+            },
+            Wrap {
+                method: "unwrap",
+                desc: "(Ljava/nio/ByteBuffer;[Ljava/nio/ByteBuffer;II)Ljavax/net/ssl/SSLEngineResult;",
+            },
+        ],
+    ),
+];
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -62,7 +87,7 @@ fn main() {
         let mut s = 0;
         for _ in 0..ROUNDS {
             for c in &all {
-                s += jvm::class_name(c).map_or(0, |n| n.len() as u64);
+                s += jvm::wrap::class_name(c).map_or(0, |n| n.len() as u64);
             }
         }
         s
@@ -86,13 +111,13 @@ fn main() {
         }
         s
     });
-    for (class, wraps) in jvm::JSSE_TARGETS {
+    for (class, wraps) in JSSE_TARGETS {
         let c = std::fs::read(base.join(format!("{class}.class"))).expect("target class");
         const N: usize = 2000;
         per_op(&format!("wrap_methods {}", class.rsplit('/').next().unwrap()), N, || {
             let mut s = 0;
             for _ in 0..N {
-                s += jvm::wrap_methods(&c, wraps).map_or(0, |o| o.len() as u64);
+                s += jvm::wrap::wrap_methods(&c, wraps).map_or(0, |o| o.len() as u64);
             }
             s
         });

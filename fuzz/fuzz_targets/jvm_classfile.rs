@@ -1,15 +1,20 @@
 //! Arbitrary bytes as a class file through the JVMTI agent's class-file reader and wrapper
-//! (`src/jvm/`, included by path). They run on the JVM's class-loading thread, so they must
-//! never panic; whatever parses must write back to the same bytes, whatever wraps must
-//! parse again, and the cheap `class_name` must agree with the full parse.
+//! (`src/jvm/classfile.rs` and `wrap.rs`, included by path: the rest of `src/jvm/` is the
+//! JVMTI side, which needs the library's dependencies). They run on the JVM's
+//! class-loading thread, so they must never panic; whatever parses must write back to the
+//! same bytes, whatever wraps must parse again, and the cheap `class_name` must agree with
+//! the full parse.
 #![no_main]
 
-#[path = "../../src/jvm/mod.rs"]
 #[allow(dead_code, unused_imports)]
-mod jvm;
+#[path = "../../src/jvm"]
+mod jvm {
+    pub mod classfile;
+    pub mod wrap;
+}
 
 use jvm::classfile::ClassFile;
-use jvm::{class_name, wrap_methods, Wrap};
+use jvm::wrap::{class_name, wrap_methods, Wrap};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,6 +16,9 @@
 //! The two natives are `private static native`; the agent binds them with
 //! `RegisterNatives` ([`native_methods`] gives their names and descriptors).
 //!
+//! The wrapper is not `synchronized`: for a synchronized original, pre and post run
+//! outside its monitor (the renamed original keeps the flag).
+//!
 //! # When `wrap_methods` refuses
 //!
 //! It returns `Err(Shape)` and the caller loads the class untouched when any of these holds
@@ -34,6 +37,14 @@
 //!   native (it was wrapped before);
 //! - `this_class` is not a `Class` entry, or the result would not fit the format (constant
 //!   pool over 65534 entries, more than 65535 methods).
+//!
+//! An altered class that the JVM still loads and runs exactly as before, but that is
+//! refused: `SSLSocketImpl$AppOutputStream` with one more method, a private no-op
+//! `tapline$write([BII)V` (refused as "wrapped before"; the test
+//! `altered_jdk_class_is_refused_and_runs_unchanged` builds it with
+//! [`super::classfile::ClassFile`] and runs TLS through it with `--patch-module`).
+//! Altering the version, a tag or the target's descriptor is refused too, but the JVM
+//! itself then rejects the class or the JDK breaks.
 //!
 //! A class changed in any other way (a method renamed, a descriptor changed, another
 //! method added) but still holding the listed methods is wrapped as usual.
