@@ -8,7 +8,7 @@
 //! call teaches the session its socket exactly as for OpenSSL.
 //!
 //! What it does: `ClassFileLoadHook` compares the loading class's name with the few
-//! JSSE classes of [`TARGETS`] and returns at once for every other class; a target's
+//! JSSE classes of [`JSSE_TARGETS`] and returns at once for every other class; a target's
 //! bytes go to [`super::wrap_methods`] and the wrapped class goes back to the JVM
 //! through JVMTI `Allocate`. `ClassPrepare` of a wrapped class binds its natives
 //! ([`super::natives`]) with `RegisterNatives`. Any refusal (a [`super::Shape`], a
@@ -24,19 +24,8 @@ use tapline_record::NoticeKind;
 
 use super::jvmti::{self, jthread, Capabilities, EventCallbacks, Jni, Jvmti};
 use super::natives;
-use super::{native_methods, wrap_methods, Wrap};
+use super::{native_methods, wrap_methods, JSSE_TARGETS};
 use crate::{config, hooks, spool};
-
-/// A class the agent instruments, and the natives of each of its wrapped methods.
-pub(super) struct Target {
-    /// Internal name, as `ClassFileLoadHook` receives it.
-    pub name: &'static str,
-    pub wraps: &'static [Wrap<'static>],
-    /// `[pre, post]` per wrap, in the order of `wraps`.
-    pub natives: fn() -> Vec<[*mut c_void; 2]>,
-    /// See [`status`].
-    pub status: AtomicU8,
-}
 
 /// Where a target class stands.
 mod status {
@@ -50,47 +39,10 @@ mod status {
     pub const UNTOUCHED: u8 = 3;
 }
 
-const ENGINE_DESC: &str =
-    "([Ljava/nio/ByteBuffer;II[Ljava/nio/ByteBuffer;II)Ljavax/net/ssl/SSLEngineResult;";
-
-/// The JSSE plaintext path (the same on JDK 11 to 25): the SSLSocket application
-/// streams, and the central `wrap`/`unwrap` overloads of `SSLEngineImpl` (the others
-/// call these).
-pub(super) static TARGETS: [Target; 3] = [
-    Target {
-        name: "sun/security/ssl/SSLSocketImpl$AppOutputStream",
-        wraps: &[Wrap {
-            method: "write",
-            desc: "([BII)V",
-        }],
-        natives: natives::app_output,
-        status: AtomicU8::new(status::WAITING),
-    },
-    Target {
-        name: "sun/security/ssl/SSLSocketImpl$AppInputStream",
-        wraps: &[Wrap {
-            method: "read",
-            desc: "([BII)I",
-        }],
-        natives: natives::app_input,
-        status: AtomicU8::new(status::WAITING),
-    },
-    Target {
-        name: "sun/security/ssl/SSLEngineImpl",
-        wraps: &[
-            Wrap {
-                method: "wrap",
-                desc: ENGINE_DESC,
-            },
-            Wrap {
-                method: "unwrap",
-                desc: ENGINE_DESC,
-            },
-        ],
-        natives: natives::engine,
-        status: AtomicU8::new(status::WAITING),
-    },
-];
+/// The classes the agent instruments and their wraps: [`JSSE_TARGETS`] (`jvm/mod.rs`'s
+/// list, checked on the JDKs' own classes); per class one [`status`].
+static STATUS: [AtomicU8; JSSE_TARGETS.len()] =
+    [const { AtomicU8::new(status::WAITING) }; JSSE_TARGETS.len()];
 
 /// The JVMTI environment (null until `Agent_OnLoad` got one).
 static JVMTI: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
@@ -156,8 +108,8 @@ fn load(vm: *mut JavaVM) {
 /// # Safety
 /// `name` is a NUL-terminated string.
 unsafe fn target_named(name: *const c_char) -> Option<usize> {
-    'targets: for (i, t) in TARGETS.iter().enumerate() {
-        for (k, &b) in t.name.as_bytes().iter().enumerate() {
+    'targets: for (i, (target, _)) in JSSE_TARGETS.iter().enumerate() {
+        for (k, &b) in target.as_bytes().iter().enumerate() {
             // SAFETY: every byte before `k` matched a non-NUL byte of the target's
             // name, so the string has not ended before `k`.
             if unsafe { *name.add(k) } as u8 != b {
@@ -165,7 +117,7 @@ unsafe fn target_named(name: *const c_char) -> Option<usize> {
             }
         }
         // SAFETY: as above, for the byte after the whole name.
-        if unsafe { *name.add(t.name.len()) } == 0 {
+        if unsafe { *name.add(target.len()) } == 0 {
             return Some(i);
         }
     }
@@ -208,13 +160,20 @@ unsafe extern "system" fn class_file_load_hook(
 /// # Safety
 /// The out pointers are the ones `ClassFileLoadHook` received.
 unsafe fn transform(i: usize, bytes: &[u8], out_len: *mut jint, out: *mut *mut c_uchar) {
-    let t = &TARGETS[i];
-    if t.status.load(Ordering::Acquire) != status::WAITING {
+    let (_, wraps) = JSSE_TARGETS[i];
+    if STATUS[i].load(Ordering::Acquire) != status::WAITING {
         // Another loader defines the same name (not the JDK's): left alone.
         return;
     }
     let Some(jv) = jvmti() else { return };
-    let wrapped = match wrap_methods(bytes, t.wraps) {
+    let class_name = JSSE_TARGETS[i].0;
+    if wraps
+        .iter()
+        .any(|w| natives::for_method(class_name, w.method, w.desc).is_none())
+    {
+        return untouched(i, "no natives for a wrapped method");
+    }
+    let wrapped = match wrap_methods(bytes, wraps) {
         Ok(w) => w,
         Err(shape) => return untouched(i, shape.0),
     };
@@ -226,7 +185,7 @@ unsafe fn transform(i: usize, bytes: &[u8], out_len: *mut jint, out: *mut *mut c
     };
     // SAFETY: `mem` holds `wrapped.len()` bytes just allocated for us.
     unsafe { core::ptr::copy_nonoverlapping(wrapped.as_ptr(), mem, wrapped.len()) };
-    t.status.store(status::WRAPPED, Ordering::Release);
+    STATUS[i].store(status::WRAPPED, Ordering::Release);
     PENDING.fetch_add(1, Ordering::AcqRel);
     // SAFETY: the JVM's out pointers; it takes ownership of `mem`.
     unsafe {
@@ -237,14 +196,13 @@ unsafe fn transform(i: usize, bytes: &[u8], out_len: *mut jint, out: *mut *mut c
 
 /// Says once that target `i` is left as it is, and why.
 fn untouched(i: usize, why: &str) {
-    let t = &TARGETS[i];
-    let prev = t.status.swap(status::UNTOUCHED, Ordering::AcqRel);
+    let prev = STATUS[i].swap(status::UNTOUCHED, Ordering::AcqRel);
     if prev == status::UNTOUCHED {
         return;
     }
     let mut text = [0u8; 256];
     let mut n = 0;
-    for part in [t.name.as_bytes(), b": ", why.as_bytes()] {
+    for part in [JSSE_TARGETS[i].0.as_bytes(), b": ", why.as_bytes()] {
         let k = part.len().min(text.len() - n);
         text[n..n + k].copy_from_slice(&part[..k]);
         n += k;
@@ -280,11 +238,11 @@ fn prepare(jni: Jni, class: jclass) {
     else {
         return;
     };
-    let Some(i) = TARGETS.iter().position(|t| t.name.as_bytes() == name) else {
+    let Some(i) = JSSE_TARGETS.iter().position(|t| t.0.as_bytes() == name) else {
         return;
     };
-    let t = &TARGETS[i];
-    if t.status
+    let (class_name, wraps) = JSSE_TARGETS[i];
+    if STATUS[i]
         .compare_exchange(
             status::WRAPPED,
             status::BOUND,
@@ -296,21 +254,21 @@ fn prepare(jni: Jni, class: jclass) {
         return;
     }
     PENDING.fetch_sub(1, Ordering::AcqRel);
-    let fns = (t.natives)();
-    let mut names: Vec<std::ffi::CString> = Vec::with_capacity(t.wraps.len() * 4);
-    let mut methods: Vec<JNINativeMethod> = Vec::with_capacity(t.wraps.len() * 2);
-    for (w, ptrs) in t.wraps.iter().zip(fns.iter()) {
+    let mut names: Vec<std::ffi::CString> = Vec::with_capacity(wraps.len() * 4);
+    let mut methods: Vec<JNINativeMethod> = Vec::with_capacity(wraps.len() * 2);
+    for w in wraps {
+        let Some(ptrs) = natives::for_method(class_name, w.method, w.desc) else {
+            return untouched(i, "no natives for a wrapped method");
+        };
         for ((name, desc), f) in native_methods(w).into_iter().zip(ptrs) {
-            let (Ok(name), Ok(desc)) = (
-                std::ffi::CString::new(name),
-                std::ffi::CString::new(desc),
-            ) else {
+            let (Ok(name), Ok(desc)) = (std::ffi::CString::new(name), std::ffi::CString::new(desc))
+            else {
                 return untouched(i, "native method name");
             };
             methods.push(JNINativeMethod {
                 name: name.as_ptr() as *mut c_char,
                 signature: desc.as_ptr() as *mut c_char,
-                fnPtr: *f,
+                fnPtr: f,
             });
             names.push(name);
             names.push(desc);

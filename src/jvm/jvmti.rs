@@ -163,8 +163,12 @@ impl Jvmti {
 
     /// The class's JVM signature (`Lpkg/Name;`) into `out`; its length, or None.
     pub fn class_signature(self, class: jclass, out: &mut [u8]) -> Option<usize> {
-        type F = unsafe extern "system" fn(JvmtiEnv, jclass, *mut *mut c_char, *mut *mut c_char)
-            -> Error;
+        type F = unsafe extern "system" fn(
+            JvmtiEnv,
+            jclass,
+            *mut *mut c_char,
+            *mut *mut c_char,
+        ) -> Error;
         // SAFETY: slot 48 is `GetClassSignature(env, jclass, char** sig, char** generic)`.
         let f: F = unsafe { core::mem::transmute(self.slot(GET_CLASS_SIGNATURE)) };
         let mut sig = core::ptr::null_mut();
@@ -301,13 +305,6 @@ impl Jni {
         unsafe { (self.f().v1_4.GetIntField)(self.0, obj, field) }
     }
 
-    /// # Safety
-    /// `field` must be a `boolean` field of `obj`'s class.
-    pub unsafe fn bool_field(self, obj: jobject, field: jfieldID) -> bool {
-        // SAFETY: the caller's contract.
-        unsafe { (self.f().v1_4.GetBooleanField)(self.0, obj, field) }
-    }
-
     pub fn array_length(self, a: jarray) -> jsize {
         if a.is_null() {
             return 0;
@@ -359,7 +356,8 @@ impl Jni {
             return;
         }
         // SAFETY: a valid env and a non-null primitive array.
-        let p = unsafe { (self.f().v1_4.GetPrimitiveArrayCritical)(self.0, a, core::ptr::null_mut()) };
+        let p =
+            unsafe { (self.f().v1_4.GetPrimitiveArrayCritical)(self.0, a, core::ptr::null_mut()) };
         if p.is_null() {
             self.clear_exception();
             return;

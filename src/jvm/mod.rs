@@ -17,15 +17,62 @@
 //! preload library with its hooks.
 
 pub mod classfile;
-pub mod jvmti;
 pub mod wrap;
 
+// The JVM side is private: `Agent_OnLoad` is exported by its symbol name, and raw JNI
+// references never cross a public Rust API.
 #[cfg(all(feature = "hooks", not(test)))]
-pub mod agent;
+mod agent;
 #[cfg(all(feature = "hooks", not(test)))]
-pub mod natives;
+mod jvmti;
+#[cfg(all(feature = "hooks", not(test)))]
+mod natives;
 
 pub use wrap::{class_name, native_methods, wrap_methods, Shape, Wrap};
+
+/// The JDK methods that carry JSSE's plaintext, what the agent wraps: the same classes,
+/// names and descriptors on JDK 17 and JDK 25 (the tests wrap them on both, verify the
+/// result and run TLS through it).
+///
+/// - `SSLSocketImpl$AppOutputStream.write([BII)V`: what the application writes;
+/// - `SSLSocketImpl$AppInputStream.read([BII)I`: what it reads (the result is the count);
+/// - `SSLEngineImpl.wrap([ByteBuffer;II ByteBuffer)` / `unwrap(ByteBuffer [ByteBuffer;II)`:
+///   the abstract `SSLEngine` methods every other overload calls; plaintext consumed from
+///   the sources / produced into the destinations (`SSLEngineResult.bytesConsumed` /
+///   `bytesProduced`, read against the positions pre saw). On both JDKs these delegate at
+///   once to the internal six-argument `wrap`/`unwrap([ByteBuffer;II[ByteBuffer;II)`;
+///   wrap one pair or the other, never both (each call would be seen twice).
+pub const JSSE_TARGETS: &[(&str, &[Wrap<'static>])] = &[
+    (
+        "sun/security/ssl/SSLSocketImpl$AppOutputStream",
+        &[Wrap {
+            method: "write",
+            desc: "([BII)V",
+        }],
+    ),
+    (
+        "sun/security/ssl/SSLSocketImpl$AppInputStream",
+        &[Wrap {
+            method: "read",
+            desc: "([BII)I",
+        }],
+    ),
+    (
+        "sun/security/ssl/SSLEngineImpl",
+        &[
+            Wrap {
+                method: "wrap",
+                desc:
+                    "([Ljava/nio/ByteBuffer;IILjava/nio/ByteBuffer;)Ljavax/net/ssl/SSLEngineResult;",
+            },
+            Wrap {
+                method: "unwrap",
+                desc:
+                    "(Ljava/nio/ByteBuffer;[Ljava/nio/ByteBuffer;II)Ljavax/net/ssl/SSLEngineResult;",
+            },
+        ],
+    ),
+];
 
 #[cfg(test)]
 mod tests;

@@ -116,7 +116,9 @@ impl<const N: usize> Ids<N> {
     /// The ids, looking them up with `find` the first time.
     fn get(&self, find: impl FnOnce() -> Option<[*mut c_void; N]>) -> Option<[*mut c_void; N]> {
         match self.state.load(Ordering::Acquire) {
-            1 => Some(core::array::from_fn(|i| self.ids[i].load(Ordering::Relaxed))),
+            1 => Some(core::array::from_fn(|i| {
+                self.ids[i].load(Ordering::Relaxed)
+            })),
             2 => None,
             _ => match find() {
                 Some(ids) => {
@@ -288,15 +290,30 @@ static IN_THIS0: Ids<1> = Ids::new();
 static SOCKET_ALPN: Ids<2> = Ids::new();
 static SOCKET_HOST: Ids<1> = Ids::new();
 
-/// `[pre, post]` of `AppOutputStream.write`.
-pub(super) fn app_output() -> Vec<[*mut c_void; 2]> {
-    vec![[write_pre as *mut c_void, write_post as *mut c_void]]
+/// `[pre, post]` for a wrapped method of [`super::JSSE_TARGETS`] (None: one this file
+/// has no natives for, and the class must then be left as it is).
+pub(super) fn for_method(class: &str, method: &str, desc: &str) -> Option<[*mut c_void; 2]> {
+    Some(match (class, method, desc) {
+        ("sun/security/ssl/SSLSocketImpl$AppOutputStream", "write", "([BII)V") => {
+            [write_pre as *mut c_void, write_post as *mut c_void]
+        }
+        ("sun/security/ssl/SSLSocketImpl$AppInputStream", "read", "([BII)I") => {
+            [read_pre as *mut c_void, read_post as *mut c_void]
+        }
+        ("sun/security/ssl/SSLEngineImpl", "wrap", WRAP_DESC) => {
+            [wrap_pre as *mut c_void, wrap_post as *mut c_void]
+        }
+        ("sun/security/ssl/SSLEngineImpl", "unwrap", UNWRAP_DESC) => {
+            [unwrap_pre as *mut c_void, unwrap_post as *mut c_void]
+        }
+        _ => return None,
+    })
 }
 
-/// `[pre, post]` of `AppInputStream.read`.
-pub(super) fn app_input() -> Vec<[*mut c_void; 2]> {
-    vec![[read_pre as *mut c_void, read_post as *mut c_void]]
-}
+const WRAP_DESC: &str =
+    "([Ljava/nio/ByteBuffer;IILjava/nio/ByteBuffer;)Ljavax/net/ssl/SSLEngineResult;";
+const UNWRAP_DESC: &str =
+    "(Ljava/nio/ByteBuffer;[Ljava/nio/ByteBuffer;II)Ljavax/net/ssl/SSLEngineResult;";
 
 /// Enters the socket's session for the call; the token is the session this thread was
 /// in before (what [`tls::leave`] restores).
@@ -329,9 +346,12 @@ unsafe extern "system" fn write_post(
     off: jint,
     len: jint,
 ) {
+    let key = tls::current();
     let fd = tls::inner_socket().unwrap_or(-1);
     tls::leave(token as usize);
-    guarded((), || socket_plaintext(Jni(env), this, &OUT_THIS0, 0, b, off, len, fd));
+    guarded((), || {
+        socket_plaintext(Jni(env), this, &OUT_THIS0, key, 0, b, off, len, fd)
+    });
 }
 
 unsafe extern "system" fn read_pre(
@@ -356,47 +376,39 @@ unsafe extern "system" fn read_post(
     _len: jint,
     r: jint,
 ) {
+    let key = tls::current();
     let fd = tls::inner_socket().unwrap_or(-1);
     tls::leave(token as usize);
     guarded((), || {
-        let jni = Jni(env);
-        if r == -1 {
-            let outer = outer_socket(jni, this, &IN_THIS0);
-            let key = key_of(outer, false);
-            jni.delete_local(outer);
-            if key != 0 {
-                after(|| on_peer_closed(key));
-            }
+        if r == -1 && key != 0 {
+            after(|| on_peer_closed(key));
         } else {
-            socket_plaintext(jni, this, &IN_THIS0, 1, b, off, r, fd);
+            socket_plaintext(Jni(env), this, &IN_THIS0, key, 1, b, off, r, fd);
         }
     });
 }
 
-/// `n` bytes at `off` of `b` went through the socket of `stream` (dir 0 out, 1 in).
+/// `n` bytes at `off` of `b` went through session `key`, the socket of `stream` (dir 0
+/// out, 1 in). The key is the one the pre-hook entered (no second tag lookup).
 #[allow(clippy::too_many_arguments)]
 fn socket_plaintext(
     jni: Jni,
     stream: jobject,
     ids: &Ids<1>,
+    key: usize,
     dir: usize,
     b: jarray,
     off: jint,
     n: jint,
     fd: i32,
 ) {
-    if n <= 0 || off < 0 || !crate::config::active() {
-        return;
-    }
-    let outer = outer_socket(jni, stream, ids);
-    let key = key_of(outer, false);
-    if key == 0 {
-        jni.delete_local(outer);
+    if n <= 0 || off < 0 || key == 0 || !crate::config::active() {
         return;
     }
     let mut peer = Peer::new();
     if dir == 0 && tls::find(key).is_none() {
         // A new session: what only JNI can tell, gathered before the critical region.
+        let outer = outer_socket(jni, stream, ids);
         alpn_of(jni, outer, &SOCKET_ALPN, &mut peer);
         if let Some([host_f]) = SOCKET_HOST.get(|| {
             let c = class_of(jni, outer);
@@ -409,8 +421,8 @@ fn socket_plaintext(
             peer.host_len = jni.string_into(host, &mut peer.host);
             jni.delete_local(host);
         }
+        jni.delete_local(outer);
     }
-    jni.delete_local(outer);
     let (from, to) = (off as usize, off as usize + n as usize);
     jni.with_bytes(b, from, to, |bytes| {
         after(|| on_plaintext(key, dir, bytes, fd, &peer));
@@ -418,7 +430,8 @@ fn socket_plaintext(
 }
 
 // ---------------------------------------------------------------------------------
-// SSLEngine: wrap/unwrap([Ljava/nio/ByteBuffer;II[Ljava/nio/ByteBuffer;II)
+// SSLEngine: wrap([ByteBuffer;II ByteBuffer), unwrap(ByteBuffer [ByteBuffer;II): the
+// abstract SSLEngine methods every public overload calls
 
 /// Buffers whose positions one call can remember; a call with more is not captured
 /// past them (the connection's framing then stops making sense and the reader says so).
@@ -436,14 +449,6 @@ static BUFFER_FIELDS: Ids<3> = Ids::new();
 static ENGINE_PEER: Ids<2> = Ids::new();
 static ENGINE_ALPN: Ids<2> = Ids::new();
 
-/// `[pre, post]` of `wrap`, then of `unwrap`.
-pub(super) fn engine() -> Vec<[*mut c_void; 2]> {
-    vec![
-        [wrap_pre as *mut c_void, wrap_post as *mut c_void],
-        [unwrap_pre as *mut c_void, unwrap_post as *mut c_void],
-    ]
-}
-
 fn buffer_fields(jni: Jni) -> Option<[*mut c_void; 3]> {
     BUFFER_FIELDS.get(|| {
         let buffer = jni.find_class(c"java/nio/Buffer")?;
@@ -453,7 +458,11 @@ fn buffer_fields(jni: Jni) -> Option<[*mut c_void; 3]> {
         let hb = jni.field_id(bb, c"hb", c"[B");
         let offset = jni.field_id(bb, c"offset", c"I");
         jni.delete_local(bb);
-        Some([pos? as *mut c_void, hb? as *mut c_void, offset? as *mut c_void])
+        Some([
+            pos? as *mut c_void,
+            hb? as *mut c_void,
+            offset? as *mut c_void,
+        ])
     })
 }
 
@@ -553,9 +562,7 @@ unsafe extern "system" fn wrap_pre(
     srcs: jobjectArray,
     soff: jint,
     slen: jint,
-    _dsts: jobjectArray,
-    _doff: jint,
-    _dlen: jint,
+    _dst: jobject,
 ) -> jlong {
     guarded(0, || snapshot(env, srcs, soff, slen))
 }
@@ -569,9 +576,7 @@ unsafe extern "system" fn wrap_post(
     srcs: jobjectArray,
     soff: jint,
     _slen: jint,
-    _dsts: jobjectArray,
-    _doff: jint,
-    _dlen: jint,
+    _dst: jobject,
     _result: jobject,
 ) {
     guarded((), || engine_plaintext(env, this, 0, token, srcs, soff));
@@ -582,9 +587,7 @@ unsafe extern "system" fn unwrap_pre(
     env: *mut JNIEnv,
     _class: jclass,
     _this: jobject,
-    _srcs: jobjectArray,
-    _soff: jint,
-    _slen: jint,
+    _src: jobject,
     dsts: jobjectArray,
     doff: jint,
     dlen: jint,
@@ -598,9 +601,7 @@ unsafe extern "system" fn unwrap_post(
     _class: jclass,
     token: jlong,
     this: jobject,
-    _srcs: jobjectArray,
-    _soff: jint,
-    _slen: jint,
+    _src: jobject,
     dsts: jobjectArray,
     doff: jint,
     _dlen: jint,

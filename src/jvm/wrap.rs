@@ -24,8 +24,9 @@
 //!   outside 45..=69, an unknown constant-pool tag, a truncated structure, trailing bytes;
 //! - the class is an interface, annotation or module;
 //! - the list is empty, or names the same (method, descriptor) twice;
-//! - a descriptor is not a well-formed method descriptor, or its arguments take more than
-//!   254 slots;
+//! - a descriptor is not a well-formed method descriptor, or its arguments and result take
+//!   more than 252 slots (long/double count two): the post native takes the token (2),
+//!   `this`, the arguments and the result, and a JVM method takes at most 255;
 //! - a listed method is missing, or declared more than once with that descriptor;
 //! - a listed method is `<init>`/`<clinit>`, static, abstract or native, or has no `Code`
 //!   (or more than one);
@@ -218,20 +219,21 @@ impl MethodType {
         (i == b.len()).then_some(MethodType { args, ret })
     }
 
-    fn arg_slots(&self) -> u16 {
-        self.args.iter().map(|k| k.slots()).sum()
+    /// Slots of the arguments (u32: a long descriptor may hold more than u16 can count).
+    fn arg_slots(&self) -> u32 {
+        self.args.iter().map(|k| u32::from(k.slots())).sum()
     }
 }
 
 /// One field type starting at `b[i]`: its kind and the index after it.
 fn field_type(b: &[u8], mut i: usize) -> Option<(Kind, usize)> {
-    let mut dims = 0;
+    let mut dims = 0u16;
     while b.get(i) == Some(&b'[') {
         dims += 1;
         i += 1;
-    }
-    if dims > 255 {
-        return None;
+        if dims > 255 {
+            return None;
+        }
     }
     let k = match *b.get(i)? {
         b'B' | b'C' | b'I' | b'S' | b'Z' => Kind::Int,
@@ -255,9 +257,9 @@ fn field_type(b: &[u8], mut i: usize) -> Option<(Kind, usize)> {
 
 fn wrap_one(cf: &mut ClassFile, w: &Wrap) -> Result<(), Shape> {
     let mt = MethodType::parse(w.desc).ok_or(Shape("a malformed method descriptor"))?;
-    // `this` plus the arguments must fit the JVM's 255-slot limit.
-    let arg_slots = mt.arg_slots();
-    if arg_slots > 254 {
+    // The post native's parameters (token, this, args, result) must fit the JVM's
+    // 255-slot limit; the others then fit too.
+    if 3 + mt.arg_slots() + u32::from(mt.ret.map_or(0, Kind::slots)) > 255 {
         return Err(Shape("too many argument slots"));
     }
     if w.method.starts_with('<') {
@@ -372,14 +374,17 @@ fn wrap_one(cf: &mut ClassFile, w: &Wrap) -> Result<(), Shape> {
 
 /// The `info` of the wrapper's `Code` attribute (JVMS §4.7.3): no exception table, no
 /// attributes.
+///
+/// `mt` has passed the slot check of [`wrap_one`], so every count fits a `u16` (and the
+/// `u8` of a plain load; `wide` stays for robustness).
 fn wrapper_code(mt: &MethodType, pre: u16, orig: u16, post: u16) -> Vec<u8> {
-    let arg_slots = mt.arg_slots();
+    let arg_slots = u16::try_from(mt.arg_slots()).unwrap_or(u16::MAX);
     let ret_slots = mt.ret.map_or(0, Kind::slots);
     // Locals: this, the arguments, then the result.
-    let result_slot = 1 + arg_slots;
-    let max_locals = result_slot + ret_slots;
+    let result_slot = arg_slots.saturating_add(1);
+    let max_locals = result_slot.saturating_add(ret_slots);
     // The deepest point is the post call: token (2), this, the arguments, the result.
-    let max_stack = 2 + 1 + arg_slots + ret_slots;
+    let max_stack = max_locals.saturating_add(2);
 
     let mut code = Vec::with_capacity(64);
     let load_this_and_args = |code: &mut Vec<u8>| {
@@ -387,7 +392,7 @@ fn wrapper_code(mt: &MethodType, pre: u16, orig: u16, post: u16) -> Vec<u8> {
         let mut slot = 1u16;
         for &k in &mt.args {
             local(code, k.load(), slot);
-            slot += k.slots();
+            slot = slot.saturating_add(k.slots());
         }
     };
     let invoke = |code: &mut Vec<u8>, op: u8, index: u16| {

@@ -269,6 +269,17 @@ impl Connection {
     }
 }
 
+/// An IPv4-mapped IPv6 address (`[::ffff:a.b.c.d]`, Java's sockets) as the IPv4 one.
+fn unmapped(a: Option<SocketAddr>) -> Option<SocketAddr> {
+    a.map(|a| match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    })
+}
+
 /// Marries TLS sockets to the plaintext connections seen through TLS hooks on the same
 /// fd of the same process while the socket was open, so that each is reported once.
 pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
@@ -311,7 +322,8 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
             let unnamed = c.fd() < 0 && c.tls_socket_conn.is_none() && c.pid == pid && overlaps;
             let same_name = unnamed && sni.is_some() && c.tls_sni == sni;
             let own_peer = c.open.and_then(|o| socket_addr(&o.peer));
-            let same_peer = unnamed && sni.is_none() && peer.is_some() && own_peer == peer;
+            let same_peer =
+                unnamed && sni.is_none() && peer.is_some() && unmapped(own_peer) == unmapped(peer);
             if named || same_fd || same_name || same_peer {
                 if c.open.and_then(|o| socket_addr(&o.peer)).is_none() {
                     c.socket_peer = peer;
