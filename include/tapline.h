@@ -311,6 +311,7 @@ struct tl_conn_close {
  * and drop that opaque twin. */
 #define TL_TLS_OPENSSL 1
 #define TL_TLS_GNUTLS  2
+#define TL_TLS_JSSE    3 /* Java's JSSE, read by the JVMTI agent */
 struct tl_tls_info {
     uint8_t  library;  /*  0: TL_TLS_*                                         */
     uint8_t  flags;    /*  1                                                   */
@@ -359,6 +360,8 @@ struct tl_name_lookup {
                                        * LD_PRELOAD                             */
 #define TL_NOTICE_OBJECT_UNTOUCHED  4 /* an object loaded into a traced process
                                        * that the library left untouched       */
+#define TL_NOTICE_JAVA_CLASS_UNTOUCHED 5 /* a JDK class the Java agent left as
+                                       * it is; path = "class: reason"         */
 struct tl_notice {
     uint8_t  kind;     /*  0: TL_NOTICE_*                                      */
     uint8_t  flags;    /*  1: 0                                                */

@@ -43,6 +43,8 @@ static READY: AtomicBool = AtomicBool::new(false);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// `TAPLINE_INLINE=0` turns the inline hooks off (node then shows opaque TLS).
 static INLINE: AtomicBool = AtomicBool::new(true);
+/// `TAPLINE_JAVA=0` turns the JVMTI agent off (Java's TLS then shows opaque).
+static JAVA: AtomicBool = AtomicBool::new(true);
 static MAX_BODY: AtomicU64 = AtomicU64::new(DEFAULT_MAX_BODY);
 static FILE_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_FILE_BYTES);
 static PROCESS_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_PROCESS_BYTES);
@@ -55,6 +57,7 @@ static FILE_MODE: AtomicBool = AtomicBool::new(false);
 pub fn init(inert: bool) {
     let disabled = env(settings::DISABLE).is_some_and(|v| !v.is_empty() && v != b"0");
     INLINE.store(env(settings::INLINE) != Some(b"0"), Ordering::Relaxed);
+    JAVA.store(env(settings::JAVA) != Some(b"0"), Ordering::Relaxed);
     if let Some(n) = env(settings::MAX_BODY).and_then(parse_u64) {
         MAX_BODY.store(n, Ordering::Relaxed);
     }
@@ -97,6 +100,11 @@ pub fn active() -> bool {
 /// Whether inline hooks may be installed (`TAPLINE_INLINE`, default on).
 pub fn inline_hooks() -> bool {
     INLINE.load(Ordering::Relaxed)
+}
+
+/// Whether the JVMTI agent may instrument a JVM (`TAPLINE_JAVA`, default on).
+pub fn java() -> bool {
+    JAVA.load(Ordering::Relaxed)
 }
 
 pub fn max_body() -> u64 {

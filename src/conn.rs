@@ -106,6 +106,8 @@ pub mod origin {
     pub const OPENSSL: u8 = 1;
     /// Plaintext of a TLS session (GnuTLS hooks).
     pub const GNUTLS: u8 = 2;
+    /// Plaintext of a Java TLS session (the JVMTI agent's natives, `src/jvm/`).
+    pub const JSSE: u8 = 3;
 }
 
 #[repr(C)]

@@ -8,6 +8,14 @@
 //! on unchanged; only missing entries are added, and when they do not fit the call
 //! goes out exactly as it came.
 //!
+//! The other change: a `java` launcher (named `java`, an ELF that needs `libjli.so`:
+//! [`tapline_record::program::is_java_launcher`]) started with our preload gets
+//! `-agentpath:<this library>` as its first argument, so that the JVM loads the library
+//! as its JVMTI agent too (Java does TLS in Java, out of reach of the preload). Not
+//! through `JAVA_TOOL_OPTIONS`: the JVM prints `Picked up JAVA_TOOL_OPTIONS` on stderr.
+//! Never twice (an argument that already loads libtapline), never with
+//! `TAPLINE_JAVA=0`, and the argv goes out unchanged when it does not fit.
+//!
 //! Why no allocation and only raw syscalls: after `vfork` (Python's `subprocess`) the
 //! child runs on its parent's memory until it execs; `malloc` there could corrupt the
 //! parent's heap. The ELF header is read with `openat`/`pread64`/`fstat`/`close`
@@ -17,6 +25,7 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_char;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tapline_record::program::{is_java_name, is_tapline_agent_arg, needs_libjli, AGENTPATH};
 use tapline_record::NoticeKind;
 
 use crate::sys::raw;
@@ -166,7 +175,10 @@ const PRELOAD: &[u8] = b"LD_PRELOAD=";
 /// The constructor: remembers `LD_PRELOAD` and every `TAPLINE_*` entry of this
 /// process's environment (`entries`, each `NAME=value`), to put them back into a child
 /// whose environment lacks `LD_PRELOAD`; `follow` is false with `TAPLINE_FOLLOW_EXEC=0`.
-pub fn init<'a>(entries: impl Iterator<Item = &'a [u8]>, follow: bool) {
+/// `agent` is this library's path when `java` launchers get it as their agent
+/// (`None` with `TAPLINE_JAVA=0`).
+pub fn init<'a>(entries: impl Iterator<Item = &'a [u8]>, follow: bool, agent: Option<&[u8]>) {
+    init_agent(agent);
     // SAFETY: the constructor is the only writer, before FOLLOW is published.
     let buf = unsafe { &mut *SAVED.0.get() };
     let (mut used, mut count, mut preload) = (0usize, 0usize, false);
@@ -272,6 +284,139 @@ impl ChildEnv {
         self.ptrs[n] = core::ptr::null();
         Some(self.ptrs.as_ptr())
     }
+}
+
+/// Whether `envp` (NULL or a NULL-terminated array of C strings) preloads libtapline:
+/// a child that gets it is one the agent may go into.
+///
+/// # Safety
+/// As [`ChildEnv::build`].
+pub unsafe fn env_preloads_us(envp: *const *const c_char) -> bool {
+    if envp.is_null() {
+        return false;
+    }
+    let mut n = 0;
+    // SAFETY: the array is NULL-terminated (caller's contract).
+    while n < ENV_CAP && !unsafe { *envp.add(n) }.is_null() {
+        // SAFETY: entry `n` is before the terminator, a NUL-terminated string.
+        let e = unsafe { c_bytes(*envp.add(n), PATH_CAP) };
+        if e.starts_with(PRELOAD) {
+            return e.windows(10).any(|w| w == b"libtapline");
+        }
+        n += 1;
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------
+// The Java agent in a `java` child's command line
+// ---------------------------------------------------------------------------
+
+const AGENT_CAP: usize = PATH_CAP + AGENTPATH.len() + 1;
+/// Arguments of a caller's argv the stack copy holds; beyond it, the call goes out
+/// unchanged.
+pub const ARGV_CAP: usize = 1024;
+
+struct AgentArg(UnsafeCell<[u8; AGENT_CAP]>);
+// SAFETY: written only by `init_agent` (constructor, one thread) before AGENT is
+// released; read only after AGENT is acquired.
+unsafe impl Sync for AgentArg {}
+/// `-agentpath:<this library>`, NUL-terminated.
+static AGENT_ARG: AgentArg = AgentArg(UnsafeCell::new([0; AGENT_CAP]));
+/// `java` children get [`AGENT_ARG`].
+static AGENT: AtomicBool = AtomicBool::new(false);
+
+fn init_agent(lib: Option<&[u8]>) {
+    let Some(lib) = lib.filter(|l| !l.is_empty() && AGENTPATH.len() + l.len() < AGENT_CAP) else {
+        return;
+    };
+    // SAFETY: the constructor is the only writer, before AGENT is published.
+    let buf = unsafe { &mut *AGENT_ARG.0.get() };
+    buf[..AGENTPATH.len()].copy_from_slice(AGENTPATH);
+    buf[AGENTPATH.len()..AGENTPATH.len() + lib.len()].copy_from_slice(lib);
+    buf[AGENTPATH.len() + lib.len()] = 0;
+    AGENT.store(true, Ordering::Release);
+}
+
+/// A `java` child's argv with the agent argument, built on the caller's stack.
+pub struct JavaArgv {
+    ptrs: [*const c_char; ARGV_CAP + 2],
+}
+
+impl Default for JavaArgv {
+    fn default() -> Self {
+        JavaArgv {
+            ptrs: [core::ptr::null(); ARGV_CAP + 2],
+        }
+    }
+}
+
+impl JavaArgv {
+    /// `argv` with `-agentpath:<this library>` after `argv[0]`, when the program
+    /// `path` names (relative to `dirfd`, `name` its bytes) is a `java` launcher, the
+    /// child is preloaded (`preloaded`), and no argument loads libtapline already;
+    /// `None` (use `argv` as it is) otherwise, and when it does not fit.
+    ///
+    /// # Safety
+    /// `path` is NULL or NUL-terminated; `argv` NULL or a NULL-terminated array of
+    /// NUL-terminated strings.
+    pub unsafe fn build(
+        &mut self,
+        dirfd: i32,
+        path: *const c_char,
+        name: &[u8],
+        argv: *const *const c_char,
+        preloaded: bool,
+    ) -> Option<*const *const c_char> {
+        if !preloaded || !AGENT.load(Ordering::Acquire) || !is_java_name(name) || argv.is_null() {
+            return None;
+        }
+        let mut n = 0;
+        // SAFETY: the array is NULL-terminated (caller's contract).
+        while !unsafe { *argv.add(n) }.is_null() {
+            if n == ARGV_CAP {
+                return None;
+            }
+            // SAFETY: entry `n` is before the terminator, a NUL-terminated string.
+            let arg = unsafe { *argv.add(n) };
+            // SAFETY: as above.
+            if n > 0 && is_tapline_agent_arg(unsafe { c_bytes(arg, AGENT_CAP) }) {
+                return None;
+            }
+            self.ptrs[if n == 0 { 0 } else { n + 1 }] = arg;
+            n += 1;
+        }
+        if n == 0 || !launcher_at(dirfd, path) {
+            return None;
+        }
+        self.ptrs[1] = AGENT_ARG.0.get() as *const c_char;
+        self.ptrs[n + 1] = core::ptr::null();
+        Some(self.ptrs.as_ptr())
+    }
+}
+
+/// Whether the file `path` names (relative to `dirfd`) is an ELF that needs
+/// `libjli.so`.
+fn launcher_at(dirfd: i32, path: *const c_char) -> bool {
+    let Some(fd) = open_at(dirfd, path) else {
+        return false;
+    };
+    let yes = needs_libjli(&mut |buf, off| {
+        let n = raw::syscall6(
+            libc::SYS_pread64,
+            [
+                fd as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+                off as usize,
+                0,
+                0,
+            ],
+        );
+        n.max(0) as usize
+    });
+    raw::close(fd);
+    yes
 }
 
 /// Whether this process's own environment (`environ`) lacks `LD_PRELOAD` while

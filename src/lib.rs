@@ -30,6 +30,7 @@ pub mod hooks;
 pub mod http1;
 pub mod http2;
 pub mod inline_plan;
+pub mod jvm;
 pub mod lambda;
 pub mod names;
 pub mod spool;

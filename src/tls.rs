@@ -129,6 +129,13 @@ pub fn enter(key: usize) -> usize {
     CURRENT.try_with(|c| c.replace(key)).unwrap_or(0)
 }
 
+/// The session [`enter`] marked on this thread (0: none): what a hook that runs after
+/// the call (the Java agent's post-hooks) reads before [`leave`].
+#[inline]
+pub fn current() -> usize {
+    CURRENT.try_with(|c| c.get()).unwrap_or(0)
+}
+
 /// Ends what [`enter`] began.
 #[inline]
 pub fn leave(prev: usize) {

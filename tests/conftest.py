@@ -474,29 +474,52 @@ __all__ = ["HELLO_BODY", "pattern", "body_bytes", "header", "headers_all", "one"
            "by_url_substring", "assert_hello", "require_tool", "clean_env", "CLIENTS"]
 
 
-@pytest.fixture
-def moto():
-    """A fresh moto_server (real AWS protocol endpoints) on 127.0.0.1; yields its port."""
+def _start_moto(tls=None):
+    """moto_server on 127.0.0.1, plain or (tls: a directory with server.pem/server.key of
+    the test CA) HTTPS; returns (process, port) once it answers."""
     import socket
+    import ssl
     import urllib.request
 
     exe = require_tool("moto_server")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
+    args = [exe, "-H", "127.0.0.1", "-p", str(port)]
+    scheme, ctx = "http", None
+    if tls is not None:
+        args += ["-c", str(tls / "server.pem"), "-k", str(tls / "server.key")]
+        scheme, ctx = "https", ssl.create_default_context(cafile=str(tls / "ca.pem"))
+    proc = subprocess.Popen(args, env=clean_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
+            urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/moto-api/", timeout=1,
+                                   context=ctx).read()
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 pytest.fail("moto_server did not start", pytrace=False)
             time.sleep(0.1)
+    return proc, port
+
+
+@pytest.fixture
+def moto():
+    """A fresh moto_server (real AWS protocol endpoints) on 127.0.0.1; yields its port."""
+    proc, port = _start_moto()
+    yield port
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def moto_tls(test_ca):
+    """A fresh moto_server over HTTPS (the test CA's certificate for localhost and
+    127.0.0.1) on 127.0.0.1; yields its port."""
+    proc, port = _start_moto(test_ca)
     yield port
     proc.kill()
     proc.wait()

@@ -7,7 +7,8 @@ server (clients send no SNI for an IP literal), and trusts the CA through its us
 - Plaintext through a TLS library hook (OpenSSL: curl, Python, Perl, Ruby, node's inline
   hooks; GnuTLS: wget): method, URL, status, headers, bodies, `tls`, `sni`, and each
   exchange exactly once (no "opaque" twin for the socket under the plaintext).
-- Opaque (TLS tapline cannot read: node with TAPLINE_INLINE=0, Java's JSSE, rustls): one
+- Opaque (TLS tapline cannot read: node with TAPLINE_INLINE=0, Java's JSSE with
+  TAPLINE_JAVA=0, rustls): one
   exchange per connection with SNI, peer, byte counts and times.
 - Many threads at once: nothing lost, doubled or mixed up.
 - The library changes nothing the program does, also when TLS fails (untrusted
@@ -422,12 +423,15 @@ def test_node_https_opaque_without_inline_hooks(run_traced, tls_base, tls_port, 
 
 
 def test_java_httpclient_opaque(run_traced, tls_base, tls_port, java_truststore):
+    """With the Java agent off (TAPLINE_JAVA=0), JSSE is opaque; with it, plaintext:
+    tests/test_java_tls.py."""
     require_tool("java")
     t0 = time.time_ns()
     proc, exs = run_traced(["java", f"-Djavax.net.ssl.trustStore={java_truststore}",
                             "-Djavax.net.ssl.trustStorePassword=changeit",
                             "-Djavax.net.ssl.trustStoreType=PKCS12",
-                            CLIENTS / "JavaHttpsClient.java", tls_base], timeout=120)
+                            CLIENTS / "JavaHttpsClient.java", tls_base], timeout=120,
+                           env={"TAPLINE_JAVA": "0"})
     t1 = time.time_ns()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().splitlines()[0] == "GET 200 from=java-tls hello, tapline"

@@ -27,6 +27,7 @@ impl Notice {
             NoticeKind::GoProgram => "go_program",
             NoticeKind::SetId => "set_id",
             NoticeKind::ObjectUntouched => "object_untouched",
+            NoticeKind::JavaClassUntouched => "java_class_untouched",
             NoticeKind::Unknown(_) => "unknown",
         }
     }
@@ -40,6 +41,9 @@ impl Notice {
             }
             NoticeKind::SetId => "is set-id: the loader drops LD_PRELOAD, its calls are not seen",
             NoticeKind::ObjectUntouched => "was loaded but left untouched: its calls are not seen",
+            NoticeKind::JavaClassUntouched => {
+                "was left as it is by the Java agent: its TLS stays opaque"
+            }
             NoticeKind::Unknown(_) => "is not seen",
         };
         let program = if self.program.is_empty() {

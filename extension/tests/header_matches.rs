@@ -699,6 +699,7 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
         ("TL_CLOSE_AT_EXIT", b(Cr::AtExit)),
         ("TL_TLS_OPENSSL", b(Tl::OpenSsl)),
         ("TL_TLS_GNUTLS", b(Tl::GnuTls)),
+        ("TL_TLS_JSSE", b(Tl::Jsse)),
         ("TL_LIFECYCLE_INVOCATION_NEXT", b(Le::InvocationNext)),
         (
             "TL_LIFECYCLE_INVOCATION_RESPONSE",
@@ -728,6 +729,7 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
         ("TL_NOTICE_GO_PROGRAM", b(Nk::GoProgram)),
         ("TL_NOTICE_SET_ID", b(Nk::SetId)),
         ("TL_NOTICE_OBJECT_UNTOUCHED", b(Nk::ObjectUntouched)),
+        ("TL_NOTICE_JAVA_CLASS_UNTOUCHED", b(Nk::JavaClassUntouched)),
         ("TL_H2_START_PRIOR_KNOWLEDGE", b(Hs::PriorKnowledge)),
         ("TL_H2_START_TLS", b(Hs::Tls)),
         ("TL_H2_START_H2C_UPGRADE", b(Hs::H2cUpgrade)),

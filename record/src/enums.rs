@@ -119,6 +119,8 @@ wire_enum! {
     pub enum TlsLibrary {
         OpenSsl = 1,
         GnuTls = 2,
+        /// Java's own TLS (JSSE), read by the JVMTI agent (`src/jvm/`).
+        Jsse = 3,
     }
 }
 
@@ -161,6 +163,9 @@ wire_enum! {
         SetId = 3,
         /// An object loaded into a traced process that the library left untouched.
         ObjectUntouched = 4,
+        /// A JDK class the Java agent would instrument was left as it is (its shape
+        /// was not the expected one, or the JVM refused a step): that TLS stays opaque.
+        JavaClassUntouched = 5,
     }
 }
 
@@ -213,7 +218,7 @@ mod tests {
             CloseReason::Upgraded,
             CloseReason::AtExit,
         ]);
-        roundtrips(&[TlsLibrary::OpenSsl, TlsLibrary::GnuTls]);
+        roundtrips(&[TlsLibrary::OpenSsl, TlsLibrary::GnuTls, TlsLibrary::Jsse]);
         roundtrips(&[
             LifecycleEvent::InvocationNext,
             LifecycleEvent::InvocationResponse,
@@ -225,6 +230,7 @@ mod tests {
             NoticeKind::GoProgram,
             NoticeKind::SetId,
             NoticeKind::ObjectUntouched,
+            NoticeKind::JavaClassUntouched,
         ]);
         roundtrips(&[
             H2StartHow::PriorKnowledge,

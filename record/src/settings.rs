@@ -57,6 +57,10 @@ pub const SPOOL_MAX_SEGMENTS: EnvVar = EnvVar(c"TAPLINE_SPOOL_MAX_SEGMENTS");
 /// `0`: the exec hooks do not put `LD_PRELOAD` (and the `TAPLINE_*` settings) back
 /// into a child's environment that lacks it.
 pub const FOLLOW_EXEC: EnvVar = EnvVar(c"TAPLINE_FOLLOW_EXEC");
+/// `0`: no `-agentpath:<libtapline.so>` is put into a `java` command line (by
+/// `tapline run`, `wrapper.sh` or the exec hooks), and the library's JVMTI agent
+/// (`Agent_OnLoad`), if loaded anyway, does nothing: Java's TLS stays opaque.
+pub const JAVA: EnvVar = EnvVar(c"TAPLINE_JAVA");
 /// Set by Lambda in the runtime's environment: the Runtime API's `host:port`.
 pub const LAMBDA_RUNTIME_API: EnvVar = EnvVar(c"AWS_LAMBDA_RUNTIME_API");
 

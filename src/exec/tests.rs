@@ -154,6 +154,7 @@ fn child_env_gets_the_preload_back_only_when_it_lacks_it() {
         ]
         .into_iter(),
         true,
+        None,
     );
     let strings = |v: *const *const c_char| {
         let mut out = Vec::new();
@@ -197,7 +198,98 @@ fn child_env_gets_the_preload_back_only_when_it_lacks_it() {
     init(
         [b"LD_PRELOAD=/x/libtapline.so".as_slice()].into_iter(),
         false,
+        None,
     );
     // SAFETY: as above.
     assert!(unsafe { env.build(core::ptr::null()) }.is_none());
+}
+
+/// The strings of a NULL-terminated array.
+fn argv_strings(v: *const *const c_char) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    // SAFETY: a NULL-terminated array built by `build` or by a test.
+    unsafe {
+        while !(*v.add(i)).is_null() {
+            out.push(c_bytes(*v.add(i), 8192).to_vec());
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn java_launchers_get_the_agent_once() {
+    init_agent(Some(b"/x/libtapline.so"));
+    let java = c"/usr/lib/jvm/java-17-openjdk-amd64/bin/java";
+    let javac = c"/usr/lib/jvm/java-17-openjdk-amd64/bin/javac";
+    let build = |path: &core::ffi::CStr, argv: &[*const c_char], preloaded: bool| {
+        let mut a = JavaArgv::default();
+        // SAFETY: NUL-terminated path, NULL-terminated argv of C strings.
+        unsafe {
+            a.build(
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                path.to_bytes(),
+                argv.as_ptr(),
+                preloaded,
+            )
+        }
+        .map(argv_strings)
+    };
+    let argv = [c"java".as_ptr(), c"-version".as_ptr(), core::ptr::null()];
+    assert_eq!(
+        build(java, &argv, true).expect("JDK 17 missing? run scripts/setup"),
+        vec![
+            b"java".to_vec(),
+            b"-agentpath:/x/libtapline.so".to_vec(),
+            b"-version".to_vec()
+        ]
+    );
+    // Only argv[0]: the agent goes after it.
+    assert_eq!(build(java, &argv[1..], true).map(|v| v.len()), Some(2));
+    // A child without our preload, javac (a libjli launcher too), an argv that loads
+    // us already, an empty argv: unchanged.
+    assert_eq!(build(java, &argv, false), None);
+    assert_eq!(build(javac, &argv, true), None);
+    let again = [
+        c"java".as_ptr(),
+        c"-agentpath:/opt/tapline/libtapline.so".as_ptr(),
+        c"Main".as_ptr(),
+        core::ptr::null(),
+    ];
+    assert_eq!(build(java, &again, true), None);
+    assert_eq!(build(java, &[core::ptr::null()], true), None);
+    // A script called java: unchanged.
+    let dir = std::env::temp_dir().join(format!("tapline-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("java");
+    std::fs::write(&script, "#!/bin/sh\nexec true\n").unwrap();
+    let script_c = std::ffi::CString::new(script.to_str().unwrap()).unwrap();
+    assert_eq!(build(&script_c, &argv, true), None);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Too many arguments to copy: unchanged.
+    let mut long = vec![c"x".as_ptr(); ARGV_CAP + 1];
+    long.push(core::ptr::null());
+    assert_eq!(build(java, &long, true), None);
+}
+
+#[test]
+fn env_preloads_us_looks_at_ld_preload_only() {
+    let yes = [
+        c"A=libtapline".as_ptr(),
+        c"LD_PRELOAD=/o/libtapline.so:/b.so".as_ptr(),
+        core::ptr::null(),
+    ];
+    let no = [
+        c"A=libtapline".as_ptr(),
+        c"LD_PRELOAD=/b.so".as_ptr(),
+        core::ptr::null(),
+    ];
+    // SAFETY: NULL-terminated arrays of C strings, or NULL.
+    unsafe {
+        assert!(env_preloads_us(yes.as_ptr()));
+        assert!(!env_preloads_us(no.as_ptr()));
+        assert!(!env_preloads_us(core::ptr::null()));
+    }
 }

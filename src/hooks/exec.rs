@@ -5,7 +5,9 @@
 //! child started with an environment that dropped `LD_PRELOAD` would be lost — the
 //! preload is put back ([`crate::exec`]). Both happen *before* the real call, because
 //! a successful exec does not return: the one exception to "real call first", and it
-//! never changes what runs (same path, same argv, the caller's variables unchanged).
+//! never changes what runs (same path, the caller's variables unchanged, the argv
+//! unchanged but for one thing: a `java` launcher that gets our preload gets
+//! `-agentpath:<this library>` after `argv[0]`, [`crate::exec::JavaArgv`]).
 //! `posix_spawn` writes its notice after the call, with the child's pid.
 //!
 //! glibc's `execl*`, `execvp` and `system` reach `execve` inside libc (not through
@@ -19,7 +21,7 @@ use libc::{c_int, pid_t};
 use tapline_record::NoticeKind;
 
 use super::{after, call_real};
-use crate::exec::{self, ChildEnv, PATH_CAP};
+use crate::exec::{self, ChildEnv, JavaArgv, PATH_CAP};
 use crate::sys::raw;
 use crate::sys::resolve::RealFn;
 
@@ -60,6 +62,12 @@ pub fn resolve_all() {
 pub fn init() {
     resolve_all();
     let follow = crate::config::env(tapline_record::settings::FOLLOW_EXEC) != Some(b"0");
+    // This library's path, as the loader names it, for `-agentpath:` (`TAPLINE_JAVA=0`:
+    // none).
+    let agent = crate::config::java()
+        .then(|| crate::sys::resolve::object_of(init as fn() as usize))
+        .flatten()
+        .map(|(_, path)| path.to_bytes());
     // SAFETY: the constructor runs before the program can change its environment
     // from other threads; `environ` is NULL or a NULL-terminated array of C strings.
     let entries = unsafe {
@@ -73,7 +81,7 @@ pub fn init() {
             Some(e)
         })
     };
-    exec::init(entries, follow);
+    exec::init(entries, follow, agent);
 }
 
 /// `PATH` of this process's environment now, as `execvp` reads it (`getenv` does not
@@ -108,56 +116,91 @@ fn say(kind: Option<NoticeKind>, pid: u32, path: &[u8]) {
     }
 }
 
+/// What a child gets instead of the caller's: an environment with the preload put
+/// back, an argv with the Java agent (each on the caller's stack; `None`: as it is).
+#[derive(Default)]
+struct Child {
+    env: ChildEnv,
+    argv: JavaArgv,
+}
+
 /// Before an exec of `path` (relative to `dirfd`): the notice, then the child's
-/// environment (`None`: pass `envp` on as it is).
+/// environment and argv (`None`: pass them on as they are).
 ///
 /// # Safety
-/// `path` is NULL or NUL-terminated; `envp` NULL or a NULL-terminated array of C strings.
+/// `path` is NULL or NUL-terminated; `argv` and `envp` NULL or NULL-terminated arrays
+/// of C strings.
 unsafe fn before_exec(
     dirfd: c_int,
     path: *const c_char,
+    argv: Argv,
     envp: Argv,
-    env: &mut ChildEnv,
-) -> Option<Argv> {
-    let mut built = None;
+    child: &mut Child,
+) -> (Option<Argv>, Option<Argv>) {
+    let (mut built, mut args) = (None, None);
     after(|| {
         // SAFETY: the caller's contract.
         let program = unsafe { path_bytes(path) };
         say(exec::blind_spot_at(dirfd, path), getpid(), program);
         // SAFETY: the caller's contract.
-        built = unsafe { env.build(envp) };
+        built = unsafe { child.env.build(envp) };
+        // SAFETY: the caller's contract.
+        let preloaded = built.is_some() || unsafe { exec::env_preloads_us(envp) };
+        // SAFETY: the caller's contract.
+        args = unsafe { child.argv.build(dirfd, path, program, argv, preloaded) };
     });
-    built
+    (built, args)
 }
 
 /// [`before_exec`] for a file searched along `PATH` (`execvp`, `execvpe`).
 ///
 /// # Safety
 /// As [`before_exec`].
-unsafe fn before_exec_search(file: *const c_char, envp: Argv, env: &mut ChildEnv) -> Option<Argv> {
-    let mut built = None;
+unsafe fn before_exec_search(
+    file: *const c_char,
+    argv: Argv,
+    envp: Argv,
+    child: &mut Child,
+) -> (Option<Argv>, Option<Argv>) {
+    let (mut built, mut args) = (None, None);
     after(|| {
         // SAFETY: the caller's contract.
         let file = unsafe { path_bytes(file) };
         let mut found = [0u8; PATH_CAP];
-        if let Some(n) = exec::search_path(file, path_var(), &mut found) {
+        let found = exec::search_path(file, path_var(), &mut found).map(|n| &found[..=n]);
+        if let Some(found) = found {
             say(
                 exec::blind_spot_at(libc::AT_FDCWD, found.as_ptr() as *const c_char),
                 getpid(),
-                &found[..n],
+                &found[..found.len() - 1],
             );
         }
         // SAFETY: the caller's contract.
-        built = unsafe { env.build(envp) };
+        built = unsafe { child.env.build(envp) };
+        // SAFETY: the caller's contract.
+        let preloaded = built.is_some() || unsafe { exec::env_preloads_us(envp) };
+        if let Some(found) = found {
+            // SAFETY: `found` is NUL-terminated; the caller's contract for argv.
+            args = unsafe {
+                child.argv.build(
+                    libc::AT_FDCWD,
+                    found.as_ptr() as *const c_char,
+                    file,
+                    argv,
+                    preloaded,
+                )
+            };
+        }
     });
-    built
+    (built, args)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
-    let mut env = ChildEnv::default();
+    let mut child = Child::default();
     // SAFETY: libc's contract for execve.
-    let envp = unsafe { before_exec(libc::AT_FDCWD, path, envp, &mut env) }.unwrap_or(envp);
+    let (built, args) = unsafe { before_exec(libc::AT_FDCWD, path, argv, envp, &mut child) };
+    let (envp, argv) = (built.unwrap_or(envp), args.unwrap_or(argv));
     call_real!(
         REAL_EXECVE,
         fn(*const c_char, Argv, Argv) -> c_int,
@@ -177,21 +220,22 @@ pub unsafe extern "C" fn execveat(
     envp: Argv,
     flags: c_int,
 ) -> c_int {
-    let mut env = ChildEnv::default();
-    // An empty path with AT_EMPTY_PATH names `dirfd` itself.
+    let mut child = Child::default();
+    // An empty path with AT_EMPTY_PATH names `dirfd` itself (no name: no agent).
     // SAFETY: libc's contract for execveat.
     let empty = !path.is_null() && unsafe { *path } == 0;
-    let envp = if empty && flags & libc::AT_EMPTY_PATH != 0 {
+    let (envp, argv) = if empty && flags & libc::AT_EMPTY_PATH != 0 {
         let mut built = None;
         after(|| {
             say(exec::blind_spot(dirfd), getpid(), b"");
             // SAFETY: as above.
-            built = unsafe { env.build(envp) };
+            built = unsafe { child.env.build(envp) };
         });
-        built.unwrap_or(envp)
+        (built.unwrap_or(envp), argv)
     } else {
         // SAFETY: as above.
-        unsafe { before_exec(dirfd, path, envp, &mut env) }.unwrap_or(envp)
+        let (built, args) = unsafe { before_exec(dirfd, path, argv, envp, &mut child) };
+        (built.unwrap_or(envp), args.unwrap_or(argv))
     };
     call_real!(
         REAL_EXECVEAT,
@@ -213,6 +257,7 @@ pub unsafe extern "C" fn execveat(
 
 #[no_mangle]
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
+    // No name: a `java` started this way gets no agent.
     let mut env = ChildEnv::default();
     let mut built = None;
     after(|| {
@@ -234,11 +279,13 @@ pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
-    let mut env = ChildEnv::default();
+    let mut child = Child::default();
     // SAFETY: `environ` is the process's environment, as execv itself reads it.
     let current = unsafe { environ };
     // SAFETY: libc's contract for execv.
-    match unsafe { before_exec(libc::AT_FDCWD, path, current, &mut env) } {
+    let (built, args) = unsafe { before_exec(libc::AT_FDCWD, path, argv, current, &mut child) };
+    let argv = args.unwrap_or(argv);
+    match built {
         // execv(p, a) is execve(p, a, environ): with a built environment, it is that.
         Some(envp) => call_real!(
             REAL_EXECVE,
@@ -263,11 +310,13 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
-    let mut env = ChildEnv::default();
+    let mut child = Child::default();
     // SAFETY: as for execv.
     let current = unsafe { environ };
     // SAFETY: libc's contract for execvp.
-    match unsafe { before_exec_search(file, current, &mut env) } {
+    let (built, args) = unsafe { before_exec_search(file, argv, current, &mut child) };
+    let argv = args.unwrap_or(argv);
+    match built {
         // execvp(f, a) is execvpe(f, a, environ).
         Some(envp) if REAL_EXECVPE.get().is_some() => call_real!(
             REAL_EXECVPE,
@@ -289,9 +338,10 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
-    let mut env = ChildEnv::default();
+    let mut child = Child::default();
     // SAFETY: libc's contract for execvpe.
-    let envp = unsafe { before_exec_search(file, envp, &mut env) }.unwrap_or(envp);
+    let (built, args) = unsafe { before_exec_search(file, argv, envp, &mut child) };
+    let (envp, argv) = (built.unwrap_or(envp), args.unwrap_or(argv));
     call_real!(
         REAL_EXECVPE,
         fn(*const c_char, Argv, Argv) -> c_int,
@@ -329,13 +379,35 @@ unsafe fn spawn(
     argv: Argv,
     envp: Argv,
 ) -> c_int {
-    let mut env = ChildEnv::default();
-    let mut built = None;
+    let mut child = Child::default();
+    let (mut built, mut args) = (None, None);
     after(|| {
         // SAFETY: the caller's contract.
-        built = unsafe { env.build(envp) };
+        built = unsafe { child.env.build(envp) };
+        // SAFETY: the caller's contract.
+        let preloaded = built.is_some() || unsafe { exec::env_preloads_us(envp) };
+        // SAFETY: the caller's contract.
+        let file = unsafe { path_bytes(path) };
+        let mut found = [0u8; PATH_CAP];
+        let dirs = if search {
+            path_var()
+        } else {
+            Some(b"".as_slice())
+        };
+        if let Some(n) = exec::search_path(file, dirs, &mut found) {
+            // SAFETY: `found` is NUL-terminated; the caller's contract for argv.
+            args = unsafe {
+                child.argv.build(
+                    libc::AT_FDCWD,
+                    found.as_ptr() as *const c_char,
+                    &found[..n],
+                    argv,
+                    preloaded,
+                )
+            };
+        }
     });
-    let envp = built.unwrap_or(envp);
+    let (envp, argv) = (built.unwrap_or(envp), args.unwrap_or(argv));
     let Some(addr) = real.get() else {
         return libc::ENOSYS;
     };

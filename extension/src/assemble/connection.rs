@@ -338,6 +338,7 @@ impl Connection {
         match (self.protocol(), self.tls_library) {
             (_, Some(TlsLibrary::GnuTls)) => TlsKind::GnuTls,
             (_, Some(TlsLibrary::OpenSsl)) => TlsKind::OpenSsl,
+            (_, Some(TlsLibrary::Jsse)) => TlsKind::Jsse,
             // Plaintext from a TLS hook whose TlsInfo was lost: OpenSSL is by far the
             // most common library, and "none" would claim the socket was plaintext.
             (Some(Protocol::TlsPlaintext), None) => TlsKind::OpenSsl,
@@ -357,6 +358,17 @@ impl Connection {
             Err(_) => (None, None),
         }
     }
+}
+
+/// An IPv4-mapped IPv6 address (`[::ffff:a.b.c.d]`, Java's sockets) as the IPv4 one.
+fn unmapped(a: Option<SocketAddr>) -> Option<SocketAddr> {
+    a.map(|a| match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    })
 }
 
 /// Marries TLS sockets to the plaintext connections seen through TLS hooks on the same
@@ -398,16 +410,25 @@ pub(super) fn link_tls_sockets(conns: &mut [Connection]) {
             }
             let overlaps = c.first_mono_ns >= from && (!closed || c.first_mono_ns <= to);
             // The library named the socket; else the same fd in the same process at the
-            // same time; else (memory BIOs: no fd) the same server name at the same time.
+            // same time; else (memory BIOs, Java's SSLEngine: no fd) the same server name
+            // at the same time, or — no server name for an address literal — the same
+            // peer address the TLS engine was made for.
             let named = c.tls_socket_conn == Some(socket_conn);
             let same_fd = fd >= 0 && c.pid == pid && c.fd() == fd && overlaps;
-            let same_name = c.fd() < 0
-                && c.tls_socket_conn.is_none()
-                && c.pid == pid
-                && overlaps
-                && sni.is_some()
-                && c.tls_sni == sni;
-            if named || same_fd || same_name {
+            let unnamed = c.fd() < 0 && c.tls_socket_conn.is_none() && c.pid == pid && overlaps;
+            let same_name = unnamed && sni.is_some() && c.tls_sni == sni;
+            // A Java SSLEngine session knows its peer's port, and its address only for
+            // an address literal; the JDK sends no SNI for a name without a dot
+            // (`localhost`), so the port (and the address when known) must do.
+            let own_peer = c.open.and_then(|o| socket_addr(&o.peer));
+            let own_port = c.open.map(|o| o.peer.port).filter(|&p| p != 0);
+            let same_peer = unnamed
+                && sni.is_none()
+                && peer.is_some_and(|p| {
+                    own_port == Some(p.port())
+                        && (own_peer.is_none() || unmapped(own_peer) == unmapped(Some(p)))
+                });
+            if named || same_fd || same_name || same_peer {
                 if c.open.and_then(|o| socket_addr(&o.peer)).is_none() {
                     c.socket_peer = peer;
                 }

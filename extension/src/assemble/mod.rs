@@ -85,6 +85,10 @@ pub struct Assembly {
     pub totals: Totals,
     /// Blind spots the spool names (`Notice` records), each once, in time order.
     pub notices: Vec<crate::notice::Notice>,
+    /// TLS sockets married to a plaintext connection (their opaque twins left out): the
+    /// Lambda feed remembers them, since a socket's opaque exchange may become final in
+    /// a later reading, after the plaintext connection's records are gone.
+    pub linked_sockets: Vec<u64>,
 }
 
 /// The exchange of one `Failure` record (the Lambda feed hands these out at once: no
@@ -188,6 +192,11 @@ pub(crate) fn assemble_resuming(
         })
         .collect();
     link_tls_sockets(&mut conns);
+    let linked_sockets = conns
+        .iter()
+        .filter(|c| c.has_plaintext)
+        .map(|c| c.conn_id)
+        .collect();
 
     let mut exchanges = Vec::new();
     for conn in &conns {
@@ -201,5 +210,6 @@ pub(crate) fn assemble_resuming(
         processes,
         totals,
         notices,
+        linked_sockets,
     }
 }

@@ -73,6 +73,9 @@ pub(super) fn run_child(
         })
     };
     let mut cmd = Command::new(program);
+    if let Some(agent) = java_agent_arg(program, args, lib) {
+        cmd.arg(agent);
+    }
     cmd.args(args)
         .env(
             "LD_PRELOAD",
@@ -123,6 +126,32 @@ fn blind_spot(program: &OsStr) -> Option<(NoticeKind, PathBuf)> {
         file.read_at(buf, off).unwrap_or(0)
     })?;
     Some((kind, path))
+}
+
+/// `-agentpath:<lib>` when CMD is a `java` launcher (the name `java`, an ELF that needs
+/// `libjli.so`: the exec hooks ask the same of the JVMs a traced process starts), no
+/// argument of it loads libtapline already, and `TAPLINE_JAVA` is not `0`. It goes
+/// first, before the program's own arguments: the JVM then loads the library as its
+/// JVMTI agent too. Not through `JAVA_TOOL_OPTIONS`, which makes the JVM print
+/// `Picked up JAVA_TOOL_OPTIONS` on stderr.
+fn java_agent_arg(program: &OsStr, args: &[OsString], lib: &Path) -> Option<OsString> {
+    use std::os::unix::fs::FileExt;
+    use tapline_record::program::{is_java_launcher, is_tapline_agent_arg, AGENTPATH};
+    if std::env::var_os(tapline_record::settings::JAVA.name()).is_some_and(|v| v == "0")
+        || args.iter().any(|a| is_tapline_agent_arg(a.as_bytes()))
+    {
+        return None;
+    }
+    let path = find_program(program)?;
+    let file = std::fs::File::open(&path).ok()?;
+    if !is_java_launcher(path.as_os_str().as_bytes(), &mut |buf, off| {
+        file.read_at(buf, off).unwrap_or(0)
+    }) {
+        return None;
+    }
+    let mut arg = OsString::from_vec(AGENTPATH.to_vec());
+    arg.push(lib);
+    Some(arg)
 }
 
 /// `program` as `execvp` finds it: itself when it holds a `/`, else the first
@@ -221,6 +250,24 @@ pub fn preload_without_tapline(value: &OsStr) -> Option<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn java_gets_the_agent_first_once() {
+        let lib = Path::new("/l/libtapline.so");
+        let arg = java_agent_arg(OsStr::new("java"), &["-version".into()], lib);
+        assert_eq!(
+            arg,
+            Some(OsString::from("-agentpath:/l/libtapline.so")),
+            "Debian's JDK 17 (`java` along PATH) missing? run scripts/setup"
+        );
+        let again = [
+            "-agentpath:/opt/tapline/libtapline.so".into(),
+            "Main".into(),
+        ];
+        assert_eq!(java_agent_arg(OsStr::new("java"), &again, lib), None);
+        assert_eq!(java_agent_arg(OsStr::new("javac"), &[], lib), None);
+        assert_eq!(java_agent_arg(OsStr::new("sh"), &[], lib), None);
+    }
 
     #[test]
     fn preload_lists() {

@@ -28,6 +28,8 @@ pub enum TlsKind {
     OpenSsl,
     /// Plaintext read from GnuTLS's record hooks.
     GnuTls,
+    /// Plaintext read from Java's JSSE by the JVMTI agent.
+    Jsse,
     /// Encrypted and not readable: only SNI, sizes and timing are known.
     Opaque,
 }
@@ -39,6 +41,7 @@ impl TlsKind {
             TlsKind::None => "none",
             TlsKind::OpenSsl => "openssl",
             TlsKind::GnuTls => "gnutls",
+            TlsKind::Jsse => "jsse",
             TlsKind::Opaque => "opaque",
         }
     }

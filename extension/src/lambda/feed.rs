@@ -326,6 +326,7 @@ impl ExchangeFeed {
         for p in self.conns.values_mut() {
             p.deferred = false;
         }
+        self.twins.extend(assembly.linked_sockets.iter().copied());
         let mut out = failed;
         let mut streams_out = false;
         for ex in assembly.exchanges {

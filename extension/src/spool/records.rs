@@ -167,7 +167,7 @@ wire_names!(close_reason, CloseReason {
     Upgraded => "upgraded",
     AtExit => "at_exit",
 });
-wire_names!(tls_library, TlsLibrary { OpenSsl => "openssl", GnuTls => "gnutls" });
+wire_names!(tls_library, TlsLibrary { OpenSsl => "openssl", GnuTls => "gnutls", Jsse => "jsse" });
 wire_names!(lifecycle_event, LifecycleEvent {
     InvocationNext => "invocation_next",
     InvocationResponse => "invocation_response",
@@ -178,6 +178,7 @@ wire_names!(notice_kind, NoticeKind {
     GoProgram => "go_program",
     SetId => "set_id",
     ObjectUntouched => "object_untouched",
+    JavaClassUntouched => "java_class_untouched",
 });
 wire_names!(failure_stage, FailureStage {
     Dns => "dns",
