@@ -28,7 +28,8 @@
 //! Run: `cargo bench -p tapline --bench handoff` (builds release `libtapline.so`);
 //! `HANDOFF_DIR=/dev/shm cargo bench ...` puts the spool and the files on tmpfs;
 //! `HANDOFF_ROWS=warm,ready cargo bench ...` runs only those rows (http, file, ipc,
-//! writev, ready, sustained, warm, first, setup).
+//! writev, ready, sustained, warm, first, setup); `HANDOFF_LIB=path` times that
+//! `libtapline.so` instead of building this tree's.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -225,8 +226,12 @@ fn set_mode_0700(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
 }
 
-/// Builds release libtapline.so and returns its path.
+/// Builds release libtapline.so and returns its path; `HANDOFF_LIB=path` uses that
+/// library instead (another build, e.g. main's, to compare: `bench/record_path_compare`).
 fn library() -> PathBuf {
+    if let Some(lib) = std::env::var_os("HANDOFF_LIB") {
+        return PathBuf::from(lib);
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(cargo)

@@ -78,27 +78,38 @@ pub unsafe fn commit(
 /// into a segment whose lines are not cached.
 const STREAM_MIN: usize = 4096;
 
-/// In a process's first segment, pages are write-faulted this many bytes at a time,
-/// one window ahead of the records.
+/// In a process's first segment, pages are write-faulted at most this many bytes at a
+/// time, ahead of the records.
 ///
 /// Why: faulting a whole 4 MiB segment costs ~60 µs or more on the thread that makes
 /// the process's first record — at a Lambda function's cold start — for pages a small
-/// invocation never touches. Two windows at the claim are cheaper; the record that
-/// crosses into a new window faults the one after it, so appends still meet pages that
-/// are mapped and writable. Later segments are faulted whole at their claim: one call
-/// per segment measured cheaper per page than sixteen (the hand-off benchmark's "ready"
-/// row: ~120 µs against ~145 µs per MiB).
+/// invocation never touches. The claim faults only the first few pages
+/// ([`super::claim`]); from there the faulted part doubles, a step at most this large,
+/// each time the records reach the middle of what is faulted, so appends still meet
+/// pages that are mapped and writable. Later segments are faulted whole at their
+/// claim: one call per segment measured cheaper per page than sixteen (the hand-off
+/// benchmark's "ready" row: ~120 µs against ~145 µs per MiB).
 pub const POPULATE_WINDOW: u64 = 256 << 10;
 
-/// Write-faults the pages up to two windows past `end` that are not faulted yet.
-///
-/// `populated` is how far the mapping's pages are faulted already (its slot's count).
+/// How far ahead of a record's end the pages should be faulted, given that `done`
+/// bytes are: as far as is faulted already (so the faulted part doubles), at most a
+/// window.
+#[inline]
+pub fn populate_step(done: u64) -> u64 {
+    done.min(POPULATE_WINDOW)
+}
+
+/// Write-faults the pages from what is faulted (`populated`, the slot's count) to one
+/// step past `end`.
 ///
 /// # Safety
 /// The [`Mapping`] contract (the caller is counted in `inflight`).
 pub unsafe fn populate_ahead(populated: &AtomicU64, m: Mapping, end: u64) {
-    let target = ((end / POPULATE_WINDOW + 2) * POPULATE_WINDOW).min(m.size());
     let done = populated.load(Ordering::Relaxed);
+    let step = populate_step(done).max(4096);
+    let target = (done + step)
+        .max((end + step).next_multiple_of(4096))
+        .min(m.size());
     if target <= done {
         return;
     }

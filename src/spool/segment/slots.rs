@@ -256,7 +256,7 @@ fn publish(from: usize, idx: usize, m: Mapping, seq: u32, stream: bool, at: &Hea
     // Every segment (and every use of a reused one) opens with who writes it.
     let (mut h, start, cmd) = process::proc_start(at, seq);
     let parts: [&[u8]; 2] = [&start, cmd];
-    let (head, pad) = h.seal(&parts);
+    let (head, pad) = process::seal(&mut h, &parts);
     // SAFETY: `m` maps a segment with its header written; nobody else uses it yet.
     unsafe { commit(m, &head, &parts, pad, false) };
     SLOT[idx].stream.store(stream, Ordering::Relaxed);
