@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use libc::c_int;
-use tapline_record::segment::SegmentHeader;
+use tapline_record::segment::{field, SegmentHeader};
 
 use super::mapping::Mapping;
 use crate::config;
@@ -32,13 +32,16 @@ const FIRST_POPULATED: u64 = 16 << 10;
 /// call (cheapest per page), except for the process's first segment, whose claim is
 /// part of the program's start (a Lambda cold start): that one is faulted a few pages
 /// at a time, then in growing steps, as records reach it.
-pub fn populated_at_claim(size: u64) -> u64 {
+fn populated_at_claim(size: u64) -> u64 {
     if SEQ.load(Ordering::Relaxed) <= 1 {
         FIRST_POPULATED.min(size)
     } else {
         size
     }
 }
+
+/// Sequence numbers tried when a segment's name is taken (see `claim_in`).
+const NAME_TRIES: usize = 8;
 
 /// Why no segment could be claimed.
 pub enum Failure {
@@ -92,8 +95,9 @@ struct DirScan {
 const FREE_MAX: usize = 4;
 
 /// Claims a segment: a ready one if the reader made some, else a new one.
-/// Returns its mapping (header written) and sequence number.
-pub fn claim_segment(pid: u32) -> Result<(Mapping, u32), Failure> {
+/// Returns its mapping (header written), sequence number, and how many bytes from its
+/// start are write-faulted already.
+pub fn claim_segment(pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     let Some(dirfd) = open_spool_dir() else {
         return Err(Failure::Unavailable);
     };
@@ -102,7 +106,7 @@ pub fn claim_segment(pid: u32) -> Result<(Mapping, u32), Failure> {
     result
 }
 
-fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
+fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     let scan = scan_dir(dirfd);
     if scan.claimed >= config::max_segments() {
         return Err(Failure::Unavailable);
@@ -111,7 +115,7 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
     if CLAIMED_BYTES.load(Ordering::Relaxed) + want > config::process_bytes() {
         return Err(Failure::Unavailable);
     }
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut seq = SEQ.fetch_add(1, Ordering::Relaxed);
     // Set up under a name readers ignore, publish under the final name when ready.
     let mut tmp = Name::new();
     tmp.push(b".claim-");
@@ -153,17 +157,35 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
     // not take a fault later; the rest follow a window ahead of the records
     // (`populate_ahead`). (Not MAP_POPULATE as well: it maps shared pages read-only, a
     // pass over the page tables that this one redoes.)
+    let populated = populated_at_claim(size);
     // SAFETY: a new mapping nobody else knows; the range is within it, page-aligned.
-    unsafe { m.populate_write(0, populated_at_claim(size)) };
+    unsafe { m.populate_write(0, populated) };
     let header = SegmentHeader::claimed(size, pid, seq);
     // SAFETY: as above: the header lies in the first page.
     unsafe { m.copy_in(0, &header) };
-    let mut name = Name::new();
-    name.push_decimal(u64::from(pid));
-    name.push(b"-");
-    name.push_decimal(u64::from(seq));
-    name.push(b".tls");
-    if !rename_noreplace(dirfd, &tmp, &name) {
+    // The name may be taken by this very pid: the image before an `execve` (same pid,
+    // its own sequence numbers) wrote a record — a `Notice` about the program it
+    // started — and left `<pid>-0.tls`. Then the next number is taken, and the header
+    // says so.
+    let mut published = false;
+    for _ in 0..NAME_TRIES {
+        let mut name = Name::new();
+        name.push_decimal(u64::from(pid));
+        name.push(b"-");
+        name.push_decimal(u64::from(seq));
+        name.push(b".tls");
+        if rename_noreplace(dirfd, &tmp, &name) {
+            published = true;
+            break;
+        }
+        if raw::errno() != libc::EEXIST {
+            break;
+        }
+        seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above: the header lies in the first page; nobody else knows it.
+        unsafe { m.u32_at(field::SEQ).store(seq, Ordering::Relaxed) };
+    }
+    if !published {
         // SAFETY: nobody else knows the mapping; the name is NUL-terminated.
         unsafe {
             m.unmap();
@@ -172,7 +194,7 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
         return Err(Failure::Unavailable);
     }
     CLAIMED_BYTES.fetch_add(size, Ordering::Relaxed);
-    Ok((m, seq))
+    Ok((m, seq, populated))
 }
 
 /// Creates `name` with `size` bytes allocated (so that writes through the mapping can

@@ -22,7 +22,7 @@ use tapline_record::segment::{field, State, DATA_START, MAX_WRITERS};
 use tapline_record::Header;
 
 use super::append::commit;
-use super::claim::{claim_segment, populated_at_claim, Failure};
+use super::claim::{claim_segment, Failure};
 use super::mapping::Mapping;
 use crate::spool::process;
 
@@ -193,10 +193,8 @@ fn claim_into_slot(at: &Header) -> Option<(usize, Mapping, u32)> {
         None => let_go_oldest_parked()?,
     };
     match claim_segment(at.pid) {
-        Ok((m, seq)) => {
-            SLOT[idx]
-                .populated
-                .store(populated_at_claim(m.size()), Ordering::Relaxed);
+        Ok((m, seq, populated)) => {
+            SLOT[idx].populated.store(populated, Ordering::Relaxed);
             Some((idx, m, seq))
         }
         Err(Failure::Unsupported) => {
