@@ -54,6 +54,32 @@ pub fn record_crc(head: &[u64; 5], parts: &[&[u8]], pad: usize) -> u32 {
     portable_record_crc(head, parts, pad)
 }
 
+/// The CRC-32C of a record whose payload and padding are already in place: `head`
+/// (its covered header words), then the `n` words at `words` (bytes 48..length of the
+/// record, contiguous and 8-aligned: one load and one instruction per word).
+///
+/// # Safety
+/// `words` is 8-aligned and readable for `n` words that nobody writes meanwhile.
+#[inline]
+pub unsafe fn record_crc_in_place(head: &[u64; 5], words: *const u64, n: usize) -> u32 {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if HW.load(Ordering::Relaxed) {
+        // SAFETY: HW is set only when the CPU has the instruction; the words are the
+        // caller's.
+        return unsafe { hw::record_crc_in_place(head, words, n) };
+    }
+    let mut c = portable::Crc32c::new();
+    for &w in head {
+        c.word(w);
+    }
+    for i in 0..n {
+        // SAFETY: `i < n`: the caller's range.
+        let w = unsafe { words.add(i).read() };
+        c.word(u64::from_le(w));
+    }
+    c.finalize()
+}
+
 /// [`record_crc`] with the record crate's table code (any CPU).
 pub fn portable_record_crc(head: &[u64; 5], parts: &[&[u8]], pad: usize) -> u32 {
     let mut c = portable::Crc32c::new();
@@ -67,9 +93,104 @@ pub fn portable_record_crc(head: &[u64; 5], parts: &[&[u8]], pad: usize) -> u32 
     c.finalize()
 }
 
+/// Lane lengths, in words: blocks of three lanes of `BIG` words while there are enough,
+/// then of `MID`, then a last block whose first lane takes what two lanes of `SMALL`
+/// leave.
+const BIG: usize = 64;
+const MID: usize = 16;
+const SMALL: usize = 12;
+
+/// A linear map on raw CRC-32C states: what feeding some number of zero bytes does,
+/// one table per state byte.
+struct ZeroFeed([[u32; 256]; 4]);
+
+impl ZeroFeed {
+    #[inline(always)]
+    fn apply(&self, x: u32) -> u32 {
+        let t = &self.0;
+        t[0][(x & 0xff) as usize]
+            ^ t[1][((x >> 8) & 0xff) as usize]
+            ^ t[2][((x >> 16) & 0xff) as usize]
+            ^ t[3][(x >> 24) as usize]
+    }
+}
+
+/// Joining three lanes of `l` words: the state after lane A, then `l` and `2l` words
+/// more. (The raw state is linear: the state after `X‖Y` from `s` is `Y`'s state from
+/// zero, xor `s` fed `|Y|` zero bytes.)
+struct Shift {
+    once: ZeroFeed,
+    twice: ZeroFeed,
+}
+
+const POLY: u32 = 0x82F6_3B78;
+
+/// Where each state bit goes after `words` zero words (bit by bit: compile time only).
+const fn zero_basis(words: usize) -> [u32; 32] {
+    let mut out = [0u32; 32];
+    let mut b = 0;
+    while b < 32 {
+        let mut s = 1u32 << b;
+        let mut k = 0;
+        while k < words * 64 {
+            s = if s & 1 != 0 { (s >> 1) ^ POLY } else { s >> 1 };
+            k += 1;
+        }
+        out[b] = s;
+        b += 1;
+    }
+    out
+}
+
+const fn apply_basis(basis: &[u32; 32], x: u32) -> u32 {
+    let mut out = 0;
+    let mut b = 0;
+    while b < 32 {
+        if x >> b & 1 != 0 {
+            out ^= basis[b];
+        }
+        b += 1;
+    }
+    out
+}
+
+const fn feed_table(basis: &[u32; 32]) -> ZeroFeed {
+    let mut t = [[0u32; 256]; 4];
+    let mut i = 0;
+    while i < 4 {
+        let mut v = 0;
+        while v < 256 {
+            t[i][v] = apply_basis(basis, (v as u32) << (8 * i));
+            v += 1;
+        }
+        i += 1;
+    }
+    ZeroFeed(t)
+}
+
+const fn shift(words: usize) -> Shift {
+    let once = zero_basis(words);
+    let mut twice = [0u32; 32];
+    let mut b = 0;
+    while b < 32 {
+        twice[b] = apply_basis(&once, once[b]);
+        b += 1;
+    }
+    Shift {
+        once: feed_table(&once),
+        twice: feed_table(&twice),
+    }
+}
+
+static SHIFT_BIG: Shift = shift(BIG);
+static SHIFT_MID: Shift = shift(MID);
+static SHIFT_SMALL: Shift = shift(SMALL);
+
 /// The instruction-level walk: words gathered across parts, the CRC state in a register.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod hw {
+    use super::{Shift, BIG, MID, SHIFT_BIG, SHIFT_MID, SHIFT_SMALL, SMALL};
+
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn step64(state: u32, word: u64) -> u32 {
@@ -107,6 +228,97 @@ mod hw {
     }
 
     /// # Safety
+    /// The CPU has the CRC-32C instruction; `words` is 8-aligned and readable for `n`
+    /// words.
+    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse4.2"))]
+    #[cfg_attr(target_arch = "aarch64", target_feature(enable = "crc"))]
+    pub unsafe fn record_crc_in_place(head: &[u64; 5], words: *const u64, n: usize) -> u32 {
+        let mut s = !0u32;
+        for &w in head {
+            s = step64(s, w);
+        }
+        // SAFETY: the caller's words.
+        !unsafe { run(s, words as *const u8, n) }
+    }
+
+    /// Reads the `i`th little-endian word at `p` (no alignment needed).
+    ///
+    /// # Safety
+    /// `p` is readable for `8 * (i + 1)` bytes.
+    #[inline(always)]
+    unsafe fn word(p: *const u8, i: usize) -> u64 {
+        // SAFETY: the caller's range.
+        u64::from_le(unsafe { (p.add(8 * i) as *const u64).read_unaligned() })
+    }
+
+    /// Three lanes of `l` words each from `p`: the first continues state `s`, the
+    /// others start from zero; the result is the state after all `3 * l` words.
+    ///
+    /// # Safety
+    /// The CPU has the instruction; `p` is readable for `24 * l` bytes.
+    #[inline(always)]
+    unsafe fn lanes(s: u32, p: *const u8, l: usize, shift: &Shift) -> u32 {
+        let (mut a, mut b, mut c) = (s, 0u32, 0u32);
+        for i in 0..l {
+            // SAFETY: `i + 2l < 3l`: within the caller's range.
+            unsafe {
+                a = step64(a, word(p, i));
+                b = step64(b, word(p, l + i));
+                c = step64(c, word(p, 2 * l + i));
+            }
+        }
+        shift.twice.apply(a) ^ shift.once.apply(b) ^ c
+    }
+
+    /// The raw state after `n` words at `p`, from state `s`: in three independent
+    /// lanes where there are enough words (the instruction's latency is three times
+    /// its throughput, so one chain would leave it two thirds idle), the lanes joined
+    /// with [`Shift`] tables.
+    ///
+    /// # Safety
+    /// The CPU has the instruction; `p` is readable for `8 * n` bytes.
+    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse4.2"))]
+    #[cfg_attr(target_arch = "aarch64", target_feature(enable = "crc"))]
+    unsafe fn run(mut s: u32, mut p: *const u8, mut n: usize) -> u32 {
+        // SAFETY (the blocks): each consumes what it reads of the caller's range.
+        while n >= 3 * BIG {
+            s = unsafe { lanes(s, p, BIG, &SHIFT_BIG) };
+            // SAFETY: still within the caller's range (n counts what is left).
+            p = unsafe { p.add(24 * BIG) };
+            n -= 3 * BIG;
+        }
+        while n >= 3 * MID {
+            // SAFETY: as above.
+            s = unsafe { lanes(s, p, MID, &SHIFT_MID) };
+            // SAFETY: as above.
+            p = unsafe { p.add(24 * MID) };
+            n -= 3 * MID;
+        }
+        if n >= 2 * SMALL {
+            // The first lane takes what the other two leave; they start at once.
+            let front = n - 2 * SMALL;
+            let (mut a, mut b, mut c) = (s, 0u32, 0u32);
+            for i in 0..front {
+                // SAFETY: `i < front <= n`.
+                a = step64(a, unsafe { word(p, i) });
+            }
+            for i in 0..SMALL {
+                // SAFETY: `front + SMALL + i < n`.
+                unsafe {
+                    b = step64(b, word(p, front + i));
+                    c = step64(c, word(p, front + SMALL + i));
+                }
+            }
+            return SHIFT_SMALL.twice.apply(a) ^ SHIFT_SMALL.once.apply(b) ^ c;
+        }
+        for i in 0..n {
+            // SAFETY: `i < n`.
+            s = step64(s, unsafe { word(p, i) });
+        }
+        s
+    }
+
+    /// # Safety
     /// The CPU has the CRC-32C instruction (SSE4.2 / the AArch64 CRC extension).
     #[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse4.2"))]
     #[cfg_attr(target_arch = "aarch64", target_feature(enable = "crc"))]
@@ -132,13 +344,10 @@ mod hw {
                 carry = 0;
                 have = 0;
             }
-            let mut words = p.chunks_exact(8);
-            for w in &mut words {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(w);
-                s = step64(s, u64::from_le_bytes(a));
-            }
-            let rest = words.remainder();
+            let whole = p.len() / 8;
+            // SAFETY: `p` is readable for `8 * whole` bytes.
+            s = unsafe { run(s, p.as_ptr(), whole) };
+            let rest = &p[8 * whole..];
             if !rest.is_empty() {
                 carry = partial(rest);
                 have = rest.len();
@@ -179,6 +388,14 @@ mod tests {
     fn instruction_and_table_agree_at_every_cut() {
         init();
         let data: [u8; 83] = core::array::from_fn(|i| (i * 131 + 7) as u8);
+        let long: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for cut in [0, 1, 8, 13, 600, 1536, 1537, 4999] {
+            let parts: [&[u8]; 2] = [&long[..cut], &long[cut..]];
+            assert_eq!(
+                record_crc(&head(), &parts, 3),
+                portable_record_crc(&head(), &parts, 3)
+            );
+        }
         for a in 0..data.len() {
             for b in a..data.len() {
                 let parts: [&[u8]; 3] = [&data[..a], &data[a..b], &data[b..]];
@@ -187,6 +404,19 @@ mod tests {
                     assert_eq!(record_crc(&head(), &parts, pad), want, "{a} {b} {pad}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn in_place_matches_parts() {
+        init();
+        let words: Vec<u64> = (0..500u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        for n in 0..words.len() {
+            let bytes: Vec<u8> = words[..n].iter().flat_map(|w| w.to_le_bytes()).collect();
+            let want = portable_record_crc(&head(), &[&bytes], 0);
+            // SAFETY: `words` is an aligned array of at least `n` words.
+            let got = unsafe { record_crc_in_place(&head(), words.as_ptr(), n) };
+            assert_eq!(got, want, "{n}");
         }
     }
 

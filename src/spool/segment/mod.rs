@@ -121,7 +121,7 @@ pub fn dropped() -> (u64, u64) {
 
 /// Puts one record into the current segment, switching segments when it is full.
 fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> {
-    let (head, pad) = process::seal(header, parts);
+    let pad = header.pad_for(parts.iter().map(|p| p.len()).sum());
     let len = u64::from(header.length);
     if len > config::segment_bytes() - DATA_START {
         return Err(Failed);
@@ -141,7 +141,7 @@ fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> 
         let m = slot.mapping();
         // SAFETY: the mapping stays while our `inflight` count is held (the slots'
         // invariant); the segment header was initialised before the slot was published.
-        let placed = unsafe { commit(m, &head, parts, pad, slot.stream.load(Ordering::Relaxed)) };
+        let placed = unsafe { commit(m, header, parts, pad, slot.stream.load(Ordering::Relaxed)) };
         if let Some(off) = placed {
             let done = slot.populated.load(Ordering::Relaxed);
             if off + len + populate_step(done) > done {

@@ -252,11 +252,11 @@ const HOT_NS: u64 = 20_000_000;
 /// opening it with a `ProcStart`, and retires slot `from`. Called with `SWITCHING` held.
 fn publish(from: usize, idx: usize, m: Mapping, seq: u32, stream: bool, at: &Header) {
     // Every segment (and every use of a reused one) opens with who writes it.
-    let (mut h, start, cmd) = process::proc_start(at, seq);
+    let (h, start, cmd) = process::proc_start(at, seq);
     let parts: [&[u8]; 2] = [&start, cmd];
-    let (head, pad) = process::seal(&mut h, &parts);
+    let pad = h.pad_for(start.len() + cmd.len());
     // SAFETY: `m` maps a segment with its header written; nobody else uses it yet.
-    unsafe { commit(m, &head, &parts, pad, false) };
+    unsafe { commit(m, &h, &parts, pad, false) };
     SLOT[idx].stream.store(stream, Ordering::Relaxed);
     fill_slot(idx, m, ACTIVE);
     CURRENT.store(idx, Ordering::SeqCst);
