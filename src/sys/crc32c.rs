@@ -192,31 +192,31 @@ mod hw {
     use super::{Shift, BIG, MID, SHIFT_BIG, SHIFT_MID, SHIFT_SMALL, SMALL};
 
     #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
+    #[target_feature(enable = "sse4.2")]
+    #[inline]
     fn step64(state: u32, word: u64) -> u32 {
-        // SAFETY: only reached from `record_crc`, compiled with sse4.2 enabled.
-        unsafe { core::arch::x86_64::_mm_crc32_u64(u64::from(state), word) as u32 }
+        core::arch::x86_64::_mm_crc32_u64(u64::from(state), word) as u32
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
+    #[target_feature(enable = "sse4.2")]
+    #[inline]
     fn step8(state: u32, byte: u8) -> u32 {
-        // SAFETY: as above.
-        unsafe { core::arch::x86_64::_mm_crc32_u8(state, byte) }
+        core::arch::x86_64::_mm_crc32_u8(state, byte)
     }
 
     #[cfg(target_arch = "aarch64")]
-    #[inline(always)]
+    #[target_feature(enable = "crc")]
+    #[inline]
     fn step64(state: u32, word: u64) -> u32 {
-        // SAFETY: only reached from `record_crc`, compiled with the CRC extension.
-        unsafe { core::arch::aarch64::__crc32cd(state, word) }
+        core::arch::aarch64::__crc32cd(state, word)
     }
 
     #[cfg(target_arch = "aarch64")]
-    #[inline(always)]
+    #[target_feature(enable = "crc")]
+    #[inline]
     fn step8(state: u32, byte: u8) -> u32 {
-        // SAFETY: as above.
-        unsafe { core::arch::aarch64::__crc32cb(state, byte) }
+        core::arch::aarch64::__crc32cb(state, byte)
     }
 
     /// Loads 1..=7 bytes as the low bytes of a little-endian word.
@@ -256,7 +256,9 @@ mod hw {
     ///
     /// # Safety
     /// The CPU has the instruction; `p` is readable for `24 * l` bytes.
-    #[inline(always)]
+    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse4.2"))]
+    #[cfg_attr(target_arch = "aarch64", target_feature(enable = "crc"))]
+    #[inline]
     unsafe fn lanes(s: u32, p: *const u8, l: usize, shift: &Shift) -> u32 {
         let (mut a, mut b, mut c) = (s, 0u32, 0u32);
         for i in 0..l {
@@ -280,8 +282,8 @@ mod hw {
     #[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse4.2"))]
     #[cfg_attr(target_arch = "aarch64", target_feature(enable = "crc"))]
     unsafe fn run(mut s: u32, mut p: *const u8, mut n: usize) -> u32 {
-        // SAFETY (the blocks): each consumes what it reads of the caller's range.
         while n >= 3 * BIG {
+            // SAFETY: `3 * BIG <= n` words left at `p`: the block reads only those.
             s = unsafe { lanes(s, p, BIG, &SHIFT_BIG) };
             // SAFETY: still within the caller's range (n counts what is left).
             p = unsafe { p.add(24 * BIG) };
