@@ -6,10 +6,12 @@ once per library per round, alternating, so that both see the same machine; each
 the best of the benchmark's own rounds, and this prints every round and the median over
 rounds.
 
-Usage: bench/handoff_compare.py BASE_LIB [NEW_LIB] [--rounds N]
+Usage: bench/handoff_compare.py BASE_LIB [NEW_LIB] [--rounds N] [--cpu]
   BASE_LIB  e.g. main's build: git worktree/archive of main, `cargo build --release
             -p libtapline --lib` in a separate target directory
   NEW_LIB   default: this tree's target/release/libtapline.so (built if missing)
+  --cpu     the warm rows in the writer thread's CPU time (HANDOFF_CLOCK=cpu): on a
+            loaded machine, wall time mostly measures who else ran
 """
 import argparse
 import os
@@ -27,8 +29,10 @@ ROWS = [
 ]
 
 
-def run(lib):
+def run(lib, cpu):
     env = dict(os.environ, HANDOFF_LIB=lib, HANDOFF_ROWS="warm,first")
+    if cpu:
+        env["HANDOFF_CLOCK"] = "cpu"
     out = subprocess.run(["cargo", "bench", "-q", "-p", "tapline", "--bench", "handoff"],
                          cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     got = {}
@@ -53,6 +57,7 @@ def main():
     ap.add_argument("base")
     ap.add_argument("new", nargs="?", default=os.path.join(TARGET, "release", "libtapline.so"))
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cpu", action="store_true")
     a = ap.parse_args()
     if not os.path.exists(a.new):
         subprocess.run(["cargo", "build", "--release", "-p", "libtapline", "--lib"], cwd=ROOT,
@@ -60,10 +65,12 @@ def main():
     res = {"base": [], "new": []}
     for r in range(a.rounds):
         for key, lib in (("base", a.base), ("new", a.new)):
-            res[key].append(run(lib))
+            res[key].append(run(lib, a.cpu))
             print("round %d %s: %s" % (r + 1, key, res[key][-1]), file=sys.stderr)
     names = [n for n, _, _ in ROWS] + ["a process's first record (µs)"]
-    print("load average at the end: %s" % open("/proc/loadavg").read().split()[:3])
+    print("load average at the end: %s; warm rows in %s" % (
+        " ".join(open("/proc/loadavg").read().split()[:3]),
+        "the writer's CPU time" if a.cpu else "wall time"))
     print("%-40s %22s %22s" % ("row (median of %d rounds)" % a.rounds, "base", "new"))
     for n in names:
         b = [x[n] for x in res["base"] if n in x]

@@ -412,7 +412,9 @@ mod tests {
     #[test]
     fn in_place_matches_parts() {
         init();
-        let words: Vec<u64> = (0..500u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        let words: Vec<u64> = (0..500u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
         for n in 0..words.len() {
             let bytes: Vec<u8> = words[..n].iter().flat_map(|w| w.to_le_bytes()).collect();
             let want = portable_record_crc(&head(), &[&bytes], 0);
