@@ -144,7 +144,7 @@ fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> 
         let placed = unsafe { commit(m, header, parts, pad, slot.stream.load(Ordering::Relaxed)) };
         if let Some(off) = placed {
             let done = slot.populated.load(Ordering::Relaxed);
-            if off + len + populate_step(done) > done {
+            if done < m.size() && off + len + populate_step(done) > done {
                 // SAFETY: still counted in `inflight`: the mapping stays.
                 unsafe { populate_ahead(&slot.populated, m, off + len) };
             }
