@@ -353,12 +353,7 @@ pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
         return Err(ParseError::Incomplete);
     }
     let crc = match header.version {
-        VERSION => {
-            let mut c = crc32c::Crc32c::new();
-            c.update(&buf[4..12]);
-            c.update(&buf[16..len]);
-            c.finalize()
-        }
+        VERSION => crc32c_of(&buf[4..12], &buf[16..len]),
         VERSION_CRC32 => {
             let mut h = crc32fast::Hasher::new();
             h.update(&buf[4..12]);
@@ -377,6 +372,22 @@ pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
         },
         len,
     ))
+}
+
+/// The CRC-32C of `a` then `b`: with the CPU's instruction where the `std` feature
+/// lets the `crc32c` crate detect it, else with the portable tables.
+fn crc32c_of(a: &[u8], b: &[u8]) -> u32 {
+    #[cfg(feature = "std")]
+    {
+        ::crc32c::crc32c_append(::crc32c::crc32c(a), b)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let mut c = crc32c::Crc32c::new();
+        c.update(a);
+        c.update(b);
+        c.finalize()
+    }
 }
 
 /// What [`RecordIter`] met while walking a buffer.
