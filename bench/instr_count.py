@@ -16,7 +16,12 @@ cost of one, start-up and exit cancelling out. Rows:
   first     a process's first record (spool directory, segment claim and mapping, the
             process-start record) over a process that records nothing
 
+With --base-lib PATH (another build of libtapline.so, e.g. main's), the append and first
+rows are counted for both builds in the same run, each loaded by instr_ops itself
+(dlopen) rather than preloaded, and printed side by side.
+
 Usage: bench/instr_count.py [--json] [--rows untraced,traced,append,first] [--n N]
+                            [--base-lib PATH]
 Builds target/release/libtapline.so if missing. Needs valgrind and gcc.
 """
 import argparse
@@ -65,8 +70,9 @@ def per_op(argv_of, n, env, calls=1):
 
 
 class Bench:
-    def __init__(self, n):
+    def __init__(self, n, base_lib=None):
         self.n = n
+        self.base_lib = base_lib
         self.tmp = tempfile.mkdtemp(prefix="tapline-instr-")
         self.spool = os.path.join(self.tmp, "spool")
         self.ops = self.compile("instr_ops.c", "instr_ops")
@@ -78,13 +84,19 @@ class Bench:
                        check=True)
         return exe
 
-    def env(self, preload):
-        e = {k: v for k, v in os.environ.items() if not k.startswith(("TAPLINE_", "LD_PRELOAD"))}
-        if preload:
+    def env(self, preload, load=None):
+        """The environment of a run: the library preloaded, or (`load`) loaded by
+        instr_ops from that path, or neither."""
+        e = {k: v for k, v in os.environ.items()
+             if not k.startswith(("TAPLINE_", "LD_PRELOAD", "INSTR_OPS_LIB"))}
+        if preload or load:
             shutil.rmtree(self.spool, ignore_errors=True)
             os.makedirs(self.spool, mode=0o700)
-            e["LD_PRELOAD"] = LIB
             e["TAPLINE_SPOOL_DIR"] = self.spool
+        if load:
+            e["INSTR_OPS_LIB"] = load
+        elif preload:
+            e["LD_PRELOAD"] = LIB
         return e
 
     def untraced(self):
@@ -116,10 +128,19 @@ class Bench:
     def append(self):
         argv = lambda k: [self.ops, "append", str(k)]
         n = max(self.n // 10, 1000)
-        lib = per_op(argv, n, self.env(True))
         floor = self.memcpy_floor()
-        return [{"row": "append 256-byte record (warm segment)", "without": floor, "with": lib,
+        row = "append 256-byte record (warm segment)"
+        if self.base_lib:
+            return [{"row": row + " [%s]" % name, "without": floor, "added": lib - floor,
+                     "with": lib, "floor": "memcpy of 256 bytes"}
+                    for name, lib in self.both(lambda load: per_op(argv, n, self.env(True, load)))]
+        lib = per_op(argv, n, self.env(True))
+        return [{"row": row, "without": floor, "with": lib,
                  "added": lib - floor, "floor": "memcpy of 256 bytes"}]
+
+    def both(self, count):
+        """`count(library path)` for the base build and this one."""
+        return [("base", count(self.base_lib)), ("this", count(LIB))]
 
     def memcpy_floor(self):
         src = os.path.join(self.tmp, "memcpy.c")
@@ -134,10 +155,17 @@ class Bench:
         return per_op(lambda k: [exe, str(k)], max(self.n // 10, 1000), self.env(False))
 
     def first(self):
-        none = callgrind([self.ops, "first", "0"], self.env(True))
-        one = callgrind([self.ops, "first", "1"], self.env(True))
-        return [{"row": "a process's first record", "without": 0.0, "with": float(one - none),
-                 "added": float(one - none), "floor": "a process that records nothing"}]
+        def count(load=None):
+            none = callgrind([self.ops, "first", "0"], self.env(True, load))
+            one = callgrind([self.ops, "first", "1"], self.env(True, load))
+            return float(one - none)
+        row = "a process's first record"
+        if self.base_lib:
+            return [{"row": row + " [%s]" % name, "without": 0.0, "with": c, "added": c,
+                     "floor": "a process that records nothing"} for name, c in self.both(count)]
+        c = count()
+        return [{"row": row, "without": 0.0, "with": c, "added": c,
+                 "floor": "a process that records nothing"}]
 
     def close(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -148,13 +176,14 @@ def main():
     ap.add_argument("--json", action="store_true", help="one JSON object per row")
     ap.add_argument("--rows", default="untraced,traced,append,first")
     ap.add_argument("--n", type=int, default=20000, help="operations per run (untraced rows)")
+    ap.add_argument("--base-lib", help="another libtapline.so: append and first rows of both")
     args = ap.parse_args()
     for tool in ("valgrind", "gcc"):
         if not shutil.which(tool):
             raise SystemExit("instr_count: %s is not installed (scripts/setup installs it)" % tool)
     if not os.path.exists(LIB):
         subprocess.run(["cargo", "build", "--release", "-p", "libtapline"], cwd=ROOT, check=True)
-    b = Bench(args.n)
+    b = Bench(args.n, args.base_lib and os.path.abspath(args.base_lib))
     try:
         rows = []
         for r in args.rows.split(","):
@@ -166,9 +195,9 @@ def main():
             print(json.dumps(r))
         return
     print("instructions per operation (callgrind, user space; N=%d)" % args.n)
-    print("%-42s %12s %12s %10s  %s" % ("operation", "without", "with", "added", "compared with"))
+    print("%-50s %12s %12s %10s  %s" % ("operation", "without", "with", "added", "compared with"))
     for r in rows:
-        print("%-42s %12.1f %12.1f %+10.1f  %s" % (r["row"], r["without"], r["with"], r["added"], r["floor"]))
+        print("%-50s %12.1f %12.1f %+10.1f  %s" % (r["row"], r["without"], r["with"], r["added"], r["floor"]))
 
 
 if __name__ == "__main__":

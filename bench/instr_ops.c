@@ -25,8 +25,16 @@
 typedef int (*append_fn)(int, uint16_t, uint64_t, const uint8_t *, size_t);
 
 static append_fn find_append(void) {
-    /* The library is preloaded: its symbol is in the global scope. */
-    append_fn f = (append_fn)dlsym(RTLD_DEFAULT, "tapline_spool_append");
+    /* The library is preloaded (its symbol is in the global scope), or, with
+     * INSTR_OPS_LIB=path, loaded here: how bench/instr_count.py --base-lib compares two
+     * builds (a preloaded library also runs in valgrind's launcher). */
+    const char *lib = getenv("INSTR_OPS_LIB");
+    void *scope = RTLD_DEFAULT;
+    if (lib && !(scope = dlopen(lib, RTLD_NOW | RTLD_LOCAL))) {
+        fprintf(stderr, "instr_ops: %s\n", dlerror());
+        exit(2);
+    }
+    append_fn f = (append_fn)dlsym(scope, "tapline_spool_append");
     if (!f) {
         fprintf(stderr, "instr_ops: tapline_spool_append not found (preload libtapline.so)\n");
         exit(2);

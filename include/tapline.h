@@ -94,8 +94,15 @@
  * All integers little-endian. Every record is a 48-byte header followed by its
  * payload, zero-padded so that `length` is a multiple of 8.
  *
- * The CRC is CRC-32 (IEEE 802.3, as zlib's crc32) over header bytes 4..12,
- * then bytes 16..length (rest of the header, payload, padding).
+ * The CRC is CRC-32C (Castagnoli, reflected polynomial 0x82F63B78, initial
+ * value and final xor 0xFFFFFFFF, as iSCSI and ext4; SSE4.2's `crc32` and
+ * AArch64's `crc32c*` instructions) over header bytes 4..12, then bytes
+ * 16..length (rest of the header, payload, padding).
+ *
+ * Version 1 records (written by libtapline before CRC-32C) have the same
+ * layout with CRC-32 (IEEE 802.3, as zlib's crc32) over the same bytes;
+ * readers still accept them. A reader that meets a version it does not know
+ * skips the record (tapline counts it as skipped).
  *
  * The magic is the record's commit word: a writer into shared memory writes
  * everything else first and stores the magic last (release order). A reader
@@ -108,7 +115,8 @@
 #include <stdint.h>
 
 #define TL_MAGIC          0x31524C54u /* "TLR1" */
-#define TL_VERSION        1
+#define TL_VERSION        2  /* the CRC is CRC-32C                   */
+#define TL_VERSION_CRC32  1  /* read, never written: zlib's CRC-32   */
 #define TL_HEADER_LEN     48
 #define TL_ALIGN          8
 #define TL_MAX_RECORD_LEN (1u << 20)

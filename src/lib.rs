@@ -56,6 +56,7 @@ extern "C" fn tapline_init() {
         if !config::active() {
             return;
         }
+        sys::crc32c::init();
         spool::process::init();
         hooks::exec::init();
         conn::init();

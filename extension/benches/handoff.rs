@@ -28,7 +28,9 @@
 //! Run: `cargo bench -p tapline --bench handoff` (builds release `libtapline.so`);
 //! `HANDOFF_DIR=/dev/shm cargo bench ...` puts the spool and the files on tmpfs;
 //! `HANDOFF_ROWS=warm,ready cargo bench ...` runs only those rows (http, file, ipc,
-//! writev, ready, sustained, warm, first, setup).
+//! writev, ready, sustained, warm, first, setup); `HANDOFF_LIB=path` times that
+//! `libtapline.so` instead of building this tree's; `HANDOFF_CLOCK=cpu` times the
+//! tapline rows (not the first record, nor the floor) in the writer thread's CPU time.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -225,8 +227,12 @@ fn set_mode_0700(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
 }
 
-/// Builds release libtapline.so and returns its path.
+/// Builds release libtapline.so and returns its path; `HANDOFF_LIB=path` uses that
+/// library instead (another build, e.g. main's, to compare: `bench/record_path_compare`).
 fn library() -> PathBuf {
+    if let Some(lib) = std::env::var_os("HANDOFF_LIB") {
+        return PathBuf::from(lib);
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(cargo)
@@ -273,7 +279,7 @@ fn memcpy_floor(payload: &[u8], iters: usize, region: usize) -> f64 {
 /// The library's spool writers, through its exported append.
 fn spool(append: AppendFn, mode: i32, payload: &[u8], iters: usize) -> f64 {
     let chunk = 64 << 10;
-    let t = Instant::now();
+    let t = clock_ns();
     for i in 0..iters {
         for part in payload.chunks(chunk) {
             // SAFETY: `part` is readable for its length.
@@ -281,7 +287,26 @@ fn spool(append: AppendFn, mode: i32, payload: &[u8], iters: usize) -> f64 {
             assert_eq!(r, 1, "record dropped in the benchmark");
         }
     }
-    t.elapsed().as_nanos() as f64 / iters as f64
+    (clock_ns() - t) as f64 / iters as f64
+}
+
+/// The clock the tapline rows are timed by: the monotonic clock, or with
+/// `HANDOFF_CLOCK=cpu` this thread's CPU time (on a machine shared with other work,
+/// time the writer spent preempted is not the writer's cost; its own system calls and
+/// page faults still count).
+fn clock_ns() -> u64 {
+    let id = if std::env::var("HANDOFF_CLOCK").is_ok_and(|c| c == "cpu") {
+        libc::CLOCK_THREAD_CPUTIME_ID
+    } else {
+        libc::CLOCK_MONOTONIC
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The segment spool in its steady state: bursts of appends, each followed by the

@@ -13,6 +13,10 @@
 //!
 //! The reader treats spool bytes as untrusted: [`RecordIter`] checks magic, version,
 //! length and CRC, skips what is torn or corrupt, and resynchronises on the next magic.
+//!
+//! Versions: 2 (written since the checksum became CRC-32C, see [`crc32c`]) and 1 (the
+//! same layout with zlib's CRC-32), which this reader still reads, so that a spool
+//! written by an older library reads as before.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -20,8 +24,12 @@ use le::{le16, le32, le64};
 
 /// `"TLR1"` read as a little-endian `u32`: the first four bytes of every record.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"TLR1");
-/// Format version in every header. A reader skips records of versions it does not know.
-pub const VERSION: u16 = 1;
+/// Format version in every header (what this crate writes). A reader skips records of
+/// versions it does not know.
+pub const VERSION: u16 = 2;
+/// The previous version: the same layout, its CRC zlib's CRC-32 instead of CRC-32C.
+/// Still read (a spool written by an older library), never written.
+pub const VERSION_CRC32: u16 = 1;
 /// Size of the fixed header that starts every record.
 pub const HEADER_LEN: usize = 48;
 /// Every record's total length is a multiple of this.
@@ -288,29 +296,44 @@ impl Header {
         }
     }
 
-    /// Computes the CRC over the encoded header (bytes 4..12 and 16..48), the payload
-    /// parts in order, and the zero padding; stores it and returns the sealed header
-    /// bytes (with [`MAGIC`]) and the number of padding bytes to append.
+    /// The header bytes the CRC covers (4..12 and 16..48) as the five little-endian
+    /// words they are: version, type and length; wall; mono; pid and tid; conn id. A
+    /// writer feeds these to the CRC straight from the fields, without encoding.
+    pub fn covered_words(&self) -> [u64; 5] {
+        [
+            u64::from(self.version) | u64::from(self.rtype) << 16 | u64::from(self.length) << 32,
+            self.wall_ns,
+            self.mono_ns,
+            u64::from(self.pid) | u64::from(self.tid) << 32,
+            self.conn_id,
+        ]
+    }
+
+    /// Zero bytes that follow a payload of `payload_len` bytes in this record.
+    pub fn pad_for(&self, payload_len: usize) -> usize {
+        self.length as usize - HEADER_LEN - payload_len
+    }
+
+    /// Computes the CRC-32C over the covered header bytes (4..12 and 16..48), the
+    /// payload parts in order, and the zero padding; stores it and returns the sealed
+    /// header bytes (with [`MAGIC`]) and the number of padding bytes to append.
     ///
     /// The payload parts must add up to the `payload_len` given to [`Header::new`].
+    /// (The library computes the same CRC with the CPU's CRC-32C instruction where it
+    /// has one, and stores it in `crc32` itself.)
     pub fn seal(&mut self, parts: &[&[u8]]) -> ([u8; HEADER_LEN], usize) {
         let payload_len: usize = parts.iter().map(|p| p.len()).sum();
-        let pad = self.length as usize - HEADER_LEN - payload_len;
-        let mut bytes = self.encode(MAGIC);
-        // The covered header bytes as one piece: the hasher's per-call set-up and its
-        // table-driven path for short inputs are paid once, not twice.
-        let mut covered = [0u8; HEADER_LEN - 8];
-        covered[..8].copy_from_slice(&bytes[4..12]);
-        covered[8..].copy_from_slice(&bytes[16..HEADER_LEN]);
-        let mut h = crc32fast::Hasher::new();
-        h.update(&covered);
-        for p in parts {
-            h.update(p);
+        let pad = self.pad_for(payload_len);
+        let mut c = crc32c::Crc32c::new();
+        for w in self.covered_words() {
+            c.word(w);
         }
-        h.update(&ZERO_PAD[..pad]);
-        self.crc32 = h.finalize();
-        bytes[12..16].copy_from_slice(&self.crc32.to_le_bytes());
-        (bytes, pad)
+        for p in parts {
+            c.update(p);
+        }
+        c.zeros(pad);
+        self.crc32 = c.finalize();
+        (self.encode(MAGIC), pad)
     }
 
     /// The zero bytes that pad a record's payload to [`ALIGN`].
@@ -356,14 +379,18 @@ pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
     if buf.len() < len {
         return Err(ParseError::Incomplete);
     }
-    let mut h = crc32fast::Hasher::new();
-    h.update(&buf[4..12]);
-    h.update(&buf[16..len]);
-    if h.finalize() != header.crc32 {
+    let crc = match header.version {
+        VERSION => crc32c_of(&buf[4..12], &buf[16..len]),
+        VERSION_CRC32 => {
+            let mut h = crc32fast::Hasher::new();
+            h.update(&buf[4..12]);
+            h.update(&buf[16..len]);
+            h.finalize()
+        }
+        _ => return Err(ParseError::UnknownVersion),
+    };
+    if crc != header.crc32 {
         return Err(ParseError::BadChecksum);
-    }
-    if header.version != VERSION {
-        return Err(ParseError::UnknownVersion);
     }
     Ok((
         RawRecord {
@@ -372,6 +399,22 @@ pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
         },
         len,
     ))
+}
+
+/// The CRC-32C of `a` then `b`: with the CPU's instruction where the `std` feature
+/// lets the `crc32c` crate detect it, else with the portable tables.
+fn crc32c_of(a: &[u8], b: &[u8]) -> u32 {
+    #[cfg(feature = "std")]
+    {
+        ::crc32c::crc32c_append(::crc32c::crc32c(a), b)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let mut c = crc32c::Crc32c::new();
+        c.update(a);
+        c.update(b);
+        c.finalize()
+    }
 }
 
 /// What [`RecordIter`] met while walking a buffer.
@@ -478,6 +521,7 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
+pub mod crc32c;
 mod enums;
 pub mod h2;
 mod le;

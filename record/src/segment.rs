@@ -23,7 +23,9 @@
 //! segments) belongs to the reader (the extension's spool reader).
 
 use crate::le::{le16, le32, le64};
-use crate::{parse_record, ParseError, ALIGN, HEADER_LEN, MAGIC, MAX_RECORD_LEN, VERSION};
+use crate::{
+    parse_record, ParseError, ALIGN, HEADER_LEN, MAGIC, MAX_RECORD_LEN, VERSION, VERSION_CRC32,
+};
 
 /// `"TLSEG001"`: the first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: u64 = u64::from_le_bytes(*b"TLSEG001");
@@ -277,7 +279,7 @@ impl<'a, L: Liveness> Walk<'a, L> {
             }
             let at = self.base + i as u64;
             if magic == 0
-                && le16(b, 4) == VERSION
+                && matches!(le16(b, 4), VERSION | VERSION_CRC32)
                 && le32(b, 32) != 0
                 && plausible_len(at, le32(b, 8), limit)
             {

@@ -297,3 +297,23 @@ fn h2_payloads_roundtrip() {
     }
     assert!(RecordType::from_u16(20).is_none());
 }
+
+/// A spool written by a library from before CRC-32C (version 1, zlib's CRC-32 over the
+/// same bytes) still reads; the same bytes labelled version 2 do not check.
+#[test]
+fn version_1_records_with_crc32_still_read() {
+    let mut buf = make(RecordType::Data, &[&[0u8; 24], b"GET / HTTP/1.1\r\n"]);
+    let len = padded_len(24 + 16);
+    buf[4..6].copy_from_slice(&VERSION_CRC32.to_le_bytes());
+    let mut h = crc32fast::Hasher::new();
+    h.update(&buf[4..12]);
+    h.update(&buf[16..len]);
+    buf[12..16].copy_from_slice(&h.finalize().to_le_bytes());
+    let (rec, n) = parse_record(&buf).expect("a version-1 record reads");
+    assert_eq!((rec.header.version, n), (VERSION_CRC32, len));
+    assert_eq!(&rec.payload[24..40], b"GET / HTTP/1.1\r\n");
+    buf[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    assert_eq!(parse_record(&buf).unwrap_err(), ParseError::BadChecksum);
+    buf[4..6].copy_from_slice(&3u16.to_le_bytes());
+    assert_eq!(parse_record(&buf).unwrap_err(), ParseError::UnknownVersion);
+}

@@ -27,12 +27,40 @@ pub fn spool_dir_path() -> Option<([u8; 600], usize)> {
 
 /// Opens the spool directory (making it if missing) after checking that it is ours;
 /// the segment spool works relative to it.
+///
+/// Opened first and checked through the descriptor (`fstat`): two system calls where
+/// the directory exists (a process's first record pays for them), the same checks as
+/// [`spool_dir_path`]'s (`O_NOFOLLOW` refuses a symlink as `lstat` would see one).
 pub fn open_spool_dir() -> Option<c_int> {
-    let (path, _) = spool_dir_path()?;
+    let dir = config::spool_dir();
+    let mut path = [0u8; 600];
+    if dir.len() + 40 > path.len() {
+        return None;
+    }
+    path[..dir.len()].copy_from_slice(dir);
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: `path` is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr() as *const _, flags) };
-    (fd >= 0).then_some(fd)
+    // SAFETY: `path` is NUL-terminated (the buffer is zeroed past the directory).
+    let mut fd = unsafe { libc::open(path.as_ptr() as *const _, flags) };
+    if fd < 0 && raw::errno() == libc::ENOENT {
+        // SAFETY: as above.
+        let made = unsafe { libc::mkdir(path.as_ptr() as *const _, 0o700) };
+        if made != 0 && raw::errno() != libc::EEXIST {
+            return None;
+        }
+        // SAFETY: as above.
+        fd = unsafe { libc::open(path.as_ptr() as *const _, flags) };
+    }
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `fd` is ours; `st` is writable.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || !is_ours(&st) {
+        raw::close(fd);
+        return None;
+    }
+    Some(fd)
 }
 
 /// The spool directory must be a real directory (not a symlink), owned by us, and not
@@ -44,6 +72,10 @@ fn directory_is_ours(path: &[u8]) -> bool {
     if unsafe { libc::lstat(path.as_ptr() as *const _, &mut st) } != 0 {
         return false;
     }
+    is_ours(&st)
+}
+
+fn is_ours(st: &libc::stat) -> bool {
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     (st.st_mode & libc::S_IFMT) == libc::S_IFDIR && st.st_uid == me && (st.st_mode & 0o022) == 0

@@ -128,7 +128,7 @@ fn writev_record(fd: c_int, header: &mut Header, parts: &[&[u8]]) -> bool {
     if parts.len() > MAX_PARTS {
         return false;
     }
-    let (head, pad) = header.seal(parts);
+    let (head, pad) = crate::spool::process::seal(header, parts);
     let padding = Header::padding(pad);
     let empty = libc::iovec {
         iov_base: core::ptr::null_mut(),

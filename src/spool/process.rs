@@ -6,9 +6,9 @@
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, Ordering};
-use tapline_record::{Header, ProcStart, RecordType, Stamp};
+use tapline_record::{Header, ProcStart, RecordType, Stamp, HEADER_LEN, MAGIC};
 
-use crate::sys::raw;
+use crate::sys::{crc32c, raw};
 
 static PID: AtomicU32 = AtomicU32::new(0);
 
@@ -51,6 +51,17 @@ fn tid() -> u32 {
 pub fn now() -> Stamp {
     let (wall_ns, mono_ns) = raw::now();
     Stamp { wall_ns, mono_ns }
+}
+
+/// Seals a record: stores its CRC-32C (the CPU's instruction where it has one, see
+/// [`crate::sys::crc32c`]) and returns the header bytes, with the magic, and the number
+/// of zero bytes that pad the payload `parts`.
+#[inline]
+pub fn seal(h: &mut Header, parts: &[&[u8]]) -> ([u8; HEADER_LEN], usize) {
+    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+    let pad = h.pad_for(payload_len);
+    h.crc32 = crc32c::record_crc(&h.covered_words(), parts, pad);
+    (h.encode(MAGIC), pad)
 }
 
 /// A header for a record of this thread, stamped `at`.

@@ -3,6 +3,7 @@
 //! which must never pass through our own hooks; [`got`] binds objects that bypass the
 //! global scope (`RTLD_DEEPBIND`) to our hooks, reading them with [`elf`].
 
+pub mod crc32c;
 pub mod elf;
 pub mod got;
 pub mod raw;

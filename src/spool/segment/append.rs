@@ -7,23 +7,30 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use tapline_record::segment::{field, State};
-use tapline_record::{HEADER_LEN, MAGIC};
+use tapline_record::{Header, HEADER_LEN, MAGIC};
 
 use super::mapping::{store_fence, Mapping};
+use crate::sys::crc32c;
 
-/// Reserves space in the segment `m` and writes the sealed record there. Returns
-/// where, or `None` (and marks the segment full) when it does not fit.
+/// Reserves space in the segment `m` and writes the record there: `header` (its
+/// `crc32` is computed here), the payload `parts` and `pad` zero bytes. Returns where,
+/// or `None` (and marks the segment full) when it does not fit.
+///
+/// The header goes in field by field from `header` (never encoded on the stack and
+/// copied again); the CRC is computed over the copy in the segment, contiguous and
+/// 8-aligned, one load and one instruction per word — except for parts streamed past
+/// the caches, which are not read back: their CRC is taken from the source.
 ///
 /// # Safety
 /// The [`Mapping`] contract, for a segment with an initialised header.
 pub unsafe fn commit(
     m: Mapping,
-    head: &[u8; HEADER_LEN],
+    header: &Header,
     parts: &[&[u8]],
     pad: usize,
     stream: bool,
 ) -> Option<u64> {
-    let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    let len = header.length;
     let size = m.size();
     // SAFETY: header words are 8-aligned within the mapped first page.
     let reserve = unsafe { m.u64_at(field::RESERVE) };
@@ -46,12 +53,14 @@ pub unsafe fn commit(
         let rec = off as usize;
         // Version and type, then length, then pid: a reader that meets this record
         // uncommitted learns how long it is and whose it is.
-        m.copy_in(rec + 4, &head[4..8]);
+        let kind = u32::from(header.version) | u32::from(header.rtype) << 16;
+        m.u32_at(rec + 4).store(kind, Ordering::Relaxed);
         m.u32_at(rec + 8).store(len, Ordering::Relaxed);
-        let pid = u32::from_le_bytes([head[32], head[33], head[34], head[35]]);
-        m.u32_at(rec + 32).store(pid, Ordering::Release);
-        m.copy_in(rec + 12, &head[12..32]);
-        m.copy_in(rec + 36, &head[36..HEADER_LEN]);
+        m.u32_at(rec + 32).store(header.pid, Ordering::Release);
+        m.copy_in(rec + 16, &header.wall_ns.to_le_bytes());
+        m.copy_in(rec + 24, &header.mono_ns.to_le_bytes());
+        m.copy_in(rec + 36, &header.tid.to_le_bytes());
+        m.copy_in(rec + 40, &header.conn_id.to_le_bytes());
         let mut at = rec + HEADER_LEN;
         let mut streamed = false;
         for p in parts {
@@ -63,7 +72,17 @@ pub unsafe fn commit(
             }
             at += p.len();
         }
-        m.zero(at, pad);
+        if pad != 0 {
+            m.zero(at, pad);
+        }
+        let head = header.covered_words();
+        let crc = if streamed {
+            crc32c::record_crc(&head, parts, pad)
+        } else {
+            let words = (len as usize - HEADER_LEN) / 8;
+            crc32c::record_crc_in_place(&head, m.words_at(rec + HEADER_LEN, words), words)
+        };
+        m.copy_in(rec + 12, &crc.to_le_bytes());
         if streamed {
             // Non-temporal stores are weakly ordered: they must all be visible before
             // the magic is.
@@ -78,27 +97,38 @@ pub unsafe fn commit(
 /// into a segment whose lines are not cached.
 const STREAM_MIN: usize = 4096;
 
-/// In a process's first segment, pages are write-faulted this many bytes at a time,
-/// one window ahead of the records.
+/// In a process's first segment, pages are write-faulted at most this many bytes at a
+/// time, ahead of the records.
 ///
 /// Why: faulting a whole 4 MiB segment costs ~60 µs or more on the thread that makes
 /// the process's first record — at a Lambda function's cold start — for pages a small
-/// invocation never touches. Two windows at the claim are cheaper; the record that
-/// crosses into a new window faults the one after it, so appends still meet pages that
-/// are mapped and writable. Later segments are faulted whole at their claim: one call
-/// per segment measured cheaper per page than sixteen (the hand-off benchmark's "ready"
-/// row: ~120 µs against ~145 µs per MiB).
+/// invocation never touches. The claim faults only the first few pages
+/// ([`super::claim`]); from there the faulted part doubles, a step at most this large,
+/// each time the records reach the middle of what is faulted, so appends still meet
+/// pages that are mapped and writable. Later segments are faulted whole at their
+/// claim: one call per segment measured cheaper per page than sixteen (the hand-off
+/// benchmark's "ready" row: ~120 µs against ~145 µs per MiB).
 pub const POPULATE_WINDOW: u64 = 256 << 10;
 
-/// Write-faults the pages up to two windows past `end` that are not faulted yet.
-///
-/// `populated` is how far the mapping's pages are faulted already (its slot's count).
+/// How far ahead of a record's end the pages should be faulted, given that `done`
+/// bytes are: as far as is faulted already (so the faulted part doubles), at most a
+/// window.
+#[inline]
+pub fn populate_step(done: u64) -> u64 {
+    done.min(POPULATE_WINDOW)
+}
+
+/// Write-faults the pages from what is faulted (`populated`, the slot's count) to one
+/// step past `end`.
 ///
 /// # Safety
 /// The [`Mapping`] contract (the caller is counted in `inflight`).
 pub unsafe fn populate_ahead(populated: &AtomicU64, m: Mapping, end: u64) {
-    let target = ((end / POPULATE_WINDOW + 2) * POPULATE_WINDOW).min(m.size());
     let done = populated.load(Ordering::Relaxed);
+    let step = populate_step(done).max(4096);
+    let target = (done + step)
+        .max((end + step).next_multiple_of(4096))
+        .min(m.size());
     if target <= done {
         return;
     }

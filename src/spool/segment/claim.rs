@@ -10,9 +10,8 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use libc::c_int;
-use tapline_record::segment::SegmentHeader;
+use tapline_record::segment::{field, SegmentHeader};
 
-use super::append::POPULATE_WINDOW;
 use super::mapping::Mapping;
 use crate::config;
 use crate::spool::dir::{open_spool_dir, write_decimal};
@@ -23,21 +22,26 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// Bytes of segments this process claimed (against `TAPLINE_SPOOL_MAX_BYTES`).
 static CLAIMED_BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// Bytes write-faulted at the claim of a process's first segment (the header page and
-/// the first records); the rest follow a window at a time.
-const FIRST_POPULATED: u64 = 2 * POPULATE_WINDOW;
+/// Bytes write-faulted at the claim of a process's first segment: the header page and
+/// the pages of the first records (the `ProcStart` and the record that caused the
+/// claim). The rest follow ahead of the records, the faulted part doubling up to
+/// [`super::append::POPULATE_WINDOW`] steps ([`super::append::populate_ahead`]).
+const FIRST_POPULATED: u64 = 16 << 10;
 
 /// How much of a segment of `size` bytes its claim write-faults: all of it, in one
 /// call (cheapest per page), except for the process's first segment, whose claim is
-/// part of the program's start (a Lambda cold start): that one is faulted a window at
-/// a time as records reach it.
-pub fn populated_at_claim(size: u64) -> u64 {
+/// part of the program's start (a Lambda cold start): that one is faulted a few pages
+/// at a time, then in growing steps, as records reach it.
+fn populated_at_claim(size: u64) -> u64 {
     if SEQ.load(Ordering::Relaxed) <= 1 {
         FIRST_POPULATED.min(size)
     } else {
         size
     }
 }
+
+/// Sequence numbers tried when a segment's name is taken (see `claim_in`).
+const NAME_TRIES: usize = 8;
 
 /// Why no segment could be claimed.
 pub enum Failure {
@@ -91,8 +95,9 @@ struct DirScan {
 const FREE_MAX: usize = 4;
 
 /// Claims a segment: a ready one if the reader made some, else a new one.
-/// Returns its mapping (header written) and sequence number.
-pub fn claim_segment(pid: u32) -> Result<(Mapping, u32), Failure> {
+/// Returns its mapping (header written), sequence number, and how many bytes from its
+/// start are write-faulted already.
+pub fn claim_segment(pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     let Some(dirfd) = open_spool_dir() else {
         return Err(Failure::Unavailable);
     };
@@ -101,7 +106,7 @@ pub fn claim_segment(pid: u32) -> Result<(Mapping, u32), Failure> {
     result
 }
 
-fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
+fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     let scan = scan_dir(dirfd);
     if scan.claimed >= config::max_segments() {
         return Err(Failure::Unavailable);
@@ -110,7 +115,7 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
     if CLAIMED_BYTES.load(Ordering::Relaxed) + want > config::process_bytes() {
         return Err(Failure::Unavailable);
     }
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut seq = SEQ.fetch_add(1, Ordering::Relaxed);
     // Set up under a name readers ignore, publish under the final name when ready.
     let mut tmp = Name::new();
     tmp.push(b".claim-");
@@ -118,22 +123,20 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
     tmp.push(b"-");
     tmp.push_decimal(u64::from(seq));
     let mut fd = -1;
+    let mut size = want;
     for free in &scan.free[..scan.nfree] {
         if rename_noreplace(dirfd, free, &tmp) {
-            fd = open_checked(dirfd, &tmp);
-            if fd >= 0 {
+            if let Some((f, s)) = open_checked(dirfd, &tmp) {
+                (fd, size) = (f, s);
                 break;
             }
             // SAFETY: NUL-terminated name relative to our directory.
             unsafe { libc::unlinkat(dirfd, tmp.as_ptr(), 0) };
         }
     }
-    let size = if fd >= 0 {
-        file_size(fd)
-    } else {
+    if fd < 0 {
         fd = create_allocated(dirfd, &tmp, want)?;
-        want
-    };
+    }
     // The file's blocks are allocated: a write through the mapping cannot meet a full
     // disk.
     let mapped = Mapping::map_shared(fd, size);
@@ -154,17 +157,35 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
     // not take a fault later; the rest follow a window ahead of the records
     // (`populate_ahead`). (Not MAP_POPULATE as well: it maps shared pages read-only, a
     // pass over the page tables that this one redoes.)
+    let populated = populated_at_claim(size);
     // SAFETY: a new mapping nobody else knows; the range is within it, page-aligned.
-    unsafe { m.populate_write(0, populated_at_claim(size)) };
+    unsafe { m.populate_write(0, populated) };
     let header = SegmentHeader::claimed(size, pid, seq);
     // SAFETY: as above: the header lies in the first page.
     unsafe { m.copy_in(0, &header) };
-    let mut name = Name::new();
-    name.push_decimal(u64::from(pid));
-    name.push(b"-");
-    name.push_decimal(u64::from(seq));
-    name.push(b".tls");
-    if !rename_noreplace(dirfd, &tmp, &name) {
+    // The name may be taken by this very pid: the image before an `execve` (same pid,
+    // its own sequence numbers) wrote a record — a `Notice` about the program it
+    // started — and left `<pid>-0.tls`. Then the next number is taken, and the header
+    // says so.
+    let mut published = false;
+    for _ in 0..NAME_TRIES {
+        let mut name = Name::new();
+        name.push_decimal(u64::from(pid));
+        name.push(b"-");
+        name.push_decimal(u64::from(seq));
+        name.push(b".tls");
+        if rename_noreplace(dirfd, &tmp, &name) {
+            published = true;
+            break;
+        }
+        if raw::errno() != libc::EEXIST {
+            break;
+        }
+        seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above: the header lies in the first page; nobody else knows it.
+        unsafe { m.u32_at(field::SEQ).store(seq, Ordering::Relaxed) };
+    }
+    if !published {
         // SAFETY: nobody else knows the mapping; the name is NUL-terminated.
         unsafe {
             m.unmap();
@@ -173,7 +194,7 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32), Failure> {
         return Err(Failure::Unavailable);
     }
     CLAIMED_BYTES.fetch_add(size, Ordering::Relaxed);
-    Ok((m, seq))
+    Ok((m, seq, populated))
 }
 
 /// Creates `name` with `size` bytes allocated (so that writes through the mapping can
@@ -200,13 +221,13 @@ fn create_allocated(dirfd: c_int, name: &Name, size: u64) -> Result<c_int, Failu
 }
 
 /// Opens a claimed ready-made segment and checks that it is ours, a regular file of a
-/// sane size, and fully allocated. Returns -1 otherwise.
-fn open_checked(dirfd: c_int, name: &Name) -> c_int {
+/// sane size, and fully allocated. Returns its descriptor and size, or `None`.
+fn open_checked(dirfd: c_int, name: &Name) -> Option<(c_int, u64)> {
     let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: NUL-terminated name relative to our directory.
     let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
     if fd < 0 {
-        return -1;
+        return None;
     }
     // SAFETY: an all-zero stat is a valid value to be overwritten.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
@@ -221,17 +242,9 @@ fn open_checked(dirfd: c_int, name: &Name) -> c_int {
         && (st.st_blocks as u64) * 512 >= st.st_size as u64;
     if !ok {
         raw::close(fd);
-        return -1;
+        return None;
     }
-    fd
-}
-
-fn file_size(fd: c_int) -> u64 {
-    // SAFETY: an all-zero stat is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: `st` is writable; `fd` is ours.
-    unsafe { libc::fstat(fd, &mut st) };
-    st.st_size as u64
+    Some((fd, st.st_size as u64))
 }
 
 /// `renameat2(RENAME_NOREPLACE)`: atomic, and never replaces a file (a dead process of
@@ -259,8 +272,7 @@ fn scan_dir(dirfd: c_int) -> DirScan {
         free: [Name::new(), Name::new(), Name::new(), Name::new()],
         nfree: 0,
     };
-    // SAFETY: rewinding a directory descriptor we own.
-    unsafe { libc::lseek(dirfd, 0, libc::SEEK_SET) };
+    // (`dirfd` was opened for this claim: it reads from the start.)
     let mut buf = [0u64; 512];
     loop {
         // SAFETY: `buf` is writable for its size in bytes.

@@ -42,7 +42,7 @@ use tapline_record::Header;
 use crate::config;
 use crate::spool::drops::DropCounter;
 use crate::spool::process;
-use append::{commit, populate_ahead, POPULATE_WINDOW};
+use append::{commit, populate_ahead, populate_step};
 use slots::{prepare_standby, switch, Busy, Failed, NotWritten, CURRENT, NONE, SLOT};
 
 /// Set in a forked child: its next record in the shared segment is preceded by a
@@ -121,7 +121,7 @@ pub fn dropped() -> (u64, u64) {
 
 /// Puts one record into the current segment, switching segments when it is full.
 fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> {
-    let (head, pad) = header.seal(parts);
+    let pad = header.pad_for(parts.iter().map(|p| p.len()).sum());
     let len = u64::from(header.length);
     if len > config::segment_bytes() - DATA_START {
         return Err(Failed);
@@ -141,9 +141,10 @@ fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> 
         let m = slot.mapping();
         // SAFETY: the mapping stays while our `inflight` count is held (the slots'
         // invariant); the segment header was initialised before the slot was published.
-        let placed = unsafe { commit(m, &head, parts, pad, slot.stream.load(Ordering::Relaxed)) };
+        let placed = unsafe { commit(m, header, parts, pad, slot.stream.load(Ordering::Relaxed)) };
         if let Some(off) = placed {
-            if (off + len) / POPULATE_WINDOW != off / POPULATE_WINDOW {
+            let done = slot.populated.load(Ordering::Relaxed);
+            if done < m.size() && off + len + populate_step(done) > done {
                 // SAFETY: still counted in `inflight`: the mapping stays.
                 unsafe { populate_ahead(&slot.populated, m, off + len) };
             }

@@ -22,7 +22,7 @@ use tapline_record::segment::{field, State, DATA_START, MAX_WRITERS};
 use tapline_record::Header;
 
 use super::append::commit;
-use super::claim::{claim_segment, populated_at_claim, Failure};
+use super::claim::{claim_segment, Failure};
 use super::mapping::Mapping;
 use crate::spool::process;
 
@@ -193,10 +193,8 @@ fn claim_into_slot(at: &Header) -> Option<(usize, Mapping, u32)> {
         None => let_go_oldest_parked()?,
     };
     match claim_segment(at.pid) {
-        Ok((m, seq)) => {
-            SLOT[idx]
-                .populated
-                .store(populated_at_claim(m.size()), Ordering::Relaxed);
+        Ok((m, seq, populated)) => {
+            SLOT[idx].populated.store(populated, Ordering::Relaxed);
             Some((idx, m, seq))
         }
         Err(Failure::Unsupported) => {
@@ -254,11 +252,11 @@ const HOT_NS: u64 = 20_000_000;
 /// opening it with a `ProcStart`, and retires slot `from`. Called with `SWITCHING` held.
 fn publish(from: usize, idx: usize, m: Mapping, seq: u32, stream: bool, at: &Header) {
     // Every segment (and every use of a reused one) opens with who writes it.
-    let (mut h, start, cmd) = process::proc_start(at, seq);
+    let (h, start, cmd) = process::proc_start(at, seq);
     let parts: [&[u8]; 2] = [&start, cmd];
-    let (head, pad) = h.seal(&parts);
+    let pad = h.pad_for(start.len() + cmd.len());
     // SAFETY: `m` maps a segment with its header written; nobody else uses it yet.
-    unsafe { commit(m, &head, &parts, pad, false) };
+    unsafe { commit(m, &h, &parts, pad, false) };
     SLOT[idx].stream.store(stream, Ordering::Relaxed);
     fill_slot(idx, m, ACTIVE);
     CURRENT.store(idx, Ordering::SeqCst);
