@@ -47,7 +47,14 @@ def one_run(tapline, exe, port, fmt, count):
         [tapline, "run", "--format", fmt, "--", exe, "client", str(port), str(count),
          "numbered", "hold"],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    rate = proc.stdout.readline().decode().strip()
+    # The rate line comes when the program has made all its requests: read it on the
+    # side. Waiting for it before reading tapline's report would leave tapline blocked
+    # on a full stderr pipe, its reader stopped, the spool bound reached and every later
+    # record dropped (issue 15: the "stall" at 64 segments' worth of exchanges).
+    rate_line = []
+    rate_reader = threading.Thread(
+        target=lambda: rate_line.append(proc.stdout.readline().decode().strip()), daemon=True)
+    rate_reader.start()
     # Every exchange out: one line each for json and table, one "startedDateTime" each
     # for HAR; the program still runs, its connection open.
     marker = {"json": b'{"pid"', "table": b"/ping?i=", "har": b'"startedDateTime"'}[fmt]
@@ -73,6 +80,8 @@ def one_run(tapline, exe, port, fmt, count):
             others.append(line.decode(errors="replace").rstrip())
     hwm = vm_hwm_kib(proc.pid)
     proc.stdin.close()
+    rate_reader.join(timeout=STALL_S)
+    rate = rate_line[0] if rate_line else "?"
     proc.wait()
     rest = []
     while True:

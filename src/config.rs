@@ -13,8 +13,9 @@ use tapline_record::settings::{self, EnvVar, DEFAULT_MAX_BODY, DEFAULT_SEGMENT_B
 const DEFAULT_SPOOL_DIR: &[u8] = settings::DEFAULT_SPOOL_DIR.as_bytes();
 /// Default for `TAPLINE_SPOOL_FILE_BYTES`: a new spool file is started past this size.
 pub const DEFAULT_FILE_BYTES: u64 = 64 << 20;
-/// Default for `TAPLINE_SPOOL_MAX_BYTES`: what one process may write in all; past it,
-/// records are dropped and counted (the disk must never fill because of us).
+/// Default for `TAPLINE_SPOOL_MAX_BYTES`: the bytes of segments one process may hold in
+/// the spool directory at once (file spool: what it may write in all); past it, records
+/// are dropped and counted (the disk must never fill because of us).
 pub const DEFAULT_PROCESS_BYTES: u64 = 1 << 30;
 /// Default for `TAPLINE_SPOOL_MAX_SEGMENTS`: claimed segments the whole spool directory
 /// may hold (all processes together); past it, records are dropped and counted.

@@ -50,7 +50,8 @@ pub const DISABLE: EnvVar = EnvVar(c"TAPLINE_DISABLE");
 pub const INLINE: EnvVar = EnvVar(c"TAPLINE_INLINE");
 /// File spool: a new spool file is started past this size.
 pub const SPOOL_FILE_BYTES: EnvVar = EnvVar(c"TAPLINE_SPOOL_FILE_BYTES");
-/// What one process may write in all (file spool).
+/// Bytes of segments one process may hold in the spool directory at once (file spool:
+/// what one process may write in all).
 pub const SPOOL_MAX_BYTES: EnvVar = EnvVar(c"TAPLINE_SPOOL_MAX_BYTES");
 /// Claimed segments the whole spool directory may hold.
 pub const SPOOL_MAX_SEGMENTS: EnvVar = EnvVar(c"TAPLINE_SPOOL_MAX_SEGMENTS");

@@ -6,9 +6,11 @@
 //! mapping can never meet a full disk and `SIGBUS`); maps it; writes its header; and
 //! publishes it as `<pid>-<seq>.tls` with `renameat2(RENAME_NOREPLACE)`. Directory
 //! scans use `getdents64` into a stack buffer: no allocation, no `opendir`. The bounds
-//! (segments per directory, bytes per process) are checked here.
+//! (segments per directory, bytes per process) are checked here, both against what the
+//! directory holds now: a segment the reader deleted no longer counts, so a long run
+//! with a reader that keeps up never meets them.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use libc::c_int;
 use tapline_record::segment::{field, SegmentHeader};
 
@@ -19,8 +21,6 @@ use crate::sys::raw;
 
 /// Next segment sequence number of this process.
 static SEQ: AtomicU32 = AtomicU32::new(0);
-/// Bytes of segments this process claimed (against `TAPLINE_SPOOL_MAX_BYTES`).
-static CLAIMED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// Bytes write-faulted at the claim of a process's first segment: the header page and
 /// the pages of the first records (the `ProcStart` and the record that caused the
@@ -88,6 +88,8 @@ impl Name {
 struct DirScan {
     /// Claimed segments (`<pid>-<seq>.tls`) of all processes.
     claimed: u64,
+    /// Those of them named after this process (`<our pid>-<seq>.tls`).
+    ours: u64,
     /// Up to `FREE_MAX` names of segments made ahead of need.
     free: [Name; FREE_MAX],
     nfree: usize,
@@ -107,12 +109,16 @@ pub fn claim_segment(pid: u32) -> Result<(Mapping, u32, u64), Failure> {
 }
 
 fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
-    let scan = scan_dir(dirfd);
+    let scan = scan_dir(dirfd, pid);
     if scan.claimed >= config::max_segments() {
         return Err(Failure::Unavailable);
     }
     let want = config::segment_bytes();
-    if CLAIMED_BYTES.load(Ordering::Relaxed) + want > config::process_bytes() {
+    // `TAPLINE_SPOOL_MAX_BYTES` bounds what this process holds on disk now (its
+    // segments still in the directory, each counted at this process's segment size),
+    // not what it ever claimed: a sum over the process's life stopped every long run
+    // for good once the reader had deleted that much (issue 15).
+    if over_process_bound(scan.ours, want, config::process_bytes()) {
         return Err(Failure::Unavailable);
     }
     let mut seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -193,7 +199,6 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
         }
         return Err(Failure::Unavailable);
     }
-    CLAIMED_BYTES.fetch_add(size, Ordering::Relaxed);
     Ok((m, seq, populated))
 }
 
@@ -264,11 +269,26 @@ fn rename_noreplace(dirfd: c_int, from: &Name, to: &Name) -> bool {
     r == 0
 }
 
-/// Counts claimed segments and collects a few ready-made ones, with `getdents64` into a
-/// stack buffer (no allocation, no `opendir`).
-fn scan_dir(dirfd: c_int) -> DirScan {
+/// Would one more segment of `want` bytes take a process holding `ours` segments past
+/// `bound` bytes?
+fn over_process_bound(ours: u64, want: u64, bound: u64) -> bool {
+    ours.saturating_add(1).saturating_mul(want) > bound
+}
+
+/// Is `name` one of the segments of process `pid` (`<pid>-<seq>.tls`)?
+fn is_segment_of(name: &[u8], pid: &[u8]) -> bool {
+    name.len() > pid.len() && name.starts_with(pid) && name[pid.len()] == b'-'
+}
+
+/// Counts claimed segments (all, and those of `pid`) and collects a few ready-made ones,
+/// with `getdents64` into a stack buffer (no allocation, no `opendir`).
+fn scan_dir(dirfd: c_int, pid: u32) -> DirScan {
+    let mut digits = [0u8; 20];
+    let n = write_decimal(&mut digits, u64::from(pid));
+    let pid = &digits[..n];
     let mut scan = DirScan {
         claimed: 0,
+        ours: 0,
         free: [Name::new(), Name::new(), Name::new(), Name::new()],
         nfree: 0,
     };
@@ -305,6 +325,9 @@ fn scan_dir(dirfd: c_int) -> DirScan {
                     }
                 } else if name.first().is_some_and(u8::is_ascii_digit) {
                     scan.claimed += 1;
+                    if is_segment_of(name, pid) {
+                        scan.ours += 1;
+                    }
                 }
             }
             at += reclen;
@@ -313,10 +336,9 @@ fn scan_dir(dirfd: c_int) -> DirScan {
     scan
 }
 
-/// In the child after `fork`: its segments are numbered and counted afresh.
+/// In the child after `fork`: its segments are numbered afresh (and named after it).
 pub fn after_fork_child() {
     SEQ.store(0, Ordering::Relaxed);
-    CLAIMED_BYTES.store(0, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -332,5 +354,27 @@ mod tests {
         }
         assert_eq!(n.len, 63);
         assert_eq!(n.buf[63], 0);
+    }
+
+    #[test]
+    fn a_segment_is_ours_by_its_pid_prefix_only() {
+        assert!(super::is_segment_of(b"123-0.tls", b"123"));
+        assert!(super::is_segment_of(b"123-17.tls", b"123"));
+        assert!(!super::is_segment_of(b"1234-0.tls", b"123"));
+        assert!(!super::is_segment_of(b"12-0.tls", b"123"));
+        assert!(!super::is_segment_of(b"123", b"123"));
+    }
+
+    #[test]
+    fn the_process_bound_counts_segments_held_now() {
+        let seg = 4 << 20;
+        // Room for four: three held, a fourth fits; four held, a fifth does not.
+        assert!(!super::over_process_bound(3, seg, 4 * seg));
+        assert!(super::over_process_bound(4, seg, 4 * seg));
+        // However many were claimed before and deleted since: only those held count.
+        assert!(!super::over_process_bound(0, seg, seg));
+        assert!(super::over_process_bound(0, seg, seg - 1));
+        // No overflow however many are counted.
+        assert!(super::over_process_bound(u64::MAX, seg, u64::MAX - 1));
     }
 }
