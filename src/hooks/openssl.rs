@@ -566,28 +566,20 @@ unsafe extern "C" fn ssl_free(ssl: *mut c_void, ra: usize) {
 }
 
 unsafe extern "C" fn ssl_connect(ssl: *mut c_void, ra: usize) -> c_int {
-    let t = target(ra);
-    let prev = tls::enter(ssl as usize);
-    let ret = call_real!(
-        t.real(F_CONNECT),
-        fn(*mut c_void) -> c_int,
-        (ssl),
-        NO_REAL_FUNCTION
-    );
-    tls::leave(prev);
-    after_handshake(t.queries(), ssl, ret);
-    ret
+    // SAFETY: our caller's arguments, passed on as they came.
+    unsafe { handshake(F_CONNECT, ssl, ra) }
 }
 
 unsafe extern "C" fn ssl_do_handshake(ssl: *mut c_void, ra: usize) -> c_int {
+    // SAFETY: our caller's arguments, passed on as they came.
+    unsafe { handshake(F_DO_HANDSHAKE, ssl, ra) }
+}
+
+/// `SSL_connect` and `SSL_do_handshake` (`f`): the same shape, `int f(SSL *)`.
+unsafe fn handshake(f: usize, ssl: *mut c_void, ra: usize) -> c_int {
     let t = target(ra);
     let prev = tls::enter(ssl as usize);
-    let ret = call_real!(
-        t.real(F_DO_HANDSHAKE),
-        fn(*mut c_void) -> c_int,
-        (ssl),
-        NO_REAL_FUNCTION
-    );
+    let ret = call_real!(t.real(f), fn(*mut c_void) -> c_int, (ssl), NO_REAL_FUNCTION);
     tls::leave(prev);
     after_handshake(t.queries(), ssl, ret);
     ret
