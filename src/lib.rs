@@ -57,6 +57,7 @@ extern "C" fn tapline_init() {
             return;
         }
         sys::crc32c::init();
+        sys::tsc::init();
         spool::process::init();
         hooks::exec::init();
         conn::init();
@@ -100,6 +101,7 @@ static FINI: extern "C" fn() = tapline_fini;
 /// id and spool files; the connections it inherited go on under their ids.
 #[cfg(all(feature = "hooks", not(test)))]
 extern "C" fn after_fork_child() {
+    sys::tsc::after_fork_child();
     let _ = std::panic::catch_unwind(spool::after_fork_child);
     sys::got::after_fork_child();
 }

@@ -12,10 +12,22 @@ use crate::sys::{crc32c, raw};
 
 static PID: AtomicU32 = AtomicU32::new(0);
 
+/// What a thread keeps for its records: its kernel id, cached (0 = not yet known), and
+/// the last monotonic time it stamped (its times never go back, whatever the clock's
+/// source, see [`now`]). One `const` thread-local without `Drop`: no lazy
+/// initialisation, no destructor at thread exit, one TLS lookup per record.
+struct ThreadStamp {
+    tid: Cell<u32>,
+    last_mono: Cell<u64>,
+}
+
 thread_local! {
-    /// This thread's kernel id, cached (0 = not yet known). A `const` cell without
-    /// `Drop`: no lazy initialisation, no destructor at thread exit.
-    static TID: Cell<u32> = const { Cell::new(0) };
+    static THREAD: ThreadStamp = const {
+        ThreadStamp {
+            tid: Cell::new(0),
+            last_mono: Cell::new(0),
+        }
+    };
 }
 
 /// Caches the pid (constructor, and the child after `fork`).
@@ -27,7 +39,7 @@ pub fn set_pid() {
 /// In the child after `fork`: new pid, new thread id.
 pub fn after_fork_child() {
     set_pid();
-    let _ = TID.try_with(|t| t.set(0));
+    let _ = THREAD.try_with(|t| t.tid.set(0));
 }
 
 pub fn pid() -> u32 {
@@ -35,22 +47,35 @@ pub fn pid() -> u32 {
 }
 
 fn tid() -> u32 {
-    TID.try_with(|t| {
-        let v = t.get();
-        if v != 0 {
-            return v;
-        }
-        let v = raw::gettid();
-        t.set(v);
-        v
-    })
-    .unwrap_or(0)
+    THREAD
+        .try_with(|t| {
+            let v = t.tid.get();
+            if v != 0 {
+                return v;
+            }
+            let v = raw::gettid();
+            t.tid.set(v);
+            v
+        })
+        .unwrap_or(0)
 }
 
-/// The current time, as records carry it.
+/// The current time, as records carry it: never before the last time this thread
+/// stamped (a re-base of the counter clock, [`crate::sys::tsc`], may step its line back
+/// by its error bound; the thread's times then stay put until the clock passes them).
 pub fn now() -> Stamp {
     let (wall_ns, mono_ns) = raw::now();
-    Stamp { wall_ns, mono_ns }
+    let mono = THREAD
+        .try_with(|t| {
+            let m = mono_ns.max(t.last_mono.get());
+            t.last_mono.set(m);
+            m
+        })
+        .unwrap_or(mono_ns);
+    Stamp {
+        wall_ns: wall_ns.wrapping_add(mono - mono_ns),
+        mono_ns: mono,
+    }
 }
 
 /// Seals a record: stores its CRC-32C (the CPU's instruction where it has one, see
@@ -137,4 +162,26 @@ pub fn proc_start(at: &Header, seq: u32) -> (Header, [u8; ProcStart::LEN], &'sta
     h.pid = at.pid;
     h.tid = at.tid;
     (h, start, cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_threads_record_times_never_go_back_across_counter_rebases() {
+        crate::sys::tsc::init();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    // 60 ms: the counter's calibration and several re-bases.
+                    let end = crate::sys::tsc::real_mono() + 60_000_000;
+                    let mut last = super::now();
+                    while last.mono_ns < end {
+                        let t = super::now();
+                        assert!(t.mono_ns >= last.mono_ns, "{t:?} after {last:?}");
+                        last = t;
+                    }
+                });
+            }
+        });
+    }
 }

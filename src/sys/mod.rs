@@ -1,6 +1,6 @@
 //! The operating-system edge of the library: finding the real functions we interpose
 //! ([`resolve`]), and the few raw syscalls the library makes for its own I/O ([`raw`]),
-//! which must never pass through our own hooks; [`got`] binds objects that bypass the
+//! which must never pass through our own hooks, and the clock records carry ([`tsc`]); [`got`] binds objects that bypass the
 //! global scope (`RTLD_DEEPBIND`) to our hooks, reading them with [`elf`].
 
 pub mod crc32c;
@@ -8,6 +8,7 @@ pub mod elf;
 pub mod got;
 pub mod raw;
 pub mod resolve;
+pub mod tsc;
 
 /// Maps `bytes` of zeroed, private, anonymous memory that is only backed once touched
 /// (`MAP_NORESERVE`): how the connection and session tables are allocated, once, in

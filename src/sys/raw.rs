@@ -126,14 +126,15 @@ pub fn gettid() -> u32 {
 ///
 /// Every record carries both, and reading two clocks was the largest single cost of a
 /// small record (~18 ns each here). The monotonic clock is read every time (it orders
-/// records); the wall clock is the monotonic one plus an offset that is re-read at
+/// records), from the CPU's counter where that is right ([`super::tsc`]); the wall clock is the monotonic one plus an offset that is re-read at
 /// most every [`WALL_REFRESH_NS`], so a step of the system clock shows within that
 /// time. Racing refreshes store offsets that differ by nanoseconds: either is right.
 pub fn now() -> (u64, u64) {
     use core::sync::atomic::Ordering::Relaxed;
-    let mono = clock_ns(libc::CLOCK_MONOTONIC);
+    let mono = super::tsc::mono_ns();
     let at = WALL_OFFSET_AT.load(Relaxed);
-    if at != 0 && mono.wrapping_sub(at) < WALL_REFRESH_NS {
+    // (`saturating`: the counter's time may be a hair behind the clock's `at`.)
+    if at != 0 && mono.saturating_sub(at) < WALL_REFRESH_NS {
         return (mono.wrapping_add(WALL_OFFSET.load(Relaxed)), mono);
     }
     let wall = clock_ns(libc::CLOCK_REALTIME);
