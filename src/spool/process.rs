@@ -63,6 +63,7 @@ fn tid() -> u32 {
 /// The current time, as records carry it: never before the last time this thread
 /// stamped (a re-base of the counter clock, [`crate::sys::tsc`], may step its line back
 /// by its error bound; the thread's times then stay put until the clock passes them).
+#[inline]
 pub fn now() -> Stamp {
     let (wall_ns, mono_ns) = raw::now();
     let mono = THREAD

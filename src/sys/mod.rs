@@ -1,7 +1,8 @@
 //! The operating-system edge of the library: finding the real functions we interpose
 //! ([`resolve`]), and the few raw syscalls the library makes for its own I/O ([`raw`]),
-//! which must never pass through our own hooks, and the clock records carry ([`tsc`]); [`got`] binds objects that bypass the
-//! global scope (`RTLD_DEEPBIND`) to our hooks, reading them with [`elf`].
+//! which must never pass through our own hooks; the clock records carry ([`tsc`]);
+//! [`got`] binds objects that bypass the global scope (`RTLD_DEEPBIND`) to our hooks,
+//! reading them with [`elf`].
 
 pub mod crc32c;
 pub mod elf;

@@ -126,9 +126,10 @@ pub fn gettid() -> u32 {
 ///
 /// Every record carries both, and reading two clocks was the largest single cost of a
 /// small record (~18 ns each here). The monotonic clock is read every time (it orders
-/// records), from the CPU's counter where that is right ([`super::tsc`]); the wall clock is the monotonic one plus an offset that is re-read at
-/// most every [`WALL_REFRESH_NS`], so a step of the system clock shows within that
-/// time. Racing refreshes store offsets that differ by nanoseconds: either is right.
+/// records), from the CPU's counter where that is right ([`super::tsc`]); the wall
+/// clock is the monotonic one plus an offset that is re-read at most every
+/// [`WALL_REFRESH_NS`], so a step of the system clock shows within that time. Racing refreshes store offsets that differ by nanoseconds: either is right.
+#[inline]
 pub fn now() -> (u64, u64) {
     use core::sync::atomic::Ordering::Relaxed;
     let mono = super::tsc::mono_ns();
@@ -137,6 +138,17 @@ pub fn now() -> (u64, u64) {
     if at != 0 && mono.saturating_sub(at) < WALL_REFRESH_NS {
         return (mono.wrapping_add(WALL_OFFSET.load(Relaxed)), mono);
     }
+    (refresh_wall_offset(mono), mono)
+}
+
+/// Measures the wall-minus-monotonic offset again; returns the wall time now.
+#[cold]
+#[inline(never)]
+fn refresh_wall_offset(counter_mono: u64) -> u64 {
+    use core::sync::atomic::Ordering::Relaxed;
+    // Both monotonic reads from the real clock (`counter_mono` may be the counter's
+    // line, a hair ahead of it): the wall time is taken between them.
+    let mono = clock_ns(libc::CLOCK_MONOTONIC);
     let wall = clock_ns(libc::CLOCK_REALTIME);
     let mono2 = clock_ns(libc::CLOCK_MONOTONIC);
     // Kept only if the two reads were close together (not preempted between them):
@@ -145,8 +157,9 @@ pub fn now() -> (u64, u64) {
         let mid = mono + (mono2 - mono) / 2;
         WALL_OFFSET.store(wall.wrapping_sub(mid), Relaxed);
         WALL_OFFSET_AT.store(mid.max(1), Relaxed);
+        return counter_mono.wrapping_add(wall.wrapping_sub(mid));
     }
-    (wall, mono)
+    wall
 }
 
 /// How long a measured wall-minus-monotonic offset is used.

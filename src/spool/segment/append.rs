@@ -23,6 +23,7 @@ use crate::sys::crc32c;
 ///
 /// # Safety
 /// The [`Mapping`] contract, for a segment with an initialised header.
+#[inline(always)]
 pub unsafe fn commit(
     m: Mapping,
     header: &Header,
