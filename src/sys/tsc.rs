@@ -167,6 +167,14 @@ impl CounterClock {
             return real();
         }
         let v = self.version.load(Ordering::Relaxed);
+        if v == 0 {
+            // Not calibrated: the real clock, as without the counter, until the
+            // baseline is long enough to calibrate.
+            let now = real();
+            if now.wrapping_sub(self.first_mono.load(Ordering::Relaxed)) < MIN_BASELINE_NS {
+                return now;
+            }
+        }
         if v & 1 == 1
             || self
                 .version
@@ -176,6 +184,8 @@ impl CounterClock {
             // Another thread re-bases: the real clock for this one.
             return real();
         }
+        // (The seqlock writer's order: the odd version before any parameter store.)
+        fence(Ordering::Release);
         let Some((t, m, _)) = pair(real, self.max_bracket()) else {
             // Preempted around the clock read: no new base this time.
             self.version.store(v, Ordering::Release);
