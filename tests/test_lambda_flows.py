@@ -29,8 +29,15 @@ from harness import Lambda  # noqa: E402
 boto3 = require_module("boto3")
 
 FLOW_HANDLER = r'''
-import json, os
+import json, os, threading, time
 import boto3
+
+def send_when(flag, sqs, url):
+    # Sends once the test says so: after this invocation was reported.
+    end = time.monotonic() + 60
+    while not os.path.exists(flag) and time.monotonic() < end:
+        time.sleep(0.01)
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"order": "later"}))
 
 def handle(event, context):
     if "Records" in event:
@@ -39,6 +46,9 @@ def handle(event, context):
                        region_name="us-east-1", aws_access_key_id="test",
                        aws_secret_access_key="test")
     url = sqs.get_queue_url(QueueName="flow-jobs")["QueueUrl"]
+    if "later" in event:
+        threading.Thread(target=send_when, args=(event["later"], sqs, url)).start()
+        return {"later": True}
     # What the X-Ray SDK does in a traced function: the trace travels with the message.
     r = sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"order": event.get("n", 0)}),
                          MessageSystemAttributes={"AWSTraceHeader": {
@@ -130,8 +140,47 @@ def test_consumer_links_to_producer_in_the_same_environment(flow_lam, moto_sqs):
     assert attrs["messaging.message.id"] == message_id
     links = cons["links"]
     assert [(l["trace_id"], l["span_id"]) for l in links] == \
-        [(prod["trace_id"], prod["span_id"])], (links, prod)
+        [(prod["trace_id"], prod["span_id"])], (
+            links, prod["attributes"].get("faas.invocation_id"),
+            prod["attributes"].get("tapline.lambda.phase"), rid, env.logs()[-4000:])
     assert links[0]["attributes"]["messaging.message.id"] == message_id
+    assert links[0]["attributes"]["tapline.link.via"] == "message_id"
+
+
+def test_consumer_links_to_a_producer_call_reported_in_the_same_batch(flow_lam, moto_sqs,
+                                                                      tmp_path):
+    """The producer's call became final only after its invocation was reported (a
+    background thread sent the message after the response), so it is reported with the
+    consumer's invocation span. The link was missing: the span was built before the
+    batch's calls were remembered."""
+    _, sqs, url = moto_sqs
+    env = flow_lam()
+    flag = str(tmp_path / "send-now")
+    _, resp, ready = env.invoke({"n": 3, "later": flag})
+    assert resp[2] == "success", env.logs()
+    assert ready, env.logs()  # the extension reported invocation 1 and called Next
+    open(flag, "w").close()
+    deadline = time.monotonic() + 60
+    event = None
+    while event is None and time.monotonic() < deadline:
+        try:
+            e = sqs_event(sqs, url)
+        except KeyError:  # no message yet
+            continue
+        if json.loads(e["Records"][0]["body"]) == {"order": "later"}:
+            event = e
+    assert event is not None, env.logs()
+    message_id = event["Records"][0]["messageId"]
+    rid, resp, _ = env.invoke(event)
+    assert json.loads(resp[4]) == {"consumed": [message_id]}, env.logs()
+    env.shutdown()
+
+    prod = producer_span(env, message_id)
+    assert prod["attributes"]["tapline.lambda.phase"] == "after_response"
+    cons = consumer_span(env, rid)
+    links = cons["links"]
+    assert [(l["trace_id"], l["span_id"]) for l in links] == \
+        [(prod["trace_id"], prod["span_id"])], (links, prod, env.logs())
     assert links[0]["attributes"]["tapline.link.via"] == "message_id"
 
 

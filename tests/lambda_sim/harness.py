@@ -182,7 +182,7 @@ class Lambda:
     environment (another tracer's wrapper, another language): it gets this environment
     (`task`, `otlp_port`, ...), the default command and environment, and returns both."""
 
-    def __init__(self, build, servers, tmp, layer=True, spool=None, timeout_ms=3000,
+    def __init__(self, build, servers, tmp, layer=True, spool=None, timeout_ms=60000,
                  with_extension=True, gate=None, ext_env=None, otlp=True, sim=None,
                  layer_dir=None, handler=HANDLER, rt_env=None, runtime_cmd=None,
                  receiver_args=(), freeze_gap=None, runtime_proxy=False, preload_runtime=None,
@@ -192,7 +192,12 @@ class Lambda:
         `runtime_proxy`: the runtime reaches the Runtime API through a byte-for-byte TCP
         forwarder (its `AWS_LAMBDA_RUNTIME_API` differs from the extension's).
         `preload_runtime=False`: the runtime is started without `wrapper.sh` even
-        though the layer is there (its children may still preload the library)."""
+        though the layer is there (its children may still preload the library).
+        `timeout_ms`: the function timeout (the INVOKE deadline). Generous by default: a
+        cold handler (boto3's first client) on a loaded 2-core machine can take seconds,
+        and past the deadline the extension stops waiting for the runtime's response and
+        reports what it has — a test that is not about timeouts must not depend on
+        speed. Tests of timeouts pass a short one."""
         self.tmp = tmp
         self.freeze_gap = freeze_gap
         self.frozen = False

@@ -560,52 +560,12 @@ impl Extension {
         }
         let mut batch = SpanBatch::new(self.resource.clone());
         let mut lines = Vec::new();
-        // Invocation spans due now.
-        let due: Vec<usize> = self
-            .invocations
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !c.span_sent && current.is_none_or(|id| id == c.invoke.request_id))
-            .map(|(i, _)| i)
-            .collect();
-        let notices = std::mem::take(&mut self.notices);
-        let mut said = notices.is_empty();
-        let mut journal_lines = Vec::new();
-        for i in due {
-            let mut span = self.invocation_span(&self.invocations[i]);
-            if self.journal.is_some() {
-                let c = &self.invocations[i];
-                let w = self.windows.get(&c.invoke.request_id);
-                let trigger = crate::aws::trigger::parse(w.map_or(&[][..], |w| &w.event));
-                journal_lines.push(
-                    journal::JournalInvocation {
-                        request_id: &c.invoke.request_id,
-                        start_unix_ns: span.start_unix_ns,
-                        end_unix_ns: span.end_unix_ns,
-                        outcome: match w.and_then(|w| w.outcome) {
-                            Some(Outcome::Response) => Some("response"),
-                            Some(Outcome::Error) => Some("error"),
-                            None => None,
-                        },
-                        trigger: trigger.kind.faas_trigger(),
-                    }
-                    .to_line(),
-                );
-            }
-            // Blind spots seen since the last report: events on the first span due.
-            if !said {
-                span.events = notices.iter().map(notice_event).collect();
-                said = true;
-            }
-            batch.push(span);
-            self.invocations[i].span_sent = true;
-        }
-        if matches!(self.sink, Sink::Stdout) {
-            lines.extend(notices.iter().map(|n| n.to_json().to_string()));
-        } else if !said {
-            // No invocation span yet: keep them for the next one.
-            self.notices = notices;
-        }
+        // The exchanges first: the messages they produced are remembered before the
+        // invocation spans due now are built, so that a consumer's span links to a
+        // producer call reported in the same batch (one that became final late — its
+        // invocation passed its deadline, or it ran after the response).
+        let mut exchange_lines = Vec::new();
+        let mut exchange_journal = Vec::new();
         let mut produced = Vec::new();
         for ex in &exchanges {
             let (ctx, phase) = match self.windows.attribute(ex.start_unix_ns) {
@@ -635,7 +595,7 @@ impl Extension {
                     .push(KeyValue::string("tapline.lambda.phase", phase));
             }
             if self.journal.is_some() {
-                journal_lines.push(journal::exchange_line(
+                exchange_journal.push(journal::exchange_line(
                     crate::report::json::to_value(ex),
                     ex.seq,
                     ctx.map(|c| c.invoke.request_id.as_str()),
@@ -650,12 +610,62 @@ impl Extension {
                         c.invoke.request_id.clone().into(),
                     );
                 }
-                lines.push(v.to_string());
+                exchange_lines.push(v.to_string());
             }
         }
         for (service, id, trace) in produced {
             self.produced.record(service, id, trace);
         }
+        // Invocation spans due now, ahead of the exchanges in the batch.
+        let due: Vec<usize> = self
+            .invocations
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.span_sent && current.is_none_or(|id| id == c.invoke.request_id))
+            .map(|(i, _)| i)
+            .collect();
+        let notices = std::mem::take(&mut self.notices);
+        let mut said = notices.is_empty();
+        let mut journal_lines = Vec::new();
+        let mut invocation_spans = Vec::with_capacity(due.len());
+        for i in due {
+            let mut span = self.invocation_span(&self.invocations[i]);
+            if self.journal.is_some() {
+                let c = &self.invocations[i];
+                let w = self.windows.get(&c.invoke.request_id);
+                let trigger = crate::aws::trigger::parse(w.map_or(&[][..], |w| &w.event));
+                journal_lines.push(
+                    journal::JournalInvocation {
+                        request_id: &c.invoke.request_id,
+                        start_unix_ns: span.start_unix_ns,
+                        end_unix_ns: span.end_unix_ns,
+                        outcome: match w.and_then(|w| w.outcome) {
+                            Some(Outcome::Response) => Some("response"),
+                            Some(Outcome::Error) => Some("error"),
+                            None => None,
+                        },
+                        trigger: trigger.kind.faas_trigger(),
+                    }
+                    .to_line(),
+                );
+            }
+            // Blind spots seen since the last report: events on the first span due.
+            if !said {
+                span.events = notices.iter().map(notice_event).collect();
+                said = true;
+            }
+            invocation_spans.push(span);
+            self.invocations[i].span_sent = true;
+        }
+        batch.spans.splice(0..0, invocation_spans);
+        journal_lines.extend(exchange_journal);
+        if matches!(self.sink, Sink::Stdout) {
+            lines.extend(notices.iter().map(|n| n.to_json().to_string()));
+        } else if !said {
+            // No invocation span yet: keep them for the next one.
+            self.notices = notices;
+        }
+        lines.extend(exchange_lines);
         if let Some(j) = self.journal.as_mut() {
             j.append(&journal_lines);
         }
