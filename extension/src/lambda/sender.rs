@@ -13,8 +13,14 @@
 //! extension reads the spool for the next report, before Next, and at SHUTDOWN: a send
 //! is never in flight while the sandbox is frozen (freezing waits for Next), so a batch
 //! is sent once or kept once, as before.
+//!
+//! A job the thread has not started by the time it is settled is taken back and run on
+//! the extension's thread: a `SCHED_IDLE` thread can wait without end behind busy
+//! threads of normal priority, and the extension would otherwise wait on it before Next
+//! (a priority inversion) until the export's deadline passed and the batch went to the
+//! outbox. A job already started is waited for: it gets its CPU share as it runs.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -33,31 +39,44 @@ pub(crate) struct Sender {
 }
 
 struct Worker {
-    jobs: mpsc::Sender<Job>,
+    /// The job waiting for the thread; whoever takes it first runs it.
+    slot: Arc<Mutex<Option<Job>>>,
+    /// One wake-up per job put in `slot`.
+    wake: mpsc::Sender<()>,
     done: mpsc::Receiver<Kept>,
     _thread: JoinHandle<()>,
 }
 
 impl Worker {
     fn spawn() -> std::io::Result<Worker> {
-        let (jobs, inbox) = mpsc::channel::<Job>();
+        let slot: Arc<Mutex<Option<Job>>> = Arc::default();
+        let (wake, woken) = mpsc::channel::<()>();
         let (outbox, done) = mpsc::channel::<Kept>();
+        let theirs = slot.clone();
         let thread = std::thread::Builder::new()
             .name("tapline-send".into())
             .spawn(move || {
                 lower_priority();
-                while let Ok(job) = inbox.recv() {
+                while woken.recv().is_ok() {
+                    // Taken back by `settle` already: nothing to run, nothing to report.
+                    let Some(job) = take(&theirs) else { continue };
                     if outbox.send(job()).is_err() {
                         return;
                     }
                 }
             })?;
         Ok(Worker {
-            jobs,
+            slot,
+            wake,
             done,
             _thread: thread,
         })
     }
+}
+
+/// The job in `slot`, if any (the lock is held for the take only, never while a job runs).
+fn take(slot: &Mutex<Option<Job>>) -> Option<Job> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
 }
 
 /// `SCHED_IDLE` for the calling thread; failing that, the extension sends at normal
@@ -94,13 +113,16 @@ impl Sender {
             }
         }
         let Some(w) = &self.worker else { return };
-        match w.jobs.send(Box::new(job)) {
-            Ok(()) => self.in_flight = true,
-            // The worker is gone (it panicked): run the job here; a new worker next time.
-            Err(mpsc::SendError(job)) => {
-                self.worker = None;
-                *kept = job();
-            }
+        *w.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(job));
+        if w.wake.send(()).is_ok() {
+            self.in_flight = true;
+            return;
+        }
+        // The worker is gone (it panicked): run the job here; a new worker next time.
+        let job = take(&w.slot);
+        self.worker = None;
+        if let Some(job) = job {
+            *kept = job();
         }
     }
 
@@ -110,6 +132,12 @@ impl Sender {
             return None;
         }
         let w = self.worker.as_ref()?;
+        if let Some(job) = take(&w.slot) {
+            // Not started: run it here, at the extension's priority (a panic in it is
+            // contained, as it is on the thread).
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            return Some(ran.unwrap_or(None));
+        }
         match w.done.recv() {
             Ok(k) => Some(k),
             Err(_) => {
@@ -148,6 +176,32 @@ mod tests {
         }
         assert!(s.settle().is_some());
         assert_eq!(ran.load(Ordering::SeqCst), 5);
+        assert!(s.settle().is_none(), "settled once");
+    }
+
+    #[test]
+    fn a_job_the_thread_has_not_started_is_run_by_settle() {
+        let mut s = Sender::default();
+        let mut kept: Kept = None;
+        s.start(|| None, &mut kept);
+        s.settle();
+        let w = s.worker.as_ref().expect("a worker");
+        let here = std::thread::current().id();
+        let ran_on = Arc::new(Mutex::new(None));
+        let r = ran_on.clone();
+        let job: Job = Box::new(move || {
+            *r.lock().unwrap() = Some(std::thread::current().id());
+            None
+        });
+        *w.slot.lock().unwrap() = Some(job);
+        s.in_flight = true;
+        // No wake-up sent: the thread never sees it, as if starved.
+        assert!(s.settle().is_some());
+        assert_eq!(
+            *ran_on.lock().unwrap(),
+            Some(here),
+            "ran on the settling thread"
+        );
         assert!(s.settle().is_none(), "settled once");
     }
 
