@@ -44,6 +44,17 @@ pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 pub const SUFFIX: &str = ".tls";
 /// Name prefix of segments made ahead of need and not yet claimed by a writer.
 pub const FREE_PREFIX: &str = "free-";
+/// Readers name the segments they make ahead `free-<k>.tls`, `k` below this (the
+/// lowest free `k` first), so that a process's first claim tries these names in order
+/// instead of listing the directory. Other `free-*.tls` names are still claimed, found
+/// by a listing.
+pub const FREE_SLOTS: u32 = 8;
+
+/// A segment's header page as met before a writer wrote it: all zeros (a ready-made
+/// segment, or one a writer renamed to `<pid>-<seq>.tls` and has not set up yet).
+pub fn header_unwritten(b: &[u8]) -> bool {
+    b.len() >= field::END && b[..field::END].iter().all(|&x| x == 0)
+}
 
 /// Byte offsets of the header fields (all little-endian, naturally aligned).
 pub mod field {

@@ -155,7 +155,9 @@ impl Spool {
             let s = contents.stats;
             stats.skipped_stretches += s.holes + u64::from(s.garbage_bytes > 0) + s.corrupt;
             stats.skipped_bytes += s.hole_bytes + s.garbage_bytes;
-            if !contents.valid {
+            // (A segment whose writer has not written its header yet holds no record
+            // and is no error.)
+            if !contents.valid && !contents.unwritten {
                 stats.error = Some("not a tapline segment".into());
             }
         }

@@ -20,7 +20,9 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use tapline_record::segment::{field, SegmentHeader, Step, Walk, DATA_START, FREE_PREFIX, SUFFIX};
+use tapline_record::segment::{
+    field, header_unwritten, SegmentHeader, Step, Walk, DATA_START, FREE_PREFIX, FREE_SLOTS, SUFFIX,
+};
 use tapline_record::{parse_record, Header, RawRecord, MAGIC};
 
 /// The library's default segment size (`TAPLINE_SEGMENT_BYTES`).
@@ -66,6 +68,9 @@ pub struct SegmentStats {
     pub deleted: u64,
     /// Segments read to their end, zeroed and handed back to their keeper for reuse.
     pub recycled: u64,
+    /// Segments renamed to a claimed name by a writer that died before writing their
+    /// header (no record in them): let go (deleted by a follower that deletes).
+    pub abandoned_claims: u64,
 }
 
 /// A reservation not committed yet when last seen.
@@ -365,6 +370,16 @@ fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> 
     }
 }
 
+/// Is the segment's header page still all zeros (not set up by its writer yet)?
+fn unwritten(file: &File) -> io::Result<bool> {
+    Ok(read_at(file, 0, field::END)?.is_some_and(|page| header_unwritten(&page)))
+}
+
+/// The pid a claimed segment is named after (`<pid>-<seq>.tls`).
+fn name_pid(name: &str) -> Option<u32> {
+    name.split_once('-')?.0.parse().ok()
+}
+
 /// The segment's header as it is now; `None` if it is not (yet) one this reader knows.
 fn read_header(file: &File) -> io::Result<Option<SegmentHeader>> {
     Ok(read_at(file, 0, field::END)?.and_then(|page| SegmentHeader::parse(&page)))
@@ -401,6 +416,14 @@ fn poll_segment(
     sink: &mut dyn FnMut(&str, RawRecord<'_>),
 ) -> io::Result<Progress> {
     let Some(header) = read_header(&cursor.file)? else {
+        // A writer renames a ready-made segment to its claimed name and then writes
+        // the header: met in between, the header page is all zeros. Looked at again
+        // on the next poll while the process the name is after lives; once it is gone
+        // (killed mid-claim) nothing will come, and the segment holds no record.
+        if unwritten(&cursor.file)? && !name_pid(name).is_some_and(|p| alive.alive(p)) {
+            stats.abandoned_claims += 1;
+            return Ok(Progress::Released);
+        }
         // Not a segment (or not one this reader knows): leave it alone.
         return Ok(Progress::Open);
     };
@@ -556,6 +579,10 @@ pub struct SegmentContents {
     pub pending: u64,
     /// False if the bytes are not a segment this reader knows.
     pub valid: bool,
+    /// The header page is all zeros: a ready-made segment a writer renamed to its
+    /// claimed name and has not set up yet (or died before it did). Not valid, not an
+    /// error: it holds no record.
+    pub unwritten: bool,
 }
 
 /// Reads the committed records of a whole segment file's bytes, skipping what dead
@@ -563,6 +590,7 @@ pub struct SegmentContents {
 pub fn read_segment(bytes: &[u8]) -> SegmentContents {
     let mut out = SegmentContents::default();
     let Some(header) = SegmentHeader::parse(bytes) else {
+        out.unwritten = header_unwritten(bytes);
         return out;
     };
     out.valid = true;
@@ -599,8 +627,9 @@ pub fn read_segment(bytes: &[u8]) -> SegmentContents {
 /// with a rename instead of creating and faulting their own on their hot path.
 ///
 /// Each is written full of zeros (its blocks are allocated and its pages are in the
-/// page cache) under a name writers ignore, then published as `free-<pid>-<n>.tls` with
-/// a rename. Also removes set-up leftovers (`.claim-<pid>-*`) of processes that died.
+/// page cache) under a name writers ignore, then published as `free-<k>.tls` (see
+/// [`publish_free`]). Also removes set-up leftovers (`.claim-<pid>-*`) of processes that
+/// died.
 /// Returns how many it made.
 pub fn make_free_segments(dir: &Path, want: usize, size: u64) -> io::Result<usize> {
     let mut have = 0;
@@ -644,10 +673,27 @@ pub fn make_free_segments(dir: &Path, want: usize, size: u64) -> io::Result<usiz
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        fs::rename(&tmp, dir.join(format!("{FREE_PREFIX}{me}-{stamp}{SUFFIX}")))?;
+        publish_free(dir, &tmp, &format!("{me}-{stamp}"))?;
         made += 1;
     }
     Ok(made)
+}
+
+/// Publishes a ready-made segment under the lowest free name `free-<k>.tls` (the names
+/// a writer's first claim tries in order, without listing the directory), or under
+/// `free-<fallback>.tls` when all of those are taken (a writer finds it by a listing).
+/// A hard link never replaces a name another reader just published; the set-up name
+/// is removed after.
+fn publish_free(dir: &Path, tmp: &Path, fallback: &str) -> io::Result<()> {
+    for k in 0..FREE_SLOTS {
+        match fs::hard_link(tmp, dir.join(format!("{FREE_PREFIX}{k}{SUFFIX}"))) {
+            Ok(()) => return fs::remove_file(tmp),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // A filesystem without hard links: the fallback name.
+            Err(_) => break,
+        }
+    }
+    fs::rename(tmp, dir.join(format!("{FREE_PREFIX}{fallback}{SUFFIX}")))
 }
 
 /// Removes what `make_free_segments` made and no writer claimed (at shutdown).
@@ -870,6 +916,108 @@ mod tests {
         assert_eq!(poll(&mut f), [7]);
         assert!(!seg.path.exists());
         assert_eq!((f.stats.deleted, f.stats.recycled), (1, 0));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A ready-made segment (all zeros) renamed to `<pid>-0.tls` by a writer that has
+    /// not written its header yet, as `libtapline` claims one.
+    fn just_renamed(dir: &Path, pid: u32) -> PathBuf {
+        let path = dir.join(format!("{pid}-0.tls"));
+        fs::write(&path, vec![0u8; SIZE as usize]).expect("segment");
+        path
+    }
+
+    /// A pid nobody has now: a child that was reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        pid
+    }
+
+    #[test]
+    fn a_segment_met_before_its_writer_wrote_the_header_is_read_once_it_has_one() {
+        let dir = tempdir();
+        let me = std::process::id();
+        let path = just_renamed(&dir, me);
+        let mut f = SegmentFollower::new(&dir, true);
+        assert!(poll(&mut f).is_empty());
+        assert!(path.exists(), "a claim in progress is left alone");
+        assert_eq!(f.stats.abandoned_claims, 0);
+        // The writer sets it up (header, then records) under the same name.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.write_all_at(&SegmentHeader::claimed(SIZE, me, 0), 0)
+            .expect("header");
+        let mut seg = Seg {
+            path: path.clone(),
+            file,
+            at: DATA_START,
+        };
+        seg.record(5);
+        seg.record(6);
+        assert_eq!(poll(&mut f), [5, 6]);
+        seg.u32_at(field::KEEPER, 0);
+        seg.fill();
+        assert!(poll(&mut f).is_empty());
+        assert!(!path.exists(), "read to its end and nobody keeps it");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_claim_whose_writer_died_before_the_header_is_deleted_not_choked_on() {
+        let dir = tempdir();
+        let path = just_renamed(&dir, dead_pid());
+        // A follower that only reads lets it be.
+        let mut ro = SegmentFollower::new(&dir, false);
+        assert!(poll(&mut ro).is_empty());
+        assert!(path.exists());
+        let mut f = SegmentFollower::new(&dir, true);
+        assert!(poll(&mut f).is_empty());
+        assert!(!path.exists());
+        assert_eq!((f.stats.abandoned_claims, f.stats.deleted), (1, 1));
+        // The batch reader: no records, and no error.
+        let bytes = vec![0u8; SIZE as usize];
+        let contents = read_segment(&bytes);
+        assert!(!contents.valid && contents.unwritten && contents.frames.is_empty());
+        let spool = crate::spool::Spool::from_files([]);
+        let mut spool = spool;
+        spool.add_segment("1-0.tls", &bytes);
+        assert_eq!(spool.files[0].error, None);
+        spool.add_segment("1-1.tls", &[1u8; SIZE as usize]);
+        assert!(spool.files[1].error.is_some(), "garbage is still reported");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ready_made_segments_take_the_lowest_free_names_first() {
+        let dir = tempdir();
+        assert_eq!(make_free_segments(&dir, 2, SIZE).expect("make"), 2);
+        assert!(dir.join("free-0.tls").exists() && dir.join("free-1.tls").exists());
+        // A writer took free-0: the next one made fills its name again.
+        fs::rename(dir.join("free-0.tls"), dir.join("1-0.tls")).expect("take");
+        assert_eq!(make_free_segments(&dir, 2, SIZE).expect("make"), 1);
+        assert!(dir.join("free-0.tls").exists());
+        // Every predictable name taken: still made, under another free name.
+        for k in 2..FREE_SLOTS {
+            fs::write(dir.join(format!("free-{k}.tls")), b"").expect("placeholder");
+        }
+        assert_eq!(
+            make_free_segments(&dir, FREE_SLOTS as usize + 1, SIZE).expect("make"),
+            1
+        );
+        let names: Vec<String> = fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with("free-")).count(),
+            FREE_SLOTS as usize + 1
+        );
+        assert!(!names.iter().any(|n| n.starts_with(".free-")), "{names:?}");
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -1,18 +1,26 @@
 //! Claiming a segment: the filesystem side of the segment spool.
 //!
-//! A writer takes a segment the reader made ahead of need (`free-*.tls`, renamed
-//! atomically under a temporary name, checked to be ours, a regular file of a sane size
-//! and fully allocated) or makes its own (`fallocate`d, so that a write through the
-//! mapping can never meet a full disk and `SIGBUS`); maps it; writes its header; and
-//! publishes it as `<pid>-<seq>.tls` with `renameat2(RENAME_NOREPLACE)`. Directory
-//! scans use `getdents64` into a stack buffer: no allocation, no `opendir`. The bounds
-//! (segments per directory, bytes per process) are checked here, both against what the
-//! directory holds now: a segment the reader deleted no longer counts, so a long run
-//! with a reader that keeps up never meets them.
+//! A writer takes a segment the reader made ahead of need by renaming it straight to
+//! its claimed name, `<pid>-<seq>.tls`, with `renameat2(RENAME_NOREPLACE)` (one rename,
+//! journalled once), checks it through its descriptor (ours, a regular file of a sane
+//! size, fully allocated), maps it and writes its header, the magic last: a reader that
+//! meets it in between sees an all-zero header page and looks again later, and deletes
+//! it if the writer died there. A process's first claim lists nothing: it tries the
+//! names readers use, `free-0.tls` up (a listing costs `getdents64` and, on a directory
+//! just written to, an access-time update that ext4 journals). With none ready the
+//! writer makes its own (`fallocate`d, so that a write through the mapping can never
+//! meet a full disk and `SIGBUS`), sets it up under `.claim-<pid>-<seq>` and publishes
+//! it with a second rename. Directory scans use `getdents64` into a stack buffer: no
+//! allocation, no `opendir`. The bounds (segments per directory, bytes per process) are
+//! checked here against what the directory holds now (a segment the reader deleted no
+//! longer counts, so a long run with a reader that keeps up never meets them); a
+//! process's first segment, taken ready-made, is checked against the process bound
+//! alone (the directory bound, which a ready-made segment does not grow, can be passed
+//! by this one segment).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use libc::c_int;
-use tapline_record::segment::{field, SegmentHeader};
+use tapline_record::segment::{field, SegmentHeader, FREE_SLOTS, SEGMENT_MAGIC};
 
 use super::mapping::Mapping;
 use crate::config;
@@ -109,11 +117,33 @@ pub fn claim_segment(pid: u32) -> Result<(Mapping, u32, u64), Failure> {
 }
 
 fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
+    let want = config::segment_bytes();
+    let mut seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    // A process's first claim (or a forked child's, or a new image's after `execve`)
+    // lists nothing: it tries the names readers give the segments they make ahead,
+    // `free-0.tls` up, and takes the first one there. Unbounded by the directory count,
+    // which it cannot pass by more than this one segment, and which a ready-made
+    // segment does not grow; the process bound at its first segment is arithmetic.
+    if seq == 0
+        && config::max_segments() > 0
+        && !over_process_bound(0, want, config::process_bytes())
+    {
+        for k in 0..FREE_SLOTS {
+            let mut free = Name::new();
+            free.push(b"free-");
+            free.push_decimal(u64::from(k));
+            free.push(b".tls");
+            match take_free(dirfd, &free, pid, &mut seq) {
+                Take::Taken(fd, size) => return set_up(dirfd, fd, size, pid, seq, None),
+                Take::Missing => {}
+                Take::Stop => break,
+            }
+        }
+    }
     let scan = scan_dir(dirfd, pid);
     if scan.claimed >= config::max_segments() {
         return Err(Failure::Unavailable);
     }
-    let want = config::segment_bytes();
     // `TAPLINE_SPOOL_MAX_BYTES` bounds what this process holds on disk now (its
     // segments still in the directory, each counted at this process's segment size),
     // not what it ever claimed: a sum over the process's life stopped every long run
@@ -121,37 +151,95 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     if over_process_bound(scan.ours, want, config::process_bytes()) {
         return Err(Failure::Unavailable);
     }
-    let mut seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    // Set up under a name readers ignore, publish under the final name when ready.
+    for free in &scan.free[..scan.nfree] {
+        match take_free(dirfd, free, pid, &mut seq) {
+            Take::Taken(fd, size) => return set_up(dirfd, fd, size, pid, seq, None),
+            Take::Missing => {}
+            Take::Stop => break,
+        }
+    }
+    // None ready: make one, set up under a name readers ignore and published under
+    // its final name once its header is written.
     let mut tmp = Name::new();
     tmp.push(b".claim-");
     tmp.push_decimal(u64::from(pid));
     tmp.push(b"-");
     tmp.push_decimal(u64::from(seq));
-    let mut fd = -1;
-    let mut size = want;
-    for free in &scan.free[..scan.nfree] {
-        if rename_noreplace(dirfd, free, &tmp) {
-            if let Some((f, s)) = open_checked(dirfd, &tmp) {
-                (fd, size) = (f, s);
-                break;
+    let fd = create_allocated(dirfd, &tmp, want)?;
+    set_up(dirfd, fd, want, pid, seq, Some(&tmp))
+}
+
+/// What trying to take one ready-made segment gave.
+enum Take {
+    /// Ours, under its claimed name: its descriptor and size.
+    Taken(c_int, u64),
+    /// Not there (another process took it first, or nobody made it), or not sane.
+    Missing,
+    /// Renames fail here for another reason: try no more ready-made segments.
+    Stop,
+}
+
+/// Takes the ready-made segment `free` by renaming it straight to its claimed name,
+/// `<pid>-<seq>.tls` (`RENAME_NOREPLACE`: of processes racing for it exactly one
+/// wins; the others meet `ENOENT` and try the next), then checks it through its
+/// descriptor: ours, a regular file of a sane size, fully allocated. Until the header
+/// is written a reader sees it with an all-zero header page and leaves it alone (and
+/// deletes it once this process is gone). A name taken already (the image before an
+/// `execve`, same pid, left `<pid>-0.tls`) moves `seq` on.
+fn take_free(dirfd: c_int, free: &Name, pid: u32, seq: &mut u32) -> Take {
+    for _ in 0..NAME_TRIES {
+        let name = claimed_name(pid, *seq);
+        if rename_noreplace(dirfd, free, &name) {
+            if let Some((fd, size)) = open_checked(dirfd, &name) {
+                return Take::Taken(fd, size);
             }
             // SAFETY: NUL-terminated name relative to our directory.
-            unsafe { libc::unlinkat(dirfd, tmp.as_ptr(), 0) };
+            unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) };
+            return Take::Missing;
+        }
+        match raw::errno() {
+            libc::EEXIST => *seq = SEQ.fetch_add(1, Ordering::Relaxed),
+            libc::ENOENT => return Take::Missing,
+            _ => return Take::Stop,
         }
     }
-    if fd < 0 {
-        fd = create_allocated(dirfd, &tmp, want)?;
-    }
+    Take::Missing
+}
+
+/// `<pid>-<seq>.tls`.
+fn claimed_name(pid: u32, seq: u32) -> Name {
+    let mut name = Name::new();
+    name.push_decimal(u64::from(pid));
+    name.push(b"-");
+    name.push_decimal(u64::from(seq));
+    name.push(b".tls");
+    name
+}
+
+/// Maps a segment this process owns now (`fd`, closed here), write-faults its first
+/// pages and writes its header, the magic last. `tmp`: the segment was made by this
+/// process under that name and is published now (a taken ready-made segment has its
+/// claimed name already). On failure nothing is left under either name.
+fn set_up(
+    dirfd: c_int,
+    fd: c_int,
+    size: u64,
+    pid: u32,
+    mut seq: u32,
+    tmp: Option<&Name>,
+) -> Result<(Mapping, u32, u64), Failure> {
     // The file's blocks are allocated: a write through the mapping cannot meet a full
     // disk.
     let mapped = Mapping::map_shared(fd, size);
     raw::close(fd);
+    let unlink = |name: &Name| {
+        // SAFETY: NUL-terminated name relative to our directory.
+        unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) };
+    };
     let m = match mapped {
         Ok(m) => m,
         Err(e) => {
-            // SAFETY: NUL-terminated name relative to our directory.
-            unsafe { libc::unlinkat(dirfd, tmp.as_ptr(), 0) };
+            unlink(tmp.unwrap_or(&claimed_name(pid, seq)));
             return Err(if e == libc::ENOMEM || e == libc::EAGAIN {
                 Failure::Unavailable
             } else {
@@ -164,25 +252,28 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     // (`populate_ahead`). (Not MAP_POPULATE as well: it maps shared pages read-only, a
     // pass over the page tables that this one redoes.)
     let populated = populated_at_claim(size);
-    // SAFETY: a new mapping nobody else knows; the range is within it, page-aligned.
+    // SAFETY: a mapping of a file only this process writes to; the range is within it,
+    // page-aligned.
     unsafe { m.populate_write(0, populated) };
     let header = SegmentHeader::claimed(size, pid, seq);
-    // SAFETY: as above: the header lies in the first page.
-    unsafe { m.copy_in(0, &header) };
+    // The magic last (release): a reader that meets the segment under its claimed name
+    // before that sees no header and looks again later, never half a header.
+    // SAFETY: the header lies in the first page; no reader takes it before its magic.
+    unsafe {
+        m.copy_in(8, &header[8..]);
+        m.u64_at(field::MAGIC)
+            .store(SEGMENT_MAGIC, Ordering::Release);
+    }
+    let Some(tmp) = tmp else {
+        return Ok((m, seq, populated));
+    };
     // The name may be taken by this very pid: the image before an `execve` (same pid,
     // its own sequence numbers) wrote a record — a `Notice` about the program it
     // started — and left `<pid>-0.tls`. Then the next number is taken, and the header
     // says so.
-    let mut published = false;
     for _ in 0..NAME_TRIES {
-        let mut name = Name::new();
-        name.push_decimal(u64::from(pid));
-        name.push(b"-");
-        name.push_decimal(u64::from(seq));
-        name.push(b".tls");
-        if rename_noreplace(dirfd, &tmp, &name) {
-            published = true;
-            break;
+        if rename_noreplace(dirfd, tmp, &claimed_name(pid, seq)) {
+            return Ok((m, seq, populated));
         }
         if raw::errno() != libc::EEXIST {
             break;
@@ -191,15 +282,10 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
         // SAFETY: as above: the header lies in the first page; nobody else knows it.
         unsafe { m.u32_at(field::SEQ).store(seq, Ordering::Relaxed) };
     }
-    if !published {
-        // SAFETY: nobody else knows the mapping; the name is NUL-terminated.
-        unsafe {
-            m.unmap();
-            libc::unlinkat(dirfd, tmp.as_ptr(), 0);
-        }
-        return Err(Failure::Unavailable);
-    }
-    Ok((m, seq, populated))
+    // SAFETY: nobody else knows the mapping.
+    unsafe { m.unmap() };
+    unlink(tmp);
+    Err(Failure::Unavailable)
 }
 
 /// Creates `name` with `size` bytes allocated (so that writes through the mapping can
