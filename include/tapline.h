@@ -78,13 +78,21 @@
  * is 0 or no longer lives.
  *
  * Segments are made ahead of need by the reader (tapline run, the Lambda
- * extension) as free-<anything>.tls, fully written with zeros (allocated and in
- * the page cache). A writer claims one by renaming it (renameat2 with
- * RENAME_NOREPLACE; losers try the next) to .claim-<pid>-<seq>, writes the
- * header, and publishes it as <pid>-<seq>.tls with another rename: a reader
- * never sees a segment without its header. With none ready, the writer creates
- * its own (fallocate). Where segments cannot be allocated or mapped, the
- * library falls back to record files. The directory holds at most
+ * extension), fully written with zeros (allocated and in the page cache), and
+ * published as free-<k>.tls for the lowest k in 0..TL_FREE_SLOTS-1 not taken
+ * (link(2), which never replaces; free-<anything>.tls when all are taken). A
+ * writer claims one by renaming it straight to <pid>-<seq>.tls (renameat2 with
+ * RENAME_NOREPLACE: exactly one of racing writers wins; losers get ENOENT and
+ * try the next), checks the file through its descriptor, maps it, writes the
+ * header and stores the segment magic last (release). A process's first claim
+ * tries free-0.tls, free-1.tls, ... in order without listing the directory.
+ * A reader that meets <pid>-<seq>.tls with an all-zero header page (claimed,
+ * header not written yet) looks again later while <pid> lives, and deletes it
+ * (it holds no record) once <pid> is gone: a writer killed mid-claim. With none
+ * ready, the writer creates its own (fallocate) under .claim-<pid>-<seq>,
+ * writes the header and publishes it as <pid>-<seq>.tls with a rename. Where
+ * segments cannot be allocated or mapped, the library falls back to record
+ * files. The directory holds at most
  * TAPLINE_SPOOL_MAX_SEGMENTS claimed segments; past that, and when the disk is
  * full, records are dropped and counted (TL_DROPS), never waited for.
  *
@@ -169,6 +177,7 @@ enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
 #define TL_SEG_VERSION     2
 #define TL_SEG_DATA_START  4096
 #define TL_SEG_MAX_WRITERS 16
+#define TL_FREE_SLOTS      8 /* ready-made segments: free-0.tls .. free-7.tls  */
 #define TL_SEG_FRESH       0 /* state: made ahead, not claimed                */
 #define TL_SEG_CLAIMED     1 /* state: writers append here                    */
 #define TL_SEG_FULL        2 /* state: no more records; data_end is set       */
