@@ -1,12 +1,13 @@
-"""Claiming ready-made segments (`free-<k>.tls`, made by the reader): a writer renames
-one straight to `<pid>-<seq>.tls` and writes its header afterwards, and a process's
-first claim tries `free-0.tls`, `free-1.tls`, ... without listing the directory.
+"""Claiming ready-made segments (`free-<k>.tls`, made by the reader): a process's first
+claim tries `free-0.tls`, `free-1.tls`, ... without listing the directory and takes one
+where it is, by a compare-and-swap of the header's `creator` word (a follower gives it
+its claimed name later); later claims rename one straight to `<pid>-<seq>.tls`.
 
 Processes starting at the same moment race for the same ready-made segments: exactly
-one wins each (the rename never replaces, the losers meet ENOENT and try the next name
-or make their own), and every record of every process is read once. A writer killed
-between the rename and its header leaves a segment whose header page is all zeros:
-readers neither choke on it nor report it as damage."""
+one wins each (the losers try the next name or make their own), and every record of
+every process is read once. A writer killed between its claim and its header leaves a
+segment whose header page is zeros but for `creator`: readers neither choke on it nor
+report it as damage."""
 
 import os
 import struct
@@ -70,15 +71,19 @@ def test_processes_racing_for_ready_made_segments_each_get_one_and_lose_nothing(
         pids.add(p.pid)
 
     names = sorted(os.listdir(spool))
-    assert not [n for n in names if n.startswith((".claim-", "free-"))], names
+    assert not [n for n in names if n.startswith(".claim-")], names
     segments = [n for n in names if n.endswith(".tls")]
-    # One segment per process, named after it, its header saying so.
-    assert sorted(int(n.split("-")[0]) for n in segments) == sorted(pids), names
+    # One segment per process, its header naming it: the ready-made ones claimed where
+    # they are (no reader ran to give them their claimed names), each by exactly one
+    # process; the others made by the processes that lost, named after them.
+    creators = sorted(header_creator(spool / n) for n in segments)
+    assert creators == sorted(pids), (names, creators)
+    free = [n for n in segments if n.startswith("free-")]
+    assert sorted(os.stat(spool / n).st_ino for n in free) == sorted(inodes), names
+    assert len(free) == FREE, names
     for n in segments:
-        assert header_creator(spool / n) == int(n.split("-")[0]), n
-    # Each ready-made segment went to exactly one process (the others made their own).
-    taken = [n for n in segments if os.stat(spool / n).st_ino in inodes]
-    assert len(taken) == FREE, (taken, names)
+        if not n.startswith("free-"):
+            assert header_creator(spool / n) == int(n.split("-")[0]), n
 
     # Every request read exactly once, nothing dropped.
     records = spool_records(tapline_bin, spool)
@@ -88,20 +93,23 @@ def test_processes_racing_for_ready_made_segments_each_get_one_and_lose_nothing(
     assert seen == list(range(PROCESSES)), seen
 
 
-def test_a_writer_killed_between_its_rename_and_its_header_is_no_damage(
+def test_a_writer_killed_between_its_claim_and_its_header_is_no_damage(
         tapline_bin, tmp_path):
     spool = tmp_path / "spool"
     spool.mkdir(mode=0o700)
     child = subprocess.Popen(["true"])
     child.wait()
-    # What such a writer leaves: the ready-made segment under its claimed name.
-    (spool / f"{child.pid}-0.tls").write_bytes(bytes(SEGMENT))
+    # What such a writer leaves: a ready-made segment whose `creator` word (u32 at 36)
+    # names it, and no header.
+    claimed = bytearray(SEGMENT)
+    struct.pack_into("<I", claimed, 36, child.pid)
+    (spool / "free-0.tls").write_bytes(bytes(claimed))
     proc = subprocess.run([tapline_bin, "show", str(spool)], capture_output=True,
                           stdin=subprocess.DEVNULL, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert b"unreadable" not in proc.stderr, proc.stderr.decode(errors="replace")
     # The same file with something else than zeros in its header is still reported.
-    (spool / f"{child.pid}-0.tls").write_bytes(b"\x01" * SEGMENT)
+    (spool / "free-0.tls").write_bytes(b"\x01" * SEGMENT)
     proc = subprocess.run([tapline_bin, "show", str(spool)], capture_output=True,
                           stdin=subprocess.DEVNULL, timeout=60)
     assert b"not a tapline segment" in proc.stderr, proc.stderr.decode(errors="replace")

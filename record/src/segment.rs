@@ -50,10 +50,17 @@ pub const FREE_PREFIX: &str = "free-";
 /// by a listing.
 pub const FREE_SLOTS: u32 = 8;
 
-/// A segment's header page as met before a writer wrote it: all zeros (a ready-made
-/// segment, or one a writer renamed to `<pid>-<seq>.tls` and has not set up yet).
+/// A segment's header page as met before a writer wrote its header: all zeros but
+/// perhaps `creator` (a ready-made segment; one a writer renamed to `<pid>-<seq>.tls`
+/// or claimed where it is, by its `creator` word, and has not set up yet). It holds no
+/// record.
 pub fn header_unwritten(b: &[u8]) -> bool {
-    b.len() >= field::END && b[..field::END].iter().all(|&x| x == 0)
+    let creator = field::CREATOR..field::CREATOR + 4;
+    b.len() >= field::END
+        && b[..field::END]
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == 0 || creator.contains(&i))
 }
 
 /// Byte offsets of the header fields (all little-endian, naturally aligned).

@@ -68,8 +68,8 @@ pub struct SegmentStats {
     pub deleted: u64,
     /// Segments read to their end, zeroed and handed back to their keeper for reuse.
     pub recycled: u64,
-    /// Segments renamed to a claimed name by a writer that died before writing their
-    /// header (no record in them): let go (deleted by a follower that deletes).
+    /// Ready-made segments claimed where they are by a writer that died before
+    /// writing their header (no record in them): deleted.
     pub abandoned_claims: u64,
 }
 
@@ -136,6 +136,7 @@ struct Unread {
     bytes: u64,
 }
 
+pub(crate) use super::files::is_free_name;
 pub use super::files::is_segment_name;
 
 impl SegmentFollower {
@@ -176,6 +177,7 @@ impl SegmentFollower {
     /// (segment name, record). Never blocks on a writer: what is not committed yet is
     /// looked at again on the next poll.
     pub fn poll(&mut self, sink: &mut dyn FnMut(&str, RawRecord<'_>)) -> io::Result<()> {
+        self.stats.abandoned_claims += adopt_claimed_in_place(&self.dir)?;
         let mut names: Vec<String> = Vec::new();
         let mut listed_finished = BTreeSet::new();
         for entry in fs::read_dir(&self.dir)? {
@@ -370,14 +372,96 @@ fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> 
     }
 }
 
-/// Is the segment's header page still all zeros (not set up by its writer yet)?
-fn unwritten(file: &File) -> io::Result<bool> {
-    Ok(read_at(file, 0, field::END)?.is_some_and(|page| header_unwritten(&page)))
+/// A ready-made segment as it is now (from its header page).
+enum FreeState {
+    /// Nobody claimed it: all zeros.
+    Free,
+    /// Claimed where it is, header written: a segment like any other.
+    Claimed(SegmentHeader),
+    /// Claimed where it is (`creator` set), header not written yet.
+    Claiming(u32),
+    /// Anything else (not written by a tapline reader or writer).
+    Other,
 }
 
-/// The pid a claimed segment is named after (`<pid>-<seq>.tls`).
-fn name_pid(name: &str) -> Option<u32> {
-    name.split_once('-')?.0.parse().ok()
+fn free_state(path: &Path) -> io::Result<FreeState> {
+    let file = File::open(path)?;
+    let Some(page) = read_at(&file, 0, field::END)? else {
+        return Ok(FreeState::Other);
+    };
+    let creator = u32::from_le_bytes(
+        page[field::CREATOR..field::CREATOR + 4]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    Ok(if let Some(h) = SegmentHeader::parse(&page) {
+        FreeState::Claimed(h)
+    } else if !header_unwritten(&page) {
+        FreeState::Other
+    } else if creator == 0 {
+        FreeState::Free
+    } else {
+        FreeState::Claiming(creator)
+    })
+}
+
+/// Gives the ready-made segments a writer claimed where they are (a process's first
+/// claim takes `free-<k>.tls` by a compare-and-swap of its `creator` word, without a
+/// rename) their claimed names, `<creator>-<seq>.tls` (`<creator>-<seq>-<n>.tls` if
+/// that is taken: the image before an `execve` had the same pid and numbers), so that
+/// they are read, handed back and deleted like every other segment and their free
+/// names can be made again. A hard link never replaces a name; the free name is
+/// removed after. A claim whose writer died before writing the header holds no
+/// record: deleted. Returns how many of those it deleted.
+fn adopt_claimed_in_place(dir: &Path) -> io::Result<u64> {
+    let mut abandoned = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_free_name(&name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = dir.join(&name);
+        let state = match free_state(&path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        match state {
+            FreeState::Claimed(h) => {
+                // Linked under the first claimed name not taken, then unlinked. Where
+                // hard links are refused, renamed if that name is not taken (only
+                // readers name claimed-in-place segments). Gone already: another reader
+                // adopted it.
+                for n in 0..64u32 {
+                    let to = dir.join(if n == 0 {
+                        format!("{}-{}{SUFFIX}", h.creator, h.seq)
+                    } else {
+                        format!("{}-{}-{n}{SUFFIX}", h.creator, h.seq)
+                    });
+                    match fs::hard_link(&path, &to) {
+                        Ok(()) => {
+                            let _ = fs::remove_file(&path);
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                        Err(_) => {
+                            if !to.exists() {
+                                let _ = fs::rename(&path, &to);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            FreeState::Claiming(creator) if !process_alive(creator) => {
+                abandoned += u64::from(fs::remove_file(&path).is_ok());
+            }
+            _ => {}
+        }
+    }
+    Ok(abandoned)
 }
 
 /// The segment's header as it is now; `None` if it is not (yet) one this reader knows.
@@ -416,14 +500,6 @@ fn poll_segment(
     sink: &mut dyn FnMut(&str, RawRecord<'_>),
 ) -> io::Result<Progress> {
     let Some(header) = read_header(&cursor.file)? else {
-        // A writer renames a ready-made segment to its claimed name and then writes
-        // the header: met in between, the header page is all zeros. Looked at again
-        // on the next poll while the process the name is after lives; once it is gone
-        // (killed mid-claim) nothing will come, and the segment holds no record.
-        if unwritten(&cursor.file)? && !name_pid(name).is_some_and(|p| alive.alive(p)) {
-            stats.abandoned_claims += 1;
-            return Ok(Progress::Released);
-        }
         // Not a segment (or not one this reader knows): leave it alone.
         return Ok(Progress::Open);
     };
@@ -635,8 +711,11 @@ pub fn make_free_segments(dir: &Path, want: usize, size: u64) -> io::Result<usiz
     let mut have = 0;
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.starts_with(FREE_PREFIX) && name.ends_with(SUFFIX) {
-            have += 1;
+        if is_free_name(&name) {
+            // (One a writer claimed where it is is no longer free.)
+            if matches!(free_state(&dir.join(&name)), Ok(FreeState::Free)) {
+                have += 1;
+            }
         } else if let Some(rest) = name.strip_prefix(".claim-") {
             let pid = rest.split('-').next().and_then(|p| p.parse().ok());
             if pid.is_some_and(|p| !process_alive(p)) {
@@ -700,7 +779,9 @@ fn publish_free(dir: &Path, tmp: &Path, fallback: &str) -> io::Result<()> {
 pub fn remove_free_segments(dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.starts_with(FREE_PREFIX) && name.ends_with(SUFFIX) {
+        // Only those nobody claimed: one a writer claimed where it is holds records (a
+        // poll gives it its claimed name).
+        if is_free_name(&name) && matches!(free_state(&dir.join(&name)), Ok(FreeState::Free)) {
             let _ = fs::remove_file(dir.join(name));
         }
     }
@@ -919,14 +1000,6 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 
-    /// A ready-made segment (all zeros) renamed to `<pid>-0.tls` by a writer that has
-    /// not written its header yet, as `libtapline` claims one.
-    fn just_renamed(dir: &Path, pid: u32) -> PathBuf {
-        let path = dir.join(format!("{pid}-0.tls"));
-        fs::write(&path, vec![0u8; SIZE as usize]).expect("segment");
-        path
-    }
-
     /// A pid nobody has now: a child that was reaped.
     fn dead_pid() -> u32 {
         let mut child = std::process::Command::new("true").spawn().expect("true");
@@ -935,60 +1008,79 @@ mod tests {
         pid
     }
 
-    #[test]
-    fn a_segment_met_before_its_writer_wrote_the_header_is_read_once_it_has_one() {
-        let dir = tempdir();
-        let me = std::process::id();
-        let path = just_renamed(&dir, me);
-        let mut f = SegmentFollower::new(&dir, true);
-        assert!(poll(&mut f).is_empty());
-        assert!(path.exists(), "a claim in progress is left alone");
-        assert_eq!(f.stats.abandoned_claims, 0);
-        // The writer sets it up (header, then records) under the same name.
+    /// What a writer's first claim does to `free-<k>.tls`: `creator` by compare-and-swap,
+    /// then (unless it dies first) the header, magic last; records follow.
+    fn claim_in_place(dir: &Path, k: u32, creator: u32, header: bool) -> Seg {
+        let path = dir.join(format!("free-{k}.tls"));
         let file = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(&path)
             .expect("open");
-        file.write_all_at(&SegmentHeader::claimed(SIZE, me, 0), 0)
-            .expect("header");
-        let mut seg = Seg {
-            path: path.clone(),
+        file.write_all_at(&creator.to_le_bytes(), field::CREATOR as u64)
+            .expect("creator");
+        if header {
+            file.write_all_at(&SegmentHeader::claimed(SIZE, creator, 0), 0)
+                .expect("header");
+        }
+        Seg {
+            path,
             file,
             at: DATA_START,
-        };
-        seg.record(5);
-        seg.record(6);
-        assert_eq!(poll(&mut f), [5, 6]);
-        seg.u32_at(field::KEEPER, 0);
-        seg.fill();
-        assert!(poll(&mut f).is_empty());
-        assert!(!path.exists(), "read to its end and nobody keeps it");
-        let _ = fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]
-    fn a_claim_whose_writer_died_before_the_header_is_deleted_not_choked_on() {
+    fn a_segment_claimed_where_it_is_gets_its_claimed_name_and_is_read() {
         let dir = tempdir();
-        let path = just_renamed(&dir, dead_pid());
-        // A follower that only reads lets it be.
-        let mut ro = SegmentFollower::new(&dir, false);
-        assert!(poll(&mut ro).is_empty());
-        assert!(path.exists());
+        let me = std::process::id();
+        assert_eq!(make_free_segments(&dir, 3, SIZE).expect("make"), 3);
+        // free-0: claimed and written to; free-1: claim in progress by a live writer;
+        // free-2: claim of a writer that died before its header.
+        let mut seg = claim_in_place(&dir, 0, me, true);
+        seg.record(3);
+        claim_in_place(&dir, 1, me, false);
+        claim_in_place(&dir, 2, dead_pid(), false);
+        // Claimed ones are not free: the reader makes new ones under other names.
+        assert_eq!(make_free_segments(&dir, 2, SIZE).expect("make"), 2);
+        // The batch reader reads the claimed one under its free name, nothing else.
+        let spool = crate::spool::Spool::read_dir(&dir).expect("read");
+        assert_eq!(spool.files.len(), 1, "{:?}", spool.files);
+        assert_eq!(spool.files[0].name, "free-0.tls");
+        assert!(spool.files.iter().all(|f| f.error.is_none()));
+        let mut garbage = crate::spool::Spool::from_files([]);
+        garbage.add_segment("1-1.tls", &[1u8; SIZE as usize]);
+        assert!(
+            garbage.files[0].error.is_some(),
+            "garbage is still reported"
+        );
         let mut f = SegmentFollower::new(&dir, true);
-        assert!(poll(&mut f).is_empty());
-        assert!(!path.exists());
-        assert_eq!((f.stats.abandoned_claims, f.stats.deleted), (1, 1));
-        // The batch reader: no records, and no error.
-        let bytes = vec![0u8; SIZE as usize];
-        let contents = read_segment(&bytes);
-        assert!(!contents.valid && contents.unwritten && contents.frames.is_empty());
-        let spool = crate::spool::Spool::from_files([]);
-        let mut spool = spool;
-        spool.add_segment("1-0.tls", &bytes);
-        assert_eq!(spool.files[0].error, None);
-        spool.add_segment("1-1.tls", &[1u8; SIZE as usize]);
-        assert!(spool.files[1].error.is_some(), "garbage is still reported");
+        assert_eq!(poll(&mut f), [3]);
+        assert_eq!(f.stats.abandoned_claims, 1);
+        assert!(
+            dir.join(format!("{me}-0.tls")).exists(),
+            "given its claimed name"
+        );
+        assert!(!dir.join("free-0.tls").exists() && !dir.join("free-2.tls").exists());
+        assert!(
+            dir.join("free-1.tls").exists(),
+            "a claim in progress is left alone"
+        );
+        // Records after the rename reach the reader (the writer keeps its mapping).
+        seg.record(4);
+        assert_eq!(poll(&mut f), [4]);
+        // The same pid claims again after an execve (its numbers start over).
+        let mut again = claim_in_place(&dir, 1, me, true);
+        again.record(9);
+        assert_eq!(poll(&mut f), [9]);
+        assert!(dir.join(format!("{me}-0-1.tls")).exists());
+        // At shutdown only unclaimed ready-made segments are removed.
+        remove_free_segments(&dir).expect("remove");
+        assert!(fs::read_dir(&dir).expect("dir").all(|e| !e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .starts_with("free-")));
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -1003,7 +1095,7 @@ mod tests {
         assert!(dir.join("free-0.tls").exists());
         // Every predictable name taken: still made, under another free name.
         for k in 2..FREE_SLOTS {
-            fs::write(dir.join(format!("free-{k}.tls")), b"").expect("placeholder");
+            fs::write(dir.join(format!("free-{k}.tls")), [0u8; 4096]).expect("placeholder");
         }
         assert_eq!(
             make_free_segments(&dir, FREE_SLOTS as usize + 1, SIZE).expect("make"),

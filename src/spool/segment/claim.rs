@@ -1,22 +1,24 @@
 //! Claiming a segment: the filesystem side of the segment spool.
 //!
-//! A writer takes a segment the reader made ahead of need by renaming it straight to
-//! its claimed name, `<pid>-<seq>.tls`, with `renameat2(RENAME_NOREPLACE)` (one rename,
-//! journalled once), checks it through its descriptor (ours, a regular file of a sane
-//! size, fully allocated), maps it and writes its header, the magic last: a reader that
-//! meets it in between sees an all-zero header page and looks again later, and deletes
-//! it if the writer died there. A process's first claim lists nothing: it tries the
-//! names readers use, `free-0.tls` up (a listing costs `getdents64` and, on a directory
-//! just written to, an access-time update that ext4 journals). With none ready the
-//! writer makes its own (`fallocate`d, so that a write through the mapping can never
-//! meet a full disk and `SIGBUS`), sets it up under `.claim-<pid>-<seq>` and publishes
-//! it with a second rename. Directory scans use `getdents64` into a stack buffer: no
-//! allocation, no `opendir`. The bounds (segments per directory, bytes per process) are
-//! checked here against what the directory holds now (a segment the reader deleted no
-//! longer counts, so a long run with a reader that keeps up never meets them); a
-//! process's first segment, taken ready-made, is checked against the process bound
-//! alone (the directory bound, which a ready-made segment does not grow, can be passed
-//! by this one segment).
+//! A writer takes a segment the reader made ahead of need (`free-<k>.tls`, zeros)
+//! where it is: it opens and checks it (ours, a regular file of a sane size, fully
+//! allocated), maps it, and stores its pid into the header's `creator` word by
+//! compare-and-swap from 0 — exactly one of racing writers wins — then writes the
+//! header, the magic last. No rename: the reader gives it its claimed name,
+//! `<pid>-<seq>.tls`, when it next looks (and deletes it if its writer died between the
+//! swap and the magic). Why: on ext4 a process's first journalled operation on a
+//! directory written to moments before (a rename, or the access-time update of a
+//! listing) costs ~20 µs, most of a claim. A process's first claim lists nothing: it
+//! tries `free-0.tls`, `free-1.tls`, ... With none ready the writer makes its own
+//! (`fallocate`d, so that a write through the mapping can never meet a full disk and
+//! `SIGBUS`), sets it up under `.claim-<pid>-<seq>` and publishes it as
+//! `<pid>-<seq>.tls` with `renameat2(RENAME_NOREPLACE)`. Directory scans use
+//! `getdents64` into a stack buffer: no allocation, no `opendir`. The bounds (segments
+//! per directory, bytes per process) are checked here against what the directory holds
+//! now (a segment the reader deleted no longer counts, so a long run with a reader that
+//! keeps up never meets them); a process's first segment, taken ready-made, is checked
+//! against the process bound alone (the directory bound, which a ready-made segment
+//! does not grow, can be passed by this one segment).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use libc::c_int;
@@ -118,7 +120,7 @@ pub fn claim_segment(pid: u32) -> Result<(Mapping, u32, u64), Failure> {
 
 fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     let want = config::segment_bytes();
-    let mut seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     // A process's first claim (or a forked child's, or a new image's after `execve`)
     // lists nothing: it tries the names readers give the segments they make ahead,
     // `free-0.tls` up, and takes the first one there. Unbounded by the directory count,
@@ -133,10 +135,9 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
             free.push(b"free-");
             free.push_decimal(u64::from(k));
             free.push(b".tls");
-            match take_free(dirfd, &free, pid, &mut seq) {
-                Take::Taken(fd, size) => return set_up(dirfd, fd, size, pid, seq, None),
-                Take::Missing => {}
-                Take::Stop => break,
+            if let Some((m, populated)) = take_in_place(dirfd, &free, pid) {
+                write_header(m, pid, seq);
+                return Ok((m, seq, populated));
             }
         }
     }
@@ -152,10 +153,9 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
         return Err(Failure::Unavailable);
     }
     for free in &scan.free[..scan.nfree] {
-        match take_free(dirfd, free, pid, &mut seq) {
-            Take::Taken(fd, size) => return set_up(dirfd, fd, size, pid, seq, None),
-            Take::Missing => {}
-            Take::Stop => break,
+        if let Some((m, populated)) = take_in_place(dirfd, free, pid) {
+            write_header(m, pid, seq);
+            return Ok((m, seq, populated));
         }
     }
     // None ready: make one, set up under a name readers ignore and published under
@@ -166,44 +166,47 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     tmp.push(b"-");
     tmp.push_decimal(u64::from(seq));
     let fd = create_allocated(dirfd, &tmp, want)?;
-    set_up(dirfd, fd, want, pid, seq, Some(&tmp))
+    set_up(dirfd, fd, want, pid, seq, &tmp)
 }
 
-/// What trying to take one ready-made segment gave.
-enum Take {
-    /// Ours, under its claimed name: its descriptor and size.
-    Taken(c_int, u64),
-    /// Not there (another process took it first, or nobody made it), or not sane.
-    Missing,
-    /// Renames fail here for another reason: try no more ready-made segments.
-    Stop,
-}
-
-/// Takes the ready-made segment `free` by renaming it straight to its claimed name,
-/// `<pid>-<seq>.tls` (`RENAME_NOREPLACE`: of processes racing for it exactly one
-/// wins; the others meet `ENOENT` and try the next), then checks it through its
-/// descriptor: ours, a regular file of a sane size, fully allocated. Until the header
-/// is written a reader sees it with an all-zero header page and leaves it alone (and
-/// deletes it once this process is gone). A name taken already (the image before an
-/// `execve`, same pid, left `<pid>-0.tls`) moves `seq` on.
-fn take_free(dirfd: c_int, free: &Name, pid: u32, seq: &mut u32) -> Take {
-    for _ in 0..NAME_TRIES {
-        let name = claimed_name(pid, *seq);
-        if rename_noreplace(dirfd, free, &name) {
-            if let Some((fd, size)) = open_checked(dirfd, &name) {
-                return Take::Taken(fd, size);
-            }
-            // SAFETY: NUL-terminated name relative to our directory.
-            unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) };
-            return Take::Missing;
-        }
-        match raw::errno() {
-            libc::EEXIST => *seq = SEQ.fetch_add(1, Ordering::Relaxed),
-            libc::ENOENT => return Take::Missing,
-            _ => return Take::Stop,
-        }
+/// Takes the ready-made segment `free` where it is, without renaming it: opens and
+/// checks it (ours, a regular file of a sane size, fully allocated), maps it,
+/// write-faults its first pages, and stores this pid into its header's `creator`
+/// word by compare-and-swap from 0. Of processes racing for it exactly one wins; the
+/// others unmap it and try the next name. The reader renames it to
+/// `<creator>-<seq>.tls` once its header is written (a writer never needs its
+/// segment's name again); a claim whose writer died before the magic has a dead
+/// `creator` and no magic, and the reader deletes it. Why not a rename: a process's
+/// first journalled operation on the spool directory costs ~20 µs on ext4, most of
+/// the claim. Returns the mapping and how much of it is write-faulted.
+fn take_in_place(dirfd: c_int, free: &Name, pid: u32) -> Option<(Mapping, u64)> {
+    let (fd, size) = open_checked(dirfd, free)?;
+    let mapped = Mapping::map_shared(fd, size);
+    raw::close(fd);
+    let m = mapped.ok()?;
+    // SAFETY: the header lies in the first page of the mapping; the word is 4-aligned.
+    let creator = unsafe { m.u32_at(field::CREATOR) };
+    // SAFETY: as above.
+    let magic = unsafe { m.u64_at(field::MAGIC) };
+    // A look before the write faults: taken already, or not a ready-made segment.
+    if creator.load(Ordering::Acquire) != 0 || magic.load(Ordering::Acquire) != 0 {
+        // SAFETY: nobody else in this process knows the mapping.
+        unsafe { m.unmap() };
+        return None;
     }
-    Take::Missing
+    let populated = populated_at_claim(size);
+    // SAFETY: the range is within the mapping, page-aligned; write-faulting changes no
+    // byte of the file.
+    unsafe { m.populate_write(0, populated) };
+    if creator
+        .compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // SAFETY: as above.
+        unsafe { m.unmap() };
+        return None;
+    }
+    Some((m, populated))
 }
 
 /// `<pid>-<seq>.tls`.
@@ -216,17 +219,16 @@ fn claimed_name(pid: u32, seq: u32) -> Name {
     name
 }
 
-/// Maps a segment this process owns now (`fd`, closed here), write-faults its first
-/// pages and writes its header, the magic last. `tmp`: the segment was made by this
-/// process under that name and is published now (a taken ready-made segment has its
-/// claimed name already). On failure nothing is left under either name.
+/// Maps a segment this process made under the set-up name `tmp` (`fd`, closed here),
+/// write-faults its first pages, writes its header and publishes it as
+/// `<pid>-<seq>.tls`. On failure nothing is left under either name.
 fn set_up(
     dirfd: c_int,
     fd: c_int,
     size: u64,
     pid: u32,
     mut seq: u32,
-    tmp: Option<&Name>,
+    tmp: &Name,
 ) -> Result<(Mapping, u32, u64), Failure> {
     // The file's blocks are allocated: a write through the mapping cannot meet a full
     // disk.
@@ -239,7 +241,7 @@ fn set_up(
     let m = match mapped {
         Ok(m) => m,
         Err(e) => {
-            unlink(tmp.unwrap_or(&claimed_name(pid, seq)));
+            unlink(tmp);
             return Err(if e == libc::ENOMEM || e == libc::EAGAIN {
                 Failure::Unavailable
             } else {
@@ -252,21 +254,9 @@ fn set_up(
     // (`populate_ahead`). (Not MAP_POPULATE as well: it maps shared pages read-only, a
     // pass over the page tables that this one redoes.)
     let populated = populated_at_claim(size);
-    // SAFETY: a mapping of a file only this process writes to; the range is within it,
-    // page-aligned.
+    // SAFETY: a new mapping nobody else knows; the range is within it, page-aligned.
     unsafe { m.populate_write(0, populated) };
-    let header = SegmentHeader::claimed(size, pid, seq);
-    // The magic last (release): a reader that meets the segment under its claimed name
-    // before that sees no header and looks again later, never half a header.
-    // SAFETY: the header lies in the first page; no reader takes it before its magic.
-    unsafe {
-        m.copy_in(8, &header[8..]);
-        m.u64_at(field::MAGIC)
-            .store(SEGMENT_MAGIC, Ordering::Release);
-    }
-    let Some(tmp) = tmp else {
-        return Ok((m, seq, populated));
-    };
+    write_header(m, pid, seq);
     // The name may be taken by this very pid: the image before an `execve` (same pid,
     // its own sequence numbers) wrote a record — a `Notice` about the program it
     // started — and left `<pid>-0.tls`. Then the next number is taken, and the header
@@ -286,6 +276,20 @@ fn set_up(
     unsafe { m.unmap() };
     unlink(tmp);
     Err(Failure::Unavailable)
+}
+
+/// Writes the header of a segment this process now owns, the magic last (release): a
+/// reader that meets the segment before that sees no header and looks again later,
+/// never half a header.
+fn write_header(m: Mapping, pid: u32, seq: u32) {
+    let header = SegmentHeader::claimed(m.size(), pid, seq);
+    // SAFETY: the header lies in the first page of the mapping; no reader takes it
+    // before its magic; only this process writes it.
+    unsafe {
+        m.copy_in(8, &header[8..]);
+        m.u64_at(field::MAGIC)
+            .store(SEGMENT_MAGIC, Ordering::Release);
+    }
 }
 
 /// Creates `name` with `size` bytes allocated (so that writes through the mapping can
