@@ -181,6 +181,19 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
 /// the claim. Returns the mapping and how much of it is write-faulted.
 fn take_in_place(dirfd: c_int, free: &Name, pid: u32) -> Option<(Mapping, u64)> {
     let (fd, size) = open_checked(dirfd, free)?;
+    // A look before mapping it: claimed already (by a process whose segment no reader
+    // has named yet), or not a ready-made segment.
+    let mut head = [0u8; 64];
+    // SAFETY: `head` is writable for its length; `fd` is ours.
+    let n = unsafe { libc::pread(fd, head.as_mut_ptr().cast(), head.len(), 0) };
+    let creator_at = field::CREATOR..field::CREATOR + 4;
+    if n != head.len() as isize
+        || head[field::MAGIC..field::MAGIC + 8] != [0; 8]
+        || head[creator_at] != [0; 4]
+    {
+        raw::close(fd);
+        return None;
+    }
     let mapped = Mapping::map_shared(fd, size);
     raw::close(fd);
     let m = mapped.ok()?;
@@ -188,7 +201,7 @@ fn take_in_place(dirfd: c_int, free: &Name, pid: u32) -> Option<(Mapping, u64)> 
     let creator = unsafe { m.u32_at(field::CREATOR) };
     // SAFETY: as above.
     let magic = unsafe { m.u64_at(field::MAGIC) };
-    // A look before the write faults: taken already, or not a ready-made segment.
+    // Again through the mapping (another process may have claimed it since).
     if creator.load(Ordering::Acquire) != 0 || magic.load(Ordering::Acquire) != 0 {
         // SAFETY: nobody else in this process knows the mapping.
         unsafe { m.unmap() };
