@@ -6,8 +6,9 @@
 //   target/claim_steps MODE [GAP_MS] [ROUNDS]
 // MODE: "two-renames" (listing, rename to a set-up name, header, rename to the claimed
 // name: the claim before issue 20), "one-rename" (rename straight to the claimed name,
-// no listing: libtapline's first claim now), "no-rename" (the ready-made file opened and
-// mapped where it is: what a claim by compare-and-swap in the header would cost).
+// no listing), "no-rename" (the ready-made file opened and mapped where it is, as
+// libtapline's claim in place does; its 64-byte pread and compare-and-swap are left
+// out).
 // GAP_MS: how long before the claim the reader made the ready-made segments (20).
 // Each round: two 4 MiB ready-made segments written with zeros, as the reader makes
 // them; then a new process (fork + exec of this program) claims one and prints the time
