@@ -78,13 +78,24 @@
  * is 0 or no longer lives.
  *
  * Segments are made ahead of need by the reader (tapline run, the Lambda
- * extension) as free-<anything>.tls, fully written with zeros (allocated and in
- * the page cache). A writer claims one by renaming it (renameat2 with
- * RENAME_NOREPLACE; losers try the next) to .claim-<pid>-<seq>, writes the
- * header, and publishes it as <pid>-<seq>.tls with another rename: a reader
- * never sees a segment without its header. With none ready, the writer creates
- * its own (fallocate). Where segments cannot be allocated or mapped, the
- * library falls back to record files. The directory holds at most
+ * extension), fully written with zeros (allocated and in the page cache), and
+ * published as free-<k>.tls for the lowest k in 0..TL_FREE_SLOTS-1 not taken
+ * (link(2), which never replaces; free-<anything>.tls when all are taken). A
+ * writer claims one where it is: it opens it, checks it (its own, a regular
+ * file, a sane size, allocated), maps it, and swaps `creator` from 0 to its pid
+ * (compare-and-swap through the shared mapping: exactly one of racing writers
+ * wins; losers try the next one). Then it writes the header and stores the
+ * segment magic last (release). A process's first claim tries free-0.tls,
+ * free-1.tls, ... in order without listing the directory. A reader that meets
+ * free-*.tls with a valid header reads it as a claimed segment; a reader that
+ * follows the spool (tapline run, the extension) names it <creator>-<seq>.tls
+ * (link, then unlink the free name; <creator>-<seq>-<n>.tls when that is taken). One whose header page is
+ * zeros but for `creator` is being claimed; once `creator` is gone (a writer
+ * killed mid-claim) it holds no record and the reader deletes it. With none
+ * ready, the writer creates its own (fallocate) under .claim-<pid>-<seq>,
+ * writes the header and publishes it as <pid>-<seq>.tls with a rename
+ * (renameat2 RENAME_NOREPLACE). Where segments cannot be allocated or mapped,
+ * the library falls back to record files. The directory holds at most
  * TAPLINE_SPOOL_MAX_SEGMENTS claimed segments; past that, and when the disk is
  * full, records are dropped and counted (TL_DROPS), never waited for.
  *
@@ -169,6 +180,7 @@ enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
 #define TL_SEG_VERSION     2
 #define TL_SEG_DATA_START  4096
 #define TL_SEG_MAX_WRITERS 16
+#define TL_FREE_SLOTS      8 /* ready-made segments: free-0.tls .. free-7.tls  */
 #define TL_SEG_FRESH       0 /* state: made ahead, not claimed                */
 #define TL_SEG_CLAIMED     1 /* state: writers append here                    */
 #define TL_SEG_FULL        2 /* state: no more records; data_end is set       */
@@ -181,7 +193,7 @@ struct tl_segment_header {
     uint64_t size;       /* 16: file size, header included                    */
     uint64_t reserve;    /* 24: atomic: next free offset (runs past `size`)   */
     uint32_t state;      /* 32: atomic: TL_SEG_*                              */
-    uint32_t creator;    /* 36: pid of the process that claimed it            */
+    uint32_t creator;    /* 36: atomic: pid of the process that claimed it    */
     uint64_t data_end;   /* 40: atomic: 0, then where records end (when full) */
     uint32_t seq;        /* 48: the creator's segment number                  */
     uint32_t epoch;      /* 52: atomic: which use of the file, from 1         */

@@ -367,7 +367,17 @@ impl WarmSpool {
 fn clear_records(dir: &Path) {
     for e in std::fs::read_dir(dir).expect("dir").flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tlr") || tapline::is_segment_name(&name) {
+        // (A ready-made segment a writer claimed where it is holds records too until a
+        // reader names it: its header begins with the segment magic.)
+        let claimed_free = name.starts_with("free-") && {
+            use std::io::Read;
+            let mut magic = [0u8; 8];
+            std::fs::File::open(e.path())
+                .and_then(|mut f| f.read_exact(&mut magic))
+                .is_ok()
+                && &magic == b"TLSEG001"
+        };
+        if name.ends_with(".tlr") || tapline::is_segment_name(&name) || claimed_free {
             let _ = std::fs::remove_file(e.path());
         }
     }

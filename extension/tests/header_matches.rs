@@ -669,6 +669,7 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
         ("TL_SEG_VERSION", u64::from(rec::segment::SEGMENT_VERSION)),
         ("TL_SEG_DATA_START", rec::segment::DATA_START),
         ("TL_SEG_MAX_WRITERS", rec::segment::MAX_WRITERS as u64),
+        ("TL_FREE_SLOTS", u64::from(rec::segment::FREE_SLOTS)),
         ("TL_SEG_FRESH", rec::segment::State::Fresh as u64),
         ("TL_SEG_CLAIMED", rec::segment::State::Claimed as u64),
         ("TL_SEG_FULL", rec::segment::State::Full as u64),

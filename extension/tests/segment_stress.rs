@@ -765,6 +765,51 @@ fn reuse() {
     );
 }
 
+/// The parent's current segment (its highest sequence number), opened: named
+/// `<parent>-<seq>.tls`, or still `free-<k>.tls` if the parent claimed it where it is
+/// and the reader has not named it yet (its header says whose it is). Looked for again
+/// if the reader renames it between the listing and the open.
+fn parents_segment(dir: &Path, parent: u32) -> std::fs::File {
+    use std::io::Read;
+    use tapline_record::segment::{field, SegmentHeader};
+    let prefix = format!("{parent}-");
+    for _ in 0..100 {
+        let mut best: Option<(u32, String)> = None;
+        for name in std::fs::read_dir(dir)
+            .expect("spool dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        {
+            let seq = if name.starts_with(&prefix) && name.ends_with(".tls") {
+                name[prefix.len()..name.len() - 4].parse::<u32>().ok()
+            } else if name.starts_with("free-") && name.ends_with(".tls") {
+                let mut page = [0u8; field::END];
+                std::fs::File::open(dir.join(&name))
+                    .and_then(|mut f| f.read_exact(&mut page))
+                    .ok()
+                    .and_then(|()| SegmentHeader::parse(&page))
+                    .filter(|h| h.creator == parent)
+                    .map(|h| h.seq)
+            } else {
+                None
+            };
+            if let Some(seq) = seq {
+                if best.as_ref().is_none_or(|(b, _)| seq >= *b) {
+                    best = Some((seq, name));
+                }
+            }
+        }
+        let (_, name) = best.expect("the parent's segment");
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join(name))
+        {
+            return f;
+        }
+    }
+    panic!("the parent's segment kept moving");
+}
+
 /// In a forked child: reserve space for record `id` in the parent's current segment
 /// and store its length and pid, as tapline.h says; then either die (SIGKILL, leaving
 /// a hole) or wait 300 ms and commit. Never returns.
@@ -773,18 +818,7 @@ fn hand_writer(dir: &Path, id: u64, late: bool) -> ! {
     use tapline_record::segment::field;
     // SAFETY: no preconditions.
     let (me, parent) = unsafe { (libc::getpid() as u32, libc::getppid() as u32) };
-    let prefix = format!("{parent}-");
-    let name = std::fs::read_dir(dir)
-        .expect("spool dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&prefix) && n.ends_with(".tls"))
-        .max_by_key(|n| n[prefix.len()..n.len() - 4].parse::<u64>().unwrap_or(0))
-        .expect("the parent's segment");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dir.join(name))
-        .expect("open segment");
+    let file = parents_segment(dir, parent);
     let size = file.metadata().expect("stat").len() as usize;
     use std::os::fd::AsRawFd;
     // SAFETY: mapping the whole segment file, shared, for the rest of this process.

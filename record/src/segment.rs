@@ -44,6 +44,24 @@ pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 pub const SUFFIX: &str = ".tls";
 /// Name prefix of segments made ahead of need and not yet claimed by a writer.
 pub const FREE_PREFIX: &str = "free-";
+/// Readers name the segments they make ahead `free-<k>.tls`, `k` below this (the
+/// lowest free `k` first), so that a process's first claim tries these names in order
+/// instead of listing the directory. Other `free-*.tls` names are still claimed, found
+/// by a listing.
+pub const FREE_SLOTS: u32 = 8;
+
+/// A segment's header page as met before a writer wrote its header: all zeros but
+/// perhaps `creator` (a ready-made segment; one a writer renamed to `<pid>-<seq>.tls`
+/// or claimed where it is, by its `creator` word, and has not set up yet). It holds no
+/// record.
+pub fn header_unwritten(b: &[u8]) -> bool {
+    let creator = field::CREATOR..field::CREATOR + 4;
+    b.len() >= field::END
+        && b[..field::END]
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == 0 || creator.contains(&i))
+}
 
 /// Byte offsets of the header fields (all little-endian, naturally aligned).
 pub mod field {

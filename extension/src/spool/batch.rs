@@ -127,7 +127,9 @@ impl Spool {
         let mut spool = Spool::default();
         for name in file_names(dir, segments)? {
             match std::fs::read(dir.join(&name)) {
-                Ok(bytes) if segment::is_segment_name(&name) => spool.add_segment(&name, &bytes),
+                Ok(bytes) if segment::is_segment_name(&name) || segment::is_free_name(&name) => {
+                    spool.add_segment(&name, &bytes)
+                }
                 Ok(bytes) => spool.add_file(&name, &bytes),
                 Err(e) => spool.files.push(FileStats {
                     error: Some(e.to_string()),
@@ -150,6 +152,11 @@ impl Spool {
     /// Appends the committed records of one segment file's bytes.
     pub fn add_segment(&mut self, name: &str, bytes: &[u8]) {
         let contents = segment::read_segment(bytes);
+        if contents.unwritten {
+            // Ready-made and not claimed, or claimed and not set up yet: no record, no
+            // damage.
+            return;
+        }
         self.add_file(name, &contents.frames);
         if let Some(stats) = self.files.last_mut() {
             let s = contents.stats;

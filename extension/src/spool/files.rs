@@ -19,6 +19,11 @@ pub fn is_segment_name(name: &str) -> bool {
     name.ends_with(SUFFIX) && name.as_bytes().first().is_some_and(u8::is_ascii_digit)
 }
 
+/// Is `name` a ready-made segment's (`free-*.tls`)?
+pub(crate) fn is_free_name(name: &str) -> bool {
+    name.starts_with(tapline_record::segment::FREE_PREFIX) && name.ends_with(SUFFIX)
+}
+
 /// Is `name` a plain record file (`*.tlr`)?
 pub(crate) fn is_record_file_name(name: &str) -> bool {
     name.ends_with(".tlr")
@@ -35,7 +40,10 @@ pub(crate) fn file_names(dir: &Path, segments: bool) -> Result<Vec<String>, Spoo
     for entry in std::fs::read_dir(dir).map_err(err)? {
         let entry = entry.map_err(err)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let wanted = is_record_file_name(&name) || (segments && is_segment_name(&name));
+        // (A ready-made segment a writer claimed where it is holds records until a
+        // follower gives it its claimed name; one nobody claimed reads as nothing.)
+        let wanted = is_record_file_name(&name)
+            || (segments && (is_segment_name(&name) || is_free_name(&name)));
         if wanted && entry.file_type().is_ok_and(|t| t.is_file()) {
             names.push(name);
         }

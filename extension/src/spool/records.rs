@@ -46,7 +46,7 @@ pub(crate) fn write_dir(dir: &Path, out: &mut dyn Write) -> Result<(), RecordsEr
         let Ok(bytes) = std::fs::read(dir.join(&name)) else {
             continue;
         };
-        let frames = if segment::is_segment_name(&name) {
+        let frames = if segment::is_segment_name(&name) || segment::is_free_name(&name) {
             segment::read_segment(&bytes).frames
         } else {
             bytes

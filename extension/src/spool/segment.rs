@@ -20,7 +20,9 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use tapline_record::segment::{field, SegmentHeader, Step, Walk, DATA_START, FREE_PREFIX, SUFFIX};
+use tapline_record::segment::{
+    field, header_unwritten, SegmentHeader, Step, Walk, DATA_START, FREE_PREFIX, FREE_SLOTS, SUFFIX,
+};
 use tapline_record::{parse_record, Header, RawRecord, MAGIC};
 
 /// The library's default segment size (`TAPLINE_SEGMENT_BYTES`).
@@ -66,6 +68,9 @@ pub struct SegmentStats {
     pub deleted: u64,
     /// Segments read to their end, zeroed and handed back to their keeper for reuse.
     pub recycled: u64,
+    /// Ready-made segments claimed where they are by a writer that died before
+    /// writing their header (no record in them): deleted.
+    pub abandoned_claims: u64,
 }
 
 /// A reservation not committed yet when last seen.
@@ -131,6 +136,7 @@ struct Unread {
     bytes: u64,
 }
 
+pub(crate) use super::files::is_free_name;
 pub use super::files::is_segment_name;
 
 impl SegmentFollower {
@@ -171,6 +177,7 @@ impl SegmentFollower {
     /// (segment name, record). Never blocks on a writer: what is not committed yet is
     /// looked at again on the next poll.
     pub fn poll(&mut self, sink: &mut dyn FnMut(&str, RawRecord<'_>)) -> io::Result<()> {
+        self.stats.abandoned_claims += adopt_claimed_in_place(&self.dir)?;
         let mut names: Vec<String> = Vec::new();
         let mut listed_finished = BTreeSet::new();
         for entry in fs::read_dir(&self.dir)? {
@@ -365,6 +372,98 @@ fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> 
     }
 }
 
+/// A ready-made segment as it is now (from its header page).
+enum FreeState {
+    /// Nobody claimed it: all zeros.
+    Free,
+    /// Claimed where it is, header written: a segment like any other.
+    Claimed(SegmentHeader),
+    /// Claimed where it is (`creator` set), header not written yet.
+    Claiming(u32),
+    /// Anything else (not written by a tapline reader or writer).
+    Other,
+}
+
+fn free_state(path: &Path) -> io::Result<FreeState> {
+    let file = File::open(path)?;
+    let Some(page) = read_at(&file, 0, field::END)? else {
+        return Ok(FreeState::Other);
+    };
+    let creator = u32::from_le_bytes(
+        page[field::CREATOR..field::CREATOR + 4]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    Ok(if let Some(h) = SegmentHeader::parse(&page) {
+        FreeState::Claimed(h)
+    } else if !header_unwritten(&page) {
+        FreeState::Other
+    } else if creator == 0 {
+        FreeState::Free
+    } else {
+        FreeState::Claiming(creator)
+    })
+}
+
+/// Gives the ready-made segments a writer claimed where they are (a process's first
+/// claim takes `free-<k>.tls` by a compare-and-swap of its `creator` word, without a
+/// rename) their claimed names, `<creator>-<seq>.tls` (`<creator>-<seq>-<n>.tls` if
+/// that is taken: the image before an `execve` had the same pid and numbers), so that
+/// they are read, handed back and deleted like every other segment and their free
+/// names can be made again. A hard link never replaces a name; the free name is
+/// removed after. A claim whose writer died before writing the header holds no
+/// record: deleted. Returns how many of those it deleted.
+fn adopt_claimed_in_place(dir: &Path) -> io::Result<u64> {
+    let mut abandoned = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_free_name(&name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = dir.join(&name);
+        let state = match free_state(&path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        match state {
+            FreeState::Claimed(h) => {
+                // Linked under the first claimed name not taken, then unlinked. Where
+                // hard links are refused, renamed if that name is not taken (only
+                // readers name claimed-in-place segments). Gone already: another reader
+                // adopted it.
+                for n in 0..64u32 {
+                    let to = dir.join(if n == 0 {
+                        format!("{}-{}{SUFFIX}", h.creator, h.seq)
+                    } else {
+                        format!("{}-{}-{n}{SUFFIX}", h.creator, h.seq)
+                    });
+                    match fs::hard_link(&path, &to) {
+                        Ok(()) => {
+                            let _ = fs::remove_file(&path);
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                        Err(_) => {
+                            if !to.exists() {
+                                let _ = fs::rename(&path, &to);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            FreeState::Claiming(creator) if !process_alive(creator) => {
+                abandoned += u64::from(fs::remove_file(&path).is_ok());
+            }
+            _ => {}
+        }
+    }
+    Ok(abandoned)
+}
+
 /// The segment's header as it is now; `None` if it is not (yet) one this reader knows.
 fn read_header(file: &File) -> io::Result<Option<SegmentHeader>> {
     Ok(read_at(file, 0, field::END)?.and_then(|page| SegmentHeader::parse(&page)))
@@ -556,6 +655,10 @@ pub struct SegmentContents {
     pub pending: u64,
     /// False if the bytes are not a segment this reader knows.
     pub valid: bool,
+    /// The header page is all zeros: a ready-made segment a writer renamed to its
+    /// claimed name and has not set up yet (or died before it did). Not valid, not an
+    /// error: it holds no record.
+    pub unwritten: bool,
 }
 
 /// Reads the committed records of a whole segment file's bytes, skipping what dead
@@ -563,6 +666,7 @@ pub struct SegmentContents {
 pub fn read_segment(bytes: &[u8]) -> SegmentContents {
     let mut out = SegmentContents::default();
     let Some(header) = SegmentHeader::parse(bytes) else {
+        out.unwritten = header_unwritten(bytes);
         return out;
     };
     out.valid = true;
@@ -599,15 +703,19 @@ pub fn read_segment(bytes: &[u8]) -> SegmentContents {
 /// with a rename instead of creating and faulting their own on their hot path.
 ///
 /// Each is written full of zeros (its blocks are allocated and its pages are in the
-/// page cache) under a name writers ignore, then published as `free-<pid>-<n>.tls` with
-/// a rename. Also removes set-up leftovers (`.claim-<pid>-*`) of processes that died.
+/// page cache) under a name writers ignore, then published as `free-<k>.tls` (see
+/// [`publish_free`]). Also removes set-up leftovers (`.claim-<pid>-*`) of processes that
+/// died.
 /// Returns how many it made.
 pub fn make_free_segments(dir: &Path, want: usize, size: u64) -> io::Result<usize> {
     let mut have = 0;
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.starts_with(FREE_PREFIX) && name.ends_with(SUFFIX) {
-            have += 1;
+        if is_free_name(&name) {
+            // (One a writer claimed where it is is no longer free.)
+            if matches!(free_state(&dir.join(&name)), Ok(FreeState::Free)) {
+                have += 1;
+            }
         } else if let Some(rest) = name.strip_prefix(".claim-") {
             let pid = rest.split('-').next().and_then(|p| p.parse().ok());
             if pid.is_some_and(|p| !process_alive(p)) {
@@ -644,17 +752,36 @@ pub fn make_free_segments(dir: &Path, want: usize, size: u64) -> io::Result<usiz
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        fs::rename(&tmp, dir.join(format!("{FREE_PREFIX}{me}-{stamp}{SUFFIX}")))?;
+        publish_free(dir, &tmp, &format!("{me}-{stamp}"))?;
         made += 1;
     }
     Ok(made)
+}
+
+/// Publishes a ready-made segment under the lowest free name `free-<k>.tls` (the names
+/// a writer's first claim tries in order, without listing the directory), or under
+/// `free-<fallback>.tls` when all of those are taken (a writer finds it by a listing).
+/// A hard link never replaces a name another reader just published; the set-up name
+/// is removed after.
+fn publish_free(dir: &Path, tmp: &Path, fallback: &str) -> io::Result<()> {
+    for k in 0..FREE_SLOTS {
+        match fs::hard_link(tmp, dir.join(format!("{FREE_PREFIX}{k}{SUFFIX}"))) {
+            Ok(()) => return fs::remove_file(tmp),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // A filesystem without hard links: the fallback name.
+            Err(_) => break,
+        }
+    }
+    fs::rename(tmp, dir.join(format!("{FREE_PREFIX}{fallback}{SUFFIX}")))
 }
 
 /// Removes what `make_free_segments` made and no writer claimed (at shutdown).
 pub fn remove_free_segments(dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.starts_with(FREE_PREFIX) && name.ends_with(SUFFIX) {
+        // Only those nobody claimed: one a writer claimed where it is holds records (a
+        // poll gives it its claimed name).
+        if is_free_name(&name) && matches!(free_state(&dir.join(&name)), Ok(FreeState::Free)) {
             let _ = fs::remove_file(dir.join(name));
         }
     }
@@ -870,6 +997,119 @@ mod tests {
         assert_eq!(poll(&mut f), [7]);
         assert!(!seg.path.exists());
         assert_eq!((f.stats.deleted, f.stats.recycled), (1, 0));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A pid nobody has now: a child that was reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        pid
+    }
+
+    /// What a writer's first claim does to `free-<k>.tls`: `creator` by compare-and-swap,
+    /// then (unless it dies first) the header, magic last; records follow.
+    fn claim_in_place(dir: &Path, k: u32, creator: u32, header: bool) -> Seg {
+        let path = dir.join(format!("free-{k}.tls"));
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.write_all_at(&creator.to_le_bytes(), field::CREATOR as u64)
+            .expect("creator");
+        if header {
+            file.write_all_at(&SegmentHeader::claimed(SIZE, creator, 0), 0)
+                .expect("header");
+        }
+        Seg {
+            path,
+            file,
+            at: DATA_START,
+        }
+    }
+
+    #[test]
+    fn a_segment_claimed_where_it_is_gets_its_claimed_name_and_is_read() {
+        let dir = tempdir();
+        let me = std::process::id();
+        assert_eq!(make_free_segments(&dir, 3, SIZE).expect("make"), 3);
+        // free-0: claimed and written to; free-1: claim in progress by a live writer;
+        // free-2: claim of a writer that died before its header.
+        let mut seg = claim_in_place(&dir, 0, me, true);
+        seg.record(3);
+        claim_in_place(&dir, 1, me, false);
+        claim_in_place(&dir, 2, dead_pid(), false);
+        // Claimed ones are not free: the reader makes new ones under other names.
+        assert_eq!(make_free_segments(&dir, 2, SIZE).expect("make"), 2);
+        // The batch reader reads the claimed one under its free name, nothing else.
+        let spool = crate::spool::Spool::read_dir(&dir).expect("read");
+        assert_eq!(spool.files.len(), 1, "{:?}", spool.files);
+        assert_eq!(spool.files[0].name, "free-0.tls");
+        assert!(spool.files.iter().all(|f| f.error.is_none()));
+        let mut garbage = crate::spool::Spool::from_files([]);
+        garbage.add_segment("1-1.tls", &[1u8; SIZE as usize]);
+        assert!(
+            garbage.files[0].error.is_some(),
+            "garbage is still reported"
+        );
+        let mut f = SegmentFollower::new(&dir, true);
+        assert_eq!(poll(&mut f), [3]);
+        assert_eq!(f.stats.abandoned_claims, 1);
+        assert!(
+            dir.join(format!("{me}-0.tls")).exists(),
+            "given its claimed name"
+        );
+        assert!(!dir.join("free-0.tls").exists() && !dir.join("free-2.tls").exists());
+        assert!(
+            dir.join("free-1.tls").exists(),
+            "a claim in progress is left alone"
+        );
+        // Records after the rename reach the reader (the writer keeps its mapping).
+        seg.record(4);
+        assert_eq!(poll(&mut f), [4]);
+        // The same pid claims again after an execve (its numbers start over).
+        let mut again = claim_in_place(&dir, 1, me, true);
+        again.record(9);
+        assert_eq!(poll(&mut f), [9]);
+        assert!(dir.join(format!("{me}-0-1.tls")).exists());
+        // At shutdown only unclaimed ready-made segments are removed.
+        remove_free_segments(&dir).expect("remove");
+        assert!(fs::read_dir(&dir).expect("dir").all(|e| !e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .starts_with("free-")));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ready_made_segments_take_the_lowest_free_names_first() {
+        let dir = tempdir();
+        assert_eq!(make_free_segments(&dir, 2, SIZE).expect("make"), 2);
+        assert!(dir.join("free-0.tls").exists() && dir.join("free-1.tls").exists());
+        // A writer took free-0: the next one made fills its name again.
+        fs::rename(dir.join("free-0.tls"), dir.join("1-0.tls")).expect("take");
+        assert_eq!(make_free_segments(&dir, 2, SIZE).expect("make"), 1);
+        assert!(dir.join("free-0.tls").exists());
+        // Every predictable name taken: still made, under another free name.
+        for k in 2..FREE_SLOTS {
+            fs::write(dir.join(format!("free-{k}.tls")), [0u8; 4096]).expect("placeholder");
+        }
+        assert_eq!(
+            make_free_segments(&dir, FREE_SLOTS as usize + 1, SIZE).expect("make"),
+            1
+        );
+        let names: Vec<String> = fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with("free-")).count(),
+            FREE_SLOTS as usize + 1
+        );
+        assert!(!names.iter().any(|n| n.starts_with(".free-")), "{names:?}");
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -1,18 +1,28 @@
 //! Claiming a segment: the filesystem side of the segment spool.
 //!
-//! A writer takes a segment the reader made ahead of need (`free-*.tls`, renamed
-//! atomically under a temporary name, checked to be ours, a regular file of a sane size
-//! and fully allocated) or makes its own (`fallocate`d, so that a write through the
-//! mapping can never meet a full disk and `SIGBUS`); maps it; writes its header; and
-//! publishes it as `<pid>-<seq>.tls` with `renameat2(RENAME_NOREPLACE)`. Directory
-//! scans use `getdents64` into a stack buffer: no allocation, no `opendir`. The bounds
-//! (segments per directory, bytes per process) are checked here, both against what the
-//! directory holds now: a segment the reader deleted no longer counts, so a long run
-//! with a reader that keeps up never meets them.
+//! A writer takes a segment the reader made ahead of need (`free-<k>.tls`, zeros)
+//! where it is: it opens and checks it (ours, a regular file of a sane size, fully
+//! allocated), maps it, and stores its pid into the header's `creator` word by
+//! compare-and-swap from 0 — exactly one of racing writers wins — then writes the
+//! header, the magic last. No rename: the reader gives it its claimed name,
+//! `<pid>-<seq>.tls`, when it next looks (and deletes it if its writer died between the
+//! swap and the magic). Why: on ext4 a process's first journalled operation on a
+//! directory written to moments before (a rename, or the access-time update of a
+//! listing) costs ~20 µs, most of a claim. A process's first claim lists nothing: it
+//! tries `free-0.tls`, `free-1.tls`, ... With none ready the writer makes its own
+//! (`fallocate`d, so that a write through the mapping can never meet a full disk and
+//! `SIGBUS`), sets it up under `.claim-<pid>-<seq>` and publishes it as
+//! `<pid>-<seq>.tls` with `renameat2(RENAME_NOREPLACE)`. Directory scans use
+//! `getdents64` into a stack buffer: no allocation, no `opendir`. The bounds (segments
+//! per directory, bytes per process) are checked here against what the directory holds
+//! now (a segment the reader deleted no longer counts, so a long run with a reader that
+//! keeps up never meets them); a process's first segment, taken ready-made, is checked
+//! against the process bound alone (the directory bound, which a ready-made segment
+//! does not grow, can be passed by this one segment).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use libc::c_int;
-use tapline_record::segment::{field, SegmentHeader};
+use tapline_record::segment::{field, SegmentHeader, FREE_SLOTS, SEGMENT_MAGIC};
 
 use super::mapping::Mapping;
 use crate::config;
@@ -109,11 +119,32 @@ pub fn claim_segment(pid: u32) -> Result<(Mapping, u32, u64), Failure> {
 }
 
 fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
+    let want = config::segment_bytes();
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    // A process's first claim (or a forked child's, or a new image's after `execve`)
+    // lists nothing: it tries the names readers give the segments they make ahead,
+    // `free-0.tls` up, and takes the first one there. Unbounded by the directory count,
+    // which it cannot pass by more than this one segment, and which a ready-made
+    // segment does not grow; the process bound at its first segment is arithmetic.
+    if seq == 0
+        && config::max_segments() > 0
+        && !over_process_bound(0, want, config::process_bytes())
+    {
+        for k in 0..FREE_SLOTS {
+            let mut free = Name::new();
+            free.push(b"free-");
+            free.push_decimal(u64::from(k));
+            free.push(b".tls");
+            if let Some((m, populated)) = take_in_place(dirfd, &free, pid) {
+                write_header(m, pid, seq);
+                return Ok((m, seq, populated));
+            }
+        }
+    }
     let scan = scan_dir(dirfd, pid);
     if scan.claimed >= config::max_segments() {
         return Err(Failure::Unavailable);
     }
-    let want = config::segment_bytes();
     // `TAPLINE_SPOOL_MAX_BYTES` bounds what this process holds on disk now (its
     // segments still in the directory, each counted at this process's segment size),
     // not what it ever claimed: a sum over the process's life stopped every long run
@@ -121,37 +152,109 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     if over_process_bound(scan.ours, want, config::process_bytes()) {
         return Err(Failure::Unavailable);
     }
-    let mut seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    // Set up under a name readers ignore, publish under the final name when ready.
+    for free in &scan.free[..scan.nfree] {
+        if let Some((m, populated)) = take_in_place(dirfd, free, pid) {
+            write_header(m, pid, seq);
+            return Ok((m, seq, populated));
+        }
+    }
+    // None ready: make one, set up under a name readers ignore and published under
+    // its final name once its header is written.
     let mut tmp = Name::new();
     tmp.push(b".claim-");
     tmp.push_decimal(u64::from(pid));
     tmp.push(b"-");
     tmp.push_decimal(u64::from(seq));
-    let mut fd = -1;
-    let mut size = want;
-    for free in &scan.free[..scan.nfree] {
-        if rename_noreplace(dirfd, free, &tmp) {
-            if let Some((f, s)) = open_checked(dirfd, &tmp) {
-                (fd, size) = (f, s);
-                break;
-            }
-            // SAFETY: NUL-terminated name relative to our directory.
-            unsafe { libc::unlinkat(dirfd, tmp.as_ptr(), 0) };
-        }
+    let fd = create_allocated(dirfd, &tmp, want)?;
+    set_up(dirfd, fd, want, pid, seq, &tmp)
+}
+
+/// Takes the ready-made segment `free` where it is, without renaming it: opens and
+/// checks it (ours, a regular file of a sane size, fully allocated), maps it,
+/// write-faults its first pages, and stores this pid into its header's `creator`
+/// word by compare-and-swap from 0. Of processes racing for it exactly one wins; the
+/// others unmap it and try the next name. The reader renames it to
+/// `<creator>-<seq>.tls` once its header is written (a writer never needs its
+/// segment's name again); a claim whose writer died before the magic has a dead
+/// `creator` and no magic, and the reader deletes it. Why not a rename: a process's
+/// first journalled operation on the spool directory costs ~20 µs on ext4, most of
+/// the claim. Returns the mapping and how much of it is write-faulted.
+fn take_in_place(dirfd: c_int, free: &Name, pid: u32) -> Option<(Mapping, u64)> {
+    let (fd, size) = open_checked(dirfd, free)?;
+    // A look before mapping it: claimed already (by a process whose segment no reader
+    // has named yet), or not a ready-made segment.
+    let mut head = [0u8; 64];
+    // SAFETY: `head` is writable for its length; `fd` is ours.
+    let n = unsafe { libc::pread(fd, head.as_mut_ptr().cast(), head.len(), 0) };
+    let creator_at = field::CREATOR..field::CREATOR + 4;
+    if n != head.len() as isize
+        || head[field::MAGIC..field::MAGIC + 8] != [0; 8]
+        || head[creator_at] != [0; 4]
+    {
+        raw::close(fd);
+        return None;
     }
-    if fd < 0 {
-        fd = create_allocated(dirfd, &tmp, want)?;
+    let mapped = Mapping::map_shared(fd, size);
+    raw::close(fd);
+    let m = mapped.ok()?;
+    // SAFETY: the header lies in the first page of the mapping; the word is 4-aligned.
+    let creator = unsafe { m.u32_at(field::CREATOR) };
+    // SAFETY: as above.
+    let magic = unsafe { m.u64_at(field::MAGIC) };
+    // Again through the mapping (another process may have claimed it since).
+    if creator.load(Ordering::Acquire) != 0 || magic.load(Ordering::Acquire) != 0 {
+        // SAFETY: nobody else in this process knows the mapping.
+        unsafe { m.unmap() };
+        return None;
     }
+    let populated = populated_at_claim(size);
+    // SAFETY: the range is within the mapping, page-aligned; write-faulting changes no
+    // byte of the file.
+    unsafe { m.populate_write(0, populated) };
+    if creator
+        .compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // SAFETY: as above.
+        unsafe { m.unmap() };
+        return None;
+    }
+    Some((m, populated))
+}
+
+/// `<pid>-<seq>.tls`.
+fn claimed_name(pid: u32, seq: u32) -> Name {
+    let mut name = Name::new();
+    name.push_decimal(u64::from(pid));
+    name.push(b"-");
+    name.push_decimal(u64::from(seq));
+    name.push(b".tls");
+    name
+}
+
+/// Maps a segment this process made under the set-up name `tmp` (`fd`, closed here),
+/// write-faults its first pages, writes its header and publishes it as
+/// `<pid>-<seq>.tls`. On failure nothing is left under either name.
+fn set_up(
+    dirfd: c_int,
+    fd: c_int,
+    size: u64,
+    pid: u32,
+    mut seq: u32,
+    tmp: &Name,
+) -> Result<(Mapping, u32, u64), Failure> {
     // The file's blocks are allocated: a write through the mapping cannot meet a full
     // disk.
     let mapped = Mapping::map_shared(fd, size);
     raw::close(fd);
+    let unlink = |name: &Name| {
+        // SAFETY: NUL-terminated name relative to our directory.
+        unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) };
+    };
     let m = match mapped {
         Ok(m) => m,
         Err(e) => {
-            // SAFETY: NUL-terminated name relative to our directory.
-            unsafe { libc::unlinkat(dirfd, tmp.as_ptr(), 0) };
+            unlink(tmp);
             return Err(if e == libc::ENOMEM || e == libc::EAGAIN {
                 Failure::Unavailable
             } else {
@@ -166,23 +269,14 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
     let populated = populated_at_claim(size);
     // SAFETY: a new mapping nobody else knows; the range is within it, page-aligned.
     unsafe { m.populate_write(0, populated) };
-    let header = SegmentHeader::claimed(size, pid, seq);
-    // SAFETY: as above: the header lies in the first page.
-    unsafe { m.copy_in(0, &header) };
+    write_header(m, pid, seq);
     // The name may be taken by this very pid: the image before an `execve` (same pid,
     // its own sequence numbers) wrote a record — a `Notice` about the program it
     // started — and left `<pid>-0.tls`. Then the next number is taken, and the header
     // says so.
-    let mut published = false;
     for _ in 0..NAME_TRIES {
-        let mut name = Name::new();
-        name.push_decimal(u64::from(pid));
-        name.push(b"-");
-        name.push_decimal(u64::from(seq));
-        name.push(b".tls");
-        if rename_noreplace(dirfd, &tmp, &name) {
-            published = true;
-            break;
+        if rename_noreplace(dirfd, tmp, &claimed_name(pid, seq)) {
+            return Ok((m, seq, populated));
         }
         if raw::errno() != libc::EEXIST {
             break;
@@ -191,15 +285,24 @@ fn claim_in(dirfd: c_int, pid: u32) -> Result<(Mapping, u32, u64), Failure> {
         // SAFETY: as above: the header lies in the first page; nobody else knows it.
         unsafe { m.u32_at(field::SEQ).store(seq, Ordering::Relaxed) };
     }
-    if !published {
-        // SAFETY: nobody else knows the mapping; the name is NUL-terminated.
-        unsafe {
-            m.unmap();
-            libc::unlinkat(dirfd, tmp.as_ptr(), 0);
-        }
-        return Err(Failure::Unavailable);
+    // SAFETY: nobody else knows the mapping.
+    unsafe { m.unmap() };
+    unlink(tmp);
+    Err(Failure::Unavailable)
+}
+
+/// Writes the header of a segment this process now owns, the magic last (release): a
+/// reader that meets the segment before that sees no header and looks again later,
+/// never half a header.
+fn write_header(m: Mapping, pid: u32, seq: u32) {
+    let header = SegmentHeader::claimed(m.size(), pid, seq);
+    // SAFETY: the header lies in the first page of the mapping; no reader takes it
+    // before its magic; only this process writes it.
+    unsafe {
+        m.copy_in(8, &header[8..]);
+        m.u64_at(field::MAGIC)
+            .store(SEGMENT_MAGIC, Ordering::Release);
     }
-    Ok((m, seq, populated))
 }
 
 /// Creates `name` with `size` bytes allocated (so that writes through the mapping can
