@@ -93,21 +93,29 @@ def cpu_of(rusage):
     return rusage.ru_utime + rusage.ru_stime
 
 
-def run_show(tapline, fmt, spool, count):
-    proc = subprocess.Popen([tapline, "show", "--format", fmt, str(spool)], env=clean_env(),
+def fresh_copy(spool, work):
+    """Each reader gets the spool as written (a reader may hand segments back)."""
+    copy = work / "copy"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(spool, copy)
+    return copy
+
+
+def run_show(tapline, fmt, spool, count, work):
+    copy = fresh_copy(spool, work)
+    proc = subprocess.Popen([tapline, "show", "--format", fmt, str(copy)], env=clean_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     qs = []
     seen = count_lines(proc.stderr, MARKER[fmt], count, qs)
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     rest_lines(qs[0])
+    shutil.rmtree(copy, ignore_errors=True)
     return seen, cpu_of(ru)
 
 
 def run_follow(tapline, fmt, spool, count, work):
-    copy = work / "follow"
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(spool, copy)
+    copy = fresh_copy(spool, work)
     proc = subprocess.Popen([tapline, "show", "-F", "--format", fmt, str(copy)],
                             env=clean_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -183,7 +191,7 @@ def main():
             for fmt in a.formats.split(","):
                 for name, tapline in readers:
                     if mode == "show":
-                        seen, cpu = run_show(str(tapline), fmt, spool, a.count)
+                        seen, cpu = run_show(str(tapline), fmt, spool, a.count, work)
                     else:
                         seen, cpu = run_follow(str(tapline), fmt, spool, a.count, work)
                     print(f"{name:<9} {mode:<7} {fmt:<6} {seen:>9} {cpu:>7.2f} "
