@@ -323,7 +323,10 @@ mod tests {
         let mut x = sample();
         x.request_headers = vec![
             ("Content-Type".into(), "application/json".into()),
-            ("X-Quote".into(), "a \"quoted\" \\ value\twith\u{1} control".into()),
+            (
+                "X-Quote".into(),
+                "a \"quoted\" \\ value\twith\u{1} control".into(),
+            ),
         ];
         x.response_headers = vec![("Set-Cookie".into(), "é=ü; 日本".into())];
         x.response_trailers = vec![("grpc-status".into(), "0".into())];
