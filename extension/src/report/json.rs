@@ -106,7 +106,12 @@ pub(crate) fn write_line(x: &Exchange, out: &mut Vec<u8>) -> io::Result<()> {
     boolean(out, x.truncated);
     out.extend_from_slice(b",\"peer\":");
     match x.peer {
-        Some(p) => string(out, &p.to_string())?,
+        // An address's text (digits, `.`, `:`, `[`, `]`, `%`) needs no JSON escape.
+        Some(p) => {
+            out.push(b'"');
+            write!(out, "{p}")?;
+            out.push(b'"');
+        }
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"tls\":");
@@ -400,6 +405,12 @@ mod tests {
         plain.status = None;
         plain.request_body = Some(Body::default());
         plain.timings.wait_ns = Some(1_500);
+        plain.peer = Some(std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            80,
+            0,
+            2,
+        )));
         out.push(plain);
         out
     }
