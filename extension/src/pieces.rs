@@ -29,6 +29,14 @@ impl Pieces {
     /// Overlaps keep the bytes placed first. Never allocates more than was captured,
     /// whatever the (untrusted) offsets say.
     pub(crate) fn joined(&self) -> (Vec<u8>, bool) {
+        // One piece (a head or body written in one call, the common case): no sorting.
+        if let [(off, bytes)] = self.0.as_slice() {
+            return if *off > 0 {
+                (Vec::new(), true)
+            } else {
+                (bytes.clone(), false)
+            };
+        }
         let mut pieces: Vec<&(u64, Vec<u8>)> = self.0.iter().collect();
         pieces.sort_by_key(|(off, _)| *off);
         let mut out = Vec::new();
@@ -43,6 +51,23 @@ impl Pieces {
             }
         }
         (out, false)
+    }
+
+    /// The length [`Pieces::joined`] would return, and whether a gap cut it short,
+    /// without copying the bytes.
+    pub(crate) fn joined_len(&self) -> (usize, bool) {
+        let mut pieces: Vec<(u64, usize)> = self.0.iter().map(|(o, b)| (*o, b.len())).collect();
+        pieces.sort_by_key(|(off, _)| *off);
+        let mut have = 0usize;
+        for (off, len) in pieces {
+            if off > have as u64 {
+                return (have, true);
+            }
+            // off <= have, so it fits in usize.
+            let skip = (have as u64 - off) as usize;
+            have += len.saturating_sub(skip);
+        }
+        (have, false)
     }
 }
 
@@ -62,5 +87,30 @@ mod tests {
         let mut huge = Pieces::default();
         huge.push(u64::MAX, b"x");
         assert_eq!(huge.joined(), (Vec::new(), true));
+    }
+
+    /// `joined_len` is the length and gap of `joined`, for one piece and many, in any
+    /// order, overlapping, with gaps and with offsets past the end.
+    #[test]
+    fn joined_len_is_the_length_of_joined() {
+        let cases: &[&[(u64, &[u8])]] = &[
+            &[],
+            &[(0, b"abc")],
+            &[(2, b"abc")],
+            &[(0, b"")],
+            &[(5, b"56789"), (0, b"01234"), (3, b"34567")],
+            &[(0, b"0123"), (1, b"1")],
+            &[(0, b"01"), (2, b"23"), (9, b"9")],
+            &[(u64::MAX, b"x"), (0, b"ab")],
+            &[(1, b"bc"), (0, b"a"), (0, b"abcd"), (6, b"g")],
+        ];
+        for case in cases {
+            let mut p = Pieces::default();
+            for (off, bytes) in *case {
+                p.push(*off, bytes);
+            }
+            let (bytes, gap) = p.joined();
+            assert_eq!(p.joined_len(), (bytes.len(), gap), "{case:?}");
+        }
     }
 }

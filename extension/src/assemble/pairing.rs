@@ -110,7 +110,7 @@ impl Connection {
             parse_request(&bytes)
         });
         if let Some((m, _)) = resp {
-            truncated |= head_bytes(m).1;
+            truncated |= head_cut(m);
         }
         let request_body = req.and_then(|m| body(m, &mut truncated));
         let response_body = resp.and_then(|(m, _)| body(m, &mut truncated));
@@ -250,6 +250,12 @@ fn head_bytes(m: &Message) -> (Vec<u8>, bool) {
         || m.flag(msg_flags::HEAD_TRUNCATED)
         || m.end.is_some_and(|e| e.head_len > bytes.len() as u64);
     (bytes, cut)
+}
+
+/// Whether a message's head is cut short, as [`head_bytes`] says, without copying it.
+fn head_cut(m: &Message) -> bool {
+    let (len, gap) = m.head.joined_len();
+    gap || m.flag(msg_flags::HEAD_TRUNCATED) || m.end.is_some_and(|e| e.head_len > len as u64)
 }
 
 /// The captured body of a message, `None` when it has none.

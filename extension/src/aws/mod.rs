@@ -146,11 +146,43 @@ fn is_region(s: &str) -> bool {
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Could the request have an AWS shape (below: a SigV4 scope, an `x-amz-*` header, an
+/// `Action` parameter) at all? `false` only when none of them can be there: no
+/// `Authorization` and no `x-amz-*` header, and a query (and form body) that holds
+/// neither `Action` nor `X-Amz-Credential` nor a `%` escape that could spell them. A
+/// request to a host that is not AWS's is then not an AWS call, and most exchanges
+/// skip the parameter decoding.
+fn may_name_aws(ex: &Exchange) -> bool {
+    let names_aws = |raw: &[u8]| {
+        raw.contains(&b'%')
+            || raw.windows(6).any(|w| w == b"Action")
+            || raw.windows(16).any(|w| w == b"X-Amz-Credential")
+    };
+    let form_body = ex.request_header("content-type").is_some_and(|t| {
+        t.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    });
+    ex.request_header("authorization").is_some()
+        || ex
+            .request_headers
+            .iter()
+            .any(|(n, _)| n.len() > 6 && n.as_bytes()[..6].eq_ignore_ascii_case(b"x-amz-"))
+        || ex.query.as_deref().is_some_and(|q| names_aws(q.as_bytes()))
+        || (form_body
+            && ex
+                .request_body
+                .as_ref()
+                .is_some_and(|b| names_aws(&b.bytes)))
+}
+
 /// Recognises one exchange as an AWS API call.
 pub(crate) fn recognise(ex: &Exchange) -> Option<AwsCall> {
     let method = ex.method.as_deref()?;
     let path = ex.path.as_deref()?;
     let host = host_info(ex.host.as_deref().unwrap_or(""));
+    if host.service.is_none() && !may_name_aws(ex) {
+        return None;
+    }
     let scope = credential_scope(ex);
     let target = ex
         .request_header("x-amz-target")

@@ -147,7 +147,17 @@ impl Masker {
 
     /// Is `host` one whose exchanges are scrubbed?
     pub fn is_scrubbed_host(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
+        if self.scrub_domains.is_empty() {
+            return false;
+        }
+        // Lower-cased only when it has to be (a copy per exchange otherwise).
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
         self.scrub_domains.iter().any(|d| {
             host.match_indices(d.as_str()).any(|(at, m)| {
                 let before = host[..at].chars().next_back();

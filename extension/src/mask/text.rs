@@ -84,6 +84,10 @@ impl Masker {
     }
 
     fn mask_line(&self, line: &str) -> Option<String> {
+        // Both shapes need their separator: most lines of an ordinary body have neither.
+        if !line.contains([':', '=']) {
+            return None;
+        }
         if let Some(c) = header_line().captures(line) {
             let (name, value) = (&c[2], &c[4]);
             if let Some(masked) = self.mask_header(name, value) {
@@ -95,6 +99,9 @@ impl Masker {
 
     /// `key=value` pairs in a line of text with a sensitive key.
     fn mask_key_values(&self, line: &str) -> Option<String> {
+        if !line.contains('=') {
+            return None;
+        }
         let mut out = String::with_capacity(line.len());
         let mut at = 0;
         for c in key_value().captures_iter(line) {

@@ -8,6 +8,11 @@ impl Masker {
     /// Masks the userinfo, sensitive query parameters and sensitive path parameters
     /// (`;jsessionid=...`) of a URL or request target. `None` if nothing changed.
     pub fn mask_url(&self, url: &str) -> Option<String> {
+        // Nothing to mask without a query, a path parameter or an authority (most
+        // request paths): what follows would rebuild `url` as it is.
+        if !url.bytes().any(|b| matches!(b, b'?' | b';' | b':')) {
+            return None;
+        }
         let (before_frag, frag) = match url.find('#') {
             Some(i) => url.split_at(i),
             None => (url, ""),

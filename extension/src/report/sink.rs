@@ -91,24 +91,37 @@ pub(crate) fn open<'a>(
 ) -> Box<dyn ReportSink + Send + 'a> {
     match format {
         Format::Table => Box::new(table::TableSink::new(out, style, t0)),
-        Format::Json => Box::new(JsonLinesSink { out }),
+        Format::Json => Box::new(JsonLinesSink {
+            out,
+            line: Vec::new(),
+        }),
         Format::Har => Box::new(HarSink { out, entries: 0 }),
         Format::Html => Box::new(super::html::HtmlSink::new(out)),
     }
 }
 
+/// Bytes of a line buffer kept for the next line.
+const LINE_KEPT: usize = 64 << 10;
+
 /// `--format json`: one line per exchange, nothing kept.
 struct JsonLinesSink<'a> {
     out: Box<dyn Write + Send + 'a>,
+    /// The line being written, its allocation kept from one exchange to the next.
+    line: Vec<u8>,
 }
 
 impl ReportSink for JsonLinesSink<'_> {
     fn push(&mut self, x: &Exchange) -> io::Result<()> {
-        let mut line = serde_json::to_vec(&json::to_value(x))?;
-        line.push(b'\n');
+        self.line.clear();
+        json::write_line(x, &mut self.line)?;
         // One write per line: lines of the report never interleave with the program's
         // own stderr output mid-line.
-        self.out.write_all(&line)
+        let written = self.out.write_all(&self.line);
+        // A line that was exceptionally long does not stay in memory.
+        if self.line.capacity() > LINE_KEPT {
+            self.line = Vec::new();
+        }
+        written
     }
 
     fn flush(&mut self) -> io::Result<()> {

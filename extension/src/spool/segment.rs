@@ -123,7 +123,12 @@ pub struct SegmentFollower {
 
 /// A record read from a segment and held until the poll returns it (a header and its
 /// payload).
-type OwnedRecord = (Header, Vec<u8>);
+/// The records one poll took from one segment: their payloads in one buffer, and each
+/// record's header and range in it.
+struct SegmentRecords {
+    payloads: Vec<u8>,
+    frames: Vec<(Header, std::ops::Range<usize>)>,
+}
 
 /// What one poll knows of a segment before reading it: where its current epoch sits in
 /// fill order, and how much of it is unread.
@@ -263,16 +268,25 @@ impl SegmentFollower {
         // writer switching segments between the two reads would let the newer record be
         // returned without the older one (a response's end without its last bytes).
         let mut alive = AliveCache::default();
-        let mut read: Vec<(String, Vec<OwnedRecord>)> = Vec::with_capacity(order.len());
-        for Unread { name, .. } in order.into_iter().rev() {
+        let mut read: Vec<(String, SegmentRecords)> = Vec::with_capacity(order.len());
+        for Unread { name, bytes, .. } in order.into_iter().rev() {
             let cursor = self.cursors.get_mut(&name).expect("inserted above");
-            let mut frames = Vec::new();
+            // The segment's payloads copied into one buffer (not one allocation per
+            // record): at most the bytes not read yet.
+            let mut records = SegmentRecords {
+                payloads: Vec::with_capacity(usize::try_from(bytes).unwrap_or(0)),
+                frames: Vec::new(),
+            };
             let mut keep = |_: &str, record: RawRecord<'_>| {
-                frames.push((record.header, record.payload.to_vec()));
+                let start = records.payloads.len();
+                records.payloads.extend_from_slice(record.payload);
+                records
+                    .frames
+                    .push((record.header, start..records.payloads.len()));
             };
             let progress = poll_segment(cursor, &name, &mut alive, &mut self.stats, &mut keep);
-            if !frames.is_empty() {
-                read.push((name.clone(), frames));
+            if !records.frames.is_empty() {
+                read.push((name.clone(), records));
             }
             let release = match progress? {
                 Progress::Open => false,
@@ -307,12 +321,12 @@ impl SegmentFollower {
             }
         }
         for (name, records) in read.iter().rev() {
-            for (header, payload) in records {
+            for (header, range) in &records.frames {
                 sink(
                     name,
                     RawRecord {
                         header: *header,
-                        payload,
+                        payload: &records.payloads[range.clone()],
                     },
                 );
             }

@@ -449,3 +449,38 @@ fn ordinary_payloads_stay_readable_through_every_rule() {
     }
     assert_eq!(corpus.len(), 2500);
 }
+
+/// The prefilter in [`find`] may only skip inputs no shape matches: every match of
+/// every shape (checks aside) starts where a prefilter literal starts, and `find`
+/// equals the unfiltered scan — over each credential in every carrier, cut at every
+/// length, and over the ordinary corpora.
+#[test]
+fn every_shape_starts_with_a_prefilter_literal() {
+    let mut inputs: Vec<String> = Vec::new();
+    for (cred, _) in planted() {
+        for cut in 1..=cred.len() {
+            let c = &cred[..cut];
+            inputs.push(c.to_string());
+            inputs.push(format!("{{\"a\": \"{c}\", \"b\": 1}}"));
+            inputs.push(format!("x={c}&y=2 {SECRET}"));
+        }
+        inputs.push(format!("{cred} {SECRET}"));
+        inputs.push(cred.to_lowercase());
+        inputs.push(cred.to_uppercase());
+    }
+    inputs.extend(ordinary_corpus().into_iter().map(|(_, s)| s));
+    inputs.extend(ordinary_structured_corpus().into_iter().map(|(_, s)| s));
+    let mut matches = 0;
+    for input in &inputs {
+        let b = input.as_bytes();
+        for shape in shapes() {
+            for m in shape.re.find_iter(b) {
+                matches += 1;
+                let lit = prefilter().find_at(b, m.start());
+                assert_eq!(lit.map(|l| l.start()), Some(m.start()), "{input:?}");
+            }
+        }
+        assert_eq!(find(b), find_unfiltered(b), "{input:?}");
+    }
+    assert!(matches > 1000, "{matches} shape matches checked");
+}
