@@ -22,12 +22,12 @@
 //! once, in order, whatever poll it arrived in, and a header block that arrives for a
 //! stream already handed out is still decoded (the table needs it) before it is dropped.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use tapline_record::{Direction, LifecycleEvent, Part};
 
-use crate::assemble::{assemble_resuming, ConnStart, Totals};
+use crate::assemble::{assemble_resuming, ConnStart, Totals, RECORDS_LOST};
 use crate::exchange::Exchange;
 use crate::http2::{event_stream, HpackResume, StreamProgress};
 use crate::spool::segment::SegmentStats;
@@ -43,12 +43,13 @@ pub struct LifecycleMark {
 
 #[derive(Default)]
 struct ConnProgress {
-    /// Final (non-1xx, or 101) responses whose `MsgEnd` was read: exchanges `0..n` are
-    /// complete.
-    final_responses: u32,
-    /// `msg_seq` of each final response read at or after `start.response`, in order:
-    /// where the next pruning cuts the responses.
-    final_seqs: VecDeque<u32>,
+    /// The process that wrote the connection's first record read.
+    pid: u32,
+    /// Responses at or after `start.response` whose `MsgEnd` was read, by `msg_seq`:
+    /// true for a final one (not 1xx, or 101). The k-th final response answers the
+    /// k-th request, counted on message numbers (a number whose records were all
+    /// lost counts as a final response, as in `assemble/pairing.rs`).
+    responses: BTreeMap<u32, bool>,
     /// Requests whose `MsgEnd` was read: requests `0..n` are complete (a request ends
     /// in order, each before the next begins). An exchange whose response came early,
     /// while its request body was still being sent, is final only once both ended, so
@@ -63,13 +64,51 @@ struct ConnProgress {
     /// Exchanges `0..start.request` were handed out and their messages' records
     /// dropped; reassembly starts there.
     start: ConnStart,
-    /// Exchanges at or after `start.request` already handed out.
+    /// Exchanges at or after `start.request` already handed out (or counted lost).
     emitted: BTreeSet<u32>,
     /// For a connection that carries HTTP/2: its streams.
     h2: Option<StreamProgress>,
 }
 
 impl ConnProgress {
+    /// The exchange number a response's `msg_seq` answers, if it is a final one at
+    /// or after the start.
+    fn exchange_of(&self, seq: u32) -> Option<u32> {
+        let interims = self
+            .responses
+            .range(self.start.response..seq)
+            .filter(|(_, &fin)| !fin)
+            .count();
+        let d = seq.checked_sub(self.start.response)?;
+        d.checked_sub(u32::try_from(interims).ok()?)?
+            .checked_add(self.start.request)
+    }
+
+    /// The `msg_seq` of the final response that answers exchange `k`, when its
+    /// `MsgEnd` was read.
+    fn answer(&self, k: u32) -> Option<u32> {
+        let mut interims = 0u32;
+        for (&seq, &fin) in self.responses.range(self.start.response..) {
+            if !fin {
+                interims = interims.saturating_add(1);
+                continue;
+            }
+            let at = (seq - self.start.response)
+                .saturating_sub(interims)
+                .saturating_add(self.start.request);
+            if at >= k {
+                return (at == k).then_some(seq);
+            }
+        }
+        None
+    }
+
+    /// The number of the last exchange whose final response ended (`None`: none).
+    fn last_answered(&self) -> Option<u32> {
+        let (&seq, _) = self.responses.iter().rev().find(|(_, &fin)| fin)?;
+        self.exchange_of(seq)
+    }
+
     /// True for a message record whose exchange was handed out and pruned.
     fn pruned(&self, record: &SpoolRecord) -> bool {
         let (dir, seq) = match record {
@@ -97,15 +136,55 @@ impl ConnProgress {
         while self.emitted.first() == Some(&self.start.request) {
             self.emitted.pop_first();
             // The exchange's final response, and the interim ones before it, are done.
-            // (An exchange handed out with no final response known leaves the
-            // responses where they are.)
-            if let Some(seq) = self.final_seqs.pop_front() {
-                self.start.response = seq.saturating_add(1);
-            }
+            // An exchange handed out without its final response (its records were
+            // lost) still took a response number: the responses after it answer the
+            // exchanges after it.
+            let next_response = match self.answer(self.start.request) {
+                Some(seq) => seq.saturating_add(1),
+                None => {
+                    let mut seq = self.start.response;
+                    while self.responses.get(&seq) == Some(&false) {
+                        seq = seq.saturating_add(1);
+                    }
+                    seq.saturating_add(1)
+                }
+            };
+            self.start.response = next_response;
+            self.responses = self.responses.split_off(&next_response);
             self.start.request = self.start.request.saturating_add(1);
             moved = true;
         }
         moved
+    }
+}
+
+/// Exchanges of which nothing is left handed out per connection and reading, at most.
+const LOST_PER_READ: u32 = 4096;
+
+/// An exchange of which no record is left: the connection's facts from `template`
+/// (another exchange of the same connection), nothing of the messages.
+fn lost_exchange(template: &Exchange, seq: u32) -> Exchange {
+    Exchange {
+        seq,
+        duration_ns: 0,
+        timings: Default::default(),
+        method: None,
+        path: None,
+        query: None,
+        status: None,
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
+        response_trailers: Vec::new(),
+        pushed: false,
+        request_body: None,
+        response_body: None,
+        request_wire_bytes: 0,
+        response_wire_bytes: 0,
+        truncated: true,
+        error: Some(RECORDS_LOST.into()),
+        aws: None,
+        grpc: None,
+        ..template.clone()
     }
 }
 
@@ -129,6 +208,9 @@ pub struct ExchangeFeed {
     notices: Vec<crate::notice::Notice>,
     /// Records (and bytes) the writers reported lost in `Drops` records.
     dropped: (u64, u64),
+    /// Processes that reported records lost: their connections may wait for
+    /// messages that will never come (see [`ExchangeFeed::take_final`]).
+    lossy_pids: HashSet<u32>,
     /// Per process, the latest monotonic time of a record read.
     latest_mono_ns: HashMap<u32, u64>,
 }
@@ -151,6 +233,7 @@ impl ExchangeFeed {
             failed: Vec::new(),
             notices: Vec::new(),
             dropped: (0, 0),
+            lossy_pids: HashSet::new(),
             latest_mono_ns: HashMap::new(),
         }
     }
@@ -231,13 +314,22 @@ impl ExchangeFeed {
             SpoolRecord::Drops(d) => {
                 self.dropped.0 = self.dropped.0.saturating_add(d.records);
                 self.dropped.1 = self.dropped.1.saturating_add(d.bytes);
+                if d.records > 0 {
+                    self.lossy_pids.insert(e.meta.pid);
+                }
             }
             _ => {}
         }
         if e.meta.conn_id == 0 {
             return;
         }
-        let p = self.conns.entry(e.meta.conn_id).or_default();
+        let p = self
+            .conns
+            .entry(e.meta.conn_id)
+            .or_insert_with(|| ConnProgress {
+                pid: e.meta.pid,
+                ..ConnProgress::default()
+            });
         if p.pruned(&e.record) {
             // A straggler of an exchange already handed out: nothing would use it.
             return;
@@ -245,11 +337,7 @@ impl ExchangeFeed {
         match &e.record {
             SpoolRecord::MsgEnd(m) if m.dir == Direction::Ingress => {
                 let interim = (100..200).contains(&m.status) && m.status != 101;
-                if !interim {
-                    p.final_responses += 1;
-                    let at = p.final_seqs.partition_point(|&s| s < m.msg_seq);
-                    p.final_seqs.insert(at, m.msg_seq);
-                }
+                p.responses.insert(m.msg_seq, !interim);
             }
             SpoolRecord::MsgEnd(m) if m.dir == Direction::Egress => {
                 p.ended_requests = p.ended_requests.max(m.msg_seq.saturating_add(1));
@@ -322,13 +410,18 @@ impl ExchangeFeed {
             .filter(|(_, p)| p.start != ConnStart::default())
             .map(|(&c, p)| (c, p.start))
             .collect();
-        let assembly = assemble_resuming(&self.pending, &starts, &mut self.hpack);
+        let assembly = assemble_resuming(&self.pending, &starts, &mut self.hpack, &self.lossy_pids);
         for p in self.conns.values_mut() {
             p.deferred = false;
         }
         self.twins.extend(assembly.linked_sockets.iter().copied());
         let mut out = failed;
         let mut streams_out = false;
+        // Per connection of a process that lost records: one of its exchanges (the
+        // facts of the connection, for exchanges of which nothing is left), and the
+        // exchanges reassembled that still wait.
+        let mut templates: HashMap<u64, Exchange> = HashMap::new();
+        let mut waiting: HashSet<(u64, u32)> = HashSet::new();
         for ex in assembly.exchanges {
             let Some(p) = self.conns.get_mut(&ex.conn_id) else {
                 continue;
@@ -375,14 +468,63 @@ impl ExchangeFeed {
                     continue;
                 }
             }
-            let done =
-                over || (!counted_only && ex.seq < p.final_responses && ex.seq < p.ended_requests);
-            if done && ex.seq >= p.start.request && p.emitted.insert(ex.seq) {
+            let answered = p.answer(ex.seq).is_some() && ex.seq < p.ended_requests;
+            let done = over || (!counted_only && answered);
+            // Records of this process were lost (spool full): an exchange that is not
+            // final while a later response on its connection ended (responses come in
+            // order), or whose request head is missing although both messages ended,
+            // lost records that will never come. It goes out now, said so, and its
+            // records are freed; the pairing of the later ones does not depend on it.
+            let lost = !done
+                && self.lossy_pids.contains(&p.pid)
+                && (p.last_answered().is_some_and(|last| last > ex.seq)
+                    || (counted_only && answered));
+            if (done || lost) && ex.seq >= p.start.request && p.emitted.insert(ex.seq) {
+                let mut ex = ex;
+                if lost {
+                    ex.error = Some(RECORDS_LOST.into());
+                }
+                if self.lossy_pids.contains(&p.pid) {
+                    templates.entry(ex.conn_id).or_insert_with(|| ex.clone());
+                }
                 out.push(ex);
+            } else if self.lossy_pids.contains(&p.pid) && ex.seq >= p.start.request {
+                templates.entry(ex.conn_id).or_insert_with(|| ex.clone());
+                waiting.insert((ex.conn_id, ex.seq));
             }
         }
+        self.hand_out_lost(&templates, &waiting, &mut out);
         self.prune(flush, streams_out);
         out
+    }
+
+    /// Exchanges of which no record is left at all (a process that reported records
+    /// lost, and later responses on the connection ended): each goes out once, as a
+    /// connection-level row with the error [`RECORDS_LOST`], so that nothing is
+    /// silently missing and the connection's start can move past it.
+    fn hand_out_lost(
+        &mut self,
+        templates: &HashMap<u64, Exchange>,
+        waiting: &HashSet<(u64, u32)>,
+        out: &mut Vec<Exchange>,
+    ) {
+        for (&c, template) in templates {
+            let Some(p) = self.conns.get_mut(&c) else {
+                continue;
+            };
+            let Some(last) = p.last_answered() else {
+                continue;
+            };
+            // msg_seq is untrusted: a bounded number per reading (the rest next time).
+            let end = last.min(p.start.request.saturating_add(LOST_PER_READ));
+            for k in p.start.request..end {
+                if p.emitted.contains(&k) || waiting.contains(&(c, k)) {
+                    continue;
+                }
+                p.emitted.insert(k);
+                out.push(lost_exchange(template, k));
+            }
+        }
     }
 
     /// Connections that are over have nothing more to give; the others drop the
