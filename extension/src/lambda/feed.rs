@@ -71,22 +71,11 @@ struct ConnProgress {
 }
 
 impl ConnProgress {
-    /// The exchange number a response's `msg_seq` answers, if it is a final one at
-    /// or after the start.
-    fn exchange_of(&self, seq: u32) -> Option<u32> {
-        let interims = self
-            .responses
-            .range(self.start.response..seq)
-            .filter(|(_, &fin)| !fin)
-            .count();
-        let d = seq.checked_sub(self.start.response)?;
-        d.checked_sub(u32::try_from(interims).ok()?)?
-            .checked_add(self.start.request)
-    }
-
-    /// The `msg_seq` of the final response that answers exchange `k`, when its
-    /// `MsgEnd` was read.
-    fn answer(&self, k: u32) -> Option<u32> {
+    /// Exchange number → `msg_seq` of the final response that answers it, for the
+    /// responses whose `MsgEnd` was read. The numbers do not change when the start
+    /// moves (see [`ConnProgress::advance`]).
+    fn answers(&self) -> BTreeMap<u32, u32> {
+        let mut out = BTreeMap::new();
         let mut interims = 0u32;
         for (&seq, &fin) in self.responses.range(self.start.response..) {
             if !fin {
@@ -94,19 +83,13 @@ impl ConnProgress {
                 continue;
             }
             let at = (seq - self.start.response)
-                .saturating_sub(interims)
-                .saturating_add(self.start.request);
-            if at >= k {
-                return (at == k).then_some(seq);
+                .checked_sub(interims)
+                .and_then(|d| d.checked_add(self.start.request));
+            if let Some(at) = at {
+                out.insert(at, seq);
             }
         }
-        None
-    }
-
-    /// The number of the last exchange whose final response ended (`None`: none).
-    fn last_answered(&self) -> Option<u32> {
-        let (&seq, _) = self.responses.iter().rev().find(|(_, &fin)| fin)?;
-        self.exchange_of(seq)
+        out
     }
 
     /// True for a message record whose exchange was handed out and pruned.
@@ -133,14 +116,15 @@ impl ConnProgress {
     /// when it moved (records can be dropped).
     fn advance(&mut self) -> bool {
         let mut moved = false;
+        let answers = self.answers();
         while self.emitted.first() == Some(&self.start.request) {
             self.emitted.pop_first();
             // The exchange's final response, and the interim ones before it, are done.
             // An exchange handed out without its final response (its records were
             // lost) still took a response number: the responses after it answer the
-            // exchanges after it.
-            let next_response = match self.answer(self.start.request) {
-                Some(seq) => seq.saturating_add(1),
+            // exchanges after it. Either way every later response keeps its number.
+            let next_response = match answers.get(&self.start.request) {
+                Some(&seq) => seq.saturating_add(1),
                 None => {
                     let mut seq = self.start.response;
                     while self.responses.get(&seq) == Some(&false) {
@@ -150,9 +134,11 @@ impl ConnProgress {
                 }
             };
             self.start.response = next_response;
-            self.responses = self.responses.split_off(&next_response);
             self.start.request = self.start.request.saturating_add(1);
             moved = true;
+        }
+        if moved {
+            self.responses = self.responses.split_off(&self.start.response);
         }
         moved
     }
@@ -422,6 +408,8 @@ impl ExchangeFeed {
         // exchanges reassembled that still wait.
         let mut templates: HashMap<u64, Exchange> = HashMap::new();
         let mut waiting: HashSet<(u64, u32)> = HashSet::new();
+        // Per connection met: exchange number → its final response (computed once).
+        let mut answers: HashMap<u64, BTreeMap<u32, u32>> = HashMap::new();
         for ex in assembly.exchanges {
             let Some(p) = self.conns.get_mut(&ex.conn_id) else {
                 continue;
@@ -468,7 +456,8 @@ impl ExchangeFeed {
                     continue;
                 }
             }
-            let answered = p.answer(ex.seq).is_some() && ex.seq < p.ended_requests;
+            let answers = answers.entry(ex.conn_id).or_insert_with(|| p.answers());
+            let answered = answers.contains_key(&ex.seq) && ex.seq < p.ended_requests;
             let done = over || (!counted_only && answered);
             // Records of this process were lost (spool full): an exchange that is not
             // final while a later response on its connection ended (responses come in
@@ -477,7 +466,9 @@ impl ExchangeFeed {
             // records are freed; the pairing of the later ones does not depend on it.
             let lost = !done
                 && self.lossy_pids.contains(&p.pid)
-                && (p.last_answered().is_some_and(|last| last > ex.seq)
+                && (answers
+                    .last_key_value()
+                    .is_some_and(|(&last, _)| last > ex.seq)
                     || (counted_only && answered));
             if (done || lost) && ex.seq >= p.start.request && p.emitted.insert(ex.seq) {
                 let mut ex = ex;
@@ -512,7 +503,7 @@ impl ExchangeFeed {
             let Some(p) = self.conns.get_mut(&c) else {
                 continue;
             };
-            let Some(last) = p.last_answered() else {
+            let Some((&last, _)) = p.answers().last_key_value() else {
                 continue;
             };
             // msg_seq is untrusted: a bounded number per reading (the rest next time).
