@@ -3,10 +3,11 @@
 //! When a writer cannot write (`TAPLINE_SPOOL_MAX_BYTES` reached, too many segments,
 //! disk full) it drops records and says how many in a later `Drops` record. The feed
 //! must then not wait forever for the messages that will never come: an exchange
-//! whose records were lost goes out once, with the error `records lost (spool full)`,
-//! its records are freed, and the exchanges after it on the same keep-alive connection
-//! still pair each response with its own request (responses are counted on their
-//! message numbers, not on the records present).
+//! whose records were lost goes out once, with the error `records lost (spool full)`
+//! (one of which no record is left is counted), its records are freed, and the
+//! exchanges after it on the same keep-alive connection still pair each response with
+//! its own request (responses are counted on their message numbers, not on the
+//! records present).
 //!
 //! The spool is real: curl on one keep-alive connection under `libtapline.so`
 //! against a server on 127.0.0.1; records are then taken out of it (whole exchanges,
@@ -24,6 +25,9 @@ use tapline::{assemble, read_segment, Exchange, ExchangeFeed, Spool};
 use tapline_record::{parse_record, Data, Direction, Drops, Header, MsgEnd, Part, RecordType};
 
 const LOST: &str = "records lost (spool full)";
+
+/// The exchange of which every record is taken out.
+const NOTHING_LEFT: u32 = 3;
 
 /// Builds libtapline.so (same profile as this test) and returns its path.
 fn library() -> PathBuf {
@@ -270,7 +274,7 @@ fn whole(records: &[Vec<u8>]) -> BTreeMap<u32, Exchange> {
 /// after every read, then flushes. Returns every exchange handed out, and the records
 /// the feed held just before the connection's close was read (its exchanges all
 /// handed out by then).
-fn fed(records: &[Vec<u8>], cuts: &[usize], tag: &str) -> (Vec<Exchange>, usize) {
+fn fed(records: &[Vec<u8>], cuts: &[usize], tag: &str) -> (Vec<Exchange>, usize, u64) {
     let dir = temp_dir(tag);
     let path = dir.join("1-0.tlr");
     std::fs::write(&path, b"").expect("file");
@@ -303,20 +307,24 @@ fn fed(records: &[Vec<u8>], cuts: &[usize], tag: &str) -> (Vec<Exchange>, usize)
     }
     out.extend(feed.take_final(true));
     let _ = std::fs::remove_dir_all(&dir);
-    (out, held.expect("read up to the close"))
+    (
+        out,
+        held.expect("read up to the close"),
+        feed.lost_exchanges(),
+    )
 }
 
 /// Every exchange once; the undamaged ones exactly as the undamaged spool builds them,
-/// the damaged ones with the lost-records error.
+/// the damaged ones with the lost-records error, the one with nothing left counted.
 fn check(
     intact: &BTreeMap<u32, Exchange>,
     damaged: &BTreeSet<u32>,
-    got: &[Exchange],
-    held: usize,
+    (got, held, counted): (Vec<Exchange>, usize, u64),
     how: &str,
 ) {
+    assert_eq!(counted, 1, "{how}: exchanges with no record left");
     let mut seen: BTreeMap<u32, &Exchange> = BTreeMap::new();
-    for x in got {
+    for x in &got {
         assert!(
             seen.insert(x.seq, x).is_none(),
             "{how}: exchange {} handed out twice",
@@ -324,7 +332,9 @@ fn check(
         );
     }
     let numbers: Vec<u32> = seen.keys().copied().collect();
-    let all: Vec<u32> = (0..REQUESTS as u32).collect();
+    let all: Vec<u32> = (0..REQUESTS as u32)
+        .filter(|&k| k != NOTHING_LEFT)
+        .collect();
     assert_eq!(numbers, all, "{how}: exchanges handed out");
     for (k, x) in &seen {
         if damaged.contains(k) {
@@ -359,14 +369,22 @@ fn lost_records_cut_their_exchanges_short_and_free_them() {
         "the undamaged spool has errors: {intact:#?}"
     );
     let (damaged, lossy) = damage(&records);
-    let (got, held) = fed(&lossy, &[], "once");
-    check(&intact, &damaged, &got, held, "one read");
+    check(&intact, &damaged, fed(&lossy, &[], "once"), "one read");
     let every: Vec<usize> = (1..lossy.len()).collect();
-    let (got, held) = fed(&lossy, &every, "each");
-    check(&intact, &damaged, &got, held, "one record per read");
+    check(
+        &intact,
+        &damaged,
+        fed(&lossy, &every, "each"),
+        "one record per read",
+    );
     for k in (0..lossy.len()).step_by(7) {
-        let (got, held) = fed(&lossy, &[k], &format!("cut{k}"));
-        check(&intact, &damaged, &got, held, &format!("cut at record {k}"));
+        let how = format!("cut at record {k}");
+        check(
+            &intact,
+            &damaged,
+            fed(&lossy, &[k], &format!("cut{k}")),
+            &how,
+        );
     }
 }
 

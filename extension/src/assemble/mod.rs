@@ -60,6 +60,10 @@ pub struct Totals {
     /// Records (and their bytes) the writers reported lost in `Drops` records.
     pub dropped_records: u64,
     pub dropped_bytes: u64,
+    /// Exchanges of which the writers' drops left no record at all, known to have been
+    /// there because later ones on their connection were read (the live reader counts
+    /// them; a whole-spool reading does not).
+    pub lost_exchanges: u64,
 }
 
 impl Totals {

@@ -144,36 +144,6 @@ impl ConnProgress {
     }
 }
 
-/// Exchanges of which nothing is left handed out per connection and reading, at most.
-const LOST_PER_READ: u32 = 4096;
-
-/// An exchange of which no record is left: the connection's facts from `template`
-/// (another exchange of the same connection), nothing of the messages.
-fn lost_exchange(template: &Exchange, seq: u32) -> Exchange {
-    Exchange {
-        seq,
-        duration_ns: 0,
-        timings: Default::default(),
-        method: None,
-        path: None,
-        query: None,
-        status: None,
-        request_headers: Vec::new(),
-        response_headers: Vec::new(),
-        response_trailers: Vec::new(),
-        pushed: false,
-        request_body: None,
-        response_body: None,
-        request_wire_bytes: 0,
-        response_wire_bytes: 0,
-        truncated: true,
-        error: Some(RECORDS_LOST.into()),
-        aws: None,
-        grpc: None,
-        ..template.clone()
-    }
-}
-
 /// Final exchanges and lifecycle marks from a spool directory the runtime still writes.
 pub struct ExchangeFeed {
     tail: SpoolTail,
@@ -197,6 +167,8 @@ pub struct ExchangeFeed {
     /// Processes that reported records lost: their connections may wait for
     /// messages that will never come (see [`ExchangeFeed::take_final`]).
     lossy_pids: HashSet<u32>,
+    /// Exchanges of which no record was left (see [`ExchangeFeed::skip_lost`]).
+    lost_exchanges: u64,
     /// Per process, the latest monotonic time of a record read.
     latest_mono_ns: HashMap<u32, u64>,
 }
@@ -220,6 +192,7 @@ impl ExchangeFeed {
             notices: Vec::new(),
             dropped: (0, 0),
             lossy_pids: HashSet::new(),
+            lost_exchanges: 0,
             latest_mono_ns: HashMap::new(),
         }
     }
@@ -235,6 +208,7 @@ impl ExchangeFeed {
             skipped_stretches: s.holes + s.corrupt,
             dropped_records: self.dropped.0,
             dropped_bytes: self.dropped.1,
+            lost_exchanges: self.lost_exchanges,
             ..Totals::default()
         };
         for f in self.tail.files() {
@@ -364,6 +338,11 @@ impl ExchangeFeed {
         self.pending.entries.len()
     }
 
+    /// Exchanges of which the writers' drops left no record, counted so far.
+    pub fn lost_exchanges(&self) -> u64 {
+        self.lost_exchanges
+    }
+
     /// Connections with records held in memory.
     pub fn retained_connections(&self) -> usize {
         self.conns.len()
@@ -403,10 +382,8 @@ impl ExchangeFeed {
         self.twins.extend(assembly.linked_sockets.iter().copied());
         let mut out = failed;
         let mut streams_out = false;
-        // Per connection of a process that lost records: one of its exchanges (the
-        // facts of the connection, for exchanges of which nothing is left), and the
-        // exchanges reassembled that still wait.
-        let mut templates: HashMap<u64, Exchange> = HashMap::new();
+        // Exchanges reassembled that still wait, per connection of a process that lost
+        // records.
         let mut waiting: HashSet<(u64, u32)> = HashSet::new();
         // Per connection met: exchange number → its final response (computed once).
         let mut answers: HashMap<u64, BTreeMap<u32, u32>> = HashMap::new();
@@ -475,52 +452,57 @@ impl ExchangeFeed {
                 if lost {
                     ex.error = Some(RECORDS_LOST.into());
                 }
-                if self.lossy_pids.contains(&p.pid) {
-                    templates.entry(ex.conn_id).or_insert_with(|| ex.clone());
-                }
                 out.push(ex);
-            } else if self.lossy_pids.contains(&p.pid) && ex.seq >= p.start.request {
-                templates.entry(ex.conn_id).or_insert_with(|| ex.clone());
+            } else if !(done || lost) && ex.seq >= p.start.request {
                 waiting.insert((ex.conn_id, ex.seq));
             }
         }
-        self.hand_out_lost(&templates, &waiting, &mut out);
-        self.prune(flush, streams_out);
+        let skipped = self.skip_lost(&waiting);
+        self.prune(flush, streams_out || skipped);
         out
     }
 
     /// Exchanges of which no record is left at all (a process that reported records
-    /// lost, and later responses on the connection ended): each goes out once, as a
-    /// connection-level row with the error [`RECORDS_LOST`], so that nothing is
-    /// silently missing and the connection's start can move past it.
-    fn hand_out_lost(
-        &mut self,
-        templates: &HashMap<u64, Exchange>,
-        waiting: &HashSet<(u64, u32)>,
-        out: &mut Vec<Exchange>,
-    ) {
-        for (&c, template) in templates {
-            let Some(p) = self.conns.get_mut(&c) else {
+    /// lost, a later response on the connection ended, and nothing below it waits):
+    /// nothing can be said of them but that they were there, so they are counted
+    /// ([`Totals::lost_exchanges`]) and the connection's start moves past them at once,
+    /// to the exchange its last response read answers — however many there are
+    /// (`msg_seq` is untrusted: no loop or allocation per number).
+    fn skip_lost(&mut self, waiting: &HashSet<(u64, u32)>) -> bool {
+        let mut moved = false;
+        for (&c, p) in &mut self.conns {
+            if p.h2.is_some() || !self.lossy_pids.contains(&p.pid) {
                 continue;
-            };
-            let Some((&last, _)) = p.answers().last_key_value() else {
-                continue;
-            };
-            // msg_seq is untrusted: a bounded number per reading (the rest next time).
-            let end = last.min(p.start.request.saturating_add(LOST_PER_READ));
-            for k in p.start.request..end {
-                if p.emitted.contains(&k) || waiting.contains(&(c, k)) {
-                    continue;
-                }
-                p.emitted.insert(k);
-                out.push(lost_exchange(template, k));
             }
+            let answers = p.answers();
+            let Some((&last, &last_seq)) = answers.last_key_value() else {
+                continue;
+            };
+            if last <= p.start.request
+                || waiting
+                    .iter()
+                    .any(|&(wc, k)| wc == c && (p.start.request..last).contains(&k))
+            {
+                continue;
+            }
+            let out = p.emitted.range(p.start.request..last).count() as u64;
+            let gone = u64::from(last - p.start.request).saturating_sub(out);
+            self.lost_exchanges = self.lost_exchanges.saturating_add(gone);
+            p.emitted = p.emitted.split_off(&last);
+            // Exchange `last` keeps its number: its response starts the rest.
+            p.start = ConnStart {
+                request: last,
+                response: last_seq,
+            };
+            p.responses = p.responses.split_off(&last_seq);
+            moved = true;
         }
+        moved
     }
 
     /// Connections that are over have nothing more to give; the others drop the
     /// messages of the exchanges they handed out.
-    fn prune(&mut self, flush: bool, streams_out: bool) {
+    fn prune(&mut self, flush: bool, moved_already: bool) {
         let mut over: HashSet<u64> = HashSet::new();
         let mut moved = false;
         for (&c, p) in &mut self.conns {
@@ -530,7 +512,7 @@ impl ExchangeFeed {
                 moved |= p.advance();
             }
         }
-        if !over.is_empty() || moved || streams_out {
+        if !over.is_empty() || moved || moved_already {
             let conns = &self.conns;
             let hpack = &mut self.hpack;
             self.pending.entries.retain(|e| {
