@@ -125,6 +125,9 @@ pub(super) struct Connection {
     /// Why its TLS handshake failed (its own `Failure` records, or, for a plaintext
     /// connection, its socket's).
     pub(super) tls_failure: Option<TlsFailure>,
+    /// Its process reported records lost (`Drops`): a hole in a message is lost
+    /// records, and says so.
+    pub(super) records_lost: bool,
 }
 
 impl Connection {
@@ -156,6 +159,7 @@ impl Connection {
             socket_setup: None,
             h2: Vec::new(),
             tls_failure: None,
+            records_lost: false,
         };
         for e in entries {
             c.last_wall_ns = c.last_wall_ns.max(e.meta.wall_ns);

@@ -13,6 +13,12 @@ use super::connection::{Connection, Message, ECONNRESET};
 use super::failure::errno_text;
 use super::http_head::header;
 
+/// The error of an exchange cut short because its writer dropped some of its records
+/// (the spool was full: `TAPLINE_SPOOL_MAX_BYTES`, `TAPLINE_SPOOL_MAX_SEGMENTS`, the
+/// disk): a hole in one of its messages, an end that never came while later messages
+/// on the connection did, or nothing left of it at all.
+pub(crate) const RECORDS_LOST: &str = "records lost (spool full)";
+
 /// How the connection that carried an exchange ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Ending {

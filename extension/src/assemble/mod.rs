@@ -33,7 +33,7 @@ mod http_head;
 mod opaque;
 mod pairing;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::exchange::Exchange;
 use crate::http2::HpackResume;
@@ -41,6 +41,7 @@ use crate::spool::{Spool, SpoolEntry, SpoolRecord};
 
 pub(crate) use connection::ConnStart;
 use connection::{link_tls_sockets, Connection};
+pub(crate) use cut_short::RECORDS_LOST;
 
 /// Counts for the footer of a report: what could not be read or was lost.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,6 +60,10 @@ pub struct Totals {
     /// Records (and their bytes) the writers reported lost in `Drops` records.
     pub dropped_records: u64,
     pub dropped_bytes: u64,
+    /// Exchanges of which the writers' drops left no record at all, known to have been
+    /// there because later ones on their connection were read (the live reader counts
+    /// them; a whole-spool reading does not).
+    pub lost_exchanges: u64,
 }
 
 impl Totals {
@@ -118,17 +123,21 @@ pub fn assemble(spool: &Spool) -> Assembly {
 /// point on: its records of earlier messages are ignored (whether or not they are still
 /// there), and its exchanges keep their position numbers (`seq`) on the connection.
 pub(crate) fn assemble_from(spool: &Spool, starts: &HashMap<u64, ConnStart>) -> Assembly {
-    assemble_resuming(spool, starts, &mut HashMap::new())
+    assemble_resuming(spool, starts, &mut HashMap::new(), &HashSet::new())
 }
 
 /// Like [`assemble_from`], for a spool read a little at a time: the HTTP/2 connections
 /// named in `hpack` decode their header blocks from the HPACK state earlier readings
-/// left there (a connection not named starts afresh, and is added).
+/// left there (a connection not named starts afresh, and is added). The processes in
+/// `lossy_pids` (and those whose `Drops` records are in `spool`) reported records lost:
+/// an exchange of theirs with a hole in its messages says so in its error.
 pub(crate) fn assemble_resuming(
     spool: &Spool,
     starts: &HashMap<u64, ConnStart>,
     hpack: &mut HashMap<u64, HpackResume>,
+    lossy_pids: &HashSet<u32>,
 ) -> Assembly {
+    let mut lossy_pids = lossy_pids.clone();
     let mut totals = Totals {
         files: spool.files.len() as u64,
         ..Totals::default()
@@ -151,6 +160,9 @@ pub(crate) fn assemble_resuming(
             SpoolRecord::Drops(d) => {
                 totals.dropped_records = totals.dropped_records.saturating_add(d.records);
                 totals.dropped_bytes = totals.dropped_bytes.saturating_add(d.bytes);
+                if d.records > 0 {
+                    lossy_pids.insert(e.meta.pid);
+                }
             }
             SpoolRecord::ProcStart { ppid, argv, .. } => {
                 processes.entry(e.meta.pid).or_insert_with(|| ProcessInfo {
@@ -188,7 +200,9 @@ pub(crate) fn assemble_resuming(
         .map(|(conn_id, mut entries)| {
             entries.sort_by_key(|e| (e.meta.mono_ns, e.meta.file, e.meta.index));
             let start = starts.get(&conn_id).copied().unwrap_or_default();
-            Connection::build(conn_id, start, &entries)
+            let mut c = Connection::build(conn_id, start, &entries);
+            c.records_lost = lossy_pids.contains(&c.pid);
+            c
         })
         .collect();
     link_tls_sockets(&mut conns);

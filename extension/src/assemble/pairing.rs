@@ -2,6 +2,8 @@
 //! (`include/tapline.h`, `TL_MSG_END`), and each pair becomes an [`Exchange`] with its
 //! heads parsed, its host and port, its timing and its error.
 
+use std::collections::BTreeMap;
+
 use tapline_record::{msg_flags, Protocol};
 
 use crate::exchange::{Body, Exchange, Timings, TlsKind};
@@ -9,7 +11,7 @@ use crate::http2::HpackResume;
 use crate::text::split_host_port;
 
 use super::connection::{Connection, Message};
-use super::cut_short::{body_so_far, Declared};
+use super::cut_short::{body_so_far, Declared, RECORDS_LOST};
 use super::http_head::{header, parse_request, parse_response, split_target};
 use super::http_head::{RequestHead, ResponseHead, Target};
 
@@ -68,36 +70,44 @@ impl Connection {
         }
 
         // The k-th final response answers the k-th request (tapline.h, TL_MSG_END).
-        let finals: Vec<(&Message, Option<ResponseHead>)> = self
-            .responses
-            .values()
-            .map(|m| {
-                let (head, _) = m.head.joined();
-                (m, parse_response(&head))
-            })
-            .filter(|(m, head)| {
-                let status = m
-                    .end
-                    .map(|e| e.status)
-                    .filter(|&s| s != 0)
-                    .or(head.as_ref().map(|h| h.status));
-                !matches!(status, Some(s) if (100..200).contains(&s) && s != 101)
-            })
-            .collect();
-        // Walk the request numbers that exist and the final responses' ranks, not
-        // 0..max: msg_seq is untrusted and may be huge. Both count from the start (the
-        // exchanges before it were handed out already).
+        // Counted on the responses' message numbers, not their ranks among the records
+        // present: a response whose records were all lost (the writer dropped them,
+        // spool full) still took its number, so the responses after it keep answering
+        // their own requests. Every number counts as a final response except those
+        // known to be interim (1xx but 101). Both count from the start (the exchanges
+        // before it were handed out already).
         let first = self.start.request;
+        let mut finals: BTreeMap<u32, (&Message, Option<ResponseHead>)> = BTreeMap::new();
+        let mut interims = 0u32;
+        for (&seq, m) in &self.responses {
+            let (head, _) = m.head.joined();
+            let head = parse_response(&head);
+            let status = m
+                .end
+                .map(|e| e.status)
+                .filter(|&s| s != 0)
+                .or(head.as_ref().map(|h| h.status));
+            if matches!(status, Some(s) if (100..200).contains(&s) && s != 101) {
+                interims = interims.saturating_add(1);
+                continue;
+            }
+            let k = seq
+                .checked_sub(self.start.response)
+                .and_then(|d| d.checked_sub(interims))
+                .and_then(|d| d.checked_add(first));
+            if let Some(k) = k {
+                finals.entry(k).or_insert((m, head));
+            }
+        }
+        // Walk the request numbers that exist and the final responses' numbers, not
+        // 0..max: msg_seq is untrusted and may be huge.
         let mut keys: Vec<u32> = self.requests.keys().copied().collect();
-        keys.extend((0..finals.len()).filter_map(|k| u32::try_from(k).ok()?.checked_add(first)));
+        keys.extend(finals.keys().copied());
         keys.sort_unstable();
         keys.dedup();
         for k in keys {
             let req = self.requests.get(&k);
-            let resp = k
-                .checked_sub(first)
-                .and_then(|r| usize::try_from(r).ok())
-                .and_then(|r| finals.get(r));
+            let resp = finals.get(&k);
             out.push(self.exchange(k, req, resp.map(|(m, h)| (*m, h.as_ref()))));
         }
     }
@@ -137,7 +147,26 @@ impl Connection {
             .map(|h| h.version)
             .or(resp_head.map(|h| h.version))
             .map(|minor| if minor == 0 { "1.0" } else { "1.1" }.to_owned());
-        let error = self.exchange_error(req, req_head.as_ref(), resp);
+        // Only a process that reported records lost is looked at for holes: a gap
+        // between fragments, fewer head bytes than the end counted (under the head
+        // limit), a request without its end although its response ended.
+        let holes = || {
+            let end_lost =
+                req.is_some_and(|m| m.end.is_none()) && resp.is_some_and(|(m, _)| m.end.is_some());
+            end_lost
+                || [req, resp.map(|(m, _)| m)].into_iter().flatten().any(|m| {
+                    let (head, gap) = m.head.joined();
+                    let short = m.end.is_some_and(|e| {
+                        !e.has(msg_flags::HEAD_TRUNCATED) && e.head_len > head.len() as u64
+                    });
+                    gap || short || m.body.joined().1
+                })
+        };
+        let error = if self.records_lost && holes() {
+            Some(RECORDS_LOST.to_owned())
+        } else {
+            self.exchange_error(req, req_head.as_ref(), resp)
+        };
 
         Exchange {
             pid: self.pid,

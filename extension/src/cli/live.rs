@@ -148,6 +148,7 @@ impl<'a> LiveReport<'a> {
         }
         let totals = self.feed.totals();
         self.summary.dropped_records = totals.dropped_records;
+        self.summary.lost_exchanges = totals.lost_exchanges;
         if self.write_error.is_none() {
             if let Err(e) = self.sink.finish(&self.summary) {
                 self.write_error = Some(e);

@@ -22,12 +22,12 @@
 //! once, in order, whatever poll it arrived in, and a header block that arrives for a
 //! stream already handed out is still decoded (the table needs it) before it is dropped.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use tapline_record::{Direction, LifecycleEvent, Part};
 
-use crate::assemble::{assemble_resuming, ConnStart, Totals};
+use crate::assemble::{assemble_resuming, ConnStart, Totals, RECORDS_LOST};
 use crate::exchange::Exchange;
 use crate::http2::{event_stream, HpackResume, StreamProgress};
 use crate::spool::segment::SegmentStats;
@@ -43,12 +43,13 @@ pub struct LifecycleMark {
 
 #[derive(Default)]
 struct ConnProgress {
-    /// Final (non-1xx, or 101) responses whose `MsgEnd` was read: exchanges `0..n` are
-    /// complete.
-    final_responses: u32,
-    /// `msg_seq` of each final response read at or after `start.response`, in order:
-    /// where the next pruning cuts the responses.
-    final_seqs: VecDeque<u32>,
+    /// The process that wrote the connection's first record read.
+    pid: u32,
+    /// Responses at or after `start.response` whose `MsgEnd` was read, by `msg_seq`:
+    /// true for a final one (not 1xx, or 101). The k-th final response answers the
+    /// k-th request, counted on message numbers (a number whose records were all
+    /// lost counts as a final response, as in `assemble/pairing.rs`).
+    responses: BTreeMap<u32, bool>,
     /// Requests whose `MsgEnd` was read: requests `0..n` are complete (a request ends
     /// in order, each before the next begins). An exchange whose response came early,
     /// while its request body was still being sent, is final only once both ended, so
@@ -63,13 +64,34 @@ struct ConnProgress {
     /// Exchanges `0..start.request` were handed out and their messages' records
     /// dropped; reassembly starts there.
     start: ConnStart,
-    /// Exchanges at or after `start.request` already handed out.
+    /// Exchanges at or after `start.request` already handed out (or counted lost).
     emitted: BTreeSet<u32>,
     /// For a connection that carries HTTP/2: its streams.
     h2: Option<StreamProgress>,
 }
 
 impl ConnProgress {
+    /// Exchange number → `msg_seq` of the final response that answers it, for the
+    /// responses whose `MsgEnd` was read. The numbers do not change when the start
+    /// moves (see [`ConnProgress::advance`]).
+    fn answers(&self) -> BTreeMap<u32, u32> {
+        let mut out = BTreeMap::new();
+        let mut interims = 0u32;
+        for (&seq, &fin) in self.responses.range(self.start.response..) {
+            if !fin {
+                interims = interims.saturating_add(1);
+                continue;
+            }
+            let at = (seq - self.start.response)
+                .checked_sub(interims)
+                .and_then(|d| d.checked_add(self.start.request));
+            if let Some(at) = at {
+                out.insert(at, seq);
+            }
+        }
+        out
+    }
+
     /// True for a message record whose exchange was handed out and pruned.
     fn pruned(&self, record: &SpoolRecord) -> bool {
         let (dir, seq) = match record {
@@ -94,16 +116,29 @@ impl ConnProgress {
     /// when it moved (records can be dropped).
     fn advance(&mut self) -> bool {
         let mut moved = false;
+        let answers = self.answers();
         while self.emitted.first() == Some(&self.start.request) {
             self.emitted.pop_first();
             // The exchange's final response, and the interim ones before it, are done.
-            // (An exchange handed out with no final response known leaves the
-            // responses where they are.)
-            if let Some(seq) = self.final_seqs.pop_front() {
-                self.start.response = seq.saturating_add(1);
-            }
+            // An exchange handed out without its final response (its records were
+            // lost) still took a response number: the responses after it answer the
+            // exchanges after it. Either way every later response keeps its number.
+            let next_response = match answers.get(&self.start.request) {
+                Some(&seq) => seq.saturating_add(1),
+                None => {
+                    let mut seq = self.start.response;
+                    while self.responses.get(&seq) == Some(&false) {
+                        seq = seq.saturating_add(1);
+                    }
+                    seq.saturating_add(1)
+                }
+            };
+            self.start.response = next_response;
             self.start.request = self.start.request.saturating_add(1);
             moved = true;
+        }
+        if moved {
+            self.responses = self.responses.split_off(&self.start.response);
         }
         moved
     }
@@ -129,6 +164,11 @@ pub struct ExchangeFeed {
     notices: Vec<crate::notice::Notice>,
     /// Records (and bytes) the writers reported lost in `Drops` records.
     dropped: (u64, u64),
+    /// Processes that reported records lost: their connections may wait for
+    /// messages that will never come (see [`ExchangeFeed::take_final`]).
+    lossy_pids: HashSet<u32>,
+    /// Exchanges of which no record was left (see [`ExchangeFeed::skip_lost`]).
+    lost_exchanges: u64,
     /// Per process, the latest monotonic time of a record read.
     latest_mono_ns: HashMap<u32, u64>,
 }
@@ -151,6 +191,8 @@ impl ExchangeFeed {
             failed: Vec::new(),
             notices: Vec::new(),
             dropped: (0, 0),
+            lossy_pids: HashSet::new(),
+            lost_exchanges: 0,
             latest_mono_ns: HashMap::new(),
         }
     }
@@ -166,6 +208,7 @@ impl ExchangeFeed {
             skipped_stretches: s.holes + s.corrupt,
             dropped_records: self.dropped.0,
             dropped_bytes: self.dropped.1,
+            lost_exchanges: self.lost_exchanges,
             ..Totals::default()
         };
         for f in self.tail.files() {
@@ -231,13 +274,22 @@ impl ExchangeFeed {
             SpoolRecord::Drops(d) => {
                 self.dropped.0 = self.dropped.0.saturating_add(d.records);
                 self.dropped.1 = self.dropped.1.saturating_add(d.bytes);
+                if d.records > 0 {
+                    self.lossy_pids.insert(e.meta.pid);
+                }
             }
             _ => {}
         }
         if e.meta.conn_id == 0 {
             return;
         }
-        let p = self.conns.entry(e.meta.conn_id).or_default();
+        let p = self
+            .conns
+            .entry(e.meta.conn_id)
+            .or_insert_with(|| ConnProgress {
+                pid: e.meta.pid,
+                ..ConnProgress::default()
+            });
         if p.pruned(&e.record) {
             // A straggler of an exchange already handed out: nothing would use it.
             return;
@@ -245,11 +297,7 @@ impl ExchangeFeed {
         match &e.record {
             SpoolRecord::MsgEnd(m) if m.dir == Direction::Ingress => {
                 let interim = (100..200).contains(&m.status) && m.status != 101;
-                if !interim {
-                    p.final_responses += 1;
-                    let at = p.final_seqs.partition_point(|&s| s < m.msg_seq);
-                    p.final_seqs.insert(at, m.msg_seq);
-                }
+                p.responses.insert(m.msg_seq, !interim);
             }
             SpoolRecord::MsgEnd(m) if m.dir == Direction::Egress => {
                 p.ended_requests = p.ended_requests.max(m.msg_seq.saturating_add(1));
@@ -290,6 +338,11 @@ impl ExchangeFeed {
         self.pending.entries.len()
     }
 
+    /// Exchanges of which the writers' drops left no record, counted so far.
+    pub fn lost_exchanges(&self) -> u64 {
+        self.lost_exchanges
+    }
+
     /// Connections with records held in memory.
     pub fn retained_connections(&self) -> usize {
         self.conns.len()
@@ -322,13 +375,18 @@ impl ExchangeFeed {
             .filter(|(_, p)| p.start != ConnStart::default())
             .map(|(&c, p)| (c, p.start))
             .collect();
-        let assembly = assemble_resuming(&self.pending, &starts, &mut self.hpack);
+        let assembly = assemble_resuming(&self.pending, &starts, &mut self.hpack, &self.lossy_pids);
         for p in self.conns.values_mut() {
             p.deferred = false;
         }
         self.twins.extend(assembly.linked_sockets.iter().copied());
         let mut out = failed;
         let mut streams_out = false;
+        // Exchanges reassembled that still wait, per connection of a process that lost
+        // records.
+        let mut waiting: HashSet<(u64, u32)> = HashSet::new();
+        // Per connection met: exchange number → its final response (computed once).
+        let mut answers: HashMap<u64, BTreeMap<u32, u32>> = HashMap::new();
         for ex in assembly.exchanges {
             let Some(p) = self.conns.get_mut(&ex.conn_id) else {
                 continue;
@@ -375,19 +433,76 @@ impl ExchangeFeed {
                     continue;
                 }
             }
-            let done =
-                over || (!counted_only && ex.seq < p.final_responses && ex.seq < p.ended_requests);
-            if done && ex.seq >= p.start.request && p.emitted.insert(ex.seq) {
+            let answers = answers.entry(ex.conn_id).or_insert_with(|| p.answers());
+            let answered = answers.contains_key(&ex.seq) && ex.seq < p.ended_requests;
+            let done = over || (!counted_only && answered);
+            // Records of this process were lost (spool full): an exchange that is not
+            // final while a later response on its connection ended (responses come in
+            // order), or whose request head is missing although both messages ended,
+            // lost records that will never come. It goes out now, said so, and its
+            // records are freed; the pairing of the later ones does not depend on it.
+            let lost = !done
+                && self.lossy_pids.contains(&p.pid)
+                && (answers
+                    .last_key_value()
+                    .is_some_and(|(&last, _)| last > ex.seq)
+                    || (counted_only && answered));
+            if (done || lost) && ex.seq >= p.start.request && p.emitted.insert(ex.seq) {
+                let mut ex = ex;
+                if lost {
+                    ex.error = Some(RECORDS_LOST.into());
+                }
                 out.push(ex);
+            } else if !(done || lost) && ex.seq >= p.start.request {
+                waiting.insert((ex.conn_id, ex.seq));
             }
         }
-        self.prune(flush, streams_out);
+        let skipped = self.skip_lost(&waiting);
+        self.prune(flush, streams_out || skipped);
         out
+    }
+
+    /// Exchanges of which no record is left at all (a process that reported records
+    /// lost, a later response on the connection ended, and nothing below it waits):
+    /// nothing can be said of them but that they were there, so they are counted
+    /// ([`Totals::lost_exchanges`]) and the connection's start moves past them at once,
+    /// to the exchange its last response read answers — however many there are
+    /// (`msg_seq` is untrusted: no loop or allocation per number).
+    fn skip_lost(&mut self, waiting: &HashSet<(u64, u32)>) -> bool {
+        let mut moved = false;
+        for (&c, p) in &mut self.conns {
+            if p.h2.is_some() || !self.lossy_pids.contains(&p.pid) {
+                continue;
+            }
+            let answers = p.answers();
+            let Some((&last, &last_seq)) = answers.last_key_value() else {
+                continue;
+            };
+            if last <= p.start.request
+                || waiting
+                    .iter()
+                    .any(|&(wc, k)| wc == c && (p.start.request..last).contains(&k))
+            {
+                continue;
+            }
+            let out = p.emitted.range(p.start.request..last).count() as u64;
+            let gone = u64::from(last - p.start.request).saturating_sub(out);
+            self.lost_exchanges = self.lost_exchanges.saturating_add(gone);
+            p.emitted = p.emitted.split_off(&last);
+            // Exchange `last` keeps its number: its response starts the rest.
+            p.start = ConnStart {
+                request: last,
+                response: last_seq,
+            };
+            p.responses = p.responses.split_off(&last_seq);
+            moved = true;
+        }
+        moved
     }
 
     /// Connections that are over have nothing more to give; the others drop the
     /// messages of the exchanges they handed out.
-    fn prune(&mut self, flush: bool, streams_out: bool) {
+    fn prune(&mut self, flush: bool, moved_already: bool) {
         let mut over: HashSet<u64> = HashSet::new();
         let mut moved = false;
         for (&c, p) in &mut self.conns {
@@ -397,7 +512,7 @@ impl ExchangeFeed {
                 moved |= p.advance();
             }
         }
-        if !over.is_empty() || moved || streams_out {
+        if !over.is_empty() || moved || moved_already {
             let conns = &self.conns;
             let hpack = &mut self.hpack;
             self.pending.entries.retain(|e| {

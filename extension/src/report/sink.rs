@@ -49,6 +49,8 @@ pub(crate) struct RunSummary {
     pub bytes_received: u64,
     /// Records the capture library reported lost.
     pub dropped_records: u64,
+    /// Exchanges of which those drops left nothing (counted, not reported).
+    pub lost_exchanges: u64,
     /// The blind spots the spool named (programs the preload cannot see, objects left
     /// untouched): the table's footer lines, JSON `{"notice": ...}` lines, HAR's
     /// `log.comment`, the HTML page's head.
@@ -64,10 +66,18 @@ impl RunSummary {
     }
 
     /// `tapline: 3 exchanges, 1 error, 1.2 KiB sent, 4.0 KiB received, 0 notices,
-    /// 0 records lost` (records the capture library dropped).
+    /// 0 records lost` (records the capture library dropped; when some exchanges had
+    /// nothing left, `, 5 exchanges with no record left` follows).
     pub(crate) fn line(&self) -> String {
         let plural =
             |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let gone = match self.lost_exchanges {
+            0 => String::new(),
+            n => format!(
+                ", {} with no record left",
+                plural(n, "exchange", "exchanges")
+            ),
+        };
         format!(
             "tapline: {}, {}, {} sent, {} received, {}, {}",
             plural(self.exchanges, "exchange", "exchanges"),
@@ -76,7 +86,7 @@ impl RunSummary {
             table::human_bytes(self.bytes_received),
             plural(self.notices.len() as u64, "notice", "notices"),
             plural(self.dropped_records, "record lost", "records lost"),
-        )
+        ) + &gone
     }
 }
 
