@@ -138,7 +138,9 @@ def test_children_whose_environment_drops_the_preload_are_traced(run_traced, run
     assert proc.stdout == plain.stdout == b"200"
     ex = exchanges_of(lines)
     assert len(ex) == 1, lines
-    assert ex[0]["url"] == url and ex[0]["status"] == 200
+    # The whole report on failure: this failed once under load (status None) and did not
+    # come back in 40 runs; what the exchange and the notices said is the lead.
+    assert ex[0]["url"] == url and ex[0]["status"] == 200, lines
     # TAPLINE_FOLLOW_EXEC=0: the child goes out with the environment it was given.
     proc, lines = run_traced(cmd, env={"TAPLINE_FOLLOW_EXEC": "0"})
     assert proc.stdout == b"200"
@@ -158,7 +160,9 @@ def test_execl_family_children_whose_environment_drops_the_preload_are_traced(
     assert proc.stdout == plain.stdout == b"200"
     ex = exchanges_of(lines)
     assert len(ex) == 1, lines
-    assert ex[0]["url"] == url and ex[0]["status"] == 200
+    # The whole report on failure: this failed once under load (status None) and did not
+    # come back in 40 runs; what the exchange and the notices said is the lead.
+    assert ex[0]["url"] == url and ex[0]["status"] == 200, lines
     # TAPLINE_FOLLOW_EXEC=0: the child goes out with the environment it was given.
     proc, lines = run_traced(cmd, env={"TAPLINE_FOLLOW_EXEC": "0"})
     assert proc.stdout == b"200"
