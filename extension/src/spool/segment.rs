@@ -735,7 +735,6 @@ fn read_committed(
             }
         }
     }
-    drop(walk);
     if let Some(offset) = garbage_from {
         // Garbage running past the cut of a shortened read: its end is the next
         // plausible record start, which may lie in bytes this read did not take.
@@ -751,8 +750,8 @@ fn read_committed(
                 stats.garbage_bytes += u64::from(len);
                 next_pos = offset + u64::from(len);
             }
-            // Cannot happen (the same bytes start the same step); leave it to the
-            // next poll, which reads from here.
+            // Not expected: the step starts before the cut, so the shortened read held
+            // all of it and judged it as this one does. Left to the next poll.
             _ => next_pos = offset,
         }
         stopped = next_pos < limit;
