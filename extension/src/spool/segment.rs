@@ -139,6 +139,8 @@ struct Unread {
     /// `u64::MAX` when nothing of a new epoch is readable.
     opened: u64,
     bytes: u64,
+    /// Most bytes this poll may walk in the segment (`None`: all of them).
+    allowance: Option<u64>,
 }
 
 pub(crate) use super::files::is_free_name;
@@ -166,9 +168,12 @@ impl SegmentFollower {
     /// lags behind its writers holds a bounded amount in memory; the rest waits in the
     /// spool, under the writers' bounds. The poll reads whole segments in fill order
     /// (by when their current epoch opened, not by name: a segment reused in place keeps
-    /// its name and holds the newest records) and stops after the segment that reaches
-    /// the budget, so that what it leaves unread is newer than everything it returned:
-    /// a connection's records are never seen with a gap before a later record.
+    /// its name and holds the newest records) and stops in the segment that reaches the
+    /// budget, at a record boundary (that segment is the newest of the poll's selection,
+    /// and it is read from its cursor on), so that what it leaves unread is newer than
+    /// everything it returned: a connection's records are never seen with a gap before a
+    /// later record. One poll reads at most about `bytes` plus one record, whatever the
+    /// segment size.
     pub fn set_poll_budget(&mut self, bytes: u64) {
         self.poll_budget = Some(bytes);
     }
@@ -250,7 +255,10 @@ impl SegmentFollower {
         if let Some(budget) = self.poll_budget {
             let mut taken = 0u64;
             let mut cut = order.len();
-            for (i, u) in order.iter().enumerate() {
+            for (i, u) in order.iter_mut().enumerate() {
+                // Every segment of the selection gets what is left of the budget; only
+                // the last (newest) one can be cut by it.
+                u.allowance = Some(budget - taken);
                 taken = taken.saturating_add(u.bytes);
                 if taken >= budget {
                     cut = i + 1;
@@ -269,12 +277,20 @@ impl SegmentFollower {
         // returned without the older one (a response's end without its last bytes).
         let mut alive = AliveCache::default();
         let mut read: Vec<(String, SegmentRecords)> = Vec::with_capacity(order.len());
-        for Unread { name, bytes, .. } in order.into_iter().rev() {
+        for Unread {
+            name,
+            bytes,
+            allowance,
+            ..
+        } in order.into_iter().rev()
+        {
             let cursor = self.cursors.get_mut(&name).expect("inserted above");
             // The segment's payloads copied into one buffer (not one allocation per
             // record): at most the bytes not read yet.
             let mut records = SegmentRecords {
-                payloads: Vec::with_capacity(usize::try_from(bytes).unwrap_or(0)),
+                payloads: Vec::with_capacity(
+                    usize::try_from(allowance.map_or(bytes, |a| a.min(bytes))).unwrap_or(0),
+                ),
                 frames: Vec::new(),
             };
             let mut keep = |_: &str, record: RawRecord<'_>| {
@@ -284,7 +300,17 @@ impl SegmentFollower {
                     .frames
                     .push((record.header, start..records.payloads.len()));
             };
-            let progress = poll_segment(cursor, &name, &mut alive, &mut self.stats, &mut keep);
+            let mut read_cut = false;
+            let progress = poll_segment(
+                cursor,
+                &name,
+                allowance,
+                &mut read_cut,
+                &mut alive,
+                &mut self.stats,
+                &mut keep,
+            );
+            self.budget_reached |= read_cut;
             if !records.frames.is_empty() {
                 read.push((name.clone(), records));
             }
@@ -347,6 +373,7 @@ fn unread(cursor: &Cursor, name: String) -> io::Result<Unread> {
             name,
             opened: u64::MAX,
             bytes: 0,
+            allowance: None,
         });
     };
     let same_epoch = cursor.epoch == 0 || header.epoch == cursor.epoch;
@@ -356,6 +383,7 @@ fn unread(cursor: &Cursor, name: String) -> io::Result<Unread> {
             name,
             opened: u64::MAX,
             bytes: 0,
+            allowance: None,
         });
     }
     let from = if same_epoch && !cursor.consumed {
@@ -373,6 +401,7 @@ fn unread(cursor: &Cursor, name: String) -> io::Result<Unread> {
         name,
         opened,
         bytes: header.limit().saturating_sub(from),
+        allowance: None,
     })
 }
 
@@ -505,10 +534,14 @@ fn hand_back(file: &File, seen: &SegmentHeader) -> io::Result<bool> {
     Ok(true)
 }
 
-/// One poll of one segment.
+/// One poll of one segment: at most `allowance` bytes of it are walked (see
+/// [`read_committed`]); `cut` is set if that stopped the read before its end.
+#[allow(clippy::too_many_arguments)]
 fn poll_segment(
     cursor: &mut Cursor,
     name: &str,
+    allowance: Option<u64>,
+    cut: &mut bool,
     alive: &mut AliveCache,
     stats: &mut SegmentStats,
     sink: &mut dyn FnMut(&str, RawRecord<'_>),
@@ -533,7 +566,7 @@ fn poll_segment(
         cursor.epoch = header.epoch;
         cursor.pos = DATA_START;
         cursor.pending.clear();
-        return poll_segment(cursor, name, alive, stats, sink);
+        return poll_segment(cursor, name, allowance, cut, alive, stats, sink);
     }
     if cursor.epoch == 0 {
         cursor.epoch = header.epoch;
@@ -550,7 +583,16 @@ fn poll_segment(
 
     recheck_pending(cursor, name, alive, stats, sink)?;
     if cursor.pos < limit {
-        read_committed(cursor, limit, writers_alive, name, alive, stats, sink)?;
+        *cut = read_committed(
+            cursor,
+            limit,
+            allowance,
+            writers_alive,
+            name,
+            alive,
+            stats,
+            sink,
+        )?;
     }
     let closed = header.is_full() || !writers_alive;
     Ok(
@@ -603,22 +645,57 @@ fn recheck_pending(
 
 /// Walks the bytes from the cursor to `limit`: committed records are returned, the
 /// reservations of live writers remembered, what dead writers left skipped.
+///
+/// With an `allowance`, the walk stops at the first step (record, reservation, hole,
+/// garbage) that starts `allowance` bytes or more past the cursor: the cursor stays at
+/// that record boundary and the rest is read by a later poll, exactly as if the walk had
+/// gone on (a walk keeps no state between steps). Only `allowance` plus one record's
+/// largest length is read from the file: every step that starts before the cut lies
+/// whole in that read, so it is seen as the whole-segment walk sees it; a record cut
+/// by the read's end is never looked at. The one step whose extent depends on bytes
+/// past the cut is garbage (its end is the next plausible record start): when it runs
+/// past the cut in a shortened read, it is measured again on the rest of the segment.
+/// Returns true if the allowance stopped the walk before `limit`.
+#[allow(clippy::too_many_arguments)]
 fn read_committed(
     cursor: &mut Cursor,
     limit: u64,
+    allowance: Option<u64>,
     writers_alive: bool,
     name: &str,
     alive: &mut AliveCache,
     stats: &mut SegmentStats,
     sink: &mut dyn FnMut(&str, RawRecord<'_>),
-) -> io::Result<()> {
-    let Some(bytes) = read_at(&cursor.file, cursor.pos, (limit - cursor.pos) as usize)? else {
-        return Ok(());
-    };
+) -> io::Result<bool> {
     let base = cursor.pos;
+    let cut_at = allowance.map_or(limit, |a| base.saturating_add(a.max(1)).min(limit));
+    let read_end = cut_at
+        .saturating_add(tapline_record::MAX_RECORD_LEN as u64)
+        .next_multiple_of(tapline_record::ALIGN as u64)
+        .min(limit);
+    let shortened = read_end < limit;
+    let Some(bytes) = read_at(&cursor.file, base, (read_end - base) as usize)? else {
+        return Ok(false);
+    };
     let mut walk = Walk::new(&bytes, base, |pid| alive.alive(pid), writers_alive);
     let mut next_pos = base + bytes.len() as u64;
+    let mut stopped = false;
+    let mut garbage_from = None;
     for step in &mut walk {
+        let offset = match step {
+            Step::Record { offset, .. }
+            | Step::Pending { offset, .. }
+            | Step::Recheck { offset, .. }
+            | Step::Hole { offset, .. }
+            | Step::Garbage { offset, .. }
+            | Step::Wait { offset } => offset,
+        };
+        if offset >= cut_at {
+            // Not read yet: the next poll starts here.
+            next_pos = offset;
+            stopped = true;
+            break;
+        }
         match step {
             Step::Record { offset, len } => {
                 let at = (offset - base) as usize;
@@ -647,6 +724,10 @@ fn read_committed(
                 stats.holes += 1;
                 stats.hole_bytes += u64::from(len);
             }
+            Step::Garbage { offset, len } if shortened && offset + u64::from(len) > cut_at => {
+                garbage_from = Some(offset);
+                break;
+            }
             Step::Garbage { len, .. } => stats.garbage_bytes += u64::from(len),
             Step::Wait { offset } => {
                 next_pos = offset;
@@ -654,8 +735,32 @@ fn read_committed(
             }
         }
     }
+    if let Some(offset) = garbage_from {
+        // Garbage running past the cut of a shortened read: its end is the next
+        // plausible record start, which may lie in bytes this read did not take.
+        // Measured on the rest of the segment (rare: only corrupt bytes get here).
+        drop(bytes);
+        let Some(rest) = read_at(&cursor.file, offset, (limit - offset) as usize)? else {
+            cursor.pos = offset;
+            return Ok(false);
+        };
+        let mut walk = Walk::new(&rest, offset, |pid| alive.alive(pid), writers_alive);
+        match walk.next() {
+            Some(Step::Garbage { len, .. }) => {
+                stats.garbage_bytes += u64::from(len);
+                next_pos = offset + u64::from(len);
+            }
+            // Not expected: the step starts before the cut, so the shortened read held
+            // all of it and judged it as this one does. Left to the next poll.
+            _ => next_pos = offset,
+        }
+        stopped = next_pos < limit;
+    } else if !stopped && shortened && next_pos == read_end {
+        // The walk ended at the end of a shortened read, past the cut.
+        stopped = true;
+    }
     cursor.pos = next_pos;
-    Ok(())
+    Ok(stopped)
 }
 
 /// What one segment file holds, read at once (the batch reader: `tapline run` after the
@@ -822,6 +927,9 @@ mod tests {
             Seg::numbered(dir, keeper, 0)
         }
         fn numbered(dir: &Path, keeper: u32, seq: u32) -> Seg {
+            Seg::sized(dir, keeper, seq, SIZE)
+        }
+        fn sized(dir: &Path, keeper: u32, seq: u32, size: u64) -> Seg {
             let path = dir.join(format!("{keeper}-{seq}.tls"));
             let file = fs::OpenOptions::new()
                 .read(true)
@@ -829,8 +937,8 @@ mod tests {
                 .create_new(true)
                 .open(&path)
                 .expect("create");
-            file.set_len(SIZE).expect("size");
-            file.write_all_at(&SegmentHeader::claimed(SIZE, keeper, seq), 0)
+            file.set_len(size).expect("size");
+            file.write_all_at(&SegmentHeader::claimed(size, keeper, seq), 0)
                 .expect("header");
             Seg {
                 path,
@@ -907,8 +1015,11 @@ mod tests {
         a.record(2);
         a.fill();
         b.record(3);
-        // One segment per poll at this budget: A (opened first) first.
-        assert_eq!(poll(&mut f), [1, 2]);
+        // One record per poll at this budget: A (opened first) first.
+        assert_eq!(poll(&mut f), [1]);
+        assert!(f.budget_reached());
+        assert_eq!(f.stats.recycled, 0, "A not read to its end yet");
+        assert_eq!(poll(&mut f), [2]);
         assert!(f.budget_reached());
         assert_eq!(f.stats.recycled, 1, "A handed back");
         assert_eq!(poll(&mut f), [3]);
@@ -922,13 +1033,120 @@ mod tests {
         a.record(6);
         assert_eq!(poll(&mut f), [4]);
         assert!(f.budget_reached());
-        assert_eq!(poll(&mut f), [5, 6]);
+        assert_eq!(poll(&mut f), [5]);
+        assert!(f.budget_reached());
+        assert_eq!(poll(&mut f), [6]);
         assert!(!f.budget_reached());
         // Without a budget the same spool comes out in fill order in one poll.
         a.record(7);
         a.fill();
         let mut g = SegmentFollower::new(&dir, false);
         assert_eq!(poll(&mut g), [5, 6, 7]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A budget smaller than a segment cuts the read inside it, at a record boundary:
+    /// each poll returns a prefix of whole records, the next one goes on from there,
+    /// and nothing is lost or repeated, also when the segment fills while it is read
+    /// in pieces (it is handed back only once read to its end) and across its reuse.
+    #[test]
+    fn a_budget_smaller_than_a_segment_reads_it_in_whole_records() {
+        let dir = tempdir();
+        let me = std::process::id();
+        let mut a = Seg::numbered(&dir, me, 0);
+        let mut b = Seg::numbered(&dir, me, 1);
+        let mut f = SegmentFollower::new(&dir, true);
+        let rec_len = {
+            let at = a.at;
+            a.record(0);
+            a.at - at
+        };
+        // Two and a half records a poll: the third record starts before the cut, so it
+        // is taken whole; the fourth starts past it and waits.
+        f.set_poll_budget(rec_len * 5 / 2);
+        for tag in 1..=7 {
+            a.record(tag);
+        }
+        b.record(100);
+        let mut seen = Vec::new();
+        let first = poll(&mut f);
+        assert_eq!(first, [0, 1, 2], "a prefix of whole records");
+        assert!(f.budget_reached());
+        seen.extend(first);
+        // The segment fills while it is read in pieces.
+        a.record(8);
+        a.fill();
+        let mut polls = 1;
+        loop {
+            let got = poll(&mut f);
+            assert!(got.len() <= 3, "at most the budget and one record: {got:?}");
+            seen.extend(got);
+            polls += 1;
+            if !f.budget_reached() {
+                break;
+            }
+            assert!(polls < 20, "no progress: {seen:?}");
+        }
+        // A oldest first, in order, each once; B's record after every one of A's.
+        assert_eq!(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 100]);
+        assert_eq!(
+            f.stats.recycled, 1,
+            "A handed back once, after its last record"
+        );
+        assert_eq!(f.stats.garbage_bytes + f.stats.holes + f.stats.corrupt, 0);
+        // Reused: its new epoch is read in pieces too, from its start.
+        reuse(&mut a, me);
+        for tag in 10..=14 {
+            a.record(tag);
+        }
+        assert_eq!(poll(&mut f), [10, 11, 12]);
+        assert!(f.budget_reached());
+        assert_eq!(poll(&mut f), [13, 14]);
+        assert!(!f.budget_reached());
+        assert_eq!(poll(&mut f), Vec::<u8>::new());
+        assert_eq!(f.stats.records, 15);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A segment larger than what one budgeted read takes from the file (budget plus
+    /// the largest record): the read is shortened, records that straddle its end are
+    /// left for the next poll, never seen as garbage.
+    #[test]
+    fn a_shortened_read_leaves_a_straddling_record_unread_not_garbage() {
+        let dir = tempdir();
+        let me = std::process::id();
+        let max = tapline_record::MAX_RECORD_LEN as u64;
+        let mut a = Seg::sized(&dir, me, 0, 4 * max);
+        let mut f = SegmentFollower::new(&dir, true);
+        let budget = 100_003;
+        f.set_poll_budget(budget);
+        // Three largest records' worth of small records: the first polls read only the
+        // budget plus one largest record of the segment.
+        let mut n = 0usize;
+        while a.at < DATA_START + 3 * max {
+            a.record((n % 251) as u8);
+            n += 1;
+        }
+        a.fill();
+        let mut seen = Vec::new();
+        let mut polls = 0;
+        loop {
+            let got = poll(&mut f);
+            assert!(!got.is_empty(), "every poll makes progress");
+            assert!(got.len() as u64 * 80 < budget + 80, "{} records", got.len());
+            seen.extend(got);
+            polls += 1;
+            if !f.budget_reached() {
+                break;
+            }
+            assert!(polls <= 100, "no end");
+        }
+        let want: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        assert_eq!(seen.len(), want.len());
+        assert!(seen == want, "in order, each once");
+        assert_eq!(f.stats.garbage_bytes, 0);
+        assert_eq!(f.stats.records as usize, n);
+        assert_eq!(f.stats.recycled, 1, "handed back once read to its end");
         let _ = fs::remove_dir_all(&dir);
     }
 
