@@ -12,42 +12,16 @@
 //! with bodies large enough to arrive in several reads, chunked bodies, a 204 and a
 //! `Connection: close`.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::preload::{library, read_request, temp_dir};
 use tapline::{assemble, read_segment, Exchange, ExchangeFeed, Spool};
 use tapline_record::parse_record;
-
-/// Builds libtapline.so (same profile as this test) and returns its path.
-fn library() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "libtapline", "--lib"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("cargo build libtapline");
-    assert!(status.success(), "building libtapline.so failed");
-    let lib = profile_dir.join("libtapline.so");
-    assert!(lib.exists(), "{} missing", lib.display());
-    lib
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapline-cuts-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
 
 /// Answers each request on a connection by its path: `/big/N` N bytes in 4 KiB writes,
 /// `/chunked/N` N chunks, `/empty` a 204, `/close` a body and `Connection: close`.
@@ -55,28 +29,9 @@ fn serve(conn: TcpStream) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut out = conn;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some((path, length)) = read_request(&mut reader) else {
             return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+        };
         let arg = |p: &str| path.strip_prefix(p).and_then(|n| n.parse::<usize>().ok());
         let written = if let Some(n) = arg("/big/") {
             let head = format!(
@@ -120,7 +75,7 @@ fn serve(conn: TcpStream) {
 /// its segments in sequence), as framed records.
 fn real_records() -> Vec<Vec<u8>> {
     let lib = library();
-    let dir = temp_dir("spool");
+    let dir = temp_dir("cuts", "spool");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
@@ -197,7 +152,7 @@ fn whole(records: &[Vec<u8>]) -> BTreeMap<(u64, u32), String> {
 /// final exchanges after every read (as `tapline run` does), then flushes. Returns every
 /// exchange handed out, in order.
 fn fed(records: &[Vec<u8>], cuts: &[usize], tag: &str) -> Vec<Exchange> {
-    let dir = temp_dir(tag);
+    let dir = temp_dir("cuts", tag);
     let path = dir.join("1-0.tlr");
     std::fs::write(&path, b"").expect("file");
     let mut feed = ExchangeFeed::new(&dir);

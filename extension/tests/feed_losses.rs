@@ -15,12 +15,14 @@
 //! head, a request's end) with a `Drops` record where they were, as the library writes
 //! one once it can write again.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::preload::{library, read_request, temp_dir};
 use tapline::{assemble, read_segment, Exchange, ExchangeFeed, Spool};
 use tapline_record::{parse_record, Data, Direction, Drops, Header, MsgEnd, Part, RecordType};
 
@@ -29,34 +31,6 @@ const LOST: &str = "records lost (spool full)";
 /// The exchange of which every record is taken out.
 const NOTHING_LEFT: u32 = 3;
 
-/// Builds libtapline.so (same profile as this test) and returns its path.
-fn library() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "libtapline", "--lib"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("cargo build libtapline");
-    assert!(status.success(), "building libtapline.so failed");
-    let lib = profile_dir.join("libtapline.so");
-    assert!(lib.exists(), "{} missing", lib.display());
-    lib
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapline-losses-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
-
 /// Answers each request on a connection: `/big/N` N bytes in 4 KiB writes, anything
 /// else a small JSON body naming the path (so that a response paired with the wrong
 /// request shows).
@@ -64,28 +38,9 @@ fn serve(conn: TcpStream) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut out = conn;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some((path, _)) = read_request(&mut reader) else {
             return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+        };
         let written = if let Some(n) = path.strip_prefix("/big/").and_then(|n| n.parse().ok()) {
             let n: usize = n;
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
@@ -117,7 +72,7 @@ const BIG: [usize; 3] = [11, 15, 27];
 /// The records of a real run, in the order the writer committed them.
 fn real_records(tag: &str) -> Vec<Vec<u8>> {
     let lib = library();
-    let dir = temp_dir(tag);
+    let dir = temp_dir("losses", tag);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
@@ -275,7 +230,7 @@ fn whole(records: &[Vec<u8>]) -> BTreeMap<u32, Exchange> {
 /// the feed held just before the connection's close was read (its exchanges all
 /// handed out by then).
 fn fed(records: &[Vec<u8>], cuts: &[usize], tag: &str) -> (Vec<Exchange>, usize, u64) {
-    let dir = temp_dir(tag);
+    let dir = temp_dir("losses", tag);
     let path = dir.join("1-0.tlr");
     std::fs::write(&path, b"").expect("file");
     let close = records

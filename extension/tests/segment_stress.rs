@@ -25,12 +25,15 @@
 //! Run: `cargo test -p tapline --test segment_stress` (add `-- quick` for 100,000
 //! records).
 
+mod common;
+
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use common::preload::library;
 use tapline::{make_free_segments, SegmentFollower};
 use tapline_record::RecordType;
 
@@ -114,27 +117,6 @@ fn main() {
         failed |= !status.success();
     }
     assert!(!failed, "a segment stress variant failed");
-}
-
-/// Builds libtapline.so (same profile as this test) and returns its path.
-fn library() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "libtapline", "--lib"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("cargo build libtapline");
-    assert!(status.success(), "building libtapline.so failed");
-    let lib = profile_dir.join("libtapline.so");
-    assert!(lib.exists(), "{} missing", lib.display());
-    lib
 }
 
 /// A command prefix that runs a program in a private mount namespace where it may

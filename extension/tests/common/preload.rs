@@ -1,0 +1,62 @@
+//! What the tests that run real programs under the library share: the library built in
+//! the test's own profile, a fresh directory per test, and the request side of the
+//! small HTTP/1.1 servers they answer with.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Builds libtapline.so (same profile as this test) and returns its path.
+pub fn library() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "libtapline", "--lib"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo build libtapline");
+    assert!(status.success(), "building libtapline.so failed");
+    let lib = profile_dir.join("libtapline.so");
+    assert!(lib.exists(), "{} missing", lib.display());
+    lib
+}
+
+/// An empty directory `tapline-<suite>-<tag>-<pid>` under the system's temporary one.
+pub fn temp_dir(suite: &str, tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tapline-{suite}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// Reads one request (request line, headers, a `Content-Length` body): its path and
+/// body length; `None` once the connection ends.
+pub fn read_request(reader: &mut impl BufRead) -> Option<(String, usize)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        if h == "\r\n" {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((path, length))
+}
