@@ -20,10 +20,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 
-use common::preload::{library, read_request, temp_dir};
-use tapline::{assemble, read_segment, Exchange, ExchangeFeed, Spool};
+use common::preload::{curl_records, library, read_request, temp_dir};
+use tapline::{assemble, Exchange, ExchangeFeed, Spool};
 use tapline_record::{parse_record, Data, Direction, Drops, Header, MsgEnd, Part, RecordType};
 
 const LOST: &str = "records lost (spool full)";
@@ -88,37 +87,7 @@ fn real_records(tag: &str) -> Vec<Vec<u8>> {
             args.push(format!("http://127.0.0.1:{port}/x/{k}"));
         }
     }
-    let status = Command::new("curl")
-        .args(&args)
-        .env("LD_PRELOAD", &lib)
-        .env("TAPLINE_SPOOL_DIR", &dir)
-        .env("TAPLINE_MAX_BODY", "262144")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("curl must be installed (scripts/setup)");
-    assert!(status.success(), "curl failed: {status}");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .expect("spool dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| tapline::is_segment_name(n))
-        .collect();
-    names.sort_by_key(|n| {
-        let seq = n.trim_end_matches(".tls").rsplit('-').next().unwrap_or("0");
-        seq.parse::<u64>().unwrap_or(0)
-    });
-    assert!(!names.is_empty(), "no segment written");
-    let mut records = Vec::new();
-    for name in names {
-        let seg = read_segment(&std::fs::read(dir.join(&name)).expect("segment"));
-        let mut at = 0;
-        while let Ok((_, len)) = parse_record(&seg.frames[at..]) {
-            records.push(seg.frames[at..at + len].to_vec());
-            at += len;
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    records
+    curl_records(&lib, &dir, &args, "262144")
 }
 
 /// What one record is, as far as the damage is concerned.

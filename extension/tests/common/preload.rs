@@ -60,3 +60,40 @@ pub fn read_request(reader: &mut impl BufRead) -> Option<(String, usize)> {
     reader.read_exact(&mut body).ok()?;
     Some((path, length))
 }
+
+/// Runs curl with `args` under the library at `lib`, spooling to `dir` (captured bodies
+/// up to `max_body` bytes), and returns every record of its segments in order, encoded
+/// as written; `dir` is removed.
+pub fn curl_records(lib: &Path, dir: &Path, args: &[String], max_body: &str) -> Vec<Vec<u8>> {
+    let status = Command::new("curl")
+        .args(args)
+        .env("LD_PRELOAD", lib)
+        .env("TAPLINE_SPOOL_DIR", dir)
+        .env("TAPLINE_MAX_BODY", max_body)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("curl must be installed (scripts/setup)");
+    assert!(status.success(), "curl failed: {status}");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("spool dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| tapline::is_segment_name(n))
+        .collect();
+    names.sort_by_key(|n| {
+        let seq = n.trim_end_matches(".tls").rsplit('-').next().unwrap_or("0");
+        seq.parse::<u64>().unwrap_or(0)
+    });
+    assert!(!names.is_empty(), "no segment written");
+    let mut records = Vec::new();
+    for name in names {
+        let seg = tapline::read_segment(&std::fs::read(dir.join(&name)).expect("segment"));
+        let mut at = 0;
+        while let Ok((_, len)) = tapline_record::parse_record(&seg.frames[at..]) {
+            records.push(seg.frames[at..at + len].to_vec());
+            at += len;
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    records
+}
