@@ -14,9 +14,20 @@
 //! The reader treats spool bytes as untrusted: [`RecordIter`] checks magic, version,
 //! length and CRC, skips what is torn or corrupt, and resynchronises on the next magic.
 //!
-//! Versions: 2 (written since the checksum became CRC-32C, see [`crc32c`]) and 1 (the
-//! same layout with zlib's CRC-32), which this reader still reads, so that a spool
-//! written by an older library reads as before.
+//! Versions, all one layout, differing in what the header's `crc32` covers:
+//! - 3 ([`VERSION_SUM`], what the library writes into shared segments): CRC-32C over
+//!   the header and the 64-bit sum of the payload's words ([`word_sum`]). In a segment
+//!   a record is never torn by its writer (its magic is stored last), so the check's
+//!   one job for the payload is to catch a reader's snapshot that met the record
+//!   between two copies (a `pread` is not ordered with the writer's stores): bytes the
+//!   writer had not stored yet read as the zeros the segment was filled with, and any
+//!   nonzero word among them changes the sum. The sum is a few vector adds where a
+//!   CRC over the payload is one dependent step per 8 bytes.
+//! - 2 ([`VERSION`], record files and any writer): CRC-32C over the header and the
+//!   payload (see [`crc32c`]), for spools where a failed `write` can tear a record and
+//!   leave arbitrary bytes behind it.
+//! - 1 ([`VERSION_CRC32`]): the same as 2 with zlib's CRC-32; still read, so that a
+//!   spool written by an older library reads as before.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -30,6 +41,10 @@ pub const VERSION: u16 = 2;
 /// The previous version: the same layout, its CRC zlib's CRC-32 instead of CRC-32C.
 /// Still read (a spool written by an older library), never written.
 pub const VERSION_CRC32: u16 = 1;
+/// The segment version: the same layout, the CRC-32C taken over the header and the
+/// payload's [`word_sum`] instead of the payload itself. Written only where a commit
+/// word proves the record complete (shared segments), never into record files.
+pub const VERSION_SUM: u16 = 3;
 /// Size of the fixed header that starts every record.
 pub const HEADER_LEN: usize = 48;
 /// Every record's total length is a multiple of this.
@@ -314,13 +329,15 @@ impl Header {
         self.length as usize - HEADER_LEN - payload_len
     }
 
-    /// Computes the CRC-32C over the covered header bytes (4..12 and 16..48), the
-    /// payload parts in order, and the zero padding; stores it and returns the sealed
-    /// header bytes (with [`MAGIC`]) and the number of padding bytes to append.
+    /// Computes the check for this header's `version` — for [`VERSION`], the CRC-32C
+    /// over the covered header bytes (4..12 and 16..48), the payload parts in order and
+    /// the zero padding; for [`VERSION_SUM`], over the covered header bytes and the
+    /// parts' [`word_sum`] — stores it and returns the sealed header bytes (with
+    /// [`MAGIC`]) and the number of padding bytes to append.
     ///
     /// The payload parts must add up to the `payload_len` given to [`Header::new`].
-    /// (The library computes the same CRC with the CPU's CRC-32C instruction where it
-    /// has one, and stores it in `crc32` itself.)
+    /// (The library computes the same values with the CPU's CRC-32C instruction where
+    /// it has one, and stores them in `crc32` itself.)
     pub fn seal(&mut self, parts: &[&[u8]]) -> ([u8; HEADER_LEN], usize) {
         let payload_len: usize = parts.iter().map(|p| p.len()).sum();
         let pad = self.pad_for(payload_len);
@@ -328,10 +345,18 @@ impl Header {
         for w in self.covered_words() {
             c.word(w);
         }
-        for p in parts {
-            c.update(p);
+        if self.version == VERSION_SUM {
+            let mut sum = WordSum::new();
+            for p in parts {
+                sum.update(p);
+            }
+            c.word(sum.finish());
+        } else {
+            for p in parts {
+                c.update(p);
+            }
+            c.zeros(pad);
         }
-        c.zeros(pad);
         self.crc32 = c.finalize();
         (self.encode(MAGIC), pad)
     }
@@ -380,6 +405,13 @@ pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
         return Err(ParseError::Incomplete);
     }
     let crc = match header.version {
+        VERSION_SUM => {
+            let mut covered = [0u8; HEADER_LEN];
+            covered[..8].copy_from_slice(&buf[4..12]);
+            covered[8..40].copy_from_slice(&buf[16..HEADER_LEN]);
+            covered[40..].copy_from_slice(&word_sum(&buf[HEADER_LEN..len]).to_le_bytes());
+            crc32c_of(&covered, &[])
+        }
         VERSION => crc32c_of(&buf[4..12], &buf[16..len]),
         VERSION_CRC32 => {
             let mut h = crc32fast::Hasher::new();
@@ -399,6 +431,81 @@ pub fn parse_record(buf: &[u8]) -> Result<(RawRecord<'_>, usize), ParseError> {
         },
         len,
     ))
+}
+
+/// The 64-bit sum (wrapping) of `bytes` read as little-endian words, a last partial
+/// word zero-extended: what a [`VERSION_SUM`] record's check covers of its payload
+/// (payload and padding, a whole number of words). Bytes of a record a reader's
+/// snapshot caught before its writer stored them read as zeros; any such word that
+/// is not zero changes the sum (unless the missing words sum to a multiple of
+/// 2^64 — impossible for one or two words of text, whose bytes are below 0x80).
+pub fn word_sum(bytes: &[u8]) -> u64 {
+    let mut s = WordSum::new();
+    s.update(bytes);
+    s.finish()
+}
+
+/// [`word_sum`] fed in pieces that need not end on word boundaries: the bytes are
+/// summed as one stream, by their position in it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WordSum {
+    sum: u64,
+    /// Bytes of the current partial word (its low `have` bytes).
+    carry: u64,
+    have: u32,
+}
+
+impl WordSum {
+    pub const fn new() -> Self {
+        WordSum {
+            sum: 0,
+            carry: 0,
+            have: 0,
+        }
+    }
+
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        while self.have != 0 {
+            let Some((&b, rest)) = bytes.split_first() else {
+                return;
+            };
+            self.carry |= u64::from(b) << (8 * self.have);
+            self.have += 1;
+            bytes = rest;
+            if self.have == 8 {
+                self.sum = self.sum.wrapping_add(self.carry);
+                self.carry = 0;
+                self.have = 0;
+            }
+        }
+        // Four lanes of independent adds (the compiler keeps them in vector registers).
+        let mut blocks = bytes.chunks_exact(32);
+        let (mut a, mut b, mut c, mut d) = (0u64, 0u64, 0u64, 0u64);
+        for blk in &mut blocks {
+            a = a.wrapping_add(le64(blk, 0));
+            b = b.wrapping_add(le64(blk, 8));
+            c = c.wrapping_add(le64(blk, 16));
+            d = d.wrapping_add(le64(blk, 24));
+        }
+        let mut sum = self
+            .sum
+            .wrapping_add(a.wrapping_add(b))
+            .wrapping_add(c.wrapping_add(d));
+        let mut words = blocks.remainder().chunks_exact(8);
+        for w in &mut words {
+            sum = sum.wrapping_add(le64(w, 0));
+        }
+        self.sum = sum;
+        for &byte in words.remainder() {
+            self.carry |= u64::from(byte) << (8 * self.have);
+            self.have += 1;
+        }
+    }
+
+    /// The sum, a partial last word zero-extended.
+    pub fn finish(self) -> u64 {
+        self.sum.wrapping_add(self.carry)
+    }
 }
 
 /// The CRC-32C of `a` then `b`: with the CPU's instruction where the `std` feature

@@ -25,6 +25,7 @@
 use crate::le::{le16, le32, le64};
 use crate::{
     parse_record, ParseError, ALIGN, HEADER_LEN, MAGIC, MAX_RECORD_LEN, VERSION, VERSION_CRC32,
+    VERSION_SUM,
 };
 
 /// `"TLSEG001"`: the first eight bytes of every segment file.
@@ -297,7 +298,7 @@ impl<'a, L: Liveness> Walk<'a, L> {
             }
             let at = self.base + i as u64;
             if magic == 0
-                && matches!(le16(b, 4), VERSION | VERSION_CRC32)
+                && matches!(le16(b, 4), VERSION | VERSION_CRC32 | VERSION_SUM)
                 && le32(b, 32) != 0
                 && plausible_len(at, le32(b, 8), limit)
             {

@@ -17,20 +17,11 @@ pub mod io;
 pub mod libc;
 pub mod openssl;
 
-use core::cell::Cell;
 use core::ffi::c_void;
 use core::panic::AssertUnwindSafe;
 
 use crate::capture::Bytes;
-use crate::sys::raw;
-
-thread_local! {
-    /// "We are inside tapline on this thread: pass through." Set around every capture
-    /// step so that our own syscalls (the spool write) and anything a capture step calls
-    /// never re-enter capture. `const` and without `Drop`: no lazy initialisation and no
-    /// destructor, so it is safe to touch during thread start-up and teardown.
-    static IN_TAPLINE: Cell<bool> = const { Cell::new(false) };
-}
+use crate::sys::{raw, thread};
 
 /// Runs a capture step after a real call: guarded against re-entry, with errno saved and
 /// restored, and with any panic caught (a panic must never cross `extern "C"`).
@@ -39,23 +30,25 @@ pub fn after(step: impl FnOnce()) {
     if !crate::config::active() {
         return;
     }
-    let entered = IN_TAPLINE
-        .try_with(|g| {
-            if g.get() {
-                false
-            } else {
-                g.set(true);
-                true
-            }
-        })
-        .unwrap_or(false);
+    // "We are inside tapline on this thread: pass through" (the thread block's guard,
+    // `sys::thread`): set around every capture step so that our own syscalls (the spool
+    // write) and anything a capture step calls never re-enter capture.
+    let entered = thread::with(|t| {
+        if t.in_tapline.get() {
+            false
+        } else {
+            t.in_tapline.set(true);
+            true
+        }
+    })
+    .unwrap_or(false);
     if !entered {
         return;
     }
     let saved = raw::errno();
     let _ = std::panic::catch_unwind(AssertUnwindSafe(step));
     raw::set_errno(saved);
-    let _ = IN_TAPLINE.try_with(|g| g.set(false));
+    let _ = thread::with(|t| t.in_tapline.set(false));
 }
 
 /// The bytes a real call transferred, from the caller's buffer: the one place where a

@@ -31,6 +31,12 @@ impl DropCounter {
         self.bytes.fetch_add(len, Relaxed);
     }
 
+    /// Drops not reported yet? (One relaxed load: the check after every record.)
+    #[inline(always)]
+    pub fn pending(&self) -> bool {
+        self.records.load(Relaxed) != 0
+    }
+
     /// (records, bytes) not yet reported.
     pub fn get(&self) -> (u64, u64) {
         (self.records.load(Relaxed), self.bytes.load(Relaxed))

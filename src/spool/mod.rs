@@ -33,11 +33,17 @@ pub fn after_fork_child() {
 
 /// Writes one record of any type; `parts` is its payload in pieces. True if it was
 /// written (false: dropped and counted, or too large to be a record).
+///
+/// Inlined, with [`record_with`], into each record function below: a record costs one
+/// call, into the writer ([`segment::append`]), not a chain of them (each level's saved
+/// registers are stores the writer's atomic add waits for).
+#[inline(always)]
 pub fn record(rtype: RecordType, conn_id: u64, at: Stamp, parts: &[&[u8]]) -> bool {
     record_with(config::spool_mode(), rtype, conn_id, at, parts)
 }
 
 /// [`record`] through a given writer (benchmarks compare them in one process).
+#[inline(always)]
 pub fn record_with(
     mode: SpoolMode,
     rtype: RecordType,

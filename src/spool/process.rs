@@ -4,31 +4,12 @@
 //! Both writers ([`super::file`], [`super::segment`]) use these; they live apart from
 //! the writers' front (`spool/mod.rs`) so that no writer depends on it.
 
-use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, Ordering};
 use tapline_record::{Header, ProcStart, RecordType, Stamp, HEADER_LEN, MAGIC};
 
-use crate::sys::{crc32c, raw};
+use crate::sys::{crc32c, raw, thread};
 
 static PID: AtomicU32 = AtomicU32::new(0);
-
-/// What a thread keeps for its records: its kernel id, cached (0 = not yet known), and
-/// the last monotonic time it stamped (its times never go back, whatever the clock's
-/// source, see [`now`]). One `const` thread-local without `Drop`: no lazy
-/// initialisation, no destructor at thread exit, one TLS lookup per record.
-struct ThreadStamp {
-    tid: Cell<u32>,
-    last_mono: Cell<u64>,
-}
-
-thread_local! {
-    static THREAD: ThreadStamp = const {
-        ThreadStamp {
-            tid: Cell::new(0),
-            last_mono: Cell::new(0),
-        }
-    };
-}
 
 /// Caches the pid (constructor, and the child after `fork`).
 pub fn set_pid() {
@@ -39,7 +20,7 @@ pub fn set_pid() {
 /// In the child after `fork`: new pid, new thread id.
 pub fn after_fork_child() {
     set_pid();
-    let _ = THREAD.try_with(|t| t.tid.set(0));
+    let _ = thread::with(|t| t.tid.set(0));
 }
 
 pub fn pid() -> u32 {
@@ -47,17 +28,16 @@ pub fn pid() -> u32 {
 }
 
 fn tid() -> u32 {
-    THREAD
-        .try_with(|t| {
-            let v = t.tid.get();
-            if v != 0 {
-                return v;
-            }
-            let v = raw::gettid();
-            t.tid.set(v);
-            v
-        })
-        .unwrap_or(0)
+    thread::with(|t| {
+        let v = t.tid.get();
+        if v != 0 {
+            return v;
+        }
+        let v = raw::gettid();
+        t.tid.set(v);
+        v
+    })
+    .unwrap_or(0)
 }
 
 /// The current time, as records carry it: never before the last time this thread
@@ -66,13 +46,12 @@ fn tid() -> u32 {
 #[inline]
 pub fn now() -> Stamp {
     let (wall_ns, mono_ns) = raw::now();
-    let mono = THREAD
-        .try_with(|t| {
-            let m = mono_ns.max(t.last_mono.get());
-            t.last_mono.set(m);
-            m
-        })
-        .unwrap_or(mono_ns);
+    let mono = thread::with(|t| {
+        let m = mono_ns.max(t.last_mono.get());
+        t.last_mono.set(m);
+        m
+    })
+    .unwrap_or(mono_ns);
     Stamp {
         wall_ns: wall_ns.wrapping_add(mono - mono_ns),
         mono_ns: mono,

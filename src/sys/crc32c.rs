@@ -54,29 +54,20 @@ pub fn record_crc(head: &[u64; 5], parts: &[&[u8]], pad: usize) -> u32 {
     portable_record_crc(head, parts, pad)
 }
 
-/// The CRC-32C of a record whose payload and padding are already in place: `head`
-/// (its covered header words), then the `n` words at `words` (bytes 48..length of the
-/// record, contiguous and 8-aligned: one load and one instruction per word).
-///
-/// # Safety
-/// `words` is 8-aligned and readable for `n` words that nobody writes meanwhile.
+/// The check of a version-3 record from its covered header words and its payload's
+/// word sum ([`tapline_record::word_sum`]; the padding's zeros add nothing).
 #[inline]
-pub unsafe fn record_crc_in_place(head: &[u64; 5], words: *const u64, n: usize) -> u32 {
+pub fn summed_check(head: &[u64; 5], sum: u64) -> u32 {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if HW.load(Ordering::Relaxed) {
-        // SAFETY: HW is set only when the CPU has the instruction; the words are the
-        // caller's.
-        return unsafe { hw::record_crc_in_place(head, words, n) };
+        // SAFETY: HW is set only when the CPU has the instruction.
+        return unsafe { hw::words6(head, sum) };
     }
     let mut c = portable::Crc32c::new();
     for &w in head {
         c.word(w);
     }
-    for i in 0..n {
-        // SAFETY: `i < n`: the caller's range.
-        let w = unsafe { words.add(i).read() };
-        c.word(u64::from_le(w));
-    }
+    c.word(sum);
     c.finalize()
 }
 
@@ -219,26 +210,27 @@ mod hw {
         core::arch::aarch64::__crc32cb(state, byte)
     }
 
+    /// The CRC-32C of five header words and a sum word.
+    ///
+    /// # Safety
+    /// The CPU has the CRC-32C instruction.
+    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse4.2"))]
+    #[cfg_attr(target_arch = "aarch64", target_feature(enable = "crc"))]
+    #[inline]
+    pub unsafe fn words6(head: &[u64; 5], sum: u64) -> u32 {
+        let mut s = !0u32;
+        for &w in head {
+            s = step64(s, w);
+        }
+        !step64(s, sum)
+    }
+
     /// Loads 1..=7 bytes as the low bytes of a little-endian word.
     #[inline(always)]
     fn partial(bytes: &[u8]) -> u64 {
         let mut a = [0u8; 8];
         a[..bytes.len()].copy_from_slice(bytes);
         u64::from_le_bytes(a)
-    }
-
-    /// # Safety
-    /// The CPU has the CRC-32C instruction; `words` is 8-aligned and readable for `n`
-    /// words.
-    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse4.2"))]
-    #[cfg_attr(target_arch = "aarch64", target_feature(enable = "crc"))]
-    pub unsafe fn record_crc_in_place(head: &[u64; 5], words: *const u64, n: usize) -> u32 {
-        let mut s = !0u32;
-        for &w in head {
-            s = step64(s, w);
-        }
-        // SAFETY: the caller's words.
-        !unsafe { run(s, words as *const u8, n) }
     }
 
     /// Reads the `i`th little-endian word at `p` (no alignment needed).
@@ -410,18 +402,34 @@ mod tests {
     }
 
     #[test]
-    fn in_place_matches_parts() {
+    fn summed_check_matches_the_record_crates_seal() {
         init();
-        let words: Vec<u64> = (0..500u64)
-            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        let words: Vec<u64> = (0..300u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i << 61))
             .collect();
-        for n in 0..words.len() {
-            let bytes: Vec<u8> = words[..n].iter().flat_map(|w| w.to_le_bytes()).collect();
-            let want = portable_record_crc(&head(), &[&bytes], 0);
-            // SAFETY: `words` is an aligned array of at least `n` words.
-            let got = unsafe { record_crc_in_place(&head(), words.as_ptr(), n) };
+        let all: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        for n in 0..all.len().min(900) {
+            let bytes = &all[..n];
+            let mut h = tapline_record::Header::new(tapline_record::RecordType::Data, n, 5, 6);
+            h.version = tapline_record::VERSION_SUM;
+            h.pid = 1;
+            h.tid = 2;
+            h.conn_id = 3;
+            let want = portable_summed(&h.covered_words(), bytes);
+            let got = summed_check(&h.covered_words(), tapline_record::word_sum(bytes));
             assert_eq!(got, want, "{n}");
+            h.seal(&[bytes]);
+            assert_eq!(got, h.crc32, "{n}");
         }
+    }
+
+    fn portable_summed(head: &[u64; 5], payload: &[u8]) -> u32 {
+        let mut c = portable::Crc32c::new();
+        for &w in head {
+            c.word(w);
+        }
+        c.word(tapline_record::word_sum(payload));
+        c.finalize()
     }
 
     #[test]

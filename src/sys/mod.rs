@@ -1,6 +1,7 @@
 //! The operating-system edge of the library: finding the real functions we interpose
 //! ([`resolve`]), and the few raw syscalls the library makes for its own I/O ([`raw`]),
 //! which must never pass through our own hooks; the clock records carry ([`tsc`]);
+//! the per-thread values the hot paths read ([`thread`]);
 //! [`got`] binds objects that bypass the global scope (`RTLD_DEEPBIND`) to our hooks,
 //! reading them with [`elf`].
 
@@ -9,6 +10,7 @@ pub mod elf;
 pub mod got;
 pub mod raw;
 pub mod resolve;
+pub mod thread;
 pub mod tsc;
 
 /// Maps `bytes` of zeroed, private, anonymous memory that is only backed once touched

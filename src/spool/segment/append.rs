@@ -7,19 +7,22 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use tapline_record::segment::{field, State};
-use tapline_record::{Header, HEADER_LEN, MAGIC};
+use tapline_record::{Header, WordSum, HEADER_LEN, MAGIC, VERSION_SUM};
 
 use super::mapping::{store_fence, Mapping};
 use crate::sys::crc32c;
 
-/// Reserves space in the segment `m` and writes the record there: `header` (its
-/// `crc32` is computed here), the payload `parts` and `pad` zero bytes. Returns where,
-/// or `None` (and marks the segment full) when it does not fit.
+/// Reserves space in the segment `m` and writes the record there: `header` (written
+/// as version 3, [`VERSION_SUM`], its `crc32` computed here), the payload `parts` and
+/// `pad` zero bytes. Returns where, or `None` (and marks the segment full) when it does
+/// not fit.
 ///
 /// The header goes in field by field from `header` (never encoded on the stack and
-/// copied again); the CRC is computed over the copy in the segment, contiguous and
-/// 8-aligned, one load and one instruction per word — except for parts streamed past
-/// the caches, which are not read back: their CRC is taken from the source.
+/// copied again). The check — the CRC-32C of the header's covered words and the
+/// payload's word sum — is computed before the reservation, from the caller's parts:
+/// it then waits for no store and runs alongside the atomic add. (A caller that
+/// changes its buffer while the call copies it gets a record that does not check,
+/// which the reader counts as corrupt, rather than a record of mixed bytes.)
 ///
 /// # Safety
 /// The [`Mapping`] contract, for a segment with an initialised header.
@@ -33,6 +36,18 @@ pub unsafe fn commit(
 ) -> Option<u64> {
     let len = header.length;
     let size = m.size();
+    // The check first, from the caller's bytes (in cache, and no store to wait for):
+    // the header's covered words as version 3 writes them, and the payload's word sum.
+    let head = Header {
+        version: VERSION_SUM,
+        ..*header
+    }
+    .covered_words();
+    let mut sum = WordSum::new();
+    for p in parts {
+        sum.update(p);
+    }
+    let check = crc32c::summed_check(&head, sum.finish());
     // SAFETY: header words are 8-aligned within the mapped first page.
     let reserve = unsafe { m.u64_at(field::RESERVE) };
     let off = reserve.fetch_add(u64::from(len), Ordering::Relaxed);
@@ -54,7 +69,7 @@ pub unsafe fn commit(
         let rec = off as usize;
         // Version and type, then length, then pid: a reader that meets this record
         // uncommitted learns how long it is and whose it is.
-        let kind = u32::from(header.version) | u32::from(header.rtype) << 16;
+        let kind = u32::from(VERSION_SUM) | u32::from(header.rtype) << 16;
         m.u32_at(rec + 4).store(kind, Ordering::Relaxed);
         m.u32_at(rec + 8).store(len, Ordering::Relaxed);
         m.u32_at(rec + 32).store(header.pid, Ordering::Release);
@@ -76,14 +91,7 @@ pub unsafe fn commit(
         if pad != 0 {
             m.zero(at, pad);
         }
-        let head = header.covered_words();
-        let crc = if streamed {
-            crc32c::record_crc(&head, parts, pad)
-        } else {
-            let words = (len as usize - HEADER_LEN) / 8;
-            crc32c::record_crc_in_place(&head, m.words_at(rec + HEADER_LEN, words), words)
-        };
-        m.copy_in(rec + 12, &crc.to_le_bytes());
+        m.copy_in(rec + 12, &check.to_le_bytes());
         if streamed {
             // Non-temporal stores are weakly ordered: they must all be visible before
             // the magic is.

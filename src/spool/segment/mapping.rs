@@ -76,17 +76,6 @@ impl Mapping {
         unsafe { AtomicU32::from_ptr(self.base.add(at) as *mut u32) }
     }
 
-    /// The `n` aligned words at `at`, for reading back what the caller copied there.
-    ///
-    /// # Safety
-    /// The module contract; `at` is 8-aligned, `[at, at + 8n)` is within the mapping
-    /// and reserved for the caller alone.
-    pub unsafe fn words_at(self, at: usize, n: usize) -> *const u64 {
-        debug_assert!(at.is_multiple_of(8) && (at + 8 * n) as u64 <= self.size);
-        // SAFETY: in range (the caller's contract).
-        unsafe { self.base.add(at) as *const u64 }
-    }
-
     /// Copies `src` to `at` with ordinary stores.
     ///
     /// # Safety

@@ -56,7 +56,7 @@ static DROPS: DropCounter = DropCounter::new();
 /// learns of them.
 pub fn report_drops_at_exit(at: &Header, fallback: fn(&mut Header, &[&[u8]]) -> bool) {
     DROPS.report(at, |h, parts| {
-        matches!(write_record(h, parts), Ok(())) || fallback(h, parts)
+        matches!(write_record_out_of_line(h, parts), Ok(())) || fallback(h, parts)
     });
 }
 
@@ -86,32 +86,61 @@ pub fn unsupported() -> bool {
 }
 
 /// Appends one record; see [`super::file::append`] for the arguments.
+///
+/// The hot path — one record into the current segment — is this function and
+/// [`write_record`] inlined into it; what happens rarely (a forked child's first record,
+/// reporting drops, counting one) is out of line.
+#[inline]
 pub fn append(header: &mut Header, parts: &[&[u8]]) -> Outcome {
     if slots::UNSUPPORTED.load(Ordering::Relaxed) {
         return Outcome::Unsupported;
     }
-    let len = u64::from(header.length);
-    if NEED_PROC_START.load(Ordering::Relaxed) && NEED_PROC_START.swap(false, Ordering::Relaxed) {
-        // A forked child writing into the segment it shares with its parent.
+    if NEED_PROC_START.load(Ordering::Relaxed) {
+        child_proc_start(header);
+    }
+    match write_record(header, parts) {
+        Ok(()) => {
+            if DROPS.pending() {
+                report_drops(header);
+            }
+            Outcome::Written
+        }
+        Err(Busy) => Outcome::Busy,
+        Err(Failed) => not_written(header),
+    }
+}
+
+/// A forked child writing into the segment it shares with its parent: its records
+/// there open with a `ProcStart` of its own.
+#[cold]
+#[inline(never)]
+fn child_proc_start(header: &Header) {
+    if NEED_PROC_START.swap(false, Ordering::Relaxed) {
         let (mut h, start, cmd) = process::proc_start(header, u32::MAX);
-        if write_record(&mut h, &[&start, cmd]).is_err() {
+        if write_record_out_of_line(&mut h, &[&start, cmd]).is_err() {
             NEED_PROC_START.store(true, Ordering::Relaxed);
         }
     }
-    let written = match write_record(header, parts) {
-        Ok(()) => true,
-        Err(Busy) => return Outcome::Busy,
-        Err(Failed) => false,
-    };
-    if !written {
-        DROPS.count(1, len);
-        if slots::UNSUPPORTED.load(Ordering::Relaxed) {
-            return Outcome::Unsupported;
-        }
-        return Outcome::Dropped;
+}
+
+/// After a record was written: the drops not reported yet, as a `Drops` record.
+#[cold]
+#[inline(never)]
+fn report_drops(header: &Header) {
+    DROPS.report(header, |h, parts| {
+        write_record_out_of_line(h, parts).is_ok()
+    });
+}
+
+/// A record that could not be written: counted.
+#[cold]
+#[inline(never)]
+fn not_written(header: &Header) -> Outcome {
+    DROPS.count(1, u64::from(header.length));
+    if slots::UNSUPPORTED.load(Ordering::Relaxed) {
+        return Outcome::Unsupported;
     }
-    DROPS.report(header, |h, parts| write_record(h, parts).is_ok());
-    Outcome::Written
+    Outcome::Dropped
 }
 
 /// Records and bytes dropped and not yet reported (for tests and benchmarks).
@@ -119,7 +148,14 @@ pub fn dropped() -> (u64, u64) {
     DROPS.get()
 }
 
+/// [`write_record`] as a call, for the paths that are not the hot one.
+#[inline(never)]
+fn write_record_out_of_line(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> {
+    write_record(header, parts)
+}
+
 /// Puts one record into the current segment, switching segments when it is full.
+#[inline(always)]
 fn write_record(header: &mut Header, parts: &[&[u8]]) -> Result<(), NotWritten> {
     let pad = header.pad_for(parts.iter().map(|p| p.len()).sum());
     let len = u64::from(header.length);
