@@ -105,15 +105,31 @@
  * All integers little-endian. Every record is a 48-byte header followed by its
  * payload, zero-padded so that `length` is a multiple of 8.
  *
- * The CRC is CRC-32C (Castagnoli, reflected polynomial 0x82F63B78, initial
- * value and final xor 0xFFFFFFFF, as iSCSI and ext4; SSE4.2's `crc32` and
- * AArch64's `crc32c*` instructions) over header bytes 4..12, then bytes
- * 16..length (rest of the header, payload, padding).
+ * The check in `crc32` is CRC-32C (Castagnoli, reflected polynomial
+ * 0x82F63B78, initial value and final xor 0xFFFFFFFF, as iSCSI and ext4;
+ * SSE4.2's `crc32` and AArch64's `crc32c*` instructions). What it covers
+ * depends on the version; all versions share the layout:
  *
- * Version 1 records (written by libtapline before CRC-32C) have the same
- * layout with CRC-32 (IEEE 802.3, as zlib's crc32) over the same bytes;
- * readers still accept them. A reader that meets a version it does not know
- * skips the record (tapline counts it as skipped).
+ *   TL_VERSION (2): header bytes 4..12, then bytes 16..length (rest of the
+ *     header, payload, padding). For any spool; libtapline writes it into
+ *     record files, where a failed write can tear a record.
+ *   TL_VERSION_SUM (3): header bytes 4..12 and 16..48, then the 8 bytes
+ *     (little-endian) of S, the sum modulo 2^64 of bytes 48..length read as
+ *     little-endian 64-bit words. Only where a commit word proves the record
+ *     complete (segments, step 5 above); libtapline writes it there. The
+ *     payload needs no CRC in a segment: its writer never tears it. What it
+ *     needs is a way for a reader to notice a snapshot (a pread racing the
+ *     writer: the copy is not ordered with the writer's stores) that shows
+ *     the magic but not all of the payload yet: the bytes not yet stored read
+ *     as the zeros the segment was filled with, and any nonzero word among
+ *     them changes S. Such a record is read again later, not reported.
+ *     S costs a few vector adds; a CRC over a 256-byte payload is 32 steps
+ *     of a dependent chain.
+ *   TL_VERSION_CRC32 (1): as version 2 with CRC-32 (IEEE 802.3, as zlib's
+ *     crc32); written by libtapline before CRC-32C, still accepted.
+ *
+ * A reader that meets a version it does not know skips the record (tapline
+ * counts it as skipped).
  *
  * The magic is the record's commit word: a writer into shared memory writes
  * everything else first and stores the magic last (release order). A reader
@@ -126,15 +142,16 @@
 #include <stdint.h>
 
 #define TL_MAGIC          0x31524C54u /* "TLR1" */
-#define TL_VERSION        2  /* the CRC is CRC-32C                   */
+#define TL_VERSION        2  /* CRC-32C over header and payload      */
 #define TL_VERSION_CRC32  1  /* read, never written: zlib's CRC-32   */
+#define TL_VERSION_SUM    3  /* segments: CRC-32C over header and S  */
 #define TL_HEADER_LEN     48
 #define TL_ALIGN          8
 #define TL_MAX_RECORD_LEN (1u << 20)
 
 struct tl_header {
     uint32_t magic;    /*  0: TL_MAGIC; the commit word                        */
-    uint16_t version;  /*  4: TL_VERSION                                       */
+    uint16_t version;  /*  4: TL_VERSION or TL_VERSION_SUM (see above)         */
     uint16_t type;     /*  6: enum tl_record_type                              */
     uint32_t length;   /*  8: whole record incl. header and padding, %8 == 0   */
     uint32_t crc32;    /* 12: see above                                        */

@@ -11,13 +11,13 @@
 //! The table is fixed-size open addressing, mapped once; keys are claimed with one
 //! compare-exchange. A full table means the session is not followed (never a failure).
 
-use core::cell::Cell;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use tapline_record::{Stamp, TlsInfo, TlsLibrary};
 
 use crate::conn::{self, state, ConnInfo, Slot};
 use crate::spool;
+use crate::sys::thread;
 
 /// Sessions followed at once.
 pub const SESSIONS: usize = 4096;
@@ -33,13 +33,6 @@ pub struct Session {
 }
 
 static TABLE: AtomicPtr<Session> = AtomicPtr::new(core::ptr::null_mut());
-
-thread_local! {
-    /// The TLS session whose library call is running on this thread (0 if none).
-    static CURRENT: Cell<usize> = const { Cell::new(0) };
-    /// The socket used inside the current TLS call.
-    static INNER_FD: Cell<i32> = const { Cell::new(-1) };
-}
 
 /// Maps the session table (constructor).
 pub fn init() {
@@ -122,38 +115,44 @@ pub fn remove(e: &Session, key: usize) {
 }
 
 /// Marks `key` as the TLS session whose call runs on this thread, before the real TLS
-/// call; returns what to pass to [`leave`]. Two thread-local stores, nothing else.
+/// call; returns what to pass to [`leave`]. Two stores into this thread's block
+/// (`sys::thread`), nothing else.
 #[inline]
 pub fn enter(key: usize) -> usize {
-    let _ = INNER_FD.try_with(|c| c.set(-1));
-    CURRENT.try_with(|c| c.replace(key)).unwrap_or(0)
+    thread::with(|t| {
+        t.tls_inner_fd.set(0);
+        t.tls_session.replace(key)
+    })
+    .unwrap_or(0)
 }
 
 /// The session [`enter`] marked on this thread (0: none): what a hook that runs after
 /// the call (the Java agent's post-hooks) reads before [`leave`].
 #[inline]
 pub fn current() -> usize {
-    CURRENT.try_with(|c| c.get()).unwrap_or(0)
+    thread::with(|t| t.tls_session.get()).unwrap_or(0)
 }
 
 /// Ends what [`enter`] began.
 #[inline]
 pub fn leave(prev: usize) {
-    let _ = CURRENT.try_with(|c| c.set(prev));
+    let _ = thread::with(|t| t.tls_session.set(prev));
 }
 
 /// A followed socket carried bytes: if a TLS call is running on this thread, that TLS
 /// session writes to (or reads from) this socket.
 pub fn note_inner_socket(fd: i32) {
-    if CURRENT.try_with(|c| c.get()).unwrap_or(0) != 0 {
-        let _ = INNER_FD.try_with(|c| c.set(fd));
-    }
+    let _ = thread::with(|t| {
+        if t.tls_session.get() != 0 && fd >= 0 {
+            t.tls_inner_fd.set(fd as u32 + 1);
+        }
+    });
 }
 
 /// The socket seen inside the TLS call that just returned, if any.
 pub fn inner_socket() -> Option<i32> {
-    let fd = INNER_FD.try_with(|c| c.get()).unwrap_or(-1);
-    (fd >= 0).then_some(fd)
+    let v = thread::with(|t| t.tls_inner_fd.get()).unwrap_or(0);
+    (v != 0).then(|| (v - 1) as i32)
 }
 
 /// What a new plaintext connection knows about its socket: fd, peer, and the socket's

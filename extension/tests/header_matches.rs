@@ -675,6 +675,7 @@ fn expected_defines() -> Vec<(&'static str, u64)> {
         ("TL_SEG_FULL", rec::segment::State::Full as u64),
         ("TL_VERSION", u64::from(rec::VERSION)),
         ("TL_VERSION_CRC32", u64::from(rec::VERSION_CRC32)),
+        ("TL_VERSION_SUM", u64::from(rec::VERSION_SUM)),
         ("TL_HEADER_LEN", rec::HEADER_LEN as u64),
         ("TL_ALIGN", rec::ALIGN as u64),
         ("TL_MAX_RECORD_LEN", rec::MAX_RECORD_LEN as u64),

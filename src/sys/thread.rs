@@ -32,6 +32,11 @@ pub struct Block {
     pub tid: Cell<u32>,
     /// The last monotonic time this thread stamped (its times never go back).
     pub last_mono: Cell<u64>,
+    /// The TLS session whose library call is running on this thread (0: none;
+    /// `tls::enter`).
+    pub tls_session: Cell<usize>,
+    /// The socket used inside the current TLS call, plus one (0: none seen).
+    pub tls_inner_fd: Cell<u32>,
 }
 
 /// Bytes the assembly reserves for [`Block`].
@@ -95,14 +100,13 @@ mod imp {
         #[cfg(target_arch = "aarch64")]
         // SAFETY: as above.
         unsafe {
-            let off: usize;
             core::arch::asm!(
                 "mrs {p}, tpidr_el0",
                 "adrp {off}, :gottprel:tapline_thread_block",
                 "ldr {off}, [{off}, #:gottprel_lo12:tapline_thread_block]",
                 "add {p}, {p}, {off}",
                 p = out(reg) p,
-                off = out(reg) off,
+                off = out(reg) _,
                 options(nostack, readonly, preserves_flags, pure),
             );
         }
@@ -134,6 +138,8 @@ mod imp {
                 in_tapline: Cell::new(false),
                 tid: Cell::new(0),
                 last_mono: Cell::new(0),
+                tls_session: Cell::new(0),
+                tls_inner_fd: Cell::new(0),
             }
         };
     }
