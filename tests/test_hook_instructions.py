@@ -16,6 +16,13 @@ from conftest import REPO, require_tool
 
 # Instructions a hooked call on an untraced fd may add to the bare call.
 UNTRACED_BUDGET = 8
+# Instructions one 256-byte record into a warm segment may take over a 256-byte memcpy
+# (432 when this budget was set: the clock, the check — six CRC steps and a vector
+# sum —, three atomics, the copy). A CRC over the payload again would be ~+100.
+APPEND_BUDGET = 480
+# Instructions one small keep-alive HTTP/1.1 exchange may add (5,359 when set: five
+# records, the framer over both heads, the hooks).
+TRACED_BUDGET = 6000
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +53,34 @@ def test_untraced_call_stays_within_budget(untraced_rows, row):
     assert r["added"] <= UNTRACED_BUDGET, (
         f"a hooked {row} on an untraced fd adds {r['added']:.1f} instructions "
         f"(budget {UNTRACED_BUDGET}): {r}")
+
+
+@pytest.fixture(scope="module")
+def record_rows(tapline_lib):
+    require_tool("valgrind")
+    require_tool("gcc")
+    env = dict(os.environ)
+    env["CARGO_TARGET_DIR"] = os.path.dirname(os.path.dirname(tapline_lib))
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "instr_count.py"), "--json", "--rows",
+         "append,traced", "--n", "2000"],
+        env=env, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
+        timeout=900)
+    return {json.loads(line)["row"]: json.loads(line) for line in out.stdout.splitlines()}
+
+
+def test_warm_record_stays_within_budget(record_rows):
+    r = record_rows["append 256-byte record (warm segment)"]
+    assert r["without"] > 5, r
+    assert 0 < r["added"] <= APPEND_BUDGET, (
+        f"a 256-byte record into a warm segment takes {r['added']:.1f} instructions over "
+        f"a memcpy (budget {APPEND_BUDGET}): {r}")
+
+
+def test_traced_exchange_stays_within_budget(record_rows):
+    r = record_rows["traced HTTP/1.1 exchange (keep-alive)"]
+    assert r["without"] > 5, r
+    # Something was captured (a record is a few hundred instructions), within budget.
+    assert 1000 < r["added"] <= TRACED_BUDGET, (
+        f"a traced keep-alive exchange adds {r['added']:.1f} instructions "
+        f"(budget {TRACED_BUDGET}): {r}")
