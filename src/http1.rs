@@ -115,6 +115,8 @@ enum Skip {
     To(usize),
     /// A NUL in a request line, this many bytes in (counted): framing stops.
     Malformed(usize),
+    /// The blank line that ends the head, this many bytes (counted).
+    HeadEnd(usize),
 }
 
 /// The index of the first `b` in `data` (glibc's vectorised `memchr`).
@@ -414,6 +416,7 @@ impl Framer {
                         continue;
                     }
                     Skip::Malformed(k) => return (n + k, Some(Verdict::Malformed)),
+                    Skip::HeadEnd(k) => return (n + k, None),
                 }
             }
             let b = data[n];
@@ -463,10 +466,16 @@ impl Framer {
         let pos = self.line_pos;
         match self.phase {
             Phase::StartLine => match role {
-                Role::Request => self.method_len > 0 && pos > u32::from(self.method_len),
-                Role::Response => pos >= 12,
+                Role::Request => {
+                    pos == 0 || (self.method_len > 0 && pos > u32::from(self.method_len))
+                }
+                Role::Response => pos == 0 || pos >= 12,
             },
-            Phase::Headers => pos == 0 || (self.value_of == H_NONE && self.name_mask == 0),
+            Phase::Headers => {
+                pos == 0
+                    || self.value_of == H_CL
+                    || (self.value_of == H_NONE && self.name_mask == 0)
+            }
             _ => false,
         }
     }
@@ -476,6 +485,10 @@ impl Framer {
     fn skip_run(&mut self, role: Role, data: &[u8]) -> Skip {
         let pos = self.line_pos as usize;
         match self.phase {
+            Phase::StartLine if pos == 0 => match role {
+                Role::Request => self.skip_method(data),
+                Role::Response => self.skip_status(data),
+            },
             Phase::StartLine => {
                 let past_fixed_part = match role {
                     // Past the method and the space after it: each byte only has to
@@ -511,7 +524,16 @@ impl Framer {
             }
             Phase::Headers if pos == 0 => {
                 let first = data[0];
-                if matches!(first, b'\r' | b'\n') {
+                if first == b'\n' || data.starts_with(b"\r\n") {
+                    // The blank line: the head is complete.
+                    let k = if first == b'\n' { 1 } else { 2 };
+                    self.saw_cr |= k == 2;
+                    self.head_len += k as u64;
+                    self.wire_len += k as u64;
+                    self.phase = Phase::Fixed;
+                    return Skip::HeadEnd(k);
+                }
+                if first == b'\r' {
                     return Skip::No;
                 }
                 if matches!(first, b'c' | b'C' | b't' | b'T') {
@@ -541,10 +563,98 @@ impl Framer {
                 self.line_pos += (run.len() - crs) as u32;
                 self.head_len += run.len() as u64;
                 self.wire_len += run.len() as u64;
-                Skip::To(run.len())
+                Skip::To(self.end_line_after(run.len(), data))
+            }
+            Phase::Headers if self.value_of == H_CL => {
+                // A Content-Length value: the byte-wise step's digits and checks, in a
+                // loop of its own, then the line's end.
+                let run = &data[..find_byte(b'\n', data).unwrap_or(data.len())];
+                for &b in run {
+                    if b == b'\r' {
+                        self.saw_cr = true;
+                        continue;
+                    }
+                    if b.is_ascii_digit() {
+                        self.content_length = self
+                            .content_length
+                            .saturating_mul(10)
+                            .saturating_add(u64::from(b - b'0'));
+                    } else if b != b' ' && b != b'\t' {
+                        self.has_length = false;
+                    }
+                    self.line_pos += 1;
+                }
+                self.head_len += run.len() as u64;
+                self.wire_len += run.len() as u64;
+                match self.end_line_after(run.len(), data) {
+                    0 => Skip::No,
+                    k => Skip::To(k),
+                }
             }
             _ => Skip::No,
         }
+    }
+
+    /// After a run of `k` bytes of a header line that began earlier (its `line_pos` is
+    /// not 0): when `data[k]` is the line's `\n`, takes it as the byte-wise step does
+    /// (ends the line). Returns the bytes taken in all.
+    #[inline]
+    fn end_line_after(&mut self, k: usize, data: &[u8]) -> usize {
+        if data.get(k) == Some(&b'\n') && self.line_pos != 0 {
+            self.head_len += 1;
+            self.wire_len += 1;
+            self.end_header_line();
+            return k + 1;
+        }
+        k
+    }
+
+    /// At the start of a request line: the method and the space after it at once, when
+    /// both are in `data` and the method is one the byte-wise steps accept (1 to 32 of
+    /// `A-Z`, `-`, `_`); otherwise nothing (the byte-wise steps decide).
+    fn skip_method(&mut self, data: &[u8]) -> Skip {
+        let limit = data.len().min(33);
+        let Some(sp) = data[..limit].iter().position(|&b| b == b' ') else {
+            return Skip::No;
+        };
+        let method = &data[..sp];
+        if method.is_empty()
+            || !method
+                .iter()
+                .all(|&b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+        {
+            return Skip::No;
+        }
+        let keep = sp.min(self.method.len());
+        self.method[..keep].copy_from_slice(&method[..keep]);
+        self.method_len = sp as u8;
+        self.line_pos += sp as u32 + 1;
+        self.head_len += sp as u64 + 1;
+        self.wire_len += sp as u64 + 1;
+        Skip::To(sp + 1)
+    }
+
+    /// At the start of a status line: `HTTP/1.x NNN` at once when all twelve bytes are
+    /// in `data` and well-formed; otherwise nothing (the byte-wise steps decide).
+    fn skip_status(&mut self, data: &[u8]) -> Skip {
+        let Some(d) = data.get(..12) else {
+            return Skip::No;
+        };
+        if !d.starts_with(b"HTTP/1.")
+            || !d[7].is_ascii_digit()
+            || d[8] != b' '
+            || !d[9..].iter().all(u8::is_ascii_digit)
+        {
+            return Skip::No;
+        }
+        self.http_minor = d[7] - b'0';
+        for &c in &d[9..] {
+            self.status = self.status * 10 + u16::from(c - b'0');
+        }
+        self.line_pos += 12;
+        self.head_len += 12;
+        self.wire_len += 12;
+        Skip::To(12)
     }
 
     /// At the start of a header line that may name `Content-Length` or

@@ -438,6 +438,15 @@ fn skipping_runs_is_exactly_the_byte_wise_scan() {
         b"HTTP/1.1 204",
         b"GET",
         b"",
+        b"M-SEARCH * HTTP/1.1",
+        b"VERY_LONG_METHOD_NAME_ABCDEFGHIJ / HTTP/1.1",
+        b"VERY_LONG_METHOD_NAME_ABCDEFGHIJK / HTTP/1.1",
+        b"get / HTTP/1.1",
+        b" GET / HTTP/1.1",
+        b"HTTP/1.1 2x0 Bad",
+        b"HTTP/2.0 200 OK",
+        b"HTTP/1.1 099",
+        b"HTTP/1.1  200",
     ];
     const LINES: &[&[u8]] = &[
         b"Host: x",
@@ -456,6 +465,11 @@ fn skipping_runs_is_exactly_the_byte_wise_scan() {
         b":",
         b"Cookie: a=b",
         b"",
+        b"Content-Length:\t7 ",
+        b"Content-Length: 5, 5",
+        b"Content-Length: 1\r2",
+        b"CONTENT-LENGTH:99999999999999999999999",
+        b"Content-Length:",
     ];
     const ENDS: &[&[u8]] = &[b"\r\n", b"\n", b"", b"\r"];
     const BODIES: &[&[u8]] = &[
