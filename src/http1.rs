@@ -574,14 +574,7 @@ impl Framer {
                         self.saw_cr = true;
                         continue;
                     }
-                    if b.is_ascii_digit() {
-                        self.content_length = self
-                            .content_length
-                            .saturating_mul(10)
-                            .saturating_add(u64::from(b - b'0'));
-                    } else if b != b' ' && b != b'\t' {
-                        self.has_length = false;
-                    }
+                    self.length_byte(b);
                     self.line_pos += 1;
                 }
                 self.head_len += run.len() as u64;
@@ -779,17 +772,7 @@ impl Framer {
             return;
         }
         match self.value_of {
-            H_CL => {
-                if b.is_ascii_digit() {
-                    self.content_length = self
-                        .content_length
-                        .saturating_mul(10)
-                        .saturating_add(u64::from(b - b'0'));
-                } else if b != b' ' && b != b'\t' {
-                    // "Content-Length: 5, 5" or garbage: treat as no valid length.
-                    self.has_length = false;
-                }
-            }
+            H_CL => self.length_byte(b),
             H_TE => {
                 let lower = b.to_ascii_lowercase();
                 let m = self.te_match as usize;
@@ -802,6 +785,20 @@ impl Framer {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// One byte of a `Content-Length` value (not a `\r`).
+    #[inline(always)]
+    fn length_byte(&mut self, b: u8) {
+        if b.is_ascii_digit() {
+            self.content_length = self
+                .content_length
+                .saturating_mul(10)
+                .saturating_add(u64::from(b - b'0'));
+        } else if b != b' ' && b != b'\t' {
+            // "Content-Length: 5, 5" or garbage: treat as no valid length.
+            self.has_length = false;
         }
     }
 

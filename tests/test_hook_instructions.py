@@ -25,18 +25,23 @@ APPEND_BUDGET = 480
 TRACED_BUDGET = 6000
 
 
-@pytest.fixture(scope="module")
-def untraced_rows(tapline_lib):
+def instr_rows(tapline_lib, rows):
+    """bench/instr_count.py's rows (JSON) for the library under test."""
     require_tool("valgrind")
     require_tool("gcc")
     env = dict(os.environ)
     env["CARGO_TARGET_DIR"] = os.path.dirname(os.path.dirname(tapline_lib))
     out = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "instr_count.py"), "--json", "--rows", "untraced",
+        [sys.executable, str(REPO / "bench" / "instr_count.py"), "--json", "--rows", rows,
          "--n", "2000"],
         env=env, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
         timeout=900)
     return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def untraced_rows(tapline_lib):
+    return instr_rows(tapline_lib, "untraced")
 
 
 def test_every_hot_family_is_measured(untraced_rows):
@@ -57,16 +62,7 @@ def test_untraced_call_stays_within_budget(untraced_rows, row):
 
 @pytest.fixture(scope="module")
 def record_rows(tapline_lib):
-    require_tool("valgrind")
-    require_tool("gcc")
-    env = dict(os.environ)
-    env["CARGO_TARGET_DIR"] = os.path.dirname(os.path.dirname(tapline_lib))
-    out = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "instr_count.py"), "--json", "--rows",
-         "append,traced", "--n", "2000"],
-        env=env, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
-        timeout=900)
-    return {json.loads(line)["row"]: json.loads(line) for line in out.stdout.splitlines()}
+    return {r["row"]: r for r in instr_rows(tapline_lib, "append,traced")}
 
 
 def test_warm_record_stays_within_budget(record_rows):
