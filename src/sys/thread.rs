@@ -94,7 +94,8 @@ mod imp {
                 "mov {p}, qword ptr fs:[0]",
                 "add {p}, qword ptr [rip + tapline_thread_block@GOTTPOFF]",
                 p = out(reg) p,
-                options(nostack, readonly, preserves_flags, pure),
+                // `add` writes the flags: they are not preserved.
+                options(nostack, readonly, pure),
             );
         }
         #[cfg(target_arch = "aarch64")]
