@@ -77,6 +77,12 @@ pub unsafe fn commit(
         m.copy_in(rec + 24, &header.mono_ns.to_le_bytes());
         m.copy_in(rec + 36, &header.tid.to_le_bytes());
         m.copy_in(rec + 40, &header.conn_id.to_le_bytes());
+        if pad != 0 {
+            // The padding is the end of the record's last word: zero that word first,
+            // and the payload's last bytes then overwrite its front (one store, where
+            // zeroing 1 to 7 bytes after the copy was a `memset` call).
+            m.u64_at(rec + len as usize - 8).store(0, Ordering::Relaxed);
+        }
         let mut at = rec + HEADER_LEN;
         let mut streamed = false;
         for p in parts {
@@ -88,9 +94,7 @@ pub unsafe fn commit(
             }
             at += p.len();
         }
-        if pad != 0 {
-            m.zero(at, pad);
-        }
+        debug_assert_eq!(at + pad, rec + len as usize);
         m.copy_in(rec + 12, &check.to_le_bytes());
         if streamed {
             // Non-temporal stores are weakly ordered: they must all be visible before

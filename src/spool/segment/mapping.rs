@@ -98,16 +98,6 @@ impl Mapping {
         unsafe { copy_stream(self.base.add(at), src.as_ptr(), src.len()) };
     }
 
-    /// Zeroes `n` bytes at `at`.
-    ///
-    /// # Safety
-    /// As for [`Mapping::copy_in`], for `[at, at + n)`.
-    pub unsafe fn zero(self, at: usize, n: usize) {
-        debug_assert!((at + n) as u64 <= self.size);
-        // SAFETY: the caller's range.
-        unsafe { ptr::write_bytes(self.base.add(at), 0, n) };
-    }
-
     /// Write-faults the pages of `[from, to)` (`MADV_POPULATE_WRITE`; older kernels
     /// lack it: then the first writes fault, nothing worse).
     ///
