@@ -271,7 +271,7 @@ pub(crate) fn write_entry(x: &Exchange, level: usize, out: &mut Vec<u8>) -> io::
     w.raw(b"-1");
     w.key("bodySize");
     if x.method.is_some() {
-        w.integer(x.request_body_size() as i64)?;
+        w.integer(x.request_body_size() as i64);
     } else {
         w.raw(b"-1");
     }
@@ -299,7 +299,7 @@ pub(crate) fn write_entry(x: &Exchange, level: usize, out: &mut Vec<u8>) -> io::
     w.key("response");
     w.open(b'{');
     w.key("status");
-    w.integer(status)?;
+    w.unsigned(status);
     w.key("statusText");
     w.string(status_text(status))?;
     w.key("httpVersion");
@@ -315,7 +315,7 @@ pub(crate) fn write_entry(x: &Exchange, level: usize, out: &mut Vec<u8>) -> io::
     w.key("content");
     w.open(b'{');
     w.key("size");
-    w.integer(x.response_body_size())?;
+    w.unsigned(x.response_body_size());
     w.key("mimeType");
     w.string(x.response_header("content-type").unwrap_or(""))?;
     if let Some(body) = &x.response_body {
@@ -338,7 +338,7 @@ pub(crate) fn write_entry(x: &Exchange, level: usize, out: &mut Vec<u8>) -> io::
     w.raw(b"-1");
     w.key("bodySize");
     if x.status.is_some() {
-        w.integer(x.response_body_size() as i64)?;
+        w.integer(x.response_body_size() as i64);
     } else {
         w.raw(b"-1");
     }
@@ -377,9 +377,12 @@ pub(crate) fn write_entry(x: &Exchange, level: usize, out: &mut Vec<u8>) -> io::
     w.close(b'}');
 
     w.key("connection");
-    w.string(&x.conn_id.to_string())?;
+    // Digits need no escape.
+    w.out.push(b'"');
+    w.unsigned(x.conn_id);
+    w.out.push(b'"');
     w.key("_pid");
-    w.integer(x.pid)?;
+    w.unsigned(x.pid);
     w.key("_tls");
     w.string(x.tls.as_str())?;
     w.key("_sni");
@@ -506,8 +509,26 @@ impl<'a> Pretty<'a> {
     }
 
     /// An integer in decimal, as `serde_json` writes one.
-    fn integer(&mut self, n: impl Into<i128>) -> io::Result<()> {
-        write!(self.out, "{}", n.into())
+    fn unsigned(&mut self, n: impl Into<u64>) {
+        let mut n = n.into();
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.out.extend_from_slice(&digits[at..]);
+    }
+
+    fn integer(&mut self, n: i64) {
+        if n < 0 {
+            self.out.push(b'-');
+        }
+        self.unsigned(n.unsigned_abs());
     }
 
     /// A float as a `Value` made from it prints it (ms are finite).
@@ -682,14 +703,27 @@ fn write_iso8601(out: &mut Vec<u8>, unix_ns: u64) {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days as i64);
-    // Writing to a Vec cannot fail.
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
+    // `{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z`, digit by digit (a
+    // year of u64 ns is below 10,000).
+    let digits = |out: &mut Vec<u8>, v: u64, width: u32| {
+        for i in (0..width).rev() {
+            out.push(b'0' + (v / 10u64.pow(i) % 10) as u8);
+        }
+    };
+    digits(out, y as u64, 4);
+    out.push(b'-');
+    digits(out, m.into(), 2);
+    out.push(b'-');
+    digits(out, d.into(), 2);
+    out.push(b'T');
+    digits(out, rem / 3600, 2);
+    out.push(b':');
+    digits(out, rem / 60 % 60, 2);
+    out.push(b':');
+    digits(out, rem % 60, 2);
+    out.push(b'.');
+    digits(out, ms, 3);
+    out.push(b'Z');
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's
@@ -802,6 +836,15 @@ mod tests {
             decoded: Some("gzip"),
         });
         b.response_body = Some(Body::default());
+        out.push(b.clone());
+        // Sizes past i64 (HAR's `bodySize` is signed).
+        b.response_body = Some(Body {
+            size: u64::MAX,
+            ..Body::default()
+        });
+        if let Some(r) = b.request_body.as_mut() {
+            r.size = 1 << 63;
+        }
         out.push(b.clone());
         b.request_body = Some(Body::default());
         b.response_body = None;
