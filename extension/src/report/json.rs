@@ -316,14 +316,14 @@ pub(crate) fn grpc_value(g: &GrpcCall) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::exchange::{sample, Service, TlsKind};
 
     /// Exchanges that differ in every field the line has: opaque and not, bodies of
     /// text, binary and nothing, escapes and non-ASCII text, every timing phase, IPv6
     /// peers, errors, AWS and gRPC objects.
-    fn varied() -> Vec<Exchange> {
+    pub(crate) fn varied() -> Vec<Exchange> {
         let mut out = vec![sample()];
         let mut x = sample();
         x.request_headers = vec![

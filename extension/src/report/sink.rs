@@ -105,7 +105,11 @@ pub(crate) fn open<'a>(
             out,
             line: Vec::new(),
         }),
-        Format::Har => Box::new(HarSink { out, entries: 0 }),
+        Format::Har => Box::new(HarSink {
+            out,
+            entries: 0,
+            entry: Vec::new(),
+        }),
         Format::Html => Box::new(super::html::HtmlSink::new(out)),
     }
 }
@@ -153,6 +157,8 @@ impl ReportSink for JsonLinesSink<'_> {
 struct HarSink<'a> {
     out: Box<dyn Write + Send + 'a>,
     entries: u64,
+    /// The entry being written, its allocation kept from one exchange to the next.
+    entry: Vec<u8>,
 }
 
 impl HarSink<'_> {
@@ -163,14 +169,21 @@ impl HarSink<'_> {
 
 impl ReportSink for HarSink<'_> {
     fn push(&mut self, x: &Exchange) -> io::Result<()> {
+        self.entry.clear();
         if self.entries == 0 {
-            self.head()?;
+            self.entry.extend_from_slice(har::DOCUMENT_HEAD.as_bytes());
         } else {
-            self.out.write_all(b",\n")?;
+            self.entry.extend_from_slice(b",\n");
         }
         self.entries += 1;
-        serde_json::to_writer_pretty(&mut self.out, &har::entry(x))?;
-        Ok(())
+        // The bytes `serde_json::to_writer_pretty(&har::entry(x))` writes.
+        har::write_entry(x, 0, &mut self.entry)?;
+        let written = self.out.write_all(&self.entry);
+        // An entry that was exceptionally long does not stay in memory.
+        if self.entry.capacity() > LINE_KEPT {
+            self.entry = Vec::new();
+        }
+        written
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -226,6 +239,29 @@ mod tests {
             let doc: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
             assert_eq!(doc, har::to_value(&exchanges), "{n} entries");
         }
+    }
+
+    #[test]
+    fn har_streamed_entries_are_the_pretty_entry_text() {
+        let mut a = sample();
+        a.request_headers = vec![("Cookie".into(), "a=\"1\"; b=\u{1}".into())];
+        a.query = Some("x=1&y".into());
+        let mut b = sample();
+        b.error = Some("connection reset".into());
+        b.method = None;
+        let entries: Vec<String> = [&a, &b]
+            .iter()
+            .map(|x| serde_json::to_string_pretty(&har::entry(x)).unwrap())
+            .collect();
+        assert_eq!(
+            written(Format::Har, &[a, b]),
+            format!(
+                "{}{}{}",
+                har::DOCUMENT_HEAD,
+                entries.join(",\n"),
+                har::DOCUMENT_TAIL
+            )
+        );
     }
 
     #[test]
