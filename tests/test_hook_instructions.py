@@ -17,12 +17,12 @@ from conftest import REPO, require_tool
 # Instructions a hooked call on an untraced fd may add to the bare call.
 UNTRACED_BUDGET = 8
 # Instructions one 256-byte record into a warm segment may take over a 256-byte memcpy
-# (432 when this budget was set: the clock, the check — six CRC steps and a vector
+# (428 when this budget was set: the clock, the check — six CRC steps and a vector
 # sum —, three atomics, the copy). A CRC over the payload again would be ~+100.
 APPEND_BUDGET = 480
-# Instructions one small keep-alive HTTP/1.1 exchange may add (5,359 when set: five
+# Instructions one small keep-alive HTTP/1.1 exchange may add (4,546 when set: five
 # records, the framer over both heads, the hooks).
-TRACED_BUDGET = 6000
+TRACED_BUDGET = 5200
 
 
 def instr_rows(tapline_lib, rows):
