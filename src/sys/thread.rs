@@ -13,8 +13,10 @@
 //!
 //! The price of initial-exec: the library needs room in the static TLS area, which it
 //! always gets when it is loaded at start-up (`LD_PRELOAD`, how tapline runs); a
-//! `dlopen` (the benchmarks and stress tests) takes it from glibc's reserve for such
-//! libraries (hundreds of bytes; ours is 64). On other architectures the block is an
+//! `dlopen` (the benchmarks and stress tests; the JVM's `-agentpath` names the library
+//! already preloaded, which loads nothing) takes it from glibc's reserve for such
+//! libraries (~1 KiB; the library's whole TLS segment, this block and the `const`
+//! thread-locals, is ~340 bytes). On other architectures the block is an
 //! ordinary `const` thread-local.
 //!
 //! The block is zeroed memory for every thread (no initialiser, no destructor: safe to
