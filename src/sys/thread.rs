@@ -15,8 +15,8 @@
 //! always gets when it is loaded at start-up (`LD_PRELOAD`, how tapline runs); a
 //! `dlopen` (the benchmarks and stress tests; the JVM's `-agentpath` names the library
 //! already preloaded, which loads nothing) takes it from glibc's reserve for such
-//! libraries (1,664 bytes by default; the library's whole TLS segment, this block and the `const`
-//! thread-locals, is ~340 bytes). On other architectures the block is an
+//! libraries (1,664 bytes by default; the library's whole TLS segment, this block and
+//! the `const` thread-locals, is ~340 bytes). On other architectures the block is an
 //! ordinary `const` thread-local.
 //!
 //! The block is zeroed memory for every thread (no initialiser, no destructor: safe to
