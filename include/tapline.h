@@ -121,8 +121,11 @@
  *     needs is a way for a reader to notice a snapshot (a pread racing the
  *     writer: the copy is not ordered with the writer's stores) that shows
  *     the magic but not all of the payload yet: the bytes not yet stored read
- *     as the zeros the segment was filled with, and any nonzero word among
- *     them changes S. Such a record is read again later, not reported.
+ *     as the zeros the segment was filled with, and any one nonzero word
+ *     among them changes S. Several can cancel (missing words whose sum is a
+ *     multiple of 2^64, such as 1 and 2^64 - 1: binary payloads only; two
+ *     words of text, bytes below 0x80, cannot). Such a record is read again
+ *     later, not reported.
  *     S costs a few vector adds; a CRC over a 256-byte payload is 32 steps
  *     of a dependent chain.
  *   TL_VERSION_CRC32 (1): as version 2 with CRC-32 (IEEE 802.3, as zlib's

@@ -21,7 +21,8 @@
 //!   one job for the payload is to catch a reader's snapshot that met the record
 //!   between two copies (a `pread` is not ordered with the writer's stores): bytes the
 //!   writer had not stored yet read as the zeros the segment was filled with, and any
-//!   nonzero word among them changes the sum. The sum is a few vector adds where a
+//!   one nonzero word among them changes the sum (several can cancel, see
+//!   [`word_sum`]). The sum is a few vector adds where a
 //!   CRC over the payload is one dependent step per 8 bytes.
 //! - 2 ([`VERSION`], record files and any writer): CRC-32C over the header and the
 //!   payload (see [`crc32c`]), for spools where a failed `write` can tear a record and
