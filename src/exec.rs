@@ -209,7 +209,7 @@ unsafe fn c_bytes<'a>(p: *const c_char, cap: usize) -> &'a [u8] {
         n += 1;
     }
     // SAFETY: the `n` bytes just read.
-    unsafe { core::slice::from_raw_parts(p as *const u8, n) }
+    unsafe { core::slice::from_raw_parts(p.cast::<u8>(), n) }
 }
 
 /// The name part of `NAME=value`, `=` included.

@@ -112,7 +112,7 @@ unsafe fn target_named(name: *const c_char) -> Option<usize> {
         for (k, &b) in target.as_bytes().iter().enumerate() {
             // SAFETY: every byte before `k` matched a non-NUL byte of the target's
             // name, so the string has not ended before `k`.
-            if unsafe { *name.add(k) } as u8 != b {
+            if unsafe { *name.cast::<u8>().add(k) } != b {
                 continue 'targets;
             }
         }

@@ -181,7 +181,7 @@ impl Jvmti {
         let bytes = unsafe { core::ffi::CStr::from_ptr(sig) }.to_bytes();
         let n = bytes.len().min(out.len());
         out[..n].copy_from_slice(&bytes[..n]);
-        self.deallocate(sig as *mut u8);
+        self.deallocate(sig.cast::<u8>());
         (n == bytes.len()).then_some(n)
     }
 
