@@ -187,6 +187,7 @@ enum tl_record_type {
     TL_NOTICE        = 17, /* a blind spot: a program the library cannot see    */
     TL_FAILURE       = 18, /* a name lookup or TCP connect that failed         */
     TL_MSG_PROGRESS  = 19, /* a message's counts so far (struct tl_msg_end)    */
+    TL_DATA_END      = 20, /* a TL_DATA, then its message's TL_MSG_END, in one */
 };
 
 enum tl_direction { TL_EGRESS = 0, TL_INGRESS = 1 };
@@ -325,6 +326,13 @@ struct tl_msg_end {
  * once its body has run past the captured prefix, then at most every 100 ms or
  * every MiB, so that a reader can say how far a message got when the process
  * died without writing its TL_MSG_END. */
+
+/* TL_DATA_END: 80 bytes: struct tl_data (24), then struct tl_msg_end (56),
+ * then the tl_data's `len` captured bytes. It means exactly the TL_DATA record
+ * with those bytes, then the TL_MSG_END record, both with this record's header
+ * (time, tid, conn_id). Written when the call that carried a message's last
+ * captured bytes also ended the message (a small message: one record, not two);
+ * a reader may split it into the two and go on as if they had been written. */
 
 /* TL_CONN_CLOSE: 40 bytes. */
 #define TL_CLOSE_CLOSED    1 /* close(), SSL_free(), gnutls_deinit()             */

@@ -779,6 +779,7 @@ fn expected_enums() -> Vec<(&'static str, u64)> {
         ("TL_NOTICE", T::Notice as u64),
         ("TL_FAILURE", T::Failure as u64),
         ("TL_MSG_PROGRESS", T::MsgProgress as u64),
+        ("TL_DATA_END", T::DataEnd as u64),
         ("TL_EGRESS", b(rec::Direction::Egress)),
         ("TL_INGRESS", b(rec::Direction::Ingress)),
         ("TL_PROTO_HTTP1", b(rec::Protocol::Http1)),
@@ -831,6 +832,15 @@ fn size_mismatches(h: &CHeader, bad: &mut Vec<String>) {
                 ));
             }
         }
+    }
+    // TL_DATA_END has no struct of its own: a tl_data then a tl_msg_end.
+    match h.documented_sizes.get("TL_DATA_END") {
+        Some(&doc) if doc == rec::DataEnd::LEN => {}
+        Some(&doc) => bad.push(format!(
+            "TL_DATA_END: comment says {doc} bytes, Rust says {}",
+            rec::DataEnd::LEN
+        )),
+        None => bad.push("TL_DATA_END: payload size not documented".into()),
     }
 }
 
@@ -950,6 +960,8 @@ fn the_check_catches_drift() {
         ("    uint32_t block_seq;          /* 12", "    uint32_t block_len;          /* 12"),
         ("#define TL_H2_STREAM_RESET          0x02", "#define TL_H2_STREAM_RESET          0x20"),
         ("/* TL_H2_STREAM_END: 64 bytes", "/* TL_H2_STREAM_END: 60 bytes"),
+        ("TL_DATA_END      = 20", "TL_DATA_END      = 21"),
+        ("/* TL_DATA_END: 80 bytes", "/* TL_DATA_END: 88 bytes"),
     ] {
         assert!(HEADER.contains(from), "fixture text {from:?} no longer in the header");
         let changed = HEADER.replacen(from, to, 1);

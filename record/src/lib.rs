@@ -99,6 +99,11 @@ pub enum RecordType {
     /// end). Written while a body runs past the captured prefix, at most every 100 ms
     /// or 1 MiB, so a reader can tell how far a message got when the process is killed.
     MsgProgress = 19,
+    /// A [`Data`] record and the [`MsgEnd`] that follows it, in one: the message's
+    /// last captured bytes and its end, written by the same call (same header).
+    /// Payload: the `Data` fixed part, the `MsgEnd`, then the captured bytes
+    /// ([`DataEnd`]). Means exactly the two records, `Data` first.
+    DataEnd = 20,
 }
 
 impl RecordType {
@@ -123,6 +128,7 @@ impl RecordType {
             17 => Self::Notice,
             18 => Self::Failure,
             19 => Self::MsgProgress,
+            20 => Self::DataEnd,
             _ => return None,
         })
     }

@@ -153,19 +153,40 @@ impl Data {
         b
     }
     pub fn decode(p: &[u8]) -> Option<(Self, &[u8])> {
+        let d = Self::decode_fixed(p)?;
+        let bytes = p.get(Self::LEN..Self::LEN + d.len as usize)?;
+        Some((d, bytes))
+    }
+    /// The fixed 24 bytes alone (the captured bytes are wherever the record puts them).
+    fn decode_fixed(p: &[u8]) -> Option<Self> {
         if p.len() < Self::LEN {
             return None;
         }
-        let d = Data {
+        Some(Data {
             dir: p[0].into(),
             part: p[1].into(),
             flags: le16(p, 2),
             msg_seq: le32(p, 4),
             offset: le64(p, 8),
             len: le32(p, 16),
-        };
+        })
+    }
+}
+
+/// `DataEnd`: a [`Data`] record and the [`MsgEnd`] record right after it, written as
+/// one (same header: time, thread, connection). Fixed 80 bytes — the `Data` fixed part
+/// (24), the `MsgEnd` (56) — then `Data.len` captured bytes. It means exactly the
+/// `Data` record (with those bytes), then the `MsgEnd` record.
+pub struct DataEnd;
+
+impl DataEnd {
+    pub const LEN: usize = Data::LEN + MsgEnd::LEN;
+    /// The two records: the `Data` with its bytes, and the `MsgEnd`.
+    pub fn decode(p: &[u8]) -> Option<(Data, &[u8], MsgEnd)> {
+        let d = Data::decode_fixed(p)?;
+        let end = MsgEnd::decode(p.get(Data::LEN..Self::LEN)?)?;
         let bytes = p.get(Self::LEN..Self::LEN + d.len as usize)?;
-        Some((d, bytes))
+        Some((d, bytes, end))
     }
 }
 

@@ -45,6 +45,41 @@ fn roundtrip_data_record() {
 }
 
 #[test]
+fn data_end_holds_a_data_record_then_its_end() {
+    let d = Data {
+        dir: Direction::Ingress,
+        part: Part::Body,
+        flags: 0,
+        msg_seq: 4,
+        offset: 7,
+        len: 3,
+    };
+    let e = MsgEnd {
+        dir: Direction::Ingress,
+        flags: msg_flags::CHUNKED,
+        msg_seq: 4,
+        head_len: 40,
+        body_len: 10,
+        wire_len: 60,
+        start_wall_ns: 5,
+        start_mono_ns: 6,
+        status: 200,
+    };
+    let buf = make(RecordType::DataEnd, &[&d.encode(), &e.encode(), b"xyz"]);
+    let (rec, len) = parse_record(&buf).expect("valid record");
+    assert_eq!(len, padded_len(DataEnd::LEN + 3));
+    assert_eq!(
+        RecordType::from_u16(rec.header.rtype),
+        Some(RecordType::DataEnd)
+    );
+    assert_eq!(DataEnd::decode(rec.payload), Some((d, &b"xyz"[..], e)));
+    // Bytes missing, or an end cut short: not a record of this type.
+    let p = rec.payload;
+    assert_eq!(DataEnd::decode(&p[..DataEnd::LEN + 2]), None);
+    assert_eq!(DataEnd::decode(&p[..DataEnd::LEN - 1]), None);
+}
+
+#[test]
 fn every_flipped_bit_is_caught() {
     let fixed = MsgEnd {
         dir: Direction::Ingress,
@@ -292,10 +327,10 @@ fn h2_payloads_roundtrip() {
         upgrade_msg_seq: 4,
     };
     assert_eq!(H2Start::decode(&st.encode()), Some(st));
-    for t in 10..=19 {
+    for t in 10..=20 {
         assert!(RecordType::from_u16(t).is_some(), "type {t}");
     }
-    assert!(RecordType::from_u16(20).is_none());
+    assert!(RecordType::from_u16(21).is_none());
 }
 
 /// A spool written by a library from before CRC-32C (version 1, zlib's CRC-32 over the
