@@ -13,7 +13,9 @@
 //! against a server on 127.0.0.1; records are then taken out of it (whole exchanges,
 //! whole responses, a response's end, a fragment in the middle of a body, a request's
 //! head, a request's end) with a `Drops` record where they were, as the library writes
-//! one once it can write again.
+//! one once it can write again. A `DataEnd` record of which one half is to go is
+//! written as the half that stays (the reader makes the same two of it), so each
+//! damage is the same whether the library combined the two or not.
 
 mod common;
 
@@ -23,7 +25,9 @@ use std::net::{TcpListener, TcpStream};
 
 use common::preload::{curl_records, library, read_request, temp_dir};
 use tapline::{assemble, Exchange, ExchangeFeed, Spool};
-use tapline_record::{parse_record, Data, Direction, Drops, Header, MsgEnd, Part, RecordType};
+use tapline_record::{
+    parse_record, Data, DataEnd, Direction, Drops, Header, MsgEnd, Part, RecordType,
+};
 
 const LOST: &str = "records lost (spool full)";
 
@@ -95,6 +99,8 @@ fn real_records(tag: &str) -> Vec<Vec<u8>> {
 enum Kind {
     Data(Direction, Part, u32),
     End(Direction, u32),
+    /// A `Data` and the `MsgEnd` of the same message, in one record.
+    DataEnd(Direction, Part, u32),
     ConnClose,
     Other,
 }
@@ -111,10 +117,45 @@ fn kind(record: &[u8]) -> (Header, Kind) {
             let m = MsgEnd::decode(raw.payload).expect("end");
             Kind::End(m.dir, m.msg_seq)
         }
+        Some(RecordType::DataEnd) => {
+            let (d, _, _) = DataEnd::decode(raw.payload).expect("data and end");
+            Kind::DataEnd(d.dir, d.part, d.msg_seq)
+        }
         Some(RecordType::ConnClose) => Kind::ConnClose,
         _ => Kind::Other,
     };
     (h, k)
+}
+
+/// A record with `at`'s header fields, of type `t`.
+fn reframed(at: &Header, t: RecordType, parts: &[&[u8]]) -> Vec<u8> {
+    let len = parts.iter().map(|p| p.len()).sum();
+    let mut h = Header::new(t, len, at.wall_ns, at.mono_ns);
+    (h.pid, h.tid, h.conn_id) = (at.pid, at.tid, at.conn_id);
+    let (head, pad) = h.seal(parts);
+    let mut out = head.to_vec();
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(Header::padding(pad));
+    out
+}
+
+/// A `DataEnd` record as the two it stands for: its `Data`, then its `MsgEnd`.
+fn split(record: &[u8]) -> [(Kind, Vec<u8>); 2] {
+    let (raw, _) = parse_record(record).expect("a record");
+    let (d, bytes, m) = DataEnd::decode(raw.payload).expect("data and end");
+    let h = &raw.header;
+    [
+        (
+            Kind::Data(d.dir, d.part, d.msg_seq),
+            reframed(h, RecordType::Data, &[&d.encode(), bytes]),
+        ),
+        (
+            Kind::End(m.dir, m.msg_seq),
+            reframed(h, RecordType::MsgEnd, &[&m.encode()]),
+        ),
+    ]
 }
 
 fn drops_record(pid: u32, at: &Header, records: u64) -> Vec<u8> {
@@ -136,20 +177,20 @@ fn damage(records: &[Vec<u8>]) -> (BTreeSet<u32>, Vec<Vec<u8>>) {
         .expect("a connection")
         .0
         .pid;
+    let body = |k: Kind, seq: u32| {
+        k == Kind::Data(Ingress, Part::Body, seq) || k == Kind::DataEnd(Ingress, Part::Body, seq)
+    };
     // The body fragments of response 15: the middle one goes.
-    let body15: Vec<usize> = (0..kinds.len())
-        .filter(|&i| kinds[i].1 == Kind::Data(Ingress, Part::Body, 15))
-        .collect();
+    let body15: Vec<usize> = (0..kinds.len()).filter(|&i| body(kinds[i].1, 15)).collect();
     assert!(
         body15.len() >= 3,
         "response 15 in {} body records",
         body15.len()
     );
-    let body11: Vec<usize> = (0..kinds.len())
-        .filter(|&i| kinds[i].1 == Kind::Data(Ingress, Part::Body, 11))
-        .collect();
-    let lose = |i: usize| -> bool {
-        match kinds[i].1 {
+    let body11: Vec<usize> = (0..kinds.len()).filter(|&i| body(kinds[i].1, 11)).collect();
+    // Whether record `i` (or the half `k` of it) goes.
+    let lose = |k: Kind, i: usize| -> bool {
+        match k {
             // Exchange 3: everything of both messages.
             Kind::Data(_, _, 3) | Kind::End(_, 3) => true,
             // Exchange 7: its whole response.
@@ -169,15 +210,34 @@ fn damage(records: &[Vec<u8>]) -> (BTreeSet<u32>, Vec<Vec<u8>>) {
     let mut out = Vec::new();
     let mut lost_run = 0u64;
     for (i, r) in records.iter().enumerate() {
-        if lose(i) {
+        let halves = match kinds[i].1 {
+            Kind::DataEnd(..) => split(r).map(|(k, half)| (lose(k, i), half)),
+            k => {
+                let lost = lose(k, i);
+                [(lost, Vec::new()), (lost, Vec::new())]
+            }
+        };
+        if halves[0].0 && halves[1].0 {
             lost_run += 1;
             continue;
         }
+        let kept: Vec<Vec<u8>> = if halves[0].0 == halves[1].0 {
+            vec![r.clone()]
+        } else {
+            // One half goes: the other stays, as a record of its own.
+            if halves[0].0 {
+                lost_run += 1;
+            }
+            vec![halves.iter().find(|h| !h.0).expect("a half kept").1.clone()]
+        };
         if lost_run > 0 {
             out.push(drops_record(pid, &kinds[i].0, lost_run));
             lost_run = 0;
         }
-        out.push(r.clone());
+        out.extend(kept);
+        if halves[1].0 {
+            lost_run += 1;
+        }
     }
     assert!(lost_run == 0, "the last record was lost");
     (BTreeSet::from([3, 7, 11, 15, 19, 23]), out)

@@ -72,9 +72,13 @@ pub enum SpoolRecord {
     H2(super::h2::H2Frame),
 }
 
+/// What one framed record stands for: one record, or two — a `DataEnd` is its `Data`
+/// then its `MsgEnd`, split here so that no reader past this point sees the difference.
+pub(crate) type Decoded = (SpoolRecord, Option<SpoolRecord>);
+
 /// Decodes one payload; `None` when the type is unknown or the payload does not fit it.
-pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
-    Some(match RecordType::from_u16(rtype)? {
+pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<Decoded> {
+    let one = match RecordType::from_u16(rtype)? {
         RecordType::ProcStart => proc_start(p)?,
         RecordType::ConnOpen => {
             let o = rec::ConnOpen::decode(p)?;
@@ -96,6 +100,14 @@ pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
             let m = rec::MsgEnd::decode(p)?;
             m.dir.known()?;
             SpoolRecord::MsgProgress(m)
+        }
+        RecordType::DataEnd => {
+            let (d, bytes, m) = rec::DataEnd::decode(p)?;
+            d.dir.known()?;
+            d.part.known()?;
+            m.dir.known()?;
+            let data = SpoolRecord::Data(d, bytes.to_vec());
+            return Some((data, Some(SpoolRecord::MsgEnd(m))));
         }
         RecordType::ConnClose => {
             let c = rec::ConnClose::decode(p)?;
@@ -138,7 +150,8 @@ pub(crate) fn decode(rtype: u16, p: &[u8]) -> Option<SpoolRecord> {
         | RecordType::H2Reset
         | RecordType::H2GoAway
         | RecordType::H2Settings) => SpoolRecord::H2(super::h2::decode(t, p)?),
-    })
+    };
+    Some((one, None))
 }
 
 fn proc_start(p: &[u8]) -> Option<SpoolRecord> {
@@ -226,11 +239,14 @@ mod tests {
         p.extend_from_slice(&[0; 8]); // padding, as read from a spool
         assert_eq!(
             decode(RecordType::Notice as u16, &p),
-            Some(SpoolRecord::Notice {
-                kind: NoticeKind::StaticExecutable,
-                pid: 31337,
-                program: "/usr/bin/busybox".into(),
-            })
+            Some((
+                SpoolRecord::Notice {
+                    kind: NoticeKind::StaticExecutable,
+                    pid: 31337,
+                    program: "/usr/bin/busybox".into(),
+                },
+                None
+            ))
         );
         // A kind this build does not know is left out; so is a path past the payload.
         p[0] = 99;

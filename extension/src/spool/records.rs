@@ -8,13 +8,14 @@
 //! it reads a spool the user already has.
 //!
 //! One object a line: `file`, `index` (position in the file), `type` (`proc_start`,
-//! `conn_open`, `data`, `msg_end`, `conn_close`, `tls_info`, `drops`, `lifecycle`,
+//! `conn_open`, `data`, `msg_end`, `data_end`, `conn_close`, `tls_info`, `drops`, `lifecycle`,
 //! `name_lookup`, `h2_start`, `h2_headers`, `h2_data`, `h2_stream_end`, `h2_reset`,
 //! `h2_goaway`, `h2_settings`, `notice`, `failure`, or the number of a type this reader does not know), the header fields
 //! (`version`, `rtype`, `length`, `crc32`, `wall_ns`, `mono_ns`, `pid`, `tid`,
 //! `conn_id`), then the payload's fields. Enum-like bytes are names when known, else
 //! numbers; byte strings are text when they are UTF-8, else base64 with a
-//! `<name>_encoding: "base64"` field beside them. A payload that does not decode for
+//! `<name>_encoding: "base64"` field beside them. A `data_end` has a `data`'s fields
+//! and, under `end`, its `msg_end`'s. A payload that does not decode for
 //! its type is `payload` (bytes) with `"undecodable": true`.
 
 use std::io::{self, Write};
@@ -102,6 +103,7 @@ fn type_name(t: RecordType) -> &'static str {
         RecordType::Data => "data",
         RecordType::MsgEnd => "msg_end",
         RecordType::MsgProgress => "msg_progress",
+        RecordType::DataEnd => "data_end",
         RecordType::ConnClose => "conn_close",
         RecordType::TlsInfo => "tls_info",
         RecordType::Drops => "drops",
@@ -198,6 +200,23 @@ fn address(a: &rec::WireAddr) -> Value {
     serde_json::json!({ "family": a.family, "port": a.port, "addr": ip })
 }
 
+/// The fields of a `MsgEnd` (or `MsgProgress`) payload.
+fn msg_end_fields(m: &rec::MsgEnd, o: &mut Map<String, Value>) {
+    for (k, v) in [
+        ("dir", direction(m.dir)),
+        ("flags", m.flags.into()),
+        ("msg_seq", m.msg_seq.into()),
+        ("head_len", m.head_len.into()),
+        ("body_len", m.body_len.into()),
+        ("wire_len", m.wire_len.into()),
+        ("start_wall_ns", m.start_wall_ns.into()),
+        ("start_mono_ns", m.start_mono_ns.into()),
+        ("status", m.status.into()),
+    ] {
+        o.insert(k.into(), v);
+    }
+}
+
 /// Adds the fields of a payload of type `t`; `None` when it does not decode.
 fn payload_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option<()> {
     let mut put = |k: &str, v: Value| {
@@ -239,16 +258,20 @@ fn payload_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option
             bytes_field(o, "bytes", bytes);
         }
         RecordType::MsgEnd | RecordType::MsgProgress => {
-            let m = rec::MsgEnd::decode(p)?;
-            put("dir", direction(m.dir));
-            put("flags", m.flags.into());
-            put("msg_seq", m.msg_seq.into());
-            put("head_len", m.head_len.into());
-            put("body_len", m.body_len.into());
-            put("wire_len", m.wire_len.into());
-            put("start_wall_ns", m.start_wall_ns.into());
-            put("start_mono_ns", m.start_mono_ns.into());
-            put("status", m.status.into());
+            msg_end_fields(&rec::MsgEnd::decode(p)?, o);
+        }
+        RecordType::DataEnd => {
+            let (d, bytes, m) = rec::DataEnd::decode(p)?;
+            put("dir", direction(d.dir));
+            put("part", part(d.part));
+            put("flags", d.flags.into());
+            put("msg_seq", d.msg_seq.into());
+            put("offset", d.offset.into());
+            put("len", d.len.into());
+            bytes_field(o, "bytes", bytes);
+            let mut end = Map::new();
+            msg_end_fields(&m, &mut end);
+            o.insert("end".into(), end.into());
         }
         RecordType::ConnClose => {
             let c = rec::ConnClose::decode(p)?;
@@ -392,6 +415,41 @@ mod tests {
         h.conn_id = conn_id;
         let _ = h.seal(&[payload]);
         (h, payload.to_vec())
+    }
+
+    #[test]
+    fn data_end_shows_its_data_and_under_end_its_msg_end() {
+        let d = rec::Data {
+            dir: Direction::Egress,
+            part: Part::Head,
+            flags: 0,
+            msg_seq: 3,
+            offset: 0,
+            len: 4,
+        };
+        let m = rec::MsgEnd {
+            dir: Direction::Egress,
+            flags: rec::msg_flags::NO_BODY,
+            msg_seq: 3,
+            head_len: 4,
+            body_len: 0,
+            wire_len: 4,
+            start_wall_ns: 1,
+            start_mono_ns: 2,
+            status: 0,
+        };
+        let p = [&d.encode()[..], &m.encode(), b"GET "].concat();
+        let (h, p) = framed(RecordType::DataEnd, 5, &p);
+        let v = to_json("1-0.tls", 0, &h, &p);
+        assert_eq!(v["type"], "data_end");
+        assert_eq!(
+            (v["part"].clone(), v["bytes"].clone()),
+            ("head".into(), "GET ".into())
+        );
+        assert_eq!(v["end"]["msg_seq"], 3);
+        assert_eq!(v["end"]["flags"], rec::msg_flags::NO_BODY);
+        assert_eq!(v["end"]["wire_len"], 4);
+        assert!(v.get("undecodable").is_none(), "{v}");
     }
 
     #[test]
