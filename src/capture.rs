@@ -804,43 +804,139 @@ fn end_connection(slot: &Slot, conn_id: u64, was: u8, reason: CloseReason, errno
     spool::conn_close(conn_id, &record, now);
 }
 
-/// Framer output → spool records for one connection and direction.
-pub struct RecordSink {
+/// Framer output → spool records for one connection and direction, for the bytes of
+/// one call (`'a`: the call's buffer).
+///
+/// The last captured piece is held, not written, until the next thing the framer
+/// reports: the message's end makes one `DataEnd` record of the two (a small message's
+/// last piece and its end come in the same call: one record where there were two);
+/// anything else — another piece, progress, the sink's end ([`Drop`]) — writes it
+/// alone first. The records and their order are the same either way.
+pub struct RecordSink<'a, W: RecordWriter = Spool> {
     conn_id: u64,
     dir: Direction,
     at: Stamp,
+    held: Option<Held<'a>>,
+    out: W,
 }
 
-impl RecordSink {
+/// A captured piece a [`RecordSink`] has not written yet.
+struct Held<'a> {
+    part: Part,
+    msg_seq: u32,
+    offset: u64,
+    bytes: &'a [u8],
+}
+
+/// Where a [`RecordSink`] writes its records: the spool ([`Spool`]); a test's list.
+pub trait RecordWriter {
+    fn data(&mut self, conn_id: u64, fixed: &Data, bytes: &[u8], at: Stamp);
+    fn msg_end(&mut self, conn_id: u64, end: &MsgEnd, at: Stamp);
+    fn data_end(&mut self, conn_id: u64, fixed: &Data, bytes: &[u8], end: &MsgEnd, at: Stamp);
+    fn msg_progress(&mut self, conn_id: u64, p: &MsgEnd, at: Stamp);
+}
+
+/// The spool's record functions.
+pub struct Spool;
+
+impl RecordWriter for Spool {
+    #[inline(always)]
+    fn data(&mut self, conn_id: u64, fixed: &Data, bytes: &[u8], at: Stamp) {
+        spool::data(conn_id, fixed, bytes, at);
+    }
+    #[inline(always)]
+    fn msg_end(&mut self, conn_id: u64, end: &MsgEnd, at: Stamp) {
+        spool::msg_end(conn_id, end, at);
+    }
+    #[inline(always)]
+    fn data_end(&mut self, conn_id: u64, fixed: &Data, bytes: &[u8], end: &MsgEnd, at: Stamp) {
+        spool::data_end(conn_id, fixed, bytes, end, at);
+    }
+    #[inline(always)]
+    fn msg_progress(&mut self, conn_id: u64, p: &MsgEnd, at: Stamp) {
+        spool::msg_progress(conn_id, p, at);
+    }
+}
+
+impl RecordSink<'_> {
     pub fn new(conn_id: u64, dir: Direction, at: Stamp) -> Self {
-        RecordSink { conn_id, dir, at }
+        Self::with_writer(conn_id, dir, at, Spool)
+    }
+}
+
+impl<'a, W: RecordWriter> RecordSink<'a, W> {
+    pub fn with_writer(conn_id: u64, dir: Direction, at: Stamp, out: W) -> Self {
+        RecordSink {
+            conn_id,
+            dir,
+            at,
+            held: None,
+            out,
+        }
     }
 
-    fn data(&self, part: Part, msg_seq: u32, offset: u64, bytes: &[u8]) {
-        let fixed = Data {
+    fn fixed(&self, h: &Held<'a>) -> Data {
+        Data {
             dir: self.dir,
-            part,
+            part: h.part,
             flags: 0,
+            msg_seq: h.msg_seq,
+            offset: h.offset,
+            len: h.bytes.len() as u32,
+        }
+    }
+
+    /// Writes the held piece, if any, as a `Data` record of its own.
+    fn flush(&mut self) {
+        if let Some(h) = self.held.take() {
+            let fixed = self.fixed(&h);
+            self.out.data(self.conn_id, &fixed, h.bytes, self.at);
+        }
+    }
+
+    fn hold(&mut self, part: Part, msg_seq: u32, offset: u64, bytes: &'a [u8]) {
+        self.flush();
+        self.held = Some(Held {
+            part,
             msg_seq,
             offset,
-            len: bytes.len() as u32,
-        };
-        spool::data(self.conn_id, &fixed, bytes, self.at);
+            bytes,
+        });
     }
 }
 
-impl FrameSink for RecordSink {
-    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
-        self.data(Part::Head, msg_seq, offset, bytes);
+impl<'a, W: RecordWriter> FrameSink<'a> for RecordSink<'a, W> {
+    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &'a [u8]) {
+        self.hold(Part::Head, msg_seq, offset, bytes);
     }
-    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
-        self.data(Part::Body, msg_seq, offset, bytes);
+    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &'a [u8]) {
+        self.hold(Part::Body, msg_seq, offset, bytes);
     }
     fn end(&mut self, end: &MsgEnd) {
-        spool::msg_end(self.conn_id, end, self.at);
+        match self.held.take() {
+            Some(h) if h.msg_seq == end.msg_seq => {
+                let fixed = self.fixed(&h);
+                self.out
+                    .data_end(self.conn_id, &fixed, h.bytes, end, self.at);
+            }
+            held => {
+                self.held = held;
+                self.flush();
+                self.out.msg_end(self.conn_id, end, self.at);
+            }
+        }
     }
     fn progress(&mut self, p: &MsgEnd) {
-        spool::msg_progress(self.conn_id, p, self.at);
+        self.flush();
+        self.out.msg_progress(self.conn_id, p, self.at);
+    }
+}
+
+impl<W: RecordWriter> Drop for RecordSink<'_, W> {
+    /// The piece still held when the call's bytes are done (its message's end comes
+    /// in a later call) is written now: nothing held is lost.
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -921,6 +1017,147 @@ fn local_addr(fd: i32) -> Option<WireAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http1::{Framer, RequestKinds, PROGRESS_EVERY_NS};
+
+    /// The records a [`RecordSink`] wrote, by type, with their message and bytes.
+    #[derive(Default)]
+    struct Written(Vec<(&'static str, u32, Vec<u8>)>);
+
+    impl RecordWriter for &mut Written {
+        fn data(&mut self, _: u64, fixed: &Data, bytes: &[u8], _: Stamp) {
+            assert_eq!(fixed.len as usize, bytes.len());
+            self.0.push(("data", fixed.msg_seq, bytes.to_vec()));
+        }
+        fn msg_end(&mut self, _: u64, end: &MsgEnd, _: Stamp) {
+            self.0.push(("msg_end", end.msg_seq, Vec::new()));
+        }
+        fn data_end(&mut self, _: u64, fixed: &Data, bytes: &[u8], end: &MsgEnd, _: Stamp) {
+            assert_eq!(
+                (fixed.len as usize, fixed.msg_seq),
+                (bytes.len(), end.msg_seq)
+            );
+            self.0.push(("data_end", end.msg_seq, bytes.to_vec()));
+        }
+        fn msg_progress(&mut self, _: u64, p: &MsgEnd, _: Stamp) {
+            self.0.push(("msg_progress", p.msg_seq, Vec::new()));
+        }
+    }
+
+    /// Feeds each call's pieces to one framer, a sink per call (as [`frame`] does).
+    fn written(
+        role: Role,
+        calls: &[(&[&[u8]], u64)],
+        max_body: u64,
+    ) -> Vec<(&'static str, u32, Vec<u8>)> {
+        let mut fr = Framer::new();
+        let mut kinds = RequestKinds::default();
+        let mut out = Written::default();
+        for &(pieces, mono_ns) in calls {
+            let at = Stamp {
+                wall_ns: mono_ns,
+                mono_ns,
+            };
+            let mut sink = RecordSink::with_writer(1, Direction::Ingress, at, &mut out);
+            for piece in pieces {
+                fr.feed(role, piece, at, max_body, &mut kinds, &mut sink);
+            }
+        }
+        out.0
+    }
+
+    fn rec(t: &'static str, seq: u32, bytes: &[u8]) -> (&'static str, u32, Vec<u8>) {
+        (t, seq, bytes.to_vec())
+    }
+
+    #[test]
+    fn a_message_ending_in_its_call_ends_with_one_combined_record() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+        let both: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(
+            written(Role::Response, &[(&[both], 0)], 1024),
+            [rec("data", 0, head), rec("data_end", 0, b"hello")]
+        );
+        // A request without a body: its head and its end.
+        let get: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            written(Role::Request, &[(&[get], 0)], 1024),
+            [rec("data_end", 0, get)]
+        );
+        // Pieces of one call (writev) share the sink: two messages, the first one's
+        // body and the second one's head in one piece.
+        let second: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let mut joined = b"lo".to_vec();
+        joined.extend_from_slice(second);
+        let pieces: &[&[u8]] = &[&both[..both.len() - 2], &joined];
+        assert_eq!(
+            written(Role::Response, &[(pieces, 0)], 1024),
+            [
+                rec("data", 0, head),
+                rec("data", 0, b"hel"),
+                rec("data_end", 0, b"lo"),
+                rec("data_end", 1, second),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_message_ending_in_a_later_call_keeps_data_then_end() {
+        // Chunked: the last chunk comes in a call of its own, with no captured bytes.
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut first = head.to_vec();
+        first.extend_from_slice(b"5\r\nhello\r\n");
+        let calls: &[(&[&[u8]], u64)] = &[(&[&first], 0), (&[b"0\r\n\r\n"], 1)];
+        assert_eq!(
+            written(Role::Response, calls, 1024),
+            [
+                rec("data", 0, head),
+                rec("data", 0, b"hello"),
+                rec("msg_end", 0, b""),
+            ]
+        );
+        // Past the captured prefix, the piece before a progress report is written first,
+        // and the end (no captured bytes with it) stands alone.
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+        let mut first = head.to_vec();
+        first.extend_from_slice(b"ab");
+        let later = PROGRESS_EVERY_NS;
+        let pieces: &[&[u8]] = &[b"cdefg", b"hij"];
+        let calls: &[(&[&[u8]], u64)] = &[(&[&first], 0), (pieces, later)];
+        assert_eq!(
+            written(Role::Response, calls, 4),
+            [
+                rec("data", 0, head),
+                rec("data", 0, b"ab"),
+                rec("data", 0, b"cd"),
+                rec("msg_progress", 0, b""),
+                rec("msg_end", 0, b""),
+            ]
+        );
+        // The connection closes: a body until close ends in the close's own sink.
+        let mut fr = Framer::new();
+        let mut kinds = RequestKinds::default();
+        let mut out = Written::default();
+        let wire: &[u8] = b"HTTP/1.1 200 OK\r\n\r\nabc";
+        let at = Stamp::default();
+        {
+            let mut sink = RecordSink::with_writer(1, Direction::Ingress, at, &mut out);
+            fr.feed(Role::Response, wire, at, 1024, &mut kinds, &mut sink);
+        }
+        fr.finish_on_close(&mut RecordSink::with_writer(
+            1,
+            Direction::Ingress,
+            at,
+            &mut out,
+        ));
+        assert_eq!(
+            out.0,
+            [
+                rec("data", 0, &wire[..wire.len() - 3]),
+                rec("data", 0, b"abc"),
+                rec("msg_end", 0, b""),
+            ]
+        );
+    }
 
     #[test]
     fn sniffer_classifies_first_bytes() {

@@ -31,12 +31,13 @@ pub enum Role {
     Response = 1,
 }
 
-/// Where the framer puts what it found. Slices borrow the caller's buffer.
-pub trait FrameSink {
+/// Where the framer puts what it found. Slices borrow the buffer given to
+/// [`Framer::feed`] (lifetime `'a`), so a sink may hold one until a later call.
+pub trait FrameSink<'a> {
     /// Captured head bytes of message `msg_seq`, at `offset` within the head.
-    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]);
+    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &'a [u8]);
     /// Captured (decoded) body bytes of message `msg_seq`, at `offset` within the body.
-    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]);
+    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &'a [u8]);
     /// Message `end.msg_seq` is complete, or was cut off (see `end.flags`). Its start
     /// stamp is the one the caller passed with the message's first byte.
     fn end(&mut self, end: &MsgEnd);
@@ -240,14 +241,14 @@ impl Framer {
     /// Feeds bytes the call reported as done. `kinds` is shared between the two
     /// directions of a connection: the request framer writes it, the response framer
     /// reads it. `max_body` is how many body bytes per message to capture.
-    pub fn feed(
+    pub fn feed<'a>(
         &mut self,
         role: Role,
-        data: &[u8],
+        data: &'a [u8],
         now: Stamp,
         max_body: u64,
         kinds: &mut RequestKinds,
-        sink: &mut impl FrameSink,
+        sink: &mut impl FrameSink<'a>,
     ) -> Verdict {
         let mut i = 0usize;
         while i < data.len() {
@@ -328,12 +329,12 @@ impl Framer {
 
     /// Body bytes in bulk (fixed length, chunk data, or until close): takes what the
     /// body still has in `data`, and returns how many bytes that was.
-    fn body_run(
+    fn body_run<'a>(
         &mut self,
-        data: &[u8],
+        data: &'a [u8],
         now: Stamp,
         max_body: u64,
-        sink: &mut impl FrameSink,
+        sink: &mut impl FrameSink<'a>,
     ) -> usize {
         let avail = data.len() as u64;
         let take = if self.phase == Phase::UntilClose {
@@ -364,7 +365,7 @@ impl Framer {
 
     /// The connection ended (EOF, reset, or close). A close-delimited body is complete;
     /// any other message in progress is cut off.
-    pub fn finish_on_close(&mut self, sink: &mut impl FrameSink) {
+    pub fn finish_on_close<'a>(&mut self, sink: &mut impl FrameSink<'a>) {
         match self.phase {
             Phase::Idle | Phase::Stopped => {}
             Phase::UntilClose => self.finish(0, sink),
@@ -386,7 +387,7 @@ impl Framer {
 
     /// Reports the counts so far when the last report (or the start) is
     /// [`PROGRESS_EVERY_NS`] or [`PROGRESS_EVERY_BYTES`] behind.
-    fn maybe_progress(&mut self, now: Stamp, sink: &mut impl FrameSink) {
+    fn maybe_progress<'a>(&mut self, now: Stamp, sink: &mut impl FrameSink<'a>) {
         let due = now.mono_ns.saturating_sub(self.progress_mono_ns) >= PROGRESS_EVERY_NS
             || self.body_len - self.progress_body >= PROGRESS_EVERY_BYTES;
         if !due {
@@ -812,7 +813,7 @@ impl Framer {
         self.saw_cr = false;
     }
 
-    fn capture_head(&mut self, bytes: &[u8], sink: &mut impl FrameSink) {
+    fn capture_head<'a>(&mut self, bytes: &'a [u8], sink: &mut impl FrameSink<'a>) {
         let end = self.head_len;
         let start = end - bytes.len() as u64;
         if start >= HEAD_CAPTURE_LIMIT {
@@ -829,11 +830,11 @@ impl Framer {
     }
 
     /// Decides how the body is delimited once the head has ended.
-    fn after_head(
+    fn after_head<'a>(
         &mut self,
         role: Role,
         kinds: &mut RequestKinds,
-        sink: &mut impl FrameSink,
+        sink: &mut impl FrameSink<'a>,
     ) -> Option<Verdict> {
         match role {
             Role::Request => {
@@ -960,7 +961,7 @@ impl Framer {
         }
     }
 
-    fn body_bytes(&mut self, bytes: &[u8], max_body: u64, sink: &mut impl FrameSink) {
+    fn body_bytes<'a>(&mut self, bytes: &'a [u8], max_body: u64, sink: &mut impl FrameSink<'a>) {
         if bytes.is_empty() {
             return;
         }
@@ -993,14 +994,14 @@ impl Framer {
         }
     }
 
-    fn finish(&mut self, extra_flags: u16, sink: &mut impl FrameSink) {
+    fn finish<'a>(&mut self, extra_flags: u16, sink: &mut impl FrameSink<'a>) {
         let end = self.counts(self.flags | extra_flags);
         sink.end(&end);
         self.msg_seq = self.msg_seq.wrapping_add(1);
         self.phase = Phase::Idle;
     }
 
-    fn fail(&mut self, sink: &mut impl FrameSink) -> Verdict {
+    fn fail<'a>(&mut self, sink: &mut impl FrameSink<'a>) -> Verdict {
         self.finish(msg_flags::MALFORMED | msg_flags::INCOMPLETE, sink);
         self.phase = Phase::Stopped;
         Verdict::Malformed

@@ -92,21 +92,21 @@ impl Default for Pending {
 /// Wraps the record sink of a Runtime API connection's requests: notices the response
 /// post in the head, and when that request ends writes the `Lifecycle` record and wakes
 /// the extension.
-pub struct LifecycleSink<'a, S: FrameSink> {
+pub struct LifecycleSink<'a, S> {
     pub inner: &'a mut S,
     pub pending: &'a mut Pending,
     pub at: Stamp,
 }
 
-impl<S: FrameSink> FrameSink for LifecycleSink<'_, S> {
-    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
+impl<'b, S: FrameSink<'b>> FrameSink<'b> for LifecycleSink<'_, S> {
+    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &'b [u8]) {
         if offset == 0 {
             *self.pending = parse_post(msg_seq, bytes).unwrap_or_default();
         }
         self.inner.head(msg_seq, offset, bytes);
     }
 
-    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
+    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &'b [u8]) {
         self.inner.body(msg_seq, offset, bytes);
     }
 

@@ -88,7 +88,7 @@ def test_processes_racing_for_ready_made_segments_each_get_one_and_lose_nothing(
     # Every request read exactly once, nothing dropped.
     records = spool_records(tapline_bin, spool)
     assert not [r for r in records if r["type"] == "drops"]
-    seen = sorted(i for r in records if r["type"] == "data"
+    seen = sorted(i for r in records if r["type"] in ("data", "data_end")
                   for i in range(PROCESSES) if f"/race?i={i} " in str(r))
     assert seen == list(range(PROCESSES)), seen
 

@@ -22,7 +22,7 @@ struct Check {
     head_next: u64,
 }
 
-impl FrameSink for Check {
+impl FrameSink<'_> for Check {
     fn head(&mut self, seq: u32, offset: u64, bytes: &[u8]) {
         assert_eq!(seq, self.next_seq);
         assert_eq!(offset, self.head_next, "head fragments are contiguous");

@@ -9,7 +9,7 @@ struct Collect {
     progress: Vec<MsgEnd>,
 }
 
-impl FrameSink for Collect {
+impl FrameSink<'_> for Collect {
     fn head(&mut self, seq: u32, offset: u64, bytes: &[u8]) {
         match self.heads.iter_mut().find(|(s, _)| *s == seq) {
             Some((_, h)) => {

@@ -20,7 +20,7 @@ pub struct Resume {
 }
 
 /// A [`FrameSink`] that forwards to `inner` and watches for a 101 to `h2c`.
-pub struct UpgradeWatch<'a, S: FrameSink> {
+pub struct UpgradeWatch<'a, S> {
     pub inner: &'a mut S,
     /// Bytes of "h2c" matched at the end of the head so far (case-insensitive).
     matched: u8,
@@ -33,7 +33,7 @@ pub struct UpgradeWatch<'a, S: FrameSink> {
     upgrade: Option<u32>,
 }
 
-impl<'a, S: FrameSink> UpgradeWatch<'a, S> {
+impl<'a, S> UpgradeWatch<'a, S> {
     pub fn new(inner: &'a mut S) -> Self {
         UpgradeWatch {
             inner,
@@ -61,8 +61,8 @@ impl<'a, S: FrameSink> UpgradeWatch<'a, S> {
     }
 }
 
-impl<S: FrameSink> FrameSink for UpgradeWatch<'_, S> {
-    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
+impl<'b, S: FrameSink<'b>> FrameSink<'b> for UpgradeWatch<'_, S> {
+    fn head(&mut self, msg_seq: u32, offset: u64, bytes: &'b [u8]) {
         if offset == 0 {
             self.matched = 0;
             self.names_h2c = false;
@@ -88,7 +88,7 @@ impl<S: FrameSink> FrameSink for UpgradeWatch<'_, S> {
         self.head_end = bytes.as_ptr() as usize + bytes.len();
         self.inner.head(msg_seq, offset, bytes);
     }
-    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &[u8]) {
+    fn body(&mut self, msg_seq: u32, offset: u64, bytes: &'b [u8]) {
         self.inner.body(msg_seq, offset, bytes);
     }
     fn end(&mut self, end: &MsgEnd) {
@@ -110,7 +110,7 @@ mod tests {
     use tapline_record::Stamp;
 
     struct Nothing;
-    impl FrameSink for Nothing {
+    impl FrameSink<'_> for Nothing {
         fn head(&mut self, _: u32, _: u64, _: &[u8]) {}
         fn body(&mut self, _: u32, _: u64, _: &[u8]) {}
         fn end(&mut self, _: &MsgEnd) {}

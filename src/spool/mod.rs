@@ -119,6 +119,23 @@ pub fn msg_end(conn_id: u64, end: &MsgEnd, at: Stamp) {
     record(RecordType::MsgEnd, conn_id, at, &[&end.encode()]);
 }
 
+/// A message's last captured bytes and its end, from the same call: one `DataEnd`
+/// record, meaning [`data`] then [`msg_end`] with this header. Bytes too many for one
+/// record go as those two instead.
+pub fn data_end(conn_id: u64, fixed: &Data, bytes: &[u8], end: &MsgEnd, at: Stamp) {
+    if bytes.len() <= DATA_CHUNK {
+        record(
+            RecordType::DataEnd,
+            conn_id,
+            at,
+            &[&fixed.encode(), &end.encode(), bytes],
+        );
+        return;
+    }
+    data(conn_id, fixed, bytes, at);
+    msg_end(conn_id, end, at);
+}
+
 /// A message's counts so far (`MsgProgress`, the `MsgEnd` layout).
 pub fn msg_progress(conn_id: u64, counts: &MsgEnd, at: Stamp) {
     record(RecordType::MsgProgress, conn_id, at, &[&counts.encode()]);
