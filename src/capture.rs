@@ -934,9 +934,13 @@ impl<'a, W: RecordWriter> FrameSink<'a> for RecordSink<'a, W> {
 
 impl<W: RecordWriter> Drop for RecordSink<'_, W> {
     /// The piece still held when the call's bytes are done (its message's end comes
-    /// in a later call) is written now: nothing held is lost.
+    /// in a later call) is written now: nothing held is lost. Not while a panic
+    /// unwinds through the framer (`hooks::after` catches it): a second panic there
+    /// would abort the host, so the piece is skipped.
     fn drop(&mut self) {
-        self.flush();
+        if !std::thread::panicking() {
+            self.flush();
+        }
     }
 }
 
