@@ -45,6 +45,10 @@ pub mod tls_wire;
 /// It writes nothing to disk: a process that never speaks HTTP leaves no spool file.
 #[cfg(all(feature = "hooks", not(test)))]
 extern "C" fn tapline_init() {
+    // A panic in capture is caught (`hooks::after`) and that capture skipped; the
+    // default hook would print it on the host's stderr. This is the library's own
+    // `std` (a Rust host's hook is its host's): silent here, counted as a lost record.
+    std::panic::set_hook(Box::new(|_| spool::count_lost()));
     let _ = std::panic::catch_unwind(|| {
         hooks::io::resolve_all();
         hooks::libc::resolve_all();
@@ -145,6 +149,19 @@ pub unsafe extern "C" fn tapline_spool_append(
         spool::record_with(mode, rtype, conn_id, spool::now(), &[bytes]) as libc::c_int
     })
     .unwrap_or(-1)
+}
+
+/// Panics inside a capture step, as a bug in capture would (for tests: the host goes
+/// on, its stderr hears nothing, the loss is counted). Returns 1 when the call came
+/// back, 0 when capture is off (nothing was run).
+#[cfg(all(feature = "hooks", not(test)))]
+#[no_mangle]
+pub extern "C" fn tapline_selftest_panic() -> libc::c_int {
+    if !config::active() {
+        return 0;
+    }
+    hooks::after(|| panic!("tapline_selftest_panic"));
+    1
 }
 
 /// The writer the configured mode resolves to now: 1 = file, 2 = segment (for tests).

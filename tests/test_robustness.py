@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import CLIENTS, require_tool
+from conftest import CLIENTS, require_tool, spool_records
 
 
 def test_errno_check_identical_with_and_without_library(c_programs, run_plain,
@@ -137,3 +137,21 @@ def test_tapline_run_keeps_existing_ld_preload(run_traced, tmp_path, http_server
     assert proc.returncode == 0, proc.stderr
     assert b"user-preload-in-curl" in proc.stderr, proc.stderr
     assert len([e for e in exs if "from=ldpreload" in (e.get("url") or "")]) == 1
+
+
+def test_panic_in_capture_is_caught_silent_and_counted(c_programs, run_preloaded, tmp_path,
+                                                      http_port, tapline_bin):
+    """A bug in capture that panics: the host's call returns, its stderr hears nothing,
+    the loss is counted (a Drops record), and capture goes on for its next request."""
+    exe = c_programs("panic_in_capture")
+    spool = tmp_path / "spool"
+    proc = run_preloaded([exe, http_port], env={"TAPLINE_SPOOL_DIR": str(spool)})
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    out = proc.stdout.decode()
+    assert "returned 1 dropped 1\n" in out and "status 200\n" in out, out
+    assert proc.stderr == b"", proc.stderr.decode(errors="replace")
+    records = spool_records(tapline_bin, spool)
+    drops = [r for r in records if r["type"] == "drops"]
+    assert len(drops) == 1 and drops[0]["records"] == 1, drops
+    assert any("after-panic=1" in str(r) for r in records if r["type"] in ("data", "data_end")), \
+        [r["type"] for r in records]

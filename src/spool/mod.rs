@@ -82,6 +82,15 @@ pub fn active_mode() -> SpoolMode {
     }
 }
 
+/// Counts a record lost before it was made (a capture step that panicked, caught by
+/// `hooks::after`): reported with the active writer's next `Drops` record.
+pub fn count_lost() {
+    match active_mode() {
+        SpoolMode::Segment => segment::count_drop(0),
+        SpoolMode::File => file::count_drop(0),
+    }
+}
+
 /// At exit (after the last connections were ended): drops not reported yet.
 pub fn report_drops_at_exit(at: Stamp) {
     let h = header(RecordType::Drops, 0, 0, at);

@@ -9,11 +9,13 @@ tests/conftest.py on 127.0.0.1 as host system calls. Spools are read by the x86_
 import collections
 import json
 import struct
+import subprocess
 import zipfile
 
-from conftest import HELLO_BODY, body_bytes, header, pattern, spool_records
+from conftest import (HELLO_BODY, body_bytes, clean_env, header, pattern, require_tool,
+                      spool_records)
 from arm64_env import *  # noqa: F401,F403  (fixtures)
-from arm64_env import show_json
+from arm64_env import ARM64, show_json
 
 EM_X86_64, EM_AARCH64 = 62, 183
 
@@ -161,3 +163,35 @@ def test_arm64_library_leaves_no_trace_with_tapline_disabled(arm64, arm64_cc, ht
     proc, spool = arm64.run([exe, http_port, 2, 3], env={"TAPLINE_DISABLE": "1"})
     assert proc.returncode == 0 and b"ok parent 7" in proc.stdout, proc.stderr
     assert not spool.exists() or not any(spool.iterdir())
+
+
+def assert_panic_caught(proc, spool, tapline_bin):
+    """tests/clients/panic_in_capture.c's run: the panic in capture caught, silent and
+    counted; the request after it captured."""
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    out = proc.stdout.decode()
+    assert "returned 1 dropped 1\n" in out and "status 200\n" in out, out
+    assert proc.stderr == b"", proc.stderr.decode(errors="replace")
+    records = spool_records(tapline_bin, spool)
+    drops = [r for r in records if r["type"] == "drops"]
+    assert len(drops) == 1 and drops[0]["records"] == 1, drops
+    assert any("after-panic=1" in str(r) for r in records if r["type"] in ("data", "data_end"))
+
+
+def test_both_layers_libraries_catch_a_panic_in_capture(layers, arm64, arm64_cc, http_port,
+                                                        tapline_bin, tmp_path):
+    """The libraries as shipped (profile `layer`) unwind a panic to `hooks::after`'s catch:
+    with `panic = "abort"` the host would die here."""
+    gcc = require_tool("gcc")
+    exe = tmp_path / "panic_in_capture"
+    subprocess.run([gcc, "-O1", "-Wall", "-Werror", "-o", str(exe),
+                    str(ARM64.parent / "clients" / "panic_in_capture.c")],
+                   check=True, stdin=subprocess.DEVNULL)
+    spool = tmp_path / "spool-x86_64"
+    env = clean_env({"TAPLINE_SPOOL_DIR": str(spool),
+                     "LD_PRELOAD": str(layers["x86_64"] / "tapline" / "libtapline.so")})
+    proc = subprocess.run([str(exe), str(http_port)], env=env, capture_output=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert_panic_caught(proc, spool, tapline_bin)
+    proc, spool = arm64.run([arm64_cc("panic_in_capture"), http_port])
+    assert_panic_caught(proc, spool, tapline_bin)
