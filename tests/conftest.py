@@ -317,6 +317,21 @@ def spool_records(tapline_bin, spool_dir, rtype=None):
     return [r for r in records if rtype is None or r["type"] == rtype]
 
 
+def assert_panic_caught(proc, spool_dir, tapline_bin):
+    """A run of tests/clients/panic_in_capture.c: the panic raised inside a capture step
+    was caught and silent (exit 0, nothing on stderr), counted (one `Drops` record of one
+    record), and the request after it was captured."""
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    out = proc.stdout.decode()
+    assert "returned 1 dropped 1\n" in out and "status 200\n" in out, out
+    assert proc.stderr == b"", proc.stderr.decode(errors="replace")
+    records = spool_records(tapline_bin, spool_dir)
+    drops = [r for r in records if r["type"] == "drops"]
+    assert len(drops) == 1 and drops[0]["records"] == 1, drops
+    assert any("after-panic=1" in str(r) for r in records if r["type"] in ("data", "data_end")), \
+        [r["type"] for r in records]
+
+
 @pytest.fixture(scope="session")
 def tapline_lib(tapline_bin):
     """target/release/libtapline.so"""

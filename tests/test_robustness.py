@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import CLIENTS, require_tool, spool_records
+from conftest import CLIENTS, assert_panic_caught, require_tool
 
 
 def test_errno_check_identical_with_and_without_library(c_programs, run_plain,
@@ -146,12 +146,4 @@ def test_panic_in_capture_is_caught_silent_and_counted(c_programs, run_preloaded
     exe = c_programs("panic_in_capture")
     spool = tmp_path / "spool"
     proc = run_preloaded([exe, http_port], env={"TAPLINE_SPOOL_DIR": str(spool)})
-    assert proc.returncode == 0, (proc.stdout, proc.stderr)
-    out = proc.stdout.decode()
-    assert "returned 1 dropped 1\n" in out and "status 200\n" in out, out
-    assert proc.stderr == b"", proc.stderr.decode(errors="replace")
-    records = spool_records(tapline_bin, spool)
-    drops = [r for r in records if r["type"] == "drops"]
-    assert len(drops) == 1 and drops[0]["records"] == 1, drops
-    assert any("after-panic=1" in str(r) for r in records if r["type"] in ("data", "data_end")), \
-        [r["type"] for r in records]
+    assert_panic_caught(proc, spool, tapline_bin)

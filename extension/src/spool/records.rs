@@ -217,6 +217,21 @@ fn msg_end_fields(m: &rec::MsgEnd, o: &mut Map<String, Value>) {
     }
 }
 
+/// The fields of a `Data` payload (or a `DataEnd`'s data half) and its bytes.
+fn data_fields(d: &rec::Data, bytes: &[u8], o: &mut Map<String, Value>) {
+    for (k, v) in [
+        ("dir", direction(d.dir)),
+        ("part", part(d.part)),
+        ("flags", d.flags.into()),
+        ("msg_seq", d.msg_seq.into()),
+        ("offset", d.offset.into()),
+        ("len", d.len.into()),
+    ] {
+        o.insert(k.into(), v);
+    }
+    bytes_field(o, "bytes", bytes);
+}
+
 /// Adds the fields of a payload of type `t`; `None` when it does not decode.
 fn payload_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option<()> {
     let mut put = |k: &str, v: Value| {
@@ -249,26 +264,14 @@ fn payload_fields(t: RecordType, p: &[u8], o: &mut Map<String, Value>) -> Option
         }
         RecordType::Data => {
             let (d, bytes) = rec::Data::decode(p)?;
-            put("dir", direction(d.dir));
-            put("part", part(d.part));
-            put("flags", d.flags.into());
-            put("msg_seq", d.msg_seq.into());
-            put("offset", d.offset.into());
-            put("len", d.len.into());
-            bytes_field(o, "bytes", bytes);
+            data_fields(&d, bytes, o);
         }
         RecordType::MsgEnd | RecordType::MsgProgress => {
             msg_end_fields(&rec::MsgEnd::decode(p)?, o);
         }
         RecordType::DataEnd => {
             let (d, bytes, m) = rec::DataEnd::decode(p)?;
-            put("dir", direction(d.dir));
-            put("part", part(d.part));
-            put("flags", d.flags.into());
-            put("msg_seq", d.msg_seq.into());
-            put("offset", d.offset.into());
-            put("len", d.len.into());
-            bytes_field(o, "bytes", bytes);
+            data_fields(&d, bytes, o);
             let mut end = Map::new();
             msg_end_fields(&m, &mut end);
             o.insert("end".into(), end.into());
